@@ -1,0 +1,36 @@
+package usage
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/muprotocol/mu/libs/ids"
+)
+
+func TestMemory_SumsAndDropsDuplicateKeys(t *testing.T) {
+	m := NewMemory()
+	keys := NewKeys("gw")
+	stack := ids.StackID{1}
+	k1, k2 := keys.Next(), keys.Next()
+	if k1 == k2 || !strings.HasPrefix(k1, "gw/") {
+		t.Fatalf("keys %q %q", k1, k2)
+	}
+	ctx := context.Background()
+	_ = m.Report(ctx, Record{Stack: stack, Kind: GatewayRequests, Amount: 1, Key: k1})
+	_ = m.Report(ctx, Record{Stack: stack, Kind: GatewayRequests, Amount: 1, Key: k1}) // retried batch
+	_ = m.Report(ctx, Record{Stack: stack, Kind: GatewayRequests, Amount: 1, Key: k2},
+		Record{Stack: stack, Kind: GatewayTrafficBytes, Amount: 300, Key: keys.Next()})
+	if got := m.Total(stack, GatewayRequests); got != 2 {
+		t.Fatalf("requests = %d, want 2", got)
+	}
+	if got := m.Total(stack, GatewayTrafficBytes); got != 300 {
+		t.Fatalf("bytes = %d, want 300", got)
+	}
+	if m.Records() != 3 {
+		t.Fatalf("records = %d, want 3", m.Records())
+	}
+	if got := m.Total(ids.StackID{2}, GatewayRequests); got != 0 {
+		t.Fatalf("other stack = %d", got)
+	}
+}

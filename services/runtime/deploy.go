@@ -1,0 +1,288 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/logs"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+)
+
+// deployment is one revision of a stack on this node. It is immutable once
+// published in Server.stacks; a redeploy replaces it whole.
+type deployment struct {
+	id        ids.StackID
+	revision  uint64
+	manifest  *manifest.Manifest
+	functions map[string]*function // by assembly name
+}
+
+// function is a Function service of a deployed stack.
+type function struct {
+	stack       ids.StackID
+	assembly    string
+	binaryID    string
+	mod         *wasm.Module
+	memoryLimit uint64
+	memoryMiB   uint64 // memory_limit in MiB rounded up: the billing multiplier
+	env         map[string]string
+	poolKey     string
+	invocations atomic.Uint64
+}
+
+// moduleRef counts the deployments using a compiled module, so stacks that
+// share a binary share its compiled code.
+type moduleRef struct {
+	mod  *wasm.Module
+	refs int
+}
+
+// Deploy installs (or replaces) a stack revision: it parses the manifest,
+// checks every binary against its content id, compiles what is new and
+// starts PrewarmInstances of each function before the revision takes
+// traffic, so a stack whose functions cannot start is refused, not served.
+func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*runtimev1.DeployResponse, error) {
+	st := req.GetStack()
+	if st == nil {
+		return nil, status.Error(codes.InvalidArgument, "stack is required")
+	}
+	id, err := ids.StackIDFromBytes(st.GetId())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack.id: %v", err)
+	}
+	m, err := manifest.ParseWithLimits(st.GetManifest(), manifest.Limits{MinMemory: s.cfg.MinMemory, MaxMemory: s.cfg.MaxMemory})
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack %s: manifest: %v", id, err)
+	}
+	s.mu.RLock()
+	old := s.stacks[id]
+	s.mu.RUnlock()
+	if old != nil && old.revision > st.GetRevision() {
+		return nil, status.Errorf(codes.FailedPrecondition, "stack %s is at revision %d; cannot deploy older revision %d", id, old.revision, st.GetRevision())
+	}
+	inline := make(map[string][]byte, len(req.GetBinaries()))
+	for i, b := range req.GetBinaries() {
+		if got := ids.BinaryID(b.GetWasm()); got != b.GetBinaryId() {
+			return nil, status.Errorf(codes.InvalidArgument, "binaries[%d]: binary_id %q does not match the content id %q of its %d bytes", i, b.GetBinaryId(), got, len(b.GetWasm()))
+		}
+		inline[b.GetBinaryId()] = b.GetWasm()
+	}
+
+	d := &deployment{id: id, revision: st.GetRevision(), manifest: m, functions: make(map[string]*function, len(m.Functions))}
+	// Every deploy gets its own pool keys, so instances of a replaced
+	// deployment (even of the same revision) are never handed to the new one.
+	seq := s.deploySeq.Add(1)
+	var acquired []string
+	release := func() {
+		s.mu.Lock()
+		for _, b := range acquired {
+			s.releaseModuleLocked(b)
+		}
+		s.mu.Unlock()
+		for _, f := range d.functions {
+			s.pool.Remove(f.poolKey)
+		}
+	}
+	for _, fn := range m.Functions {
+		mod, err := s.acquireModule(fn.Binary, inline)
+		if err != nil {
+			release()
+			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %v", id, fn.Name, err)
+		}
+		acquired = append(acquired, fn.Binary)
+		d.functions[fn.Name] = &function{
+			stack:       id,
+			assembly:    fn.Name,
+			binaryID:    fn.Binary,
+			mod:         mod,
+			memoryLimit: uint64(fn.MemoryLimit),
+			memoryMiB:   fn.MemoryLimit.MiBCeil(),
+			env:         fn.Env,
+			poolKey:     fmt.Sprintf("%s/%d/%s#%d", id, st.GetRevision(), fn.Name, seq),
+		}
+	}
+	for _, f := range d.functions {
+		if err := s.pool.Prewarm(ctx, f.poolKey, s.factory(f), s.cfg.PrewarmInstances); err != nil {
+			release()
+			return nil, status.Errorf(codes.FailedPrecondition, "stack %s: function %q failed to start: %v", id, f.assembly, err)
+		}
+	}
+
+	s.mu.Lock()
+	prev := s.stacks[id]
+	if prev != nil && prev.revision > d.revision {
+		s.mu.Unlock()
+		release()
+		return nil, status.Errorf(codes.FailedPrecondition, "stack %s moved to revision %d during this deploy", id, prev.revision)
+	}
+	s.stacks[id] = d
+	if prev != nil {
+		s.retireLocked(prev)
+	}
+	s.mu.Unlock()
+	s.logs.Publish(logs.Entry{Stack: id, Source: logs.SourceRuntime, Level: levelInfo, Body: fmt.Sprintf("deployed revision %d (%d functions)", d.revision, len(d.functions))})
+	s.log.Info("stack deployed", "stack", id.String(), "revision", d.revision, "functions", len(d.functions))
+	return &runtimev1.DeployResponse{Revision: d.revision}, nil
+}
+
+// errNoBinary is returned when a binary is neither sent inline nor compiled already.
+var errNoBinary = errors.New("binary not available")
+
+func codeOf(err error) codes.Code {
+	switch {
+	case errors.Is(err, wasm.ErrInvalidModule):
+		return codes.InvalidArgument
+	case errors.Is(err, errNoBinary):
+		return codes.FailedPrecondition
+	}
+	return codes.Internal
+}
+
+// acquireModule returns the compiled module of binaryID, compiling it from
+// the inline bytes if this node has not got it yet, and takes a reference.
+func (s *Server) acquireModule(binaryID string, inline map[string][]byte) (*wasm.Module, error) {
+	s.mu.Lock()
+	if ref := s.modules[binaryID]; ref != nil {
+		ref.refs++
+		s.mu.Unlock()
+		return ref.mod, nil
+	}
+	s.mu.Unlock()
+	bin, ok := inline[binaryID]
+	if !ok {
+		return nil, fmt.Errorf("%w: binary %q was not sent with the deploy and this node has no storage service to fetch it from", errNoBinary, binaryID)
+	}
+	mod, err := s.engine.Compile(bin)
+	if err != nil {
+		return nil, err
+	}
+	if cerr := mod.CacheError(); cerr != nil {
+		s.log.Warn("artifact cache write failed", "binary", binaryID, "err", cerr)
+	}
+	s.metrics.compileSeconds.WithLabelValues(fmt.Sprint(mod.FromCache)).Observe(mod.LoadTime.Seconds())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ref := s.modules[binaryID]; ref != nil { // compiled concurrently by another deploy
+		ref.refs++
+		mod.Close()
+		return ref.mod, nil
+	}
+	s.modules[binaryID] = &moduleRef{mod: mod, refs: 1}
+	return mod, nil
+}
+
+func (s *Server) releaseModuleLocked(binaryID string) {
+	ref := s.modules[binaryID]
+	if ref == nil {
+		return
+	}
+	ref.refs--
+	if ref.refs <= 0 {
+		delete(s.modules, binaryID)
+		ref.mod.Close()
+	}
+}
+
+// retireLocked drops a replaced or removed deployment's instances and module references.
+func (s *Server) retireLocked(d *deployment) {
+	for _, f := range d.functions {
+		s.pool.Remove(f.poolKey)
+		s.releaseModuleLocked(f.binaryID)
+	}
+}
+
+// factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
+func (s *Server) factory(f *function) func(ctx context.Context) (*wasm.Instance, error) {
+	return func(ctx context.Context) (*wasm.Instance, error) {
+		inst, err := s.engine.NewInstance(ctx, f.mod, wasm.InstanceConfig{
+			MemoryLimit: f.memoryLimit,
+			Env:         f.env,
+			Args:        []string{f.assembly},
+			Log: func(l wasm.Log) {
+				src := logs.SourceLog
+				if l.Source == wasm.SourceStderr {
+					src = logs.SourceStderr
+				}
+				s.logs.Publish(logs.Entry{Stack: f.stack, Function: f.assembly, Level: l.Level, Body: l.Body, Source: src})
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.metrics.instancesStarted.Inc()
+		s.metrics.startupFuel.Add(float64(inst.StartupFuel))
+		return inst, nil
+	}
+}
+
+// Undeploy removes a stack from this node; its instances are closed.
+func (s *Server) Undeploy(ctx context.Context, req *runtimev1.UndeployRequest) (*runtimev1.UndeployResponse, error) {
+	id, err := ids.StackIDFromBytes(req.GetStackId())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+	}
+	s.mu.Lock()
+	d := s.stacks[id]
+	if d == nil {
+		s.mu.Unlock()
+		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", id)
+	}
+	delete(s.stacks, id)
+	s.retireLocked(d)
+	s.mu.Unlock()
+	s.log.Info("stack undeployed", "stack", id.String())
+	return &runtimev1.UndeployResponse{}, nil
+}
+
+// Status reports deployed stacks (one, or all when stack_id is empty).
+func (s *Server) Status(ctx context.Context, req *runtimev1.StatusRequest) (*runtimev1.StatusResponse, error) {
+	var only *ids.StackID
+	if len(req.GetStackId()) > 0 {
+		id, err := ids.StackIDFromBytes(req.GetStackId())
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+		}
+		only = &id
+	}
+	s.mu.RLock()
+	var ds []*deployment
+	for id, d := range s.stacks {
+		if only == nil || *only == id {
+			ds = append(ds, d)
+		}
+	}
+	s.mu.RUnlock()
+	if only != nil && len(ds) == 0 {
+		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", *only)
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i].id.String() < ds[j].id.String() })
+	resp := &runtimev1.StatusResponse{NodeId: s.cfg.NodeID}
+	for _, d := range ds {
+		ss := &runtimev1.StackStatus{StackId: d.id.Bytes(), Revision: d.revision}
+		for _, mf := range d.manifest.Functions {
+			f := d.functions[mf.Name]
+			idle, _ := s.pool.Stats(f.poolKey)
+			ss.Functions = append(ss.Functions, &runtimev1.FunctionStatus{
+				Name: f.assembly, BinaryId: f.binaryID, WarmInstances: uint32(idle), Invocations: f.invocations.Load(),
+			})
+		}
+		resp.Stacks = append(resp.Stacks, ss)
+	}
+	return resp, nil
+}
+
+// Stacks is the number of stacks deployed on this node.
+func (s *Server) Stacks() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.stacks)
+}

@@ -1,0 +1,345 @@
+// Package pool keeps warm instances of functions so that most calls reuse an
+// instance instead of starting one (starting a Go guest costs milliseconds
+// and hundreds of thousands of fuel; a reused one answers in microseconds).
+//
+// Each function has a cap on concurrent instances (further calls wait for
+// one to come back) and a cap on idle ones. Across all functions, the
+// linear memory of idle instances is held under a budget: when it is
+// exceeded, the function whose warm set is least valuable loses its idle
+// instances, chosen by the GDSF policy of package evict with cost = the
+// function's start-up time and size = its idle memory, touched on every
+// call. Idle instances also expire after IdleTimeout.
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/muprotocol/mu/services/runtime/internal/evict"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+)
+
+// Config bounds the pool.
+type Config struct {
+	// MaxIdlePerFunction is how many idle instances one function keeps.
+	MaxIdlePerFunction int
+	// MaxActivePerFunction caps concurrent instances of one function; more
+	// concurrent calls wait for an instance to be returned.
+	MaxActivePerFunction int
+	// IdleMemoryBudget caps the linear memory of all idle instances, in bytes.
+	IdleMemoryBudget int64
+	// IdleTimeout closes instances idle for longer.
+	IdleTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxIdlePerFunction:   4,         // warm instances kept per function
+		MaxActivePerFunction: 64,        // concurrent instances per function
+		IdleMemoryBudget:     1 << 30,   // 1 GiB of idle linear memory across functions
+		IdleTimeout:          5 * time.Minute,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxIdlePerFunction < 0:
+		return fmt.Errorf("pool: max_idle_per_function must not be negative, got %d", c.MaxIdlePerFunction)
+	case c.MaxActivePerFunction < 1:
+		return fmt.Errorf("pool: max_active_per_function must be at least 1, got %d", c.MaxActivePerFunction)
+	case c.IdleMemoryBudget < 0:
+		return fmt.Errorf("pool: idle_memory_budget must not be negative, got %d", c.IdleMemoryBudget)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("pool: idle_timeout must be positive, got %s", c.IdleTimeout)
+	}
+	return nil
+}
+
+// ErrClosed is returned by Get after Close.
+var ErrClosed = errors.New("pool: closed")
+
+// Factory starts a new instance of a function.
+type Factory func(ctx context.Context) (*wasm.Instance, error)
+
+// Pool is safe for concurrent use.
+type Pool struct {
+	cfg Config
+
+	mu        sync.Mutex
+	fns       map[string]*function
+	policy    *evict.Policy[string]
+	idleBytes int64
+	closed    bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type function struct {
+	key       string
+	sem       chan struct{}
+	idle      []idle
+	idleBytes int64
+	startup   time.Duration
+	gone      bool
+}
+
+type idle struct {
+	inst  *wasm.Instance
+	since time.Time
+	bytes int64
+}
+
+// New returns an empty pool and starts its idle reaper.
+func New(cfg Config) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool{cfg: cfg, fns: make(map[string]*function), policy: evict.New[string](), stop: make(chan struct{})}
+	p.wg.Add(1)
+	go p.reap()
+	return p, nil
+}
+
+func (p *Pool) fn(key string) *function {
+	f := p.fns[key]
+	if f == nil {
+		f = &function{key: key, sem: make(chan struct{}, p.cfg.MaxActivePerFunction)}
+		p.fns[key] = f
+	}
+	return f
+}
+
+// Get returns an instance of the function key: the most recently used idle
+// one, or a new one from factory. It waits (bounded by ctx) while the
+// function is at MaxActivePerFunction. Every instance from Get must go back
+// through Put.
+func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Instance, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	f := p.fn(key)
+	p.mu.Unlock()
+	select {
+	case f.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pool: all %d instances of %s are busy: %w", p.cfg.MaxActivePerFunction, key, ctx.Err())
+	}
+	p.mu.Lock()
+	for len(f.idle) > 0 {
+		it := f.idle[len(f.idle)-1]
+		f.idle = f.idle[:len(f.idle)-1]
+		f.idleBytes -= it.bytes
+		p.idleBytes -= it.bytes
+		if it.inst.Alive() {
+			p.touch(f)
+			p.mu.Unlock()
+			return it.inst, nil
+		}
+		go it.inst.Close()
+	}
+	p.mu.Unlock()
+	start := time.Now()
+	inst, err := factory(ctx)
+	if err != nil {
+		<-f.sem
+		return nil, err
+	}
+	p.mu.Lock()
+	f.startup = time.Since(start)
+	p.touch(f)
+	p.mu.Unlock()
+	return inst, nil
+}
+
+func (p *Pool) touch(f *function) {
+	ms := float64(f.startup) / float64(time.Millisecond)
+	p.policy.Touch(f.key, max(ms, 0.1), max(f.idleBytes, 1))
+}
+
+// Put returns an instance taken with Get. A dead instance, one over the
+// idle cap, or one of a removed function is closed.
+func (p *Pool) Put(key string, inst *wasm.Instance) {
+	p.mu.Lock()
+	f := p.fns[key]
+	if f == nil {
+		p.mu.Unlock()
+		go inst.Close()
+		return
+	}
+	<-f.sem
+	if p.closed || f.gone || !inst.Alive() || len(f.idle) >= p.cfg.MaxIdlePerFunction {
+		p.mu.Unlock()
+		go inst.Close()
+		return
+	}
+	b := int64(inst.MemorySize())
+	f.idle = append(f.idle, idle{inst: inst, since: time.Now(), bytes: b})
+	f.idleBytes += b
+	p.idleBytes += b
+	if p.policy.Contains(key) {
+		p.policy.Resize(key, max(f.idleBytes, 1))
+	}
+	victims := p.evictLocked()
+	p.mu.Unlock()
+	closeAll(victims)
+}
+
+// Prewarm starts instances of key until it has n idle ones (bounded by the
+// idle cap), so the first calls do not pay start-up.
+func (p *Pool) Prewarm(ctx context.Context, key string, factory Factory, n int) error {
+	n = min(n, p.cfg.MaxIdlePerFunction)
+	var insts []*wasm.Instance
+	defer func() {
+		for _, inst := range insts {
+			p.Put(key, inst)
+		}
+	}()
+	for range n {
+		p.mu.Lock()
+		have := len(p.fn(key).idle) + len(insts)
+		p.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		inst, err := p.Get(ctx, key, factory)
+		if err != nil {
+			return err
+		}
+		insts = append(insts, inst)
+	}
+	return nil
+}
+
+func (p *Pool) evictLocked() []*wasm.Instance {
+	var out []*wasm.Instance
+	for p.idleBytes > p.cfg.IdleMemoryBudget {
+		key, ok := p.policy.Victim()
+		if !ok {
+			break
+		}
+		f := p.fns[key]
+		if f == nil {
+			continue
+		}
+		out = append(out, f.drainLocked(p)...)
+	}
+	return out
+}
+
+func (f *function) drainLocked(p *Pool) []*wasm.Instance {
+	out := make([]*wasm.Instance, 0, len(f.idle))
+	for _, it := range f.idle {
+		out = append(out, it.inst)
+	}
+	p.idleBytes -= f.idleBytes
+	f.idle = nil
+	f.idleBytes = 0
+	return out
+}
+
+func closeAll(insts []*wasm.Instance) {
+	for _, inst := range insts {
+		go inst.Close()
+	}
+}
+
+// Remove closes the idle instances of key and forgets it; instances in use
+// are closed when they are returned.
+func (p *Pool) Remove(key string) {
+	p.mu.Lock()
+	f := p.fns[key]
+	var victims []*wasm.Instance
+	if f != nil {
+		victims = f.drainLocked(p)
+		f.gone = true
+		delete(p.fns, key)
+		p.policy.Remove(key)
+	}
+	p.mu.Unlock()
+	closeAll(victims)
+}
+
+// Stats reports a function's idle and in-use instances.
+func (p *Pool) Stats(key string) (idleCount, active int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.fns[key]
+	if f == nil {
+		return 0, 0
+	}
+	return len(f.idle), len(f.sem)
+}
+
+// IdleBytes is the linear memory held by idle instances.
+func (p *Pool) IdleBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idleBytes
+}
+
+func (p *Pool) reap() {
+	defer p.wg.Done()
+	t := time.NewTicker(max(p.cfg.IdleTimeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.expire(now)
+		}
+	}
+}
+
+func (p *Pool) expire(now time.Time) {
+	var victims []*wasm.Instance
+	p.mu.Lock()
+	for _, f := range p.fns {
+		kept := f.idle[:0]
+		for _, it := range f.idle {
+			if now.Sub(it.since) > p.cfg.IdleTimeout || !it.inst.Alive() {
+				victims = append(victims, it.inst)
+				f.idleBytes -= it.bytes
+				p.idleBytes -= it.bytes
+				continue
+			}
+			kept = append(kept, it)
+		}
+		clear(f.idle[len(kept):])
+		f.idle = kept
+	}
+	p.mu.Unlock()
+	closeAll(victims)
+}
+
+// Close closes every idle instance and stops the reaper; instances in use
+// are closed when they are returned. Safe to call twice.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	var victims []*wasm.Instance
+	for _, f := range p.fns {
+		victims = append(victims, f.drainLocked(p)...)
+	}
+	p.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+	var wg sync.WaitGroup
+	for _, inst := range victims {
+		wg.Add(1)
+		go func() { defer wg.Done(); inst.Close() }()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,302 @@
+package wasm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/muprotocol/mu/services/runtime/internal/evict"
+)
+
+// ErrInvalidModule is wrapped by Compile errors caused by the module itself
+// (not wasm, not a WASI command) rather than by the host.
+var ErrInvalidModule = errors.New("invalid wasm module")
+
+// Module is a compiled module, ready to instantiate any number of times.
+type Module struct {
+	// ID is the hex SHA-256 of the wasm bytes (the content id).
+	ID string
+	// WasmSize is the size of the wasm bytes.
+	WasmSize int
+	// CompileTime is how long Cranelift took (measured when the artifact was made).
+	CompileTime time.Duration
+	// LoadTime is how long this Compile call took: compile or deserialize.
+	LoadTime time.Duration
+	// FromCache tells whether the module was deserialized from the artifact cache.
+	FromCache bool
+
+	m        *wasmtime.Module
+	cacheErr error
+}
+
+// ContentID returns the content id of wasm bytes: hex SHA-256.
+func ContentID(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return hex.EncodeToString(sum[:])
+}
+
+// Compile turns wasm bytes into a Module. With a cache directory configured
+// it first looks for a serialized artifact made by an identical engine
+// (keyed by content id and engine settings), so a restarted node does not
+// recompile; a fresh compile is written back to the cache.
+func (e *Engine) Compile(wasm []byte) (*Module, error) {
+	start := time.Now()
+	id := ContentID(wasm)
+	key := artifactKey(id, e.fingerprint)
+	if e.cache != nil {
+		if m, meta, ok := e.cache.load(e.engine, key); ok {
+			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m}
+			mod.LoadTime = time.Since(start)
+			return mod, nil
+		}
+	}
+	m, err := wasmtime.NewModule(e.engine, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, id[:12], err)
+	}
+	if err := checkCommand(m); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, id[:12], err)
+	}
+	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m}
+	if e.cache != nil {
+		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm)}); err != nil {
+			// A cache that cannot be written costs a recompile later, never a failed deploy.
+			mod.cacheErr = err
+		}
+	}
+	mod.LoadTime = time.Since(start)
+	return mod, nil
+}
+
+// checkCommand verifies the module is a WASI command: it exports _start and a memory.
+func checkCommand(m *wasmtime.Module) error {
+	var hasStart, hasMemory bool
+	for _, ex := range m.Exports() {
+		switch {
+		case ex.Name() == "_start" && ex.Type().FuncType() != nil:
+			hasStart = true
+		case ex.Name() == "memory" && ex.Type().MemoryType() != nil:
+			hasMemory = true
+		}
+	}
+	if !hasStart {
+		return errors.New("module exports no _start function; build it as a WASI command (GOOS=wasip1 GOARCH=wasm)")
+	}
+	if !hasMemory {
+		return errors.New("module exports no memory named \"memory\"")
+	}
+	return nil
+}
+
+// Close releases the compiled code. Instances made from it keep it alive.
+func (m *Module) Close() {
+	if m.m != nil {
+		m.m.Close()
+	}
+}
+
+// CacheError reports a failure to write the artifact cache, if any.
+func (m *Module) CacheError() error { return m.cacheErr }
+
+func artifactKey(id, fingerprint string) string {
+	sum := sha256.Sum256([]byte(id + "\x00" + fingerprint))
+	return hex.EncodeToString(sum[:16])
+}
+
+type artifactMeta struct {
+	CompileTime time.Duration `json:"compile_time_ns"`
+	WasmSize    int           `json:"wasm_size"`
+	// Size and CRC32C of the artifact: checked before every load, because
+	// wasmtime trusts serialized code and a torn or corrupted file must be
+	// recompiled, never executed.
+	Size  int64  `json:"size"`
+	CRC32 uint32 `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// artifactCache keeps serialized modules in a directory under a disk budget.
+// Files are written to a temporary name and renamed, so a crash never leaves
+// a half-written artifact under a real key. Eviction uses the GDSF policy of
+// package evict with cost = compile time (ms) and size = artifact bytes: an
+// artifact that took long to compile, is small and is loaded often stays.
+type artifactCache struct {
+	dir    string
+	budget int64
+
+	mu     sync.Mutex
+	policy *evict.Policy[string]
+	meta   map[string]artifactMeta
+}
+
+const (
+	artifactExt = ".cwasm"
+	metaExt     = ".json"
+)
+
+func openArtifactCache(dir string, budget int64) (*artifactCache, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("wasm: artifact cache %s: %w", dir, err)
+	}
+	c := &artifactCache{dir: dir, budget: budget, policy: evict.New[string](), meta: make(map[string]artifactMeta)}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: artifact cache %s: %w", dir, err)
+	}
+	for _, de := range entries {
+		name := de.Name()
+		if strings.HasPrefix(name, ".tmp-") {
+			_ = os.Remove(filepath.Join(dir, name)) // left by a crash mid-write
+			continue
+		}
+		key, ok := strings.CutSuffix(name, artifactExt)
+		if !ok {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			continue
+		}
+		var meta artifactMeta
+		b, err := os.ReadFile(filepath.Join(dir, key+metaExt))
+		if err == nil {
+			err = json.Unmarshal(b, &meta)
+		}
+		if err != nil || meta.Size != info.Size() {
+			// No usable metadata: the artifact cannot be verified, so it goes.
+			_ = os.Remove(filepath.Join(dir, name))
+			_ = os.Remove(filepath.Join(dir, key+metaExt))
+			continue
+		}
+		c.meta[key] = meta
+		c.policy.Touch(key, costOf(meta), info.Size())
+	}
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+	return c, nil
+}
+
+func costOf(m artifactMeta) float64 {
+	ms := float64(m.CompileTime) / float64(time.Millisecond)
+	if ms < 1 {
+		ms = 1
+	}
+	return ms
+}
+
+func (c *artifactCache) path(key string) string { return filepath.Join(c.dir, key+artifactExt) }
+
+func (c *artifactCache) load(engine *wasmtime.Engine, key string) (*wasmtime.Module, artifactMeta, bool) {
+	c.mu.Lock()
+	meta, known := c.meta[key]
+	c.mu.Unlock()
+	if !known {
+		return nil, artifactMeta{}, false
+	}
+	b, err := os.ReadFile(c.path(key))
+	if err != nil || int64(len(b)) != meta.Size || crc32.Checksum(b, castagnoli) != meta.CRC32 {
+		c.remove(key)
+		return nil, artifactMeta{}, false
+	}
+	m, err := wasmtime.NewModuleDeserialize(engine, b)
+	if err != nil {
+		// Not loadable by this engine: drop it and recompile.
+		c.remove(key)
+		return nil, artifactMeta{}, false
+	}
+	c.mu.Lock()
+	c.policy.Touch(key, costOf(meta), meta.Size)
+	c.mu.Unlock()
+	return m, meta, true
+}
+
+func (c *artifactCache) store(key string, m *wasmtime.Module, meta artifactMeta) error {
+	b, err := m.Serialize()
+	if err != nil {
+		return fmt.Errorf("wasm: serialize artifact: %w", err)
+	}
+	if int64(len(b)) > c.budget {
+		return fmt.Errorf("wasm: artifact of %d bytes exceeds the cache budget of %d bytes", len(b), c.budget)
+	}
+	meta.Size = int64(len(b))
+	meta.CRC32 = crc32.Checksum(b, castagnoli)
+	mb, _ := json.Marshal(meta)
+	if err := writeAtomic(c.dir, key+metaExt, mb); err != nil {
+		return err
+	}
+	if err := writeAtomic(c.dir, key+artifactExt, b); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.meta[key] = meta
+	c.policy.Touch(key, costOf(meta), int64(len(b)))
+	c.evictLocked()
+	return nil
+}
+
+func (c *artifactCache) evictLocked() {
+	for c.policy.Size() > c.budget {
+		key, ok := c.policy.Victim()
+		if !ok {
+			return
+		}
+		delete(c.meta, key)
+		_ = os.Remove(c.path(key))
+		_ = os.Remove(filepath.Join(c.dir, key+metaExt))
+	}
+}
+
+func (c *artifactCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.policy.Remove(key)
+	delete(c.meta, key)
+	_ = os.Remove(c.path(key))
+	_ = os.Remove(filepath.Join(c.dir, key+metaExt))
+}
+
+// size is the bytes currently held by the cache.
+func (c *artifactCache) size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.policy.Size()
+}
+
+func writeAtomic(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
+	if err != nil {
+		return fmt.Errorf("wasm: artifact cache: %w", err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		if errors.Is(werr, fs.ErrNotExist) {
+			return fmt.Errorf("wasm: artifact cache directory vanished: %w", werr)
+		}
+		return fmt.Errorf("wasm: artifact cache: %w", werr)
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/bits"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/muprotocol/mu/libs/fnproto"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/usage"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/logs"
+	"github.com/muprotocol/mu/services/runtime/internal/pool"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+)
+
+const levelInfo = fnproto.LogLevelInfo
+
+// Invoke runs one call of "assembly.function" of a deployed stack. Function
+// failures come back in InvokeResponse.error with the fuel burnt, which is
+// billed like any call; gRPC errors are about the call itself (unknown
+// stack or function, bad arguments, node busy or closing).
+func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
+	start := time.Now()
+	id, err := ids.StackIDFromBytes(req.GetStackId())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+	}
+	assembly, fnName, ok := strings.Cut(req.GetFunction(), ".")
+	if !ok || assembly == "" || fnName == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "function %q: want \"assembly.function\"", req.GetFunction())
+	}
+	s.mu.RLock()
+	d := s.stacks[id]
+	var f *function
+	if d != nil {
+		f = d.functions[assembly]
+	}
+	s.mu.RUnlock()
+	if d == nil {
+		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", id)
+	}
+	if f == nil {
+		return nil, status.Errorf(codes.NotFound, "stack %s has no function %q", id, assembly)
+	}
+	fr := toFnRequest(req.GetRequest())
+	lim := wasm.Limits{Fuel: s.cfg.MaxFuelPerCall, Timeout: s.cfg.CallTimeout}
+
+	var (
+		res *wasm.Result
+		ce  *wasm.CallError
+	)
+	// A pooled instance may have died while idle; that call never ran, so
+	// it is retried once on a fresh instance.
+	for attempt := 0; attempt < 2; attempt++ {
+		inst, err := s.pool.Get(ctx, f.poolKey, s.factory(f))
+		if err != nil {
+			if c, ok := wasm.AsCallError(err); ok {
+				ce = c
+				ce.Message = "instance failed to start: " + ce.Message
+				break
+			}
+			return nil, poolStatus(err)
+		}
+		res, err = inst.Call(ctx, fnName, fr, s.hostHandler(f), lim)
+		s.pool.Put(f.poolKey, inst)
+		if err == nil {
+			ce = nil
+			break
+		}
+		if errors.Is(err, wasm.ErrRequestTooLarge) {
+			return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
+		}
+		c, ok := wasm.AsCallError(err)
+		if !ok {
+			return nil, status.Errorf(codes.Internal, "invoke: %v", err)
+		}
+		ce = c
+		if c.Kind != wasm.KindUnavailable || ctx.Err() != nil {
+			break
+		}
+	}
+	f.invocations.Add(1)
+
+	resp := &runtimev1.InvokeResponse{}
+	if ce != nil {
+		resp.FuelUsed = ce.Fuel
+		resp.Error = &runtimev1.InvokeError{Kind: errorKind(ce.Kind), Message: ce.Message}
+		if ce.Kind != wasm.KindFunctionError {
+			s.logs.Publish(logs.Entry{Stack: id, Function: req.GetFunction(), Source: logs.SourceRuntime, Level: fnproto.LogLevelError, Body: ce.Error()})
+		}
+		s.metrics.invocations.WithLabelValues(ce.Kind.String()).Inc()
+	} else {
+		resp.FuelUsed = res.Fuel
+		resp.Response = toHTTPResponse(&res.Response)
+		s.metrics.invocations.WithLabelValues("ok").Inc()
+	}
+	resp.MbInstructions = mulSat(resp.FuelUsed, f.memoryMiB)
+	s.metrics.fuel.Add(float64(resp.FuelUsed))
+	s.metrics.callSeconds.Observe(time.Since(start).Seconds())
+	if resp.MbInstructions > 0 {
+		rec := usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()}
+		if err := s.usage.Report(ctx, rec); err != nil {
+			s.log.Error("usage report failed", "stack", id.String(), "function", req.GetFunction(), "err", err)
+		}
+	}
+	return resp, nil
+}
+
+func poolStatus(err error) error {
+	switch {
+	case errors.Is(err, pool.ErrClosed):
+		return status.Error(codes.Unavailable, "runtime is shutting down")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Errorf(codes.ResourceExhausted, "%v", err)
+	case errors.Is(err, context.Canceled):
+		return status.Errorf(codes.Canceled, "%v", err)
+	}
+	return status.Errorf(codes.Internal, "%v", err)
+}
+
+// mulSat multiplies, saturating at the largest uint64 instead of wrapping.
+func mulSat(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
+}
+
+func errorKind(k wasm.ErrorKind) runtimev1.InvokeError_Kind {
+	switch k {
+	case wasm.KindFuelExhausted:
+		return runtimev1.InvokeError_KIND_FUEL_EXHAUSTED
+	case wasm.KindDeadline:
+		return runtimev1.InvokeError_KIND_DEADLINE_EXCEEDED
+	case wasm.KindMemoryLimit:
+		return runtimev1.InvokeError_KIND_MEMORY_LIMIT
+	case wasm.KindProtocol:
+		return runtimev1.InvokeError_KIND_PROTOCOL
+	case wasm.KindFunctionError:
+		return runtimev1.InvokeError_KIND_FUNCTION_ERROR
+	}
+	return runtimev1.InvokeError_KIND_CRASH
+}
+
+func toFnRequest(r *typesv1.HttpRequest) *fnproto.Request {
+	out := &fnproto.Request{
+		Method:      r.GetMethod(),
+		PathParams:  r.GetPathParams(),
+		QueryParams: r.GetQueryParams(),
+		Body:        r.GetBody(),
+	}
+	if hs := r.GetHeaders(); len(hs) > 0 {
+		out.Headers = make([]fnproto.Header, len(hs))
+		for i, h := range hs {
+			out.Headers[i] = fnproto.Header{Name: h.GetName(), Value: h.GetValue()}
+		}
+	}
+	return out
+}
+
+func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
+	out := &typesv1.HttpResponse{Status: uint32(r.Status), Body: r.Body}
+	if len(r.Headers) > 0 {
+		out.Headers = make([]*typesv1.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			out.Headers[i] = &typesv1.Header{Name: h.Name, Value: h.Value}
+		}
+	}
+	return out
+}
+
+// hostHandler answers the requests a function sends during a call. muDB,
+// storage and outbound HTTP are not wired into this node yet, so each gets
+// a clear error reply the function can handle, never a hang or a crash.
+func (s *Server) hostHandler(f *function) wasm.Handler {
+	return func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
+		kind := fnproto.KindName(fnproto.FromFunction, m.Kind())
+		switch {
+		case m.Kind() >= fnproto.KindPut && m.Kind() <= fnproto.KindCompareAndSwap:
+			return &fnproto.DbError{Error: "muDB is not available on this runtime node (" + kind + ")"}, nil
+		case m.Kind() >= fnproto.KindStoragePut && m.Kind() <= fnproto.KindStorageList:
+			return &fnproto.StorageError{Error: "storage is not available on this runtime node (" + kind + ")"}, nil
+		case m.Kind() == fnproto.KindHTTPRequest:
+			msg := "outbound HTTP is not enabled on this runtime node"
+			return &fnproto.HTTPResponse{Error: &msg}, nil
+		}
+		return nil, errors.New("unexpected message " + kind)
+	}
+}
+
+// StreamLogs streams function logs until the client goes away.
+func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.RuntimeService_StreamLogsServer) error {
+	var f logs.Filter
+	if len(req.GetStackId()) > 0 {
+		id, err := ids.StackIDFromBytes(req.GetStackId())
+		if err != nil {
+			return status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+		}
+		f.Stack = id
+	}
+	f.Function = req.GetFunction()
+	sub := s.logs.Subscribe(f)
+	defer sub.Close()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			if err := stream.Send(&runtimev1.StreamLogsResponse{Entry: toLogEntry(&e)}); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package runtime
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/muprotocol/mu/libs/fnproto"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/logs"
+)
+
+// metrics are per Server (not global), so several nodes can share a process.
+type metrics struct {
+	reg              *prometheus.Registry
+	invocations      *prometheus.CounterVec
+	fuel             prometheus.Counter
+	startupFuel      prometheus.Counter
+	instancesStarted prometheus.Counter
+	callSeconds      prometheus.Histogram
+	compileSeconds   *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mu_runtime_invocations_total", Help: "Function calls by outcome (ok or the error kind).",
+		}, []string{"result"}),
+		fuel: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mu_runtime_fuel_total", Help: "Fuel consumed by calls (about one unit per wasm instruction).",
+		}),
+		startupFuel: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mu_runtime_startup_fuel_total", Help: "Fuel consumed by instance start-up.",
+		}),
+		instancesStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mu_runtime_instances_started_total", Help: "Instances started (cold starts and prewarming).",
+		}),
+		callSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mu_runtime_call_seconds", Help: "Wall-clock time of Invoke.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
+		}),
+		compileSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mu_runtime_module_load_seconds", Help: "Time to compile (from_cache=false) or deserialize (true) a module.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"from_cache"}),
+	}
+	m.reg.MustRegister(m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func toLogEntry(e *logs.Entry) *runtimev1.LogEntry {
+	src := runtimev1.LogSource_LOG_SOURCE_LOG
+	switch e.Source {
+	case logs.SourceStderr:
+		src = runtimev1.LogSource_LOG_SOURCE_STDERR
+	case logs.SourceRuntime:
+		src = runtimev1.LogSource_LOG_SOURCE_RUNTIME
+	}
+	return &runtimev1.LogEntry{
+		StackId:  e.Stack.Bytes(),
+		Function: e.Function,
+		Level:    toLogLevel(e.Level),
+		Body:     e.Body,
+		Time:     timestamppb.New(e.Time),
+		Source:   src,
+	}
+}
+
+func toLogLevel(l fnproto.LogLevel) runtimev1.LogLevel {
+	switch l {
+	case fnproto.LogLevelTrace:
+		return runtimev1.LogLevel_LOG_LEVEL_TRACE
+	case fnproto.LogLevelDebug:
+		return runtimev1.LogLevel_LOG_LEVEL_DEBUG
+	case fnproto.LogLevelInfo:
+		return runtimev1.LogLevel_LOG_LEVEL_INFO
+	case fnproto.LogLevelWarn:
+		return runtimev1.LogLevel_LOG_LEVEL_WARN
+	case fnproto.LogLevelError:
+		return runtimev1.LogLevel_LOG_LEVEL_ERROR
+	}
+	return runtimev1.LogLevel_LOG_LEVEL_UNSPECIFIED
+}

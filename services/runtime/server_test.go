@@ -1,0 +1,246 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/usage"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
+)
+
+// okWAT answers every request with 200 "hi" after writing a Log frame.
+const okWAT = `(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "\0e\00\00\00\02\00\c8\00\00\00\00\00\02\00\00\00hi")
+  (data (i32.const 400) "\0c\00\00\00\03\00\05\00\00\00hello\02")
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 8) (local.get $ptr))
+    (i32.store (i32.const 12) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 20))))
+  (func (export "_start")
+    (loop $serve
+      (i32.store (i32.const 0) (i32.const 1024))
+      (i32.store (i32.const 4) (i32.const 60000))
+      (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (if (i32.eqz (i32.load (i32.const 16))) (then (return)))
+      (call $write (i32.const 400) (i32.const 16))
+      (call $write (i32.const 256) (i32.const 18))
+      (br $serve))))`
+
+// crashWAT fails during start-up.
+const crashWAT = `(module (memory (export "memory") 1) (func (export "_start") unreachable))`
+
+func wat(t *testing.T, src string) []byte {
+	t.Helper()
+	b, err := wasmtime.Wat2Wasm(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func manifestFor(binary string) []byte {
+	return []byte(fmt.Sprintf(`name: test
+version: "1"
+services:
+  - type: Function
+    name: fn
+    binary: %s
+    runtime: wasi1.0
+    memory_limit: 3MiB
+  - type: Gateway
+    name: gw
+    endpoints:
+      /x: {get: fn.handler}
+`, binary))
+}
+
+type harness struct {
+	srv    *Server
+	client runtimev1.RuntimeServiceClient
+	conn   *grpc.ClientConn
+	usage  *usage.Memory
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	mem := usage.NewMemory()
+	cfg.Usage = mem
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &harness{srv: srv, client: runtimev1.NewRuntimeServiceClient(conn), conn: conn, usage: mem}
+}
+
+func (h *harness) deploy(t *testing.T, id ids.StackID, rev uint64, bin []byte) error {
+	t.Helper()
+	bid := ids.BinaryID(bin)
+	_, err := h.client.Deploy(context.Background(), &runtimev1.DeployRequest{
+		Stack:    &runtimev1.Stack{Id: id.Bytes(), Revision: rev, Manifest: manifestFor(bid)},
+		Binaries: []*runtimev1.FunctionBinary{{BinaryId: bid, Wasm: bin}},
+	})
+	return err
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+func TestRuntime_DeployInvokeStatusUndeploy(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := ids.StackID{7}
+	if err := h.deploy(t, id, 1, wat(t, okWAT)); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := h.client.StreamLogs(ctx, &runtimev1.StreamLogsRequest{StackId: id.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the subscription register before the call logs
+
+	var fuel []uint64
+	for range 3 {
+		resp, err := h.client.Invoke(ctx, &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler",
+			Request: &typesv1.HttpRequest{Method: "GET", Body: []byte("x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetError() != nil || resp.GetResponse().GetStatus() != 200 || string(resp.GetResponse().GetBody()) != "hi" {
+			t.Fatalf("response %v", resp)
+		}
+		// memory_limit 3MiB: megabyte-instructions are fuel × 3.
+		if resp.GetMbInstructions() != resp.GetFuelUsed()*3 || resp.GetFuelUsed() == 0 {
+			t.Fatalf("fuel %d mb-instructions %d", resp.GetFuelUsed(), resp.GetMbInstructions())
+		}
+		fuel = append(fuel, resp.GetFuelUsed())
+	}
+	// The prewarmed instance's start-up fuel goes to the first call; later calls cost the same.
+	if fuel[1] != fuel[2] || fuel[0] <= fuel[1] {
+		t.Fatalf("fuel per call %v", fuel)
+	}
+	var total uint64
+	for _, f := range fuel {
+		total += f * 3
+	}
+	if got := h.usage.Total(id, usage.FunctionMBInstructions); got != total {
+		t.Fatalf("usage %d, want %d", got, total)
+	}
+	entry, err := logs.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := entry.GetEntry(); e.GetBody() != "hello" || e.GetFunction() != "fn" || e.GetLevel() != runtimev1.LogLevel_LOG_LEVEL_INFO {
+		t.Fatalf("log %v", e)
+	}
+
+	st, err := h.client.Status(ctx, &runtimev1.StatusRequest{StackId: id.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := st.GetStacks()[0].GetFunctions()[0]
+	if f.GetInvocations() != 3 || f.GetWarmInstances() != 1 || st.GetStacks()[0].GetRevision() != 1 {
+		t.Fatalf("status %v", st)
+	}
+
+	if _, err := h.client.Undeploy(ctx, &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.client.Invoke(ctx, &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}})
+	if code(err) != codes.NotFound {
+		t.Fatalf("invoke after undeploy: %v", err)
+	}
+
+	hc := healthpb.NewHealthClient(h.conn)
+	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health %v %v", r, err)
+	}
+}
+
+func TestRuntime_DeployErrors(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	id := ids.StackID{9}
+	bin := wat(t, okWAT)
+	bid := ids.BinaryID(bin)
+	cases := []struct {
+		name string
+		req  *runtimev1.DeployRequest
+		code codes.Code
+		msg  string
+	}{
+		{"no stack", &runtimev1.DeployRequest{}, codes.InvalidArgument, "stack is required"},
+		{"short id", &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: []byte{1}}}, codes.InvalidArgument, "stack.id"},
+		{"bad manifest", &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Manifest: []byte("name: x")}}, codes.InvalidArgument, "manifest"},
+		{"binary id mismatch", &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Manifest: manifestFor(bid)},
+			Binaries: []*runtimev1.FunctionBinary{{BinaryId: bid, Wasm: append(bin, 0)}}}, codes.InvalidArgument, "does not match the content id"},
+		{"missing binary", &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Manifest: manifestFor(bid)}}, codes.FailedPrecondition, "was not sent"},
+		{"not wasm", &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Manifest: manifestFor(ids.BinaryID([]byte("nope")))},
+			Binaries: []*runtimev1.FunctionBinary{{BinaryId: ids.BinaryID([]byte("nope")), Wasm: []byte("nope")}}}, codes.InvalidArgument, "invalid wasm module"},
+	}
+	for _, tc := range cases {
+		_, err := h.client.Deploy(ctx, tc.req)
+		if code(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: got %v, want %v containing %q", tc.name, err, tc.code, tc.msg)
+		}
+	}
+	if err := h.deploy(t, id, 1, wat(t, crashWAT)); code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "failed to start") {
+		t.Errorf("crashing start-up: %v", err)
+	}
+	if h.srv.Stacks() != 0 {
+		t.Fatal("a failed deploy left a stack behind")
+	}
+	if err := h.deploy(t, id, 5, bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.deploy(t, id, 4, bin); code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "older revision") {
+		t.Errorf("older revision: %v", err)
+	}
+	if err := h.deploy(t, id, 5, bin); err != nil {
+		t.Errorf("same revision again: %v", err)
+	}
+	for _, tc := range []struct {
+		fn   string
+		code codes.Code
+	}{{"nodot", codes.InvalidArgument}, {"other.handler", codes.NotFound}} {
+		_, err := h.client.Invoke(ctx, &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: tc.fn, Request: &typesv1.HttpRequest{}})
+		if code(err) != tc.code {
+			t.Errorf("invoke %q: %v", tc.fn, err)
+		}
+	}
+	resp, err := h.client.Invoke(ctx, &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}})
+	if err != nil || resp.GetResponse().GetStatus() != 200 {
+		t.Fatalf("after redeploy: %v %v", resp, err)
+	}
+}
+
+func TestRuntime_CloseTwice(t *testing.T) {
+	h := newHarness(t)
+	h.srv.Close()
+	h.srv.Close()
+}
