@@ -1,0 +1,272 @@
+// Package config loads a service's Config struct. The struct's current
+// values are the defaults (from the service's DefaultConfig); then, each
+// overriding the one before:
+//
+//  1. a YAML file, named by --config or MU_<SERVICE>_CONFIG;
+//  2. environment variables MU_<SERVICE>_<FIELD>, e.g. MU_RUNTIME_GRPC_ADDR;
+//  3. command-line flags --<field>, e.g. --grpc-addr.
+//
+// Field names come from the Go names: GRPCAddr is grpc_addr in YAML,
+// GRPC_ADDR in the environment and --grpc-addr on the command line.
+// Supported field types: string, bool, ints, uints, floats, time.Duration
+// ("250ms", "5m") and []string (comma-separated). Integer fields also take
+// byte sizes such as "256MiB" or "1GB". Fields of other types (loggers,
+// sinks, other dependencies) are left alone.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/muprotocol/mu/libs/manifest"
+)
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+type field struct {
+	name  string // snake_case
+	value reflect.Value
+}
+
+func fields(cfg any) ([]field, error) {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
+	}
+	v = v.Elem()
+	var out []field
+	for i := 0; i < v.NumField(); i++ {
+		sf := v.Type().Field(i)
+		if !sf.IsExported() || !supported(sf.Type) {
+			continue
+		}
+		out = append(out, field{name: SnakeCase(sf.Name), value: v.Field(i)})
+	}
+	return out, nil
+}
+
+func supported(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return true
+	case reflect.Slice:
+		return t.Elem().Kind() == reflect.String
+	}
+	return false
+}
+
+// SnakeCase turns a Go field name into snake_case, keeping initialisms
+// together: GRPCAddr → grpc_addr, MaxFuelPerCall → max_fuel_per_call.
+func SnakeCase(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) {
+			prevLower := i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]))
+			nextLower := i > 0 && i+1 < len(r) && unicode.IsUpper(r[i-1]) && unicode.IsLower(r[i+1])
+			if prevLower || nextLower {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(c))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// set parses s into the field, naming the field in errors.
+func set(f field, s, source string) error {
+	v := f.value
+	fail := func(err error) error {
+		return fmt.Errorf("config: %s (%s): %q: %v", f.name, source, s, err)
+	}
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fail(err)
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fail(err)
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			size, serr := manifest.ParseByteSize(s)
+			if serr != nil || uint64(size) > uint64(1)<<(v.Type().Bits()-1)-1 {
+				return fail(err)
+			}
+			n = int64(size)
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			size, serr := manifest.ParseByteSize(s)
+			if serr != nil || (v.Type().Bits() < 64 && uint64(size) >= uint64(1)<<v.Type().Bits()) {
+				return fail(err)
+			}
+			n = uint64(size)
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		x, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return fail(err)
+		}
+		v.SetFloat(x)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fail(errors.New("unsupported type"))
+	}
+	return nil
+}
+
+func get(f field) string {
+	v := f.value
+	if v.Type() == durationType {
+		return time.Duration(v.Int()).String()
+	}
+	if v.Kind() == reflect.Slice {
+		return strings.Join(v.Interface().([]string), ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// Load applies the YAML file, environment and flags (args, without the
+// program name) to cfg. service names the environment prefix
+// (MU_<SERVICE>_). Unknown YAML keys and unknown flags are errors.
+// -h/--help prints the flags with their defaults to stderr and returns
+// flag.ErrHelp.
+func Load(service string, cfg any, args []string) error {
+	return load(service, cfg, args, os.Environ(), os.Stderr)
+}
+
+func load(service string, cfg any, args, environ []string, stderr io.Writer) error {
+	fs, err := fields(cfg)
+	if err != nil {
+		return err
+	}
+	prefix := "MU_" + strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_"
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, prefix) {
+			env[k] = v
+		}
+	}
+
+	set1 := flag.NewFlagSet(service, flag.ContinueOnError)
+	set1.SetOutput(stderr)
+	configPath := set1.String("config", env[prefix+"CONFIG"], "YAML file with settings (keys in snake_case)")
+	values := map[string]*flagValue{}
+	for _, f := range fs {
+		fv := &flagValue{s: get(f), isBool: f.value.Kind() == reflect.Bool}
+		values[f.name] = fv
+		set1.Var(fv, strings.ReplaceAll(f.name, "_", "-"), "("+f.value.Type().String()+")")
+	}
+	if err := set1.Parse(args); err != nil {
+		return err
+	}
+	if set1.NArg() > 0 {
+		return fmt.Errorf("config: unexpected argument %q", set1.Arg(0))
+	}
+
+	if *configPath != "" {
+		b, err := os.ReadFile(*configPath)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		var doc map[string]yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("config: %s: %v", *configPath, err)
+		}
+		byName := map[string]field{}
+		for _, f := range fs {
+			byName[f.name] = f
+		}
+		keys := make([]string, 0, len(doc))
+		for k := range doc {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			f, ok := byName[k]
+			if !ok {
+				return fmt.Errorf("config: %s: unknown setting %q", *configPath, k)
+			}
+			n := doc[k]
+			s := n.Value
+			if n.Kind == yaml.SequenceNode {
+				var items []string
+				if err := n.Decode(&items); err != nil {
+					return fmt.Errorf("config: %s: %s: %v", *configPath, k, err)
+				}
+				s = strings.Join(items, ",")
+			} else if n.Kind != yaml.ScalarNode {
+				return fmt.Errorf("config: %s: %s: want a single value", *configPath, k)
+			}
+			if err := set(f, s, *configPath); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range fs {
+		if s, ok := env[prefix+strings.ToUpper(f.name)]; ok {
+			if err := set(f, s, prefix+strings.ToUpper(f.name)); err != nil {
+				return err
+			}
+		}
+	}
+	var ferr error
+	set1.Visit(func(fl *flag.Flag) {
+		if ferr != nil || fl.Name == "config" {
+			return
+		}
+		for _, f := range fs {
+			if strings.ReplaceAll(f.name, "_", "-") == fl.Name {
+				ferr = set(f, values[f.name].s, "--"+fl.Name)
+			}
+		}
+	})
+	return ferr
+}
+
+// flagValue holds a flag's text until the file and environment are applied,
+// so flags win whatever their position.
+type flagValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *flagValue) String() string     { return v.s }
+func (v *flagValue) Set(s string) error { v.s = s; return nil }
+func (v *flagValue) IsBoolFlag() bool   { return v.isBool }

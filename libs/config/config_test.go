@@ -1,0 +1,77 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type sample struct {
+	GRPCAddr       string
+	MaxFuelPerCall uint64
+	CallTimeout    time.Duration
+	Budget         int64
+	Verbose        bool
+	Peers          []string
+	Ratio          float64
+	Sink           io.Writer // a dependency: ignored
+}
+
+func TestSnakeCase(t *testing.T) {
+	for in, want := range map[string]string{
+		"GRPCAddr": "grpc_addr", "MaxFuelPerCall": "max_fuel_per_call", "DataDir": "data_dir",
+		"NodeID": "node_id", "HTTPAddr": "http_addr", "S3Endpoint": "s3_endpoint", "PDEndpoints": "pd_endpoints",
+	} {
+		if got := SnakeCase(in); got != want {
+			t.Errorf("SnakeCase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLoad_LayersFileEnvFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	os.WriteFile(file, []byte("grpc_addr: 0.0.0.0:1\nmax_fuel_per_call: 7\nbudget: 1GiB\npeers: [a, b]\ncall_timeout: 3s\n"), 0o644)
+	cfg := sample{GRPCAddr: "default", MaxFuelPerCall: 1, CallTimeout: time.Second, Ratio: 0.5}
+	env := []string{"MU_TEST_SVC_MAX_FUEL_PER_CALL=8", "MU_TEST_SVC_CONFIG=" + file, "OTHER=1"}
+	err := load("test-svc", &cfg, []string{"--call-timeout=250ms", "--verbose"}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample{GRPCAddr: "0.0.0.0:1", MaxFuelPerCall: 8, CallTimeout: 250 * time.Millisecond, Budget: 1 << 30, Verbose: true, Peers: []string{"a", "b"}, Ratio: 0.5}
+	if cfg.GRPCAddr != want.GRPCAddr || cfg.MaxFuelPerCall != want.MaxFuelPerCall || cfg.CallTimeout != want.CallTimeout ||
+		cfg.Budget != want.Budget || !cfg.Verbose || strings.Join(cfg.Peers, ",") != "a,b" || cfg.Ratio != 0.5 {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestLoad_ErrorsNameTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("grpc_adr: x\n"), 0o644)
+	cases := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--call-timeout=soon"}, nil, "call_timeout (--call-timeout)"},
+		{nil, []string{"MU_S_MAX_FUEL_PER_CALL=-1"}, "max_fuel_per_call (MU_S_MAX_FUEL_PER_CALL)"},
+		{[]string{"--config", bad}, nil, `unknown setting "grpc_adr"`},
+		{[]string{"--nope"}, nil, "not defined"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "no such file"},
+	}
+	for _, tc := range cases {
+		var cfg sample
+		err := load("s", &cfg, tc.args, tc.env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+	if err := load("s", sample{}, nil, nil, io.Discard); err == nil {
+		t.Error("non-pointer accepted")
+	}
+}
