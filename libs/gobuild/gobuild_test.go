@@ -1,0 +1,55 @@
+package gobuild
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeModule(t *testing.T, dir, body string) {
+	t.Helper()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/fn\n\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println("+body+") }\n"), 0o644)
+}
+
+func TestCached_RebuildsOnlyWhenSourcesChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles Go")
+	}
+	ctx := context.Background()
+	src, cache := t.TempDir(), t.TempDir()
+	writeModule(t, src, `"one"`)
+	p1, err := Cached(ctx, src, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p1)
+	if !bytes.HasPrefix(b, []byte("\x00asm")) {
+		t.Fatalf("%s is not wasm", p1)
+	}
+	st1, _ := os.Stat(p1)
+	p2, err := Cached(ctx, src, cache)
+	if err != nil || p2 != p1 {
+		t.Fatalf("second build: %s %v", p2, err)
+	}
+	if st2, _ := os.Stat(p2); !st2.ModTime().Equal(st1.ModTime()) {
+		t.Fatal("unchanged sources were rebuilt")
+	}
+	writeModule(t, src, `"two"`)
+	p3, err := Cached(ctx, src, cache)
+	if err != nil || p3 == p1 {
+		t.Fatalf("changed sources: %s %v", p3, err)
+	}
+}
+
+func TestBuild_ReportsCompilerErrors(t *testing.T) {
+	src := t.TempDir()
+	writeModule(t, src, `undefinedThing`)
+	err := Build(context.Background(), src, filepath.Join(t.TempDir(), "x.wasm"))
+	if err == nil || !strings.Contains(err.Error(), "undefinedThing") {
+		t.Fatalf("got %v", err)
+	}
+}
