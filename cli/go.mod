@@ -1,0 +1,16 @@
+module github.com/muprotocol/mu/cli
+
+go 1.26
+
+require (
+	github.com/muprotocol/mu/libs v0.0.0
+	github.com/spf13/cobra v1.10.2
+)
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
+
+replace github.com/muprotocol/mu/libs => ../libs
