@@ -1,0 +1,81 @@
+// Package fnproto is the codec for the mu function protocol: the messages a
+// runtime and a function exchange over the function's WASI stdin and stdout.
+//
+// # Framing
+//
+// Every message travels as one frame:
+//
+//	u32 LE length | u16 LE kind | Borsh body
+//
+// where length counts the bytes that follow it (2 + len(body)), so the
+// smallest frame is 6 bytes: a length of 2 and a kind with an empty body.
+// The length lets a reader bound every read: a frame whose declared length
+// exceeds the configured limit (DefaultMaxFrameSize unless told otherwise) is
+// rejected with ErrFrameTooLarge before its body is read or any memory is
+// allocated for it, and a declared length below 2 is ErrMalformed.
+//
+// # Directions
+//
+// Kind numbers are only unique within a direction: kind 1 is ExecuteFunction
+// when the runtime writes to a function (ToFunction) and FatalError when a
+// function writes to the runtime (FromFunction). Every decoding entry point
+// therefore takes a Direction, and every Message reports its own Kind and
+// Direction. Runtime → function messages: ExecuteFunction, the database
+// replies (DbError … CasResult), the storage replies (StorageError …
+// ObjectListResult) and HTTPResponse. Function → runtime messages:
+// FatalError, FunctionResult, Log, the database operations (Put …
+// CompareAndSwap), the storage operations (StoragePut … StorageList) and
+// HTTPRequest. An unknown (direction, kind) pair is ErrUnknownKind.
+//
+// # Borsh rules
+//
+// Bodies follow Borsh exactly, and the decoder accepts only the canonical
+// encoding, so every body that decodes re-encodes to the same bytes:
+//
+//   - u8, u16, u32 and u64 are little endian;
+//   - bool is one byte, 0 or 1; any other value is an error;
+//   - string is a u32 byte length followed by UTF-8; invalid UTF-8 is an
+//     error in both directions (the encoder refuses to produce it);
+//   - []byte is a u32 length followed by the bytes;
+//   - Option<T> (a nil-able pointer in Go) is a u8 tag, 0 (None) or 1
+//     (Some, followed by T); any other tag is an error;
+//   - Vec<T> (a Go slice) is a u32 count followed by the items;
+//   - map<string,string> is a u32 count followed by (key, value) pairs in
+//     strictly increasing byte order of key; the encoder sorts, the decoder
+//     rejects unsorted or duplicate keys;
+//   - an enum (LogLevel) is a u8 index, range checked;
+//   - bytes left over after a body are an error.
+//
+// Struct fields are encoded in declaration order. A nil and an empty slice
+// or map both encode as count 0, and count 0 decodes to nil.
+//
+// # Memory
+//
+// Decoding never trusts a declared size: every length is compared with the
+// bytes remaining in the frame, and every element count with the remaining
+// bytes divided by the smallest possible encoding of one element, before
+// anything is allocated. Hostile input can therefore only make the decoder
+// allocate in proportion to bytes it actually sent within the frame limit.
+// The factor is small but not 1, because Go values are bigger than their
+// encodings: about 6x for a list of empty byte strings (4 wire bytes become
+// a 24-byte slice header) and up to about 10x for a map of one-byte keys.
+// Decoded messages never alias the input: byte slices and strings are
+// copies, so callers may reuse their buffers at once. The strings of one map
+// or header list share a single allocation, so keeping any one of them
+// keeps that whole collection's bytes alive.
+//
+// AppendFrame appends to the caller's buffer and allocates nothing when the
+// buffer has room. Reader reuses one buffer across frames, grown only to a
+// declared and limit-checked frame length. Reader and Writer are not safe
+// for concurrent use; AppendFrame, Marshal, Unmarshal and ParseFrame are.
+//
+// # Errors
+//
+// Errors wrap ErrFrameTooLarge, ErrUnknownKind or ErrMalformed (match them
+// with errors.Is) and name the message, the field and the sizes involved,
+// for example:
+//
+//	fnproto: frame of 9000000 bytes exceeds limit of 8388608
+//	fnproto: Put.key: length 4000 exceeds remaining 12 bytes
+//	fnproto: ExecuteFunction.request.headers[2].value: invalid UTF-8
+package fnproto

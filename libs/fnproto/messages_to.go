@@ -1,0 +1,377 @@
+package fnproto
+
+// Runtime → function messages (Direction ToFunction).
+
+// ExecuteFunction asks the function to handle one HTTP request. The SDK dispatches on Function
+// (the exported function's name) and replies with FunctionResult.
+type ExecuteFunction struct {
+	Function string  // function: name of the exported function to run
+	Request  Request // request: the HTTP request to handle
+}
+
+// Kind returns KindExecuteFunction.
+func (*ExecuteFunction) Kind() Kind { return KindExecuteFunction }
+
+// Direction returns ToFunction.
+func (*ExecuteFunction) Direction() Direction { return ToFunction }
+
+func (m *ExecuteFunction) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("function", m.Function)
+	e.request("request", &m.Request)
+	return e.done()
+}
+
+func (m *ExecuteFunction) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Function = d.str("function")
+	m.Request = d.request("request")
+	return d.done()
+}
+
+// DbError answers a database operation that failed.
+type DbError struct {
+	Error string // error: what went wrong
+}
+
+// Kind returns KindDbError.
+func (*DbError) Kind() Kind { return KindDbError }
+
+// Direction returns ToFunction.
+func (*DbError) Direction() Direction { return ToFunction }
+
+func (m *DbError) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("error", m.Error)
+	return e.done()
+}
+
+func (m *DbError) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Error = d.str("error")
+	return d.done()
+}
+
+// SingleResult answers Get: the value, or nil when the key does not exist.
+type SingleResult struct {
+	Item *[]byte // item: nil = key not found (Option)
+}
+
+// Kind returns KindSingleResult.
+func (*SingleResult) Kind() Kind { return KindSingleResult }
+
+// Direction returns ToFunction.
+func (*SingleResult) Direction() Direction { return ToFunction }
+
+func (m *SingleResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.optBytes("item", m.Item)
+	return e.done()
+}
+
+func (m *SingleResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Item = d.optBytes("item")
+	return d.done()
+}
+
+// ListResult is a database reply carrying a list of byte strings: values,
+// keys or table names, depending on the operation it answers.
+type ListResult struct {
+	List [][]byte // list: values, keys or table names
+}
+
+// Kind returns KindListResult.
+func (*ListResult) Kind() Kind { return KindListResult }
+
+// Direction returns ToFunction.
+func (*ListResult) Direction() Direction { return ToFunction }
+
+func (m *ListResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.bytesList("list", m.List)
+	return e.done()
+}
+
+func (m *ListResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.bytesList("list")
+	return d.done()
+}
+
+// KeyValueListResult is a database reply carrying key/value entries (Scan).
+type KeyValueListResult struct {
+	List []KeyValue // list: entries
+}
+
+// Kind returns KindKeyValueListResult.
+func (*KeyValueListResult) Kind() Kind { return KindKeyValueListResult }
+
+// Direction returns ToFunction.
+func (*KeyValueListResult) Direction() Direction { return ToFunction }
+
+func (m *KeyValueListResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.keyValues("list", m.List)
+	return e.done()
+}
+
+func (m *KeyValueListResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.keyValues("list")
+	return d.done()
+}
+
+// TableKeyListResult is a database reply carrying keys with their tables.
+type TableKeyListResult struct {
+	List []TableKey // list: keys with their tables
+}
+
+// Kind returns KindTableKeyListResult.
+func (*TableKeyListResult) Kind() Kind { return KindTableKeyListResult }
+
+// Direction returns ToFunction.
+func (*TableKeyListResult) Direction() Direction { return ToFunction }
+
+func (m *TableKeyListResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.tableKeys("list", m.List)
+	return e.done()
+}
+
+func (m *TableKeyListResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.tableKeys("list")
+	return d.done()
+}
+
+// TableKeyValueListResult is a database reply carrying entries with their tables.
+type TableKeyValueListResult struct {
+	List []TableKeyValue // list: entries with their tables
+}
+
+// Kind returns KindTableKeyValueListResult.
+func (*TableKeyValueListResult) Kind() Kind { return KindTableKeyValueListResult }
+
+// Direction returns ToFunction.
+func (*TableKeyValueListResult) Direction() Direction { return ToFunction }
+
+func (m *TableKeyValueListResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.tableKeyValues("list", m.List)
+	return e.done()
+}
+
+func (m *TableKeyValueListResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.tableKeyValues("list")
+	return d.done()
+}
+
+// EmptyResult answers a database operation that succeeded without a result
+// (Put, Delete, DeleteByPrefix, BatchPut, BatchDelete).
+type EmptyResult struct{}
+
+// Kind returns KindEmptyResult.
+func (*EmptyResult) Kind() Kind { return KindEmptyResult }
+
+// Direction returns ToFunction.
+func (*EmptyResult) Direction() Direction { return ToFunction }
+
+func (m *EmptyResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	return b, nil
+}
+
+func (m *EmptyResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	return d.done()
+}
+
+// CasResult answers CompareAndSwap.
+type CasResult struct {
+	PreviousValue *[]byte // previous_value: value before the operation; nil = the key did not exist (Option)
+	IsSwapped     bool    // is_swapped: whether the new value was written
+}
+
+// Kind returns KindCasResult.
+func (*CasResult) Kind() Kind { return KindCasResult }
+
+// Direction returns ToFunction.
+func (*CasResult) Direction() Direction { return ToFunction }
+
+func (m *CasResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.optBytes("previous_value", m.PreviousValue)
+	e.boolean(m.IsSwapped)
+	return e.done()
+}
+
+func (m *CasResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.PreviousValue = d.optBytes("previous_value")
+	m.IsSwapped = d.boolean("is_swapped")
+	return d.done()
+}
+
+// StorageError answers a storage operation that failed.
+type StorageError struct {
+	Error string // error: what went wrong
+}
+
+// Kind returns KindStorageError.
+func (*StorageError) Kind() Kind { return KindStorageError }
+
+// Direction returns ToFunction.
+func (*StorageError) Direction() Direction { return ToFunction }
+
+func (m *StorageError) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("error", m.Error)
+	return e.done()
+}
+
+func (m *StorageError) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Error = d.str("error")
+	return d.done()
+}
+
+// StorageGetResult answers StorageGet.
+type StorageGetResult struct {
+	Data *[]byte // data: object contents; nil = not found (Option)
+}
+
+// Kind returns KindStorageGetResult.
+func (*StorageGetResult) Kind() Kind { return KindStorageGetResult }
+
+// Direction returns ToFunction.
+func (*StorageGetResult) Direction() Direction { return ToFunction }
+
+func (m *StorageGetResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.optBytes("data", m.Data)
+	return e.done()
+}
+
+func (m *StorageGetResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Data = d.optBytes("data")
+	return d.done()
+}
+
+// StorageEmptyResult answers a storage operation that succeeded without a result
+// (StoragePut, StorageDelete).
+type StorageEmptyResult struct{}
+
+// Kind returns KindStorageEmptyResult.
+func (*StorageEmptyResult) Kind() Kind { return KindStorageEmptyResult }
+
+// Direction returns ToFunction.
+func (*StorageEmptyResult) Direction() Direction { return ToFunction }
+
+func (m *StorageEmptyResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	return b, nil
+}
+
+func (m *StorageEmptyResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	return d.done()
+}
+
+// ObjectListResult answers StorageList.
+type ObjectListResult struct {
+	List []StorageObject // list: objects whose key starts with the prefix
+}
+
+// Kind returns KindObjectListResult.
+func (*ObjectListResult) Kind() Kind { return KindObjectListResult }
+
+// Direction returns ToFunction.
+func (*ObjectListResult) Direction() Direction { return ToFunction }
+
+func (m *ObjectListResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.storageObjects("list", m.List)
+	return e.done()
+}
+
+func (m *ObjectListResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.storageObjects("list")
+	return d.done()
+}
+
+// HTTPResponse answers HTTPRequest (wire name HttpResponse). When the request
+// could not be made at all, Error is set and the other fields are zero.
+type HTTPResponse struct {
+	Status  uint16   // status: HTTP status code
+	Headers []Header // headers: response headers
+	Body    []byte   // body: response body
+	Error   *string  // error: transport error; nil on success (Option)
+}
+
+// Kind returns KindHTTPResponse.
+func (*HTTPResponse) Kind() Kind { return KindHTTPResponse }
+
+// Direction returns ToFunction.
+func (*HTTPResponse) Direction() Direction { return ToFunction }
+
+func (m *HTTPResponse) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.u16(m.Status)
+	e.headers("headers", m.Headers)
+	e.bytes("body", m.Body)
+	e.optStr("error", m.Error)
+	return e.done()
+}
+
+func (m *HTTPResponse) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Status = d.u16("status")
+	m.Headers = d.headers("headers")
+	m.Body = d.bytes("body")
+	m.Error = d.optStr("error")
+	return d.done()
+}
