@@ -4,6 +4,9 @@ go 1.26
 
 require (
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/proto v0.0.0
+	github.com/muprotocol/mu/services/gateway v0.0.0
+	github.com/muprotocol/mu/services/runtime v0.0.0
 	github.com/spf13/cobra v1.10.2
 )
 
@@ -13,4 +16,9 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-replace github.com/muprotocol/mu/libs => ../libs
+replace (
+	github.com/muprotocol/mu/libs => ../libs
+	github.com/muprotocol/mu/proto => ../proto
+	github.com/muprotocol/mu/services/gateway => ../services/gateway
+	github.com/muprotocol/mu/services/runtime => ../services/runtime
+)

@@ -1,0 +1,143 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/muprotocol/mu/cli/internal/local"
+	"github.com/muprotocol/mu/cli/internal/project"
+	"github.com/muprotocol/mu/libs/fnproto"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/usage"
+	"github.com/muprotocol/mu/services/runtime/logs"
+)
+
+func newRunCommand() *cobra.Command {
+	var gatewayAddr, dataDir string
+	cmd := &cobra.Command{
+		Use:   "run [DIR]",
+		Short: "Build a project and serve it on a local region",
+		Long: `Run builds the project in DIR (default .) to WebAssembly, starts a local
+region — the gateway and the runtime in this process, on 127.0.0.1, with
+embedded defaults — deploys the stack, prints each endpoint URL on a line of
+its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+
+The stack id is kept in DIR/.mu/stack.key, so URLs stay the same between
+runs; compiled artifacts are cached under DIR/.mu/data.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, dataDir)
+		},
+	}
+	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where the local region keeps its data (default DIR/.mu/data)")
+	return cmd
+}
+
+// loadProject loads DIR, reporting manifest problems line by line.
+func loadProject(stderr io.Writer, dir string) (*project.Project, error) {
+	p, err := project.Load(dir)
+	if err != nil {
+		var verr *manifest.ValidationError
+		var serr *manifest.SyntaxError
+		if errors.As(err, &verr) || errors.As(err, &serr) || errors.Is(err, manifest.ErrTooLarge) {
+			reportManifestError(stderr, filepath.Join(dir, project.ManifestFile), err)
+			return nil, &exitError{code: ExitInvalid}
+		}
+		return nil, &exitError{code: ExitUsage, err: err}
+	}
+	return p, nil
+}
+
+func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*project.Build, error) {
+	b, err := p.Build(ctx, func(fn, dir string) {
+		fmt.Fprintf(stderr, "building %s (%s)\n", fn, dir)
+	})
+	if err != nil {
+		return nil, &exitError{code: ExitInvalid, err: err}
+	}
+	return b, nil
+}
+
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, dataDir string) error {
+	p, err := loadProject(stderr, dir)
+	if err != nil {
+		return err
+	}
+	b, err := buildProject(ctx, stderr, p)
+	if err != nil {
+		return err
+	}
+	id, _, err := p.StackKey()
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if dataDir == "" {
+		dataDir = filepath.Join(p.StateDir(), "data")
+	}
+	region, err := local.Start(ctx, local.Options{GatewayAddr: gatewayAddr, DataDir: dataDir})
+	if err != nil {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("start local region: %w", err)}
+	}
+	defer region.Close()
+	sub := region.Runtime.Logs().Subscribe(logs.Filter{Stack: id})
+	defer sub.Close()
+	start := time.Now()
+	if err := region.Deploy(ctx, id, uint64(start.Unix()), b.Manifest, b.Binaries); err != nil {
+		return &exitError{code: ExitInvalid, err: err}
+	}
+	fmt.Fprintf(stderr, "stack %s %q deployed in %s\n", id, b.Manifest.Name, time.Since(start).Round(time.Millisecond))
+	for _, e := range region.URLs(id, b.Manifest) {
+		fmt.Fprintf(stdout, "%s\n", e.URL)
+		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
+	}
+	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr, "stopping")
+			region.Close()
+			printUsage(stderr, region.Usage, id)
+			return nil
+		case e, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			if e.Dropped > 0 {
+				fmt.Fprintf(stderr, "(%d log lines dropped)\n", e.Dropped)
+			}
+			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), levelName(e.Level), e.Function, e.Body)
+		}
+	}
+}
+
+func levelName(l fnproto.LogLevel) string {
+	switch l {
+	case fnproto.LogLevelTrace:
+		return "TRACE"
+	case fnproto.LogLevelDebug:
+		return "DEBUG"
+	case fnproto.LogLevelInfo:
+		return "INFO"
+	case fnproto.LogLevelWarn:
+		return "WARN"
+	}
+	return "ERROR"
+}
+
+// printUsage prints what the stack used during the run, in billing units.
+func printUsage(w io.Writer, m *usage.Memory, id ids.StackID) {
+	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions\n",
+		m.Total(id, usage.GatewayRequests), m.Total(id, usage.GatewayTrafficBytes), m.Total(id, usage.FunctionMBInstructions))
+}

@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"context"
+	"net/url"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/muprotocol/mu/libs/ids"
+	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
+)
+
+// adminService implements mu.gateway.v1.GatewayService.
+type adminService struct {
+	gatewayv1.UnimplementedGatewayServiceServer
+	s *Server
+}
+
+// Routes lists a stack's routes with their public URLs. INVALID_ARGUMENT
+// for a stack id that is not 32 bytes, NOT_FOUND for a stack this gateway
+// does not serve.
+func (a *adminService) Routes(_ context.Context, req *gatewayv1.RoutesRequest) (*gatewayv1.RoutesResponse, error) {
+	id, err := ids.StackIDFromBytes(req.GetStackId())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	st, _, _ := a.s.stacks.lookup(id)
+	if st == nil {
+		return nil, status.Errorf(codes.NotFound, "stack %s is not served by this gateway", id)
+	}
+	base := a.s.baseURL() + "/" + id.String() + "/"
+	var out []*gatewayv1.Route
+	for _, r := range st.routes() {
+		out = append(out, &gatewayv1.Route{
+			Gateway:  r.gateway,
+			Method:   r.Method,
+			Path:     r.Path,
+			Function: r.Function,
+			Url:      base + url.PathEscape(r.gateway) + r.Path,
+		})
+	}
+	return &gatewayv1.RoutesResponse{Routes: out}, nil
+}
+
+// Status reports the gateway's state. StatusResponse has no fields yet;
+// liveness is the grpc.health.v1 service and /_mu/health.
+func (a *adminService) Status(context.Context, *gatewayv1.StatusRequest) (*gatewayv1.StatusResponse, error) {
+	if a.s.closing.Load() {
+		return nil, status.Error(codes.Unavailable, "the gateway is shutting down")
+	}
+	return &gatewayv1.StatusResponse{}, nil
+}

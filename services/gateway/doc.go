@@ -1,0 +1,139 @@
+// Package gateway is mu's public HTTP edge (design §2, §3 "Request"). It
+// serves
+//
+//	http://gw/{stack_id}/{gateway_name}/{path}
+//
+// where stack_id is the base58 stack key and gateway_name a Gateway service
+// of the stack's manifest, matches {path} against the gateway's endpoints,
+// calls the target function through Runtime.Invoke over gRPC, writes the
+// function's response, and meters the exchange for billing.
+//
+// # Lifecycle
+//
+// New(cfg, deps) checks the config and starts the usage batcher; Start binds
+// the public HTTP listener (Config.HTTPAddr) and the gRPC admin listener
+// (Config.AdminAddr) and serves in the background; Close drains both and
+// flushes usage. Stacks are fed with PutStack, RemoveStack and
+// SetStackEnabled (later by the chain-indexer's Watch stream).
+//
+// # Routing
+//
+// The request is checked in this order; the first failure answers:
+//
+//  1. Request line plus headers over Config.MaxHeaderBytes: 431.
+//  2. Path not /{stack_id}/...: 404 not_found. Unknown or malformed stack
+//     id: 404 stack_not_found.
+//  3. Unknown gateway name: 404 gateway_not_found.
+//  4. No endpoint path matches: 404 route_not_found. Paths match but none
+//     has the method: 405 method_not_allowed with an Allow header listing
+//     the methods of every matching path.
+//  5. Stack disabled (SetStackEnabled false; escrow below the region
+//     minimum): 402 stack_disabled, the message naming the reason.
+//  6. Body over Config.MaxRequestBodyBytes: 413 (from Content-Length at
+//     once, or while reading a chunked body).
+//
+// Matching (internal/router): path templates are split on '/'; a {param}
+// segment matches any non-empty segment. Segments are compared
+// percent-decoded, so an encoded '/' (%2F) stays inside one parameter.
+// Among matching templates, the method is chosen first, then the most
+// specific template: segment by segment from the left, a literal beats a
+// param (GET /todos/new beats GET /todos/{id}; DELETE /todos/new still goes
+// to DELETE /todos/{id} if /todos/new has no DELETE). Trailing slashes are
+// significant: /todos/ does not match /todos. The gateway root
+// (/{stack}/{gw} or /{stack}/{gw}/) is the template "/".
+//
+// HEAD uses a HEAD endpoint when a matching path declares one, and otherwise
+// the GET endpoint that would serve GET, as net/http does: the function sees
+// method "HEAD", the client gets the headers and a Content-Length of the
+// body, and no body. Allow lists HEAD wherever GET is allowed. OPTIONS is
+// not answered automatically (a stack that wants CORS declares OPTIONS
+// endpoints).
+//
+// # What the function sees
+//
+// mu.types.v1.HttpRequest: the method as received; path_params from the
+// template (decoded); query_params with the first value of each key; every
+// request header except hop-by-hop ones (Connection and the headers it
+// names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade,
+// Expect), as one Header per value, Host first and the rest sorted by
+// canonical name; the body. Protobuf strings must be UTF-8, so a path
+// parameter, query parameter or header that is not gets 400.
+//
+// The function's status must be 200..599 (1xx cannot end a request):
+// otherwise 502 invalid_response. Its headers are forwarded except
+// hop-by-hop ones, Content-Length (the gateway sets it from the body) and
+// malformed fields (dropped and logged). With no Content-Type, none is sent
+// (no sniffing). A body over Config.MaxResponseBytes or headers over
+// Config.MaxResponseHeaderBytes give 502 response_too_large.
+//
+// # Errors
+//
+// Every response the gateway makes itself has a JSON body
+//
+//	{"error": {"kind": "fuel_exhausted", "message": "..."}}
+//
+// with one of the Kind* constants. Function failures (InvokeError) map as:
+//
+//	function_error    500  the function reported a FatalError
+//	fuel_exhausted    500  it spent its whole fuel budget
+//	crash             502  the instance trapped or exited
+//	memory_limit      502  the instance outgrew its memory_limit
+//	protocol          502  it broke the stdio protocol
+//	function_failed   502  an InvokeError kind this gateway does not know
+//	deadline_exceeded 504  the runtime's wall-clock limit
+//
+// The rule: 500 when the function ran and failed on its own terms (retrying
+// the same request fails the same way), 502 when the instance broke instead
+// of answering, 504 when time ran out. The runtime's InvokeError message
+// (meant for the stack's developer) is included. Failures of the Invoke call
+// itself, whose transport details (addresses, dial errors) only go to the
+// logs:
+//
+//	no runtime for the stack (resolver error)        503 runtime_unavailable
+//	gRPC UNAVAILABLE                                 503 runtime_unavailable
+//	gRPC NOT_FOUND                                   404 function_not_found
+//	gRPC DEADLINE_EXCEEDED, Config.InvokeTimeout     504 deadline_exceeded
+//	gRPC RESOURCE_EXHAUSTED, message size limit      502 message_too_large
+//	gRPC RESOURCE_EXHAUSTED, otherwise               503 runtime_overloaded
+//	gRPC INVALID_ARGUMENT                            400 bad_request
+//	any other gRPC code                              502 runtime_error
+//	client disconnected                              499 client_closed (metrics and logs only)
+//
+// W3C trace context (traceparent, tracestate) is forwarded to the runtime
+// as gRPC metadata, besides reaching the function as headers.
+//
+// # Metering (design §8)
+//
+// Every request whose URL names an installed stack produces, per request,
+// one usage.GatewayRequests record of amount 1 and one
+// usage.GatewayTrafficBytes record of
+//
+//	request:  len(escaped URL path) + len(raw query)
+//	          + Σ len(name)+len(value) over the request headers, Host included
+//	          + body bytes read
+//	response: Σ len(name)+len(value) over the response headers the gateway
+//	          sets (Content-Length and Content-Type included; Date and
+//	          Connection, which net/http adds, are not)
+//	          + body bytes sent (none for HEAD, 204, 304)
+//
+// whatever the status (404 for an unknown path of the stack, 405, 413 and
+// 5xx included). A disabled stack is billed for nothing (its 402s and 404s
+// included). A request whose client disconnects before the answer is billed
+// its request bytes only. Requests refused before the stack is known (431, unknown stack)
+// are not billed. Records carry idempotency keys from usage.Keys
+// ("gateway/<node>/<start>/<seq>") and are queued before the response body
+// is written; a background batcher sends them to the usage.Sink and retries
+// a failed batch with the same keys, so usage adds no latency and is not
+// lost (Close flushes; FlushUsage waits for it).
+//
+// # Operations
+//
+// On the public port, /_mu/health answers 200 {"status":"ok"} (503 while
+// closing) and /_mu/metrics serves Prometheus metrics (base58 stack ids
+// never contain '_', so /_mu/ never collides with a stack). Metrics:
+// mu_gateway_http_requests_total and mu_gateway_http_request_duration_seconds
+// by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
+// mu_gateway_stacks_disabled, mu_gateway_usage_pending_records and
+// mu_gateway_usage_report_failures_total. The admin gRPC port serves
+// mu.gateway.v1.GatewayService, grpc.health.v1 and server reflection.
+package gateway

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+)
+
+// Error kinds: the "kind" of the JSON error body
+// {"error": {"kind": ..., "message": ...}} that every response the gateway
+// makes itself carries. They are a stable part of the HTTP API.
+const (
+	KindNotFound           = "not_found"           // 404: the URL is not /{stack_id}/{gateway}/...
+	KindStackNotFound      = "stack_not_found"     // 404: no such stack on this gateway
+	KindGatewayNotFound    = "gateway_not_found"   // 404: the stack has no gateway of that name
+	KindRouteNotFound      = "route_not_found"     // 404: no endpoint path matches
+	KindMethodNotAllowed   = "method_not_allowed"  // 405: paths match, the method does not (Allow header)
+	KindStackDisabled      = "stack_disabled"      // 402: escrow below the region minimum
+	KindBadRequest         = "bad_request"         // 400: malformed path encoding, invalid UTF-8, broken body
+	KindBodyTooLarge       = "body_too_large"      // 413: body over MaxRequestBodyBytes
+	KindHeadersTooLarge    = "headers_too_large"   // 431: request line + headers over MaxHeaderBytes
+	KindFunctionNotFound   = "function_not_found"  // 404: the runtime does not know the stack or function
+	KindRuntimeUnavailable = "runtime_unavailable" // 503: no runtime reachable for the stack
+	KindRuntimeOverloaded  = "runtime_overloaded"  // 503: the runtime is out of capacity
+	KindRuntimeError       = "runtime_error"       // 502: the runtime failed the call otherwise
+	KindMessageTooLarge    = "message_too_large"   // 502: a gRPC message exceeded a size limit
+	KindInvalidResponse    = "invalid_response"    // 502: the function's response is not valid HTTP
+	KindResponseTooLarge   = "response_too_large"  // 502: response body/headers over the limits
+	KindClientClosed       = "client_closed"       // 499 (logged only): the client went away
+	KindShuttingDown       = "shutting_down"       // 503: the gateway is closing
+
+	// The InvokeError kinds of mu.runtime.v1, lower-cased.
+	KindFuelExhausted    = "fuel_exhausted"    // 500
+	KindDeadlineExceeded = "deadline_exceeded" // 504 (also the gateway's InvokeTimeout)
+	KindMemoryLimit      = "memory_limit"      // 502
+	KindCrash            = "crash"             // 502
+	KindProtocol         = "protocol"          // 502
+	KindFunctionError    = "function_error"    // 500
+	KindFunctionFailed   = "function_failed"   // 502: an InvokeError of unknown kind
+)
+
+// StatusClientClosedRequest is recorded (metrics, logs) for requests whose
+// client disconnected before the answer; nginx's convention. The client
+// never sees it.
+const StatusClientClosedRequest = 499
+
+// httpError is a response the gateway makes itself.
+type httpError struct {
+	status int
+	kind   string
+	msg    string
+	allow  []string // for 405
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.kind, e.msg) }
+
+func errorf(status int, kind, format string, args ...any) *httpError {
+	return &httpError{status: status, kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// invokeErrorStatus maps a function failure reported by the runtime.
+//
+// 500 when the function ran and failed on its own terms: it reported a
+// FatalError, or it spent its whole fuel budget (a property of the code and
+// the request; retrying the same request fails the same way). 502 when the
+// instance broke instead of answering: trap or exit, memory limit (which
+// surfaces as a failed allocation and a crash), or a stdio protocol
+// violation. 504 when the wall-clock limit ran out.
+func invokeErrorStatus(e *runtimev1.InvokeError) *httpError {
+	msg := e.GetMessage()
+	switch e.GetKind() {
+	case runtimev1.InvokeError_KIND_FUNCTION_ERROR:
+		return errorf(http.StatusInternalServerError, KindFunctionError, "the function failed: %s", msg)
+	case runtimev1.InvokeError_KIND_FUEL_EXHAUSTED:
+		return errorf(http.StatusInternalServerError, KindFuelExhausted, "the function ran out of fuel: %s", msg)
+	case runtimev1.InvokeError_KIND_DEADLINE_EXCEEDED:
+		return errorf(http.StatusGatewayTimeout, KindDeadlineExceeded, "the function ran out of time: %s", msg)
+	case runtimev1.InvokeError_KIND_MEMORY_LIMIT:
+		return errorf(http.StatusBadGateway, KindMemoryLimit, "the function exceeded its memory limit: %s", msg)
+	case runtimev1.InvokeError_KIND_CRASH:
+		return errorf(http.StatusBadGateway, KindCrash, "the function crashed: %s", msg)
+	case runtimev1.InvokeError_KIND_PROTOCOL:
+		return errorf(http.StatusBadGateway, KindProtocol, "the function broke the runtime protocol: %s", msg)
+	default:
+		return errorf(http.StatusBadGateway, KindFunctionFailed, "the function failed (%s): %s", e.GetKind(), msg)
+	}
+}
+
+// rpcErrorStatus maps a failed Runtime.Invoke call of function fn. reqCtx
+// is the HTTP request's context, to tell a departed client from a runtime
+// failure. Transport-level details (internal addresses, dial errors) stay in
+// the logs; the public message says what happened without them.
+func rpcErrorStatus(reqCtx context.Context, err error, fn string) *httpError {
+	if reqCtx.Err() != nil && !errors.Is(reqCtx.Err(), context.DeadlineExceeded) {
+		return errorf(StatusClientClosedRequest, KindClientClosed, "the client closed the request")
+	}
+	st, _ := status.FromError(err)
+	msg := st.Message()
+	switch st.Code() {
+	case codes.NotFound:
+		return errorf(http.StatusNotFound, KindFunctionNotFound, "the runtime does not serve function %s of this stack", fn)
+	case codes.Unavailable:
+		return errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "the runtime serving this stack is unavailable; try again later")
+	case codes.DeadlineExceeded:
+		return errorf(http.StatusGatewayTimeout, KindDeadlineExceeded, "function %s did not answer in time", fn)
+	case codes.ResourceExhausted:
+		if strings.Contains(msg, "larger than max") {
+			return errorf(http.StatusBadGateway, KindMessageTooLarge, "a message to or from the runtime is too large: %s", msg)
+		}
+		return errorf(http.StatusServiceUnavailable, KindRuntimeOverloaded, "the runtime is out of capacity; try again later")
+	case codes.InvalidArgument:
+		return errorf(http.StatusBadRequest, KindBadRequest, "the runtime rejected the request: %s", msg)
+	default:
+		return errorf(http.StatusBadGateway, KindRuntimeError, "the runtime failed the call (%s)", st.Code())
+	}
+}

@@ -1,0 +1,435 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/usage"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
+	"github.com/muprotocol/mu/services/gateway/internal/httphdr"
+	"github.com/muprotocol/mu/services/gateway/internal/router"
+)
+
+// Paths the gateway serves itself. Base58 stack ids never contain '_', so
+// they cannot collide with a stack.
+const (
+	HealthPath  = "/_mu/health"
+	MetricsPath = "/_mu/metrics"
+	internalDir = "/_mu/"
+)
+
+// traceHeaders are the W3C Trace Context headers forwarded to the runtime
+// as gRPC metadata, so a trace continues gateway → runtime → mudb/storage.
+var traceHeaders = []string{"traceparent", "tracestate"}
+
+func withTraceContext(ctx context.Context, h http.Header) context.Context {
+	var kv []string
+	for _, name := range traceHeaders {
+		if v := h.Get(name); v != "" {
+			kv = append(kv, name, v)
+		}
+	}
+	if len(kv) == 0 {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// exchange is one request in flight and what it will be billed.
+type exchange struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	start time.Time
+	// stack is set once the URL names an installed stack; from then on the
+	// request is metered (except when the stack is disabled).
+	stack    *stack
+	metered  bool
+	reqBytes int64 // path + query + header names/values + body bytes read
+	function string
+}
+
+// ServeHTTP serves /{stack_id}/{gateway}/{path} and the /_mu/ endpoints.
+// See the package documentation for the routing and status rules.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, internalDir) {
+		s.serveInternal(w, r)
+		return
+	}
+	x := &exchange{w: w, r: r, start: time.Now()}
+	if !s.flight.enter() {
+		s.finishError(x, errorf(http.StatusServiceUnavailable, KindShuttingDown, "the gateway is shutting down"))
+		return
+	}
+	defer s.flight.leave()
+	if herr := s.serve(x); herr != nil {
+		s.finishError(x, herr)
+	}
+}
+
+func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case HealthPath:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody(KindMethodNotAllowed, "use GET"))
+			return
+		}
+		if s.closing.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case MetricsPath:
+		s.metricsHandler.ServeHTTP(w, r)
+	default:
+		writeJSON(w, http.StatusNotFound, errorBody(KindNotFound, "unknown gateway endpoint "+r.URL.Path))
+	}
+}
+
+// serve handles a stack request. It writes the response itself on success
+// and returns the error response to write otherwise.
+func (s *Server) serve(x *exchange) *httpError {
+	r := x.r
+	if n := requestHeaderSize(r); n > s.cfg.MaxHeaderBytes {
+		return errorf(http.StatusRequestHeaderFieldsTooLarge, KindHeadersTooLarge,
+			"the request line and headers are %d bytes, the limit is %d", n, s.cfg.MaxHeaderBytes)
+	}
+	esc := r.URL.EscapedPath()
+	stackSeg, rest, _ := strings.Cut(strings.TrimPrefix(esc, "/"), "/")
+	gwSeg, epPath, more := strings.Cut(rest, "/")
+	if !strings.HasPrefix(esc, "/") || stackSeg == "" {
+		return errorf(http.StatusNotFound, KindNotFound, "URLs have the form /{stack_id}/{gateway}/{path}")
+	}
+	id, err := ids.ParseStackID(stackSeg)
+	if err != nil {
+		return errorf(http.StatusNotFound, KindStackNotFound, "no stack %q: %v", stackSeg, err)
+	}
+	st, disabled, reason := s.stacks.lookup(id)
+	if st == nil {
+		return errorf(http.StatusNotFound, KindStackNotFound, "no stack %s on this gateway", id)
+	}
+	// From here on the request is the stack's, and metered unless the
+	// stack is disabled (a disabled stack is billed for nothing).
+	x.stack, x.metered = st, !disabled
+	x.reqBytes = int64(len(esc)+len(r.URL.RawQuery)) + httphdr.Size(r.Header)
+	if r.Host != "" {
+		x.reqBytes += int64(len("Host") + len(r.Host))
+	}
+
+	gwName, err := url.PathUnescape(gwSeg)
+	if err != nil {
+		return errorf(http.StatusBadRequest, KindBadRequest, "gateway name %q: %v", gwSeg, err)
+	}
+	rt := st.gateways[gwName]
+	if rt == nil {
+		return errorf(http.StatusNotFound, KindGatewayNotFound, "stack %s has no gateway %q", id, gwName)
+	}
+	if more {
+		epPath = "/" + epPath
+	}
+	segs, err := router.SplitPath(epPath)
+	if err != nil {
+		return errorf(http.StatusBadRequest, KindBadRequest, "%v", err)
+	}
+	m, allow, out := rt.Lookup(r.Method, segs)
+	switch out {
+	case router.NotFound:
+		return errorf(http.StatusNotFound, KindRouteNotFound, "gateway %q of stack %s has no endpoint for path %q", gwName, id, orRoot(epPath))
+	case router.MethodNotAllowed:
+		e := errorf(http.StatusMethodNotAllowed, KindMethodNotAllowed, "%s is not allowed on %q; allowed: %s",
+			r.Method, orRoot(epPath), strings.Join(allow, ", "))
+		e.allow = allow
+		return e
+	}
+	x.function = m.Function
+	if disabled {
+		if reason == "" {
+			reason = "escrow balance below the region minimum"
+		}
+		return errorf(http.StatusPaymentRequired, KindStackDisabled, "stack %s is disabled: %s", id, reason)
+	}
+
+	body, herr := s.readBody(x)
+	if herr != nil {
+		return herr
+	}
+	hreq, herr := buildRequest(r, m, body)
+	if herr != nil {
+		return herr
+	}
+	client, err := s.runtimes.Runtime(st.id)
+	if err != nil {
+		s.log.Warn("no runtime for stack", "stack", id, "function", m.Function, "err", err)
+		return errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "no runtime is available for stack %s; try again later", id)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.InvokeTimeout)
+	defer cancel()
+	ctx = withTraceContext(ctx, r.Header)
+	resp, err := client.Invoke(ctx, &runtimev1.InvokeRequest{
+		StackId:  st.id.Bytes(),
+		Function: m.Function,
+		Request:  hreq,
+	}, grpc.MaxCallRecvMsgSize(s.recvLimit))
+	if err != nil {
+		herr := rpcErrorStatus(r.Context(), err, m.Function)
+		level := slog.LevelWarn
+		if herr.status == StatusClientClosedRequest {
+			level = slog.LevelDebug
+		}
+		s.log.Log(r.Context(), level, "invoke failed", "stack", id, "function", m.Function,
+			"status", herr.status, "kind", herr.kind, "err", err)
+		return herr
+	}
+	if ie := resp.GetError(); ie != nil {
+		herr := invokeErrorStatus(ie)
+		s.log.Info("function failed", "stack", id, "function", m.Function, "kind", herr.kind,
+			"message", ie.GetMessage(), "fuel_used", resp.GetFuelUsed())
+		return herr
+	}
+	return s.writeFunctionResponse(x, resp.GetResponse())
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// requestHeaderSize is the size of the request line and header section as
+// a client writes them ("Name: value\r\n" per field, CRLF line ends), from
+// what net/http parsed. It matches the bytes on the wire for HTTP/1.1
+// requests written without extra whitespace.
+func requestHeaderSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	for _, te := range r.TransferEncoding { // net/http moves it out of Header
+		n += len("Transfer-Encoding: ") + len(te) + 2
+	}
+	return n + 2 // the empty line
+}
+
+func (s *Server) readBody(x *exchange) ([]byte, *httpError) {
+	r, limit := x.r, s.cfg.MaxRequestBodyBytes
+	tooLarge := func() *httpError {
+		return errorf(http.StatusRequestEntityTooLarge, KindBodyTooLarge, "the request body is over the limit of %d bytes", limit)
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(http.MaxBytesReader(x.w, r.Body, limit))
+	x.reqBytes += n
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge()
+		}
+		return nil, errorf(http.StatusBadRequest, KindBadRequest, "reading the request body: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// buildRequest is the HttpRequest the function sees: the method as
+// received (HEAD stays HEAD when served by a GET endpoint), the template's
+// params, the first value of each query parameter, every end-to-end header
+// (Host first, then by name, values in received order) and the body.
+// Protobuf strings must be UTF-8, so anything else is a 400.
+func buildRequest(r *http.Request, m router.Match, body []byte) (*typesv1.HttpRequest, *httpError) {
+	bad := func(what, v string) *httpError {
+		return errorf(http.StatusBadRequest, KindBadRequest, "%s %q is not valid UTF-8", what, v)
+	}
+	for k, v := range m.Params {
+		if !utf8.ValidString(v) {
+			return nil, bad("path parameter "+k, v)
+		}
+	}
+	var query map[string]string
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		query = make(map[string]string, len(q))
+		for k, vs := range q {
+			if !utf8.ValidString(k) {
+				return nil, bad("query parameter", k)
+			}
+			if !utf8.ValidString(vs[0]) {
+				return nil, bad("query parameter "+k, vs[0])
+			}
+			query[k] = vs[0]
+		}
+	}
+	filter := httphdr.NewFilter(r.Header.Values("Connection"))
+	headers := make([]*typesv1.Header, 0, len(r.Header)+1)
+	if r.Host != "" {
+		if !utf8.ValidString(r.Host) {
+			return nil, bad("Host", r.Host)
+		}
+		headers = append(headers, &typesv1.Header{Name: "Host", Value: r.Host})
+	}
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		if filter.Forward(k) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		for _, v := range r.Header[k] {
+			if !utf8.ValidString(v) {
+				return nil, bad("header "+k, v)
+			}
+			headers = append(headers, &typesv1.Header{Name: k, Value: v})
+		}
+	}
+	return &typesv1.HttpRequest{
+		Method:      r.Method,
+		PathParams:  m.Params,
+		QueryParams: query,
+		Headers:     headers,
+		Body:        body,
+	}, nil
+}
+
+// writeFunctionResponse validates the function's response and writes it.
+func (s *Server) writeFunctionResponse(x *exchange, resp *typesv1.HttpResponse) *httpError {
+	if resp == nil {
+		return errorf(http.StatusBadGateway, KindInvalidResponse, "the runtime returned neither a response nor an error")
+	}
+	status := resp.GetStatus()
+	switch {
+	case status >= 100 && status < 200:
+		return errorf(http.StatusBadGateway, KindInvalidResponse,
+			"the function answered with informational status %d, which cannot end a request", status)
+	case status < 100 || status > 599:
+		return errorf(http.StatusBadGateway, KindInvalidResponse, "the function answered with status %d, outside 100..599", status)
+	}
+	if n := int64(len(resp.GetBody())); n > s.cfg.MaxResponseBytes {
+		return errorf(http.StatusBadGateway, KindResponseTooLarge,
+			"the function's response body is %d bytes, the limit is %d", n, s.cfg.MaxResponseBytes)
+	}
+	var names, values []string
+	size := 0
+	for _, h := range resp.GetHeaders() {
+		names, values = append(names, h.GetName()), append(values, h.GetValue())
+		size += len(h.GetName()) + len(h.GetValue())
+	}
+	if size > s.cfg.MaxResponseHeaderBytes {
+		return errorf(http.StatusBadGateway, KindResponseTooLarge,
+			"the function's response headers are %d bytes, the limit is %d", size, s.cfg.MaxResponseHeaderBytes)
+	}
+	filter := httphdr.NewFilter(httphdr.ConnectionValues(names, values))
+	h := make(http.Header, len(names)+1)
+	for i, name := range names {
+		if !filter.Forward(name) || strings.EqualFold(name, "Content-Length") {
+			continue
+		}
+		if !httphdr.ValidName(name) || !httphdr.ValidValue(values[i]) {
+			s.log.Warn("dropping malformed response header", "stack", x.stack.id, "function", x.function,
+				"header", name)
+			continue
+		}
+		h.Add(name, values[i])
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil // pass the absence through: no sniffing
+	}
+	s.finish(x, int(status), h, resp.GetBody())
+	return nil
+}
+
+// finishError writes a gateway error as JSON.
+func (s *Server) finishError(x *exchange, e *httpError) {
+	h := http.Header{"Content-Type": {"application/json"}}
+	if len(e.allow) > 0 {
+		h.Set("Allow", strings.Join(e.allow, ", "))
+	}
+	s.metrics.errors.WithLabelValues(e.kind).Inc()
+	body, _ := json.Marshal(errorBody(e.kind, e.msg))
+	s.finish(x, e.status, h, append(body, '\n'))
+}
+
+// finish meters the exchange, then writes status, h and body. Usage is
+// queued before the body is written, so a client that has the response can
+// rely on FlushUsage covering it.
+func (s *Server) finish(x *exchange, status int, h http.Header, body []byte) {
+	sent := body
+	if x.r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
+		sent = nil
+	}
+	if status != http.StatusNoContent && status != http.StatusNotModified {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	respBytes := httphdr.Size(h) + int64(len(sent))
+	if status == StatusClientClosedRequest {
+		respBytes = 0 // the client is gone: nothing reaches it
+	}
+	if x.metered {
+		traffic := x.reqBytes + respBytes
+		now := time.Now()
+		s.usage.Add(
+			usage.Record{Stack: x.stack.id, Kind: usage.GatewayRequests, Amount: 1, Key: s.keys.Next(), Time: now},
+			usage.Record{Stack: x.stack.id, Kind: usage.GatewayTrafficBytes, Amount: uint64(traffic), Key: s.keys.Next(), Time: now},
+		)
+	}
+	wh := x.w.Header()
+	for k, vs := range h {
+		wh[k] = vs
+	}
+	x.w.WriteHeader(status)
+	if len(sent) > 0 {
+		if _, err := x.w.Write(sent); err != nil {
+			s.log.Debug("writing response", "err", err)
+		}
+	}
+	s.metrics.observe(status, time.Since(x.start))
+	if x.stack != nil {
+		s.log.Debug("request", "stack", x.stack.id, "function", x.function, "method", x.r.Method,
+			"path", x.r.URL.Path, "status", status, "duration", time.Since(x.start))
+	}
+}
+
+type errorJSON struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+func errorBody(kind, msg string) errorJSON {
+	return errorJSON{Error: errorDetail{Kind: kind, Message: msg}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v)
+	body = append(body, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}

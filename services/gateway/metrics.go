@@ -1,0 +1,80 @@
+package gateway
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus metrics. Labels are low-cardinality
+// on purpose: no stack ids or paths (per-stack numbers are what usage
+// records are for).
+type metrics struct {
+	requests *prometheus.CounterVec   // by status class
+	duration *prometheus.HistogramVec // by status class
+	errors   *prometheus.CounterVec   // by error kind of the JSON body
+}
+
+var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "http_requests_total",
+			Help: "Stack requests answered, by status class (2xx, 4xx, ...). /_mu/ endpoints are not counted.",
+		}, []string{"code_class"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "http_request_duration_seconds",
+			Help:    "Time from request headers read to response written, by status class.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"code_class"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "errors_total",
+			Help: "Requests answered with a gateway error body, by error kind (route_not_found, fuel_exhausted, ...).",
+		}, []string{"kind"}),
+	}
+	for _, c := range statusClasses {
+		m.requests.WithLabelValues(c)
+		m.duration.WithLabelValues(c)
+	}
+	cs := []prometheus.Collector{
+		m.requests, m.duration, m.errors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "stacks",
+			Help: "Stacks installed on this gateway.",
+		}, func() float64 { n, _ := s.stacks.counts(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "stacks_disabled",
+			Help: "Installed stacks that are disabled (answering 402).",
+		}, func() float64 { _, d := s.stacks.counts(); return float64(d) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "usage_pending_records",
+			Help: "Usage records waiting to be accepted by the usage sink.",
+		}, func() float64 { return float64(s.usage.Pending()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "usage_report_failures_total",
+			Help: "Failed usage reports (each is retried with the same records).",
+		}, func() float64 { return float64(s.usage.Failures()) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func statusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+func (m *metrics) observe(status int, d time.Duration) {
+	c := statusClass(status)
+	m.requests.WithLabelValues(c).Inc()
+	m.duration.WithLabelValues(c).Observe(d.Seconds())
+}
