@@ -1,0 +1,12 @@
+// Package examples holds example mu stacks, one per directory, each a
+// function (package main, built with GOOS=wasip1 GOARCH=wasm) beside its
+// mu.yaml manifest:
+//
+//   - hello: GET /greet/{name} answers "Hello, {name}!".
+//
+// Serve one locally with `mu run examples/hello`. Each function's handlers
+// are tested on the host through mu.App.Serve (see hello/main_test.go).
+//
+// This package has no code; it documents the module and keeps
+// `go build ./...` from writing an executable named after a single example.
+package examples
