@@ -117,7 +117,11 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			if e.Dropped > 0 {
 				fmt.Fprintf(stderr, "(%d log lines dropped)\n", e.Dropped)
 			}
-			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), levelName(e.Level), e.Function, e.Body)
+			fn := e.Function
+			if fn == "" {
+				fn = "runtime"
+			}
+			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), levelName(e.Level), fn, e.Body)
 		}
 	}
 }
