@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -70,10 +71,23 @@ func WithLogLevel(l slog.Leveler) Option {
 	}
 }
 
-// New returns an App with no handlers.
+// FrameSizeEnv is the environment variable through which the runtime tells
+// a function its frame limit; New uses it as the default.
+const FrameSizeEnv = "MU_MAX_FRAME_SIZE"
+
+// envFrameSize is the runtime's frame limit from FrameSizeEnv, or the default.
+func envFrameSize() int {
+	if n, err := strconv.Atoi(os.Getenv(FrameSizeEnv)); err == nil && n >= MinFrameSize {
+		return n
+	}
+	return fnproto.DefaultMaxFrameSize
+}
+
+// New returns an App with no handlers. Its frame limit is the runtime's
+// (FrameSizeEnv) unless WithMaxFrameSize says otherwise.
 func New(opts ...Option) *App {
 	a := &App{
-		maxFrame: fnproto.DefaultMaxFrameSize,
+		maxFrame: envFrameSize(),
 		level:    slog.LevelInfo,
 		handlers: make(map[string]HandlerFunc),
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -13,7 +14,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
-	"github.com/muprotocol/mu/services/runtime/internal/logs"
+	"github.com/muprotocol/mu/services/runtime/logs"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 )
 
@@ -134,6 +135,10 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
 }
 
+// FrameSizeEnv is the variable that tells functions the node's frame limit
+// (the Go SDK's FrameSizeEnv).
+const FrameSizeEnv = "MU_MAX_FRAME_SIZE"
+
 // errNoBinary is returned when a binary is neither sent inline nor compiled already.
 var errNoBinary = errors.New("binary not available")
 
@@ -202,10 +207,17 @@ func (s *Server) retireLocked(d *deployment) {
 
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
 func (s *Server) factory(f *function) func(ctx context.Context) (*wasm.Instance, error) {
+	// The guest learns the frame limit from the environment (the SDK reads
+	// it), so both sides bound frames alike.
+	env := make(map[string]string, len(f.env)+1)
+	for k, v := range f.env {
+		env[k] = v
+	}
+	env[FrameSizeEnv] = strconv.Itoa(s.cfg.MaxFrameSize)
 	return func(ctx context.Context) (*wasm.Instance, error) {
 		inst, err := s.engine.NewInstance(ctx, f.mod, wasm.InstanceConfig{
 			MemoryLimit: f.memoryLimit,
-			Env:         f.env,
+			Env:         env,
 			Args:        []string{f.assembly},
 			Log: func(l wasm.Log) {
 				src := logs.SourceLog

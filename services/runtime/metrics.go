@@ -6,7 +6,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/fnproto"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
-	"github.com/muprotocol/mu/services/runtime/internal/logs"
+	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 // metrics are per Server (not global), so several nodes can share a process.

@@ -229,6 +229,10 @@ func (i *Instance) finish(ce *CallError) {
 		i.cur = nil
 		remaining, _ := i.store.GetFuel()
 		ce.Fuel = i.takeStartupFuel() + sub(c.limits.Fuel, remaining)
+		if c.err != nil && c.err.Kind == KindFunctionError {
+			// The guest said why before it went away: keep its words.
+			ce.Message = c.err.Message + " (then: " + ce.Message + ")"
+		}
 		c.err = ce
 		close(c.result)
 		return

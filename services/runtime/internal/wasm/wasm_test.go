@@ -69,6 +69,7 @@ var watBodies = map[string]string{
 	"unpending": `(drop (call $read))`,
 	"log":       `(call $write (i32.const 1) (i32.const 400) (i32.const 16)) (call $write (i32.const 2) (i32.const 440) (i32.const 5))`,
 	"fatal":     `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (br $serve)`,
+	"fatalexit": `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (call $proc_exit (i32.const 1))`,
 }
 
 type fixture struct {
@@ -176,6 +177,7 @@ func TestInstance_Failures(t *testing.T) {
 		{module: "sleep", limits: Limits{Fuel: 1_000_000, Timeout: 50 * time.Millisecond}, kind: KindDeadline, msg: "sleeping"},
 		{module: "grow", limits: defaultLimits, mem: 2 << 20, kind: KindMemoryLimit, msg: "2097152-byte limit"},
 		{module: "exit", limits: defaultLimits, kind: KindCrash, msg: "status 3"},
+		{module: "fatalexit", limits: defaultLimits, kind: KindCrash, msg: "bad (then: function exited with status 1)"},
 		{module: "garbage", limits: defaultLimits, kind: KindProtocol, msg: "exceeds"},
 		{module: "oversize", limits: defaultLimits, kind: KindProtocol, msg: "16777216"},
 		{module: "unpending", limits: defaultLimits, kind: KindProtocol, msg: "no reply was pending"},
