@@ -1,0 +1,3 @@
+module github.com/muprotocol/mu/services/chain-indexer
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/muprotocol/mu/services/mudb
+
+go 1.26

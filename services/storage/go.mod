@@ -1,0 +1,3 @@
+module github.com/muprotocol/mu/services/storage
+
+go 1.26
