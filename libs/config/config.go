@@ -11,7 +11,9 @@
 // Supported field types: string, bool, ints, uints, floats, time.Duration
 // ("250ms", "5m") and []string (comma-separated). Integer fields also take
 // byte sizes such as "256MiB" or "1GB". Fields of other types (loggers,
-// sinks, other dependencies) are left alone.
+// sinks, other dependencies) are left alone. The fields of an embedded
+// struct are settings of their own, so a command can add its own settings
+// beside a service's Config.
 package config
 
 import (
@@ -44,16 +46,25 @@ func fields(cfg any) ([]field, error) {
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
 	}
-	v = v.Elem()
+	return structFields(v.Elem()), nil
+}
+
+// structFields lists the settable fields of v; an embedded struct's fields
+// count as v's own, so a command can add its settings beside a service's Config.
+func structFields(v reflect.Value) []field {
 	var out []field
 	for i := 0; i < v.NumField(); i++ {
 		sf := v.Type().Field(i)
+		if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+			out = append(out, structFields(v.Field(i))...)
+			continue
+		}
 		if !sf.IsExported() || !supported(sf.Type) {
 			continue
 		}
 		out = append(out, field{name: SnakeCase(sf.Name), value: v.Field(i)})
 	}
-	return out, nil
+	return out
 }
 
 func supported(t reflect.Type) bool {

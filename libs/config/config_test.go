@@ -75,3 +75,17 @@ func TestLoad_ErrorsNameTheSetting(t *testing.T) {
 		t.Error("non-pointer accepted")
 	}
 }
+
+func TestLoad_EmbeddedStructFieldsAreSettings(t *testing.T) {
+	type cmdOptions struct {
+		sample
+		RuntimeAddr string
+	}
+	o := cmdOptions{sample: sample{GRPCAddr: "x"}}
+	if err := load("gw", &o, []string{"--runtime-addr=a:1", "--grpc-addr=b:2"}, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if o.RuntimeAddr != "a:1" || o.GRPCAddr != "b:2" {
+		t.Fatalf("got %+v", o)
+	}
+}

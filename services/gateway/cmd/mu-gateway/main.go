@@ -1,16 +1,15 @@
 // Command mu-gateway runs a mu gateway node: the public HTTP edge that
 // routes /{stack_id}/{gateway}/{path} to functions on a runtime node.
 //
-// Configuration starts from gateway.DefaultConfig; MU_GATEWAY_<FLAG>
-// environment variables (flag name upper-cased, '-' as '_') override it and
-// flags override those. Until the chain-indexer feeds stacks, -stack
-// ID=manifest.yaml installs a stack from a file (repeatable).
+// Configuration starts from gateway.DefaultConfig; a YAML file (--config),
+// MU_GATEWAY_<FIELD> environment variables and --<field> flags override it
+// (libs/config). Until the chain-indexer feeds stacks, --stacks
+// ID=manifest.yaml[,ID=manifest.yaml] installs stacks from files.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/usage"
@@ -31,67 +31,36 @@ func main() {
 	}
 }
 
-type stackFlags []string
-
-func (s *stackFlags) String() string     { return strings.Join(*s, ",") }
-func (s *stackFlags) Set(v string) error { *s = append(*s, v); return nil }
+// options are the gateway's Config plus this command's own settings.
+type options struct {
+	gateway.Config
+	// RuntimeAddr is the gRPC address of the runtime that serves every stack.
+	RuntimeAddr string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// Stacks installs stacks from manifest files, each BASE58_ID=PATH.
+	Stacks []string
+}
 
 func run(args []string) error {
-	cfg := gateway.DefaultConfig()
-	fs := flag.NewFlagSet("mu-gateway", flag.ContinueOnError)
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "public HTTP listen address (host:port)")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, "gRPC admin listen address (host:port)")
-	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base URL clients use to reach the HTTP port (default http://<http-addr>)")
-	fs.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this gateway in usage keys and logs, unique in the region")
-	fs.Int64Var(&cfg.MaxRequestBodyBytes, "max-request-body-bytes", cfg.MaxRequestBodyBytes, "largest request body, bytes")
-	fs.IntVar(&cfg.MaxHeaderBytes, "max-header-bytes", cfg.MaxHeaderBytes, "largest request line + headers, bytes")
-	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest function response body, bytes")
-	fs.IntVar(&cfg.MaxResponseHeaderBytes, "max-response-header-bytes", cfg.MaxResponseHeaderBytes, "largest function response headers, bytes")
-	fs.DurationVar(&cfg.InvokeTimeout, "invoke-timeout", cfg.InvokeTimeout, "longest wait for a function call")
-	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "time to read request headers")
-	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", cfg.ReadTimeout, "time to read a whole request (0: none)")
-	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "time to write a response (0: none)")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "keep-alive idle time")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "drain time on shutdown")
-	fs.IntVar(&cfg.UsageBatchSize, "usage-batch-size", cfg.UsageBatchSize, "usage records per report")
-	fs.IntVar(&cfg.UsageQueueSize, "usage-queue-size", cfg.UsageQueueSize, "usage records queued before requests wait")
-	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", cfg.UsageFlushInterval, "longest wait before usage is sent")
-	fs.DurationVar(&cfg.UsageReportTimeout, "usage-report-timeout", cfg.UsageReportTimeout, "deadline of one usage report")
-	fs.DurationVar(&cfg.UsageRetryMin, "usage-retry-min", cfg.UsageRetryMin, "first retry wait after a failed usage report")
-	fs.DurationVar(&cfg.UsageRetryMax, "usage-retry-max", cfg.UsageRetryMax, "longest retry wait")
-	fs.DurationVar(&cfg.UsageCloseTimeout, "usage-close-timeout", cfg.UsageCloseTimeout, "final usage flush time on shutdown")
-	runtimeAddr := fs.String("runtime-addr", "", "gRPC address of the runtime that serves every stack (required)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	var stacks stackFlags
-	fs.Var(&stacks, "stack", "install a stack from a manifest file: BASE58_ID=PATH (repeatable)")
-
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "MU_GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = errors.Join(envErr, fmt.Errorf("%s: %w", env, err))
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	o := options{Config: gateway.DefaultConfig(), LogLevel: "info"}
+	if err := config.Load("gateway", &o, args); err != nil {
 		return err
 	}
+	cfg := o.Config
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return fmt.Errorf("log_level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if *runtimeAddr == "" {
-		return errors.New("-runtime-addr is required")
+	if o.RuntimeAddr == "" {
+		return errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) is required")
 	}
+	stacks := o.Stacks
 
 	conns := gateway.NewConns()
 	defer conns.Close()
-	rt, err := gateway.DialRuntime(conns, *runtimeAddr)
+	rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 	if err != nil {
 		return err
 	}
@@ -125,19 +94,19 @@ func run(args []string) error {
 func installStack(srv *gateway.Server, spec string) error {
 	idText, path, ok := strings.Cut(spec, "=")
 	if !ok {
-		return fmt.Errorf("-stack %q: want BASE58_ID=PATH", spec)
+		return fmt.Errorf("stacks %q: want BASE58_ID=PATH", spec)
 	}
 	id, err := ids.ParseStackID(idText)
 	if err != nil {
-		return fmt.Errorf("-stack: %w", err)
+		return fmt.Errorf("stacks: %w", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("-stack: %w", err)
+		return fmt.Errorf("stacks: %w", err)
 	}
 	m, err := manifest.Parse(data)
 	if err != nil {
-		return fmt.Errorf("-stack %s: %w", path, err)
+		return fmt.Errorf("stacks %s: %w", path, err)
 	}
 	return srv.PutStack(id, m, 1)
 }

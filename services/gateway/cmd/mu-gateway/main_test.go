@@ -7,7 +7,7 @@ import (
 
 func TestRun_RequiresRuntimeAddr(t *testing.T) {
 	err := run([]string{"-http-addr", "127.0.0.1:0"})
-	if err == nil || !strings.Contains(err.Error(), "-runtime-addr") {
+	if err == nil || !strings.Contains(err.Error(), "runtime_addr") {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -27,8 +27,8 @@ func TestRun_EnvironmentOverridesDefaultsAndFlagsOverrideEnvironment(t *testing.
 
 func TestRun_RejectsBadStackFlag(t *testing.T) {
 	for _, spec := range []string{"no-equals", "bad!id=x.yaml", "11111111111111111111111111111111=/does/not/exist.yaml"} {
-		err := run([]string{"-runtime-addr", "127.0.0.1:1", "-http-addr", "127.0.0.1:0", "-stack", spec})
-		if err == nil || !strings.Contains(err.Error(), "-stack") {
+		err := run([]string{"-runtime-addr", "127.0.0.1:1", "-http-addr", "127.0.0.1:0", "-stacks", spec})
+		if err == nil || !strings.Contains(err.Error(), "stacks") {
 			t.Errorf("-stack %s: err = %v", spec, err)
 		}
 	}
