@@ -214,6 +214,8 @@ func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.R
 		select {
 		case <-stream.Context().Done():
 			return nil
+		case <-s.closing:
+			return status.Error(codes.Unavailable, "runtime is shutting down")
 		case e, ok := <-sub.C:
 			if !ok {
 				return nil

@@ -52,6 +52,7 @@ type Server struct {
 	health    *health.Server
 	lis       net.Listener
 	serveErr  chan error
+	closing   chan struct{} // closed when Close starts: ends log streams so GracefulStop can finish
 	closeOnce sync.Once
 }
 
@@ -70,6 +71,7 @@ func New(cfg Config) (*Server, error) {
 		stacks:   make(map[[32]byte]*deployment),
 		modules:  make(map[string]*moduleRef),
 		serveErr: make(chan error, 1),
+		closing:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -168,6 +170,7 @@ func (s *Server) Logs() *logs.Hub { return s.logs }
 // and the engine. Safe to call twice.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		close(s.closing)
 		s.health.Shutdown()
 		s.grpc.GracefulStop()
 		s.pool.Close()

@@ -239,8 +239,25 @@ func TestRuntime_DeployErrors(t *testing.T) {
 	}
 }
 
-func TestRuntime_CloseTwice(t *testing.T) {
+func TestRuntime_CloseTwiceEvenWithALogStreamOpen(t *testing.T) {
 	h := newHarness(t)
-	h.srv.Close()
-	h.srv.Close()
+	stream, err := h.client.StreamLogs(context.Background(), &runtimev1.StreamLogsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		h.srv.Close()
+		h.srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs while a log stream is open")
+	}
+	if _, err := stream.Recv(); code(err) != codes.Unavailable {
+		t.Fatalf("stream after Close: %v", err)
+	}
 }
