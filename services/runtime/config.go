@@ -67,22 +67,22 @@ func DefaultConfig() Config {
 	return Config{
 		GRPCAddr:             "127.0.0.1:12010",
 		NodeID:               "runtime",
-		MaxFuelPerCall:       5_000_000_000,      // 5 G instructions per call
-		CallTimeout:          10 * time.Second,   // wall clock per call
+		MaxFuelPerCall:       5_000_000_000,    // 5 G instructions per call
+		CallTimeout:          10 * time.Second, // wall clock per call
 		EpochTick:            5 * time.Millisecond,
-		MaxFrameSize:         8 << 20,            // 8 MiB per protocol frame
-		StartupFuel:          500_000_000,        // 0.5 G instructions of guest start-up
+		MaxFrameSize:         8 << 20,     // 8 MiB per protocol frame
+		StartupFuel:          500_000_000, // 0.5 G instructions of guest start-up
 		StartupTimeout:       10 * time.Second,
-		ArtifactCacheBytes:   2 << 30,            // 2 GiB of compiled artifacts
+		ArtifactCacheBytes:   2 << 30, // 2 GiB of compiled artifacts
 		MaxIdlePerFunction:   4,
 		MaxActivePerFunction: 64,
-		IdleMemoryBudget:     1 << 30,            // 1 GiB of idle linear memory
+		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory
 		IdleTimeout:          5 * time.Minute,
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
-		MaxMessageBytes:      64 << 20,           // 64 MiB per gRPC message
-		LogBuffer:            1024,               // lines per log subscriber
+		MaxMessageBytes:      64 << 20, // 64 MiB per gRPC message
+		LogBuffer:            1024,     // lines per log subscriber
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
-	"github.com/muprotocol/mu/services/runtime/logs"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 // deployment is one revision of a stack on this node. It is immutable once

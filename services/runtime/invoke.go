@@ -16,9 +16,9 @@ import (
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
-	"github.com/muprotocol/mu/services/runtime/logs"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 const levelInfo = fnproto.LogLevelInfo

@@ -24,9 +24,9 @@ import (
 
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
-	"github.com/muprotocol/mu/services/runtime/logs"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
+	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 // Server is a runtime node. Create it with New, start it with Start, stop it
@@ -43,9 +43,9 @@ type Server struct {
 	logs    *logs.Hub
 	metrics *metrics
 
-	mu      sync.RWMutex
-	stacks  map[[32]byte]*deployment
-	modules map[string]*moduleRef // binary id → compiled module shared by deployments
+	mu        sync.RWMutex
+	stacks    map[[32]byte]*deployment
+	modules   map[string]*moduleRef // binary id → compiled module shared by deployments
 	deploySeq atomic.Uint64
 
 	grpc      *grpc.Server

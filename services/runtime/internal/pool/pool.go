@@ -38,9 +38,9 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		MaxIdlePerFunction:   4,         // warm instances kept per function
-		MaxActivePerFunction: 64,        // concurrent instances per function
-		IdleMemoryBudget:     1 << 30,   // 1 GiB of idle linear memory across functions
+		MaxIdlePerFunction:   4,       // warm instances kept per function
+		MaxActivePerFunction: 64,      // concurrent instances per function
+		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory across functions
 		IdleTimeout:          5 * time.Minute,
 	}
 }

@@ -51,14 +51,14 @@ type Config struct {
 // DefaultConfig returns the defaults, each documented with its unit.
 func DefaultConfig() Config {
 	return Config{
-		CacheDir:       "",                // no disk cache unless configured
-		CacheMaxBytes:  2 << 30,           // 2 GiB of compiled artifacts on disk
+		CacheDir:       "",                   // no disk cache unless configured
+		CacheMaxBytes:  2 << 30,              // 2 GiB of compiled artifacts on disk
 		EpochTick:      5 * time.Millisecond, // deadline resolution
-		MaxFrameSize:   8 << 20,           // 8 MiB per protocol frame
-		MaxStderrLine:  16 << 10,          // 16 KiB per stderr log line
-		StartupFuel:    500_000_000,       // 0.5 G instructions for guest start-up
-		StartupTimeout: 10 * time.Second,  // wall-clock bound on guest start-up
-		MaxWasmStack:   1 << 20,           // 1 MiB wasm stack
+		MaxFrameSize:   8 << 20,              // 8 MiB per protocol frame
+		MaxStderrLine:  16 << 10,             // 16 KiB per stderr log line
+		StartupFuel:    500_000_000,          // 0.5 G instructions for guest start-up
+		StartupTimeout: 10 * time.Second,     // wall-clock bound on guest start-up
+		MaxWasmStack:   1 << 20,              // 1 MiB wasm stack
 		OptLevel:       "speed",
 	}
 }
