@@ -23,9 +23,9 @@ func TestStackID_RoundTripAndErrors(t *testing.T) {
 		t.Fatalf("bytes: %v", err)
 	}
 	for in, want := range map[string]string{
-		"":                    "empty",
-		"0OIl":                "not base58",
-		"abc":                 "want 32",
+		"":                      "empty",
+		"0OIl":                  "not base58",
+		"abc":                   "want 32",
 		strings.Repeat("z", 65): "65 characters",
 	} {
 		if _, err := ParseStackID(in); err == nil || !strings.Contains(err.Error(), want) {
