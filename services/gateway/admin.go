@@ -43,11 +43,18 @@ func (a *adminService) Routes(_ context.Context, req *gatewayv1.RoutesRequest) (
 	return &gatewayv1.RoutesResponse{Routes: out}, nil
 }
 
-// Status reports the gateway's state. StatusResponse has no fields yet;
-// liveness is the grpc.health.v1 service and /_mu/health.
+// Status reports the gateway's state: its stacks and the requests it is
+// serving. Liveness is the grpc.health.v1 service and /_mu/health.
 func (a *adminService) Status(context.Context, *gatewayv1.StatusRequest) (*gatewayv1.StatusResponse, error) {
 	if a.s.closing.Load() {
 		return nil, status.Error(codes.Unavailable, "the gateway is shutting down")
 	}
-	return &gatewayv1.StatusResponse{}, nil
+	stacks, disabled := a.s.stacks.counts()
+	return &gatewayv1.StatusResponse{
+		NodeName:       a.s.cfg.NodeName,
+		Stacks:         uint32(stacks),
+		DisabledStacks: uint32(disabled),
+		InFlight:       uint32(a.s.flight.count()),
+		PublicUrl:      a.s.baseURL(),
+	}, nil
 }

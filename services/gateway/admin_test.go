@@ -76,8 +76,13 @@ func TestAdmin_RoutesListsFullURLs(t *testing.T) {
 	if _, err := c.Routes(ctx, &gatewayv1.RoutesRequest{StackId: []byte{1, 2}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("short stack id: %v", err)
 	}
-	if _, err := c.Status(ctx, &gatewayv1.StatusRequest{}); err != nil {
-		t.Errorf("Status: %v", err)
+	h.srv.SetStackEnabled(other, false, "escrow") // unknown stacks are not counted
+	st, err := c.Status(ctx, &gatewayv1.StatusRequest{})
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if st.GetStacks() != 1 || st.GetDisabledStacks() != 0 || st.GetInFlight() != 0 || !strings.HasPrefix(st.GetPublicUrl(), "http://127.0.0.1:") {
+		t.Errorf("Status = %v", st)
 	}
 }
 

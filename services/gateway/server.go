@@ -301,6 +301,13 @@ type inflight struct {
 	idle   chan struct{}
 }
 
+// count is the number of handlers running now.
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 func (f *inflight) enter() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -236,7 +236,17 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 
 // StatusResponse summarises the gateway's state.
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gateway's node name (as in usage keys and logs).
+	NodeName string `protobuf:"bytes,1,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// Stacks whose routes are installed, disabled ones included.
+	Stacks uint32 `protobuf:"varint,2,opt,name=stacks,proto3" json:"stacks,omitempty"`
+	// Stacks answering 402 because their escrow is below the region minimum.
+	DisabledStacks uint32 `protobuf:"varint,3,opt,name=disabled_stacks,json=disabledStacks,proto3" json:"disabled_stacks,omitempty"`
+	// HTTP requests being served right now.
+	InFlight uint32 `protobuf:"varint,4,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Base URL of the public HTTP port.
+	PublicUrl     string `protobuf:"bytes,5,opt,name=public_url,json=publicUrl,proto3" json:"public_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +281,41 @@ func (*StatusResponse) Descriptor() ([]byte, []int) {
 	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *StatusResponse) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetStacks() uint32 {
+	if x != nil {
+		return x.Stacks
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDisabledStacks() uint32 {
+	if x != nil {
+		return x.DisabledStacks
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetPublicUrl() string {
+	if x != nil {
+		return x.PublicUrl
+	}
+	return ""
+}
+
 var File_mu_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
@@ -286,8 +331,14 @@ const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1a\n" +
 	"\bfunction\x18\x04 \x01(\tR\bfunction\x12\x10\n" +
 	"\x03url\x18\x05 \x01(\tR\x03url\"\x0f\n" +
-	"\rStatusRequest\"\x10\n" +
-	"\x0eStatusResponse2\x9e\x01\n" +
+	"\rStatusRequest\"\xaa\x01\n" +
+	"\x0eStatusResponse\x12\x1b\n" +
+	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x16\n" +
+	"\x06stacks\x18\x02 \x01(\rR\x06stacks\x12'\n" +
+	"\x0fdisabled_stacks\x18\x03 \x01(\rR\x0edisabledStacks\x12\x1b\n" +
+	"\tin_flight\x18\x04 \x01(\rR\binFlight\x12\x1d\n" +
+	"\n" +
+	"public_url\x18\x05 \x01(\tR\tpublicUrl2\x9e\x01\n" +
 	"\x0eGatewayService\x12E\n" +
 	"\x06Routes\x12\x1c.mu.gateway.v1.RoutesRequest\x1a\x1d.mu.gateway.v1.RoutesResponse\x12E\n" +
 	"\x06Status\x12\x1c.mu.gateway.v1.StatusRequest\x1a\x1d.mu.gateway.v1.StatusResponseB8Z6github.com/muprotocol/mu/proto/mu/gateway/v1;gatewayv1b\x06proto3"
