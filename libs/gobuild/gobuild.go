@@ -23,13 +23,33 @@ func Env() []string {
 	return append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 }
 
+// Mode is the kind of WASI module to build.
+type Mode int
+
+const (
+	// Reactor builds with -buildmode=c-shared: a module with _initialize and
+	// the exports of the mu SDK (mu_init, mu_serve), which the runtime enters
+	// once per call. This is how mu functions are built.
+	Reactor Mode = iota
+	// Command builds a plain WASI command: _start runs main.
+	Command
+)
+
+func (m Mode) args() []string {
+	if m == Reactor {
+		return []string{"-buildmode=c-shared"}
+	}
+	return nil
+}
+
 // Build compiles the main package in dir (a directory inside a Go module or
 // workspace) into the wasm file out.
-func Build(ctx context.Context, dir, out string) error {
+func Build(ctx context.Context, dir, out string, mode Mode) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fmt.Errorf("build %s: %w", dir, err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	args := append([]string{"build", "-trimpath"}, mode.args()...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, ".")...)
 	cmd.Dir = dir
 	cmd.Env = Env()
 	var stderr bytes.Buffer
@@ -88,17 +108,20 @@ func SourceHash(ctx context.Context, dir string) (string, error) {
 
 // Cached builds dir into cacheDir/<hash>.wasm unless an identical build is
 // already there, and returns the wasm's path.
-func Cached(ctx context.Context, dir, cacheDir string) (string, error) {
+func Cached(ctx context.Context, dir, cacheDir string, mode Mode) (string, error) {
 	hash, err := SourceHash(ctx, dir)
 	if err != nil {
 		return "", err
+	}
+	if mode != Reactor {
+		hash = fmt.Sprintf("%x", sha256.Sum256([]byte(hash+"/command")))
 	}
 	out := filepath.Join(cacheDir, hash[:32]+".wasm")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
 	tmp := filepath.Join(cacheDir, fmt.Sprintf(".tmp-%s-%d.wasm", hash[:16], os.Getpid()))
-	if err := Build(ctx, dir, tmp); err != nil {
+	if err := Build(ctx, dir, tmp, mode); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, out); err != nil {

@@ -128,6 +128,12 @@ func Run() { DefaultApp.Run() }
 // writes the error to stderr and exits with status 1, since the instance
 // cannot serve further requests.
 func (a *App) Run() {
+	if reactorMode {
+		// Built as a reactor: the runtime calls mu_serve for each request;
+		// main only had to register the handlers.
+		reactorApp = a
+		return
+	}
 	out := protocolStdout()
 	if err := a.Serve(os.Stdin, out); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -150,34 +156,43 @@ func (a *App) Run() {
 func (a *App) Serve(in io.Reader, out io.Writer) error {
 	c := newConn(a, in, out)
 	for {
-		m, stream, err := c.readFrame()
-		if err == io.EOF {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			return c.flushLocked() // logs written after the last request
-		}
-		if err != nil {
-			if stream {
-				err = fmt.Errorf("%w: reading the next request: %w", ErrProtocol, err)
-				c.abort(err)
-				return err
-			}
-			// The frame was consumed whole: fail this request, keep serving.
-			if err := c.finish(nil, fmt.Sprintf("mu: undecodable request: %v", err)); err != nil {
-				return err
-			}
-			continue
-		}
-		ef, ok := m.(*fnproto.ExecuteFunction)
-		if !ok {
-			err := fmt.Errorf("%w: expected ExecuteFunction, got %s", ErrProtocol, fnproto.KindName(fnproto.ToFunction, m.Kind()))
-			c.abort(err)
-			return err
-		}
-		if err := c.serveOne(ef); err != nil {
+		if err := c.step(); err == io.EOF {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
+}
+
+// step serves the next request on c. It returns nil after one request,
+// io.EOF when in ended cleanly between frames (after flushing the logs
+// written since the last request), or the error that broke the stream.
+func (c *conn) step() error {
+	m, stream, err := c.readFrame()
+	if err == io.EOF {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.flushLocked(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	if err != nil {
+		if stream {
+			err = fmt.Errorf("%w: reading the next request: %w", ErrProtocol, err)
+			c.abort(err)
+			return err
+		}
+		// The frame was consumed whole: fail this request, keep serving.
+		return c.finish(nil, fmt.Sprintf("mu: undecodable request: %v", err))
+	}
+	ef, ok := m.(*fnproto.ExecuteFunction)
+	if !ok {
+		err := fmt.Errorf("%w: expected ExecuteFunction, got %s", ErrProtocol, fnproto.KindName(fnproto.ToFunction, m.Kind()))
+		c.abort(err)
+		return err
+	}
+	return c.serveOne(ef)
 }
 
 // serveOne runs the handler for one ExecuteFunction and ends the request.

@@ -25,7 +25,7 @@ func stackFromDir(t *testing.T, dir string) (*manifest.Manifest, map[string][]by
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	path, err := gobuild.Cached(ctx, dir, gobuild.TestCacheDir())
+	path, err := gobuild.Cached(ctx, dir, gobuild.TestCacheDir(), gobuild.Reactor)
 	if err != nil {
 		t.Fatal(err)
 	}

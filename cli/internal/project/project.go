@@ -94,7 +94,7 @@ func (p *Project) Build(ctx context.Context, progress func(fn, dir string)) (*Bu
 		if progress != nil {
 			progress(fn.Name, src)
 		}
-		cached, err := gobuild.Cached(ctx, src, filepath.Join(p.StateDir(), "cache"))
+		cached, err := gobuild.Cached(ctx, src, filepath.Join(p.StateDir(), "cache"), gobuild.Reactor)
 		if err != nil {
 			return nil, fmt.Errorf("function %q: %w", fn.Name, err)
 		}

@@ -101,6 +101,8 @@ type Instance struct {
 	served    atomic.Uint64
 	memSize   atomic.Uint64
 
+	serve *wasmtime.Func // mu_serve, in reactor mode
+
 	// Start-up measurements, valid once NewInstance returned.
 	StartupFuel uint64
 	StartupTime time.Duration
@@ -166,6 +168,15 @@ func (e *Engine) NewInstance(ctx context.Context, mod *Module, cfg InstanceConfi
 		i.store.Limiter(int64(cfg.MemoryLimit), -1, -1, -1, -1)
 	}
 	start := time.Now()
+	if mod.reactor {
+		i.startReactor()
+		i.StartupTime = time.Since(start)
+		if i.startErr != nil {
+			i.Close()
+			return nil, i.startErr
+		}
+		return i, nil
+	}
 	go i.run()
 	select {
 	case <-i.readyCh:
@@ -351,6 +362,9 @@ func (i *Instance) Call(ctx context.Context, function string, req *fnproto.Reque
 	}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
+	if i.mod.reactor {
+		return i.callReactor(cctx, frame, h, lim)
+	}
 	c := &call{ctx: cctx, frame: frame, handler: h, limits: lim, result: make(chan struct{})}
 	select {
 	case i.calls <- c:
@@ -394,6 +408,18 @@ func (i *Instance) MemorySize() uint64 { return i.memSize.Load() }
 // the engine's StartupTimeout, for it to end. Safe to call twice and from
 // any goroutine; a Close during a call ends that call.
 func (i *Instance) Close() {
+	if i.mod.reactor {
+		i.closeOnce.Do(func() {
+			close(i.quit) // wakes a call sleeping in poll_oneoff
+			i.callMu.Lock()
+			defer i.callMu.Unlock()
+			i.dead.Store(true)
+			i.flushStderr()
+			i.store.Close()
+			close(i.exited)
+		})
+		return
+	}
 	i.closeOnce.Do(func() { close(i.quit) })
 	t := time.NewTimer(i.e.cfg.StartupTimeout + time.Second)
 	defer t.Stop()
@@ -458,6 +484,13 @@ func (i *Instance) fdRead(caller *wasmtime.Caller, fd, iovs, iovsLen, nread int3
 	for i.inOff == len(i.in) {
 		if i.cur != nil && !i.cur.done {
 			return 0, i.fail(KindProtocol, "function read stdin while no reply was pending (did it send a request the host does not answer?)")
+		}
+		if i.mod.reactor {
+			// Between calls a reactor's stdin is empty: EOF, never a wait.
+			if !putU32(i.memory(caller), nread, 0) {
+				return errnoFault, nil
+			}
+			return errnoSuccess, nil
 		}
 		if i.cur != nil {
 			i.complete()
@@ -684,3 +717,118 @@ func (i *Instance) drainStderr(all bool) {
 }
 
 func (i *Instance) flushStderr() { i.drainStderr(true) }
+
+// ---- reactor mode ----
+//
+// A module that exports _initialize, mu_init and mu_serve (the Go SDK built
+// with -buildmode=c-shared) is a reactor: instead of parking _start in
+// fd_read on a goroutine of its own, the instance is entered once per call,
+// on the caller's goroutine, through mu_serve. The frames on stdin and
+// stdout are the same; what goes away are the two hand-offs between
+// threads per call (the wasm stack of a parked _start lives on its own
+// locked OS thread) and the thread each idle instance holds.
+
+// startReactor instantiates the module and runs _initialize and mu_init
+// within the start-up budget, on the calling goroutine.
+func (i *Instance) startReactor() {
+	defer func() {
+		if p := recover(); p != nil {
+			i.startErr = &CallError{Kind: KindCrash, Message: fmt.Sprintf("host panic: %v", p)}
+		}
+		if i.startErr != nil {
+			i.dead.Store(true)
+			i.flushStderr()
+		}
+	}()
+	i.deadline = time.Now().Add(i.e.cfg.StartupTimeout)
+	if err := i.store.SetFuel(i.e.cfg.StartupFuel); err != nil {
+		i.startErr = &CallError{Kind: KindUnavailable, Message: "set fuel: " + err.Error()}
+		return
+	}
+	i.store.SetEpochDeadline(i.e.deadlineTicks(i.e.cfg.StartupTimeout))
+	inst, err := i.e.linker.Instantiate(i.store, i.mod.m)
+	if err != nil {
+		i.startErr = i.classify(err)
+		return
+	}
+	if ex := inst.GetExport(i.store, "memory"); ex != nil {
+		i.mem = ex.Memory()
+	}
+	for _, name := range []string{"_initialize", "mu_init"} {
+		if _, err := inst.GetFunc(i.store, name).Call(i.store); err != nil {
+			i.startErr = i.classify(err)
+			i.startErr.Message = name + ": " + i.startErr.Message
+			return
+		}
+	}
+	i.serve = inst.GetFunc(i.store, "mu_serve")
+	remaining, _ := i.store.GetFuel()
+	i.StartupFuel = sub(i.e.cfg.StartupFuel, remaining)
+	i.pendingStartup = i.StartupFuel
+	i.recordMemory()
+	i.ready = true
+}
+
+// callReactor runs one call through mu_serve on the calling goroutine. The
+// caller holds callMu.
+func (i *Instance) callReactor(ctx context.Context, frame []byte, h Handler, lim Limits) (res *Result, err error) {
+	c := &call{ctx: ctx, frame: frame, handler: h, limits: lim}
+	i.cur = c
+	i.in = append(i.in[:0], frame...)
+	i.inOff = 0
+	i.trapReason = nil
+	i.deadline = time.Now().Add(lim.Timeout)
+	if err := i.store.SetFuel(lim.Fuel); err != nil {
+		i.cur = nil
+		return nil, &CallError{Kind: KindUnavailable, Message: "set fuel: " + err.Error()}
+	}
+	i.store.SetEpochDeadline(i.e.deadlineTicks(lim.Timeout))
+
+	ret, callErr := i.enterServe()
+	remaining, _ := i.store.GetFuel()
+	fuel := i.takeStartupFuel() + sub(lim.Fuel, remaining)
+	i.cur = nil
+	i.served.Add(1)
+
+	var ce *CallError
+	switch {
+	case callErr != nil:
+		ce = i.classify(callErr)
+		if c.err != nil && c.err.Kind == KindFunctionError {
+			ce.Message = c.err.Message + " (then: " + ce.Message + ")"
+		}
+	case ret != 0:
+		ce = &CallError{Kind: KindProtocol, Message: "function reported a broken stream (see its stderr)"}
+	case i.inOff != len(i.in):
+		ce = &CallError{Kind: KindProtocol, Message: fmt.Sprintf("function left %d bytes of the request unread", len(i.in)-i.inOff)}
+	case !c.done:
+		ce = &CallError{Kind: KindProtocol, Message: "mu_serve returned without ending the request"}
+	}
+	if ce != nil {
+		ce.Fuel = fuel
+		i.dead.Store(true)
+		i.flushStderr()
+		return nil, ce
+	}
+	i.recordMemory()
+	if c.err != nil {
+		c.err.Fuel = fuel
+		return nil, c.err
+	}
+	return &Result{Response: *c.resp, Fuel: fuel}, nil
+}
+
+// enterServe calls mu_serve, turning a host panic into an error.
+func (i *Instance) enterServe() (ret int32, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("host panic: %v", p)
+		}
+	}()
+	v, err := i.serve.Call(i.store)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := v.(int32)
+	return n, nil
+}

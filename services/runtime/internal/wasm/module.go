@@ -37,7 +37,13 @@ type Module struct {
 
 	m        *wasmtime.Module
 	cacheErr error
+	// reactor is set for modules that export mu_init and mu_serve (see
+	// Instance): each call then runs on the caller's goroutine.
+	reactor bool
 }
+
+// Reactor reports whether the module is served in reactor mode.
+func (m *Module) Reactor() bool { return m.reactor }
 
 // ContentID returns the content id of wasm bytes: hex SHA-256.
 func ContentID(wasm []byte) string {
@@ -55,7 +61,7 @@ func (e *Engine) Compile(wasm []byte) (*Module, error) {
 	key := artifactKey(id, e.fingerprint)
 	if e.cache != nil {
 		if m, meta, ok := e.cache.load(e.engine, key); ok {
-			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m}
+			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m, reactor: isReactor(m)}
 			mod.LoadTime = time.Since(start)
 			return mod, nil
 		}
@@ -68,7 +74,7 @@ func (e *Engine) Compile(wasm []byte) (*Module, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, id[:12], err)
 	}
-	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m}
+	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, reactor: isReactor(m)}
 	if e.cache != nil {
 		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm)}); err != nil {
 			// A cache that cannot be written costs a recompile later, never a failed deploy.
@@ -79,19 +85,40 @@ func (e *Engine) Compile(wasm []byte) (*Module, error) {
 	return mod, nil
 }
 
-// checkCommand verifies the module is a WASI command: it exports _start and a memory.
-func checkCommand(m *wasmtime.Module) error {
-	var hasStart, hasMemory bool
+// reactorExports are what a module exports to be served in reactor mode.
+var reactorExports = []string{"_initialize", "mu_init", "mu_serve"}
+
+func exportedFuncs(m *wasmtime.Module) map[string]bool {
+	out := map[string]bool{}
 	for _, ex := range m.Exports() {
-		switch {
-		case ex.Name() == "_start" && ex.Type().FuncType() != nil:
-			hasStart = true
-		case ex.Name() == "memory" && ex.Type().MemoryType() != nil:
+		if ex.Type().FuncType() != nil {
+			out[ex.Name()] = true
+		}
+	}
+	return out
+}
+
+func isReactor(m *wasmtime.Module) bool {
+	fs := exportedFuncs(m)
+	for _, name := range reactorExports {
+		if !fs[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCommand verifies the module can be served: a WASI command (_start)
+// or a mu reactor (_initialize, mu_init, mu_serve), with a memory.
+func checkCommand(m *wasmtime.Module) error {
+	var hasMemory bool
+	for _, ex := range m.Exports() {
+		if ex.Name() == "memory" && ex.Type().MemoryType() != nil {
 			hasMemory = true
 		}
 	}
-	if !hasStart {
-		return errors.New("module exports no _start function; build it as a WASI command (GOOS=wasip1 GOARCH=wasm)")
+	if !exportedFuncs(m)["_start"] && !isReactor(m) {
+		return errors.New("module exports neither _start nor mu_init and mu_serve; build it with the mu SDK for GOOS=wasip1 GOARCH=wasm")
 	}
 	if !hasMemory {
 		return errors.New("module exports no memory named \"memory\"")

@@ -396,3 +396,82 @@ func TestArtifactCache_ReusedAcrossEnginesAndEvicted(t *testing.T) {
 		t.Fatalf("cache holds %d bytes over its budget %d", got, size+size/2)
 	}
 }
+
+// reactorWAT is a reactor module: mu_serve reads the request and, by the
+// first byte of the request frame's function name, answers, forgets to
+// answer, reports a broken stream or leaves input unread.
+const reactorWAT = `(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "\0e\00\00\00\02\00\c8\00\00\00\00\00\02\00\00\00hi")
+  (global $inits (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+  (func (export "mu_init") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+  (func $read (param $len i32) (result i32)
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+    (i32.load (i32.const 16)))
+  (func (export "mu_serve") (result i32) (local $op i32)
+    (if (i32.ne (global.get $inits) (i32.const 2)) (then unreachable))
+    ;; the frame header (6 bytes) and the function name's length (4 bytes), then its first byte
+    (drop (call $read (i32.const 11)))
+    (local.set $op (i32.load8_u (i32.const 1034)))
+    (if (i32.eq (local.get $op) (i32.const 98)) (then (return (i32.const 1))))  ;; 'b': broken
+    (if (i32.eq (local.get $op) (i32.const 117)) (then (return (i32.const 0)))) ;; 'u': unread rest
+    (drop (call $read (i32.const 60000)))
+    (if (i32.eq (local.get $op) (i32.const 110)) (then (return (i32.const 0)))) ;; 'n': no result
+    (i32.store (i32.const 8) (i32.const 256))
+    (i32.store (i32.const 12) (i32.const 18))
+    (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 20)))
+    (i32.const 0)))`
+
+func TestReactor_CallsRunOnTheCallerWithExactFuel(t *testing.T) {
+	f := newFixture(t, Config{})
+	wasm, err := wasmtime.Wat2Wasm(reactorWAT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := f.e.Compile(wasm)
+	if err != nil || !mod.Reactor() {
+		t.Fatalf("compile: %v, reactor %v", err, mod != nil && mod.Reactor())
+	}
+	inst, err := f.e.NewInstance(context.Background(), mod, InstanceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	call := func(fn string) (*Result, error) {
+		return inst.Call(context.Background(), fn, request(""), nil, defaultLimits)
+	}
+	first, err := call("ok")
+	if err != nil || first.Response.Status != 200 || string(first.Response.Body) != "hi" {
+		t.Fatalf("first call: %v %v", first, err)
+	}
+	a, _ := call("ok")
+	b, _ := call("ok")
+	if a.Fuel != b.Fuel || first.Fuel != a.Fuel+inst.StartupFuel || inst.StartupFuel == 0 {
+		t.Fatalf("fuel: first %d, then %d and %d, startup %d", first.Fuel, a.Fuel, b.Fuel, inst.StartupFuel)
+	}
+	if inst.Calls() != 3 {
+		t.Fatalf("calls %d", inst.Calls())
+	}
+	for _, tc := range []struct{ fn, msg string }{
+		{"broken", "broken stream"},
+		{"noresult", "without ending the request"},
+		{"unread", "unread"},
+	} {
+		inst, err := f.e.NewInstance(context.Background(), mod, InstanceConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = inst.Call(context.Background(), tc.fn, request(""), nil, defaultLimits)
+		ce, ok := AsCallError(err)
+		if !ok || ce.Kind != KindProtocol || !strings.Contains(ce.Message, tc.msg) || ce.Fuel == 0 || inst.Alive() {
+			t.Errorf("%s: %v (alive %v)", tc.fn, err, inst.Alive())
+		}
+		inst.Close()
+		inst.Close()
+	}
+}
