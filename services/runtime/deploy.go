@@ -166,7 +166,7 @@ func (s *Server) acquireModule(binaryID string, inline map[string][]byte) (*wasm
 	if !ok {
 		return nil, fmt.Errorf("%w: binary %q was not sent with the deploy and this node has no storage service to fetch it from", errNoBinary, binaryID)
 	}
-	mod, err := s.engine.Compile(bin)
+	mod, err := s.engine.CompileWithID(bin, binaryID) // Deploy checked binaryID against bin
 	if err != nil {
 		return nil, err
 	}

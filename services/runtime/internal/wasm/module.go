@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,8 +57,14 @@ func ContentID(wasm []byte) string {
 // (keyed by content id and engine settings), so a restarted node does not
 // recompile; a fresh compile is written back to the cache.
 func (e *Engine) Compile(wasm []byte) (*Module, error) {
+	return e.CompileWithID(wasm, ContentID(wasm))
+}
+
+// CompileWithID is Compile for a caller that has already verified the
+// content id of wasm (any string that names exactly these bytes, such as
+// the runtime's base58 binary id), so the bytes are not hashed again.
+func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 	start := time.Now()
-	id := ContentID(wasm)
 	key := artifactKey(id, e.fingerprint)
 	if e.cache != nil {
 		if m, meta, ok := e.cache.load(e.engine, key); ok {
@@ -68,11 +75,11 @@ func (e *Engine) Compile(wasm []byte) (*Module, error) {
 	}
 	m, err := wasmtime.NewModule(e.engine, wasm)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, id[:12], err)
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
 	if err := checkCommand(m); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, id[:12], err)
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
 	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, reactor: isReactor(m)}
 	if e.cache != nil {
@@ -106,6 +113,13 @@ func isReactor(m *wasmtime.Module) bool {
 		}
 	}
 	return true
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // checkCommand verifies the module can be served: a WASI command (_start)
@@ -232,12 +246,14 @@ func (c *artifactCache) load(engine *wasmtime.Engine, key string) (*wasmtime.Mod
 	if !known {
 		return nil, artifactMeta{}, false
 	}
-	b, err := os.ReadFile(c.path(key))
-	if err != nil || int64(len(b)) != meta.Size || crc32.Checksum(b, castagnoli) != meta.CRC32 {
+	if !c.verify(key, meta) {
 		c.remove(key)
 		return nil, artifactMeta{}, false
 	}
-	m, err := wasmtime.NewModuleDeserialize(engine, b)
+	// Deserializing from the file maps it instead of copying it. Files are
+	// only ever replaced by rename and removed by unlink, so a mapping never
+	// sees its file change underneath it.
+	m, err := wasmtime.NewModuleDeserializeFile(engine, c.path(key))
 	if err != nil {
 		// Not loadable by this engine: drop it and recompile.
 		c.remove(key)
@@ -247,6 +263,18 @@ func (c *artifactCache) load(engine *wasmtime.Engine, key string) (*wasmtime.Mod
 	c.policy.Touch(key, costOf(meta), meta.Size)
 	c.mu.Unlock()
 	return m, meta, true
+}
+
+// verify checks an artifact's size and CRC32C, reading it in 1 MiB blocks.
+func (c *artifactCache) verify(key string, meta artifactMeta) bool {
+	f, err := os.Open(c.path(key))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	return err == nil && n == meta.Size && h.Sum32() == meta.CRC32
 }
 
 func (c *artifactCache) store(key string, m *wasmtime.Module, meta artifactMeta) error {
