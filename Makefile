@@ -41,10 +41,10 @@ test-wasm: ## The SDK and examples must build for GOOS=wasip1 GOARCH=wasm.
 	@cd examples && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build ./...
 
 bench: ## Run the benchmark suite; writes bench/results.json and bench/results.md.
-	@echo "make bench: not yet (issue: benchmarks)"
+	$(GO) run ./cli/internal/bench/cmd/mubench -out bench
 
-bench-quick: ## Key benchmark figures in under a minute.
-	@echo "make bench-quick: not yet (issue: benchmarks)"
+bench-quick: ## Key benchmark figures in under a minute, one per line as name: value.
+	@$(GO) run ./cli/internal/bench/cmd/mubench -quick
 
 proto: ## Regenerate the Go code from proto/ with pinned buf and plugins.
 	bash scripts/proto.sh generate

@@ -3,6 +3,7 @@ module github.com/muprotocol/mu/cli
 go 1.26
 
 require (
+	github.com/bytecodealliance/wasmtime-go/v39 v39.0.1
 	github.com/muprotocol/mu/libs v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/muprotocol/mu/services/gateway v0.0.0

@@ -61,6 +61,9 @@ type Options struct {
 	MaxSamples int
 	// Client overrides the HTTP client; nil builds one suited to Concurrency.
 	Client *http.Client
+	// OnMeasure, if set, is called just before the measured phase starts
+	// (after the warm-up), for example to snapshot counters.
+	OnMeasure func()
 }
 
 // Result is what a run measured. Latencies of failed requests are not
@@ -207,6 +210,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	d := opts.Duration
 	if d == 0 {
 		d = MaxDuration - opts.Warmup
+	}
+	if opts.OnMeasure != nil {
+		opts.OnMeasure()
 	}
 	return phase(ctx, client, opts, d, opts.Requests, true)
 }

@@ -66,7 +66,7 @@ func TestRun_StopsByItselfAfterDuration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took := time.Since(start); took > 10*time.Second { // a liveness bound, not a timing target
 		t.Fatalf("run took %v for 400ms of load", took)
 	}
 	if res.Requests == 0 || res.Errors != 0 {

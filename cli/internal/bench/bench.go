@@ -1,0 +1,205 @@
+// Package bench is mu's benchmark suite (`make bench`, `make bench-quick`).
+//
+// It measures, each time side by side in the same run because the machines
+// it runs on are noisy:
+//
+//  1. throughput and latency of the Go hello function through gateway →
+//     runtime against a native net/http handler returning the same bytes,
+//     with one load generator (package load, and wrk when installed) at
+//     concurrency 1, 8 and 64;
+//  2. cold start: the first request after deploy with an empty and with a
+//     warm artifact cache, and the cost of starting one instance;
+//  3. fuel overhead: CPU-bound guests with wasmtime fuel metering on and off;
+//  4. muDB through a function against direct calls (once muDB exists);
+//  5. density: resident memory of one runtime process with 1,000 idle stacks.
+//
+// Run writes results.json and results.md; the figures are compared with the
+// targets of the benchmarks issue, and results.md says what bounds each.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/muprotocol/mu/cli/internal/project"
+	"github.com/muprotocol/mu/libs/gobuild"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
+)
+
+// Options configure a run.
+type Options struct {
+	// Out is the directory for results.json, results.md and profiles/.
+	Out string
+	// Quick measures only the key figures, in well under a minute.
+	Quick bool
+	// Repo is the repository root (the directory with go.work); empty
+	// finds it from the working directory upwards.
+	Repo string
+	// Only, if not empty, runs just these parts: throughput, wrk, profile,
+	// coldstart, fuel, density.
+	Only map[string]bool
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Suite is one run of the benchmarks.
+type Suite struct {
+	opts      Options
+	repo      string
+	wasmCache string
+	res       *Results
+
+	hello *helloBuild
+}
+
+// helloBuild is examples/hello built to wasm.
+type helloBuild struct {
+	manifest *manifest.Manifest
+	wasm     []byte
+	binaryID string
+}
+
+// Run runs the suite and writes its results under opts.Out.
+func Run(ctx context.Context, opts Options) (*Results, error) {
+	if opts.Out == "" {
+		opts.Out = "bench"
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	repo := opts.Repo
+	if repo == "" {
+		var err error
+		if repo, err = findRepo(); err != nil {
+			return nil, err
+		}
+	}
+	s := &Suite{
+		opts:      opts,
+		repo:      repo,
+		wasmCache: gobuild.TestCacheDir(),
+		res:       &Results{Quick: opts.Quick, Started: time.Now().UTC().Truncate(time.Second)},
+	}
+	s.res.Machine = probeMachine(ctx)
+	start := time.Now()
+	s.res.NotYet = append(s.res.NotYet, NotYet{
+		Name: "mudb_get_ratio", Target: "≤ 2× direct client-go calls",
+		Reason: "not yet (muDB not implemented)",
+	})
+
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"fuel", s.runFuel},
+		{"coldstart", s.runColdStart},
+		{"throughput", s.runThroughput},
+		{"density", s.runDensity},
+	}
+	for _, st := range steps {
+		if !s.want(st.name) {
+			continue
+		}
+		t0 := time.Now()
+		s.logf("== %s", st.name)
+		if err := st.run(ctx); err != nil {
+			return s.res, fmt.Errorf("bench: %s: %w", st.name, err)
+		}
+		s.logf("== %s done in %s", st.name, time.Since(t0).Round(100*time.Millisecond))
+	}
+	s.res.Duration = time.Since(start)
+	s.annotate()
+	if !opts.Quick {
+		if err := s.res.WriteJSON(filepath.Join(opts.Out, "results.json")); err != nil {
+			return s.res, err
+		}
+		if err := s.res.WriteMarkdown(filepath.Join(opts.Out, "results.md")); err != nil {
+			return s.res, err
+		}
+	}
+	return s.res, nil
+}
+
+// want tells whether the part name is to be run.
+func (s *Suite) want(name string) bool {
+	if s.opts.Quick && name == "density" {
+		return false
+	}
+	if len(s.opts.Only) == 0 {
+		return true
+	}
+	if s.opts.Only[name] {
+		return true
+	}
+	// The throughput step runs wrk and the profile as well.
+	return name == "throughput" && (s.opts.Only["wrk"] || s.opts.Only["profile"])
+}
+
+func (s *Suite) logf(format string, args ...any) {
+	fmt.Fprintf(s.opts.Log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.0")}, args...)...)
+}
+
+// benchDir is this package's directory in the repository.
+func (s *Suite) benchDir() string { return filepath.Join(s.repo, "cli", "internal", "bench") }
+
+func findRepo() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "examples", "hello")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("bench: run from inside the mu repository (no go.work with examples/hello above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// helloWasm builds examples/hello (cached by source content) and returns
+// its manifest with the binary id filled in.
+func (s *Suite) helloWasm(ctx context.Context) (*helloBuild, error) {
+	if s.hello != nil {
+		return s.hello, nil
+	}
+	dir := filepath.Join(s.repo, "examples", "hello")
+	p, err := project.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.logf("building examples/hello to wasm (cached in %s)", s.wasmCache)
+	path, err := gobuild.Cached(ctx, dir, s.wasmCache, gobuild.Reactor)
+	if err != nil {
+		return nil, err
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m := *p.Manifest
+	m.Functions = append([]manifest.Function(nil), p.Manifest.Functions...)
+	id := ids.BinaryID(wasm)
+	for i := range m.Functions {
+		m.Functions[i].Binary = id
+	}
+	s.hello = &helloBuild{manifest: &m, wasm: wasm, binaryID: id}
+	return s.hello, nil
+}
+
+func (h *helloBuild) binaries() map[string][]byte { return map[string][]byte{h.binaryID: h.wasm} }
+
+func newStackID() (ids.StackID, error) {
+	id, _, err := ids.NewStackID()
+	return id, err
+}

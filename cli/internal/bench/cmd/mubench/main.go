@@ -1,0 +1,49 @@
+// Command mubench runs mu's benchmark suite (package bench).
+//
+//	mubench [-out DIR] [-quick] [-only part,part]
+//
+// The full run writes DIR/results.json, DIR/results.md and a CPU profile
+// under DIR/profiles; -quick prints the key figures, one "name: value" per
+// line, and writes nothing. Progress goes to stderr.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/muprotocol/mu/cli/internal/bench"
+)
+
+func main() {
+	out := flag.String("out", "bench", "directory for results.json, results.md and profiles/")
+	quick := flag.Bool("quick", false, "measure the key figures only and print them (under a minute)")
+	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, throughput, wrk, profile, density (default all)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := bench.Options{Out: *out, Quick: *quick, Log: os.Stderr}
+	if *only != "" {
+		opts.Only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			opts.Only[strings.TrimSpace(p)] = true
+		}
+	}
+	res, err := bench.Run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mubench:", err)
+		os.Exit(1)
+	}
+	if *quick {
+		for _, line := range res.QuickLines() {
+			fmt.Println(line)
+		}
+		return
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s/results.json and %s/results.md in %s\n", *out, *out, res.Duration.Round(1e8))
+}

@@ -1,0 +1,232 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+)
+
+// densityStacks is how many idle stacks the density benchmark deploys.
+const densityStacks = 1000
+
+// densityResult is one runtime process with densityStacks idle stacks.
+type densityResult struct {
+	prewarm      int
+	baseRSS      int64 // kB, after start, before any deploy
+	oneRSS       int64 // kB, after the first deploy (module compiled)
+	rss          int64 // kB, after all deploys, settled
+	hwm          int64 // kB, peak
+	threads      int64
+	warm         int // idle instances the runtime reports
+	deployTime   time.Duration
+	deployedOver time.Duration
+}
+
+func (d *densityResult) perStackKiB() float64 {
+	return float64(d.rss-d.oneRSS) / float64(densityStacks-1)
+}
+
+func (s *Suite) runDensity(ctx context.Context) error {
+	if s.opts.Quick {
+		return nil
+	}
+	h, err := s.helloWasm(ctx)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "mubench-density-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "mu-runtime")
+	s.logf("density: go build ./services/runtime/cmd/mu-runtime")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/runtime/cmd/mu-runtime")
+	build.Dir = s.repo
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build mu-runtime: %v\n%s", err, out)
+	}
+	yml, err := h.manifest.Marshal()
+	if err != nil {
+		return err
+	}
+	for _, prewarm := range []int{0, 1} {
+		r, err := s.density(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data-%d", prewarm)), prewarm, h, yml)
+		if err != nil {
+			return err
+		}
+		s.res.density = append(s.res.density, r)
+		suffix := fmt.Sprintf("_prewarm%d", prewarm)
+		note := fmt.Sprintf("mu-runtime child process, --prewarm-instances %d, %d hello stacks; VmRSS", prewarm, densityStacks)
+		s.res.add("density_rss_mib"+suffix, kbToMiB(r.rss), "MiB", note)
+		s.res.add("density_rss_delta_mib"+suffix, kbToMiB(r.rss-r.baseRSS), "MiB", "VmRSS after the deploys minus after start-up")
+		s.res.add("density_per_stack_kib"+suffix, r.perStackKiB(), "KiB", "(VmRSS after 1,000 − after 1) ÷ 999")
+		s.res.add("density_peak_rss_mib"+suffix, kbToMiB(r.hwm), "MiB", "VmHWM")
+		s.res.add("density_threads"+suffix, float64(r.threads), "threads", "OS threads of the runtime process")
+		s.res.add("density_warm_instances"+suffix, float64(r.warm), "instances", "idle instances the runtime keeps (Status)")
+	}
+	if d := s.res.density; len(d) == 2 && d[1].warm > 0 {
+		s.res.add("density_rss_per_warm_instance_mib", kbToMiB(d[1].rss-d[0].rss)/float64(d[1].warm), "MiB",
+			"(VmRSS with prewarm 1 − with prewarm 0) ÷ warm instances")
+	}
+	return nil
+}
+
+func kbToMiB(kb int64) float64 { return float64(kb) / 1024 }
+
+// density starts bin, deploys densityStacks stacks of hello through its
+// gRPC API and reads its resident memory.
+func (s *Suite) density(ctx context.Context, bin, dataDir string, prewarm int, h *helloBuild, yml []byte) (*densityResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin,
+		"--grpc-addr", "127.0.0.1:0",
+		"--data-dir", dataDir,
+		"--node-id", "density",
+		"--prewarm-instances", strconv.Itoa(prewarm))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	addr, err := listenAddr(stderr, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	pid := cmd.Process.Pid
+	status := fmt.Sprintf("/proc/%d/status", pid)
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := runtimev1.NewRuntimeServiceClient(conn)
+	time.Sleep(500 * time.Millisecond)
+	r := &densityResult{prewarm: prewarm, baseRSS: procStatusField(status, "VmRSS")}
+
+	deploy := func(withBinary bool) error {
+		id, err := newStackID()
+		if err != nil {
+			return err
+		}
+		req := &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: 1, Manifest: yml}}
+		if withBinary {
+			req.Binaries = []*runtimev1.FunctionBinary{{BinaryId: h.binaryID, Wasm: h.wasm}}
+		}
+		_, err = client.Deploy(ctx, req)
+		return err
+	}
+	// The first deploy carries the wasm and compiles it; the others name
+	// the same binary, which the runtime already has.
+	if err := deploy(true); err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	r.oneRSS = procStatusField(status, "VmRSS")
+	start := time.Now()
+	var next atomic.Int64
+	next.Store(1)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range 2 { // two deploys in flight, one per core
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= densityStacks {
+				if err := deploy(false); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("deploy: %w", err); cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	r.deployTime = time.Since(start)
+	st, err := client.Status(ctx, &runtimev1.StatusRequest{})
+	if err != nil {
+		return nil, err
+	}
+	if len(st.GetStacks()) != densityStacks {
+		return nil, fmt.Errorf("runtime reports %d stacks, want %d", len(st.GetStacks()), densityStacks)
+	}
+	for _, ss := range st.GetStacks() {
+		for _, f := range ss.GetFunctions() {
+			r.warm += int(f.GetWarmInstances())
+		}
+	}
+	time.Sleep(2 * time.Second) // let the runtime settle (GC, released pages)
+	r.rss = procStatusField(status, "VmRSS")
+	r.hwm = procStatusField(status, "VmHWM")
+	r.threads = procStatusField(status, "Threads")
+	s.logf("density: prewarm %d: VmRSS %.0f MiB at start, %.0f MiB with 1 stack, %.0f MiB with %d (peak %.0f MiB), %d threads, %d warm instances; deploys took %v",
+		prewarm, kbToMiB(r.baseRSS), kbToMiB(r.oneRSS), kbToMiB(r.rss), densityStacks, kbToMiB(r.hwm), r.threads, r.warm, r.deployTime.Round(time.Millisecond))
+	return r, nil
+}
+
+// listenAddr reads the runtime's JSON log until it says where it listens,
+// then keeps draining it in the background.
+func listenAddr(stderr io.Reader, timeout time.Duration) (string, error) {
+	type found struct {
+		addr string
+		err  error
+	}
+	ch := make(chan found, 1)
+	var once sync.Once
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var tail []string
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				GRPC string `json:"grpc"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "runtime listening" && line.GRPC != "" {
+				once.Do(func() { ch <- found{addr: line.GRPC} })
+			}
+			if len(tail) < 20 {
+				tail = append(tail, sc.Text())
+			}
+		}
+		once.Do(func() { ch <- found{err: fmt.Errorf("mu-runtime exited before listening: %v", tail)} })
+	}()
+	select {
+	case f := <-ch:
+		return f.addr, f.err
+	case <-time.After(timeout):
+		return "", errors.New("mu-runtime did not report its address in time")
+	}
+}

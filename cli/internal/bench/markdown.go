@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// targetOrder is the order of the issue's targets in results.md.
+var targetOrder = []string{
+	"throughput_ratio_c64", "wrk_throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib",
+	"mudb_get_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
+}
+
+// WriteMarkdown writes results.md: the machine, the targets, every figure,
+// then the details of each benchmark and the c=64 profile.
+func (r *Results) WriteMarkdown(path string) error {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# mu benchmark results\n\n")
+	w("Written by `make bench` (`go run ./cli/internal/bench/cmd/mubench -out bench`) on %s; the suite took %s. ",
+		r.Started.Format("2006-01-02 15:04 UTC"), r.Duration.Round(time.Second))
+	w("Every comparison below was measured side by side in this run (mu and its baseline alternating), " +
+		"because absolute figures on a shared 2-core machine drift from run to run; read the ratios first.\n\n")
+
+	m := r.Machine
+	w("## Machine\n\n| | |\n|---|---|\n")
+	w("| cores | %d (GOMAXPROCS %d) |\n", m.Cores, m.GOMAXPROCS)
+	w("| CPU model | %s |\n", m.CPUModel)
+	w("| memory | %d MiB |\n", m.MemoryMiB)
+	w("| kernel | %s |\n", m.Kernel)
+	w("| Go | %s |\n", m.GoVersion)
+	wt := m.WasmtimeGo
+	if m.Wasmtime != "" {
+		wt += " (wasmtime C API " + m.Wasmtime + ")"
+	}
+	w("| wasmtime-go | %s |\n", wt)
+	if m.Wrk != "" {
+		w("| wrk | %s |\n", m.Wrk)
+	} else {
+		w("| wrk | not installed (optional) |\n")
+	}
+	w("| load average at start | %s |\n\n", m.LoadAverage)
+
+	w("## Targets\n\n| metric | value | target | met? | bound by |\n|---|---|---|---|---|\n")
+	for _, name := range targetOrder {
+		if met := r.Get(name); met != nil {
+			w("| `%s` | %s | %s | %s | %s |\n", name, valueUnit(met), met.Target, metText(met), cell(met.BoundBy))
+			continue
+		}
+		for _, n := range r.NotYet {
+			if n.Name == name {
+				w("| `%s` | %s | %s | — | — |\n", name, n.Reason, n.Target)
+			}
+		}
+	}
+	w("\n## All figures\n\n| metric | value | target | met? | bound by | how measured |\n|---|---|---|---|---|---|\n")
+	for _, met := range r.Metrics {
+		w("| `%s` | %s | %s | %s | %s | %s |\n", met.Name, valueUnit(met), dash(met.Target), metText(met), dash(cell(met.BoundBy)), cell(met.Note))
+	}
+	for _, n := range r.NotYet {
+		w("| `%s` | %s | %s | — | — | — |\n", n.Name, n.Reason, n.Target)
+	}
+
+	if len(r.throughput) > 0 || len(r.wrk) > 0 {
+		w("\n## 1. Throughput and latency\n\n")
+		w("`GET /{stack}/greeting/greet/world` on the hello stack (gateway → gRPC → runtime → wasm instance) against a native " +
+			"`net/http` handler in the same process answering the same status, headers and 13-byte body. " +
+			"Closed loop: each connection sends its next request when the previous answer is read. " +
+			"The load generator, the gateway, the runtime and the native server share the machine's cores, for both sides alike.\n\n")
+		w("| c | generator | mu req/s | native req/s | ratio | mu p50 | native p50 | mu p90 | native p90 | mu p99 | native p99 | CPU mu / native | machine idle mu / native |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, row := range append(append([]*throughputRow(nil), r.throughput...), r.wrk...) {
+			w("| %d | %s | %.0f | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %.2f / %.2f cores | %.0f%% / %.0f%% |\n", row.Concurrency, row.Gen, row.Mu.RPS, row.Native.RPS, row.ratio(),
+				dur(row.Mu.P50), dur(row.Native.P50), dur(row.Mu.P90), dur(row.Native.P90), dur(row.Mu.P99), dur(row.Native.P99),
+				row.Mu.Cores, row.Native.Cores, 100*row.Mu.MachineIdle, 100*row.Native.MachineIdle)
+		}
+		w("\nCPU is this process's user + system time over the run (with package load the generator runs in it; wrk runs apart); " +
+			"machine idle is the idle share of all cores meanwhile.\n")
+	}
+	if b := r.breakdown; b != nil {
+		p50, _ := r.value("p50_us_c1")
+		nat, _ := r.value("native_p50_us_c1")
+		w("\n### Latency at c=1, hop by hop\n\n")
+		w("Measured alone, sequentially (%d calls each, medians), on the same region:\n\n| what | latency |\n|---|---|\n", b.calls)
+		w("| native HTTP round trip (p50, c=1) | %.0f µs |\n", nat)
+		w("| gRPC null RPC gateway → runtime (health Check) | %s |\n", dur(b.nullRPC))
+		w("| runtime's own Invoke handler (mean, its mu_runtime_call_seconds) | %s |\n", dur(b.serverInvoke))
+		w("| Runtime.Invoke over gRPC, no gateway | %s |\n", dur(b.invoke))
+		w("| through the gateway (p50, c=1) | %.0f µs |\n", p50)
+		w("\nOne hello call burns %.0f fuel. Per request at c=1 this process (client included) made:\n\n", b.fuelPerCall)
+		w("| | read syscalls | write syscalls | voluntary context switches | CPU |\n|---|---|---|---|---|\n")
+		w("| mu | %.1f | %.1f | %.1f | %s |\n", b.mu.reads, b.mu.writes, b.mu.voluntary, dur(b.mu.cpuPerOp))
+		w("| native | %.1f | %.1f | %.1f | %s |\n", b.native.reads, b.native.writes, b.native.voluntary, dur(b.native.cpuPerOp))
+	}
+	if h := r.handoff; h != nil {
+		w("\n### Calling into an instance\n\n")
+		w("A guest reduced to the runtime's calling pattern with no work of its own, on the runtime's engine settings. " +
+			"*Parked*: how command modules (`_start`) are served — `_start` runs on its own goroutine (a cgo call, so a locked OS thread) and waits in a host " +
+			"function for the next call on a channel; the caller sends, the instance thread wakes, returns into wasm, calls back out " +
+			"with the result and the caller wakes. *Direct*: an exported function called with `Func.Call` on the caller's goroutine — how SDK functions, built as reactors, are served (`mu_serve`).\n\n")
+		w("| | one call (median of sequential calls) | calls/s with %d callers, an instance each |\n|---|---|---|\n", h.callers)
+		w("| parked `_start` (command modules) | %s | %.0f |\n", dur(h.parked), h.parkedRPS)
+		w("| direct export (reactors: SDK functions) | %s | %.0f |\n", dur(h.direct), h.directRPS)
+	}
+	if g := r.gomaxprocs; g != nil {
+		w("\n### GOMAXPROCS at c=64 (wrk)\n\n| GOMAXPROCS | mu req/s | p50 | CPU | machine idle |\n|---|---|---|---|---|\n")
+		for _, side := range []struct {
+			n  int
+			rs []*genResult
+		}{{g.def, g.defRuns}, {g.more, g.moreRuns}} {
+			w("| %d | %.0f | %s | %.2f cores | %.0f%% |\n", side.n, g.rps(side.rs),
+				dur(timeDur(g.mean(side.rs, func(x *genResult) float64 { return float64(x.P50) }))),
+				g.mean(side.rs, func(x *genResult) float64 { return x.Cores }),
+				100*g.mean(side.rs, func(x *genResult) float64 { return x.MachineIdle }))
+		}
+		w("\nMeans of 2 runs each, alternating, changed in this process with runtime.GOMAXPROCS.\n")
+	}
+	if p := r.profile; p != nil {
+		w("\n### CPU profile of mu at c=64\n\n")
+		w("`%s`, taken in a separate %s run at %.0f req/s (the profiler costs a little throughput). "+
+			"The process holds the load generator, the gateway and the runtime; %s of CPU were sampled. "+
+			"Inspect with `go tool pprof -top %s`.\n\n", p.path, "c=64", p.rps, p.total, p.path)
+		w("Where the CPU went (cumulative share of each part's entry point; parts nest, so shares overlap):\n\n| part | cum %% |\n|---|---|\n")
+		for _, pt := range p.parts {
+			w("| %s | %.1f%% |\n", strings.ReplaceAll(pt.Name, "  ", "↳ "), pt.CumPct)
+		}
+		w("\nTop functions by own (flat) time:\n\n| flat | flat %% | cum %% | function |\n|---|---|---|---|\n")
+		for _, row := range p.topFlat(25) {
+			w("| %s | %.1f%% | %.1f%% | `%s` |\n", row.Flat, row.FlatPct, row.CumPct, row.Name)
+		}
+	}
+	if c := r.coldStart; c != nil {
+		w("\n## 2. Cold start\n\n")
+		w("Each trial starts a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request), " +
+			"connects to the gateway, deploys hello as a new stack through the runtime's gRPC Deploy and sends the first request. " +
+			"Empty cache: a new data dir, so Deploy compiles with Cranelift and writes the artifact. Warm cache: a new region on a data dir " +
+			"whose artifact cache holds the module, so Deploy deserializes it. Trials alternate.\n\n")
+		w("| trial | deploy | of which module load | first request | deploy + first request |\n|---|---|---|---|---|\n")
+		for i, t := range c.empty {
+			w("| empty cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+		}
+		for i, t := range c.warm {
+			w("| warm cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+		}
+		if d := c.deserialize; d != nil {
+			w("\nLoading hello's %.1f MiB artifact (wasm %.1f MiB) into an engine configured as the runtime's, median of 7:\n\n| how | time |\n|---|---|\n",
+				float64(d.artifactBytes)/(1<<20), float64(c.wasmBytes)/(1<<20))
+			w("| `os.ReadFile` + CRC32C + `NewModuleDeserialize` (the runtime's artifact cache) | %s |\n", dur(d.asRuntime))
+			w("| CRC32C streamed from the file + `NewModuleDeserializeFile` | %s |\n", dur(d.streamedFile))
+			w("| `NewModuleDeserializeFile` alone (mmap) | %s |\n", dur(d.file))
+		}
+		if len(c.instanceFirst) > 0 {
+			w("\nStarting one instance: on a region that has the module loaded, %d new stacks of the same binary were deployed "+
+				"(median deploy %s) and asked once each: median first request %s, against %s for a request to a warm instance, "+
+				"so starting an instance costs about **%s** (%.0f fuel of Go runtime start-up in the guest).\n",
+				len(c.instanceFirst), dur(median(c.instanceDeploy)), dur(median(c.instanceFirst)), dur(c.warmRequest), dur(c.instanceStart()), c.startupFuel)
+		}
+	}
+	if len(r.fuel) > 0 {
+		w("\n## 3. Fuel overhead\n\n")
+		w("The same wasm on two wasmtime engines configured as the runtime's (Cranelift `speed`, epoch interruption on, 1 MiB wasm stack), " +
+			"one with fuel metering on and one with it off. Each guest is a Go program built for wasip1 (`cli/internal/bench/guests`); " +
+			"it times every repetition of its workload itself, so the Go runtime's start-up is left out. " +
+			"Instances alternate between the engines; medians.\n\n")
+		w("| guest | fuel off | fuel on | ratio | fastest off / on | _start off / on (Go start-up + %s) | fuel per repetition | compile off / on |\n|---|---|---|---|---|---|---|---|\n", "all repetitions")
+		for _, f := range r.fuel {
+			w("| %s (%s), %d× per instance | %s | %s | %.3f× | %s / %s | %s / %s | %.3g | %s / %s |\n", f.guest.name, f.guest.what, f.guest.reps, dur(f.off), dur(f.on), f.ratio(),
+				dur(f.minOff), dur(f.minOn), dur(f.startOff), dur(f.startOn), float64(f.fuelPerWorkload), dur(f.compileOff), dur(f.compileOn))
+		}
+	}
+	w("\n## 4. muDB\n\nNot yet (muDB not implemented): `mudb_get_ratio` (get through a function ÷ direct client-go get, target ≤ 2×) " +
+		"will be measured once the mudb service lands.\n")
+	if len(r.density) > 0 {
+		w("\n## 5. Density\n\n")
+		w("`mu-runtime` built from `services/runtime/cmd/mu-runtime` and started as a child process on 127.0.0.1 with a fresh data dir; " +
+			"1,000 stacks of hello (distinct ids, the same binary: the first Deploy carries the wasm, the rest name it) deployed over its gRPC API, " +
+			"two at a time; then 2 s of quiet and `/proc/<pid>/status` is read.\n\n")
+		w("| --prewarm-instances | VmRSS at start | with 1 stack | with 1,000 | per extra stack | peak (VmHWM) | threads | warm instances | deploy time |\n|---|---|---|---|---|---|---|---|---|\n")
+		var base *densityResult
+		for _, d := range r.density {
+			per := "≈ 0 (RSS fell: GC)"
+			if k := d.perStackKiB(); k > 0 {
+				per = fmt.Sprintf("%.1f KiB", k)
+			}
+			w("| %d | %.0f MiB | %.0f MiB | %.0f MiB | %s | %.0f MiB | %d | %d | %s |\n", d.prewarm, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS),
+				kbToMiB(d.rss), per, kbToMiB(d.hwm), d.threads, d.warm, d.deployTime.Round(time.Millisecond))
+			if d.prewarm == 0 {
+				base = d
+			}
+		}
+		for _, d := range r.density {
+			if d.prewarm > 0 && base != nil && d.warm > 0 {
+				w("\nWith --prewarm-instances %d each warm instance costs ≈ %.2f MiB of RSS (reactor instances hold no thread); "+
+					"the pool keeps %d of them (IdleMemoryBudget), so at this rate 1,000 warm instances would need ≈ %.0f MiB.\n",
+					d.prewarm, kbToMiB(d.rss-base.rss)/float64(d.warm), d.warm, kbToMiB(base.rss)+1000*kbToMiB(d.rss-base.rss)/float64(d.warm))
+			}
+		}
+	}
+	return writeFile(path, []byte(b.String()))
+}
+
+func valueUnit(m *Metric) string {
+	v := formatValue(m.Value)
+	switch m.Unit {
+	case "ratio", "":
+		return v
+	case "×":
+		return v + "×"
+	}
+	return v + " " + m.Unit
+}
+
+func metText(m *Metric) string {
+	if m.Met == nil {
+		return "—"
+	}
+	if *m.Met {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func cell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+// dur prints a duration with three significant digits.
+func dur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.3g ms", float64(d)/1e6)
+	case d >= time.Microsecond:
+		return fmt.Sprintf("%.3g µs", float64(d)/1e3)
+	}
+	return fmt.Sprintf("%d ns", d.Nanoseconds())
+}
+
+func timeDur(ns float64) time.Duration { return time.Duration(ns) }
