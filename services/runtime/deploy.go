@@ -14,6 +14,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
@@ -38,6 +39,9 @@ type function struct {
 	env         map[string]string
 	poolKey     string
 	invocations atomic.Uint64
+	// start makes a new instance of the function (see Server.factory); built
+	// once at deploy so the call path allocates nothing for it.
+	start pool.Factory
 }
 
 // moduleRef counts the deployments using a compiled module, so stacks that
@@ -112,7 +116,8 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 		}
 	}
 	for _, f := range d.functions {
-		if err := s.pool.Prewarm(ctx, f.poolKey, s.factory(f), s.cfg.PrewarmInstances); err != nil {
+		f.start = s.factory(f)
+		if err := s.pool.Prewarm(ctx, f.poolKey, f.start, s.cfg.PrewarmInstances); err != nil {
 			release()
 			return nil, status.Errorf(codes.FailedPrecondition, "stack %s: function %q failed to start: %v", id, f.assembly, err)
 		}
@@ -206,7 +211,7 @@ func (s *Server) retireLocked(d *deployment) {
 }
 
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
-func (s *Server) factory(f *function) func(ctx context.Context) (*wasm.Instance, error) {
+func (s *Server) factory(f *function) pool.Factory {
 	// The guest learns the frame limit from the environment (the SDK reads
 	// it), so both sides bound frames alike.
 	env := make(map[string]string, len(f.env)+1)

@@ -60,7 +60,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	// A pooled instance may have died while idle; that call never ran, so
 	// it is retried once on a fresh instance.
 	for attempt := 0; attempt < 2; attempt++ {
-		inst, err := s.pool.Get(ctx, f.poolKey, s.factory(f))
+		inst, err := s.pool.Get(ctx, f.poolKey, f.start)
 		if err != nil {
 			if c, ok := wasm.AsCallError(err); ok {
 				ce = c

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -132,8 +131,8 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 	return r.Gateway.PutStack(id, m, revision)
 }
 
-// URLs lists the endpoint URLs of a stack, one per path and method, as
-// "METHOD URL" pairs sorted by gateway and path.
+// URLs lists the endpoints of a stack, one per path and method, in the
+// manifest's order (gateways as declared, endpoints by path then method).
 func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
 	base := "http://" + r.Gateway.Addr()
 	var out []Endpoint
@@ -149,8 +148,6 @@ func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
 type Endpoint struct {
 	Method, URL, Function string
 }
-
-func (e Endpoint) String() string { return strings.TrimSpace(e.URL) }
 
 // Close stops the gateway (draining requests), then the runtime. Safe to call twice.
 func (r *Region) Close() error {
