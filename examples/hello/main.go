@@ -3,9 +3,11 @@
 //
 // Build it for the mu runtime with
 //
-//	GOOS=wasip1 GOARCH=wasm go build -o hello.wasm .
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
 //
-// or let `mu build` / `mu run` do it.
+// or let `mu build` / `mu run` do it. (-buildmode=c-shared makes a reactor,
+// which the runtime enters once per request; a plain build makes a WASI
+// command, which it also serves, a little slower.)
 package main
 
 import mu "github.com/muprotocol/mu/sdk/go"
