@@ -122,7 +122,7 @@ func TestRuntime_DeployInvokeStatusUndeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the subscription register before the call logs
+	waitForSubscriber(t, h.srv)
 
 	var fuel []uint64
 	for range 3 {
@@ -245,7 +245,7 @@ func TestRuntime_CloseTwiceEvenWithALogStreamOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitForSubscriber(t, h.srv)
 	closed := make(chan struct{})
 	go func() {
 		h.srv.Close()
@@ -259,5 +259,15 @@ func TestRuntime_CloseTwiceEvenWithALogStreamOpen(t *testing.T) {
 	}
 	if _, err := stream.Recv(); code(err) != codes.Unavailable {
 		t.Fatalf("stream after Close: %v", err)
+	}
+}
+
+// waitForSubscriber returns once a StreamLogs call has subscribed to the hub.
+func waitForSubscriber(t *testing.T, s *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.Logs().Subscribers() == 0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the log stream never subscribed")
+		}
 	}
 }

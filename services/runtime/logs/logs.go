@@ -92,6 +92,13 @@ func (s *Subscription) Close() {
 	}
 }
 
+// Subscribers is the number of open subscriptions.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.subs)
+}
+
 // Publish delivers e to every matching subscriber without blocking.
 func (h *Hub) Publish(e Entry) {
 	if e.Time.IsZero() {

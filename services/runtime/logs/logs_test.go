@@ -32,8 +32,14 @@ func TestHub_FiltersAndCountsDrops(t *testing.T) {
 	if e := <-all.C; e.Body != "5" || e.Dropped != 2 {
 		t.Fatalf("all got %+v, want body 5 with 2 dropped", e)
 	}
+	if h.Subscribers() != 2 {
+		t.Fatalf("subscribers %d", h.Subscribers())
+	}
 	all.Close()
 	all.Close()
+	if h.Subscribers() != 1 {
+		t.Fatalf("subscribers after Close %d", h.Subscribers())
+	}
 	if _, ok := <-all.C; ok {
 		t.Fatal("channel open after Close")
 	}
