@@ -369,7 +369,11 @@ func TestArtifactCache_ReusedAcrossEnginesAndEvicted(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	for _, de := range entries {
 		if strings.HasSuffix(de.Name(), artifactExt) {
-			os.WriteFile(dir+"/"+de.Name(), []byte("corrupt"), 0o644)
+			// Replaced, not rewritten in place: the first engine's module
+			// still maps the old file (see artifactCache).
+			tmp := dir + "/corrupt.tmp"
+			os.WriteFile(tmp, []byte("corrupt"), 0o644)
+			os.Rename(tmp, dir+"/"+de.Name())
 		}
 	}
 	e4, err := NewEngine(Config{CacheDir: dir})
