@@ -7,6 +7,7 @@ package usage
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,9 @@ func NewKeys(prefix string) *Keys {
 }
 
 // Next returns a new key.
-func (k *Keys) Next() string { return fmt.Sprintf("%s/%d", k.prefix, k.seq.Add(1)) }
+func (k *Keys) Next() string {
+	return string(strconv.AppendUint(append(make([]byte, 0, len(k.prefix)+21), k.prefix+"/"...), k.seq.Add(1), 10))
+}
 
 // Discard is a Sink that drops everything.
 type Discard struct{}

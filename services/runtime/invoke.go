@@ -69,7 +69,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 			}
 			return nil, poolStatus(err)
 		}
-		res, err = inst.Call(ctx, fnName, fr, s.hostHandler(f), lim)
+		res, err = inst.Call(ctx, fnName, fr, s.host, lim)
 		s.pool.Put(f.poolKey, inst)
 		if err == nil {
 			ce = nil
@@ -181,7 +181,7 @@ func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
 // hostHandler answers the requests a function sends during a call. muDB,
 // storage and outbound HTTP are not wired into this node yet, so each gets
 // a clear error reply the function can handle, never a hang or a crash.
-func (s *Server) hostHandler(f *function) wasm.Handler {
+func (s *Server) hostHandler() wasm.Handler {
 	return func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
 		kind := fnproto.KindName(fnproto.FromFunction, m.Kind())
 		switch {

@@ -42,6 +42,7 @@ type Server struct {
 	pool    *pool.Pool
 	logs    *logs.Hub
 	metrics *metrics
+	host    wasm.Handler // answers functions' db, storage and HTTP requests
 
 	mu        sync.RWMutex
 	stacks    map[[32]byte]*deployment
@@ -103,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("runtime: pool: %w", err)
 	}
 	s.metrics = newMetrics()
+	s.host = s.hostHandler()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
