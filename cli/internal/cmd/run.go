@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/muprotocol/mu/cli/internal/local"
 	"github.com/muprotocol/mu/cli/internal/project"
-	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/usage"
@@ -121,23 +121,9 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			if fn == "" {
 				fn = "runtime"
 			}
-			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), levelName(e.Level), fn, e.Body)
+			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), strings.ToUpper(e.Level.String()), fn, e.Body)
 		}
 	}
-}
-
-func levelName(l fnproto.LogLevel) string {
-	switch l {
-	case fnproto.LogLevelTrace:
-		return "TRACE"
-	case fnproto.LogLevelDebug:
-		return "DEBUG"
-	case fnproto.LogLevelInfo:
-		return "INFO"
-	case fnproto.LogLevelWarn:
-		return "WARN"
-	}
-	return "ERROR"
 }
 
 // printUsage prints what the stack used during the run, in billing units.

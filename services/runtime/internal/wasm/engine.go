@@ -162,9 +162,6 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Config returns the effective configuration.
-func (e *Engine) Config() Config { return e.cfg }
-
 func (e *Engine) tick() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.cfg.EpochTick)

@@ -133,6 +133,14 @@ type call struct {
 	result  chan struct{}
 }
 
+// keepFunctionError puts the FatalError the guest sent before it went away
+// (if any) in front of ce's message, so its own words are not lost.
+func (c *call) keepFunctionError(ce *CallError) {
+	if c.err != nil && c.err.Kind == KindFunctionError {
+		ce.Message = c.err.Message + " (then: " + ce.Message + ")"
+	}
+}
+
 // NewInstance instantiates mod and runs its start-up (the guest's own
 // initialisation) until it first reads stdin, within the engine's
 // StartupFuel and StartupTimeout. It blocks until the instance is ready.
@@ -240,10 +248,7 @@ func (i *Instance) finish(ce *CallError) {
 		i.cur = nil
 		remaining, _ := i.store.GetFuel()
 		ce.Fuel = i.takeStartupFuel() + sub(c.limits.Fuel, remaining)
-		if c.err != nil && c.err.Kind == KindFunctionError {
-			// The guest said why before it went away: keep its words.
-			ce.Message = c.err.Message + " (then: " + ce.Message + ")"
-		}
+		c.keepFunctionError(ce)
 		c.err = ce
 		close(c.result)
 		return
@@ -578,9 +583,6 @@ func (i *Instance) fdWrite(caller *wasmtime.Caller, fd, iovs, iovsLen, nwritten 
 		return errnoBadf, nil
 	}
 	mem := i.memory(caller)
-	if iovs < 0 || iovsLen < 0 || int64(iovs)+int64(iovsLen)*8 > int64(len(mem)) {
-		return errnoFault, nil
-	}
 	// Bytes are taken in pieces of at most one frame, each parsed before the
 	// next is appended, so the buffers stay bounded whatever the guest writes.
 	piece := i.e.cfg.MaxFrameSize
@@ -588,28 +590,26 @@ func (i *Instance) fdWrite(caller *wasmtime.Caller, fd, iovs, iovsLen, nwritten 
 		piece = i.e.cfg.MaxStderrLine
 	}
 	total := 0
-	for k := int32(0); k < iovsLen; k++ {
-		off := int(iovs) + int(k)*8
-		p := uint64(binary.LittleEndian.Uint32(mem[off:]))
-		l := uint64(binary.LittleEndian.Uint32(mem[off+4:]))
-		if p+l > uint64(len(mem)) {
-			return errnoFault, nil
-		}
-		buf := mem[p : p+l]
+	var trap *wasmtime.Trap
+	if !iovecs(mem, iovs, iovsLen, func(buf []byte) bool {
 		total += len(buf)
-		for len(buf) > 0 {
+		for len(buf) > 0 && trap == nil {
 			n := min(len(buf), piece)
 			if fd == 2 {
 				i.stderr = append(i.stderr, buf[:n]...)
 				i.drainStderr(false)
 			} else {
 				i.out = append(i.out, buf[:n]...)
-				if trap := i.drainFrames(); trap != nil {
-					return 0, trap
-				}
+				trap = i.drainFrames()
 			}
 			buf = buf[n:]
 		}
+		return trap == nil
+	}) {
+		return errnoFault, nil
+	}
+	if trap != nil {
+		return 0, trap
 	}
 	if !putU32(mem, nwritten, uint32(total)) {
 		return errnoFault, nil
@@ -794,9 +794,7 @@ func (i *Instance) callReactor(ctx context.Context, frame []byte, h Handler, lim
 	switch {
 	case callErr != nil:
 		ce = i.classify(callErr)
-		if c.err != nil && c.err.Kind == KindFunctionError {
-			ce.Message = c.err.Message + " (then: " + ce.Message + ")"
-		}
+		c.keepFunctionError(ce)
 	case ret != 0:
 		ce = &CallError{Kind: KindProtocol, Message: "function reported a broken stream (see its stderr)"}
 	case i.inOff != len(i.in):
