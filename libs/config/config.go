@@ -13,7 +13,12 @@
 // byte sizes such as "256MiB" or "1GB". Fields of other types (loggers,
 // sinks, other dependencies) are left alone. The fields of an embedded
 // struct are settings of their own, so a command can add its own settings
-// beside a service's Config.
+// beside a service's Config; the fields of a named struct field are settings
+// prefixed with its name (Usage.BatchSize is usage_batch_size).
+//
+// --help lists every setting with its type, default, environment variable
+// and, given Docs (ParseDocs over the Go source of the config types), the
+// field's doc comment.
 package config
 
 import (
@@ -37,7 +42,8 @@ import (
 var durationType = reflect.TypeOf(time.Duration(0))
 
 type field struct {
-	name  string // snake_case
+	name  string // snake_case, with the prefixes of named struct fields
+	doc   string // the key of its doc comment in Docs: "Type.Field"
 	value reflect.Value
 }
 
@@ -46,23 +52,31 @@ func fields(cfg any) ([]field, error) {
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config: want a pointer to a struct, got %T", cfg)
 	}
-	return structFields(v.Elem()), nil
+	return structFields(v.Elem(), ""), nil
 }
 
 // structFields lists the settable fields of v; an embedded struct's fields
-// count as v's own, so a command can add its settings beside a service's Config.
-func structFields(v reflect.Value) []field {
+// count as v's own, so a command can add its settings beside a service's
+// Config, and a named struct field's fields are settings under its name.
+func structFields(v reflect.Value, prefix string) []field {
 	var out []field
 	for i := 0; i < v.NumField(); i++ {
 		sf := v.Type().Field(i)
-		if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
-			out = append(out, structFields(v.Field(i))...)
+		if !sf.IsExported() && !sf.Anonymous {
 			continue
 		}
-		if !sf.IsExported() || !supported(sf.Type) {
+		if sf.Type.Kind() == reflect.Struct {
+			p := prefix
+			if !sf.Anonymous {
+				p += SnakeCase(sf.Name) + "_"
+			}
+			out = append(out, structFields(v.Field(i), p)...)
 			continue
 		}
-		out = append(out, field{name: SnakeCase(sf.Name), value: v.Field(i)})
+		if !supported(sf.Type) {
+			continue
+		}
+		out = append(out, field{name: prefix + SnakeCase(sf.Name), doc: v.Type().Name() + "." + sf.Name, value: v.Field(i)})
 	}
 	return out
 }
@@ -176,13 +190,28 @@ func get(f field) string {
 // Load applies the YAML file, environment and flags (args, without the
 // program name) to cfg. service names the environment prefix
 // (MU_<SERVICE>_). Unknown YAML keys and unknown flags are errors.
-// -h/--help prints the flags with their defaults to stderr and returns
+// -h/--help prints the settings with their defaults to stderr and returns
 // flag.ErrHelp.
 func Load(service string, cfg any, args []string) error {
 	return load(service, cfg, args, os.Environ(), os.Stderr)
 }
 
+// LoadWithDocs is Load with docs for --help: each setting is listed with
+// the doc comment of its field.
+func LoadWithDocs(service string, cfg any, args []string, docs Docs) error {
+	return loadDocs(service, cfg, args, os.Environ(), os.Stderr, docs)
+}
+
+// LoadWithDocsTo is LoadWithDocs writing --help and flag errors to stderr.
+func LoadWithDocsTo(service string, cfg any, args []string, docs Docs, stderr io.Writer) error {
+	return loadDocs(service, cfg, args, os.Environ(), stderr, docs)
+}
+
 func load(service string, cfg any, args, environ []string, stderr io.Writer) error {
+	return loadDocs(service, cfg, args, environ, stderr, nil)
+}
+
+func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer, docs Docs) error {
 	fs, err := fields(cfg)
 	if err != nil {
 		return err
@@ -204,6 +233,7 @@ func load(service string, cfg any, args, environ []string, stderr io.Writer) err
 		values[f.name] = fv
 		set1.Var(fv, strings.ReplaceAll(f.name, "_", "-"), "("+f.value.Type().String()+")")
 	}
+	set1.Usage = func() { usage(stderr, service, prefix, fs, docs) }
 	if err := set1.Parse(args); err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 // Package usage carries metered usage from the services that measure it
 // (gateway, runtime, mudb, storage) to billing. A Sink receives records;
 // every record has an idempotency key so a retried batch is never counted
-// twice.
+// twice. A Batcher takes records off a service's request path and delivers
+// them to a Sink in the background; every service reports through one.
 package usage
 
 import (

@@ -1,4 +1,4 @@
-package usagebatch
+package usage
 
 import (
 	"context"
@@ -9,33 +9,33 @@ import (
 	"time"
 
 	"github.com/muprotocol/mu/libs/ids"
-	"github.com/muprotocol/mu/libs/usage"
 )
 
-var stack = ids.StackID{7}
+var batchStack = ids.StackID{7}
 
-func testConfig() Config {
-	return Config{
+func testBatchConfig() BatchConfig {
+	return BatchConfig{
 		BatchSize:     4,
 		QueueSize:     100,
 		FlushInterval: time.Hour, // tests flush explicitly unless they test the interval
 		ReportTimeout: time.Second,
 		RetryMin:      time.Millisecond,
 		RetryMax:      5 * time.Millisecond,
+		CloseTimeout:  time.Second,
 	}
 }
 
 // flakySink fails the first `fail` calls, then forwards to a Memory sink,
 // recording every batch it was offered.
 type flakySink struct {
-	mem  *usage.Memory
+	mem  *Memory
 	mu   sync.Mutex
 	fail int
-	all  [][]usage.Record
+	all  [][]Record
 	gate chan struct{} // when set, Report waits for it
 }
 
-func (s *flakySink) Report(ctx context.Context, recs ...usage.Record) error {
+func (s *flakySink) Report(ctx context.Context, recs ...Record) error {
 	if s.gate != nil {
 		select {
 		case <-s.gate:
@@ -44,7 +44,7 @@ func (s *flakySink) Report(ctx context.Context, recs ...usage.Record) error {
 		}
 	}
 	s.mu.Lock()
-	s.all = append(s.all, append([]usage.Record(nil), recs...))
+	s.all = append(s.all, append([]Record(nil), recs...))
 	failing := s.fail > 0
 	if failing {
 		s.fail--
@@ -56,31 +56,31 @@ func (s *flakySink) Report(ctx context.Context, recs ...usage.Record) error {
 	return s.mem.Report(ctx, recs...)
 }
 
-func (s *flakySink) calls() [][]usage.Record {
+func (s *flakySink) calls() [][]Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([][]usage.Record(nil), s.all...)
+	return append([][]Record(nil), s.all...)
 }
 
-func recs(keys *usage.Keys, n int) []usage.Record {
-	out := make([]usage.Record, n)
+func recs(keys *Keys, n int) []Record {
+	out := make([]Record, n)
 	for i := range out {
-		out[i] = usage.Record{Stack: stack, Kind: usage.GatewayRequests, Amount: 1, Key: keys.Next()}
+		out[i] = Record{Stack: batchStack, Kind: GatewayRequests, Amount: 1, Key: keys.Next()}
 	}
 	return out
 }
 
 func TestBatcher_FlushSendsInBatches(t *testing.T) {
-	sink := &flakySink{mem: usage.NewMemory()}
-	b := New(sink, testConfig(), slog.New(slog.DiscardHandler))
+	sink := &flakySink{mem: NewMemory()}
+	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
 	defer b.Close(context.Background())
-	keys := usage.NewKeys("t")
+	keys := NewKeys("t")
 	b.Add(recs(keys, 3)...)
 	b.Add(recs(keys, 7)...)
 	if err := b.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := sink.mem.Total(stack, usage.GatewayRequests); got != 10 {
+	if got := sink.mem.Total(batchStack, GatewayRequests); got != 10 {
 		t.Fatalf("total = %d", got)
 	}
 	for _, c := range sink.calls() {
@@ -94,10 +94,10 @@ func TestBatcher_FlushSendsInBatches(t *testing.T) {
 }
 
 func TestBatcher_RetriesWithSameKeys(t *testing.T) {
-	sink := &flakySink{mem: usage.NewMemory(), fail: 3}
-	b := New(sink, testConfig(), slog.New(slog.DiscardHandler))
+	sink := &flakySink{mem: NewMemory(), fail: 3}
+	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
 	defer b.Close(context.Background())
-	keys := usage.NewKeys("t")
+	keys := NewKeys("t")
 	b.Add(recs(keys, 2)...)
 	if err := b.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -117,12 +117,12 @@ func TestBatcher_RetriesWithSameKeys(t *testing.T) {
 }
 
 func TestBatcher_IntervalSendsWithoutFlush(t *testing.T) {
-	cfg := testConfig()
+	cfg := testBatchConfig()
 	cfg.FlushInterval = 5 * time.Millisecond
-	sink := &flakySink{mem: usage.NewMemory()}
-	b := New(sink, cfg, slog.New(slog.DiscardHandler))
+	sink := &flakySink{mem: NewMemory()}
+	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
 	defer b.Close(context.Background())
-	b.Add(recs(usage.NewKeys("t"), 1)...)
+	b.Add(recs(NewKeys("t"), 1)...)
 	deadline := time.Now().Add(5 * time.Second)
 	for sink.mem.Records() != 1 {
 		if time.Now().After(deadline) {
@@ -133,9 +133,9 @@ func TestBatcher_IntervalSendsWithoutFlush(t *testing.T) {
 }
 
 func TestBatcher_CloseFlushesEverything(t *testing.T) {
-	sink := &flakySink{mem: usage.NewMemory(), fail: 2}
-	b := New(sink, testConfig(), slog.New(slog.DiscardHandler))
-	b.Add(recs(usage.NewKeys("t"), 9)...)
+	sink := &flakySink{mem: NewMemory(), fail: 2}
+	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b.Add(recs(NewKeys("t"), 9)...)
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -149,16 +149,16 @@ func TestBatcher_CloseFlushesEverything(t *testing.T) {
 		t.Fatalf("Flush after Close with nothing pending: %v", err)
 	}
 	// After Close, Add reports directly.
-	b.Add(recs(usage.NewKeys("u"), 1)...)
+	b.Add(recs(NewKeys("u"), 1)...)
 	if got := sink.mem.Records(); got != 10 {
 		t.Fatalf("records after late Add = %d", got)
 	}
 }
 
 func TestBatcher_CloseDeadlineReportsLoss(t *testing.T) {
-	sink := &flakySink{mem: usage.NewMemory(), fail: 1 << 30}
-	b := New(sink, testConfig(), slog.New(slog.DiscardHandler))
-	b.Add(recs(usage.NewKeys("t"), 3)...)
+	sink := &flakySink{mem: NewMemory(), fail: 1 << 30}
+	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b.Add(recs(NewKeys("t"), 3)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	if err := b.Close(ctx); err == nil {
@@ -167,13 +167,13 @@ func TestBatcher_CloseDeadlineReportsLoss(t *testing.T) {
 }
 
 func TestBatcher_FullQueueBlocksAdd(t *testing.T) {
-	cfg := testConfig()
+	cfg := testBatchConfig()
 	cfg.QueueSize = 2
 	cfg.BatchSize = 2
-	sink := &flakySink{mem: usage.NewMemory(), gate: make(chan struct{})}
-	b := New(sink, cfg, slog.New(slog.DiscardHandler))
+	sink := &flakySink{mem: NewMemory(), gate: make(chan struct{})}
+	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
 	defer b.Close(context.Background())
-	keys := usage.NewKeys("t")
+	keys := NewKeys("t")
 	b.Add(recs(keys, 2)...) // fills the queue; the worker blocks in Report
 	added := make(chan struct{})
 	go func() {

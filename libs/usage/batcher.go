@@ -1,8 +1,4 @@
-// Package usagebatch moves usage records off the request path: Add queues
-// them, a background goroutine hands them to a usage.Sink in batches and
-// retries a failed batch (same records, same idempotency keys) until the
-// sink accepts it, so a record is neither lost nor counted twice.
-package usagebatch
+package usage
 
 import (
 	"context"
@@ -11,32 +7,90 @@ import (
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/muprotocol/mu/libs/usage"
 )
 
-// Config tunes a Batcher. All fields must be positive.
-type Config struct {
-	BatchSize     int           // most records per Sink.Report call
-	QueueSize     int           // records queued before Add blocks (back-pressure)
-	FlushInterval time.Duration // longest a record waits before its batch is sent
-	ReportTimeout time.Duration // deadline of one Sink.Report call
-	RetryMin      time.Duration // first wait after a failed Report, doubled per failure
-	RetryMax      time.Duration // longest wait between retries
+// BatchConfig tunes a Batcher. A service embeds it in its Config as a field
+// named Usage, so its settings read usage_batch_size, usage_queue_size, …
+type BatchConfig struct {
+	// BatchSize is the most usage records sent in one Sink.Report.
+	BatchSize int
+	// QueueSize is how many usage records may wait for the sink before
+	// callers of Add block until it catches up (records are never dropped).
+	QueueSize int
+	// FlushInterval is the longest a usage record waits before it is sent.
+	FlushInterval time.Duration
+	// ReportTimeout is the deadline of one Sink.Report call.
+	ReportTimeout time.Duration
+	// RetryMin is the wait after a failed report, doubled per failure up to
+	// RetryMax.
+	RetryMin time.Duration
+	// RetryMax is the longest wait between report retries.
+	RetryMax time.Duration
+	// CloseTimeout is how long closing the service keeps retrying to hand
+	// the last usage records to the sink; records still unsent then are
+	// logged as lost.
+	CloseTimeout time.Duration
+}
+
+// DefaultBatchConfig returns the batching every service starts from.
+func DefaultBatchConfig() BatchConfig {
+	return BatchConfig{
+		BatchSize:     1000,                   // records per report
+		QueueSize:     100000,                 // ~10 MB of queued records at most
+		FlushInterval: time.Second,            // a record waits at most 1s
+		ReportTimeout: 10 * time.Second,       // one report call
+		RetryMin:      100 * time.Millisecond, // first retry
+		RetryMax:      10 * time.Second,       // retry ceiling
+		CloseTimeout:  30 * time.Second,       // final flush on close
+	}
+}
+
+// Validate reports every invalid field, named as the service's settings
+// name them (usage_batch_size, …).
+func (c BatchConfig) Validate() error {
+	var errs []error
+	positive := func(field string, v int64) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("usage_%s: must be positive, got %d", field, v))
+		}
+	}
+	positive("batch_size", int64(c.BatchSize))
+	positive("queue_size", int64(c.QueueSize))
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"flush_interval", c.FlushInterval},
+		{"report_timeout", c.ReportTimeout},
+		{"retry_min", c.RetryMin},
+		{"retry_max", c.RetryMax},
+		{"close_timeout", c.CloseTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("usage_%s: must be positive, got %v", d.field, d.v))
+		}
+	}
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("usage_retry_max: %v is below usage_retry_min %v", c.RetryMax, c.RetryMin))
+	}
+	return errors.Join(errs...)
 }
 
 // ErrClosed is returned by Flush after Close.
-var ErrClosed = errors.New("usagebatch: closed")
+var ErrClosed = errors.New("usage: batcher closed")
 
-// Batcher queues records for a Sink. Its methods are safe for concurrent
-// use.
+// Batcher moves usage records off the request path: Add queues them, a
+// background goroutine hands them to a Sink in batches and retries a failed
+// batch (same records, same idempotency keys) until the sink accepts it, so
+// a record is neither lost nor counted twice. Its methods are safe for
+// concurrent use.
 type Batcher struct {
-	sink usage.Sink
-	cfg  Config
+	sink Sink
+	cfg  BatchConfig
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	queue    []usage.Record
+	queue    []Record
 	added    uint64        // records ever queued
 	acked    uint64        // records the sink accepted (a prefix of added: FIFO)
 	progress chan struct{} // closed and replaced whenever acked moves or the worker stops
@@ -49,8 +103,12 @@ type Batcher struct {
 	done   chan struct{}
 }
 
-// New starts a Batcher reporting to sink. Call Close to stop it.
-func New(sink usage.Sink, cfg Config, log *slog.Logger) *Batcher {
+// NewBatcher starts a Batcher reporting to sink; cfg must be valid (see
+// BatchConfig.Validate) and log may be nil. Call Close to stop it.
+func NewBatcher(sink Sink, cfg BatchConfig, log *slog.Logger) *Batcher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{
 		sink:     sink,
@@ -70,7 +128,7 @@ func New(sink usage.Sink, cfg Config, log *slog.Logger) *Batcher {
 // the queue holds QueueSize records or more (the sink is slow or down), so
 // that memory stays bounded and no record is dropped. After Close, Add
 // reports synchronously (one attempt) and logs what the sink refused.
-func (b *Batcher) Add(recs ...usage.Record) {
+func (b *Batcher) Add(recs ...Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -139,7 +197,7 @@ func (b *Batcher) waitAcked(ctx context.Context, target uint64) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("usagebatch: flush: %d records not yet accepted: %w", target-acked, ctx.Err())
+			return fmt.Errorf("usage: flush: %d records not yet accepted: %w", target-acked, ctx.Err())
 		}
 	}
 }
@@ -180,7 +238,7 @@ func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Unlock()
 	if lost > 0 {
 		b.log.Error("usage records lost: the sink did not accept them before the close deadline", "records", lost)
-		return fmt.Errorf("usagebatch: %d usage records not accepted by the sink before close", lost)
+		return fmt.Errorf("usage: %d usage records not accepted by the sink before close", lost)
 	}
 	return nil
 }

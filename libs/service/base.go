@@ -1,0 +1,150 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+)
+
+// ErrInvalidConfig wraps every error a Config's Validate returns, so callers
+// (Main: exit code 2) can tell bad settings from failures.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// Base holds the settings every service shares. A service's Config embeds
+// it, so its fields are settings of the service (node_name, grpc_addr, …).
+type Base struct {
+	// NodeName names this node in logs, usage idempotency keys and status
+	// replies; it must be unique in the region. Default: the host name.
+	NodeName string
+	// GRPCAddr is the host:port of the service's gRPC listener (its API,
+	// grpc.health.v1 and reflection). Port 0 picks a free port.
+	GRPCAddr string
+	// AdminAddr is the host:port of the admin HTTP listener: /metrics
+	// (Prometheus), /healthz (liveness), /readyz (readiness) and, with
+	// Pprof, /debug/pprof/. Port 0 picks a free port; empty turns the admin
+	// listener off. Keep it off public networks.
+	AdminAddr string
+	// Pprof serves the Go profiler under /debug/pprof/ on the admin
+	// listener.
+	Pprof bool
+	// MaxMessageBytes bounds one gRPC message received or sent, in bytes.
+	MaxMessageBytes int
+	// ShutdownTimeout is how long Close lets in-flight requests and RPCs
+	// finish before it cuts connections.
+	ShutdownTimeout time.Duration
+	// LogLevel is the least level the binary logs: debug, info, warn or
+	// error.
+	LogLevel string
+	// LogFormat is how the binary writes its log to stderr: text or json.
+	LogFormat string
+}
+
+// ServiceBase returns b; through embedding, every Config has it, which is
+// how Main finds the shared settings of any service.
+func (b Base) ServiceBase() Base { return b }
+
+// DefaultBase returns the shared defaults with the given listener
+// addresses.
+func DefaultBase(grpcAddr, adminAddr string) Base {
+	return Base{
+		NodeName:        hostName(),
+		GRPCAddr:        grpcAddr,
+		AdminAddr:       adminAddr,
+		MaxMessageBytes: 4 << 20,          // 4 MiB, gRPC's own default
+		ShutdownTimeout: 30 * time.Second, // drain on Close
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+func hostName() string {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "mu"
+	}
+	return name
+}
+
+// Validate returns one error per invalid field, each naming the setting.
+func (b Base) Validate() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if b.NodeName == "" {
+		bad("node_name", "is required")
+	}
+	if _, _, err := net.SplitHostPort(b.GRPCAddr); err != nil {
+		bad("grpc_addr", "%q is not host:port: %v", b.GRPCAddr, err)
+	}
+	if b.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(b.AdminAddr); err != nil {
+			bad("admin_addr", "%q is not host:port: %v", b.AdminAddr, err)
+		}
+	}
+	if b.MaxMessageBytes < 1<<10 {
+		bad("max_message_bytes", "must be at least 1 KiB, got %d", b.MaxMessageBytes)
+	}
+	if b.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive, got %v", b.ShutdownTimeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(b.LogLevel)); err != nil {
+		bad("log_level", "%q: want debug, info, warn or error", b.LogLevel)
+	}
+	if b.LogFormat != "text" && b.LogFormat != "json" {
+		bad("log_format", "%q: want text or json", b.LogFormat)
+	}
+	return errs
+}
+
+// Invalid joins a service's config errors under its name and wraps them in
+// ErrInvalidConfig; nil when errs is empty.
+func Invalid(service string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return &configError{service: service, errs: errs}
+}
+
+type configError struct {
+	service string
+	errs    []error
+}
+
+func (e *configError) Error() string {
+	s := e.service + " config:"
+	if len(e.errs) == 1 {
+		return s + " " + e.errs[0].Error()
+	}
+	for _, err := range e.errs {
+		s += "\n  " + err.Error()
+	}
+	return s
+}
+
+func (e *configError) Unwrap() []error { return append([]error{ErrInvalidConfig}, e.errs...) }
+
+// NewLogger makes the binary's logger from LogLevel and LogFormat, writing
+// to w.
+func (b Base) NewLogger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(b.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch b.LogFormat {
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	case "text":
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("log_format %q: want text or json", b.LogFormat)
+	}
+	return slog.New(h), nil
+}
