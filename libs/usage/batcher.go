@@ -2,11 +2,14 @@ package usage
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/muprotocol/mu/libs/config"
 )
 
 // BatchConfig tunes a Batcher. A service embeds it in its Config as a field
@@ -321,4 +324,17 @@ func (b *Batcher) sendAll() bool {
 		}
 		backoff = min(2*backoff, b.cfg.RetryMax)
 	}
+}
+
+//go:embed batcher.go
+var batcherSource []byte
+
+// ConfigDocs returns the doc comments of BatchConfig's fields, for a
+// service's --help.
+func ConfigDocs() config.Docs {
+	d, err := config.ParseDocs(batcherSource)
+	if err != nil {
+		panic("usage: batcher.go does not parse: " + err.Error()) // compiled from this very source
+	}
+	return d
 }

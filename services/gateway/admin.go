@@ -44,9 +44,10 @@ func (a *adminService) Routes(_ context.Context, req *gatewayv1.RoutesRequest) (
 }
 
 // Status reports the gateway's state: its stacks and the requests it is
-// serving. Liveness is the grpc.health.v1 service and /_mu/health.
+// serving. Liveness is the grpc.health.v1 service, /_mu/health on the public port
+// and /healthz on the admin port.
 func (a *adminService) Status(context.Context, *gatewayv1.StatusRequest) (*gatewayv1.StatusResponse, error) {
-	if a.s.closing.Load() {
+	if a.s.run.IsClosing() {
 		return nil, status.Error(codes.Unavailable, "the gateway is shutting down")
 	}
 	stacks, disabled := a.s.stacks.counts()

@@ -23,7 +23,7 @@ import (
 
 func adminConn(t *testing.T, h *harness) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient(h.srv.AdminAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(h.srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,98 +1,80 @@
 package gateway
 
 import (
-	"errors"
+	_ "embed"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"time"
+
+	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/service"
+	"github.com/muprotocol/mu/libs/usage"
 )
 
 // Config configures a gateway. Start from DefaultConfig; a YAML file,
 // MU_GATEWAY_<FIELD> environment variables and flags only override it.
 // Sizes are in bytes, durations are time.Duration values ("30s" in YAML).
 type Config struct {
+	// Base holds the settings every service shares: node_name, grpc_addr
+	// (mu.gateway.v1.GatewayService, grpc.health.v1, reflection),
+	// admin_addr (/metrics, /healthz, /readyz), shutdown_timeout, logging.
+	service.Base
+
 	// HTTPAddr is the host:port of the public HTTP listener that serves
-	// /{stack_id}/{gateway}/{path}, /_mu/health and /_mu/metrics. Port 0
-	// picks a free port; Server.Addr reports it.
-	HTTPAddr string `yaml:"http_addr"`
-	// AdminAddr is the host:port of the gRPC admin listener
-	// (mu.gateway.v1.GatewayService, grpc.health.v1, reflection). Port 0
-	// picks a free port; Server.AdminAddr reports it.
-	AdminAddr string `yaml:"admin_addr"`
+	// /{stack_id}/{gateway}/{path} and /_mu/health. Port 0 picks a free
+	// port; Server.Addr reports it.
+	HTTPAddr string
 	// PublicURL is the base URL under which clients reach HTTPAddr, used
 	// for the full URLs that GatewayService.Routes returns, e.g.
 	// "https://gw.example.com". Empty means "http://" + the bound HTTPAddr.
-	PublicURL string `yaml:"public_url"`
-	// NodeName names this gateway in usage idempotency keys and logs; it
-	// must be unique in the region. Default: the host name.
-	NodeName string `yaml:"node_name"`
+	PublicURL string
 
 	// MaxRequestBodyBytes is the largest request body accepted, in bytes;
 	// a larger one gets 413.
-	MaxRequestBodyBytes int64 `yaml:"max_request_body_bytes"`
+	MaxRequestBodyBytes int64
 	// MaxHeaderBytes bounds the request line plus the request headers, in
 	// bytes (counted as "Name: value\r\n" per field); more gets 431.
-	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	MaxHeaderBytes int
 	// MaxResponseBytes is the largest response body a function may return,
 	// in bytes; a larger one gets 502.
-	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	MaxResponseBytes int64
 	// MaxResponseHeaderBytes bounds the response headers a function may
 	// return (names plus values), in bytes; more gets 502.
-	MaxResponseHeaderBytes int `yaml:"max_response_header_bytes"`
+	MaxResponseHeaderBytes int
 
 	// InvokeTimeout is the longest the gateway waits for Runtime.Invoke;
 	// past it the request gets 504. Must be below WriteTimeout.
-	InvokeTimeout time.Duration `yaml:"invoke_timeout"`
+	InvokeTimeout time.Duration
 	// ReadHeaderTimeout is the time allowed to read the request line and
 	// headers (slow-loris protection).
-	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadHeaderTimeout time.Duration
 	// ReadTimeout is the time allowed to read a whole request, body
 	// included. 0 means no limit.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
+	ReadTimeout time.Duration
 	// WriteTimeout is the time from the end of the request headers to the
 	// end of the response write. 0 means no limit.
-	WriteTimeout time.Duration `yaml:"write_timeout"`
+	WriteTimeout time.Duration
 	// IdleTimeout is how long a keep-alive connection may wait for its
 	// next request.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// ShutdownTimeout is how long Close waits for in-flight requests and
-	// RPCs to finish before cutting connections.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	IdleTimeout time.Duration
 
-	// UsageBatchSize is the most usage records sent in one Sink.Report.
-	UsageBatchSize int `yaml:"usage_batch_size"`
-	// UsageQueueSize is how many usage records may wait for the sink
-	// before requests block until it catches up (never dropped).
-	UsageQueueSize int `yaml:"usage_queue_size"`
-	// UsageFlushInterval is the longest a usage record waits before it is
-	// sent.
-	UsageFlushInterval time.Duration `yaml:"usage_flush_interval"`
-	// UsageReportTimeout is the deadline of one Sink.Report call.
-	UsageReportTimeout time.Duration `yaml:"usage_report_timeout"`
-	// UsageRetryMin is the wait after a failed report, doubled per failure
-	// up to UsageRetryMax.
-	UsageRetryMin time.Duration `yaml:"usage_retry_min"`
-	// UsageRetryMax is the longest wait between report retries.
-	UsageRetryMax time.Duration `yaml:"usage_retry_max"`
-	// UsageCloseTimeout is how long Close keeps retrying to hand the last
-	// usage records to the sink; records still unsent then are logged as
-	// lost.
-	UsageCloseTimeout time.Duration `yaml:"usage_close_timeout"`
+	// Usage batches the gateway's usage records (requests and traffic
+	// bytes) on their way to billing: usage_batch_size, usage_queue_size,
+	// usage_flush_interval, usage_report_timeout, usage_retry_min,
+	// usage_retry_max, usage_close_timeout.
+	Usage usage.BatchConfig
 }
 
 // DefaultConfig returns the configuration `mu run` uses: loopback
 // listeners and limits suited to a public gateway.
 func DefaultConfig() Config {
-	name, err := os.Hostname()
-	if err != nil || name == "" {
-		name = "gateway"
-	}
 	return Config{
-		HTTPAddr:  "127.0.0.1:12080", // public HTTP port
-		AdminAddr: "127.0.0.1:0",     // gRPC admin: any free port
-		NodeName:  name,
+		Base: service.DefaultBase(
+			"127.0.0.1:12081", // gRPC admin API
+			"127.0.0.1:12082", // /metrics, /healthz, /readyz
+		),
+		HTTPAddr: "127.0.0.1:12080", // public HTTP port
 
 		MaxRequestBodyBytes:    10 << 20, // 10 MiB
 		MaxHeaderBytes:         64 << 10, // 64 KiB
@@ -104,28 +86,20 @@ func DefaultConfig() Config {
 		ReadTimeout:       60 * time.Second,  // a 10 MiB body at ~170 KiB/s
 		WriteTimeout:      90 * time.Second,  // InvokeTimeout plus time to send 10 MiB
 		IdleTimeout:       120 * time.Second, // keep-alive between requests
-		ShutdownTimeout:   30 * time.Second,  // drain on Close
 
-		UsageBatchSize:     1000,                   // records per report
-		UsageQueueSize:     100000,                 // ~10 MB of queued records at most
-		UsageFlushInterval: time.Second,            // a record waits at most 1s
-		UsageReportTimeout: 10 * time.Second,       // one report call
-		UsageRetryMin:      100 * time.Millisecond, // first retry
-		UsageRetryMax:      10 * time.Second,       // retry ceiling
-		UsageCloseTimeout:  30 * time.Second,       // final flush on Close
+		Usage: usage.DefaultBatchConfig(),
 	}
 }
 
-// Validate reports every invalid field, joined.
+// Validate reports every invalid field at once, wrapped in
+// service.ErrInvalidConfig.
 func (c Config) Validate() error {
-	var errs []error
+	errs := c.Base.Validate()
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("gateway config: %s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	for _, a := range []struct{ field, addr string }{{"http_addr", c.HTTPAddr}, {"admin_addr", c.AdminAddr}} {
-		if _, _, err := net.SplitHostPort(a.addr); err != nil {
-			bad(a.field, "%q is not host:port: %v", a.addr, err)
-		}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("http_addr", "%q is not host:port: %v", c.HTTPAddr, err)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -138,9 +112,6 @@ func (c Config) Validate() error {
 			bad("public_url", "%q must not have a query or fragment", c.PublicURL)
 		}
 	}
-	if c.NodeName == "" {
-		bad("node_name", "is required")
-	}
 	positive := func(field string, v int64) {
 		if v <= 0 {
 			bad(field, "must be positive, got %d", v)
@@ -150,8 +121,6 @@ func (c Config) Validate() error {
 	positive("max_header_bytes", int64(c.MaxHeaderBytes))
 	positive("max_response_bytes", c.MaxResponseBytes)
 	positive("max_response_header_bytes", int64(c.MaxResponseHeaderBytes))
-	positive("usage_batch_size", int64(c.UsageBatchSize))
-	positive("usage_queue_size", int64(c.UsageQueueSize))
 	for _, d := range []struct {
 		field string
 		v     time.Duration
@@ -159,12 +128,6 @@ func (c Config) Validate() error {
 		{"invoke_timeout", c.InvokeTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout},
 		{"idle_timeout", c.IdleTimeout},
-		{"shutdown_timeout", c.ShutdownTimeout},
-		{"usage_flush_interval", c.UsageFlushInterval},
-		{"usage_report_timeout", c.UsageReportTimeout},
-		{"usage_retry_min", c.UsageRetryMin},
-		{"usage_retry_max", c.UsageRetryMax},
-		{"usage_close_timeout", c.UsageCloseTimeout},
 	} {
 		if d.v <= 0 {
 			bad(d.field, "must be positive, got %v", d.v)
@@ -179,8 +142,20 @@ func (c Config) Validate() error {
 	if c.WriteTimeout > 0 && c.InvokeTimeout >= c.WriteTimeout {
 		bad("invoke_timeout", "%v must be below write_timeout %v, or 504s could never be written", c.InvokeTimeout, c.WriteTimeout)
 	}
-	if c.UsageRetryMax < c.UsageRetryMin {
-		bad("usage_retry_max", "%v is below usage_retry_min %v", c.UsageRetryMax, c.UsageRetryMin)
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return service.Invalid("gateway", errs)
+}
+
+//go:embed config.go
+var configSource []byte
+
+// ConfigDocs returns the doc comments of every gateway setting, for --help.
+func ConfigDocs() config.Docs {
+	d, err := config.ParseDocs(configSource)
+	if err != nil {
+		panic("gateway: config.go does not parse: " + err.Error()) // compiled from this very source
+	}
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), d)
 }

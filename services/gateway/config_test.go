@@ -13,7 +13,7 @@ func TestConfig_DefaultsAreValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != "127.0.0.1:12080" || cfg.AdminAddr != "127.0.0.1:0" ||
+	if cfg.HTTPAddr != "127.0.0.1:12080" || cfg.GRPCAddr != "127.0.0.1:12081" || cfg.AdminAddr != "127.0.0.1:12082" ||
 		cfg.MaxRequestBodyBytes != 10<<20 || cfg.MaxHeaderBytes != 64<<10 {
 		t.Fatalf("unexpected defaults %+v", cfg)
 	}
@@ -29,8 +29,8 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	cfg.MaxResponseBytes = 0
 	cfg.InvokeTimeout = 2 * time.Minute // above WriteTimeout
 	cfg.ReadTimeout = -time.Second
-	cfg.UsageBatchSize = 0
-	cfg.UsageRetryMax = time.Millisecond // below UsageRetryMin
+	cfg.Usage.BatchSize = 0
+	cfg.Usage.RetryMax = time.Millisecond // below Usage.RetryMin
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")

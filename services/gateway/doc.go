@@ -10,10 +10,11 @@
 //
 // # Lifecycle
 //
-// New(cfg, deps) checks the config and starts the usage batcher; Start binds
-// the public HTTP listener (Config.HTTPAddr) and the gRPC admin listener
-// (Config.AdminAddr) and serves in the background; Close drains both and
-// flushes usage. Stacks are fed with PutStack, RemoveStack and
+// The gateway follows the service contract of libs/service. New(cfg, deps)
+// checks the config and starts the usage batcher; Start binds the public
+// HTTP listener (Config.HTTPAddr), the gRPC admin listener (GRPCAddr) and
+// the admin HTTP listener (AdminAddr) and serves in the background; Close
+// drains them and flushes usage. Stacks are fed with PutStack, RemoveStack and
 // SetStackEnabled (later by the chain-indexer's Watch stream).
 //
 // # Routing
@@ -129,11 +130,14 @@
 // # Operations
 //
 // On the public port, /_mu/health answers 200 {"status":"ok"} (503 while
-// closing) and /_mu/metrics serves Prometheus metrics (base58 stack ids
-// never contain '_', so /_mu/ never collides with a stack). Metrics:
+// closing; base58 stack ids never contain '_', so /_mu/ never collides with
+// a stack). Metrics, /healthz and /readyz are on the admin HTTP port only.
+// Metrics:
 // mu_gateway_http_requests_total and mu_gateway_http_request_duration_seconds
 // by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
 // mu_gateway_stacks_disabled, mu_gateway_usage_pending_records and
-// mu_gateway_usage_report_failures_total. The admin gRPC port serves
-// mu.gateway.v1.GatewayService, grpc.health.v1 and server reflection.
+// mu_gateway_usage_report_failures_total, plus the gRPC server metrics
+// (grpc_server_*) and the Go and process collectors. The admin gRPC port
+// serves mu.gateway.v1.GatewayService, grpc.health.v1 and server
+// reflection.
 package gateway

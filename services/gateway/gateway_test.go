@@ -586,7 +586,9 @@ func TestGateway_MetersRequestsAndTrafficBytes(t *testing.T) {
 
 func TestGateway_ClientGoneMidCallIsBilledWithoutResponseBytes(t *testing.T) {
 	h := newHarness(t)
+	called := make(chan struct{})
 	h.rt.setHandle(func(ctx context.Context, _ *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
+		close(called)
 		<-ctx.Done() // the client's disconnect cancels the call
 		return nil, ctx.Err()
 	})
@@ -595,8 +597,10 @@ func TestGateway_ClientGoneMidCallIsBilledWithoutResponseBytes(t *testing.T) {
 	if _, err := io.WriteString(rc.c, raw); err != nil {
 		t.Fatal(err)
 	}
-	for h.rt.callCount() == 0 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-called:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request never reached the runtime")
 	}
 	rc.c.Close()
 	if err := h.srv.Close(); err != nil { // waits for the handler and flushes its usage
@@ -633,7 +637,7 @@ func (s *keyedSink) Report(_ context.Context, recs ...usage.Record) error {
 func TestGateway_CloseFlushesUsageDespiteSinkFailures(t *testing.T) {
 	sink := &keyedSink{fail: 3}
 	h := newHarness(t, func(c *gateway.Config, d *gateway.Deps) {
-		c.UsageFlushInterval = time.Hour // only Close sends
+		c.Usage.FlushInterval = time.Hour // only Close sends
 		d.Usage = sink
 	})
 	const n = 5
@@ -742,7 +746,7 @@ func TestGateway_CloseWithoutStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv.Addr() != "" || srv.AdminAddr() != "" {
+	if srv.Addr() != "" || srv.GRPCAddr() != "" || srv.AdminAddr() != "" {
 		t.Fatal("addresses before Start")
 	}
 	if err := srv.Close(); err != nil {
@@ -857,7 +861,10 @@ func TestGateway_HealthAndMetrics(t *testing.T) {
 	}
 	h.do("GET", h.url("web/todos"), nil, nil)
 	h.do("GET", h.url("web/nope"), nil, nil)
-	resp, body = h.do("GET", h.base+gateway.MetricsPath, nil, nil)
+	// Metrics are on the admin port only, never the public one.
+	resp, body = h.do("GET", h.base+"/_mu/metrics", nil, nil)
+	wantError(t, resp, body, http.StatusNotFound, gateway.KindNotFound)
+	resp, body = h.do("GET", "http://"+h.srv.AdminAddr()+"/metrics", nil, nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("metrics: %d", resp.StatusCode)
 	}
@@ -868,6 +875,7 @@ func TestGateway_HealthAndMetrics(t *testing.T) {
 		`mu_gateway_errors_total{kind="route_not_found"} 1`,
 		`mu_gateway_stacks 1`,
 		`go_goroutines`,
+		`grpc_server_handled_total`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

@@ -162,12 +162,13 @@ type harness struct {
 func testConfig() gateway.Config {
 	cfg := gateway.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = "test"
 	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.UsageFlushInterval = 10 * time.Millisecond
-	cfg.UsageRetryMin = time.Millisecond
-	cfg.UsageRetryMax = 10 * time.Millisecond
+	cfg.Usage.FlushInterval = 10 * time.Millisecond
+	cfg.Usage.RetryMin = time.Millisecond
+	cfg.Usage.RetryMax = 10 * time.Millisecond
 	return cfg
 }
 

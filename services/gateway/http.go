@@ -29,7 +29,6 @@ import (
 // they cannot collide with a stack.
 const (
 	HealthPath  = "/_mu/health"
-	MetricsPath = "/_mu/metrics"
 	internalDir = "/_mu/"
 )
 
@@ -89,13 +88,11 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errorBody(KindMethodNotAllowed, "use GET"))
 			return
 		}
-		if s.closing.Load() {
+		if s.run.IsClosing() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting_down"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	case MetricsPath:
-		s.metricsHandler.ServeHTTP(w, r)
 	default:
 		writeJSON(w, http.StatusNotFound, errorBody(KindNotFound, "unknown gateway endpoint "+r.URL.Path))
 	}

@@ -5,23 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
-	"github.com/muprotocol/mu/services/gateway/internal/usagebatch"
 )
 
 // Deps are the gateway's collaborators.
@@ -34,43 +26,30 @@ type Deps struct {
 	Usage usage.Sink
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
-	// Registry is where the gateway registers its metrics and what
-	// /_mu/metrics serves. Nil makes a private registry with the Go and
-	// process collectors, so several gateways can live in one process.
+	// Registry is where the gateway registers its metrics and what the
+	// admin listener's /metrics serves. Nil makes a private registry with
+	// the Go and process collectors, so several gateways can live in one
+	// process.
 	Registry *prometheus.Registry
 }
 
 // Server is a gateway node: the public HTTP edge of the stacks it is told
-// about (PutStack) and a gRPC admin API. It is also an http.Handler for
-// embedding. Its methods are safe for concurrent use.
+// about (PutStack), a gRPC admin API and an admin HTTP listener (metrics,
+// health). It is also an http.Handler for embedding. Its methods are safe
+// for concurrent use.
 type Server struct {
 	cfg      Config
 	runtimes RuntimeResolver
 	log      *slog.Logger
 	stacks   *registry
 	keys     *usage.Keys
-	usage    *usagebatch.Batcher
-	registry *prometheus.Registry
+	usage    *usage.Batcher
+	run      *service.Runner
 	metrics  *metrics
-	// metricsHandler serves registry on MetricsPath.
-	metricsHandler http.Handler
-	health         *health.Server
-	flight         inflight
+	flight   inflight
 	// recvLimit bounds an InvokeResponse on the wire: the response body
 	// and header limits plus grpcEnvelopeSlack.
 	recvLimit int
-	closing   atomic.Bool
-
-	mu        sync.Mutex
-	started   bool
-	closed    bool
-	httpLn    net.Listener
-	adminLn   net.Listener
-	httpSrv   *http.Server
-	grpcSrv   *grpc.Server
-	errc      chan error
-	closeOnce sync.Once
-	closeErr  error
 }
 
 // grpcEnvelopeSlack is what an InvokeResponse may add on the wire to the
@@ -95,130 +74,58 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "gateway", "node", cfg.NodeName)
-	reg := deps.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
 	s := &Server{
 		cfg:       cfg,
 		runtimes:  deps.Runtimes,
 		log:       log,
 		stacks:    newRegistry(),
 		keys:      usage.NewKeys("gateway/" + cfg.NodeName),
-		registry:  reg,
-		health:    health.NewServer(),
 		recvLimit: int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack, 1<<31-1)),
-		errc:      make(chan error, 2),
 	}
-	m, err := newMetrics(reg, s)
+	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	m, err := newMetrics(s.run.Registry(), s)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
-	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	s.usage = usagebatch.New(deps.Usage, usagebatch.Config{
-		BatchSize:     cfg.UsageBatchSize,
-		QueueSize:     cfg.UsageQueueSize,
-		FlushInterval: cfg.UsageFlushInterval,
-		ReportTimeout: cfg.UsageReportTimeout,
-		RetryMin:      cfg.UsageRetryMin,
-		RetryMax:      cfg.UsageRetryMax,
-	}, log)
+	gatewayv1.RegisterGatewayServiceServer(s.run.GRPC(), &adminService{s: s})
+	s.run.AddHTTP("http", cfg.HTTPAddr, &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		// net/http reads up to MaxHeaderBytes+4096 before answering 431
+		// itself; ServeHTTP enforces MaxHeaderBytes exactly.
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
+	s.usage = usage.NewBatcher(deps.Usage, cfg.Usage, log)
 	return s, nil
 }
 
-// Start listens on HTTPAddr and AdminAddr and serves both in the
-// background; it returns once both listeners are bound. ctx bounds only the
-// binding; use Close to stop. Start may be called once, not after Close.
-func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closed:
-		return errors.New("gateway: Start after Close")
-	case s.started:
-		return errors.New("gateway: already started")
-	}
-	var lc net.ListenConfig
-	hl, err := lc.Listen(ctx, "tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("gateway: listen http %s: %w", s.cfg.HTTPAddr, err)
-	}
-	al, err := lc.Listen(ctx, "tcp", s.cfg.AdminAddr)
-	if err != nil {
-		hl.Close()
-		return fmt.Errorf("gateway: listen admin %s: %w", s.cfg.AdminAddr, err)
-	}
-	s.httpLn, s.adminLn = hl, al
-	s.started = true
-
-	s.httpSrv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.ReadTimeout,
-		WriteTimeout:      s.cfg.WriteTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout,
-		// net/http reads up to MaxHeaderBytes+4096 before answering 431
-		// itself; ServeHTTP enforces MaxHeaderBytes exactly.
-		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	s.grpcSrv = grpc.NewServer()
-	gatewayv1.RegisterGatewayServiceServer(s.grpcSrv, &adminService{s: s})
-	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
-	reflection.Register(s.grpcSrv)
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(gatewayv1.GatewayService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-
-	go func() {
-		if err := s.httpSrv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.fail(fmt.Errorf("gateway: serve http: %w", err))
-		}
-	}()
-	go func() {
-		if err := s.grpcSrv.Serve(al); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.fail(fmt.Errorf("gateway: serve admin: %w", err))
-		}
-	}()
-	s.log.Info("gateway listening", "http", hl.Addr().String(), "admin", al.Addr().String())
-	return nil
-}
-
-func (s *Server) fail(err error) {
-	s.log.Error("gateway stopped serving", "err", err)
-	select {
-	case s.errc <- err:
-	default:
-	}
-}
+// Start binds the public HTTP listener (HTTPAddr), the gRPC admin listener
+// (GRPCAddr) and the admin HTTP listener (AdminAddr) and serves them in the
+// background; it returns once all are bound. ctx bounds only the binding;
+// use Close to stop. Start may be called once, not after Close.
+func (s *Server) Start(ctx context.Context) error { return s.run.Start(ctx) }
 
 // Err reports a listener that stopped with an error while serving (not
 // because of Close). A caller that embeds the gateway watches it beside its
 // signals.
-func (s *Server) Err() <-chan error { return s.errc }
+func (s *Server) Err() <-chan error { return s.run.Err() }
 
 // Addr returns the bound address of the public HTTP listener, or "" before
 // Start.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.httpLn == nil {
-		return ""
-	}
-	return s.httpLn.Addr().String()
-}
+func (s *Server) Addr() string { return s.run.Addr("http") }
 
-// AdminAddr returns the bound address of the gRPC admin listener, or ""
+// GRPCAddr returns the bound address of the gRPC admin listener, or ""
 // before Start.
-func (s *Server) AdminAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.adminLn == nil {
-		return ""
-	}
-	return s.adminLn.Addr().String()
-}
+func (s *Server) GRPCAddr() string { return s.run.GRPCAddr() }
+
+// AdminAddr returns the bound address of the admin HTTP listener
+// (/metrics, /healthz, /readyz), or "" before Start or when it is off.
+func (s *Server) AdminAddr() string { return s.run.AdminAddr() }
 
 // baseURL is the public URL of the gateway without a trailing slash.
 func (s *Server) baseURL() string {
@@ -234,63 +141,26 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 	return s.usage.Flush(ctx)
 }
 
-// Close stops the gateway gracefully: health turns NOT_SERVING, listeners
-// close, in-flight HTTP requests and RPCs get up to ShutdownTimeout to
-// finish (then connections are cut), and the remaining usage records are
-// handed to the sink (retrying for up to UsageCloseTimeout). It blocks until
-// done. Safe to call twice and before Start; later calls return the first
-// call's result.
+// Close stops the gateway gracefully: readiness and health turn NOT_SERVING,
+// listeners close, in-flight HTTP requests and RPCs get up to
+// ShutdownTimeout to finish (then connections are cut), and the remaining
+// usage records are handed to the sink (retrying for up to
+// UsageCloseTimeout). It blocks until done. Safe to call twice and before
+// Start; later calls return the first call's result.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.close() })
-	return s.closeErr
-}
-
-func (s *Server) close() error {
-	s.closing.Store(true)
-	s.mu.Lock()
-	s.closed = true
-	started := s.started
-	s.mu.Unlock()
-	s.health.Shutdown()
-
-	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if started {
-		if err := s.httpSrv.Shutdown(ctx); err != nil {
-			s.log.Warn("http shutdown timed out; cutting connections", "err", err)
-			if err := s.httpSrv.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("gateway: close http: %w", err))
-			}
+	return s.run.Close(func() error {
+		// Handlers cut by a timed-out shutdown see their context cancelled
+		// and return promptly; wait for them so their usage is queued
+		// before the final flush.
+		wctx, wcancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer wcancel()
+		if err := s.flight.closeAndWait(wctx); err != nil {
+			s.log.Warn("requests still running at close", "err", err)
 		}
-		stopped := make(chan struct{})
-		go func() {
-			s.grpcSrv.GracefulStop()
-			close(stopped)
-		}()
-		select {
-		case <-stopped:
-		case <-ctx.Done():
-			s.log.Warn("admin gRPC graceful stop timed out; stopping")
-			s.grpcSrv.Stop()
-			<-stopped
-		}
-	}
-	// Handlers cut by a timed-out shutdown see their context cancelled and
-	// return promptly; wait for them so their usage is queued before the
-	// final flush.
-	wctx, wcancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer wcancel()
-	if err := s.flight.closeAndWait(wctx); err != nil {
-		s.log.Warn("requests still running at close", "err", err)
-	}
-	uctx, ucancel := context.WithTimeout(context.Background(), s.cfg.UsageCloseTimeout)
-	defer ucancel()
-	if err := s.usage.Close(uctx); err != nil {
-		errs = append(errs, err)
-	}
-	s.log.Info("gateway closed")
-	return errors.Join(errs...)
+		uctx, ucancel := context.WithTimeout(context.Background(), s.cfg.Usage.CloseTimeout)
+		defer ucancel()
+		return s.usage.Close(uctx)
+	})
 }
 
 // inflight counts running handlers so Close can wait for them.

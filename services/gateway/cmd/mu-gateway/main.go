@@ -3,96 +3,89 @@
 //
 // Configuration starts from gateway.DefaultConfig; a YAML file (--config),
 // MU_GATEWAY_<FIELD> environment variables and --<field> flags override it
-// (libs/config). Until the chain-indexer feeds stacks, --stacks
-// ID=manifest.yaml[,ID=manifest.yaml] installs stacks from files.
+// (--help lists every setting). Until the chain-indexer feeds stacks,
+// --stacks ID=manifest.yaml[,ID=manifest.yaml] installs stacks from files.
+// Exit codes: 0 after SIGINT/SIGTERM, 2 for bad settings, 1 for failures.
 package main
 
 import (
 	"context"
+	_ "embed"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/gateway"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "mu-gateway:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main(command()) }
 
 // options are the gateway's Config plus this command's own settings.
 type options struct {
 	gateway.Config
-	// RuntimeAddr is the gRPC address of the runtime that serves every stack.
+	// RuntimeAddr is the gRPC address (host:port) of the runtime that
+	// serves every stack, until cluster placement lands. Required.
 	RuntimeAddr string
-	// LogLevel is debug, info, warn or error.
-	LogLevel string
-	// Stacks installs stacks from manifest files, each BASE58_ID=PATH.
+	// Stacks installs stacks from manifest files at start, each
+	// BASE58_ID=PATH.
 	Stacks []string
 }
 
-func run(args []string) error {
-	o := options{Config: gateway.DefaultConfig(), LogLevel: "info"}
-	if err := config.Load("gateway", &o, args); err != nil {
-		return err
-	}
-	cfg := o.Config
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
-		return fmt.Errorf("log_level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if o.RuntimeAddr == "" {
-		return errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) is required")
-	}
-	stacks := o.Stacks
+//go:embed main.go
+var source []byte
 
+func command() service.Command[options] {
+	own, err := config.ParseDocs(source)
+	if err != nil {
+		panic(err) // compiled from this very source
+	}
+	return service.Command[options]{
+		Name:   "gateway",
+		Config: options{Config: gateway.DefaultConfig()},
+		Docs:   config.Merge(gateway.ConfigDocs(), own),
+		New:    newNode,
+	}
+}
+
+// node is the gateway with the runtime connections it owns.
+type node struct {
+	*gateway.Server
+	conns *gateway.Conns
+}
+
+func (n *node) Close() error { return errors.Join(n.Server.Close(), n.conns.Close()) }
+
+func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, error) {
+	if o.RuntimeAddr == "" {
+		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) is required")})
+	}
 	conns := gateway.NewConns()
-	defer conns.Close()
 	rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 	if err != nil {
-		return err
+		conns.Close()
+		return nil, err
 	}
 	log.Warn("no billing service configured yet: usage records are discarded")
-	srv, err := gateway.New(cfg, gateway.Deps{Runtimes: rt, Usage: usage.Discard{}, Logger: log})
+	srv, err := gateway.New(o.Config, gateway.Deps{Runtimes: rt, Usage: usage.Discard{}, Logger: log})
 	if err != nil {
-		return err
+		conns.Close()
+		return nil, err
 	}
-	defer srv.Close()
-	for _, spec := range stacks {
+	n := &node{Server: srv, conns: conns}
+	for _, spec := range o.Stacks {
 		if err := installStack(srv, spec); err != nil {
-			return err
+			n.Close()
+			return nil, service.Invalid("gateway", []error{err})
 		}
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := srv.Start(ctx); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case err := <-srv.Err():
-		srv.Close()
-		return err
-	}
-	return srv.Close()
+	return n, nil
 }
 
 func installStack(srv *gateway.Server, spec string) error {

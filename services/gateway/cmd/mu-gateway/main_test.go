@@ -1,35 +1,134 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/muprotocol/mu/libs/service"
 )
 
+func run(args ...string) (int, string) {
+	var out bytes.Buffer
+	code := service.Run(context.Background(), command(), args, &out)
+	return code, out.String()
+}
+
 func TestRun_RequiresRuntimeAddr(t *testing.T) {
-	err := run([]string{"-http-addr", "127.0.0.1:0"})
-	if err == nil || !strings.Contains(err.Error(), "runtime_addr") {
-		t.Fatalf("err = %v", err)
+	code, out := run("-http-addr", "127.0.0.1:0")
+	if code != service.ExitUsage || !strings.Contains(out, "runtime_addr") {
+		t.Fatalf("exit %d: %s", code, out)
 	}
 }
 
 func TestRun_EnvironmentOverridesDefaultsAndFlagsOverrideEnvironment(t *testing.T) {
 	t.Setenv("MU_GATEWAY_MAX_HEADER_BYTES", "0")
-	err := run([]string{"-runtime-addr", "127.0.0.1:1"})
-	if err == nil || !strings.Contains(err.Error(), "max_header_bytes") {
-		t.Fatalf("env not applied: %v", err)
+	code, out := run("-runtime-addr", "127.0.0.1:1")
+	if code != service.ExitUsage || !strings.Contains(out, "max_header_bytes") {
+		t.Fatalf("env not applied: %d %s", code, out)
 	}
 	t.Setenv("MU_GATEWAY_INVOKE_TIMEOUT", "5m") // above write_timeout
-	err = run([]string{"-runtime-addr", "127.0.0.1:1", "-max-header-bytes", "1024"})
-	if err == nil || strings.Contains(err.Error(), "max_header_bytes") || !strings.Contains(err.Error(), "invoke_timeout") {
-		t.Fatalf("flag did not override env: %v", err)
+	code, out = run("-runtime-addr", "127.0.0.1:1", "-max-header-bytes", "1024")
+	if code != service.ExitUsage || strings.Contains(out, "max_header_bytes") || !strings.Contains(out, "invoke_timeout") {
+		t.Fatalf("flag did not override env: %d %s", code, out)
 	}
 }
 
 func TestRun_RejectsBadStackFlag(t *testing.T) {
 	for _, spec := range []string{"no-equals", "bad!id=x.yaml", "11111111111111111111111111111111=/does/not/exist.yaml"} {
-		err := run([]string{"-runtime-addr", "127.0.0.1:1", "-http-addr", "127.0.0.1:0", "-stacks", spec})
-		if err == nil || !strings.Contains(err.Error(), "stacks") {
-			t.Errorf("-stack %s: err = %v", spec, err)
+		code, out := run("-runtime-addr", "127.0.0.1:1", "-http-addr", "127.0.0.1:0", "-stacks", spec)
+		if code != service.ExitUsage || !strings.Contains(out, "stacks") {
+			t.Errorf("-stacks %s: exit %d: %s", spec, code, out)
 		}
+	}
+}
+
+func TestRun_HelpDocumentsEverySetting(t *testing.T) {
+	code, out := run("--help")
+	if code != service.ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"--runtime-addr string", "RuntimeAddr is the gRPC address",
+		"--max-request-body-bytes int (default 10485760)", "MaxRequestBodyBytes is the largest request body",
+		"--usage-batch-size int (default 1000)", "BatchSize is the most usage records",
+		"--admin-addr string (default \"127.0.0.1:12082\")", "AdminAddr is the host:port of the admin HTTP listener",
+		"env MU_GATEWAY_NODE_NAME",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+}
+
+// TestBinary_ServesAdminAndStopsOnSIGTERM runs the real binary: its admin
+// port serves /metrics, /healthz and /readyz, and SIGTERM exits 0.
+func TestBinary_ServesAdminAndStopsOnSIGTERM(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "mu-gateway")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--runtime-addr=127.0.0.1:1", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0",
+		"--admin-addr=127.0.0.1:0", "--log-format=json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	admin := make(chan string, 1)
+	var logs bytes.Buffer
+	go func() {
+		re := regexp.MustCompile(`"admin":"([^"]+)"`)
+		buf := make([]byte, 4096)
+		for {
+			n, err := stderr.Read(buf)
+			logs.Write(buf[:n])
+			if m := re.FindSubmatch(logs.Bytes()); m != nil {
+				select {
+				case admin <- string(m[1]):
+				default:
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-admin:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the binary never logged its admin address")
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s = %d %s", path, resp.StatusCode, body)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), "mu_gateway_stacks") {
+			t.Errorf("/metrics lacks the gateway's metrics")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
