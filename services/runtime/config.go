@@ -1,72 +1,93 @@
 package runtime
 
 import (
-	"errors"
+	_ "embed"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
+	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 )
 
 // Config is the runtime node's configuration. DefaultConfig fills every
-// field; files, environment (MU_RUNTIME_<FIELD>) and flags only override it.
+// field; a YAML file, MU_RUNTIME_<FIELD> environment variables and flags
+// only override it. Sizes are in bytes, durations time.Duration values.
 type Config struct {
-	// GRPCAddr is where RuntimeService listens ("host:port"; port 0 picks one).
-	GRPCAddr string
+	// Base holds the settings every service shares: node_name, grpc_addr
+	// (mu.runtime.v1.RuntimeService, grpc.health.v1, reflection),
+	// admin_addr (/metrics, /healthz, /readyz), max_message_bytes (deploys
+	// carry wasm inline), shutdown_timeout, logging.
+	service.Base
+
 	// DataDir holds the node's persistent state: compiled artifacts under
 	// DataDir/artifacts. Empty keeps nothing on disk.
 	DataDir string
-	// NodeID names the node in logs, usage keys and Status.
-	NodeID string
 
-	// MaxFuelPerCall is the fuel budget of one call (about one unit per wasm
-	// instruction); a region's max_giga_instructions_per_call lowers it.
+	// MaxFuelPerCall is the fuel budget of one call (about one unit per
+	// wasm instruction); a region's max_giga_instructions_per_call lowers
+	// it.
 	MaxFuelPerCall uint64
 	// CallTimeout is the wall-clock budget of one call.
 	CallTimeout time.Duration
-	// EpochTick is the resolution of CallTimeout.
+	// EpochTick is the resolution of CallTimeout: how often the engine's
+	// epoch advances.
 	EpochTick time.Duration
 	// MaxFrameSize bounds one function protocol frame, in bytes.
 	MaxFrameSize int
-	// StartupFuel and StartupTimeout bound an instance's own start-up.
-	StartupFuel    uint64
+	// StartupFuel is the fuel budget of an instance's own start-up (the
+	// guest runtime's initialisation), billed to its first call.
+	StartupFuel uint64
+	// StartupTimeout is the wall-clock budget of an instance's start-up.
 	StartupTimeout time.Duration
-	// ArtifactCacheBytes is the disk budget for compiled artifacts.
+	// ArtifactCacheBytes is the disk budget for compiled artifacts, in
+	// bytes.
 	ArtifactCacheBytes int64
 
-	// MaxIdlePerFunction, MaxActivePerFunction, IdleMemoryBudget and
-	// IdleTimeout bound the warm instance pool (see internal/pool).
-	MaxIdlePerFunction   int
+	// MaxIdlePerFunction is how many idle warm instances one function may
+	// keep.
+	MaxIdlePerFunction int
+	// MaxActivePerFunction is how many calls of one function may run at
+	// once; more wait for a free slot.
 	MaxActivePerFunction int
-	IdleMemoryBudget     int64
-	IdleTimeout          time.Duration
+	// IdleMemoryBudget bounds the linear memory of all idle instances of
+	// the node, in bytes; past it the least valuable are closed.
+	IdleMemoryBudget int64
+	// IdleTimeout is how long an idle instance is kept.
+	IdleTimeout time.Duration
 	// PrewarmInstances is how many instances of each function are started
 	// at deploy, ahead of the first request.
 	PrewarmInstances int
 
-	// MinMemory and MaxMemory bound a function's memory_limit, in bytes.
+	// MinMemory is the least memory_limit a function may declare, in
+	// bytes.
 	MinMemory uint64
+	// MaxMemory is the largest memory_limit a function may declare, in
+	// bytes.
 	MaxMemory uint64
-	// MaxMessageBytes bounds a gRPC message (deploys carry wasm inline).
-	MaxMessageBytes int
-	// LogBuffer is how many log lines a slow StreamLogs subscriber may lag.
+	// LogBuffer is how many log lines a slow StreamLogs subscriber may lag
+	// before lines are dropped for it.
 	LogBuffer int
 
-	// Usage receives a FUNCTION_MB_INSTRUCTIONS record per call. Nil discards.
-	Usage usage.Sink
-	// Logger is the node's own log. Nil uses slog.Default().
-	Logger *slog.Logger
+	// Usage batches the node's usage records (megabyte-instructions per
+	// call) on their way to billing: usage_batch_size, usage_queue_size,
+	// usage_flush_interval, usage_report_timeout, usage_retry_min,
+	// usage_retry_max, usage_close_timeout.
+	Usage usage.BatchConfig
 }
 
 // DefaultConfig returns the defaults, each with its unit.
 func DefaultConfig() Config {
 	lim := manifest.DefaultLimits()
+	base := service.DefaultBase(
+		"127.0.0.1:12010", // RuntimeService
+		"127.0.0.1:12011", // /metrics, /healthz, /readyz
+	)
+	base.MaxMessageBytes = 64 << 20 // 64 MiB per gRPC message: deploys carry wasm inline
 	return Config{
-		GRPCAddr:             "127.0.0.1:12010",
-		NodeID:               "runtime",
+		Base:                 base,
 		MaxFuelPerCall:       5_000_000_000,    // 5 G instructions per call
 		CallTimeout:          10 * time.Second, // wall clock per call
 		EpochTick:            5 * time.Millisecond,
@@ -81,30 +102,71 @@ func DefaultConfig() Config {
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
-		MaxMessageBytes:      64 << 20, // 64 MiB per gRPC message
-		LogBuffer:            1024,     // lines per log subscriber
+		LogBuffer:            1024, // lines per log subscriber
+		Usage:                usage.DefaultBatchConfig(),
 	}
 }
 
-// Validate reports the first invalid field, by name.
+// Validate reports every invalid field at once, wrapped in
+// service.ErrInvalidConfig.
 func (c Config) Validate() error {
-	switch {
-	case c.GRPCAddr == "":
-		return errors.New("runtime: grpc_addr is required")
-	case c.MaxFuelPerCall == 0:
-		return errors.New("runtime: max_fuel_per_call must be positive")
-	case c.CallTimeout <= 0:
-		return fmt.Errorf("runtime: call_timeout must be positive, got %s", c.CallTimeout)
-	case c.PrewarmInstances < 0:
-		return fmt.Errorf("runtime: prewarm_instances must not be negative, got %d", c.PrewarmInstances)
-	case c.MinMemory == 0 || c.MaxMemory < c.MinMemory:
-		return fmt.Errorf("runtime: memory bounds [%d, %d] are not a range", c.MinMemory, c.MaxMemory)
-	case c.MaxMessageBytes < 1<<20:
-		return fmt.Errorf("runtime: max_message_bytes must be at least 1 MiB, got %d", c.MaxMessageBytes)
-	case c.LogBuffer < 1:
-		return fmt.Errorf("runtime: log_buffer must be positive, got %d", c.LogBuffer)
+	errs := c.Base.Validate()
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	return nil
+	if c.MaxFuelPerCall == 0 {
+		bad("max_fuel_per_call", "must be positive")
+	}
+	if c.StartupFuel == 0 {
+		bad("startup_fuel", "must be positive")
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"call_timeout", c.CallTimeout},
+		{"epoch_tick", c.EpochTick},
+		{"startup_timeout", c.StartupTimeout},
+		{"idle_timeout", c.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.field, "must be positive, got %v", d.v)
+		}
+	}
+	if c.EpochTick > 0 && c.CallTimeout > 0 && c.EpochTick > c.CallTimeout {
+		bad("epoch_tick", "%v is longer than call_timeout %v", c.EpochTick, c.CallTimeout)
+	}
+	if c.MaxFrameSize < 1<<10 {
+		bad("max_frame_size", "must be at least 1 KiB, got %d", c.MaxFrameSize)
+	}
+	if c.MaxMessageBytes < 1<<20 {
+		bad("max_message_bytes", "must be at least 1 MiB, got %d", c.MaxMessageBytes)
+	}
+	if c.ArtifactCacheBytes < 0 {
+		bad("artifact_cache_bytes", "must not be negative, got %d", c.ArtifactCacheBytes)
+	}
+	if c.MaxIdlePerFunction < 0 {
+		bad("max_idle_per_function", "must not be negative, got %d", c.MaxIdlePerFunction)
+	}
+	if c.MaxActivePerFunction < 1 {
+		bad("max_active_per_function", "must be positive, got %d", c.MaxActivePerFunction)
+	}
+	if c.IdleMemoryBudget < 0 {
+		bad("idle_memory_budget", "must not be negative, got %d", c.IdleMemoryBudget)
+	}
+	if c.PrewarmInstances < 0 {
+		bad("prewarm_instances", "must not be negative, got %d", c.PrewarmInstances)
+	}
+	if c.MinMemory == 0 || c.MaxMemory < c.MinMemory {
+		bad("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
+	}
+	if c.LogBuffer < 1 {
+		bad("log_buffer", "must be positive, got %d", c.LogBuffer)
+	}
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return service.Invalid("runtime", errs)
 }
 
 func (c Config) artifactDir() string {
@@ -112,4 +174,16 @@ func (c Config) artifactDir() string {
 		return ""
 	}
 	return filepath.Join(c.DataDir, "artifacts")
+}
+
+//go:embed config.go
+var configSource []byte
+
+// ConfigDocs returns the doc comments of every runtime setting, for --help.
+func ConfigDocs() config.Docs {
+	d, err := config.ParseDocs(configSource)
+	if err != nil {
+		panic("runtime: config.go does not parse: " + err.Error()) // compiled from this very source
+	}
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), d)
 }

@@ -282,7 +282,7 @@ func (s *Server) Status(ctx context.Context, req *runtimev1.StatusRequest) (*run
 		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", *only)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i].id.String() < ds[j].id.String() })
-	resp := &runtimev1.StatusResponse{NodeId: s.cfg.NodeID}
+	resp := &runtimev1.StatusResponse{NodeId: s.cfg.NodeName}
 	for _, d := range ds {
 		ss := &runtimev1.StackStatus{StackId: d.id.Bytes(), Revision: d.revision}
 		for _, mf := range d.manifest.Functions {

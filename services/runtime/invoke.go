@@ -106,10 +106,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	s.metrics.fuel.Add(float64(resp.FuelUsed))
 	s.metrics.callSeconds.Observe(time.Since(start).Seconds())
 	if resp.MbInstructions > 0 {
-		rec := usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()}
-		if err := s.usage.Report(ctx, rec); err != nil {
-			s.log.Error("usage report failed", "stack", id.String(), "function", req.GetFunction(), "err", err)
-		}
+		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
 	}
 	return resp, nil
 }
@@ -214,7 +211,7 @@ func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.R
 		select {
 		case <-stream.Context().Done():
 			return nil
-		case <-s.closing:
+		case <-s.run.Closing():
 			return status.Error(codes.Unavailable, "runtime is shutting down")
 		case e, ok := <-sub.C:
 			if !ok {

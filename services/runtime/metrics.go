@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -11,7 +13,6 @@ import (
 
 // metrics are per Server (not global), so several nodes can share a process.
 type metrics struct {
-	reg              *prometheus.Registry
 	invocations      *prometheus.CounterVec
 	fuel             prometheus.Counter
 	startupFuel      prometheus.Counter
@@ -20,9 +21,8 @@ type metrics struct {
 	compileSeconds   *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mu_runtime_invocations_total", Help: "Function calls by outcome (ok or the error kind).",
 		}, []string{"result"}),
@@ -44,9 +44,12 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"from_cache"}),
 	}
-	m.reg.MustRegister(m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	return m
+	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("runtime: register metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 func toLogEntry(e *logs.Entry) *runtimev1.LogEntry {

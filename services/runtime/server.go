@@ -6,22 +6,14 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
@@ -29,57 +21,63 @@ import (
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
+// Deps are the runtime node's collaborators.
+type Deps struct {
+	// Usage receives a FUNCTION_MB_INSTRUCTIONS record per call, in
+	// batches, from a background goroutine. Nil discards usage.
+	Usage usage.Sink
+	// Logger receives the node's own logs; nil discards them.
+	Logger *slog.Logger
+	// Registry is where the node registers its metrics and what the admin
+	// listener's /metrics serves. Nil makes a private registry with the Go
+	// and process collectors, so several nodes can share a process.
+	Registry *prometheus.Registry
+}
+
 // Server is a runtime node. Create it with New, start it with Start, stop it
-// with Close.
+// with Close. Its methods are safe for concurrent use.
 type Server struct {
 	runtimev1.UnimplementedRuntimeServiceServer
 
 	cfg     Config
 	log     *slog.Logger
-	usage   usage.Sink
+	usage   *usage.Batcher
 	keys    *usage.Keys
 	engine  *wasm.Engine
 	pool    *pool.Pool
 	logs    *logs.Hub
 	metrics *metrics
 	host    wasm.Handler // answers functions' db, storage and HTTP requests
+	run     *service.Runner
 
 	mu        sync.RWMutex
 	stacks    map[[32]byte]*deployment
 	modules   map[string]*moduleRef // binary id → compiled module shared by deployments
 	deploySeq atomic.Uint64
-
-	grpc      *grpc.Server
-	health    *health.Server
-	lis       net.Listener
-	serveErr  chan error
-	closing   chan struct{} // closed when Close starts: ends log streams so GracefulStop can finish
-	closeOnce sync.Once
 }
 
 // New builds a runtime node: the wasm engine (with its artifact cache under
-// DataDir), the instance pool and the gRPC server. Nothing listens until Start.
-func New(cfg Config) (*Server, error) {
+// DataDir), the instance pool, the usage batcher and the gRPC server.
+// Nothing listens until Start; every Server from New must be closed.
+func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sink := deps.Usage
+	if sink == nil {
+		sink = usage.Discard{}
+	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		usage:    cfg.Usage,
-		keys:     usage.NewKeys(cfg.NodeID),
-		logs:     logs.NewHub(cfg.LogBuffer),
-		stacks:   make(map[[32]byte]*deployment),
-		modules:  make(map[string]*moduleRef),
-		serveErr: make(chan error, 1),
-		closing:  make(chan struct{}),
-	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	s.log = s.log.With("service", "runtime", "node", cfg.NodeID)
-	if s.usage == nil {
-		s.usage = usage.Discard{}
+		cfg:     cfg,
+		log:     log.With("service", "runtime", "node", cfg.NodeName),
+		keys:    usage.NewKeys("runtime/" + cfg.NodeName),
+		logs:    logs.NewHub(cfg.LogBuffer),
+		stacks:  make(map[[32]byte]*deployment),
+		modules: make(map[string]*moduleRef),
 	}
 	var err error
 	s.engine, err = wasm.NewEngine(wasm.Config{
@@ -103,78 +101,52 @@ func New(cfg Config) (*Server, error) {
 		s.engine.Close()
 		return nil, fmt.Errorf("runtime: pool: %w", err)
 	}
-	s.metrics = newMetrics()
+	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry})
+	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
+		s.pool.Close()
+		s.engine.Close()
+		return nil, err
+	}
 	s.host = s.hostHandler()
-	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(recovery.WithRecoveryHandler(s.recovered))),
-		grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(recovery.WithRecoveryHandler(s.recovered))),
-	)
-	runtimev1.RegisterRuntimeServiceServer(s.grpc, s)
-	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
+	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
 	return s, nil
 }
 
-func (s *Server) recovered(p any) error {
-	s.log.Error("panic in a gRPC handler", "panic", p)
-	return status.Errorf(codes.Internal, "runtime: internal error")
-}
+// Start binds the gRPC listener (GRPCAddr) and the admin HTTP listener
+// (AdminAddr) and serves them in the background; it returns once both are
+// bound. ctx bounds only the binding. Start may be called once, not after
+// Close.
+func (s *Server) Start(ctx context.Context) error { return s.run.Start(ctx) }
 
-// Start listens on GRPCAddr and serves in the background.
-func (s *Server) Start() error {
-	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("runtime: listen %s: %w", s.cfg.GRPCAddr, err)
-	}
-	s.lis = lis
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(runtimev1.RuntimeService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	go func() { s.serveErr <- s.grpc.Serve(lis) }()
-	s.log.Info("runtime listening", "grpc", lis.Addr().String())
-	return nil
-}
+// Err reports a listener that stopped with an error while serving (not
+// because of Close).
+func (s *Server) Err() <-chan error { return s.run.Err() }
 
-// Serve starts the server and blocks until ctx ends or serving fails, then closes it.
-func (s *Server) Serve(ctx context.Context) error {
-	if err := s.Start(); err != nil {
-		return err
-	}
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-s.serveErr:
-	}
-	s.Close()
-	if errors.Is(err, grpc.ErrServerStopped) {
-		err = nil
-	}
-	return err
-}
+// Addr is the bound gRPC address, or "" before Start.
+func (s *Server) Addr() string { return s.run.GRPCAddr() }
 
-// Addr is the bound gRPC address (after Start).
-func (s *Server) Addr() string {
-	if s.lis == nil {
-		return ""
-	}
-	return s.lis.Addr().String()
-}
+// AdminAddr is the bound address of the admin HTTP listener (/metrics,
+// /healthz, /readyz), or "" before Start or when it is off.
+func (s *Server) AdminAddr() string { return s.run.AdminAddr() }
 
-// Registry returns the node's Prometheus metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+// Registry returns the node's Prometheus registry (what /metrics serves).
+func (s *Server) Registry() *prometheus.Registry { return s.run.Registry() }
 
 // Logs returns the hub of function logs, for in-process consumers such as `mu run`.
 func (s *Server) Logs() *logs.Hub { return s.logs }
 
-// Close stops serving (draining in-flight calls), then closes every instance
-// and the engine. Safe to call twice.
-func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		s.health.Shutdown()
-		s.grpc.GracefulStop()
+// FlushUsage blocks until the usage of every call answered before it has
+// been accepted by the usage sink, or ctx ends.
+func (s *Server) FlushUsage(ctx context.Context) error { return s.usage.Flush(ctx) }
+
+// Close stops serving: readiness and health turn NOT_SERVING, log streams
+// end, in-flight calls get ShutdownTimeout to finish; then every instance
+// and the engine are closed and the remaining usage is handed to the sink
+// (retrying for up to UsageCloseTimeout). Safe to call twice and before
+// Start; later calls return the first call's result.
+func (s *Server) Close() error {
+	return s.run.Close(func() error {
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {
@@ -184,5 +156,8 @@ func (s *Server) Close() {
 		s.stacks = map[[32]byte]*deployment{}
 		s.mu.Unlock()
 		s.engine.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Usage.CloseTimeout)
+		defer cancel()
+		return s.usage.Close(ctx)
 	})
 }

@@ -2,7 +2,10 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -80,17 +84,17 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	mem := usage.NewMemory()
-	cfg.Usage = mem
-	srv, err := New(cfg)
+	srv, err := New(cfg, Deps{Usage: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
+	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.Close() })
 	conn, err := grpc.NewClient(srv.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +151,9 @@ func TestRuntime_DeployInvokeStatusUndeploy(t *testing.T) {
 	var total uint64
 	for _, f := range fuel {
 		total += f * 3
+	}
+	if err := h.srv.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if got := h.usage.Total(id, usage.FunctionMBInstructions); got != total {
 		t.Fatalf("usage %d, want %d", got, total)
@@ -259,6 +266,68 @@ func TestRuntime_CloseTwiceEvenWithALogStreamOpen(t *testing.T) {
 	}
 	if _, err := stream.Recv(); code(err) != codes.Unavailable {
 		t.Fatalf("stream after Close: %v", err)
+	}
+}
+
+func TestRuntime_AdminServesMetricsAndReadiness(t *testing.T) {
+	h := newHarness(t)
+	id := ids.StackID{9}
+	if err := h.deploy(t, id, 1, wat(t, okWAT)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Invoke(context.Background(), &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}}); err != nil {
+		t.Fatal(err)
+	}
+	admin := "http://" + h.srv.AdminAddr()
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/readyz":  "ready",
+		"/metrics": `mu_runtime_invocations_total{result="ok"} 1`,
+	} {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s = %d, lacks %q:\n%s", path, resp.StatusCode, want, body)
+		}
+	}
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `grpc_server_handled_total{grpc_code="OK",grpc_method="Invoke",grpc_service="mu.runtime.v1.RuntimeService",grpc_type="unary"} 1`) {
+		t.Errorf("/metrics lacks the gRPC server metrics of Invoke")
+	}
+}
+
+func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NodeName = ""
+	cfg.MaxFuelPerCall = 0
+	cfg.CallTimeout = 0
+	cfg.MaxFrameSize = 1
+	cfg.MaxMessageBytes = 1
+	cfg.PrewarmInstances = -1
+	cfg.MaxActivePerFunction = 0
+	cfg.LogBuffer = 0
+	cfg.Usage.BatchSize = 0
+	err := cfg.Validate()
+	if !errors.Is(err, service.ErrInvalidConfig) {
+		t.Fatalf("not ErrInvalidConfig: %v", err)
+	}
+	for _, field := range []string{"node_name", "max_fuel_per_call", "call_timeout", "max_frame_size", "max_message_bytes",
+		"prewarm_instances", "max_active_per_function", "log_buffer", "usage_batch_size"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
 

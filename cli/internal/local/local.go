@@ -56,20 +56,19 @@ func Start(ctx context.Context, opts Options) (*Region, error) {
 	r := &Region{Usage: usage.NewMemory()}
 	rcfg := runtime.DefaultConfig()
 	rcfg.GRPCAddr = "127.0.0.1:0"
-	rcfg.NodeID = "local"
+	rcfg.AdminAddr = "127.0.0.1:0"
+	rcfg.NodeName = "local"
 	if opts.DataDir != "" {
 		rcfg.DataDir = filepath.Join(opts.DataDir, "runtime")
 	}
-	rcfg.Usage = r.Usage
-	rcfg.Logger = logger
 	if opts.Runtime != nil {
 		opts.Runtime(&rcfg)
 	}
-	rt, err := runtime.New(rcfg)
+	rt, err := runtime.New(rcfg, runtime.Deps{Usage: r.Usage, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	if err := rt.Start(); err != nil {
+	if err := rt.Start(ctx); err != nil {
 		rt.Close()
 		return nil, err
 	}
@@ -88,7 +87,9 @@ func Start(ctx context.Context, opts Options) (*Region, error) {
 	if opts.GatewayAddr != "" {
 		gcfg.HTTPAddr = opts.GatewayAddr
 	}
+	gcfg.GRPCAddr = "127.0.0.1:0"
 	gcfg.AdminAddr = "127.0.0.1:0"
+	gcfg.NodeName = "local"
 	if opts.Gateway != nil {
 		opts.Gateway(&gcfg)
 	}
@@ -149,6 +150,12 @@ type Endpoint struct {
 	Method, URL, Function string
 }
 
+// FlushUsage blocks until every service has handed the usage of the calls
+// answered so far to the usage sink, or ctx ends.
+func (r *Region) FlushUsage(ctx context.Context) error {
+	return errors.Join(r.Gateway.FlushUsage(ctx), r.Runtime.FlushUsage(ctx))
+}
+
 // Close stops the gateway (draining requests), then the runtime. Safe to call twice.
 func (r *Region) Close() error {
 	var errs []error
@@ -160,7 +167,7 @@ func (r *Region) Close() error {
 		r.conn = nil
 	}
 	if r.Runtime != nil {
-		r.Runtime.Close()
+		errs = append(errs, r.Runtime.Close())
 	}
 	return errors.Join(errs...)
 }

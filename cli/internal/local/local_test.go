@@ -91,7 +91,7 @@ func TestLocal_HelloEndToEnd(t *testing.T) {
 	if code, _ := get(t, strings.TrimSuffix(base, "greet/")+"nope"); code != 404 {
 		t.Fatalf("unknown path: %d", code)
 	}
-	if err := r.Gateway.FlushUsage(context.Background()); err != nil {
+	if err := r.FlushUsage(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.Usage.Total(id, usage.GatewayRequests); got != 3 {
@@ -112,8 +112,10 @@ type errorBody struct {
 
 func TestLocal_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(t *testing.T) {
 	r := startRegion(t, Options{Runtime: func(c *runtime.Config) {
-		c.MaxFuelPerCall = 2_000_000_000
-		c.CallTimeout = 2 * time.Second
+		// Spinning burns 500 M fuel in well under a second even on a busy
+		// machine, far inside the 3 s deadline that sleeping hits.
+		c.MaxFuelPerCall = 500_000_000
+		c.CallTimeout = 3 * time.Second
 	}})
 	hello, helloBins := stackFromDir(t, "../../../examples/hello")
 	bad, badBins := stackFromDir(t, "testdata/misbehave")

@@ -1,40 +1,29 @@
-// Command mu-runtime runs a runtime node. Settings: see runtime.Config
-// (flags --<field>, environment MU_RUNTIME_<FIELD>, or --config FILE).
+// Command mu-runtime runs a runtime node: it runs stacks' WebAssembly
+// functions and serves mu.runtime.v1.RuntimeService. Settings start from
+// runtime.DefaultConfig; a YAML file (--config), MU_RUNTIME_<FIELD>
+// environment variables and --<field> flags override it (--help lists every
+// setting). Exit codes: 0 after SIGINT/SIGTERM, 2 for bad settings, 1 for
+// failures.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
-func main() {
-	cfg := runtime.DefaultConfig()
-	if err := config.Load("runtime", &cfg, os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "mu-runtime:", err)
-		os.Exit(2)
-	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	srv, err := runtime.New(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mu-runtime:", err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := srv.Serve(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "mu-runtime:", err)
-		os.Exit(1)
+func main() { service.Main(command()) }
+
+func command() service.Command[runtime.Config] {
+	return service.Command[runtime.Config]{
+		Name:   "runtime",
+		Config: runtime.DefaultConfig(),
+		Docs:   runtime.ConfigDocs(),
+		New: func(_ context.Context, cfg runtime.Config, log *slog.Logger) (service.Service, error) {
+			log.Warn("no billing service configured yet: usage records are discarded")
+			return runtime.New(cfg, runtime.Deps{Logger: log})
+		},
 	}
 }
