@@ -37,7 +37,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // panicky is a gRPC health server whose Check panics.
-type panicky struct{ healthpb.UnimplementedHealthServer }
+type panicky struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func (panicky) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	panic("boom")

@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/muprotocol/mu/libs/service"
+	"github.com/muprotocol/mu/libs/service/servicetest"
 )
 
 func run(args ...string) (int, string) {
@@ -72,63 +66,5 @@ func TestRun_HelpDocumentsEverySetting(t *testing.T) {
 // TestBinary_ServesAdminAndStopsOnSIGTERM runs the real binary: its admin
 // port serves /metrics, /healthz and /readyz, and SIGTERM exits 0.
 func TestBinary_ServesAdminAndStopsOnSIGTERM(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "mu-gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "--runtime-addr=127.0.0.1:1", "--http-addr=127.0.0.1:0", "--grpc-addr=127.0.0.1:0",
-		"--admin-addr=127.0.0.1:0", "--log-format=json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	admin := make(chan string, 1)
-	var logs bytes.Buffer
-	go func() {
-		re := regexp.MustCompile(`"admin":"([^"]+)"`)
-		buf := make([]byte, 4096)
-		for {
-			n, err := stderr.Read(buf)
-			logs.Write(buf[:n])
-			if m := re.FindSubmatch(logs.Bytes()); m != nil {
-				select {
-				case admin <- string(m[1]):
-				default:
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-admin:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the binary never logged its admin address")
-	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("%s = %d %s", path, resp.StatusCode, body)
-		}
-		if path == "/metrics" && !strings.Contains(string(body), "mu_gateway_stacks") {
-			t.Errorf("/metrics lacks the gateway's metrics")
-		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
-	}
+	servicetest.CheckBinary(t, ".", []string{"--runtime-addr=127.0.0.1:1", "--http-addr=127.0.0.1:0"}, "mu_gateway_stacks")
 }
