@@ -2,6 +2,6 @@
 // before acknowledging, and settles each stack's usage on the ledger, served as
 // mu.billing.v1.BillingService (proto/mu/billing/v1).
 //
-// The service's implementation lands with its issue; this module holds its place
-// in the workspace.
+// Until its API lands with its issue, the service is the empty shell of the
+// service contract (libs/service): health, reflection and the admin port.
 package billing

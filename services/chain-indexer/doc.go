@@ -2,6 +2,6 @@
 // serves providers, regions, stacks and escrow balances with List and Watch
 // streams as mu.chainindexer.v1.ChainIndexerService (proto/mu/chainindexer/v1).
 //
-// The service's implementation lands with its issue; this module holds its place
-// in the workspace.
+// Until its API lands with its issue, the service is the empty shell of the
+// service contract (libs/service): health, reflection and the admin port.
 package chainindexer

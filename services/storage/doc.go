@@ -3,6 +3,6 @@
 // mu.storage.v1.StorageService (proto/mu/storage/v1) and over HTTP for uploads
 // and public reads.
 //
-// The service's implementation lands with its issue; this module holds its place
-// in the workspace.
+// Until its API lands with its issue, the service is the empty shell of the
+// service contract (libs/service): health, reflection and the admin port.
 package storage
