@@ -6,6 +6,7 @@ require (
 	github.com/bytecodealliance/wasmtime-go/v39 v39.0.1
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	google.golang.org/grpc v1.85.0
@@ -30,5 +31,6 @@ require (
 
 replace (
 	github.com/muprotocol/mu/libs => ../../libs
+	github.com/muprotocol/mu/libs/fnproto => ../../libs/fnproto
 	github.com/muprotocol/mu/proto => ../../proto
 )
