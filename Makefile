@@ -6,7 +6,7 @@ GO ?= go
 export CGO_ENABLED := 1
 
 # Every module of the workspace (go.work), in dependency order.
-MODULES := proto libs sdk/go services/runtime services/gateway services/mudb services/storage \
+MODULES := libs/fnproto proto libs sdk/go services/runtime services/gateway services/mudb services/storage \
            services/chain-indexer services/billing cli examples
 
 TEST_FLAGS ?= -count=1 -timeout=20m

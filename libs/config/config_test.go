@@ -34,7 +34,9 @@ func TestSnakeCase(t *testing.T) {
 func TestLoad_LayersFileEnvFlags(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
-	os.WriteFile(file, []byte("grpc_addr: 0.0.0.0:1\nmax_fuel_per_call: 7\nbudget: 1GiB\npeers: [a, b]\ncall_timeout: 3s\n"), 0o644)
+	if err := os.WriteFile(file, []byte("grpc_addr: 0.0.0.0:1\nmax_fuel_per_call: 7\nbudget: 1GiB\npeers: [a, b]\ncall_timeout: 3s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg := sample{GRPCAddr: "default", MaxFuelPerCall: 1, CallTimeout: time.Second, Ratio: 0.5}
 	env := []string{"MU_TEST_SVC_MAX_FUEL_PER_CALL=8", "MU_TEST_SVC_CONFIG=" + file, "OTHER=1"}
 	err := load("test-svc", &cfg, []string{"--call-timeout=250ms", "--verbose"}, env, io.Discard)
@@ -51,7 +53,9 @@ func TestLoad_LayersFileEnvFlags(t *testing.T) {
 func TestLoad_ErrorsNameTheSetting(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("grpc_adr: x\n"), 0o644)
+	if err := os.WriteFile(bad, []byte("grpc_adr: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		env  []string

@@ -12,7 +12,9 @@
 // The length lets a reader bound every read: a frame whose declared length
 // exceeds the configured limit (DefaultMaxFrameSize unless told otherwise) is
 // rejected with ErrFrameTooLarge before its body is read or any memory is
-// allocated for it, and a declared length below 2 is ErrMalformed.
+// allocated for it, and a declared length below 2 is ErrMalformed. The
+// runtime passes its limit to every function in the environment variable
+// FrameSizeEnv.
 //
 // # Directions
 //
@@ -26,6 +28,18 @@
 // FatalError, FunctionResult, Log, the database operations (Put …
 // CompareAndSwap), the storage operations (StoragePut … StorageList) and
 // HTTPRequest. An unknown (direction, kind) pair is ErrUnknownKind.
+//
+// Every known pair has a Class (ClassOf): control (the call itself), db,
+// storage or http; a request and its replies share one, so a host can
+// dispatch on the class. One table defines each pair's name (KindName),
+// class and message type.
+//
+// # Entry points
+//
+// A function is either a WASI command, whose _start reads requests from
+// stdin until it closes, or a WASI reactor that exports ExportInit (called
+// once per instance) and ExportServe (called once per request); the frames
+// are the same either way.
 //
 // # Borsh rules
 //

@@ -3,6 +3,7 @@ package fnproto_test
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -274,6 +275,46 @@ func TestKindName(t *testing.T) {
 	}
 }
 
+func TestClassOf(t *testing.T) {
+	tests := []struct {
+		dir  fnproto.Direction
+		kind fnproto.Kind
+		want fnproto.Class
+	}{
+		{fnproto.ToFunction, fnproto.KindExecuteFunction, fnproto.ClassControl},
+		{fnproto.FromFunction, fnproto.KindLog, fnproto.ClassControl},
+		{fnproto.FromFunction, fnproto.KindPut, fnproto.ClassDb},
+		{fnproto.FromFunction, fnproto.KindCompareAndSwap, fnproto.ClassDb},
+		{fnproto.ToFunction, fnproto.KindCasResult, fnproto.ClassDb},
+		{fnproto.FromFunction, fnproto.KindStorageList, fnproto.ClassStorage},
+		{fnproto.ToFunction, fnproto.KindStorageError, fnproto.ClassStorage},
+		{fnproto.FromFunction, fnproto.KindHTTPRequest, fnproto.ClassHTTP},
+		{fnproto.ToFunction, fnproto.KindHTTPResponse, fnproto.ClassHTTP},
+		{fnproto.FromFunction, 1014, 0}, // one past CompareAndSwap
+		{fnproto.ToFunction, 2, 0},
+		{fnproto.FromFunction, 0xffff, 0},
+		{0, 1, 0},
+		{3, 1, 0},
+	}
+	for _, tc := range tests {
+		if got := fnproto.ClassOf(tc.dir, tc.kind); got != tc.want {
+			t.Errorf("ClassOf(%v, %d) = %v, want %v", tc.dir, tc.kind, got, tc.want)
+		}
+	}
+	// Every known pair has a class, and only known pairs do.
+	for _, dir := range []fnproto.Direction{fnproto.ToFunction, fnproto.FromFunction} {
+		for k := 0; k <= 0xffff; k++ {
+			known := fnproto.KindName(dir, fnproto.Kind(k)) != "Kind("+strconv.Itoa(k)+")"
+			if c := fnproto.ClassOf(dir, fnproto.Kind(k)); known != (c != 0) {
+				t.Errorf("ClassOf(%v, %d) = %v, KindName known = %t", dir, k, c, known)
+			}
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = fnproto.ClassOf(fnproto.FromFunction, fnproto.KindGet) }); allocs != 0 {
+		t.Errorf("ClassOf allocated %.1f times", allocs)
+	}
+}
+
 func TestStringers(t *testing.T) {
 	if got := fnproto.ToFunction.String(); got != "to-function" {
 		t.Errorf("ToFunction.String() = %q", got)
@@ -283,6 +324,12 @@ func TestStringers(t *testing.T) {
 	}
 	if got := fnproto.Direction(7).String(); got != "Direction(7)" {
 		t.Errorf("Direction(7).String() = %q", got)
+	}
+	classes := []string{"Class(0)", "control", "db", "storage", "http", "Class(5)"}
+	for i, w := range classes {
+		if got := fnproto.Class(i).String(); got != w {
+			t.Errorf("Class(%d).String() = %q, want %q", i, got, w)
+		}
 	}
 	want := []string{"trace", "debug", "info", "warn", "error", "LogLevel(5)"}
 	for i, w := range want {

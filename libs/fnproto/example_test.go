@@ -70,3 +70,26 @@ func ExampleParseFrame() {
 	// 4 bytes: message=false n=0 err=<nil>
 	// 7 bytes: message=true n=7 err=<nil>
 }
+
+// A host dispatches what a function asks for on the message's class, not on
+// ranges of kind numbers.
+func ExampleClassOf() {
+	for _, m := range []fnproto.Message{
+		&fnproto.Get{Table: "todos", Key: []byte("k1")},
+		&fnproto.StorageList{Storage: "files"},
+		&fnproto.HTTPRequest{Method: "GET", URL: "https://example.com"},
+		&fnproto.Log{Body: "hi"},
+	} {
+		switch c := fnproto.ClassOf(m.Direction(), m.Kind()); c {
+		case fnproto.ClassDb, fnproto.ClassStorage, fnproto.ClassHTTP:
+			fmt.Printf("%s: serve from %s\n", fnproto.KindName(m.Direction(), m.Kind()), c)
+		default:
+			fmt.Printf("%s: %s message, handled by the call itself\n", fnproto.KindName(m.Direction(), m.Kind()), c)
+		}
+	}
+	// Output:
+	// Get: serve from db
+	// StorageList: serve from storage
+	// HTTPRequest: serve from http
+	// Log: control message, handled by the call itself
+}

@@ -10,6 +10,12 @@ import (
 // 4-byte length itself) a reader accepts.
 const DefaultMaxFrameSize = 8 << 20 // 8 MiB
 
+// FrameSizeEnv is the environment variable in which the runtime gives every
+// function instance its frame limit, in decimal bytes, so that the function
+// bounds the frames it reads and writes as the runtime does, with no
+// handshake.
+const FrameSizeEnv = "MU_MAX_FRAME_SIZE"
+
 const (
 	lengthSize = 4 // u32 frame length
 	kindSize   = 2 // u16 kind

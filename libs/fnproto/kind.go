@@ -71,179 +71,159 @@ const (
 	KindHTTPRequest    Kind = 3001 // HTTPRequest
 )
 
+// Class says which part of the runtime a message belongs to. A request and
+// its replies share a class: Put (FromFunction) and DbError (ToFunction) are
+// both ClassDb. The zero Class is not valid; ClassOf returns it for an
+// unknown (direction, kind) pair.
+type Class uint8
+
+const (
+	// ClassControl is the call itself: ExecuteFunction, and FatalError,
+	// FunctionResult and Log from the function.
+	ClassControl Class = iota + 1
+	// ClassDb is muDB: the operations Put … CompareAndSwap and their replies
+	// DbError … CasResult.
+	ClassDb
+	// ClassStorage is storage boxes: StoragePut … StorageList and their
+	// replies StorageError … ObjectListResult.
+	ClassStorage
+	// ClassHTTP is outbound HTTP: HTTPRequest and HTTPResponse.
+	ClassHTTP
+)
+
+// String returns "control", "db", "storage", "http" or "Class(n)".
+func (c Class) String() string {
+	switch c {
+	case ClassControl:
+		return "control"
+	case ClassDb:
+		return "db"
+	case ClassStorage:
+		return "storage"
+	case ClassHTTP:
+		return "http"
+	}
+	return "Class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// kindInfo is one row of the kind table.
+type kindInfo struct {
+	dir   Direction
+	kind  Kind
+	name  string // the Go type name, used in errors and logs
+	class Class
+	new   func() Message // a zero message of this kind
+}
+
+// kinds is the protocol's one table of messages: every (direction, kind)
+// pair with its name, class and constructor. KindName, ClassOf and the
+// decoders all read it; adding a message is adding its type and a row here.
+var kinds = [...]kindInfo{
+	// Runtime → function.
+	{ToFunction, KindExecuteFunction, "ExecuteFunction", ClassControl, newOf[ExecuteFunction]},
+	{ToFunction, KindDbError, "DbError", ClassDb, newOf[DbError]},
+	{ToFunction, KindSingleResult, "SingleResult", ClassDb, newOf[SingleResult]},
+	{ToFunction, KindListResult, "ListResult", ClassDb, newOf[ListResult]},
+	{ToFunction, KindKeyValueListResult, "KeyValueListResult", ClassDb, newOf[KeyValueListResult]},
+	{ToFunction, KindTableKeyListResult, "TableKeyListResult", ClassDb, newOf[TableKeyListResult]},
+	{ToFunction, KindTableKeyValueListResult, "TableKeyValueListResult", ClassDb, newOf[TableKeyValueListResult]},
+	{ToFunction, KindEmptyResult, "EmptyResult", ClassDb, newOf[EmptyResult]},
+	{ToFunction, KindCasResult, "CasResult", ClassDb, newOf[CasResult]},
+	{ToFunction, KindStorageError, "StorageError", ClassStorage, newOf[StorageError]},
+	{ToFunction, KindStorageGetResult, "StorageGetResult", ClassStorage, newOf[StorageGetResult]},
+	{ToFunction, KindStorageEmptyResult, "StorageEmptyResult", ClassStorage, newOf[StorageEmptyResult]},
+	{ToFunction, KindObjectListResult, "ObjectListResult", ClassStorage, newOf[ObjectListResult]},
+	{ToFunction, KindHTTPResponse, "HTTPResponse", ClassHTTP, newOf[HTTPResponse]},
+
+	// Function → runtime.
+	{FromFunction, KindFatalError, "FatalError", ClassControl, newOf[FatalError]},
+	{FromFunction, KindFunctionResult, "FunctionResult", ClassControl, newOf[FunctionResult]},
+	{FromFunction, KindLog, "Log", ClassControl, newOf[Log]},
+	{FromFunction, KindPut, "Put", ClassDb, newOf[Put]},
+	{FromFunction, KindGet, "Get", ClassDb, newOf[Get]},
+	{FromFunction, KindDelete, "Delete", ClassDb, newOf[Delete]},
+	{FromFunction, KindDeleteByPrefix, "DeleteByPrefix", ClassDb, newOf[DeleteByPrefix]},
+	{FromFunction, KindScan, "Scan", ClassDb, newOf[Scan]},
+	{FromFunction, KindScanKeys, "ScanKeys", ClassDb, newOf[ScanKeys]},
+	{FromFunction, KindTableList, "TableList", ClassDb, newOf[TableList]},
+	{FromFunction, KindBatchPut, "BatchPut", ClassDb, newOf[BatchPut]},
+	{FromFunction, KindBatchGet, "BatchGet", ClassDb, newOf[BatchGet]},
+	{FromFunction, KindBatchDelete, "BatchDelete", ClassDb, newOf[BatchDelete]},
+	{FromFunction, KindBatchScan, "BatchScan", ClassDb, newOf[BatchScan]},
+	{FromFunction, KindBatchScanKeys, "BatchScanKeys", ClassDb, newOf[BatchScanKeys]},
+	{FromFunction, KindCompareAndSwap, "CompareAndSwap", ClassDb, newOf[CompareAndSwap]},
+	{FromFunction, KindStoragePut, "StoragePut", ClassStorage, newOf[StoragePut]},
+	{FromFunction, KindStorageGet, "StorageGet", ClassStorage, newOf[StorageGet]},
+	{FromFunction, KindStorageDelete, "StorageDelete", ClassStorage, newOf[StorageDelete]},
+	{FromFunction, KindStorageList, "StorageList", ClassStorage, newOf[StorageList]},
+	{FromFunction, KindHTTPRequest, "HTTPRequest", ClassHTTP, newOf[HTTPRequest]},
+}
+
+// newOf returns a new zero *T as a Message.
+func newOf[T any, P interface {
+	*T
+	Message
+}]() Message {
+	return P(new(T))
+}
+
+// indexSize bounds kind numbers, so that finding a row is one array load.
+const indexSize = 4096
+
+// index maps (direction, kind) to 1 + the row's position in kinds, or 0.
+var index = buildIndex()
+
+func buildIndex() *[2][indexSize]uint8 {
+	var ix [2][indexSize]uint8
+	if len(kinds) > 255 {
+		panic("fnproto: kind table too long for its index")
+	}
+	for i, e := range kinds {
+		if e.dir != ToFunction && e.dir != FromFunction || e.kind >= indexSize || ix[e.dir-1][e.kind] != 0 {
+			panic("fnproto: kind table: bad or duplicate row " + e.name)
+		}
+		ix[e.dir-1][e.kind] = uint8(i + 1)
+	}
+	return &ix
+}
+
+// lookup returns the table row of (dir, k), or nil when the pair is unknown.
+func lookup(dir Direction, k Kind) *kindInfo {
+	if dir != ToFunction && dir != FromFunction || k >= indexSize {
+		return nil
+	}
+	if i := index[dir-1][k]; i != 0 {
+		return &kinds[i-1]
+	}
+	return nil
+}
+
 // KindName returns the Go type name of the message with kind k in direction
 // dir ("Put", "DbError", "HTTPResponse", …), or "Kind(n)" when the pair is
 // unknown. It is meant for errors and logs and never allocates for known
 // kinds.
 func KindName(dir Direction, k Kind) string {
-	if n := kindName(dir, k); n != "" {
-		return n
+	if e := lookup(dir, k); e != nil {
+		return e.name
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-func kindName(dir Direction, k Kind) string {
-	switch dir {
-	case ToFunction:
-		switch k {
-		case KindExecuteFunction:
-			return "ExecuteFunction"
-		case KindDbError:
-			return "DbError"
-		case KindSingleResult:
-			return "SingleResult"
-		case KindListResult:
-			return "ListResult"
-		case KindKeyValueListResult:
-			return "KeyValueListResult"
-		case KindTableKeyListResult:
-			return "TableKeyListResult"
-		case KindTableKeyValueListResult:
-			return "TableKeyValueListResult"
-		case KindEmptyResult:
-			return "EmptyResult"
-		case KindCasResult:
-			return "CasResult"
-		case KindStorageError:
-			return "StorageError"
-		case KindStorageGetResult:
-			return "StorageGetResult"
-		case KindStorageEmptyResult:
-			return "StorageEmptyResult"
-		case KindObjectListResult:
-			return "ObjectListResult"
-		case KindHTTPResponse:
-			return "HTTPResponse"
-		}
-	case FromFunction:
-		switch k {
-		case KindFatalError:
-			return "FatalError"
-		case KindFunctionResult:
-			return "FunctionResult"
-		case KindLog:
-			return "Log"
-		case KindPut:
-			return "Put"
-		case KindGet:
-			return "Get"
-		case KindDelete:
-			return "Delete"
-		case KindDeleteByPrefix:
-			return "DeleteByPrefix"
-		case KindScan:
-			return "Scan"
-		case KindScanKeys:
-			return "ScanKeys"
-		case KindTableList:
-			return "TableList"
-		case KindBatchPut:
-			return "BatchPut"
-		case KindBatchGet:
-			return "BatchGet"
-		case KindBatchDelete:
-			return "BatchDelete"
-		case KindBatchScan:
-			return "BatchScan"
-		case KindBatchScanKeys:
-			return "BatchScanKeys"
-		case KindCompareAndSwap:
-			return "CompareAndSwap"
-		case KindStoragePut:
-			return "StoragePut"
-		case KindStorageGet:
-			return "StorageGet"
-		case KindStorageDelete:
-			return "StorageDelete"
-		case KindStorageList:
-			return "StorageList"
-		case KindHTTPRequest:
-			return "HTTPRequest"
-		}
+// ClassOf returns the class of the message with kind k in direction dir, or
+// the zero Class when the pair is unknown. It never allocates, so a host can
+// dispatch on it for every message.
+func ClassOf(dir Direction, k Kind) Class {
+	if e := lookup(dir, k); e != nil {
+		return e.class
 	}
-	return ""
+	return 0
 }
 
 // newMessage returns a zero message of the given direction and kind, or nil
 // when the pair is unknown.
 func newMessage(dir Direction, k Kind) Message {
-	switch dir {
-	case ToFunction:
-		switch k {
-		case KindExecuteFunction:
-			return new(ExecuteFunction)
-		case KindDbError:
-			return new(DbError)
-		case KindSingleResult:
-			return new(SingleResult)
-		case KindListResult:
-			return new(ListResult)
-		case KindKeyValueListResult:
-			return new(KeyValueListResult)
-		case KindTableKeyListResult:
-			return new(TableKeyListResult)
-		case KindTableKeyValueListResult:
-			return new(TableKeyValueListResult)
-		case KindEmptyResult:
-			return new(EmptyResult)
-		case KindCasResult:
-			return new(CasResult)
-		case KindStorageError:
-			return new(StorageError)
-		case KindStorageGetResult:
-			return new(StorageGetResult)
-		case KindStorageEmptyResult:
-			return new(StorageEmptyResult)
-		case KindObjectListResult:
-			return new(ObjectListResult)
-		case KindHTTPResponse:
-			return new(HTTPResponse)
-		}
-	case FromFunction:
-		switch k {
-		case KindFatalError:
-			return new(FatalError)
-		case KindFunctionResult:
-			return new(FunctionResult)
-		case KindLog:
-			return new(Log)
-		case KindPut:
-			return new(Put)
-		case KindGet:
-			return new(Get)
-		case KindDelete:
-			return new(Delete)
-		case KindDeleteByPrefix:
-			return new(DeleteByPrefix)
-		case KindScan:
-			return new(Scan)
-		case KindScanKeys:
-			return new(ScanKeys)
-		case KindTableList:
-			return new(TableList)
-		case KindBatchPut:
-			return new(BatchPut)
-		case KindBatchGet:
-			return new(BatchGet)
-		case KindBatchDelete:
-			return new(BatchDelete)
-		case KindBatchScan:
-			return new(BatchScan)
-		case KindBatchScanKeys:
-			return new(BatchScanKeys)
-		case KindCompareAndSwap:
-			return new(CompareAndSwap)
-		case KindStoragePut:
-			return new(StoragePut)
-		case KindStorageGet:
-			return new(StorageGet)
-		case KindStorageDelete:
-			return new(StorageDelete)
-		case KindStorageList:
-			return new(StorageList)
-		case KindHTTPRequest:
-			return new(HTTPRequest)
-		}
+	if e := lookup(dir, k); e != nil {
+		return e.new()
 	}
 	return nil
 }

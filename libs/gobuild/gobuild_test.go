@@ -11,8 +11,14 @@ import (
 
 func writeModule(t *testing.T, dir, body string) {
 	t.Helper()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/fn\n\ngo 1.26\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println("+body+") }\n"), 0o644)
+	for name, content := range map[string]string{
+		"go.mod":  "module example.com/fn\n\ngo 1.26\n",
+		"main.go": "package main\n\nfunc main() { println(" + body + ") }\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestCached_RebuildsOnlyWhenSourcesChange(t *testing.T) {

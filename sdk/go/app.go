@@ -73,7 +73,7 @@ func WithLogLevel(l slog.Leveler) Option {
 
 // FrameSizeEnv is the environment variable through which the runtime tells
 // a function its frame limit; New uses it as the default.
-const FrameSizeEnv = "MU_MAX_FRAME_SIZE"
+const FrameSizeEnv = fnproto.FrameSizeEnv
 
 // envFrameSize is the runtime's frame limit from FrameSizeEnv, or the default.
 func envFrameSize() int {

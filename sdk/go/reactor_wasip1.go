@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	_ "unsafe" // for go:linkname
+
+	"github.com/muprotocol/mu/libs/fnproto"
 )
 
 // mainMain is the program's main function; in a reactor the Go runtime does
@@ -35,14 +37,14 @@ func muInit() {
 //go:wasmexport mu_serve
 func muServe() int32 {
 	if reactorConn == nil {
-		fmt.Fprintln(os.Stderr, "mu: mu_serve called before mu_init")
+		fmt.Fprintln(os.Stderr, "mu: "+fnproto.ExportServe+" called before "+fnproto.ExportInit)
 		return 1
 	}
 	switch err := reactorConn.step(); err {
 	case nil:
 		return 0
 	case io.EOF:
-		fmt.Fprintln(os.Stderr, "mu: mu_serve called with no request on stdin")
+		fmt.Fprintln(os.Stderr, "mu: "+fnproto.ExportServe+" called with no request on stdin")
 		return 1
 	default:
 		fmt.Fprintln(os.Stderr, err)

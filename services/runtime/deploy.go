@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -140,10 +141,6 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
 }
 
-// FrameSizeEnv is the variable that tells functions the node's frame limit
-// (the Go SDK's FrameSizeEnv).
-const FrameSizeEnv = "MU_MAX_FRAME_SIZE"
-
 // errNoBinary is returned when a binary is neither sent inline nor compiled already.
 var errNoBinary = errors.New("binary not available")
 
@@ -218,7 +215,7 @@ func (s *Server) factory(f *function) pool.Factory {
 	for k, v := range f.env {
 		env[k] = v
 	}
-	env[FrameSizeEnv] = strconv.Itoa(s.cfg.MaxFrameSize)
+	env[fnproto.FrameSizeEnv] = strconv.Itoa(s.cfg.MaxFrameSize)
 	return func(ctx context.Context) (*wasm.Instance, error) {
 		inst, err := s.engine.NewInstance(ctx, f.mod, wasm.InstanceConfig{
 			MemoryLimit: f.memoryLimit,

@@ -181,12 +181,12 @@ func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
 func (s *Server) hostHandler() wasm.Handler {
 	return func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
 		kind := fnproto.KindName(fnproto.FromFunction, m.Kind())
-		switch {
-		case m.Kind() >= fnproto.KindPut && m.Kind() <= fnproto.KindCompareAndSwap:
+		switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
+		case fnproto.ClassDb:
 			return &fnproto.DbError{Error: "muDB is not available on this runtime node (" + kind + ")"}, nil
-		case m.Kind() >= fnproto.KindStoragePut && m.Kind() <= fnproto.KindStorageList:
+		case fnproto.ClassStorage:
 			return &fnproto.StorageError{Error: "storage is not available on this runtime node (" + kind + ")"}, nil
-		case m.Kind() == fnproto.KindHTTPRequest:
+		case fnproto.ClassHTTP:
 			msg := "outbound HTTP is not enabled on this runtime node"
 			return &fnproto.HTTPResponse{Error: &msg}, nil
 		}

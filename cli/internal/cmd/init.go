@@ -8,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"text/template"
 
 	"github.com/spf13/cobra"
+
+	"github.com/muprotocol/mu/cli/internal/sdksrc"
 )
 
 func newInitCommand() *cobra.Command {
@@ -25,9 +26,12 @@ func newInitCommand() *cobra.Command {
 one HTTP gateway, main.go with a handler written against the Go SDK, go.mod
 and .gitignore. Existing files are never overwritten.
 
-The SDK is not published to a module proxy yet, so go.mod points at a local
-copy of it: --sdk-dir, else $MU_SDK_DIR, else the sdk/go directory of the mu
-source tree this command was built from.`,
+The Go SDK is built into mu: init writes it to the user cache directory
+(<cache>/mu/sdk/<version>) and go.mod replaces the SDK's modules with it, so
+the project builds with mu and Go alone. mu build and mu run write it again
+if the cache was cleared, and point go.mod at their own SDK when it names
+another mu's. To build against a checkout of the SDK instead, pass --sdk-dir
+(or set $MU_SDK_DIR) to its sdk/go directory.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -38,34 +42,22 @@ source tree this command was built from.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "stack and module name (default: the directory's name)")
-	cmd.Flags().StringVar(&sdkDir, "sdk-dir", "", "local path of the mu Go SDK (sdk/go of the mu repository)")
+	cmd.Flags().StringVar(&sdkDir, "sdk-dir", "", "build against the Go SDK of a mu checkout (its sdk/go directory) instead of the one built into mu")
 	cmd.Flags().BoolVar(&noTidy, "no-tidy", false, "do not run 'go mod tidy' after writing go.mod")
 	return cmd
 }
 
-// findSDK locates sdk/go: the flag, $MU_SDK_DIR, or the source tree of this binary.
-func findSDK(flag string) (string, error) {
-	candidates := []string{flag, os.Getenv("MU_SDK_DIR")}
-	if _, file, _, ok := goruntime.Caller(0); ok && filepath.IsAbs(file) {
-		// file is <repo>/cli/internal/cmd/init.go when built from source.
-		candidates = append(candidates, filepath.Join(filepath.Dir(file), "..", "..", "..", "sdk", "go"))
+// sdkDirs returns where the project's go.mod should find the SDK: the
+// checkout named by the flag or $MU_SDK_DIR, else the SDK built into mu,
+// extracted to the user cache.
+func sdkDirs(flag string) (sdksrc.Dirs, error) {
+	if flag == "" {
+		flag = os.Getenv("MU_SDK_DIR")
 	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		abs, err := filepath.Abs(c)
-		if err != nil {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(abs, "go.mod")); err == nil {
-			return abs, nil
-		}
-		if c == flag {
-			return "", fmt.Errorf("--sdk-dir %s: no go.mod there", c)
-		}
+	if flag != "" {
+		return sdksrc.FromCheckout(flag)
 	}
-	return "", errors.New("cannot find the mu Go SDK: pass --sdk-dir (the sdk/go directory of the mu repository) or set MU_SDK_DIR")
+	return sdksrc.Extract()
 }
 
 var projectFiles = map[string]string{
@@ -101,17 +93,15 @@ func main() {
 	mu.Run()
 }
 `,
+	// The replace directives for the two modules are added by
+	// sdksrc.Replace, which quotes paths as go.mod needs.
 	"go.mod": `module {{.Name}}
 
 go 1.26
 
 require github.com/muprotocol/mu/sdk/go v0.0.0
 
-replace (
-	github.com/muprotocol/mu/sdk/go => {{.SDK}}
-	github.com/muprotocol/mu/libs => {{.Libs}}
-	github.com/muprotocol/mu/proto => {{.Proto}}
-)
+require github.com/muprotocol/mu/libs/fnproto v0.0.0 // indirect
 `,
 	".gitignore": `.mu/
 `,
@@ -128,17 +118,13 @@ func initProject(cmd *cobra.Command, dir, name, sdkFlag string, tidy bool) error
 	if !validName(name) {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("name %q: use 1-64 letters, digits, '_' or '-', starting with a letter (pass --name)", name)}
 	}
-	sdk, err := findSDK(sdkFlag)
+	sdk, err := sdkDirs(sdkFlag)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	repo := filepath.Dir(filepath.Dir(sdk))
 	data := map[string]string{
 		"Name":     name,
 		"Function": strings.ReplaceAll(name, "-", "_"),
-		"SDK":      sdk,
-		"Libs":     filepath.Join(repo, "libs"),
-		"Proto":    filepath.Join(repo, "proto"),
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return &exitError{code: ExitUsage, err: err}
@@ -160,6 +146,9 @@ func initProject(cmd *cobra.Command, dir, name, sdkFlag string, tidy bool) error
 			return &exitError{code: ExitUsage, err: err}
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "created %s\n", filepath.Join(dir, f))
+	}
+	if err := sdksrc.Replace(cmd.Context(), abs, sdk); err != nil {
+		return &exitError{code: ExitUsage, err: err}
 	}
 	if tidy {
 		c := exec.CommandContext(cmd.Context(), "go", "mod", "tidy")

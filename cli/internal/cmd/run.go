@@ -61,6 +61,9 @@ func loadProject(stderr io.Writer, dir string) (*project.Project, error) {
 }
 
 func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*project.Build, error) {
+	if err := syncSDK(ctx, stderr, p); err != nil {
+		return nil, err
+	}
 	b, err := p.Build(ctx, func(fn, dir string) {
 		fmt.Fprintf(stderr, "building %s (%s)\n", fn, dir)
 	})

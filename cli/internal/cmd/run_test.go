@@ -31,6 +31,11 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 			t.Fatalf("init did not write %s: %v", f, err)
 		}
 	}
+	goMod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
+	fnproto, _ := filepath.Abs("../../../libs/fnproto")
+	if !strings.Contains(string(goMod), "github.com/muprotocol/mu/sdk/go => "+sdk) || !strings.Contains(string(goMod), "github.com/muprotocol/mu/libs/fnproto => "+fnproto) {
+		t.Fatalf("go.mod should replace the SDK with the checkout's:\n%s", goMod)
+	}
 	if code := Run(ctx, []string{"init", dir, "--sdk-dir", sdk}, nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "already exists") {
 		t.Fatalf("second init: exit %d\n%s", code, errb.String())
 	}
@@ -94,7 +99,9 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 
 func TestRun_InvalidManifestNamesTheField(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "mu.yaml"), []byte("name: x\nversion: \"1\"\nservices:\n  - type: Function\n    name: f\n    binary: b\n    runtime: wasi9\n    memory_limit: 1MiB\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "mu.yaml"), []byte("name: x\nversion: \"1\"\nservices:\n  - type: Function\n    name: f\n    binary: b\n    runtime: wasi9\n    memory_limit: 1MiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb bytes.Buffer
 	code := Run(context.Background(), []string{"run", dir}, nil, &out, &errb)
 	if code != ExitInvalid || !strings.Contains(errb.String(), "runtime") {

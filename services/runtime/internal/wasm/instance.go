@@ -754,14 +754,14 @@ func (i *Instance) startReactor() {
 	if ex := inst.GetExport(i.store, "memory"); ex != nil {
 		i.mem = ex.Memory()
 	}
-	for _, name := range []string{"_initialize", "mu_init"} {
+	for _, name := range []string{"_initialize", fnproto.ExportInit} {
 		if _, err := inst.GetFunc(i.store, name).Call(i.store); err != nil {
 			i.startErr = i.classify(err)
 			i.startErr.Message = name + ": " + i.startErr.Message
 			return
 		}
 	}
-	i.serve = inst.GetFunc(i.store, "mu_serve")
+	i.serve = inst.GetFunc(i.store, fnproto.ExportServe)
 	remaining, _ := i.store.GetFuel()
 	i.StartupFuel = sub(i.e.cfg.StartupFuel, remaining)
 	i.pendingStartup = i.StartupFuel
@@ -800,7 +800,7 @@ func (i *Instance) callReactor(ctx context.Context, frame []byte, h Handler, lim
 	case i.inOff != len(i.in):
 		ce = &CallError{Kind: KindProtocol, Message: fmt.Sprintf("function left %d bytes of the request unread", len(i.in)-i.inOff)}
 	case !c.done:
-		ce = &CallError{Kind: KindProtocol, Message: "mu_serve returned without ending the request"}
+		ce = &CallError{Kind: KindProtocol, Message: fnproto.ExportServe + " returned without ending the request"}
 	}
 	if ce != nil {
 		ce.Fuel = fuel

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/services/runtime/internal/evict"
 )
 
@@ -93,7 +94,7 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 }
 
 // reactorExports are what a module exports to be served in reactor mode.
-var reactorExports = []string{"_initialize", "mu_init", "mu_serve"}
+var reactorExports = []string{"_initialize", fnproto.ExportInit, fnproto.ExportServe}
 
 func exportedFuncs(m *wasmtime.Module) map[string]bool {
 	out := map[string]bool{}
@@ -132,7 +133,7 @@ func checkCommand(m *wasmtime.Module) error {
 		}
 	}
 	if !exportedFuncs(m)["_start"] && !isReactor(m) {
-		return errors.New("module exports neither _start nor mu_init and mu_serve; build it with the mu SDK for GOOS=wasip1 GOARCH=wasm")
+		return errors.New("module exports neither _start nor " + fnproto.ExportInit + " and " + fnproto.ExportServe + "; build it with the mu SDK for GOOS=wasip1 GOARCH=wasm")
 	}
 	if !hasMemory {
 		return errors.New("module exports no memory named \"memory\"")

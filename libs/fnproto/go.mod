@@ -1,0 +1,3 @@
+module github.com/muprotocol/mu/libs/fnproto
+
+go 1.26

@@ -1,0 +1,45 @@
+package runtime
+
+import (
+	"context"
+	"testing"
+
+	"github.com/muprotocol/mu/libs/fnproto"
+)
+
+// TestHostHandler_RepliesByClass sends the handler one request of each
+// class, including the first and last kind of each range, and checks that
+// each gets its class's error reply, and that a control message is refused.
+func TestHostHandler_RepliesByClass(t *testing.T) {
+	h := (&Server{}).hostHandler()
+	tests := []struct {
+		in   fnproto.Message
+		want fnproto.Kind // 0: the handler returns an error
+	}{
+		{&fnproto.Put{Table: "t"}, fnproto.KindDbError},
+		{&fnproto.Get{Table: "t"}, fnproto.KindDbError},
+		{&fnproto.CompareAndSwap{Table: "t"}, fnproto.KindDbError},
+		{&fnproto.StoragePut{Storage: "s"}, fnproto.KindStorageError},
+		{&fnproto.StorageList{Storage: "s"}, fnproto.KindStorageError},
+		{&fnproto.HTTPRequest{Method: "GET"}, fnproto.KindHTTPResponse},
+		{&fnproto.Log{Body: "x"}, 0},
+		{&fnproto.FunctionResult{}, 0},
+	}
+	for _, tc := range tests {
+		name := fnproto.KindName(tc.in.Direction(), tc.in.Kind())
+		reply, err := h(context.Background(), tc.in)
+		if tc.want == 0 {
+			if err == nil {
+				t.Errorf("%s: reply %T, want an error", name, reply)
+			}
+			continue
+		}
+		if err != nil || reply == nil || reply.Kind() != tc.want || reply.Direction() != fnproto.ToFunction {
+			t.Errorf("%s: (%v, %v), want a %s", name, reply, err, fnproto.KindName(fnproto.ToFunction, tc.want))
+			continue
+		}
+		if r, ok := reply.(*fnproto.HTTPResponse); ok && (r.Error == nil || *r.Error == "") {
+			t.Errorf("%s: HTTPResponse without an error", name)
+		}
+	}
+}
