@@ -18,7 +18,8 @@ func (i *Instance) fail(kind ErrorKind, format string, args ...any) *wasmtime.Tr
 }
 
 // classify turns what instantiating or entering the guest returned (_start,
-// _initialize, mu_init, mu_serve) into a CallError.
+// _initialize, mu_init, mu_serve) into a CallError. A nil err is _start
+// returning of its own accord, which only a command can do.
 func (i *Instance) classify(err error) *CallError {
 	if i.trapReason != nil {
 		return i.trapReason
