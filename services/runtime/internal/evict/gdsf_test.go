@@ -1,6 +1,9 @@
 package evict
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestPolicy_EvictsCheapLargeRarelyUsedFirst(t *testing.T) {
 	p := New[string]()
@@ -28,24 +31,32 @@ func TestPolicy_EvictsCheapLargeRarelyUsedFirst(t *testing.T) {
 	}
 }
 
+// TestPolicy_AgingLetsNewEntriesDisplaceOldPopularOnes: an entry that was
+// popular once outranks fresh entries at first, but every eviction raises
+// the inflation clock, and fresh entries are ranked from the clock, so they
+// soon outrank it and it is evicted in their place. Without the clock every
+// fresh entry would go first, forever.
 func TestPolicy_AgingLetsNewEntriesDisplaceOldPopularOnes(t *testing.T) {
 	p := New[string]()
 	for range 5 {
-		p.Touch("old", 1, 1) // prio 5
+		p.Touch("old", 1, 2) // prio 0 + 5×1/2 = 2.5
 	}
-	// Evicting a high-priority entry raises the clock above "old"'s frequency advantage.
-	p.Touch("x", 10, 1) // prio 10
-	p.Remove("old")
-	p.Touch("old", 1, 1) // back at prio 1 (hits reset after removal)
-	if k, _ := p.Victim(); k != "old" {
-		t.Fatalf("victim = %q, want old", k)
+	// Fresh one-use entries of cost 1 and size 1 have prio clock + 1. The
+	// first two lose to "old" (prio 1 and 2) and move the clock to 1, then 2;
+	// the third has prio 3 and outlives it.
+	for k := 1; k <= 3; k++ {
+		fresh := fmt.Sprintf("fresh%d", k)
+		p.Touch(fresh, 1, 1)
+		want := fresh
+		if k == 3 {
+			want = "old"
+		}
+		if got, _ := p.Victim(); got != want {
+			t.Fatalf("round %d: victim = %q, want %q", k, got, want)
+		}
 	}
-	p.Touch("y", 1, 1) // clock is 1 now → prio 2
-	if k, _ := p.Victim(); k != "y" {
-		t.Fatalf("victim = %q, want y", k)
-	}
-	if k, _ := p.Victim(); k != "x" {
-		t.Fatalf("victim = %q, want x", k)
+	if p.Len() != 1 || !p.Contains("fresh3") {
+		t.Fatalf("left %d entries, want only fresh3", p.Len())
 	}
 }
 

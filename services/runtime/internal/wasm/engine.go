@@ -2,11 +2,14 @@
 //
 // An Engine compiles modules (through an on-disk artifact cache), starts
 // Instances and ticks the epoch clock that enforces wall-clock deadlines.
-// An Instance runs one module's _start on its own goroutine and speaks the
-// function protocol (libs/fnproto) with it over stdin/stdout: the host shadows
-// WASI fd_read and fd_write, so request and reply bytes never touch a file.
-// One instance serves calls one after another; fuel is reset at each request
-// boundary so every call is metered exactly.
+// An Instance runs one module and speaks the function protocol
+// (libs/fnproto) with it over stdin/stdout: the host shadows WASI fd_read
+// and fd_write, so request and reply bytes never touch a file. A reactor
+// module (mu_init, mu_serve) is entered once per call on the caller's
+// goroutine; a command module's _start runs on a goroutine of its own,
+// parked in fd_read between calls. One instance serves calls one after
+// another; fuel is reset at each request boundary so every call is metered
+// exactly.
 package wasm
 
 import (

@@ -5,6 +5,9 @@ import (
 	"fmt"
 )
 
+// ErrRequestTooLarge is returned by Call when the encoded request does not fit in one frame.
+var ErrRequestTooLarge = errors.New("wasm: request exceeds the maximum frame size")
+
 // ErrorKind classifies why a call failed.
 type ErrorKind int
 

@@ -39,8 +39,8 @@ type Module struct {
 
 	m        *wasmtime.Module
 	cacheErr error
-	// reactor is set for modules that export mu_init and mu_serve (see
-	// Instance): each call then runs on the caller's goroutine.
+	// reactor is set for modules that export _initialize, mu_init and
+	// mu_serve (see Instance): each call then runs on the caller's goroutine.
 	reactor bool
 }
 

@@ -3,7 +3,9 @@ package wasm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -13,11 +15,60 @@ import (
 	"github.com/muprotocol/mu/libs/fnproto"
 )
 
-// watModule builds a WASI command that serves requests forever: it reads a
-// request from stdin, runs body, writes a fixed FunctionResult (status 200,
-// body "hi") and reads again. $n holds the bytes read, so a test can make the
-// module's work depend on the request size.
-func watModule(body string) string {
+// The two execution modes (see Instance): every WAT body below is built as a
+// command (_start loops over requests, parked in fd_read) and as a reactor
+// (mu_serve serves one request per entry), and the tests run in both.
+const (
+	modeCommand = "command"
+	modeReactor = "reactor"
+)
+
+var modes = []string{modeCommand, modeReactor}
+
+// inModes runs fn as one subtest per mode.
+func inModes(t *testing.T, fn func(t *testing.T, mode string)) {
+	t.Helper()
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) { fn(t, mode) })
+	}
+}
+
+// watModule builds a module that serves requests in the given mode: it
+// reads a request from stdin, runs body, writes a fixed FunctionResult
+// (status 200, body "hi"). As a command it then reads again, until end of
+// file; as a reactor mu_serve returns 0 (and traps unless _initialize and
+// mu_init each ran once, in that order). $n holds the bytes read, so a test
+// can make the module's work depend on the request size; (br $serve) skips
+// the result in both modes.
+func watModule(mode, body string) string {
+	var entry string
+	switch mode {
+	case modeCommand:
+		entry = `(func (export "_start") (local $n i32) (local $i i32)
+    (loop $serve
+      (local.set $n (call $read))
+      (if (i32.eqz (local.get $n)) (then (return)))
+      ` + body + `
+      (call $write (i32.const 1) (i32.const 256) (i32.const 18))
+      (br $serve)))`
+	case modeReactor:
+		entry = `(global $inits (mut i32) (i32.const 0))
+  (func (export "_initialize")
+    (if (i32.ne (global.get $inits) (i32.const 0)) (then unreachable))
+    (global.set $inits (i32.const 1)))
+  (func (export "mu_init")
+    (if (i32.ne (global.get $inits) (i32.const 1)) (then unreachable))
+    (global.set $inits (i32.const 2)))
+  (func (export "mu_serve") (result i32) (local $n i32) (local $i i32)
+    (if (i32.ne (global.get $inits) (i32.const 2)) (then unreachable))
+    (block $serve
+      (local.set $n (call $read))
+      ` + body + `
+      (call $write (i32.const 1) (i32.const 256) (i32.const 18)))
+    (i32.const 0))`
+	default:
+		panic("unknown mode " + mode)
+	}
 	return `(module
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -41,15 +92,27 @@ func watModule(body string) string {
     (i32.store (i32.const 12) (local.get $len))
     (drop (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 20))))
   (func $spin (loop $l (br $l)))
-  (func (export "_start") (local $n i32) (local $i i32)
-    (loop $serve
-      (local.set $n (call $read))
-      (if (i32.eqz (local.get $n)) (then (return)))
-      ` + body + `
-      (call $write (i32.const 1) (i32.const 256) (i32.const 18))
-      (br $serve)))
+  ` + entry + `
 )`
 }
+
+// sleepBody sleeps d with poll_oneoff (one relative clock subscription,
+// userdata 7) and traps unless poll_oneoff reported exactly that clock
+// event without error.
+func sleepBody(d time.Duration) string {
+	return fmt.Sprintf(`(i64.store (i32.const 64) (i64.const 7)) (i32.store8 (i32.const 72) (i32.const 0)) (i32.store (i32.const 80) (i32.const 1)) (i64.store (i32.const 88) (i64.const %d)) (i64.store (i32.const 96) (i64.const 0)) (i32.store16 (i32.const 104) (i32.const 0))
+      (if (i32.or (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 24))
+            (i32.or (i32.ne (i32.load (i32.const 24)) (i32.const 1))
+              (i32.or (i64.ne (i64.load (i32.const 128)) (i64.const 7))
+                (i32.or (i32.load16_u (i32.const 136)) (i32.load8_u (i32.const 138))))))
+        (then unreachable))`, d.Nanoseconds())
+}
+
+// napTime is how long the "nap" body sleeps, well within defaultLimits.
+const napTime = 20 * time.Millisecond
+
+// stderrOops writes "oops\n" to stderr: one log line, emitted at once.
+const stderrOops = `(call $write (i32.const 2) (i32.const 440) (i32.const 5))`
 
 var watBodies = map[string]string{
 	"ok": ``,
@@ -58,18 +121,20 @@ var watBodies = map[string]string{
         (br_if $done (i32.eqz (local.get $i)))
         (local.set $i (i32.sub (local.get $i) (i32.const 1)))
         (br $l)))`,
-	"spin":      `(call $spin)`,
-	"grow":      `(block $b (loop $g (br_if $b (i32.eq (memory.grow (i32.const 16)) (i32.const -1))) (br $g))) unreachable`,
-	"sleep":     `(i64.store (i32.const 64) (i64.const 7)) (i32.store8 (i32.const 72) (i32.const 0)) (i32.store (i32.const 80) (i32.const 1)) (i64.store (i32.const 88) (i64.const 10000000000)) (i64.store (i32.const 96) (i64.const 0)) (i32.store16 (i32.const 104) (i32.const 0)) (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 24)))`,
-	"nap":       `(i64.store (i32.const 64) (i64.const 7)) (i32.store8 (i32.const 72) (i32.const 0)) (i32.store (i32.const 80) (i32.const 1)) (i64.store (i32.const 88) (i64.const 1000000)) (i64.store (i32.const 96) (i64.const 0)) (i32.store16 (i32.const 104) (i32.const 0)) (drop (call $poll (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 24)))`,
-	"exit":      `(call $proc_exit (i32.const 3))`,
-	"garbage":   `(call $write (i32.const 1) (i32.const 300) (i32.const 17))`,
-	"oversize":  `(call $write (i32.const 1) (i32.const 340) (i32.const 6))`,
-	"db":        `(call $write (i32.const 1) (i32.const 360) (i32.const 16)) (drop (call $read))`,
-	"unpending": `(drop (call $read))`,
-	"log":       `(call $write (i32.const 1) (i32.const 400) (i32.const 16)) (call $write (i32.const 2) (i32.const 440) (i32.const 5))`,
-	"fatal":     `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (br $serve)`,
-	"fatalexit": `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (call $proc_exit (i32.const 1))`,
+	"spin":       `(call $spin)`,
+	"oops-spin":  stderrOops + ` (call $spin)`,
+	"grow":       `(block $b (loop $g (br_if $b (i32.eq (memory.grow (i32.const 16)) (i32.const -1))) (br $g))) unreachable`,
+	"sleep":      sleepBody(10 * time.Second),
+	"oops-sleep": stderrOops + ` ` + sleepBody(10*time.Second),
+	"nap":        sleepBody(napTime),
+	"exit":       `(call $proc_exit (i32.const 3))`,
+	"garbage":    `(call $write (i32.const 1) (i32.const 300) (i32.const 17))`,
+	"oversize":   `(call $write (i32.const 1) (i32.const 340) (i32.const 6))`,
+	"db":         `(call $write (i32.const 1) (i32.const 360) (i32.const 16)) (drop (call $read))`,
+	"unpending":  `(drop (call $read))`,
+	"log":        `(call $write (i32.const 1) (i32.const 400) (i32.const 16)) ` + stderrOops,
+	"fatal":      `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (br $serve)`,
+	"fatalexit":  `(call $write (i32.const 1) (i32.const 420) (i32.const 13)) (call $proc_exit (i32.const 1))`,
 }
 
 type fixture struct {
@@ -87,32 +152,38 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	return &fixture{e: e, mods: map[string]*Module{}}
 }
 
-func (f *fixture) module(t *testing.T, name string) *Module {
+// module compiles the WAT body name in mode, once per fixture, and checks
+// the engine serves it in that mode.
+func (f *fixture) module(t *testing.T, mode, name string) *Module {
 	t.Helper()
-	if m, ok := f.mods[name]; ok {
+	key := mode + "/" + name
+	if m, ok := f.mods[key]; ok {
 		return m
 	}
 	body, ok := watBodies[name]
 	if !ok {
 		t.Fatalf("no wat body %q", name)
 	}
-	wasm, err := wasmtime.Wat2Wasm(watModule(body))
+	wasm, err := wasmtime.Wat2Wasm(watModule(mode, body))
 	if err != nil {
-		t.Fatalf("wat %s: %v", name, err)
+		t.Fatalf("wat %s: %v", key, err)
 	}
 	m, err := f.e.Compile(wasm)
 	if err != nil {
-		t.Fatalf("compile %s: %v", name, err)
+		t.Fatalf("compile %s: %v", key, err)
 	}
-	f.mods[name] = m
+	if m.Reactor() != (mode == modeReactor) {
+		t.Fatalf("%s: Reactor() = %v", key, m.Reactor())
+	}
+	f.mods[key] = m
 	return m
 }
 
-func (f *fixture) instance(t *testing.T, name string, cfg InstanceConfig) *Instance {
+func (f *fixture) instance(t *testing.T, mode, name string, cfg InstanceConfig) *Instance {
 	t.Helper()
-	inst, err := f.e.NewInstance(context.Background(), f.module(t, name), cfg)
+	inst, err := f.e.NewInstance(context.Background(), f.module(t, mode, name), cfg)
 	if err != nil {
-		t.Fatalf("instance %s: %v", name, err)
+		t.Fatalf("instance %s/%s: %v", mode, name, err)
 	}
 	t.Cleanup(inst.Close)
 	return inst
@@ -138,28 +209,33 @@ func callOK(t *testing.T, inst *Instance, body string, h Handler) *Result {
 
 func TestInstance_ServesManyCallsWithExactFuel(t *testing.T) {
 	f := newFixture(t, Config{})
-	inst := f.instance(t, "loop-n", InstanceConfig{})
-	first := callOK(t, inst, "", nil)
-	if first.Fuel <= inst.StartupFuel || inst.StartupFuel == 0 {
-		t.Fatalf("first call fuel %d must include start-up fuel %d", first.Fuel, inst.StartupFuel)
-	}
-	base := callOK(t, inst, "", nil).Fuel
-	if again := callOK(t, inst, "", nil).Fuel; again != base {
-		t.Fatalf("same request burnt %d then %d fuel", base, again)
-	}
-	if first.Fuel != base+inst.StartupFuel {
-		t.Fatalf("first call %d != steady %d + startup %d", first.Fuel, base, inst.StartupFuel)
-	}
-	// Each loop iteration is 8 metered operators (block, loop and end are free).
-	bigger := callOK(t, inst, strings.Repeat("x", 1000), nil).Fuel
-	if got := bigger - base; got != 8*1000 {
-		t.Fatalf("1000 more iterations cost %d fuel, want %d", got, 8*1000)
-	}
-	if inst.Calls() != 4 || !inst.Alive() {
-		t.Fatalf("calls %d alive %v", inst.Calls(), inst.Alive())
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "loop-n", InstanceConfig{})
+		first := callOK(t, inst, "", nil)
+		if first.Fuel <= inst.StartupFuel || inst.StartupFuel == 0 {
+			t.Fatalf("first call fuel %d must include start-up fuel %d", first.Fuel, inst.StartupFuel)
+		}
+		base := callOK(t, inst, "", nil).Fuel
+		if again := callOK(t, inst, "", nil).Fuel; again != base {
+			t.Fatalf("same request burnt %d then %d fuel", base, again)
+		}
+		if first.Fuel != base+inst.StartupFuel {
+			t.Fatalf("first call %d != steady %d + startup %d", first.Fuel, base, inst.StartupFuel)
+		}
+		// Each loop iteration is 8 metered operators (block, loop and end are free).
+		bigger := callOK(t, inst, strings.Repeat("x", 1000), nil).Fuel
+		if got := bigger - base; got != 8*1000 {
+			t.Fatalf("1000 more iterations cost %d fuel, want %d", got, 8*1000)
+		}
+		if inst.Calls() != 4 || !inst.Alive() {
+			t.Fatalf("calls %d alive %v", inst.Calls(), inst.Alive())
+		}
+	})
 }
 
+// TestInstance_Failures runs every way a call can fail against both modes
+// and checks the error kind and message, what is billed and that the
+// instance is discarded.
 func TestInstance_Failures(t *testing.T) {
 	f := newFixture(t, Config{})
 	cases := []struct {
@@ -183,136 +259,210 @@ func TestInstance_Failures(t *testing.T) {
 		{module: "unpending", limits: defaultLimits, kind: KindProtocol, msg: "no reply was pending"},
 		{module: "db", limits: defaultLimits, kind: KindProtocol, msg: "serves no host requests"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.module+"/"+tc.kind.String(), func(t *testing.T) {
-			inst := f.instance(t, tc.module, InstanceConfig{MemoryLimit: tc.mem})
-			_, err := inst.Call(context.Background(), "f", request(""), nil, tc.limits)
-			ce, ok := AsCallError(err)
-			if !ok {
-				t.Fatalf("error %v is not a CallError", err)
-			}
-			if ce.Kind != tc.kind || !strings.Contains(ce.Error(), tc.msg) {
-				t.Fatalf("got %v (kind %d), want kind %v containing %q", ce, ce.Kind, tc.kind, tc.msg)
-			}
-			if ce.Fuel == 0 {
-				t.Fatalf("failed call reports no fuel: %v", ce)
-			}
-			if tc.fuel != nil && !tc.fuel(ce.Fuel-inst.StartupFuel) {
-				t.Fatalf("fuel %d (startup %d) not as expected", ce.Fuel, inst.StartupFuel)
-			}
-			if inst.Alive() {
-				t.Fatal("instance still alive after a fatal error")
-			}
-			if _, err := inst.Call(context.Background(), "f", request(""), nil, defaultLimits); err == nil {
-				t.Fatal("dead instance accepted a call")
-			} else if ce, _ := AsCallError(err); ce == nil || ce.Kind != KindUnavailable {
-				t.Fatalf("dead instance: %v", err)
-			}
-		})
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		for _, tc := range cases {
+			t.Run(tc.module+"/"+tc.kind.String(), func(t *testing.T) {
+				inst := f.instance(t, mode, tc.module, InstanceConfig{MemoryLimit: tc.mem})
+				start := time.Now()
+				_, err := inst.Call(context.Background(), "f", request(""), nil, tc.limits)
+				elapsed := time.Since(start)
+				ce, ok := AsCallError(err)
+				if !ok {
+					t.Fatalf("error %v is not a CallError", err)
+				}
+				if ce.Kind != tc.kind || !strings.Contains(ce.Error(), tc.msg) {
+					t.Fatalf("got %v (kind %d), want kind %v containing %q", ce, ce.Kind, tc.kind, tc.msg)
+				}
+				// A deadline is never reported before it passed; epoch ticks
+				// counted from the tick in progress may end it up to one tick early.
+				if tc.kind == KindDeadline && elapsed < tc.limits.Timeout-f.e.cfg.EpochTick {
+					t.Fatalf("deadline of %s reported after %s", tc.limits.Timeout, elapsed)
+				}
+				if ce.Fuel == 0 {
+					t.Fatalf("failed call reports no fuel: %v", ce)
+				}
+				if tc.fuel != nil && !tc.fuel(ce.Fuel-inst.StartupFuel) {
+					t.Fatalf("fuel %d (startup %d) not as expected", ce.Fuel, inst.StartupFuel)
+				}
+				if inst.Alive() {
+					t.Fatal("instance still alive after a fatal error")
+				}
+				if _, err := inst.Call(context.Background(), "f", request(""), nil, defaultLimits); err == nil {
+					t.Fatal("dead instance accepted a call")
+				} else if ce, _ := AsCallError(err); ce == nil || ce.Kind != KindUnavailable {
+					t.Fatalf("dead instance: %v", err)
+				}
+				inst.Close()
+				inst.Close()
+			})
+		}
+	})
 }
 
 func TestInstance_FatalErrorKeepsInstance(t *testing.T) {
 	f := newFixture(t, Config{})
-	inst := f.instance(t, "fatal", InstanceConfig{})
-	for range 2 {
-		_, err := inst.Call(context.Background(), "f", request(""), nil, defaultLimits)
-		ce, ok := AsCallError(err)
-		if !ok || ce.Kind != KindFunctionError || ce.Message != "bad" || ce.Fatal() {
-			t.Fatalf("got %v", err)
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "fatal", InstanceConfig{})
+		var fuel [2]uint64
+		for k := range fuel {
+			_, err := inst.Call(context.Background(), "f", request(""), nil, defaultLimits)
+			ce, ok := AsCallError(err)
+			if !ok || ce.Kind != KindFunctionError || ce.Message != "bad" || ce.Fatal() {
+				t.Fatalf("got %v", err)
+			}
+			fuel[k] = ce.Fuel
 		}
-	}
-	if !inst.Alive() {
-		t.Fatal("instance died after a FatalError message")
-	}
+		if fuel[1] == 0 || fuel[0] != fuel[1]+inst.StartupFuel {
+			t.Fatalf("failed calls billed %d then %d fuel (start-up %d)", fuel[0], fuel[1], inst.StartupFuel)
+		}
+		if !inst.Alive() {
+			t.Fatal("instance died after a FatalError message")
+		}
+	})
 }
 
 func TestInstance_HostRequestsAndLogs(t *testing.T) {
 	f := newFixture(t, Config{})
-	var got []fnproto.Message
-	h := func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
-		got = append(got, m)
-		v := []byte("v")
-		return &fnproto.SingleResult{Item: &v}, nil
-	}
-	inst := f.instance(t, "db", InstanceConfig{})
-	callOK(t, inst, "", h)
-	callOK(t, inst, "", h)
-	if len(got) != 2 {
-		t.Fatalf("handler saw %d requests", len(got))
-	}
-	g, ok := got[0].(*fnproto.Get)
-	if !ok || g.Table != "t" || string(g.Key) != "k" {
-		t.Fatalf("handler got %#v", got[0])
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		var got []fnproto.Message
+		h := func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
+			got = append(got, m)
+			v := []byte("v")
+			return &fnproto.SingleResult{Item: &v}, nil
+		}
+		inst := f.instance(t, mode, "db", InstanceConfig{})
+		callOK(t, inst, "", h)
+		callOK(t, inst, "", h)
+		if len(got) != 2 {
+			t.Fatalf("handler saw %d requests", len(got))
+		}
+		g, ok := got[0].(*fnproto.Get)
+		if !ok || g.Table != "t" || string(g.Key) != "k" {
+			t.Fatalf("handler got %#v", got[0])
+		}
 
-	var mu sync.Mutex
-	var logs []Log
-	inst = f.instance(t, "log", InstanceConfig{Log: func(l Log) { mu.Lock(); logs = append(logs, l); mu.Unlock() }})
-	callOK(t, inst, "", nil)
-	mu.Lock()
-	defer mu.Unlock()
-	want := []Log{{Source: SourceLog, Level: fnproto.LogLevelInfo, Body: "hello"}, {Source: SourceStderr, Level: fnproto.LogLevelError, Body: "oops"}}
-	if len(logs) != 2 || logs[0] != want[0] || logs[1] != want[1] {
-		t.Fatalf("logs %+v, want %+v", logs, want)
-	}
+		var mu sync.Mutex
+		var logs []Log
+		inst = f.instance(t, mode, "log", InstanceConfig{Log: func(l Log) { mu.Lock(); logs = append(logs, l); mu.Unlock() }})
+		callOK(t, inst, "", nil)
+		mu.Lock()
+		defer mu.Unlock()
+		want := []Log{{Source: SourceLog, Level: fnproto.LogLevelInfo, Body: "hello"}, {Source: SourceStderr, Level: fnproto.LogLevelError, Body: "oops"}}
+		if len(logs) != 2 || logs[0] != want[0] || logs[1] != want[1] {
+			t.Fatalf("logs %+v, want %+v", logs, want)
+		}
+	})
 }
 
 func TestInstance_HostErrorsEndTheCall(t *testing.T) {
 	f := newFixture(t, Config{})
-	inst := f.instance(t, "db", InstanceConfig{})
-	_, err := inst.Call(context.Background(), "f", request(""), func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}, Limits{Fuel: 1_000_000, Timeout: 30 * time.Millisecond})
-	if ce, ok := AsCallError(err); !ok || ce.Kind != KindDeadline {
-		t.Fatalf("got %v", err)
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "db", InstanceConfig{})
+		_, err := inst.Call(context.Background(), "f", request(""), func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}, Limits{Fuel: 1_000_000, Timeout: 30 * time.Millisecond})
+		if ce, ok := AsCallError(err); !ok || ce.Kind != KindDeadline {
+			t.Fatalf("got %v", err)
+		}
+	})
 }
 
+// TestInstance_SleepWithinDeadline: a sleep shorter than the deadline
+// really waits (the call takes at least as long as the sleep) and ends with
+// the clock event poll_oneoff was asked for (the module traps otherwise).
 func TestInstance_SleepWithinDeadline(t *testing.T) {
 	f := newFixture(t, Config{})
-	inst := f.instance(t, "nap", InstanceConfig{})
-	callOK(t, inst, "", nil)
-	callOK(t, inst, "", nil)
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "nap", InstanceConfig{})
+		for range 2 {
+			start := time.Now()
+			callOK(t, inst, "", nil)
+			if elapsed := time.Since(start); elapsed < napTime {
+				t.Fatalf("a sleep of %s returned after %s", napTime, elapsed)
+			}
+		}
+	})
 }
 
+// TestInstance_CloseWakesASleepingCall: Close during a call ends it, even
+// while the guest sleeps far within its deadline.
+func TestInstance_CloseWakesASleepingCall(t *testing.T) {
+	f := newFixture(t, Config{})
+	inModes(t, func(t *testing.T, mode string) {
+		asleep := make(chan struct{}, 1)
+		inst := f.instance(t, mode, "oops-sleep", InstanceConfig{Log: func(Log) { asleep <- struct{}{} }})
+		done := make(chan error, 1)
+		go func() {
+			_, err := inst.Call(context.Background(), "f", request(""), nil, Limits{Fuel: 1_000_000, Timeout: time.Minute})
+			done <- err
+		}()
+		<-asleep
+		inst.Close()
+		ce, ok := AsCallError(<-done)
+		if !ok || ce.Kind != KindUnavailable || !strings.Contains(ce.Message, "closed while sleeping") || ce.Fuel == 0 {
+			t.Fatalf("got %v", ce)
+		}
+	})
+}
+
+// TestInstance_NeighbourKeepsAnswering: while one instance spins until its
+// deadline, another keeps answering (and is done before that deadline).
 func TestInstance_NeighbourKeepsAnswering(t *testing.T) {
 	f := newFixture(t, Config{})
-	good := f.instance(t, "ok", InstanceConfig{})
-	bad := f.instance(t, "spin", InstanceConfig{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := bad.Call(context.Background(), "f", request(""), nil, Limits{Fuel: 1 << 62, Timeout: 300 * time.Millisecond})
-		done <- err
-	}()
-	for k := 0; k < 50; k++ {
+	inModes(t, func(t *testing.T, mode string) {
+		good := f.instance(t, mode, "ok", InstanceConfig{})
+		spinning := make(chan struct{}, 1)
+		bad := f.instance(t, mode, "oops-spin", InstanceConfig{Log: func(Log) { spinning <- struct{}{} }})
+		done := make(chan error, 1)
+		go func() {
+			_, err := bad.Call(context.Background(), "f", request(""), nil, Limits{Fuel: 1 << 62, Timeout: time.Second})
+			done <- err
+		}()
+		<-spinning
+		for k := 0; k < 50; k++ {
+			callOK(t, good, "", nil)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the spinning call ended (%v) before its neighbour's 50 calls were answered", err)
+		default:
+		}
+		if ce, ok := AsCallError(<-done); !ok || ce.Kind != KindDeadline {
+			t.Fatalf("spinning call: %v", ce)
+		}
 		callOK(t, good, "", nil)
-	}
-	if err := <-done; err == nil {
-		t.Fatal("spinning call succeeded")
-	}
-	callOK(t, good, "", nil)
+	})
 }
 
 func TestInstance_RequestOverFrameLimit(t *testing.T) {
 	f := newFixture(t, Config{MaxFrameSize: 1024})
-	inst := f.instance(t, "ok", InstanceConfig{})
-	_, err := inst.Call(context.Background(), "f", request(strings.Repeat("x", 2000)), nil, defaultLimits)
-	if !errors.Is(err, ErrRequestTooLarge) || !strings.Contains(err.Error(), "limit 1024") {
-		t.Fatalf("got %v", err)
-	}
-	callOK(t, inst, "", nil) // the instance was never touched
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "ok", InstanceConfig{})
+		_, err := inst.Call(context.Background(), "f", request(strings.Repeat("x", 2000)), nil, defaultLimits)
+		if !errors.Is(err, ErrRequestTooLarge) || !strings.Contains(err.Error(), "limit 1024") {
+			t.Fatalf("got %v", err)
+		}
+		callOK(t, inst, "", nil) // the instance was never touched
+	})
 }
 
 func TestInstance_CloseEndsGuest(t *testing.T) {
 	f := newFixture(t, Config{})
-	inst := f.instance(t, "ok", InstanceConfig{})
-	inst.Close()
-	inst.Close()
-	if inst.Alive() {
-		t.Fatal("alive after Close")
-	}
+	inModes(t, func(t *testing.T, mode string) {
+		inst := f.instance(t, mode, "ok", InstanceConfig{})
+		callOK(t, inst, "", nil)
+		inst.Close()
+		inst.Close()
+		if inst.Alive() {
+			t.Fatal("alive after Close")
+		}
+		if _, err := inst.Call(context.Background(), "f", request(""), nil, defaultLimits); err == nil {
+			t.Fatal("closed instance accepted a call")
+		} else if ce, _ := AsCallError(err); ce == nil || ce.Kind != KindUnavailable {
+			t.Fatalf("closed instance: %v", err)
+		}
+	})
 }
 
 func TestCompile_RejectsNonCommands(t *testing.T) {
@@ -328,7 +478,7 @@ func TestCompile_RejectsNonCommands(t *testing.T) {
 
 func TestArtifactCache_ReusedAcrossEnginesAndEvicted(t *testing.T) {
 	dir := t.TempDir()
-	wasm, _ := wasmtime.Wat2Wasm(watModule(""))
+	wasm, _ := wasmtime.Wat2Wasm(watModule(modeCommand, ""))
 	e1, err := NewEngine(Config{CacheDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -392,7 +542,7 @@ func TestArtifactCache_ReusedAcrossEnginesAndEvicted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e5.Close()
-	other, _ := wasmtime.Wat2Wasm(watModule(watBodies["spin"]))
+	other, _ := wasmtime.Wat2Wasm(watModule(modeCommand, watBodies["spin"]))
 	if _, err := e5.Compile(other); err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +625,36 @@ func TestReactor_CallsRunOnTheCallerWithExactFuel(t *testing.T) {
 		if !ok || ce.Kind != KindProtocol || !strings.Contains(ce.Message, tc.msg) || ce.Fuel == 0 || inst.Alive() {
 			t.Errorf("%s: %v (alive %v)", tc.fn, err, inst.Alive())
 		}
+		if _, err := call("ok"); err != nil {
+			t.Errorf("%s broke another instance of the module: %v", tc.fn, err)
+		}
+		if _, err := inst.Call(context.Background(), "ok", request(""), nil, defaultLimits); err == nil {
+			t.Errorf("%s: dead instance accepted a call", tc.fn)
+		} else if ce, _ := AsCallError(err); ce == nil || ce.Kind != KindUnavailable {
+			t.Errorf("%s: dead instance: %v", tc.fn, err)
+		}
 		inst.Close()
 		inst.Close()
+	}
+
+	// The guest runs on the goroutine that called Call: the handler it
+	// reaches through fd_write has this test function on its stack. A
+	// command's _start runs on its own goroutine, where it does not.
+	onCaller := func(mode string) bool {
+		var stack string
+		h := func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
+			buf := make([]byte, 64<<10)
+			stack = string(buf[:runtime.Stack(buf, false)])
+			v := []byte("v")
+			return &fnproto.SingleResult{Item: &v}, nil
+		}
+		callOK(t, f.instance(t, mode, "db", InstanceConfig{}), "", h)
+		return strings.Contains(stack, ".TestReactor_CallsRunOnTheCallerWithExactFuel(")
+	}
+	if !onCaller(modeReactor) {
+		t.Error("a reactor call did not run on the caller's goroutine")
+	}
+	if onCaller(modeCommand) {
+		t.Error("a command call ran on the caller's goroutine (the check cannot tell them apart)")
 	}
 }

@@ -10,6 +10,15 @@ import (
 
 const wasiModule = "wasi_snapshot_preview1"
 
+// WASI errno values used by the shadowed imports.
+const (
+	errnoSuccess = 0
+	errnoBadf    = 8
+	errnoFault   = 21
+	errnoInval   = 28
+	errnoNotsup  = 58
+)
+
 // newLinker defines WASI preview 1 and shadows the imports through which a
 // function talks to the host or waits:
 //   - fd_read and fd_write on stdin/stdout/stderr carry the protocol and logs
@@ -18,7 +27,9 @@ const wasiModule = "wasi_snapshot_preview1"
 //     deadline, since epoch interruption cannot stop a blocked host call.
 //
 // The linker is shared by every instance of the engine; each callback finds
-// its instance through the store's data.
+// its instance through the store's data. Callbacks run on the goroutine that
+// is inside the guest: the caller of Call in reactor mode, the instance's
+// own goroutine in command mode (see mode).
 func newLinker(engine *wasmtime.Engine) (*wasmtime.Linker, error) {
 	l := wasmtime.NewLinker(engine)
 	if err := l.DefineWasi(); err != nil {
@@ -48,6 +59,124 @@ func newLinker(engine *wasmtime.Engine) (*wasmtime.Linker, error) {
 }
 
 func instanceOf(c *wasmtime.Caller) *Instance { return c.Data().(*Instance) }
+
+func (i *Instance) memory(caller *wasmtime.Caller) []byte {
+	if i.mem == nil {
+		if ex := caller.GetExport("memory"); ex != nil {
+			i.mem = ex.Memory()
+		}
+		if i.mem == nil {
+			return nil
+		}
+	}
+	return i.mem.UnsafeData(caller)
+}
+
+// iovecs calls fn for each (ptr, len) of a WASI iovec array, checking bounds.
+func iovecs(mem []byte, iovs, n int32, fn func(buf []byte) bool) bool {
+	if iovs < 0 || n < 0 || int64(iovs)+int64(n)*8 > int64(len(mem)) {
+		return false
+	}
+	for k := int32(0); k < n; k++ {
+		off := int(iovs) + int(k)*8
+		p := binary.LittleEndian.Uint32(mem[off:])
+		l := binary.LittleEndian.Uint32(mem[off+4:])
+		if uint64(p)+uint64(l) > uint64(len(mem)) {
+			return false
+		}
+		if !fn(mem[p : p+l]) {
+			break
+		}
+	}
+	return true
+}
+
+func putU32(mem []byte, ptr int32, v uint32) bool {
+	if ptr < 0 || int(ptr)+4 > len(mem) {
+		return false
+	}
+	binary.LittleEndian.PutUint32(mem[ptr:], v)
+	return true
+}
+
+// fdRead implements WASI fd_read on stdin: the guest reads the current
+// call's request frame, then the host's replies to its requests. A read
+// past all of that while the request is not ended (no FunctionResult or
+// FatalError yet) is a protocol error: nothing would ever answer it.
+// Otherwise the mode decides what the read gets (refill): end of file for
+// a reactor; for a parked command, the end of the call or of the start-up,
+// then the next request (or end of file once the instance is closed).
+func (i *Instance) fdRead(caller *wasmtime.Caller, fd, iovs, iovsLen, nread int32) (int32, *wasmtime.Trap) {
+	if fd != 0 {
+		return errnoBadf, nil
+	}
+	for i.inOff == len(i.in) {
+		if i.cur != nil && !i.cur.done {
+			return 0, i.fail(KindProtocol, "function read stdin while no reply was pending (did it send a request the host does not answer?)")
+		}
+		if !i.mode.refill() {
+			if !putU32(i.memory(caller), nread, 0) {
+				return errnoFault, nil
+			}
+			return errnoSuccess, nil // EOF
+		}
+	}
+	mem := i.memory(caller)
+	total := 0
+	if !iovecs(mem, iovs, iovsLen, func(buf []byte) bool {
+		n := copy(buf, i.in[i.inOff:])
+		i.inOff += n
+		total += n
+		return i.inOff < len(i.in)
+	}) {
+		return errnoFault, nil
+	}
+	if !putU32(mem, nread, uint32(total)) {
+		return errnoFault, nil
+	}
+	return errnoSuccess, nil
+}
+
+// fdWrite implements WASI fd_write: stdout carries protocol frames
+// (protocol.go), stderr log lines (log.go).
+func (i *Instance) fdWrite(caller *wasmtime.Caller, fd, iovs, iovsLen, nwritten int32) (int32, *wasmtime.Trap) {
+	if fd != 1 && fd != 2 {
+		return errnoBadf, nil
+	}
+	mem := i.memory(caller)
+	// Bytes are taken in pieces of at most one frame, each parsed before the
+	// next is appended, so the buffers stay bounded whatever the guest writes.
+	piece := i.e.cfg.MaxFrameSize
+	if fd == 2 {
+		piece = i.e.cfg.MaxStderrLine
+	}
+	total := 0
+	var trap *wasmtime.Trap
+	if !iovecs(mem, iovs, iovsLen, func(buf []byte) bool {
+		total += len(buf)
+		for len(buf) > 0 && trap == nil {
+			n := min(len(buf), piece)
+			if fd == 2 {
+				i.stderr = append(i.stderr, buf[:n]...)
+				i.drainStderr(false)
+			} else {
+				i.out = append(i.out, buf[:n]...)
+				trap = i.drainFrames()
+			}
+			buf = buf[n:]
+		}
+		return trap == nil
+	}) {
+		return errnoFault, nil
+	}
+	if trap != nil {
+		return 0, trap
+	}
+	if !putU32(mem, nwritten, uint32(total)) {
+		return errnoFault, nil
+	}
+	return errnoSuccess, nil
+}
 
 const (
 	subscriptionSize = 48
@@ -125,7 +254,8 @@ func (i *Instance) pollOneoff(caller *wasmtime.Caller, in, out, nsubs, nevents i
 	return errnoSuccess, nil
 }
 
-// sleep waits d, or fails the call at its deadline or when the instance is closed.
+// sleep waits d, or fails the call at its deadline (setBudget) or when the
+// instance is closed.
 func (i *Instance) sleep(d time.Duration) *wasmtime.Trap {
 	if d == 0 {
 		return nil
