@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/muprotocol/mu/libs/rpcerr"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
 
@@ -111,11 +111,16 @@ func rpcErrorStatus(reqCtx context.Context, err error, fn string) *httpError {
 	case codes.DeadlineExceeded:
 		return errorf(http.StatusGatewayTimeout, KindDeadlineExceeded, "function %s did not answer in time", fn)
 	case codes.ResourceExhausted:
-		if strings.Contains(msg, "larger than max") {
-			return errorf(http.StatusBadGateway, KindMessageTooLarge, "a message to or from the runtime is too large: %s", msg)
+		// The runtime marks a busy node; gRPC's own size limits carry no
+		// reason.
+		if rpcerr.ReasonOf(err) == rpcerr.CapacityExhausted {
+			return errorf(http.StatusServiceUnavailable, KindRuntimeOverloaded, "the runtime is out of capacity; try again later")
 		}
-		return errorf(http.StatusServiceUnavailable, KindRuntimeOverloaded, "the runtime is out of capacity; try again later")
+		return errorf(http.StatusBadGateway, KindMessageTooLarge, "a message to or from the runtime is too large: %s", msg)
 	case codes.InvalidArgument:
+		if rpcerr.ReasonOf(err) == rpcerr.RequestTooLarge {
+			return errorf(http.StatusRequestEntityTooLarge, KindBodyTooLarge, "the request is too large for the runtime: %s", msg)
+		}
 		return errorf(http.StatusBadRequest, KindBadRequest, "the runtime rejected the request: %s", msg)
 	default:
 		return errorf(http.StatusBadGateway, KindRuntimeError, "the runtime failed the call (%s)", st.Code())

@@ -20,6 +20,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/rpcerr"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -416,8 +417,11 @@ func TestGateway_RuntimeCallErrorsMapToStatuses(t *testing.T) {
 		{status.Error(codes.Unavailable, "draining"), 503, gateway.KindRuntimeUnavailable},
 		{status.Error(codes.NotFound, "no stack"), 404, gateway.KindFunctionNotFound},
 		{status.Error(codes.DeadlineExceeded, "slow"), 504, gateway.KindDeadlineExceeded},
-		{status.Error(codes.ResourceExhausted, "pool full"), 503, gateway.KindRuntimeOverloaded},
-		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5 vs. 4)"), 502, gateway.KindMessageTooLarge},
+		// Told apart by the runtime's ErrorInfo reason, not by the message:
+		// the texts here are swapped on purpose.
+		{rpcerr.Errorf(codes.ResourceExhausted, rpcerr.CapacityExhausted, "larger than max"), 503, gateway.KindRuntimeOverloaded},
+		{status.Error(codes.ResourceExhausted, "pool full"), 502, gateway.KindMessageTooLarge},
+		{rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: frame over 8 MiB"), 413, gateway.KindBodyTooLarge},
 		{status.Error(codes.InvalidArgument, "bad header"), 400, gateway.KindBadRequest},
 		{status.Error(codes.Internal, "boom"), 502, gateway.KindRuntimeError},
 		{errors.New("plain error"), 502, gateway.KindRuntimeError},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/rpcerr"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -31,11 +32,11 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	start := time.Now()
 	id, err := ids.StackIDFromBytes(req.GetStackId())
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "stack_id: %v", err)
 	}
 	assembly, fnName, ok := strings.Cut(req.GetFunction(), ".")
 	if !ok || assembly == "" || fnName == "" {
-		return nil, status.Errorf(codes.InvalidArgument, "function %q: want \"assembly.function\"", req.GetFunction())
+		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "function %q: want \"assembly.function\"", req.GetFunction())
 	}
 	s.mu.RLock()
 	d := s.stacks[id]
@@ -45,10 +46,10 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	}
 	s.mu.RUnlock()
 	if d == nil {
-		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", id)
+		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.StackNotDeployed, "stack %s is not deployed on this node", id)
 	}
 	if f == nil {
-		return nil, status.Errorf(codes.NotFound, "stack %s has no function %q", id, assembly)
+		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.FunctionNotFound, "stack %s has no function %q", id, assembly)
 	}
 	fr := toFnRequest(req.GetRequest())
 	lim := wasm.Limits{Fuel: s.cfg.MaxFuelPerCall, Timeout: s.cfg.CallTimeout}
@@ -76,7 +77,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 			break
 		}
 		if errors.Is(err, wasm.ErrRequestTooLarge) {
-			return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
+			return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: %v", err)
 		}
 		c, ok := wasm.AsCallError(err)
 		if !ok {
@@ -114,9 +115,9 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 func poolStatus(err error) error {
 	switch {
 	case errors.Is(err, pool.ErrClosed):
-		return status.Error(codes.Unavailable, "runtime is shutting down")
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "runtime is shutting down")
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Errorf(codes.ResourceExhausted, "%v", err)
+		return rpcerr.Errorf(codes.ResourceExhausted, rpcerr.CapacityExhausted, "%v", err)
 	case errors.Is(err, context.Canceled):
 		return status.Errorf(codes.Canceled, "%v", err)
 	}
@@ -212,7 +213,7 @@ func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.R
 		case <-stream.Context().Done():
 			return nil
 		case <-s.run.Closing():
-			return status.Error(codes.Unavailable, "runtime is shutting down")
+			return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "runtime is shutting down")
 		case e, ok := <-sub.C:
 			if !ok {
 				return nil

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/rpcerr"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -337,6 +338,31 @@ func waitForSubscriber(t *testing.T, s *Server) {
 	for deadline := time.Now().Add(10 * time.Second); s.Logs().Subscribers() == 0; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the log stream never subscribed")
+		}
+	}
+}
+
+func TestRuntime_InvokeErrorsCarryReasons(t *testing.T) {
+	h := newHarness(t)
+	id := ids.StackID{11}
+	if err := h.deploy(t, id, 1, wat(t, okWAT)); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		stack    []byte
+		function string
+		code     codes.Code
+		reason   rpcerr.Reason
+	}{
+		{ids.StackID{12}.Bytes(), "fn.handler", codes.NotFound, rpcerr.StackNotDeployed},
+		{id.Bytes(), "nope.handler", codes.NotFound, rpcerr.FunctionNotFound},
+		{id.Bytes(), "no-dot", codes.InvalidArgument, rpcerr.InvalidRequest},
+		{[]byte{1, 2}, "fn.handler", codes.InvalidArgument, rpcerr.InvalidRequest},
+	}
+	for _, c := range cases {
+		_, err := h.client.Invoke(context.Background(), &runtimev1.InvokeRequest{StackId: c.stack, Function: c.function, Request: &typesv1.HttpRequest{}})
+		if code(err) != c.code || rpcerr.ReasonOf(err) != c.reason {
+			t.Errorf("%x %s: got %v (reason %q), want %v %s", c.stack, c.function, err, rpcerr.ReasonOf(err), c.code, c.reason)
 		}
 	}
 }

@@ -1,0 +1,67 @@
+// Package rpcerr gives mu's gRPC errors a machine-readable reason: a
+// google.rpc.ErrorInfo in the status details, with Domain "mu.dev" and one
+// of the Reason constants below. Callers decide on the code and the reason,
+// never on the message text, which is for people.
+package rpcerr
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Domain is the ErrorInfo domain of every reason mu sets.
+const Domain = "mu.dev"
+
+// Reason says why a call failed, beyond its status code. The values are
+// part of the services' API: UPPER_SNAKE_CASE, never renamed.
+type Reason string
+
+// The reasons mu's services set.
+const (
+	// StackNotDeployed: the node does not serve the stack (NOT_FOUND).
+	StackNotDeployed Reason = "STACK_NOT_DEPLOYED"
+	// FunctionNotFound: the stack has no such function (NOT_FOUND).
+	FunctionNotFound Reason = "FUNCTION_NOT_FOUND"
+	// InvalidRequest: a field of the request is malformed; the message
+	// names it (INVALID_ARGUMENT).
+	InvalidRequest Reason = "INVALID_REQUEST"
+	// RequestTooLarge: the request does not fit a limit of the node, such
+	// as the function protocol's frame size (INVALID_ARGUMENT).
+	RequestTooLarge Reason = "REQUEST_TOO_LARGE"
+	// CapacityExhausted: the node is busy (every instance slot of the
+	// function is taken); retrying later may succeed (RESOURCE_EXHAUSTED).
+	CapacityExhausted Reason = "CAPACITY_EXHAUSTED"
+	// ShuttingDown: the node is closing (UNAVAILABLE).
+	ShuttingDown Reason = "SHUTTING_DOWN"
+)
+
+// Errorf returns a status error with code, the formatted message and an
+// ErrorInfo carrying reason.
+func Errorf(code codes.Code, reason Reason, format string, args ...any) error {
+	st := status.New(code, fmt.Sprintf(format, args...))
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: string(reason), Domain: Domain})
+	if err != nil {
+		return st.Err() // only on a detail that cannot marshal: never for ErrorInfo
+	}
+	return withInfo.Err()
+}
+
+// ReasonOf returns the mu reason of a status error, or "" when err carries
+// none (errors of gRPC itself, such as a message over the size limit, and
+// errors of other domains).
+func ReasonOf(err error) Reason {
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return ""
+	}
+	for _, d := range se.GRPCStatus().Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return Reason(info.GetReason())
+		}
+	}
+	return ""
+}
