@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/rpcerr"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
@@ -21,12 +23,31 @@ import (
 )
 
 // deployment is one revision of a stack on this node. It is immutable once
-// published in Server.stacks; a redeploy replaces it whole.
+// published in Server.stacks; a redeploy replaces it whole. Calls hold it
+// (enter/leave) so that a redeploy or undeploy retires it only once the
+// last call that found it is over: its modules stay open while it runs.
 type deployment struct {
 	id        ids.StackID
 	revision  uint64
 	manifest  *manifest.Manifest
 	functions map[string]*function // by assembly name
+
+	calls    atomic.Int64 // calls that found this deployment and have not left
+	retired  atomic.Bool  // no longer in Server.stacks
+	finalize sync.Once    // drops its instances and module references
+}
+
+// enter records a call of d. The caller holds s.mu (read or write), so d
+// cannot be retired between the lookup and enter.
+func (d *deployment) enter() { d.calls.Add(1) }
+
+// leave ends a call of d; the last call of a retired deployment finalizes it.
+func (s *Server) leave(d *deployment) {
+	if d.calls.Add(-1) == 0 && d.retired.Load() {
+		s.mu.Lock()
+		s.finalizeLocked(d)
+		s.mu.Unlock()
+	}
 }
 
 // function is a Function service of a deployed stack.
@@ -199,12 +220,27 @@ func (s *Server) releaseModuleLocked(binaryID string) {
 	}
 }
 
-// retireLocked drops a replaced or removed deployment's instances and module references.
+// retireLocked takes a replaced or removed deployment out of service (the
+// caller has removed it from s.stacks): its idle instances close now, and
+// its module references go once no call holds it.
 func (s *Server) retireLocked(d *deployment) {
+	d.retired.Store(true)
 	for _, f := range d.functions {
 		s.pool.Remove(f.poolKey)
-		s.releaseModuleLocked(f.binaryID)
 	}
+	if d.calls.Load() == 0 {
+		s.finalizeLocked(d)
+	}
+}
+
+// finalizeLocked drops d's instances and module references, once.
+func (s *Server) finalizeLocked(d *deployment) {
+	d.finalize.Do(func() {
+		for _, f := range d.functions {
+			s.pool.Remove(f.poolKey) // instances a finished call returned
+			s.releaseModuleLocked(f.binaryID)
+		}
+	})
 }
 
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
@@ -238,17 +274,19 @@ func (s *Server) factory(f *function) pool.Factory {
 	}
 }
 
-// Undeploy removes a stack from this node; its instances are closed.
+// Undeploy removes a stack from this node; its idle instances are closed
+// and calls in progress finish on the revision they started on. Undeploying
+// a stack the node does not have succeeds (idempotent).
 func (s *Server) Undeploy(ctx context.Context, req *runtimev1.UndeployRequest) (*runtimev1.UndeployResponse, error) {
 	id, err := ids.StackIDFromBytes(req.GetStackId())
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "stack_id: %v", err)
 	}
 	s.mu.Lock()
 	d := s.stacks[id]
 	if d == nil {
 		s.mu.Unlock()
-		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", id)
+		return &runtimev1.UndeployResponse{}, nil
 	}
 	delete(s.stacks, id)
 	s.retireLocked(d)

@@ -43,8 +43,14 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	var f *function
 	if d != nil {
 		f = d.functions[assembly]
+		if f != nil {
+			d.enter() // a redeploy or undeploy now waits for this call before closing d's modules
+		}
 	}
 	s.mu.RUnlock()
+	if f != nil {
+		defer s.leave(d)
+	}
 	if d == nil {
 		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.StackNotDeployed, "stack %s is not deployed on this node", id)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,88 @@ func TestRuntime_InvokeErrorsCarryReasons(t *testing.T) {
 		if code(err) != c.code || rpcerr.ReasonOf(err) != c.reason {
 			t.Errorf("%x %s: got %v (reason %q), want %v %s", c.stack, c.function, err, rpcerr.ReasonOf(err), c.code, c.reason)
 		}
+	}
+}
+
+// Deploys, redeploys and undeploys racing calls never fail a call as the
+// function's fault: every call either answers or is told the stack is not
+// deployed. Run under -race by make test.
+func TestRuntime_UndeployAndRedeployRaceInvoke(t *testing.T) {
+	h := newHarness(t)
+	bin := wat(t, okWAT)
+	id := ids.StackID{13}
+	if err := h.deploy(t, id, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[string]int{}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := h.client.Invoke(context.Background(), &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}})
+				var outcome string
+				switch {
+				case err == nil && resp.GetError() == nil && resp.GetResponse().GetStatus() == 200:
+					outcome = "ok"
+				case code(err) == codes.NotFound && rpcerr.ReasonOf(err) == rpcerr.StackNotDeployed:
+					outcome = "not deployed"
+				case err != nil:
+					outcome = "rpc error: " + err.Error()
+				default:
+					outcome = "function error: " + resp.GetError().String()
+				}
+				mu.Lock()
+				counts[outcome]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for rev := uint64(2); rev < 40; rev++ {
+		if rev%3 == 0 {
+			if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+				t.Error(err)
+			}
+			continue
+		}
+		if err := h.deploy(t, id, rev, bin); err != nil {
+			t.Error(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	for outcome, n := range counts {
+		if outcome != "ok" && outcome != "not deployed" {
+			t.Errorf("%d calls: %s", n, outcome)
+		}
+	}
+	if counts["ok"] == 0 || counts["not deployed"] == 0 {
+		t.Errorf("the race was not exercised: %v", counts)
+	}
+	// Once the stack is gone, nothing of it stays: no module, no instance.
+	if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	h.srv.mu.RLock()
+	modules := len(h.srv.modules)
+	h.srv.mu.RUnlock()
+	if modules != 0 {
+		t.Errorf("%d modules still held after the last undeploy", modules)
+	}
+}
+
+func TestRuntime_UndeployIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	id := ids.StackID{14}
+	for range 2 {
+		if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+			t.Fatalf("undeploy of a stack the node lacks: %v", err)
+		}
+	}
+	if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: []byte{1}}); code(err) != codes.InvalidArgument {
+		t.Fatalf("bad id: %v", err)
 	}
 }
