@@ -2,22 +2,23 @@ package load
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-func counting(t *testing.T, delay time.Duration) (*httptest.Server, *atomic.Int64) {
+// counting is a real loopback server that counts the requests it gets.
+func counting(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		if delay > 0 {
-			time.Sleep(delay)
-		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("Hello, world!"))
 	}))
@@ -25,9 +26,62 @@ func counting(t *testing.T, delay time.Duration) (*httptest.Server, *atomic.Int6
 	return srv, &hits
 }
 
+// pipeNet connects an http.Server and the load generator's client through
+// net.Pipe instead of sockets. Inside a synctest bubble a goroutine blocked
+// on a pipe is durably blocked (on a socket it is not), so the bubble's fake
+// clock runs: handlers sleep exactly as long as they ask, a run lasts
+// exactly its Duration, and synctest.Wait says when everything in flight
+// has settled, where a test would otherwise sleep for a while and hope.
+type pipeNet struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (p *pipeNet) Accept() (net.Conn, error) {
+	select {
+	case c := <-p.conns:
+		return c, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (p *pipeNet) Close() error   { p.once.Do(func() { close(p.done) }); return nil }
+func (p *pipeNet) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80} }
+
+func (p *pipeNet) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case p.conns <- server:
+		return client, nil
+	case <-p.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// servePipe serves h over a pipeNet and returns NewClient(c) dialling the
+// pipes. Call it inside a synctest bubble; its cleanup closes the client's
+// connections and the server, so the bubble ends with no goroutine left.
+func servePipe(t *testing.T, c int, h http.HandlerFunc) *http.Client {
+	t.Helper()
+	pn := &pipeNet{conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(pn)
+	client := NewClient(c)
+	client.Transport.(*http.Transport).DialContext = pn.dial
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		srv.Close()
+	})
+	return client
+}
+
 func TestRun_SendsExactlyTheRequestCount(t *testing.T) {
 	for _, c := range []int{1, 3, 16} {
-		srv, hits := counting(t, 0)
+		srv, hits := counting(t)
 		res, err := Run(context.Background(), Options{URL: srv.URL + "/x", Concurrency: c, Requests: 1000})
 		if err != nil {
 			t.Fatal(err)
@@ -41,53 +95,89 @@ func TestRun_SendsExactlyTheRequestCount(t *testing.T) {
 	}
 }
 
-func TestRun_PercentilesAreOrdered(t *testing.T) {
-	srv, _ := counting(t, 200*time.Microsecond)
-	res, err := Run(context.Background(), Options{URL: srv.URL, Concurrency: 4, Requests: 400})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p50, p90, p99 := res.Percentile(0.50), res.Percentile(0.90), res.Percentile(0.99)
-	if !(res.Samples[0] <= p50 && p50 <= p90 && p90 <= p99 && p99 <= res.Samples[len(res.Samples)-1]) {
-		t.Fatalf("percentiles out of order: min %v p50 %v p90 %v p99 %v max %v", res.Samples[0], p50, p90, p99, res.Samples[len(res.Samples)-1])
-	}
-	if p50 < 200*time.Microsecond {
-		t.Fatalf("p50 %v is below the handler's own 200µs", p50)
-	}
-	if res.RPS() <= 0 {
-		t.Fatalf("rps %v", res.RPS())
-	}
+func TestRun_PercentilesAreExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The n-th request takes ((n-1) mod 100 + 1) × 10µs of fake time, so
+		// 400 requests take each of 10µs, 20µs, …, 1ms exactly four times.
+		var hits atomic.Int64
+		client := servePipe(t, 4, func(w http.ResponseWriter, r *http.Request) {
+			n := hits.Add(1)
+			time.Sleep(time.Duration((n-1)%100+1) * 10 * time.Microsecond)
+			w.Write([]byte("Hello, world!"))
+		})
+		res, err := Run(context.Background(), Options{URL: "http://127.0.0.1/", Concurrency: 4, Requests: 400, Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Requests != 400 || res.Errors != 0 || len(res.Samples) != 400 {
+			t.Fatalf("%d requests, %d errors (%s), %d samples; want 400, 0, 400", res.Requests, res.Errors, res.FirstError, len(res.Samples))
+		}
+		us := time.Microsecond
+		for _, c := range []struct {
+			name      string
+			got, want time.Duration
+		}{
+			{"min", res.Samples[0], 10 * us},
+			{"p50", res.Percentile(0.50), 500 * us},
+			{"p90", res.Percentile(0.90), 900 * us},
+			{"p99", res.Percentile(0.99), 990 * us},
+			{"max", res.Percentile(1), 1000 * us},
+			{"mean", res.Mean(), 505 * us},
+		} {
+			if c.got != c.want {
+				t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+			}
+		}
+		// The four workers were busy for 400 × 505µs between them.
+		if least := 400 * 505 * us / 4; res.Elapsed < least || res.RPS() <= 0 {
+			t.Errorf("elapsed %v, want at least %v; rps %v", res.Elapsed, least, res.RPS())
+		}
+	})
 }
 
 func TestRun_StopsByItselfAfterDuration(t *testing.T) {
-	srv, hits := counting(t, 0)
-	start := time.Now()
-	res, err := Run(context.Background(), Options{URL: srv.URL, Concurrency: 8, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 10*time.Second { // a liveness bound, not a timing target
-		t.Fatalf("run took %v for 400ms of load", took)
-	}
-	if res.Requests == 0 || res.Errors != 0 {
-		t.Fatalf("%d requests, %d errors (%s)", res.Requests, res.Errors, res.FirstError)
-	}
-	if hits.Load() < res.Requests {
-		t.Fatalf("server saw %d, result claims %d", hits.Load(), res.Requests)
-	}
-	// Nothing is sent once Run has returned. A request a worker cancelled at
-	// the deadline may still reach the handler just after (it was already on
-	// the wire), so at most one per worker may land late, and then no more.
-	seen := hits.Load()
-	time.Sleep(100 * time.Millisecond)
-	settled := hits.Load()
-	if late := settled - seen; late > 8 {
-		t.Fatalf("%d requests reached the server after Run returned, more than one per worker (8)", late)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if hits.Load() != settled {
-		t.Fatalf("requests kept coming after Run returned: %d then %d", settled, hits.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const workers = 8
+		var hits atomic.Int64
+		client := servePipe(t, workers, func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			time.Sleep(time.Millisecond)
+			w.Write([]byte("Hello, world!"))
+		})
+		start := time.Now()
+		res, err := Run(context.Background(), Options{URL: "http://127.0.0.1/", Concurrency: workers,
+			Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond, Client: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Fake time: the run ends exactly when warm-up plus duration are over.
+		if took := time.Since(start); took != 400*time.Millisecond || res.Elapsed != 300*time.Millisecond {
+			t.Fatalf("run took %v, measured %v; want 400ms and 300ms", took, res.Elapsed)
+		}
+		// Each worker finishes a 1ms request every 1ms for 300ms; the last
+		// one ends just as the deadline passes and may be cut off.
+		if res.Requests < workers*299 || res.Requests > workers*300 || res.Errors != 0 {
+			t.Fatalf("%d requests, %d errors (%s); want %d to %d and none", res.Requests, res.Errors, res.FirstError, workers*299, workers*300)
+		}
+		seen := hits.Load()
+		if seen < res.Requests {
+			t.Fatalf("server saw %d, result claims %d", seen, res.Requests)
+		}
+		// Nothing is sent once Run has returned. A request a worker cancelled
+		// at the deadline may still reach the handler just after (it was
+		// already on its way), so at most one per worker may land late, once
+		// everything in flight has settled, and then no more.
+		synctest.Wait()
+		settled := hits.Load()
+		if late := settled - seen; late > workers {
+			t.Fatalf("%d requests reached the server after Run returned, more than one per worker (%d)", late, workers)
+		}
+		time.Sleep(time.Second) // a leftover worker would send a thousand more
+		synctest.Wait()
+		if hits.Load() != settled {
+			t.Fatalf("requests kept coming after Run returned: %d then %d", settled, hits.Load())
+		}
+	})
 }
 
 func TestRun_CountsErrorsWithoutLatencies(t *testing.T) {
@@ -105,7 +195,7 @@ func TestRun_CountsErrorsWithoutLatencies(t *testing.T) {
 }
 
 func TestRun_ReservoirBoundsSamples(t *testing.T) {
-	srv, _ := counting(t, 0)
+	srv, _ := counting(t)
 	res, err := Run(context.Background(), Options{URL: srv.URL, Concurrency: 2, Requests: 500, MaxSamples: 100})
 	if err != nil {
 		t.Fatal(err)
