@@ -119,8 +119,12 @@ type errorBody struct {
 
 func TestInProcess_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(t *testing.T) {
 	r := startRegion(t, Options{Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) {
+		// /spin must run out of fuel before it runs out of time: 2 G fuel
+		// takes ~1.5 s on one shared core, more while the neighbour is
+		// hammered, so the deadline leaves room (it was 2 s, and /spin got
+		// 504 on a loaded 2-core machine).
 		c.MaxFuelPerCall = 2_000_000_000
-		c.CallTimeout = 2 * time.Second
+		c.CallTimeout = 5 * time.Second
 	}}})
 	hello, helloBins := stackFromDir(t, "../examples/hello")
 	bad, badBins := stackFromDir(t, "testdata/misbehave")
