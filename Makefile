@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 
 # Every module of the workspace (go.work), in dependency order.
 MODULES := libs/fnproto proto libs sdk/go services/runtime services/gateway services/mudb services/storage \
-           services/chain-indexer services/billing cli examples
+           services/chain-indexer services/billing region cli bench examples
 
 TEST_FLAGS ?= -count=1 -timeout=20m
 RUN_DIR ?= examples/hello
@@ -41,10 +41,10 @@ test-wasm: ## The SDK and examples must build for GOOS=wasip1 GOARCH=wasm.
 	@cd examples && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build ./...
 
 bench: ## Run the benchmark suite; writes bench/results.json and bench/results.md.
-	$(GO) run ./cli/internal/bench/cmd/mubench -out bench
+	$(GO) run ./bench/cmd/mubench -out bench
 
 bench-quick: ## Key benchmark figures in under a minute, one per line as name: value.
-	@$(GO) run ./cli/internal/bench/cmd/mubench -quick
+	@$(GO) run ./bench/cmd/mubench -quick
 
 proto: ## Regenerate the Go code from proto/ with pinned buf and plugins.
 	bash scripts/proto.sh generate

@@ -311,3 +311,28 @@ type flagValue struct {
 func (v *flagValue) String() string     { return v.s }
 func (v *flagValue) Set(s string) error { v.s = s; return nil }
 func (v *flagValue) IsBoolFlag() bool   { return v.isBool }
+
+// Args renders cfg (a pointer to a struct, as for Load) as the command-line
+// flags that Load reads back into an equal struct: one --<field>=<value>
+// per setting, in field order, every setting included. It is how a program
+// starts a service as a child process with a Config it has built. A
+// []string element that Load would not read back as written (one holding a
+// comma, empty, or with surrounding spaces) is an error naming the setting.
+func Args(cfg any) ([]string, error) {
+	fs, err := fields(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		if f.value.Kind() == reflect.Slice {
+			for _, s := range f.value.Interface().([]string) {
+				if s == "" || strings.Contains(s, ",") || strings.TrimSpace(s) != s {
+					return nil, fmt.Errorf("config: %s: element %q cannot be written as a flag", f.name, s)
+				}
+			}
+		}
+		out = append(out, "--"+strings.ReplaceAll(f.name, "_", "-")+"="+get(f))
+	}
+	return out, nil
+}

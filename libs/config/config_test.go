@@ -93,3 +93,33 @@ func TestLoad_EmbeddedStructFieldsAreSettings(t *testing.T) {
 		t.Fatalf("got %+v", o)
 	}
 }
+
+func TestArgs_LoadReadsBackAnEqualConfig(t *testing.T) {
+	in := sample{GRPCAddr: "127.0.0.1:7", MaxFuelPerCall: 1 << 40, CallTimeout: 1500 * time.Millisecond,
+		Budget: -3, Verbose: false, Peers: []string{"a:1", "b:2"}, Ratio: 1e-9}
+	args, err := Args(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) != 7 || args[0] != "--grpc-addr=127.0.0.1:7" || args[2] != "--call-timeout=1.5s" {
+		t.Fatalf("args %q", args)
+	}
+	// Loaded over different values, so every setting must come from the flags.
+	out := sample{GRPCAddr: "other", MaxFuelPerCall: 1, CallTimeout: time.Hour, Budget: 9, Verbose: true, Peers: []string{"z"}, Ratio: 2}
+	if err := load("s", &out, args, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if out.GRPCAddr != in.GRPCAddr || out.MaxFuelPerCall != in.MaxFuelPerCall || out.CallTimeout != in.CallTimeout ||
+		out.Budget != in.Budget || out.Verbose || strings.Join(out.Peers, ",") != "a:1,b:2" || out.Ratio != in.Ratio {
+		t.Fatalf("read back %+v, want %+v", out, in)
+	}
+
+	for _, peer := range []string{"a,b", "", " a"} {
+		if _, err := Args(&sample{Peers: []string{peer}}); err == nil || !strings.Contains(err.Error(), "peers") {
+			t.Errorf("peer %q: got %v, want an error naming peers", peer, err)
+		}
+	}
+	if _, err := Args(sample{}); err == nil {
+		t.Error("non-pointer accepted")
+	}
+}

@@ -17,7 +17,9 @@ import (
 	"github.com/muprotocol/mu/libs/rpcerr"
 )
 
-type busy struct{ healthpb.UnimplementedHealthServer }
+type busy struct {
+	healthpb.UnimplementedHealthServer
+}
 
 func (busy) Check(context.Context, *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	return nil, rpcerr.Errorf(codes.ResourceExhausted, rpcerr.CapacityExhausted, "function %s: all %d slots busy", "f", 64)

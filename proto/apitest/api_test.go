@@ -61,7 +61,7 @@ var services = []serviceSpec{
 		file:    gatewayv1.File_mu_gateway_v1_gateway_proto,
 		grpc:    &gatewayv1.GatewayService_ServiceDesc,
 		name:    "mu.gateway.v1.GatewayService",
-		methods: map[string]string{"Routes": unary, "Status": unary},
+		methods: map[string]string{"Routes": unary, "Status": unary, "PutStack": unary, "RemoveStack": unary},
 	},
 	{
 		file: mudbv1.File_mu_mudb_v1_mudb_proto,
@@ -223,6 +223,11 @@ func TestFixedAPI_FieldNumbers(t *testing.T) {
 		&gatewayv1.RoutesRequest{}:  {"stack_id": 1},
 		&gatewayv1.RoutesResponse{}: {"routes": 1},
 		&gatewayv1.Route{}:          {"gateway": 1, "method": 2, "path": 3, "function": 4, "url": 5},
+
+		&gatewayv1.PutStackRequest{}:     {"stack_id": 1, "revision": 2, "manifest_yaml": 3},
+		&gatewayv1.PutStackResponse{}:    {},
+		&gatewayv1.RemoveStackRequest{}:  {"stack_id": 1},
+		&gatewayv1.RemoveStackResponse{}: {},
 	}
 	for msg, fields := range fixed {
 		md := msg.ProtoReflect().Descriptor()

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 )
 
@@ -58,4 +59,34 @@ func (a *adminService) Status(context.Context, *gatewayv1.StatusRequest) (*gatew
 		InFlight:       uint32(a.s.flight.count()),
 		PublicUrl:      a.s.baseURL(),
 	}, nil
+}
+
+// PutStack installs or replaces a stack's routes (Server.PutStack) from its
+// YAML manifest. INVALID_ARGUMENT names the field: stack_id that is not 32
+// bytes, manifest_yaml that does not parse, validate or compile into routes
+// (the installed revision is kept then).
+func (a *adminService) PutStack(_ context.Context, req *gatewayv1.PutStackRequest) (*gatewayv1.PutStackResponse, error) {
+	id, err := ids.StackIDFromBytes(req.GetStackId())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+	}
+	m, err := manifest.Parse(req.GetManifestYaml())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "manifest_yaml: %v", err)
+	}
+	if err := a.s.PutStack(id, m, req.GetRevision()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "manifest_yaml: %v", err)
+	}
+	return &gatewayv1.PutStackResponse{}, nil
+}
+
+// RemoveStack stops serving a stack (Server.RemoveStack). INVALID_ARGUMENT
+// for a stack_id that is not 32 bytes; an unknown stack is not an error.
+func (a *adminService) RemoveStack(_ context.Context, req *gatewayv1.RemoveStackRequest) (*gatewayv1.RemoveStackResponse, error) {
+	id, err := ids.StackIDFromBytes(req.GetStackId())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+	}
+	a.s.RemoveStack(id)
+	return &gatewayv1.RemoveStackResponse{}, nil
 }

@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/muprotocol/mu/cli/internal/project"
 	"github.com/muprotocol/mu/cli/internal/sdksrc"
+	"github.com/muprotocol/mu/libs/project"
 )
 
 func newBuildCommand() *cobra.Command {

@@ -11,11 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/muprotocol/mu/cli/internal/local"
-	"github.com/muprotocol/mu/cli/internal/project"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/project"
 	"github.com/muprotocol/mu/libs/usage"
+	"github.com/muprotocol/mu/region"
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
@@ -89,19 +89,23 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	if dataDir == "" {
 		dataDir = filepath.Join(p.StateDir(), "data")
 	}
-	region, err := local.Start(ctx, local.Options{GatewayAddr: gatewayAddr, DataDir: dataDir})
+	local, err := region.Start(ctx, region.Options{
+		DataDir: dataDir,
+		Runtime: &region.RuntimeOptions{},
+		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
+	})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("start local region: %w", err)}
 	}
-	defer region.Close()
-	sub := region.Runtime.Logs().Subscribe(logs.Filter{Stack: id})
+	defer local.Close()
+	sub := local.Runtime().Server().Logs().Subscribe(logs.Filter{Stack: id})
 	defer sub.Close()
 	start := time.Now()
-	if err := region.Deploy(ctx, id, uint64(start.Unix()), b.Manifest, b.Binaries); err != nil {
+	if err := local.Deploy(ctx, id, uint64(start.Unix()), b.Manifest, b.Binaries); err != nil {
 		return &exitError{code: ExitInvalid, err: err}
 	}
 	fmt.Fprintf(stderr, "stack %s %q deployed in %s\n", id, b.Manifest.Name, time.Since(start).Round(time.Millisecond))
-	for _, e := range region.URLs(id, b.Manifest) {
+	for _, e := range local.URLs(id, b.Manifest) {
 		fmt.Fprintf(stdout, "%s\n", e.URL)
 		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
 	}
@@ -110,8 +114,8 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(stderr, "stopping")
-			region.Close()
-			printUsage(stderr, region.Usage, id)
+			local.Close()
+			printUsage(stderr, local.Usage, id)
 			return nil
 		case e, ok := <-sub.C:
 			if !ok {

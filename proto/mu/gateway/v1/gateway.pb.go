@@ -316,6 +316,190 @@ func (x *StatusResponse) GetPublicUrl() string {
 	return ""
 }
 
+// PutStackRequest carries one revision of a stack.
+type PutStackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key.
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// Ledger revision of the stack; higher wins.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The stack manifest, YAML (design section 9).
+	ManifestYaml  []byte `protobuf:"bytes,3,opt,name=manifest_yaml,json=manifestYaml,proto3" json:"manifest_yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutStackRequest) Reset() {
+	*x = PutStackRequest{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutStackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutStackRequest) ProtoMessage() {}
+
+func (x *PutStackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutStackRequest.ProtoReflect.Descriptor instead.
+func (*PutStackRequest) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PutStackRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *PutStackRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *PutStackRequest) GetManifestYaml() []byte {
+	if x != nil {
+		return x.ManifestYaml
+	}
+	return nil
+}
+
+// PutStackResponse is empty.
+type PutStackResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutStackResponse) Reset() {
+	*x = PutStackResponse{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutStackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutStackResponse) ProtoMessage() {}
+
+func (x *PutStackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutStackResponse.ProtoReflect.Descriptor instead.
+func (*PutStackResponse) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{6}
+}
+
+// RemoveStackRequest names the stack to stop serving.
+type RemoveStackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key.
+	StackId       []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveStackRequest) Reset() {
+	*x = RemoveStackRequest{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveStackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveStackRequest) ProtoMessage() {}
+
+func (x *RemoveStackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveStackRequest.ProtoReflect.Descriptor instead.
+func (*RemoveStackRequest) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RemoveStackRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+// RemoveStackResponse is empty.
+type RemoveStackResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveStackResponse) Reset() {
+	*x = RemoveStackResponse{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveStackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveStackResponse) ProtoMessage() {}
+
+func (x *RemoveStackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveStackResponse.ProtoReflect.Descriptor instead.
+func (*RemoveStackResponse) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{8}
+}
+
 var File_mu_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
@@ -338,10 +522,20 @@ const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x0fdisabled_stacks\x18\x03 \x01(\rR\x0edisabledStacks\x12\x1b\n" +
 	"\tin_flight\x18\x04 \x01(\rR\binFlight\x12\x1d\n" +
 	"\n" +
-	"public_url\x18\x05 \x01(\tR\tpublicUrl2\x9e\x01\n" +
+	"public_url\x18\x05 \x01(\tR\tpublicUrl\"m\n" +
+	"\x0fPutStackRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12#\n" +
+	"\rmanifest_yaml\x18\x03 \x01(\fR\fmanifestYaml\"\x12\n" +
+	"\x10PutStackResponse\"/\n" +
+	"\x12RemoveStackRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\"\x15\n" +
+	"\x13RemoveStackResponse2\xc1\x02\n" +
 	"\x0eGatewayService\x12E\n" +
 	"\x06Routes\x12\x1c.mu.gateway.v1.RoutesRequest\x1a\x1d.mu.gateway.v1.RoutesResponse\x12E\n" +
-	"\x06Status\x12\x1c.mu.gateway.v1.StatusRequest\x1a\x1d.mu.gateway.v1.StatusResponseB8Z6github.com/muprotocol/mu/proto/mu/gateway/v1;gatewayv1b\x06proto3"
+	"\x06Status\x12\x1c.mu.gateway.v1.StatusRequest\x1a\x1d.mu.gateway.v1.StatusResponse\x12K\n" +
+	"\bPutStack\x12\x1e.mu.gateway.v1.PutStackRequest\x1a\x1f.mu.gateway.v1.PutStackResponse\x12T\n" +
+	"\vRemoveStack\x12!.mu.gateway.v1.RemoveStackRequest\x1a\".mu.gateway.v1.RemoveStackResponseB8Z6github.com/muprotocol/mu/proto/mu/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_mu_gateway_v1_gateway_proto_rawDescOnce sync.Once
@@ -355,22 +549,30 @@ func file_mu_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_mu_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_mu_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_mu_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mu_gateway_v1_gateway_proto_goTypes = []any{
-	(*RoutesRequest)(nil),  // 0: mu.gateway.v1.RoutesRequest
-	(*RoutesResponse)(nil), // 1: mu.gateway.v1.RoutesResponse
-	(*Route)(nil),          // 2: mu.gateway.v1.Route
-	(*StatusRequest)(nil),  // 3: mu.gateway.v1.StatusRequest
-	(*StatusResponse)(nil), // 4: mu.gateway.v1.StatusResponse
+	(*RoutesRequest)(nil),       // 0: mu.gateway.v1.RoutesRequest
+	(*RoutesResponse)(nil),      // 1: mu.gateway.v1.RoutesResponse
+	(*Route)(nil),               // 2: mu.gateway.v1.Route
+	(*StatusRequest)(nil),       // 3: mu.gateway.v1.StatusRequest
+	(*StatusResponse)(nil),      // 4: mu.gateway.v1.StatusResponse
+	(*PutStackRequest)(nil),     // 5: mu.gateway.v1.PutStackRequest
+	(*PutStackResponse)(nil),    // 6: mu.gateway.v1.PutStackResponse
+	(*RemoveStackRequest)(nil),  // 7: mu.gateway.v1.RemoveStackRequest
+	(*RemoveStackResponse)(nil), // 8: mu.gateway.v1.RemoveStackResponse
 }
 var file_mu_gateway_v1_gateway_proto_depIdxs = []int32{
 	2, // 0: mu.gateway.v1.RoutesResponse.routes:type_name -> mu.gateway.v1.Route
 	0, // 1: mu.gateway.v1.GatewayService.Routes:input_type -> mu.gateway.v1.RoutesRequest
 	3, // 2: mu.gateway.v1.GatewayService.Status:input_type -> mu.gateway.v1.StatusRequest
-	1, // 3: mu.gateway.v1.GatewayService.Routes:output_type -> mu.gateway.v1.RoutesResponse
-	4, // 4: mu.gateway.v1.GatewayService.Status:output_type -> mu.gateway.v1.StatusResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
+	5, // 3: mu.gateway.v1.GatewayService.PutStack:input_type -> mu.gateway.v1.PutStackRequest
+	7, // 4: mu.gateway.v1.GatewayService.RemoveStack:input_type -> mu.gateway.v1.RemoveStackRequest
+	1, // 5: mu.gateway.v1.GatewayService.Routes:output_type -> mu.gateway.v1.RoutesResponse
+	4, // 6: mu.gateway.v1.GatewayService.Status:output_type -> mu.gateway.v1.StatusResponse
+	6, // 7: mu.gateway.v1.GatewayService.PutStack:output_type -> mu.gateway.v1.PutStackResponse
+	8, // 8: mu.gateway.v1.GatewayService.RemoveStack:output_type -> mu.gateway.v1.RemoveStackResponse
+	5, // [5:9] is the sub-list for method output_type
+	1, // [1:5] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -387,7 +589,7 @@ func file_mu_gateway_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_gateway_v1_gateway_proto_rawDesc), len(file_mu_gateway_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,20 +22,34 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	GatewayService_Routes_FullMethodName = "/mu.gateway.v1.GatewayService/Routes"
-	GatewayService_Status_FullMethodName = "/mu.gateway.v1.GatewayService/Status"
+	GatewayService_Routes_FullMethodName      = "/mu.gateway.v1.GatewayService/Routes"
+	GatewayService_Status_FullMethodName      = "/mu.gateway.v1.GatewayService/Status"
+	GatewayService_PutStack_FullMethodName    = "/mu.gateway.v1.GatewayService/PutStack"
+	GatewayService_RemoveStack_FullMethodName = "/mu.gateway.v1.GatewayService/RemoveStack"
 )
 
 // GatewayServiceClient is the client API for GatewayService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// GatewayService lets operators and the CLI inspect what a gateway serves.
+// GatewayService lets operators and the CLI inspect what a gateway serves, and pin stacks to it.
 type GatewayServiceClient interface {
 	// Routes lists the HTTP routes of a stack as this gateway serves them.
 	Routes(ctx context.Context, in *RoutesRequest, opts ...grpc.CallOption) (*RoutesResponse, error)
 	// Status reports the gateway's health and a summary of what it serves.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// PutStack installs or replaces the routes of a stack from its manifest. It is the operator's
+	// way to pin a stack to a gateway, and what a region started without a chain-indexer (`mu run`,
+	// tests, benchmarks) uses to hand the gateway its stacks; the chain-indexer feeds stacks once it
+	// exists. A revision lower than the installed one is ignored (the ledger's higher revision
+	// wins); an equal one replaces it. Requests already routed finish on the revision they matched.
+	// INVALID_ARGUMENT, naming the field, for a stack_id that is not 32 bytes or a manifest_yaml
+	// that does not parse, validate or compile into routes; the installed revision is kept then.
+	PutStack(ctx context.Context, in *PutStackRequest, opts ...grpc.CallOption) (*PutStackResponse, error)
+	// RemoveStack stops serving a stack: its URLs answer 404 from then on, and its enabled state is
+	// forgotten. Removing a stack the gateway does not serve succeeds. INVALID_ARGUMENT for a
+	// stack_id that is not 32 bytes.
+	RemoveStack(ctx context.Context, in *RemoveStackRequest, opts ...grpc.CallOption) (*RemoveStackResponse, error)
 }
 
 type gatewayServiceClient struct {
@@ -66,16 +80,48 @@ func (c *gatewayServiceClient) Status(ctx context.Context, in *StatusRequest, op
 	return out, nil
 }
 
+func (c *gatewayServiceClient) PutStack(ctx context.Context, in *PutStackRequest, opts ...grpc.CallOption) (*PutStackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutStackResponse)
+	err := c.cc.Invoke(ctx, GatewayService_PutStack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayServiceClient) RemoveStack(ctx context.Context, in *RemoveStackRequest, opts ...grpc.CallOption) (*RemoveStackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveStackResponse)
+	err := c.cc.Invoke(ctx, GatewayService_RemoveStack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServiceServer is the server API for GatewayService service.
 // All implementations must embed UnimplementedGatewayServiceServer
 // for forward compatibility.
 //
-// GatewayService lets operators and the CLI inspect what a gateway serves.
+// GatewayService lets operators and the CLI inspect what a gateway serves, and pin stacks to it.
 type GatewayServiceServer interface {
 	// Routes lists the HTTP routes of a stack as this gateway serves them.
 	Routes(context.Context, *RoutesRequest) (*RoutesResponse, error)
 	// Status reports the gateway's health and a summary of what it serves.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// PutStack installs or replaces the routes of a stack from its manifest. It is the operator's
+	// way to pin a stack to a gateway, and what a region started without a chain-indexer (`mu run`,
+	// tests, benchmarks) uses to hand the gateway its stacks; the chain-indexer feeds stacks once it
+	// exists. A revision lower than the installed one is ignored (the ledger's higher revision
+	// wins); an equal one replaces it. Requests already routed finish on the revision they matched.
+	// INVALID_ARGUMENT, naming the field, for a stack_id that is not 32 bytes or a manifest_yaml
+	// that does not parse, validate or compile into routes; the installed revision is kept then.
+	PutStack(context.Context, *PutStackRequest) (*PutStackResponse, error)
+	// RemoveStack stops serving a stack: its URLs answer 404 from then on, and its enabled state is
+	// forgotten. Removing a stack the gateway does not serve succeeds. INVALID_ARGUMENT for a
+	// stack_id that is not 32 bytes.
+	RemoveStack(context.Context, *RemoveStackRequest) (*RemoveStackResponse, error)
 	mustEmbedUnimplementedGatewayServiceServer()
 }
 
@@ -91,6 +137,12 @@ func (UnimplementedGatewayServiceServer) Routes(context.Context, *RoutesRequest)
 }
 func (UnimplementedGatewayServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedGatewayServiceServer) PutStack(context.Context, *PutStackRequest) (*PutStackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutStack not implemented")
+}
+func (UnimplementedGatewayServiceServer) RemoveStack(context.Context, *RemoveStackRequest) (*RemoveStackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveStack not implemented")
 }
 func (UnimplementedGatewayServiceServer) mustEmbedUnimplementedGatewayServiceServer() {}
 func (UnimplementedGatewayServiceServer) testEmbeddedByValue()                        {}
@@ -149,6 +201,42 @@ func _GatewayService_Status_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GatewayService_PutStack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutStackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).PutStack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_PutStack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).PutStack(ctx, req.(*PutStackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GatewayService_RemoveStack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveStackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).RemoveStack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_RemoveStack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).RemoveStack(ctx, req.(*RemoveStackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GatewayService_ServiceDesc is the grpc.ServiceDesc for GatewayService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -163,6 +251,14 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _GatewayService_Status_Handler,
+		},
+		{
+			MethodName: "PutStack",
+			Handler:    _GatewayService_PutStack_Handler,
+		},
+		{
+			MethodName: "RemoveStack",
+			Handler:    _GatewayService_RemoveStack_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -8,9 +8,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/muprotocol/mu/cli/internal/bench/load"
-	"github.com/muprotocol/mu/cli/internal/local"
+	"github.com/muprotocol/mu/bench/load"
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/region"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
@@ -65,21 +65,23 @@ func pick(ts []coldStartTrial, f func(coldStartTrial) time.Duration) []time.Dura
 
 // coldRegion is a region started for one cold-start trial.
 type coldRegion struct {
-	region *local.Region
+	region *region.Region
 	client *http.Client
 	base   string
 }
 
 func (s *Suite) startColdRegion(ctx context.Context, dataDir string) (*coldRegion, error) {
-	region, err := local.Start(ctx, local.Options{
-		GatewayAddr: "127.0.0.1:0",
-		DataDir:     dataDir,
-		Runtime:     func(c *runtime.Config) { c.PrewarmInstances = 0 }, // the first request starts the instance
+	reg, err := region.Start(ctx, region.Options{
+		DataDir: dataDir,
+		Runtime: &region.RuntimeOptions{
+			Config: func(_ int, c *runtime.Config) { c.PrewarmInstances = 0 }, // the first request starts the instance
+		},
+		Gateway: &region.GatewayOptions{},
 	})
 	if err != nil {
 		return nil, err
 	}
-	cr := &coldRegion{region: region, client: load.NewClient(1), base: "http://" + region.Gateway.Addr()}
+	cr := &coldRegion{region: reg, client: load.NewClient(1), base: "http://" + reg.Gateway().Addr()}
 	// Connect to the gateway first: the first request is measured, not the TCP handshake.
 	if err := cr.get(cr.base + "/_mu/health"); err != nil {
 		cr.close()
@@ -120,7 +122,7 @@ func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion) (coldStartTria
 		return coldStartTrial{}, "", err
 	}
 	url := cr.base + "/" + id.String() + "/greeting/greet/world"
-	before := moduleLoadSeconds(cr.region.Runtime)
+	before := moduleLoadSeconds(cr.region.Runtime().Server())
 	t0 := time.Now()
 	if err := cr.region.Deploy(ctx, id, 1, h.manifest, h.binaries()); err != nil {
 		return coldStartTrial{}, "", err
@@ -130,7 +132,7 @@ func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion) (coldStartTria
 		return coldStartTrial{}, "", err
 	}
 	t2 := time.Now()
-	load := time.Duration((moduleLoadSeconds(cr.region.Runtime) - before) * float64(time.Second))
+	load := time.Duration((moduleLoadSeconds(cr.region.Runtime().Server()) - before) * float64(time.Second))
 	return coldStartTrial{deploy: t1.Sub(t0), first: t2.Sub(t1), moduleLoad: load}, url, nil
 }
 
@@ -257,9 +259,9 @@ func (s *Suite) instanceStart(ctx context.Context, dataDir string, n int, res *c
 		res.instanceFirst = append(res.instanceFirst, t.first)
 		res.instanceDeploy = append(res.instanceDeploy, t.deploy)
 	}
-	started := counterValue(cr.region.Runtime, "mu_runtime_instances_started_total")
+	started := counterValue(cr.region.Runtime().Server(), "mu_runtime_instances_started_total")
 	if started > 0 {
-		res.startupFuel = counterValue(cr.region.Runtime, "mu_runtime_startup_fuel_total") / started
+		res.startupFuel = counterValue(cr.region.Runtime().Server(), "mu_runtime_startup_fuel_total") / started
 	}
 	s.logf("coldstart: warm request %v; first request of a new instance %v (median of %d) → instance start %v; %0.f start-up fuel",
 		res.warmRequest, median(res.instanceFirst), n, res.instanceStart(), res.startupFuel)

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/muprotocol/mu/cli/internal/bench"
+	"github.com/muprotocol/mu/bench"
 )
 
 func main() {

@@ -1,4 +1,4 @@
-package local
+package region
 
 import (
 	"context"
@@ -46,9 +46,16 @@ func stackFromDir(t *testing.T, dir string) (*manifest.Manifest, map[string][]by
 	return m, map[string][]byte{id: wasm}
 }
 
+// startRegion starts a runtime and a gateway in this process, as `mu run`
+// does, on free ports.
 func startRegion(t *testing.T, opts Options) *Region {
 	t.Helper()
-	opts.GatewayAddr = "127.0.0.1:0"
+	if opts.Runtime == nil {
+		opts.Runtime = &RuntimeOptions{}
+	}
+	if opts.Gateway == nil {
+		opts.Gateway = &GatewayOptions{}
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
@@ -71,9 +78,9 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func TestLocal_HelloEndToEnd(t *testing.T) {
+func TestInProcess_HelloEndToEnd(t *testing.T) {
 	r := startRegion(t, Options{})
-	m, bins := stackFromDir(t, "../../../examples/hello")
+	m, bins := stackFromDir(t, "../examples/hello")
 	id, _, _ := ids.NewStackID()
 	if err := r.Deploy(context.Background(), id, 1, m, bins); err != nil {
 		t.Fatal(err)
@@ -110,14 +117,15 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-func TestLocal_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(t *testing.T) {
-	r := startRegion(t, Options{Runtime: func(c *runtime.Config) {
-		// Spinning burns 500 M fuel in well under a second even on a busy
-		// machine, far inside the 3 s deadline that sleeping hits.
+func TestInProcess_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(t *testing.T) {
+	r := startRegion(t, Options{Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) {
+		// /spin must run out of fuel before it runs out of time: 500 M
+		// fuel takes well under a second even on a loaded 2-core machine,
+		// far inside the 3 s deadline that /sleep hits.
 		c.MaxFuelPerCall = 500_000_000
 		c.CallTimeout = 3 * time.Second
-	}})
-	hello, helloBins := stackFromDir(t, "../../../examples/hello")
+	}}})
+	hello, helloBins := stackFromDir(t, "../examples/hello")
 	bad, badBins := stackFromDir(t, "testdata/misbehave")
 	helloID, _, _ := ids.NewStackID()
 	badID, _, _ := ids.NewStackID()
@@ -128,8 +136,8 @@ func TestLocal_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(t *t
 	if err := r.Deploy(ctx, badID, 1, bad, badBins); err != nil {
 		t.Fatal(err)
 	}
-	badBase := "http://" + r.Gateway.Addr() + "/" + badID.String() + "/api"
-	helloURL := "http://" + r.Gateway.Addr() + "/" + helloID.String() + "/greeting/greet/n"
+	badBase := "http://" + r.Gateway().Addr() + "/" + badID.String() + "/api"
+	helloURL := "http://" + r.Gateway().Addr() + "/" + helloID.String() + "/greeting/greet/n"
 
 	// The neighbour is hammered while every failure happens.
 	stop := make(chan struct{})

@@ -18,7 +18,7 @@ func (r *Results) WriteMarkdown(path string) error {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# mu benchmark results\n\n")
-	w("Written by `make bench` (`go run ./cli/internal/bench/cmd/mubench -out bench`) on %s; the suite took %s. ",
+	w("Written by `make bench` (`go run ./bench/cmd/mubench -out bench`) on %s; the suite took %s. ",
 		r.Started.Format("2006-01-02 15:04 UTC"), r.Duration.Round(time.Second))
 	w("Every comparison below was measured side by side in this run (mu and its baseline alternating), " +
 		"because absolute figures on a shared 2-core machine drift from run to run; read the ratios first.\n\n")
@@ -160,7 +160,7 @@ func (r *Results) WriteMarkdown(path string) error {
 	if len(r.fuel) > 0 {
 		w("\n## 3. Fuel overhead\n\n")
 		w("The same wasm on two wasmtime engines configured as the runtime's (Cranelift `speed`, epoch interruption on, 1 MiB wasm stack), " +
-			"one with fuel metering on and one with it off. Each guest is a Go program built for wasip1 (`cli/internal/bench/guests`); " +
+			"one with fuel metering on and one with it off. Each guest is a Go program built for wasip1 (`bench/guests`); " +
 			"it times every repetition of its workload itself, so the Go runtime's start-up is left out. " +
 			"Instances alternate between the engines; medians.\n\n")
 		w("| guest | fuel off | fuel on | ratio | fastest off / on | _start off / on (Go start-up + %s) | fuel per repetition | compile off / on |\n|---|---|---|---|---|---|---|---|\n", "all repetitions")

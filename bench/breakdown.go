@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-
-	"github.com/muprotocol/mu/cli/internal/bench/load"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/muprotocol/mu/bench/load"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	"github.com/muprotocol/mu/services/runtime"
@@ -35,7 +34,7 @@ type breakdown struct {
 }
 
 func (s *Suite) measureBreakdown(ctx context.Context, t *helloTarget, stackID []byte, calls int) (*breakdown, error) {
-	conn, err := grpc.NewClient(t.region.Runtime.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(t.region.Runtime().Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +83,13 @@ func (s *Suite) measureBreakdown(ctx context.Context, t *helloTarget, stackID []
 	if b.nullRPC, err = timeEach(null); err != nil {
 		return nil, err
 	}
-	sum0, n0 := histogram(t.region.Runtime, "mu_runtime_call_seconds")
-	fuel0 := counterValue(t.region.Runtime, "mu_runtime_fuel_total")
+	sum0, n0 := histogram(t.region.Runtime().Server(), "mu_runtime_call_seconds")
+	fuel0 := counterValue(t.region.Runtime().Server(), "mu_runtime_fuel_total")
 	if b.invoke, err = timeEach(invoke); err != nil {
 		return nil, err
 	}
-	sum1, n1 := histogram(t.region.Runtime, "mu_runtime_call_seconds")
-	fuel1 := counterValue(t.region.Runtime, "mu_runtime_fuel_total")
+	sum1, n1 := histogram(t.region.Runtime().Server(), "mu_runtime_call_seconds")
+	fuel1 := counterValue(t.region.Runtime().Server(), "mu_runtime_fuel_total")
 	if n1 > n0 {
 		b.serverInvoke = time.Duration((sum1 - sum0) / float64(n1-n0) * float64(time.Second))
 		b.fuelPerCall = (fuel1 - fuel0) / float64(n1-n0)

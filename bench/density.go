@@ -1,25 +1,17 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/region"
+	"github.com/muprotocol/mu/services/runtime"
 )
 
 // densityStacks is how many idle stacks the density benchmark deploys.
@@ -55,20 +47,12 @@ func (s *Suite) runDensity(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "mu-runtime")
-	s.logf("density: go build ./services/runtime/cmd/mu-runtime")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./services/runtime/cmd/mu-runtime")
-	build.Dir = s.repo
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build mu-runtime: %v\n%s", err, out)
-	}
 	yml, err := h.manifest.Marshal()
 	if err != nil {
 		return err
 	}
 	for _, prewarm := range []int{0, 1} {
-		r, err := s.density(ctx, bin, filepath.Join(tmp, fmt.Sprintf("data-%d", prewarm)), prewarm, h, yml)
+		r, err := s.density(ctx, filepath.Join(tmp, fmt.Sprintf("data-%d", prewarm)), prewarm, h, yml)
 		if err != nil {
 			return err
 		}
@@ -91,44 +75,29 @@ func (s *Suite) runDensity(ctx context.Context) error {
 
 func kbToMiB(kb int64) float64 { return float64(kb) / 1024 }
 
-// density starts bin, deploys densityStacks stacks of hello through its
-// gRPC API and reads its resident memory.
-func (s *Suite) density(ctx context.Context, bin, dataDir string, prewarm int, h *helloBuild, yml []byte) (*densityResult, error) {
+// density starts mu-runtime as a child process (region's process mode,
+// which builds it from the repository), deploys densityStacks stacks of
+// hello through its gRPC API and reads its resident memory.
+func (s *Suite) density(ctx context.Context, dataDir string, prewarm int, h *helloBuild, yml []byte) (*densityResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin,
-		"--grpc-addr", "127.0.0.1:0",
-		"--data-dir", dataDir,
-		"--node-id", "density",
-		"--prewarm-instances", strconv.Itoa(prewarm))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the benchmark
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	stderr, err := cmd.StderrPipe()
+	s.logf("density: mu-runtime child process, --prewarm-instances %d", prewarm)
+	reg, err := region.Start(ctx, region.Options{
+		Mode:    region.Processes,
+		DataDir: dataDir,
+		Runtime: &region.RuntimeOptions{Config: func(_ int, c *runtime.Config) {
+			c.NodeName = "density"
+			c.PrewarmInstances = prewarm
+		}},
+		Process: region.ProcessOptions{RepoDir: s.repo},
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		cancel()
-		cmd.Wait()
-	}()
-	addr, err := listenAddr(stderr, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	pid := cmd.Process.Pid
-	status := fmt.Sprintf("/proc/%d/status", pid)
-
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	client := runtimev1.NewRuntimeServiceClient(conn)
+	defer reg.Close()
+	rt := reg.Runtime()
+	status := fmt.Sprintf("/proc/%d/status", rt.Process().Pid())
+	client := rt.Client()
 	time.Sleep(500 * time.Millisecond)
 	r := &densityResult{prewarm: prewarm, baseRSS: procStatusField(status, "VmRSS")}
 
@@ -194,39 +163,4 @@ func (s *Suite) density(ctx context.Context, bin, dataDir string, prewarm int, h
 	s.logf("density: prewarm %d: VmRSS %.0f MiB at start, %.0f MiB with 1 stack, %.0f MiB with %d (peak %.0f MiB), %d threads, %d warm instances; deploys took %v",
 		prewarm, kbToMiB(r.baseRSS), kbToMiB(r.oneRSS), kbToMiB(r.rss), densityStacks, kbToMiB(r.hwm), r.threads, r.warm, r.deployTime.Round(time.Millisecond))
 	return r, nil
-}
-
-// listenAddr reads the runtime's JSON log until it says where it listens,
-// then keeps draining it in the background.
-func listenAddr(stderr io.Reader, timeout time.Duration) (string, error) {
-	type found struct {
-		addr string
-		err  error
-	}
-	ch := make(chan found, 1)
-	var once sync.Once
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		var tail []string
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				GRPC string `json:"grpc"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "runtime listening" && line.GRPC != "" {
-				once.Do(func() { ch <- found{addr: line.GRPC} })
-			}
-			if len(tail) < 20 {
-				tail = append(tail, sc.Text())
-			}
-		}
-		once.Do(func() { ch <- found{err: fmt.Errorf("mu-runtime exited before listening: %v", tail)} })
-	}()
-	select {
-	case f := <-ch:
-		return f.addr, f.err
-	case <-time.After(timeout):
-		return "", errors.New("mu-runtime did not report its address in time")
-	}
 }

@@ -11,8 +11,8 @@ import (
 	"runtime/pprof"
 	"time"
 
-	"github.com/muprotocol/mu/cli/internal/bench/load"
-	"github.com/muprotocol/mu/cli/internal/local"
+	"github.com/muprotocol/mu/bench/load"
+	"github.com/muprotocol/mu/region"
 )
 
 // genResult is one target driven by one generator at one concurrency.
@@ -84,7 +84,7 @@ func (s *Suite) throughputPlan() throughputPlan {
 // helloTarget is the hello stack deployed on a local region, and a native
 // server answering with the same status, headers and body.
 type helloTarget struct {
-	region    *local.Region
+	region    *region.Region
 	muURL     string
 	nativeURL string
 	native    *http.Server
@@ -123,7 +123,11 @@ func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	if t.dataDir, err = os.MkdirTemp("", "mubench-region-"); err != nil {
 		return nil, err
 	}
-	t.region, err = local.Start(ctx, local.Options{GatewayAddr: "127.0.0.1:0", DataDir: t.dataDir})
+	t.region, err = region.Start(ctx, region.Options{
+		DataDir: t.dataDir,
+		Runtime: &region.RuntimeOptions{},
+		Gateway: &region.GatewayOptions{},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +138,7 @@ func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	if err := t.region.Deploy(ctx, id, 1, h.manifest, h.binaries()); err != nil {
 		return nil, err
 	}
-	t.muURL = "http://" + t.region.Gateway.Addr() + "/" + id.String() + "/greeting/greet/world"
+	t.muURL = "http://" + t.region.Gateway().Addr() + "/" + id.String() + "/greeting/greet/world"
 	t.stackID = id.Bytes()
 
 	resp, err := http.Get(t.muURL)

@@ -43,7 +43,7 @@ var profileParts = []struct {
 	name, fn string
 	flat     bool
 }{
-	{"load generator (package load, client side of HTTP)", "github.com/muprotocol/mu/cli/internal/bench/load.phase.func", false},
+	{"load generator (package load, client side of HTTP)", "github.com/muprotocol/mu/bench/load.phase.func", false},
 	{"gateway HTTP handler (gateway.(*Server).ServeHTTP)", "github.com/muprotocol/mu/services/gateway.(*Server).ServeHTTP", false},
 	{"  of which the Invoke RPC, client side (gRPC)", "github.com/muprotocol/mu/proto/mu/runtime/v1.(*runtimeServiceClient).Invoke", false},
 	{"runtime Invoke handler (runtime.(*Server).Invoke)", "github.com/muprotocol/mu/services/runtime.(*Server).Invoke", false},

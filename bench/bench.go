@@ -26,10 +26,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/muprotocol/mu/cli/internal/project"
 	"github.com/muprotocol/mu/libs/gobuild"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/project"
 )
 
 // Options configure a run.
@@ -146,7 +146,7 @@ func (s *Suite) logf(format string, args ...any) {
 }
 
 // benchDir is this package's directory in the repository.
-func (s *Suite) benchDir() string { return filepath.Join(s.repo, "cli", "internal", "bench") }
+func (s *Suite) benchDir() string { return filepath.Join(s.repo, "bench") }
 
 func findRepo() (string, error) {
 	dir, err := os.Getwd()

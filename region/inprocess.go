@@ -1,0 +1,71 @@
+package region
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/runtime"
+)
+
+// This file is where the region calls the services' constructors; the
+// process mode starts their commands instead (process.go).
+
+// plaintext is the transport between the region's nodes: loopback only.
+var plaintext = grpc.WithTransportCredentials(insecure.NewCredentials())
+
+// nodeDir is a node's data directory under the region's, or "" for none.
+func nodeDir(dataDir, name string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return filepath.Join(dataDir, name)
+}
+
+// dialRuntime connects to a runtime with room for messages as large as it
+// accepts (deploys carry wasm inline).
+func dialRuntime(addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(addr, plaintext,
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
+	if err != nil {
+		return nil, fmt.Errorf("region: runtime %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+// runtimeInProcess starts a runtime node in this process.
+func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
+	rt, err := runtime.New(cfg, runtime.Deps{Usage: r.Usage, Logger: r.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.Start(ctx); err != nil {
+		rt.Close()
+		return nil, err
+	}
+	return &RuntimeNode{name: name, addr: rt.Addr(), adminAddr: rt.AdminAddr(), server: rt}, nil
+}
+
+// gatewayInProcess starts a gateway in this process that sends every stack
+// to the runtime at runtimeAddr, as mu-gateway does.
+func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string) (*GatewayNode, error) {
+	conns := gateway.NewConns()
+	r.closers = append(r.closers, conns.Close)
+	rt, err := gateway.DialRuntime(conns, runtimeAddr)
+	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(cfg, gateway.Deps{Runtimes: rt, Usage: r.Usage, Logger: r.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.Start(ctx); err != nil {
+		gw.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return &GatewayNode{name: name, addr: gw.Addr(), grpcAddr: gw.GRPCAddr(), adminAddr: gw.AdminAddr(), server: gw}, nil
+}

@@ -1,0 +1,456 @@
+package region
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/runtime"
+)
+
+// ProcessOptions configure process mode.
+type ProcessOptions struct {
+	// RepoDir is the root of the mu repository (the directory with
+	// go.work). The service commands are built from
+	// RepoDir/services/<service>/cmd/mu-<service>. Required.
+	RepoDir string
+	// BinDir is where the commands are built. go build relinks a command
+	// only when its sources changed, so a stable directory makes every
+	// start after the first quick. Default: a directory per RepoDir under
+	// the user's cache directory.
+	BinDir string
+	// LogDir, if set, receives each child's output in LogDir/<node>.log;
+	// otherwise each line goes to the region's Logger with the node's name.
+	LogDir string
+	// ReadyTimeout bounds the wait from a child's start until its gRPC
+	// health answers SERVING (default 60 s).
+	ReadyTimeout time.Duration
+	// StopTimeout is how long Process.Stop waits after SIGTERM before it
+	// sends SIGKILL (default 10 s).
+	StopTimeout time.Duration
+}
+
+// commands are the service commands process mode builds, by service.
+var commands = map[string]string{
+	"runtime": "mu-runtime",
+	"gateway": "mu-gateway",
+}
+
+// Readiness polling: how soon the first connection attempt is retried and
+// how far apart attempts and health checks may get.
+const (
+	readyRetryMin = 20 * time.Millisecond
+	readyRetryMax = 500 * time.Millisecond
+)
+
+// tailLines is how many of a child's last output lines errors quote.
+const tailLines = 20
+
+// processStarter starts services as child processes of one region.
+type processStarter struct {
+	opts ProcessOptions
+	log  *slog.Logger
+	bins map[string]string // service → built command
+}
+
+func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*processStarter, error) {
+	po := opts.Process
+	if po.RepoDir == "" {
+		return nil, errors.New("region: process mode needs ProcessOptions.RepoDir, the mu repository to build the services from")
+	}
+	repo, err := filepath.Abs(po.RepoDir)
+	if err != nil {
+		return nil, err
+	}
+	po.RepoDir = repo
+	if po.BinDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		sum := sha256.Sum256([]byte(repo))
+		po.BinDir = filepath.Join(cache, "mu", "region-bin", hex.EncodeToString(sum[:8]))
+	}
+	if po.ReadyTimeout <= 0 {
+		po.ReadyTimeout = defaultReadyTimeout
+	}
+	if po.StopTimeout <= 0 {
+		po.StopTimeout = defaultStopTimeout
+	}
+	if po.LogDir != "" {
+		if err := os.MkdirAll(po.LogDir, 0o755); err != nil {
+			return nil, fmt.Errorf("region: log dir: %w", err)
+		}
+	}
+	s := &processStarter{opts: po, log: log, bins: map[string]string{}}
+	var services []string
+	if opts.Runtime != nil {
+		services = append(services, "runtime")
+	}
+	if opts.Gateway != nil {
+		services = append(services, "gateway")
+	}
+	for _, svc := range services {
+		bin, err := buildCommand(ctx, po.RepoDir, po.BinDir, svc, log)
+		if err != nil {
+			return nil, err
+		}
+		s.bins[svc] = bin
+	}
+	return s, nil
+}
+
+// buildMu serialises builds within this process; lockDir serialises them
+// across processes sharing a BinDir.
+var buildMu sync.Mutex
+
+// buildCommand builds services/<svc>/cmd/mu-<svc> of repo into binDir and
+// returns the binary's path. go build leaves an up-to-date binary alone.
+func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logger) (string, error) {
+	name := commands[svc]
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", fmt.Errorf("region: bin dir: %w", err)
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	unlock, err := lockDir(binDir)
+	if err != nil {
+		return "", fmt.Errorf("region: lock %s: %w", binDir, err)
+	}
+	defer unlock()
+	out := filepath.Join(binDir, name)
+	start := time.Now()
+	// Built from the service's own module directory, so that the build
+	// works with and without the workspace (every go.mod has replaces).
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/"+name)
+	cmd.Dir = filepath.Join(repo, "services", svc)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("region: go build %s: %v\n%s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	log.Debug("built service command", "command", out, "took", time.Since(start).Round(time.Millisecond))
+	return out, nil
+}
+
+// runtime starts a runtime node as a child process and waits until it serves.
+func (s *processStarter) runtime(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
+	addr, err := freePort(cfg.GRPCAddr)
+	if err != nil {
+		return nil, err
+	}
+	cfg.GRPCAddr = addr
+	if cfg.AdminAddr != "" {
+		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
+	args, err := config.Args(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.spawn(name, s.bins["runtime"], args)
+	if err != nil {
+		return nil, err
+	}
+	n := &RuntimeNode{name: name, addr: addr, adminAddr: cfg.AdminAddr, process: p}
+	return n, s.waitReady(ctx, p, addr)
+}
+
+// gateway starts a gateway as a child process in front of the runtime at
+// runtimeAddr and waits until it serves.
+func (s *processStarter) gateway(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string) (*GatewayNode, error) {
+	var err error
+	if cfg.HTTPAddr, err = freePort(cfg.HTTPAddr); err != nil {
+		return nil, err
+	}
+	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
+	args, err := config.Args(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, "--runtime-addr="+runtimeAddr)
+	p, err := s.spawn(name, s.bins["gateway"], args)
+	if err != nil {
+		return nil, err
+	}
+	g := &GatewayNode{name: name, addr: cfg.HTTPAddr, grpcAddr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
+	return g, s.waitReady(ctx, p, cfg.GRPCAddr)
+}
+
+// freePort replaces port 0 in addr with a port that is free right now. A
+// child is told its ports up front, so it needs a concrete one; should
+// another program take the port in between, the child fails to listen and
+// Start reports its output.
+func freePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("region: address %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("region: free port on %s: %w", host, err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Process is a service node running as a child process of the region. Its
+// methods are safe for concurrent use. A child also dies with the process
+// that started it (on Linux, through the parent-death signal).
+type Process struct {
+	name        string
+	cmd         *exec.Cmd
+	logFile     string
+	stopTimeout time.Duration
+	tail        *tail
+
+	done      chan struct{} // closed once the process has exited and been reaped
+	waitErr   error         // cmd.Wait's result, set before done closes
+	signalled atomic.Bool   // Stop or Kill signalled it
+}
+
+func (s *processStarter) spawn(name, bin string, args []string) (*Process, error) {
+	p := &Process{name: name, stopTimeout: s.opts.StopTimeout, tail: &tail{}, done: make(chan struct{})}
+	var out io.Writer
+	var file *os.File
+	if s.opts.LogDir != "" {
+		p.logFile = filepath.Join(s.opts.LogDir, name+".log")
+		f, err := os.Create(p.logFile)
+		if err != nil {
+			return nil, fmt.Errorf("region: %s: %w", name, err)
+		}
+		file, out = f, f
+	} else {
+		out = &lineLogger{log: s.log, node: name}
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = io.MultiWriter(out, p.tail)
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = sysProcAttr()
+	// Wait returns this long after the child exits even if something it
+	// started still holds its output open.
+	cmd.WaitDelay = s.opts.StopTimeout
+	if err := cmd.Start(); err != nil {
+		if file != nil {
+			file.Close()
+		}
+		return nil, fmt.Errorf("region: start %s: %w", name, err)
+	}
+	p.cmd = cmd
+	go func() {
+		p.waitErr = cmd.Wait()
+		if file != nil {
+			file.Close()
+		}
+		if !p.signalled.Load() {
+			s.log.Warn("service process exited", "node", name, "err", p.waitErr)
+		}
+		close(p.done)
+	}()
+	s.log.Debug("service process started", "node", name, "pid", cmd.Process.Pid, "command", bin)
+	return p, nil
+}
+
+// Name is the node's name.
+func (p *Process) Name() string { return p.name }
+
+// Pid is the child's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// LogFile is the file that receives the child's output, or "" when its
+// lines go to the region's Logger.
+func (p *Process) LogFile() string { return p.logFile }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait blocks until the process has exited and returns how it ended: nil
+// for exit status 0 or an end brought about by Stop or Kill.
+func (p *Process) Wait() error {
+	<-p.done
+	return p.exitErr()
+}
+
+func (p *Process) exitErr() error {
+	err := p.waitErr
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if p.signalled.Load() && errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && (ws.Signal() == syscall.SIGTERM || ws.Signal() == syscall.SIGKILL) {
+			return nil
+		}
+	}
+	return fmt.Errorf("region: %s: %w%s", p.name, err, p.tail.quote())
+}
+
+// Stop asks the process to shut down with SIGTERM and waits for it to exit;
+// after the region's StopTimeout it kills it with SIGKILL and reports that.
+// On a process that has already exited it only returns how it ended.
+func (p *Process) Stop() error {
+	select {
+	case <-p.done:
+		return p.exitErr()
+	default:
+	}
+	p.signalled.Store(true)
+	p.cmd.Process.Signal(syscall.SIGTERM) // fails only if it has exited meanwhile
+	t := time.NewTimer(p.stopTimeout)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return p.exitErr()
+	case <-t.C:
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	return fmt.Errorf("region: %s did not stop within %s of SIGTERM and was killed", p.name, p.stopTimeout)
+}
+
+// Kill ends the process at once with SIGKILL (a node crashing, for failover
+// tests) and waits until it has exited.
+func (p *Process) Kill() error {
+	select {
+	case <-p.done:
+		return p.exitErr()
+	default:
+	}
+	p.signalled.Store(true)
+	p.cmd.Process.Kill()
+	return p.Wait()
+}
+
+// waitReady waits until the grpc.health.v1 service at addr answers
+// SERVING, the process exits, ReadyTimeout passes or ctx ends.
+func (s *processStarter) waitReady(ctx context.Context, p *Process, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	cc, err := grpc.NewClient(addr, plaintext, grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: readyRetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: readyRetryMax},
+		MinConnectTimeout: readyRetryMax,
+	}))
+	if err != nil {
+		return fmt.Errorf("region: %s: %w", p.name, err)
+	}
+	defer cc.Close()
+	health := healthpb.NewHealthClient(cc)
+	start := time.Now()
+	for {
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			s.log.Debug("service process ready", "node", p.name, "addr", addr, "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		t := time.NewTimer(readyRetryMax)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			select {
+			case <-p.done:
+				return fmt.Errorf("region: %s exited before it was ready: %v%s", p.name, p.waitErr, p.tail.quote())
+			default:
+			}
+			return fmt.Errorf("region: %s not serving on %s after %s (last answer: %v)%s", p.name, addr, time.Since(start).Round(time.Millisecond), err, p.tail.quote())
+		case <-t.C:
+		}
+	}
+}
+
+// lineLogger writes each line of a child's output to the region's logger.
+type lineLogger struct {
+	log  *slog.Logger
+	node string
+	buf  []byte
+}
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.buf = append(l.buf, b...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.log.Info(string(l.buf[:i]), "node", l.node)
+		l.buf = l.buf[i+1:]
+	}
+	return len(b), nil
+}
+
+// tail keeps the last tailLines lines written to it, for error messages.
+type tail struct {
+	mu      sync.Mutex
+	lines   []string
+	partial []byte
+}
+
+func (t *tail) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.partial = append(t.partial, b...)
+	for {
+		i := bytes.IndexByte(t.partial, '\n')
+		if i < 0 {
+			break
+		}
+		t.lines = append(t.lines, string(t.partial[:i]))
+		if len(t.lines) > tailLines {
+			t.lines = t.lines[len(t.lines)-tailLines:]
+		}
+		t.partial = t.partial[i+1:]
+	}
+	return len(b), nil
+}
+
+// quote is the kept lines as a suffix for an error message.
+func (t *tail) quote() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lines := t.lines
+	if len(t.partial) > 0 {
+		lines = append(lines[:len(lines):len(lines)], string(t.partial))
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; last output:\n\t" + strings.Join(lines, "\n\t")
+}

@@ -1,0 +1,451 @@
+// Package region starts a mu region on loopback: any set of the services,
+// each from its own constructor, either all in this process or each as a
+// child process built from the repository's service commands. Either way
+// the services listen on 127.0.0.1 and talk to each other over real gRPC,
+// as they would between machines.
+//
+// `mu run` starts a runtime and a gateway in its own process; the
+// benchmarks and the end-to-end tests start whichever set they measure or
+// test. Region only wires services together: libraries and services never
+// import it.
+package region
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/usage"
+	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/runtime"
+)
+
+// Mode says where a region's services run.
+type Mode int
+
+const (
+	// InProcess runs every service in this process, each on its own
+	// loopback listeners. It is the default.
+	InProcess Mode = iota
+	// Processes runs every service as a child process: the service's own
+	// command, built from the repository (see ProcessOptions).
+	Processes
+)
+
+func (m Mode) String() string {
+	switch m {
+	case InProcess:
+		return "in-process"
+	case Processes:
+		return "processes"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Options say which services a region runs and how. Each service has its
+// own section, and a nil section starts none of that service, so a region
+// can be a lone runtime, several runtimes, a gateway in front of a runtime
+// started elsewhere, or all of them. Sections for mudb, storage,
+// chain-indexer and billing join these as those services land.
+type Options struct {
+	// Mode is where the services run (default InProcess).
+	Mode Mode
+	// DataDir keeps each node's data, in DataDir/<node name> (compiled
+	// artifacts, for a runtime); empty keeps nothing on disk.
+	DataDir string
+	// Logger receives the services' own logs (in process mode, the lines
+	// of child processes that have no LogDir); nil discards them.
+	Logger *slog.Logger
+
+	// Runtime, if not nil, starts runtime nodes.
+	Runtime *RuntimeOptions
+	// Gateway, if not nil, starts a gateway.
+	Gateway *GatewayOptions
+
+	// Process configures process mode; InProcess ignores it.
+	Process ProcessOptions
+}
+
+// RuntimeOptions configure the region's runtime nodes. They are named
+// runtime, runtime-1, runtime-2, … (the name is also the node id).
+type RuntimeOptions struct {
+	// Nodes is how many runtime nodes to start; 0 means 1.
+	Nodes int
+	// Config, if set, adjusts node i's configuration before it starts. The
+	// region has set GRPCAddr and AdminAddr to free loopback ports,
+	// NodeName and DataDir; in this process the node reports usage to the
+	// region's Usage and logs to its Logger. In process mode the settings
+	// become the child's flags (libs/config.Args): a child discards its
+	// usage and logs to its stderr.
+	Config func(i int, c *runtime.Config)
+}
+
+// GatewayOptions configure the region's gateway, named gateway.
+type GatewayOptions struct {
+	// HTTPAddr is the public HTTP address; empty picks a free port on
+	// 127.0.0.1.
+	HTTPAddr string
+	// RuntimeAddr is the gRPC address of the runtime that serves every
+	// stack; empty means the region's first runtime node.
+	RuntimeAddr string
+	// Config, if set, adjusts the gateway's configuration before it
+	// starts; HTTPAddr, GRPCAddr and AdminAddr (free loopback ports) are set. In
+	// process mode the settings become the child's flags.
+	Config func(c *gateway.Config)
+}
+
+// Region is a running region. Its methods are safe for concurrent use,
+// except that Close must not race with Start's callers still deploying.
+type Region struct {
+	// Usage holds every usage record the services in this process
+	// reported. Child processes do not report to it.
+	Usage *usage.Memory
+
+	mode     Mode
+	log      *slog.Logger
+	runtimes []*RuntimeNode
+	gateway  *GatewayNode
+	// closers run in reverse order on Close, after the nodes have stopped.
+	closers []func() error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// RuntimeNode is one runtime of a region.
+type RuntimeNode struct {
+	name      string
+	addr      string
+	adminAddr string
+	server    *runtime.Server
+	process   *Process
+	client    runtimev1.RuntimeServiceClient
+}
+
+// Name is the node's name and node id: runtime, runtime-1, …
+func (n *RuntimeNode) Name() string { return n.name }
+
+// Addr is the node's gRPC address (RuntimeService).
+func (n *RuntimeNode) Addr() string { return n.addr }
+
+// AdminAddr is the node's admin HTTP address (/metrics, /healthz, /readyz).
+func (n *RuntimeNode) AdminAddr() string { return n.adminAddr }
+
+// Client is a RuntimeService client on the region's connection to the node,
+// which allows messages as large as the node's MaxMessageBytes.
+func (n *RuntimeNode) Client() runtimev1.RuntimeServiceClient { return n.client }
+
+// Server is the runtime when it runs in this process, nil in process mode.
+func (n *RuntimeNode) Server() *runtime.Server { return n.server }
+
+// Process is the node's child process in process mode, nil in this process.
+func (n *RuntimeNode) Process() *Process { return n.process }
+
+// GatewayNode is the gateway of a region.
+type GatewayNode struct {
+	name      string
+	addr      string
+	grpcAddr  string
+	adminAddr string
+	server    *gateway.Server
+	process   *Process
+	client    gatewayv1.GatewayServiceClient
+}
+
+// Name is the node's name, gateway.
+func (g *GatewayNode) Name() string { return g.name }
+
+// Addr is the public HTTP address.
+func (g *GatewayNode) Addr() string { return g.addr }
+
+// GRPCAddr is the gRPC admin address (GatewayService, health).
+func (g *GatewayNode) GRPCAddr() string { return g.grpcAddr }
+
+// AdminAddr is the admin HTTP address (/metrics, /healthz, /readyz).
+func (g *GatewayNode) AdminAddr() string { return g.adminAddr }
+
+// Client is a GatewayService client on the region's connection to the
+// gateway's gRPC port.
+func (g *GatewayNode) Client() gatewayv1.GatewayServiceClient { return g.client }
+
+// Server is the gateway when it runs in this process, nil in process mode.
+func (g *GatewayNode) Server() *gateway.Server { return g.server }
+
+// Process is the gateway's child process in process mode, nil in this process.
+func (g *GatewayNode) Process() *Process { return g.process }
+
+// Start starts the services opts asks for: runtimes first, then the gateway
+// in front of them. It returns once every service is serving (in process
+// mode: its gRPC health answers SERVING). ctx bounds only the start-up
+// (building binaries included); the services run until Close. On error
+// whatever was started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Region, err error) {
+	if opts.Runtime == nil && opts.Gateway == nil {
+		return nil, errors.New("region: nothing to start: set Options.Runtime, Options.Gateway or both")
+	}
+	if opts.Mode != InProcess && opts.Mode != Processes {
+		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Region{Usage: usage.NewMemory(), mode: opts.Mode, log: log}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	var procs *processStarter
+	if opts.Mode == Processes {
+		if procs, err = newProcessStarter(ctx, opts, log); err != nil {
+			return nil, err
+		}
+	}
+
+	if ro := opts.Runtime; ro != nil {
+		for i := range max(ro.Nodes, 1) {
+			name := runtimeName(i)
+			cfg := runtime.DefaultConfig()
+			cfg.GRPCAddr = "127.0.0.1:0"
+			cfg.AdminAddr = "127.0.0.1:0"
+			cfg.NodeName = name
+			cfg.DataDir = nodeDir(opts.DataDir, name)
+			if ro.Config != nil {
+				ro.Config(i, &cfg)
+			}
+			var n *RuntimeNode
+			if procs != nil {
+				n, err = procs.runtime(ctx, name, cfg)
+			} else {
+				n, err = r.runtimeInProcess(ctx, name, cfg)
+			}
+			if n != nil {
+				r.runtimes = append(r.runtimes, n)
+			}
+			if err != nil {
+				return nil, err
+			}
+			cc, err := dialRuntime(n.addr, cfg.MaxMessageBytes)
+			if err != nil {
+				return nil, err
+			}
+			r.closers = append(r.closers, cc.Close)
+			n.client = runtimev1.NewRuntimeServiceClient(cc)
+		}
+	}
+
+	if gopts := opts.Gateway; gopts != nil {
+		runtimeAddr := gopts.RuntimeAddr
+		if runtimeAddr == "" {
+			if len(r.runtimes) == 0 {
+				return nil, errors.New("region: the gateway needs a runtime: set Options.Runtime or GatewayOptions.RuntimeAddr")
+			}
+			runtimeAddr = r.runtimes[0].addr
+		}
+		cfg := gateway.DefaultConfig()
+		cfg.HTTPAddr = "127.0.0.1:0"
+		if gopts.HTTPAddr != "" {
+			cfg.HTTPAddr = gopts.HTTPAddr
+		}
+		cfg.GRPCAddr = "127.0.0.1:0"
+		cfg.AdminAddr = "127.0.0.1:0"
+		cfg.NodeName = "gateway"
+		if gopts.Config != nil {
+			gopts.Config(&cfg)
+		}
+		var g *GatewayNode
+		if procs != nil {
+			g, err = procs.gateway(ctx, "gateway", cfg, runtimeAddr)
+		} else {
+			g, err = r.gatewayInProcess(ctx, "gateway", cfg, runtimeAddr)
+		}
+		if g != nil {
+			r.gateway = g
+		}
+		if err != nil {
+			return nil, err
+		}
+		cc, err := grpc.NewClient(g.grpcAddr, plaintext)
+		if err != nil {
+			return nil, fmt.Errorf("region: gateway admin %s: %w", g.grpcAddr, err)
+		}
+		r.closers = append(r.closers, cc.Close)
+		g.client = gatewayv1.NewGatewayServiceClient(cc)
+	}
+	return r, nil
+}
+
+func runtimeName(i int) string {
+	if i == 0 {
+		return "runtime"
+	}
+	return fmt.Sprintf("runtime-%d", i)
+}
+
+// Mode is where the region's services run.
+func (r *Region) Mode() Mode { return r.mode }
+
+// Runtimes lists the region's runtime nodes in start order.
+func (r *Region) Runtimes() []*RuntimeNode { return append([]*RuntimeNode(nil), r.runtimes...) }
+
+// Runtime is the first runtime node, or nil if the region has none.
+func (r *Region) Runtime() *RuntimeNode {
+	if len(r.runtimes) == 0 {
+		return nil
+	}
+	return r.runtimes[0]
+}
+
+// Gateway is the region's gateway, or nil if it has none.
+func (r *Region) Gateway() *GatewayNode { return r.gateway }
+
+// Processes lists the region's child processes, runtimes first (none in
+// InProcess mode).
+func (r *Region) Processes() []*Process {
+	var out []*Process
+	for _, n := range r.runtimes {
+		if n.process != nil {
+			out = append(out, n.process)
+		}
+	}
+	if r.gateway != nil && r.gateway.process != nil {
+		out = append(out, r.gateway.process)
+	}
+	return out
+}
+
+// Deploy installs a stack: its functions on every runtime node (through
+// RuntimeService.Deploy, binaries inline), then its routes on the gateway
+// (GatewayService.PutStack). binaries maps binary ids to wasm.
+func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m *manifest.Manifest, binaries map[string][]byte) error {
+	yml, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	req := &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: revision, Manifest: yml}}
+	keys := make([]string, 0, len(binaries))
+	for k := range binaries {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		req.Binaries = append(req.Binaries, &runtimev1.FunctionBinary{BinaryId: k, Wasm: binaries[k]})
+	}
+	for _, n := range r.runtimes {
+		if _, err := n.client.Deploy(ctx, req); err != nil {
+			return fmt.Errorf("deploy to %s: %w", n.name, err)
+		}
+	}
+	if g := r.gateway; g != nil {
+		if _, err := g.client.PutStack(ctx, &gatewayv1.PutStackRequest{StackId: id.Bytes(), Revision: revision, ManifestYaml: yml}); err != nil {
+			return fmt.Errorf("deploy to %s: %w", g.name, err)
+		}
+	}
+	return nil
+}
+
+// Remove takes a stack off the gateway (its URLs answer 404) and then off
+// every runtime node.
+func (r *Region) Remove(ctx context.Context, id ids.StackID) error {
+	if g := r.gateway; g != nil {
+		if _, err := g.client.RemoveStack(ctx, &gatewayv1.RemoveStackRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("remove from %s: %w", g.name, err)
+		}
+	}
+	for _, n := range r.runtimes {
+		if _, err := n.client.Undeploy(ctx, &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("remove from %s: %w", n.name, err)
+		}
+	}
+	return nil
+}
+
+// Endpoint is one routed method and URL of a stack.
+type Endpoint struct {
+	Method, URL, Function string
+}
+
+// URLs lists the endpoints of a stack on the region's gateway, one per
+// path and method, in the manifest's order (gateways as declared,
+// endpoints by path then method). Without a gateway there are none.
+func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
+	if r.gateway == nil {
+		return nil
+	}
+	base := "http://" + r.gateway.addr
+	var out []Endpoint
+	for _, g := range m.Gateways {
+		for _, e := range g.Endpoints {
+			out = append(out, Endpoint{Method: e.Method, URL: base + "/" + id.String() + "/" + g.Name + e.Path, Function: e.RouteTo})
+		}
+	}
+	return out
+}
+
+// FlushUsage blocks until every service running in this process has
+// handed the usage of the calls answered so far to Usage, or ctx ends.
+// Child processes report nothing to Usage.
+func (r *Region) FlushUsage(ctx context.Context) error {
+	var errs []error
+	for _, n := range r.runtimes {
+		if n.server != nil {
+			errs = append(errs, n.server.FlushUsage(ctx))
+		}
+	}
+	if r.gateway != nil && r.gateway.server != nil {
+		errs = append(errs, r.gateway.server.FlushUsage(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the gateway (draining requests), then the runtimes, newest
+// first; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
+// SIGKILL, and Close waits for each to exit. A node already stopped or
+// killed through its Process is skipped. Safe to call twice; later calls
+// return the first call's result.
+func (r *Region) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Region) close() error {
+	var errs []error
+	if g := r.gateway; g != nil {
+		switch {
+		case g.server != nil:
+			errs = append(errs, g.server.Close())
+		case g.process != nil:
+			errs = append(errs, g.process.Stop())
+		}
+	}
+	for i := len(r.runtimes) - 1; i >= 0; i-- {
+		n := r.runtimes[i]
+		switch {
+		case n.server != nil:
+			errs = append(errs, n.server.Close())
+		case n.process != nil:
+			errs = append(errs, n.process.Stop())
+		}
+	}
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		errs = append(errs, r.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// The defaults of ProcessOptions.
+const (
+	defaultStopTimeout  = 10 * time.Second // SIGTERM to SIGKILL
+	defaultReadyTimeout = 60 * time.Second // process start to SERVING
+)
