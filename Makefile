@@ -13,7 +13,7 @@ TEST_FLAGS ?= -count=1 -timeout=20m
 RUN_DIR ?= examples/hello
 GATEWAY_ADDR ?= 127.0.0.1:12080
 
-.PHONY: all build run test vet test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run test test-race vet test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
 all: build
 
@@ -27,11 +27,16 @@ build: ## Build every module and the mu binary into .tmp/bin/mu.
 run: ## Start the local runtime with embedded defaults and serve the example stack.
 	$(GO) run ./cli run --gateway-addr $(GATEWAY_ADDR) $(RUN_DIR)
 
-test: vet test-wasm ## Vet and test every module (the README's test command; CI runs this).
+test: vet test-wasm test-race ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...) || exit 1; \
 	done
+
+test-race: ## The concurrency-sensitive packages under the race detector.
+	cd libs && $(GO) test $(TEST_FLAGS) -race ./usage ./service
+	cd services/runtime && $(GO) test $(TEST_FLAGS) -race ./...
+	cd services/gateway && $(GO) test $(TEST_FLAGS) -race ./...
 
 vet: ## go vet across every module.
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
