@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/mr-tron/base58"
@@ -15,7 +16,12 @@ import (
 // StackID is a stack's 32-byte public key.
 type StackID [32]byte
 
-// ParseStackID parses the base58 form of a stack id.
+// errZero refuses the all-zero key: no ed25519 key pair has it, so it is
+// always a placeholder or a bug, never a stack.
+var errZero = errors.New("stack id is all zeroes (not a public key)")
+
+// ParseStackID parses the base58 form of a stack id. The all-zero id is
+// refused.
 func ParseStackID(s string) (StackID, error) {
 	var id StackID
 	if s == "" {
@@ -32,16 +38,23 @@ func ParseStackID(s string) (StackID, error) {
 		return id, fmt.Errorf("stack id %q decodes to %d bytes, want 32", s, len(b))
 	}
 	copy(id[:], b)
+	if id.IsZero() {
+		return id, errZero
+	}
 	return id, nil
 }
 
-// StackIDFromBytes converts the wire form (proto bytes fields) of a stack id.
+// StackIDFromBytes converts the wire form (proto bytes fields) of a stack
+// id. The all-zero id is refused.
 func StackIDFromBytes(b []byte) (StackID, error) {
 	var id StackID
 	if len(b) != len(id) {
 		return id, fmt.Errorf("stack_id is %d bytes, want 32", len(b))
 	}
 	copy(id[:], b)
+	if id.IsZero() {
+		return id, errZero
+	}
 	return id, nil
 }
 

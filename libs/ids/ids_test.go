@@ -50,3 +50,16 @@ func TestBinaryID_IsContentAddressed(t *testing.T) {
 		t.Fatalf("BinaryID(nil) = %q", got)
 	}
 }
+
+func TestStackID_AllZeroIsRefused(t *testing.T) {
+	if _, err := ParseStackID("11111111111111111111111111111111"); err == nil || !strings.Contains(err.Error(), "all zeroes") {
+		t.Errorf("base58 zero id: %v", err)
+	}
+	if _, err := StackIDFromBytes(make([]byte, 32)); err == nil || !strings.Contains(err.Error(), "all zeroes") {
+		t.Errorf("wire zero id: %v", err)
+	}
+	one := StackID{31: 1}
+	if got, err := StackIDFromBytes(one.Bytes()); err != nil || got != one {
+		t.Errorf("non-zero id: %v %v", got, err)
+	}
+}

@@ -71,17 +71,31 @@ type Discard struct{}
 func (Discard) Report(context.Context, ...Record) error { return nil }
 
 // Memory is a Sink that keeps totals per stack and kind in memory (for `mu
-// run` and tests). Duplicate keys are ignored, as billing does.
+// run` and tests). A record whose key it has seen among the last
+// DedupWindow keys is ignored, as billing ignores replays; the window keeps
+// its memory bounded however long it runs (retries resend a batch within
+// seconds, far inside it).
 type Memory struct {
 	mu     sync.Mutex
 	totals map[ids.StackID]map[Kind]uint64
 	seen   map[string]struct{}
+	ring   []string // the last len(ring) keys, oldest at next
+	next   int
 	count  int
 }
 
+// DedupWindow is how many recent idempotency keys a Memory sink remembers.
+const DedupWindow = 100_000
+
 // NewMemory returns an empty Memory sink.
-func NewMemory() *Memory {
-	return &Memory{totals: make(map[ids.StackID]map[Kind]uint64), seen: make(map[string]struct{})}
+func NewMemory() *Memory { return newMemory(DedupWindow) }
+
+func newMemory(window int) *Memory {
+	return &Memory{
+		totals: make(map[ids.StackID]map[Kind]uint64),
+		seen:   make(map[string]struct{}, window),
+		ring:   make([]string, 0, window),
+	}
 }
 
 // Report implements Sink.
@@ -93,7 +107,7 @@ func (m *Memory) Report(_ context.Context, records ...Record) error {
 			if _, dup := m.seen[r.Key]; dup {
 				continue
 			}
-			m.seen[r.Key] = struct{}{}
+			m.remember(r.Key)
 		}
 		t := m.totals[r.Stack]
 		if t == nil {
@@ -104,6 +118,18 @@ func (m *Memory) Report(_ context.Context, records ...Record) error {
 		m.count++
 	}
 	return nil
+}
+
+// remember adds key to the window, forgetting the oldest when it is full.
+func (m *Memory) remember(key string) {
+	if len(m.ring) < cap(m.ring) {
+		m.ring = append(m.ring, key)
+	} else {
+		delete(m.seen, m.ring[m.next])
+		m.ring[m.next] = key
+		m.next = (m.next + 1) % len(m.ring)
+	}
+	m.seen[key] = struct{}{}
 }
 
 // Total returns the sum reported for stack and kind.

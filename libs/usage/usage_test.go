@@ -34,3 +34,21 @@ func TestMemory_SumsAndDropsDuplicateKeys(t *testing.T) {
 		t.Fatalf("other stack = %d", got)
 	}
 }
+
+func TestMemory_DedupWindowIsBounded(t *testing.T) {
+	m := newMemory(3)
+	ctx := context.Background()
+	stack := ids.StackID{2}
+	rec := func(key string) Record { return Record{Stack: stack, Kind: DBReads, Amount: 1, Key: key} }
+	for _, k := range []string{"a", "b", "c", "a", "d", "b", "a"} {
+		_ = m.Report(ctx, rec(k))
+	}
+	// a, b, c counted; a again within the window: dropped; d pushes a out;
+	// b is still in the window (b, c, d): dropped; a is out of it: counted.
+	if got := m.Total(stack, DBReads); got != 5 {
+		t.Errorf("total %d, want 5", got)
+	}
+	if len(m.seen) != 3 || len(m.ring) != 3 {
+		t.Errorf("window holds %d keys (%d in the ring), want 3", len(m.seen), len(m.ring))
+	}
+}

@@ -57,6 +57,17 @@ type Config struct {
 	IdleMemoryBudget int64
 	// IdleTimeout is how long an idle instance is kept.
 	IdleTimeout time.Duration
+	// ActiveMemoryBudget bounds the memory of the instances running calls
+	// on this node, in bytes: each call reserves its function's whole
+	// memory_limit (the most its instance can hold) until it ends. Calls
+	// over the budget wait up to ActiveMemoryWait, then fail with
+	// RESOURCE_EXHAUSTED (the gateway answers 503 with Retry-After). The
+	// node's instance memory stays under ActiveMemoryBudget +
+	// IdleMemoryBudget.
+	ActiveMemoryBudget int64
+	// ActiveMemoryWait is how long a call waits for room in
+	// ActiveMemoryBudget before it is refused.
+	ActiveMemoryWait time.Duration
 	// PrewarmInstances is how many instances of each function are started
 	// at deploy, ahead of the first request.
 	PrewarmInstances int
@@ -99,6 +110,8 @@ func DefaultConfig() Config {
 		MaxActivePerFunction: 64,
 		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory
 		IdleTimeout:          5 * time.Minute,
+		ActiveMemoryBudget:   8 << 30,                // 8 GiB reserved by running calls: 128 calls of 64 MiB
+		ActiveMemoryWait:     500 * time.Millisecond, // then 503 with Retry-After
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
@@ -153,6 +166,12 @@ func (c Config) Validate() error {
 	}
 	if c.IdleMemoryBudget < 0 {
 		bad("idle_memory_budget", "must not be negative, got %d", c.IdleMemoryBudget)
+	}
+	if c.ActiveMemoryWait < 0 {
+		bad("active_memory_wait", "must not be negative, got %v", c.ActiveMemoryWait)
+	}
+	if c.ActiveMemoryBudget <= 0 || uint64(c.ActiveMemoryBudget) < c.MaxMemory {
+		bad("active_memory_budget", "%d must hold at least one call of the largest memory_limit, max_memory %d", c.ActiveMemoryBudget, c.MaxMemory)
 	}
 	if c.PrewarmInstances < 0 {
 		bad("prewarm_instances", "must not be negative, got %d", c.PrewarmInstances)

@@ -57,6 +57,10 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	if f == nil {
 		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.FunctionNotFound, "stack %s has no function %q", id, assembly)
 	}
+	if err := s.reserveMemory(ctx, f); err != nil {
+		return nil, err
+	}
+	defer s.releaseMemory(f)
 	fr := toFnRequest(req.GetRequest())
 	lim := wasm.Limits{Fuel: s.cfg.MaxFuelPerCall, Timeout: s.cfg.CallTimeout}
 
@@ -116,6 +120,33 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
 	}
 	return resp, nil
+}
+
+// reserveMemory takes f's memory_limit out of the node's budget for
+// running calls, waiting up to ActiveMemoryWait for room.
+func (s *Server) reserveMemory(ctx context.Context, f *function) error {
+	n := int64(f.memoryLimit)
+	if s.active.TryAcquire(n) {
+		s.metrics.activeMemory.Add(float64(n))
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.ActiveMemoryWait)
+	defer cancel()
+	if err := s.active.Acquire(wctx, n); err != nil {
+		if ctx.Err() != nil {
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		s.metrics.memoryRefused.Inc()
+		return rpcerr.Errorf(codes.ResourceExhausted, rpcerr.CapacityExhausted,
+			"the node's memory for running calls (active_memory_budget %d bytes) stayed full for %v; retry later", s.cfg.ActiveMemoryBudget, s.cfg.ActiveMemoryWait)
+	}
+	s.metrics.activeMemory.Add(float64(n))
+	return nil
+}
+
+func (s *Server) releaseMemory(f *function) {
+	s.active.Release(int64(f.memoryLimit))
+	s.metrics.activeMemory.Sub(float64(f.memoryLimit))
 }
 
 func poolStatus(err error) error {

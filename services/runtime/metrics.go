@@ -19,6 +19,8 @@ type metrics struct {
 	instancesStarted prometheus.Counter
 	callSeconds      prometheus.Histogram
 	compileSeconds   *prometheus.HistogramVec
+	activeMemory     prometheus.Gauge
+	memoryRefused    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,7 +46,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"from_cache"}),
 	}
-	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds} {
+	m.activeMemory = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mu_runtime_active_memory_bytes", Help: "Memory reserved by running calls (their functions' memory_limit), of active_memory_budget.",
+	})
+	m.memoryRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_memory_refused_total", Help: "Calls refused because active_memory_budget stayed full for active_memory_wait.",
+	})
+	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -49,6 +50,9 @@ type Server struct {
 	metrics *metrics
 	host    wasm.Handler // answers functions' db, storage and HTTP requests
 	run     *service.Runner
+	// active reserves each running call's memory_limit in
+	// ActiveMemoryBudget bytes.
+	active *semaphore.Weighted
 
 	mu        sync.RWMutex
 	stacks    map[[32]byte]*deployment
@@ -78,6 +82,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		logs:    logs.NewHub(cfg.LogBuffer),
 		stacks:  make(map[[32]byte]*deployment),
 		modules: make(map[string]*moduleRef),
+		active:  semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
 	var err error
 	s.engine, err = wasm.NewEngine(wasm.Config{

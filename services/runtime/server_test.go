@@ -450,3 +450,59 @@ func TestRuntime_UndeployIsIdempotent(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+// A call that finds the node's memory for running calls full waits
+// ActiveMemoryWait, then is refused as a busy node (the gateway's 503),
+// billed nothing; once memory frees up calls run again.
+func TestRuntime_ActiveMemoryBudgetRefusesCallsAsBusy(t *testing.T) {
+	h := newHarness(t)
+	h.srv.cfg.ActiveMemoryWait = 50 * time.Millisecond
+	id := ids.StackID{15}
+	if err := h.deploy(t, id, 1, wat(t, okWAT)); err != nil {
+		t.Fatal(err)
+	}
+	invoke := func() (*runtimev1.InvokeResponse, error) {
+		return h.client.Invoke(context.Background(), &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}})
+	}
+	// Running calls hold all of the budget but less than the function's
+	// 3 MiB memory_limit.
+	hold := h.srv.cfg.ActiveMemoryBudget - 3<<20 + 1
+	if !h.srv.active.TryAcquire(hold) {
+		t.Fatal("budget not free")
+	}
+	start := time.Now()
+	_, err := invoke()
+	if code(err) != codes.ResourceExhausted || rpcerr.ReasonOf(err) != rpcerr.CapacityExhausted || !strings.Contains(err.Error(), "active_memory_budget") {
+		t.Fatalf("got %v (reason %q)", err, rpcerr.ReasonOf(err))
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("refused after %v, before active_memory_wait", waited)
+	}
+	if err := h.srv.FlushUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.usage.Total(id, usage.FunctionMBInstructions); got != 0 {
+		t.Errorf("a refused call was billed %d", got)
+	}
+	h.srv.active.Release(1) // now exactly 3 MiB is free
+	if resp, err := invoke(); err != nil || resp.GetResponse().GetStatus() != 200 {
+		t.Fatalf("with room: %v %v", resp, err)
+	}
+	h.srv.active.Release(hold - 1)
+	if !h.srv.active.TryAcquire(h.srv.cfg.ActiveMemoryBudget) {
+		t.Error("a finished call kept its reservation")
+	}
+	h.srv.active.Release(h.srv.cfg.ActiveMemoryBudget)
+}
+
+func TestRuntime_DeployOfAGarbageBinaryNamesTheProblemInOneLine(t *testing.T) {
+	h := newHarness(t)
+	err := h.deploy(t, ids.StackID{3}, 1, []byte("\x00asm\x01\x00\x00\x00garbage"))
+	if code(err) != codes.InvalidArgument {
+		t.Fatalf("got %v", err)
+	}
+	msg := status.Convert(err).Message()
+	if strings.Contains(msg, "\n") || strings.Contains(msg, "backtrace") || !strings.Contains(msg, "failed to parse WebAssembly module: unexpected end-of-file") {
+		t.Errorf("message %q", msg)
+	}
+}
