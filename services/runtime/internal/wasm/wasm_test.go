@@ -40,7 +40,10 @@ func inModes(t *testing.T, fn func(t *testing.T, mode string)) {
 // mu_init each ran once, in that order). $n holds the bytes read, so a test
 // can make the module's work depend on the request size; (br $serve) skips
 // the result in both modes.
-func watModule(mode, body string) string {
+func watModule(mode, body string) string { return watModuleDecls(mode, "", body) }
+
+// watModuleDecls is watModule with extra module fields (tables, segments).
+func watModuleDecls(mode, decls, body string) string {
 	var entry string
 	switch mode {
 	case modeCommand:
@@ -93,6 +96,7 @@ func watModule(mode, body string) string {
     (drop (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 20))))
   (func $spin (loop $l (br $l)))
   (func $recurse (param i32) (call $recurse (i32.add (local.get 0) (i32.const 1))))
+  ` + decls + `
   ` + entry + `
 )`
 }
