@@ -163,7 +163,7 @@ func (i *Instance) memoryError(what string) *CallError {
 		return nil
 	}
 	return &CallError{Kind: KindMemoryLimit, Message: fmt.Sprintf(
-		"a memory.grow or table.grow was refused at the %d-byte memory_limit (linear memory %d bytes, tables %d bytes), then: %s",
+		"a memory.grow or table.grow was refused at the %d-byte limit (memory_limit; linear memory %d bytes, tables %d bytes), then: %s",
 		i.memLimit, i.linearSize(), i.tableBytes(), what)}
 }
 

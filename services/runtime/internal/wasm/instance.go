@@ -301,12 +301,11 @@ func (i *Instance) begin(c *call) *CallError {
 func (i *Instance) endCall(c *call, ce *CallError) {
 	i.cur = nil
 	c.fuel = i.callFuel()
+	i.recordMemory()
 	if ce != nil {
 		c.err = ce
 		i.dead.Store(true)
 		i.flushStderr()
-	} else {
-		i.recordMemory()
 	}
 	if c.err != nil {
 		c.err.Fuel = c.fuel

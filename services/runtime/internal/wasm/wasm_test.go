@@ -270,7 +270,7 @@ func TestInstance_Failures(t *testing.T) {
 			fuel: func(f uint64) bool { return f == 1<<62+frameFuel(0) }},
 		{module: "sleep", limits: Limits{Fuel: 1_000_000, Timeout: 50 * time.Millisecond}, kind: KindDeadline, msg: "sleeping",
 			fuel: func(f uint64) bool { return f < 1_000_000 }},
-		{module: "grow", limits: defaultLimits, mem: 2 << 20, kind: KindMemoryLimit, msg: "2097152-byte memory_limit",
+		{module: "grow", limits: defaultLimits, mem: 2 << 20, kind: KindMemoryLimit, msg: "2097152-byte limit",
 			fuel: func(f uint64) bool { return f < defaultLimits.Fuel }},
 		{module: "exit", limits: defaultLimits, kind: KindCrash, msg: "status 3"},
 		{module: "fatalexit", limits: defaultLimits, kind: KindCrash, msg: "bad (then: function exited with status 1)"},
