@@ -325,3 +325,58 @@ func BenchmarkDeadlineOverrun8(b *testing.B) {
 		b.ReportMetric(100*o.MaxFraction(), "max-overrun-%")
 	}
 }
+
+// TestCompile_CannotReachTheRewritesOwnIndices: a module that names the
+// global (or function) the rewrite will append is invalid as written and
+// is refused, instead of becoming valid once rewritten.
+func TestCompile_CannotReachTheRewritesOwnIndices(t *testing.T) {
+	f := newFixture(t, Config{})
+	for name, wat := range map[string]string{
+		// The module defines no global: index 0 is the one the rewrite adds.
+		"global": `(module (memory (export "memory") 1) (func (export "_start") (global.set 0 (i32.const 1))) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))`,
+		// Function 2 is the charge function the rewrite appends.
+		"function": `(module (memory (export "memory") 1) (func (export "_start") (call 2 (i64.const 0))) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			wasm, err := wasmtime.Wat2Wasm(wat)
+			if err != nil {
+				t.Skipf("wat refuses it: %v", err)
+			}
+			if _, err := f.e.Compile(wasm); !errors.Is(err, ErrInvalidModule) {
+				t.Fatalf("compiled: %v", err)
+			}
+		})
+	}
+}
+
+// FuzzInstrument: the rewrite never panics, and whatever it accepts it
+// turns into a module wasmtime validates.
+func FuzzInstrument(f *testing.F) {
+	for _, body := range watBodies {
+		for _, mode := range modes {
+			if wasm, err := wasmtime.Wat2Wasm(watModule(mode, body)); err == nil {
+				f.Add(wasm)
+			}
+		}
+	}
+	wasm, _ := wasmtime.Wat2Wasm(watModuleDecls(modeCommand, `(table $t 4 funcref) (elem $e funcref (ref.null func))`,
+		`(table.init $t $e (i32.const 0) (i32.const 0) (i32.const 1)) (drop (table.grow $t (ref.null func) (i32.const 1))) (table.fill $t (i32.const 0) (ref.null func) (i32.const 1)) (table.copy $t $t (i32.const 0) (i32.const 1) (i32.const 1))`))
+	f.Add(wasm)
+	e, err := NewEngine(Config{OptLevel: "none"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer e.Close()
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		if wasmtime.ModuleValidate(e.engine, wasm) != nil {
+			return
+		}
+		out, _, err := instrument(wasm, 8)
+		if err != nil {
+			return
+		}
+		if err := wasmtime.ModuleValidate(e.engine, out); err != nil {
+			t.Fatalf("the rewrite of a valid module is invalid: %v", err)
+		}
+	})
+}

@@ -74,6 +74,12 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 			return mod, nil
 		}
 	}
+	// Validate the module as written first: after the rewrite, indices
+	// past its own (the helpers, the growRefused global) become valid, and
+	// a module must not reach them.
+	if err := wasmtime.ModuleValidate(e.engine, wasm); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
+	}
 	metered, shape, err := instrument(wasm, e.cfg.BulkBytesPerFuel)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
