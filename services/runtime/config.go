@@ -10,6 +10,7 @@ import (
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 )
 
 // Config is the runtime node's configuration. DefaultConfig fills every
@@ -45,6 +46,23 @@ type Config struct {
 	// ArtifactCacheBytes is the disk budget for compiled artifacts, in
 	// bytes.
 	ArtifactCacheBytes int64
+	// BulkBytesPerFuel is the price of bulk memory work: one unit of fuel
+	// per this many bytes filled, copied or grown by memory.fill/copy/init
+	// and memory.grow, or moved by the host through stdin and stdout (a
+	// power of two up to 65536). Table elements cost one fuel each.
+	BulkBytesPerFuel int
+	// RandomBytesPerFuel is the price of random_get: one unit of fuel per
+	// this many random bytes.
+	RandomBytesPerFuel int
+	// MaxTables is the most tables a module may declare; Compile refuses
+	// more.
+	MaxTables int
+	// MaxTableElements caps the elements of each table of an instance;
+	// each element counts 8 bytes against the function's memory_limit.
+	MaxTableElements uint64
+	// MaxTrapFrames is how many wasm backtrace frames a trap's message
+	// keeps.
+	MaxTrapFrames int
 
 	// MaxIdlePerFunction is how many idle warm instances one function may
 	// keep.
@@ -89,6 +107,9 @@ type Config struct {
 	Usage usage.BatchConfig
 }
 
+// wasmDefaults are the engine's own defaults (internal/wasm documents each).
+var wasmDefaults = wasm.DefaultConfig()
+
 // DefaultConfig returns the defaults, each with its unit.
 func DefaultConfig() Config {
 	lim := manifest.DefaultLimits()
@@ -106,6 +127,11 @@ func DefaultConfig() Config {
 		StartupFuel:          500_000_000, // 0.5 G instructions of guest start-up
 		StartupTimeout:       10 * time.Second,
 		ArtifactCacheBytes:   2 << 30, // 2 GiB of compiled artifacts
+		BulkBytesPerFuel:     wasmDefaults.BulkBytesPerFuel,
+		RandomBytesPerFuel:   wasmDefaults.RandomBytesPerFuel,
+		MaxTables:            wasmDefaults.MaxTables,
+		MaxTableElements:     wasmDefaults.MaxTableElements,
+		MaxTrapFrames:        wasmDefaults.MaxTrapFrames,
 		MaxIdlePerFunction:   4,
 		MaxActivePerFunction: 64,
 		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory
@@ -182,10 +208,30 @@ func (c Config) Validate() error {
 	if c.LogBuffer < 1 {
 		bad("log_buffer", "must be positive, got %d", c.LogBuffer)
 	}
+	if err := c.engineConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.Usage.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return service.Invalid("runtime", errs)
+}
+
+// engineConfig is the wasm engine's share of the settings.
+func (c Config) engineConfig() wasm.Config {
+	w := wasm.DefaultConfig()
+	w.CacheDir = c.artifactDir()
+	w.CacheMaxBytes = c.ArtifactCacheBytes
+	w.EpochTick = c.EpochTick
+	w.MaxFrameSize = c.MaxFrameSize
+	w.StartupFuel = c.StartupFuel
+	w.StartupTimeout = c.StartupTimeout
+	w.BulkBytesPerFuel = c.BulkBytesPerFuel
+	w.RandomBytesPerFuel = c.RandomBytesPerFuel
+	w.MaxTables = c.MaxTables
+	w.MaxTableElements = c.MaxTableElements
+	w.MaxTrapFrames = c.MaxTrapFrames
+	return w
 }
 
 func (c Config) artifactDir() string {

@@ -151,6 +151,9 @@ func (s *Server) releaseMemory(f *function) {
 
 func poolStatus(err error) error {
 	switch {
+	case errors.Is(err, pool.ErrRemoved):
+		// The call raced an undeploy or redeploy of its stack.
+		return rpcerr.Errorf(codes.NotFound, rpcerr.StackNotDeployed, "the stack was undeployed from this node during the call")
 	case errors.Is(err, pool.ErrClosed):
 		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "runtime is shutting down")
 	case errors.Is(err, context.DeadlineExceeded):

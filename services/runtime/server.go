@@ -85,14 +85,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		active:  semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
 	var err error
-	s.engine, err = wasm.NewEngine(wasm.Config{
-		CacheDir:       cfg.artifactDir(),
-		CacheMaxBytes:  cfg.ArtifactCacheBytes,
-		EpochTick:      cfg.EpochTick,
-		MaxFrameSize:   cfg.MaxFrameSize,
-		StartupFuel:    cfg.StartupFuel,
-		StartupTimeout: cfg.StartupTimeout,
-	})
+	s.engine, err = wasm.NewEngine(cfg.engineConfig())
 	if err != nil {
 		return nil, fmt.Errorf("runtime: engine: %w", err)
 	}

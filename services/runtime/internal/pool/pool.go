@@ -4,8 +4,8 @@
 //
 // Each function has a cap on concurrent instances (further calls wait for
 // one to come back) and a cap on idle ones. Across all functions, the
-// linear memory of idle instances is held under a budget: when it is
-// exceeded, the function whose warm set is least valuable loses its idle
+// memory idle instances hold (linear memory and tables) is kept under a
+// budget: when it is exceeded, the function whose warm set is least valuable loses its idle
 // instances, chosen by the GDSF policy of package evict with cost = the
 // function's start-up time and size = its idle memory, touched on every
 // call. Idle instances also expire after IdleTimeout.
@@ -29,7 +29,8 @@ type Config struct {
 	// MaxActivePerFunction caps concurrent instances of one function; more
 	// concurrent calls wait for an instance to be returned.
 	MaxActivePerFunction int
-	// IdleMemoryBudget caps the linear memory of all idle instances, in bytes.
+	// IdleMemoryBudget caps the memory all idle instances hold, in bytes:
+	// their linear memories and tables (wasm.Instance.MemorySize).
 	IdleMemoryBudget int64
 	// IdleTimeout closes instances idle for longer.
 	IdleTimeout time.Duration
@@ -40,7 +41,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxIdlePerFunction:   4,       // warm instances kept per function
 		MaxActivePerFunction: 64,      // concurrent instances per function
-		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory across functions
+		IdleMemoryBudget:     1 << 30, // 1 GiB held by idle instances across functions
 		IdleTimeout:          5 * time.Minute,
 	}
 }
@@ -63,6 +64,10 @@ func (c Config) Validate() error {
 // ErrClosed is returned by Get after Close.
 var ErrClosed = errors.New("pool: closed")
 
+// ErrRemoved is returned by Get for a key that was removed (or never
+// added): a stale key can never bring a function back to life.
+var ErrRemoved = errors.New("pool: function removed")
+
 // Factory starts a new instance of a function.
 type Factory func(ctx context.Context) (*wasm.Instance, error)
 
@@ -83,6 +88,8 @@ type Pool struct {
 type function struct {
 	key       string
 	sem       chan struct{}
+	removed   chan struct{}               // closed by Remove: wakes Gets waiting on sem
+	active    map[*wasm.Instance]struct{} // handed out by Get, not yet Put
 	idle      []idle
 	idleBytes int64
 	startup   time.Duration
@@ -106,33 +113,61 @@ func New(cfg Config) (*Pool, error) {
 	return p, nil
 }
 
-func (p *Pool) fn(key string) *function {
+// addLocked registers key (if it is not already) and returns its function.
+func (p *Pool) addLocked(key string) *function {
 	f := p.fns[key]
 	if f == nil {
-		f = &function{key: key, sem: make(chan struct{}, p.cfg.MaxActivePerFunction)}
+		f = &function{key: key, sem: make(chan struct{}, p.cfg.MaxActivePerFunction), removed: make(chan struct{}), active: map[*wasm.Instance]struct{}{}}
 		p.fns[key] = f
 	}
 	return f
 }
 
+// Add registers the function key so that Get serves it. Adding a key that
+// is registered does nothing; adding a removed key registers it afresh.
+// Prewarm adds its key too.
+func (p *Pool) Add(key string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	p.addLocked(key)
+	return nil
+}
+
 // Get returns an instance of the function key: the most recently used idle
 // one, or a new one from factory. It waits (bounded by ctx) while the
 // function is at MaxActivePerFunction. Every instance from Get must go back
-// through Put.
+// through Put. A key that is not registered (never added, or removed: see
+// Remove) gets ErrRemoved, also when it is removed while Get waits.
 func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Instance, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
-	f := p.fn(key)
+	f := p.fns[key]
 	p.mu.Unlock()
+	if f == nil {
+		return nil, fmt.Errorf("%w: %s", ErrRemoved, key)
+	}
 	select {
 	case f.sem <- struct{}{}:
+	case <-f.removed:
+		return nil, fmt.Errorf("%w: %s", ErrRemoved, key)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("pool: all %d instances of %s are busy: %w", p.cfg.MaxActivePerFunction, key, ctx.Err())
 	}
 	p.mu.Lock()
+	if f.gone || p.closed {
+		p.mu.Unlock()
+		<-f.sem
+		if f.gone {
+			return nil, fmt.Errorf("%w: %s", ErrRemoved, key)
+		}
+		return nil, ErrClosed
+	}
 	for len(f.idle) > 0 {
 		it := f.idle[len(f.idle)-1]
 		f.idle = f.idle[:len(f.idle)-1]
@@ -140,6 +175,7 @@ func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Inst
 		p.idleBytes -= it.bytes
 		if it.inst.Alive() {
 			p.touch(f)
+			f.active[it.inst] = struct{}{}
 			p.mu.Unlock()
 			return it.inst, nil
 		}
@@ -154,7 +190,10 @@ func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Inst
 	}
 	p.mu.Lock()
 	f.startup = time.Since(start)
-	p.touch(f)
+	if !f.gone {
+		p.touch(f)
+	}
+	f.active[inst] = struct{}{}
 	p.mu.Unlock()
 	return inst, nil
 }
@@ -169,11 +208,14 @@ func (p *Pool) touch(f *function) {
 func (p *Pool) Put(key string, inst *wasm.Instance) {
 	p.mu.Lock()
 	f := p.fns[key]
-	if f == nil {
+	if !f.handedOutLocked(inst) {
+		// Removed since Get (perhaps added again since: inst belongs to
+		// the function that was removed, not to the one registered now).
 		p.mu.Unlock()
 		go inst.Close()
 		return
 	}
+	delete(f.active, inst)
 	<-f.sem
 	if p.closed || f.gone || !inst.Alive() || len(f.idle) >= p.cfg.MaxIdlePerFunction {
 		p.mu.Unlock()
@@ -192,9 +234,14 @@ func (p *Pool) Put(key string, inst *wasm.Instance) {
 	closeAll(victims)
 }
 
-// Prewarm starts instances of key until it has n idle ones (bounded by the
-// idle cap), so the first calls do not pay start-up.
+// Prewarm adds key (as Add does, so it belongs where a function is
+// deployed, never on the call path) and starts instances of it until it
+// has n idle ones (bounded by the idle cap), so the first calls do not pay
+// start-up.
 func (p *Pool) Prewarm(ctx context.Context, key string, factory Factory, n int) error {
+	if err := p.Add(key); err != nil {
+		return err
+	}
 	n = min(n, p.cfg.MaxIdlePerFunction)
 	var insts []*wasm.Instance
 	defer func() {
@@ -204,7 +251,10 @@ func (p *Pool) Prewarm(ctx context.Context, key string, factory Factory, n int) 
 	}()
 	for range n {
 		p.mu.Lock()
-		have := len(p.fn(key).idle) + len(insts)
+		have := len(insts)
+		if f := p.fns[key]; f != nil {
+			have += len(f.idle)
+		}
 		p.mu.Unlock()
 		if have >= n {
 			return nil
@@ -234,6 +284,16 @@ func (p *Pool) evictLocked() []*wasm.Instance {
 	return out
 }
 
+// handedOutLocked reports whether inst was handed out by f (nil: no) and
+// not yet returned.
+func (f *function) handedOutLocked(inst *wasm.Instance) bool {
+	if f == nil {
+		return false
+	}
+	_, ok := f.active[inst]
+	return ok
+}
+
 func (f *function) drainLocked(p *Pool) []*wasm.Instance {
 	out := make([]*wasm.Instance, 0, len(f.idle))
 	for _, it := range f.idle {
@@ -251,8 +311,10 @@ func closeAll(insts []*wasm.Instance) {
 	}
 }
 
-// Remove closes the idle instances of key and forgets it; instances in use
-// are closed when they are returned.
+// Remove closes the idle instances of key and unregisters it for good:
+// instances in use are closed when they are returned, Gets waiting for an
+// instance fail, and later Gets fail with ErrRemoved until key is added
+// again (Add). Removing an unknown key does nothing.
 func (p *Pool) Remove(key string) {
 	p.mu.Lock()
 	f := p.fns[key]
@@ -260,6 +322,7 @@ func (p *Pool) Remove(key string) {
 	if f != nil {
 		victims = f.drainLocked(p)
 		f.gone = true
+		close(f.removed)
 		delete(p.fns, key)
 		p.policy.Remove(key)
 	}
@@ -278,7 +341,7 @@ func (p *Pool) Stats(key string) (idleCount, active int) {
 	return len(f.idle), len(f.sem)
 }
 
-// IdleBytes is the linear memory held by idle instances.
+// IdleBytes is the memory held by idle instances (wasm.Instance.MemorySize).
 func (p *Pool) IdleBytes() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,13 +64,18 @@ func (v *env) factory(ctx context.Context) (*wasm.Instance, error) {
 	return v.e.NewInstance(ctx, v.mod, wasm.InstanceConfig{})
 }
 
-func newPool(t *testing.T, cfg Config) *Pool {
+func newPool(t *testing.T, cfg Config, keys ...string) *Pool {
 	t.Helper()
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
+	for _, k := range keys {
+		if err := p.Add(k); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return p
 }
 
@@ -81,7 +88,7 @@ func call(t *testing.T, inst *wasm.Instance) {
 
 func TestPool_ReusesWarmInstances(t *testing.T) {
 	v := newEnv(t)
-	p := newPool(t, DefaultConfig())
+	p := newPool(t, DefaultConfig(), "a")
 	for range 5 {
 		inst, err := p.Get(context.Background(), "a", v.factory)
 		if err != nil {
@@ -106,7 +113,7 @@ func TestPool_CapsActiveAndIdle(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.MaxActivePerFunction = 2
 	cfg.MaxIdlePerFunction = 1
-	p := newPool(t, cfg)
+	p := newPool(t, cfg, "f")
 	a, _ := p.Get(context.Background(), "f", v.factory)
 	b, _ := p.Get(context.Background(), "f", v.factory)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -128,7 +135,7 @@ func TestPool_MemoryBudgetEvictsLeastValuableFunction(t *testing.T) {
 	v := newEnv(t)
 	cfg := DefaultConfig()
 	cfg.IdleMemoryBudget = 2 * instanceBytes
-	p := newPool(t, cfg)
+	p := newPool(t, cfg, "hot", "warm", "cold")
 	use := func(key string, times int) {
 		for range times {
 			inst, err := p.Get(context.Background(), key, v.factory)
@@ -151,7 +158,7 @@ func TestPool_MemoryBudgetEvictsLeastValuableFunction(t *testing.T) {
 
 func TestPool_DeadInstancesAreNotReused(t *testing.T) {
 	v := newEnv(t)
-	p := newPool(t, DefaultConfig())
+	p := newPool(t, DefaultConfig(), "f")
 	inst, _ := p.Get(context.Background(), "f", v.factory)
 	inst.Close()
 	p.Put("f", inst)
@@ -181,6 +188,7 @@ func TestPool_RemoveExpireAndClose(t *testing.T) {
 	if p.IdleBytes() != 0 {
 		t.Fatal("idle instances did not expire")
 	}
+	p.Add("g")
 	inst, _ := p.Get(context.Background(), "g", v.factory)
 	p.Remove("g")
 	p.Put("g", inst)
@@ -203,4 +211,109 @@ func eventually(cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// TestPool_RemovedKeyStaysRemoved: Get on a removed key fails instead of
+// starting an instance that would idle until IdleTimeout, also for Gets
+// racing with Remove (run under -race); an instance handed out before the
+// removal is closed when it comes back, even after the key was added again.
+func TestPool_RemovedKeyStaysRemoved(t *testing.T) {
+	v := newEnv(t)
+	cfg := DefaultConfig()
+	cfg.MaxActivePerFunction = 2
+	p := newPool(t, cfg, "k")
+	if _, err := p.Get(context.Background(), "never-added", v.factory); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("Get of a key never added: %v", err)
+	}
+	old, err := p.Get(context.Background(), "k", v.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, old)
+	p.Remove("k")
+	if _, err := p.Get(context.Background(), "k", v.factory); !errors.Is(err, ErrRemoved) {
+		t.Fatalf("Get after Remove: %v", err)
+	}
+	p.Add("k") // explicitly re-added: a new function under the old key
+	p.Put("k", old)
+	if !eventually(func() bool { return !old.Alive() }) {
+		t.Fatal("an instance of the removed function was kept")
+	}
+	if idle, active := p.Stats("k"); idle != 0 || active != 0 {
+		t.Fatalf("the old instance counts in the new function: idle %d active %d", idle, active)
+	}
+	fresh, err := p.Get(context.Background(), "k", v.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call(t, fresh)
+	p.Put("k", fresh)
+
+	// Concurrent Gets and a Remove: no Get that starts after Remove
+	// returned succeeds, and nothing of the key is left idle.
+	for round := range 20 {
+		key := fmt.Sprint("r", round)
+		p.Add(key)
+		var wg sync.WaitGroup
+		var removed atomic.Bool
+		var late atomic.Int32
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 5 {
+					after := removed.Load()
+					inst, err := p.Get(context.Background(), key, v.factory)
+					if err != nil {
+						if !errors.Is(err, ErrRemoved) {
+							t.Error(err)
+						}
+						return
+					}
+					if after {
+						late.Add(1)
+					}
+					p.Put(key, inst)
+				}
+			}()
+		}
+		p.Remove(key)
+		removed.Store(true)
+		wg.Wait()
+		if late.Load() != 0 {
+			t.Fatalf("round %d: %d Gets started after Remove returned and succeeded", round, late.Load())
+		}
+		if idle, active := p.Stats(key); idle != 0 || active != 0 {
+			t.Fatalf("round %d: removed key has idle %d active %d", round, idle, active)
+		}
+	}
+	if got := p.IdleBytes(); got != instanceBytes {
+		t.Fatalf("idle bytes %d: only k's fresh instance should idle (%d)", got, instanceBytes)
+	}
+}
+
+// TestPool_WaitersWakeOnRemove: a Get waiting for a busy function fails as
+// soon as the function is removed.
+func TestPool_WaitersWakeOnRemove(t *testing.T) {
+	v := newEnv(t)
+	cfg := DefaultConfig()
+	cfg.MaxActivePerFunction = 1
+	p := newPool(t, cfg, "w")
+	busy, err := p.Get(context.Background(), "w", v.factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Get(context.Background(), "w", v.factory)
+		done <- err
+	}()
+	p.Remove("w")
+	if err := <-done; !errors.Is(err, ErrRemoved) {
+		t.Fatalf("waiting Get: %v", err)
+	}
+	p.Put("w", busy)
+	if !eventually(func() bool { return !busy.Alive() }) {
+		t.Fatal("busy instance of a removed function kept")
+	}
 }

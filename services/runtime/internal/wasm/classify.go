@@ -10,6 +10,8 @@ import (
 
 // fail records why the host is trapping the guest (the first reason wins)
 // and returns the trap for a shadowed import to return; classify reports it.
+// The guest is inside an import, where compiled code has saved its fuel, so
+// the call's fuel stays exact.
 func (i *Instance) fail(kind ErrorKind, format string, args ...any) *wasmtime.Trap {
 	if i.trapReason == nil {
 		i.trapReason = &CallError{Kind: kind, Message: fmt.Sprintf(format, args...)}
@@ -20,13 +22,25 @@ func (i *Instance) fail(kind ErrorKind, format string, args ...any) *wasmtime.Tr
 // classify turns what instantiating or entering the guest returned (_start,
 // _initialize, mu_init, mu_serve) into a CallError. A nil err is _start
 // returning of its own accord, which only a command can do.
+//
+// It also decides whether the fuel the store reports is still exact
+// (i.lost, see metering.go): compiled code keeps the fuel it burns in a
+// register and writes it back to the store only at calls, returns,
+// unreachable and the out-of-fuel check. A trap anywhere else (the epoch
+// deadline, an out-of-bounds access, a division by zero, ...) loses what the
+// trapping function burnt since its last call, so the call is billed its
+// whole budget instead.
 func (i *Instance) classify(err error) *CallError {
 	if i.trapReason != nil {
 		return i.trapReason
 	}
 	var trap *wasmtime.Trap
 	if errors.As(err, &trap) {
-		if code := trap.Code(); code != nil {
+		code := trap.Code()
+		if code == nil || (*code != trapUnreachable && *code != trapOutOfFuel && *code != trapStackOverflow) {
+			i.lost = true
+		}
+		if code != nil {
 			switch *code {
 			case trapOutOfFuel:
 				return &CallError{Kind: KindFuelExhausted, Message: "the call used its whole fuel budget"}
@@ -34,26 +48,29 @@ func (i *Instance) classify(err error) *CallError {
 				return &CallError{Kind: KindDeadline, Message: "the call ran past its wall-clock deadline"}
 			}
 		}
-		if ce := i.memoryError(); ce != nil {
+		msg := "wasm trap: " + trapCause(trap.Message()) + i.backtrace(trap)
+		if ce := i.memoryError(msg); ce != nil {
 			return ce
 		}
-		return &CallError{Kind: KindCrash, Message: "wasm trap: " + firstLine(trap.Message())}
+		return &CallError{Kind: KindCrash, Message: msg}
 	}
 	var werr *wasmtime.Error
 	if errors.As(err, &werr) {
 		if status, ok := werr.ExitStatus(); ok {
-			if ce := i.memoryError(); ce != nil {
+			msg := fmt.Sprintf("function exited with status %d", status)
+			if ce := i.memoryError(msg); ce != nil {
 				return ce
 			}
-			return &CallError{Kind: KindCrash, Message: fmt.Sprintf("function exited with status %d", status)}
+			return &CallError{Kind: KindCrash, Message: msg}
 		}
-		if ce := i.memoryError(); ce != nil {
+		msg := trapCause(werr.Error())
+		if ce := i.memoryError(msg); ce != nil {
 			return ce
 		}
-		return &CallError{Kind: KindCrash, Message: firstLine(werr.Error())}
+		return &CallError{Kind: KindCrash, Message: msg}
 	}
 	if err != nil {
-		return &CallError{Kind: KindCrash, Message: firstLine(err.Error())}
+		return &CallError{Kind: KindCrash, Message: trapCause(err.Error())}
 	}
 	return &CallError{Kind: KindCrash, Message: "function returned from _start"}
 }
@@ -62,31 +79,98 @@ func (i *Instance) classify(err error) *CallError {
 // binding's own constants stop before WASMTIME_TRAP_CODE_ALWAYS_TRAP_ADAPTER,
 // so its OutOfFuel is off by one; these follow the header.
 const (
-	trapInterrupt wasmtime.TrapCode = 10
-	trapOutOfFuel wasmtime.TrapCode = 12
+	trapStackOverflow wasmtime.TrapCode = 0
+	trapUnreachable   wasmtime.TrapCode = 9
+	trapInterrupt     wasmtime.TrapCode = 10
+	trapOutOfFuel     wasmtime.TrapCode = 12
 )
 
-// growSlack is how close to its limit an instance's memory must be for a
-// crash to be reported as the memory limit: one allocation step of the Go
-// runtime on wasm (4 MiB arenas) plus a page. wasmtime's C API gives no
-// callback for a refused memory.grow, so this is the signal we have.
-const growSlack = 4<<20 + 64<<10
+// maxCauseBytes bounds the cause kept from a wasmtime error message.
+const maxCauseBytes = 512
 
-func (i *Instance) memoryError() *CallError {
-	if i.cfg.MemoryLimit == 0 || i.mem == nil {
-		return nil
+// trapCause extracts what went wrong from a wasmtime error message, which
+// reads "error while executing at wasm backtrace:\n 0: ...\n\nCaused
+// by:\n    wasm trap: call stack exhausted\n\nStack backtrace: ...": the
+// lines under "Caused by:" (without a "wasm trap: " prefix, the caller adds
+// its own), or else the first line.
+func trapCause(s string) string {
+	s = strings.TrimSpace(s)
+	cause := s
+	if _, after, ok := strings.Cut(s, "Caused by:"); ok {
+		after, _, _ = strings.Cut(after, "\n\n")
+		var parts []string
+		for _, l := range strings.Split(after, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				parts = append(parts, strings.TrimPrefix(l, "wasm trap: "))
+			}
+		}
+		cause = strings.Join(parts, ": ")
+	} else if j := strings.IndexByte(s, '\n'); j >= 0 {
+		cause = strings.TrimSpace(s[:j])
+		cause = strings.TrimSuffix(cause, ":")
 	}
-	size := uint64(i.mem.DataSize(i.store))
-	if size+growSlack > i.cfg.MemoryLimit {
-		return &CallError{Kind: KindMemoryLimit, Message: fmt.Sprintf("linear memory reached %d bytes of its %d-byte limit (memory_limit)", size, i.cfg.MemoryLimit)}
+	if len(cause) > maxCauseBytes {
+		cause = cause[:maxCauseBytes] + "…"
 	}
-	return nil
+	if cause == "" {
+		cause = "unknown error"
+	}
+	return cause
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if j := strings.IndexByte(s, '\n'); j >= 0 {
-		return s[:j]
+// backtrace renders the innermost MaxTrapFrames frames of trap as
+// "; at name+0xoff < name+0xoff … (N more frames)".
+func (i *Instance) backtrace(trap *wasmtime.Trap) string {
+	max := i.e.cfg.MaxTrapFrames
+	if max == 0 {
+		return ""
 	}
-	return s
+	frames := trap.Frames()
+	if len(frames) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("; at ")
+	for k, f := range frames {
+		if k == max {
+			fmt.Fprintf(&b, " (%d more frames)", len(frames)-max)
+			break
+		}
+		if k > 0 {
+			b.WriteString(" < ")
+		}
+		name := fmt.Sprintf("func[%d]", f.FuncIndex())
+		if n := f.FuncName(); n != nil && *n != "" {
+			name = *n
+			if len(name) > 64 {
+				name = name[:64] + "…"
+			}
+		}
+		fmt.Fprintf(&b, "%s+0x%x", name, f.FuncOffset())
+	}
+	return b.String()
+}
+
+// memoryError reports a failure as the memory limit when the guest was
+// refused a memory.grow or table.grow during the call (or start-up) that
+// failed: the store limiter said no, the instrumented grow counted it in
+// the module's growRefused global (instrument.go), and the guest then gave
+// up (the Go runtime prints "fatal error: out of memory" and exits with
+// status 2; Rust and C abort with unreachable). what is the failure's own
+// description, kept in the message.
+func (i *Instance) memoryError(what string) *CallError {
+	if i.refusals() <= i.refusedAtStart {
+		return nil
+	}
+	return &CallError{Kind: KindMemoryLimit, Message: fmt.Sprintf(
+		"a memory.grow or table.grow was refused at the %d-byte limit (memory_limit; linear memory %d bytes, tables %d bytes), then: %s",
+		i.memLimit, i.linearSize(), i.tableBytes(), what)}
+}
+
+// refusals is the module's count of refused grows.
+func (i *Instance) refusals() int32 {
+	if i.refused == nil {
+		return 0
+	}
+	return i.refused.Get(i.store).I32()
 }

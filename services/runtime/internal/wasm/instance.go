@@ -21,7 +21,9 @@ type Handler func(ctx context.Context, m fnproto.Message) (fnproto.Message, erro
 
 // InstanceConfig describes one instance.
 type InstanceConfig struct {
-	// MemoryLimit caps the instance's linear memory, in bytes (0 = wasmtime's default).
+	// MemoryLimit bounds all the memory the instance can hold, in bytes: its
+	// linear memory and its tables (TableElementBytes per element); 0 means
+	// the engine's DefaultMemoryLimit. See Engine.bounds.
 	MemoryLimit uint64
 	// Env is the WASI environment.
 	Env map[string]string
@@ -80,6 +82,12 @@ type Instance struct {
 	served    atomic.Uint64
 	memSize   atomic.Uint64
 
+	// The memory bound (Engine.bounds) and what measures it.
+	memLimit    uint64            // memory_limit: linear memory and tables
+	tableStatic uint64            // bytes of tables that cannot grow
+	tables      []*wasmtime.Table // tables that can grow (exported by instrument)
+	refused     *wasmtime.Global  // instrument's count of refused grows
+
 	// Start-up measurements, valid once NewInstance returned.
 	StartupFuel uint64
 	StartupTime time.Duration
@@ -94,6 +102,9 @@ type Instance struct {
 	stderr         []byte
 	deadline       time.Time
 	budget         uint64 // fuel given to the store by the last setBudget
+	lost           bool   // the store's count was lost: bill budget (classify)
+	hostFuel       uint64 // fuel charged by the host, not yet taken from the store
+	refusedAtStart int32  // refusals() when the current call began
 	trapReason     *CallError
 	pendingStartup uint64
 }
@@ -125,6 +136,7 @@ type call struct {
 	resp    *fnproto.Response
 	err     *CallError
 	fuel    uint64
+	first   bool          // the instance's first call, which is billed its start-up
 	result  chan struct{} // command mode: closed when the call is over
 }
 
@@ -177,9 +189,13 @@ func (e *Engine) NewInstance(ctx context.Context, mod *Module, cfg InstanceConfi
 		wasi.SetEnv(keys, vals)
 	}
 	i.store.SetWasi(wasi)
-	if cfg.MemoryLimit > 0 {
-		i.store.Limiter(int64(cfg.MemoryLimit), -1, -1, -1, -1)
+	b, ce := e.bounds(mod.shape, cfg.MemoryLimit)
+	if ce != nil {
+		i.store.Close()
+		return nil, ce
 	}
+	i.memLimit, i.tableStatic = b.limit, b.tableStatic
+	i.store.Limiter(int64(b.memory), int64(b.tableElements), 1, int64(e.cfg.MaxTables), 1)
 	start := time.Now()
 	if err := i.mode.start(ctx); err != nil {
 		i.Close()
@@ -212,15 +228,27 @@ func (i *Instance) startup(enter func(*wasmtime.Instance) *CallError) *CallError
 	if ex := inst.GetExport(i.store, "memory"); ex != nil {
 		i.mem = ex.Memory()
 	}
+	if ex := inst.GetExport(i.store, growRefusedExport); ex != nil {
+		i.refused = ex.Global()
+	}
+	if i.mod.shape.TableGrow {
+		for t := range i.mod.shape.Tables {
+			if ex := inst.GetExport(i.store, fmt.Sprintf(tableExportFmt, t)); ex != nil {
+				i.tables = append(i.tables, ex.Table())
+			}
+		}
+	}
 	return enter(inst)
 }
 
 // endStartup ends the start-up: with ce nil the guest is ready for its first
 // request and the fuel it burnt is kept for that call's bill; with ce the
-// instance is dead and NewInstance returns ce.
+// instance is dead and NewInstance returns ce, carrying the fuel the
+// start-up burnt so that the call it was started for is billed for it.
 func (i *Instance) endStartup(ce *CallError) {
 	i.ready = true
 	if ce != nil {
+		ce.Fuel = i.fuelUsed()
 		i.startErr = ce
 		i.dead.Store(true)
 		i.flushStderr()
@@ -253,7 +281,7 @@ func (i *Instance) Call(ctx context.Context, function string, req *fnproto.Reque
 	}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
-	return i.mode.call(&call{ctx: cctx, frame: frame, handler: h, limits: lim})
+	return i.mode.call(&call{ctx: cctx, frame: frame, handler: h, limits: lim, first: i.served.Load() == 0})
 }
 
 // begin makes c the current call: its request frame becomes the guest's
@@ -264,6 +292,7 @@ func (i *Instance) begin(c *call) *CallError {
 	i.in = append(i.in[:0], c.frame...)
 	i.inOff = 0
 	i.trapReason = nil
+	i.refusedAtStart = i.refusals()
 	return i.setBudget(c.limits.Fuel, c.limits.Timeout)
 }
 
@@ -272,12 +301,11 @@ func (i *Instance) begin(c *call) *CallError {
 func (i *Instance) endCall(c *call, ce *CallError) {
 	i.cur = nil
 	c.fuel = i.callFuel()
+	i.recordMemory()
 	if ce != nil {
 		c.err = ce
 		i.dead.Store(true)
 		i.flushStderr()
-	} else {
-		i.recordMemory()
 	}
 	if c.err != nil {
 		c.err.Fuel = c.fuel
@@ -285,9 +313,24 @@ func (i *Instance) endCall(c *call, ce *CallError) {
 }
 
 func (i *Instance) recordMemory() {
-	if i.mem != nil {
-		i.memSize.Store(uint64(i.mem.DataSize(i.store)))
+	i.memSize.Store(i.linearSize() + i.tableBytes())
+}
+
+// linearSize is the size of the instance's linear memory, in bytes.
+func (i *Instance) linearSize() uint64 {
+	if i.mem == nil {
+		return 0
 	}
+	return uint64(i.mem.DataSize(i.store))
+}
+
+// tableBytes is what the instance's tables hold, at TableElementBytes per element.
+func (i *Instance) tableBytes() uint64 {
+	n := i.tableStatic
+	for _, t := range i.tables {
+		n += t.Size(i.store) * TableElementBytes
+	}
+	return n
 }
 
 // Alive reports whether the instance can take calls.
@@ -299,8 +342,9 @@ func (i *Instance) Calls() uint64 { return i.served.Load() }
 // Module returns the module the instance runs.
 func (i *Instance) Module() *Module { return i.mod }
 
-// MemorySize is the current size of the instance's linear memory in bytes,
-// as measured at start-up and after each call.
+// MemorySize is the memory the instance holds, in bytes: its linear memory
+// and its tables (TableElementBytes per element), as measured at start-up
+// and after each call. It is what counts against its memory limit.
 func (i *Instance) MemorySize() uint64 { return i.memSize.Load() }
 
 // Close ends the instance: a guest asleep in poll_oneoff wakes and fails; in

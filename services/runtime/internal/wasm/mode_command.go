@@ -144,7 +144,14 @@ func (m *command) call(c *call) (*Result, error) {
 	case <-grace.C:
 		i.dead.Store(true)
 		go i.Close()
-		return nil, &CallError{Kind: KindDeadline, Message: "the call ran past its wall-clock deadline and the instance did not stop"}
+		// The store belongs to the goroutine still inside the guest, so its
+		// count cannot be read: the call is billed its whole budget, and
+		// the start-up's fuel if it was the instance's first (c.first).
+		fuel := c.limits.Fuel
+		if c.first {
+			fuel += i.StartupFuel
+		}
+		return nil, &CallError{Kind: KindDeadline, Message: "the call ran past its wall-clock deadline and the instance did not stop", Fuel: fuel}
 	}
 	i.served.Add(1)
 	return c.outcome()

@@ -38,6 +38,7 @@ type Module struct {
 	FromCache bool
 
 	m        *wasmtime.Module
+	shape    moduleShape
 	cacheErr error
 	// reactor is set for modules that export _initialize, mu_init and
 	// mu_serve (see Instance): each call then runs on the caller's goroutine.
@@ -69,12 +70,25 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 	key := artifactKey(id, e.fingerprint)
 	if e.cache != nil {
 		if m, meta, ok := e.cache.load(e.engine, key); ok {
-			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m, reactor: isReactor(m)}
+			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m, shape: meta.Shape, reactor: isReactor(m)}
 			mod.LoadTime = time.Since(start)
 			return mod, nil
 		}
 	}
-	m, err := wasmtime.NewModule(e.engine, wasm)
+	// Validate the module as written first: after the rewrite, indices
+	// past its own (the helpers, the growRefused global) become valid, and
+	// a module must not reach them.
+	if err := wasmtime.ModuleValidate(e.engine, wasm); err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
+	}
+	metered, shape, err := instrument(wasm, e.cfg.BulkBytesPerFuel)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
+	}
+	if len(shape.Tables) > e.cfg.MaxTables {
+		return nil, fmt.Errorf("%w %s: %d tables, at most %d are served (max_tables)", ErrInvalidModule, short(id), len(shape.Tables), e.cfg.MaxTables)
+	}
+	m, err := wasmtime.NewModule(e.engine, metered)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
@@ -82,9 +96,9 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
-	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, reactor: isReactor(m)}
+	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, shape: shape, reactor: isReactor(m)}
 	if e.cache != nil {
-		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm)}); err != nil {
+		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm), Shape: shape}); err != nil {
 			// A cache that cannot be written costs a recompile later, never a failed deploy.
 			mod.cacheErr = err
 		}
@@ -159,6 +173,9 @@ func artifactKey(id, fingerprint string) string {
 type artifactMeta struct {
 	CompileTime time.Duration `json:"compile_time_ns"`
 	WasmSize    int           `json:"wasm_size"`
+	// Shape is what instrument learnt about the module (its tables and
+	// memory), which the compiled artifact does not tell.
+	Shape moduleShape `json:"shape"`
 	// Size and CRC32C of the artifact: checked before every load, because
 	// wasmtime trusts serialized code and a torn or corrupted file must be
 	// recompiled, never executed.

@@ -61,6 +61,9 @@ func (i *Instance) handle(m fnproto.Message) *wasmtime.Trap {
 	if c.handler == nil {
 		return i.fail(KindProtocol, "function sent %s but this call serves no host requests", fnproto.KindName(fnproto.FromFunction, m.Kind()))
 	}
+	if trap := i.checkDeadline(fnproto.KindName(fnproto.FromFunction, m.Kind())); trap != nil {
+		return trap
+	}
 	reply, err := c.handler(c.ctx, m)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -24,7 +25,13 @@ const (
 //   - fd_read and fd_write on stdin/stdout/stderr carry the protocol and logs
 //     without touching files (WasiConfig only takes file paths for stdio);
 //   - poll_oneoff sleeps on the host clock but gives up at the call's
-//     deadline, since epoch interruption cannot stop a blocked host call.
+//     deadline, since epoch interruption cannot stop a blocked host call;
+//   - random_get is charged fuel per byte (RandomBytesPerFuel), since
+//     filling a large buffer with randomness is real work for one operator.
+//
+// Each of them checks the call's wall-clock deadline and charges fuel for
+// the bytes it moves (chargeHost), so a guest looping over host calls gets
+// neither more time nor more work than its budgets allow.
 //
 // The linker is shared by every instance of the engine; each callback finds
 // its instance through the store's data. Callbacks run on the goroutine that
@@ -48,6 +55,9 @@ func newLinker(engine *wasmtime.Engine) (*wasmtime.Linker, error) {
 		}},
 		{"poll_oneoff", func(c *wasmtime.Caller, in, out, nsubs, nevents int32) (int32, *wasmtime.Trap) {
 			return instanceOf(c).pollOneoff(c, in, out, nsubs, nevents)
+		}},
+		{"random_get", func(c *wasmtime.Caller, buf, n int32) (int32, *wasmtime.Trap) {
+			return instanceOf(c).randomGet(c, buf, n)
 		}},
 	}
 	for _, d := range defs {
@@ -110,6 +120,11 @@ func (i *Instance) fdRead(caller *wasmtime.Caller, fd, iovs, iovsLen, nread int3
 	if fd != 0 {
 		return errnoBadf, nil
 	}
+	if i.cur != nil && !i.cur.done {
+		if trap := i.checkDeadline("fd_read"); trap != nil {
+			return 0, trap
+		}
+	}
 	for i.inOff == len(i.in) {
 		if i.cur != nil && !i.cur.done {
 			return 0, i.fail(KindProtocol, "function read stdin while no reply was pending (did it send a request the host does not answer?)")
@@ -134,6 +149,9 @@ func (i *Instance) fdRead(caller *wasmtime.Caller, fd, iovs, iovsLen, nread int3
 	if !putU32(mem, nread, uint32(total)) {
 		return errnoFault, nil
 	}
+	if trap := i.chargeHost(i.bytesFuel(uint64(total))); trap != nil {
+		return 0, trap
+	}
 	return errnoSuccess, nil
 }
 
@@ -142,6 +160,9 @@ func (i *Instance) fdRead(caller *wasmtime.Caller, fd, iovs, iovsLen, nread int3
 func (i *Instance) fdWrite(caller *wasmtime.Caller, fd, iovs, iovsLen, nwritten int32) (int32, *wasmtime.Trap) {
 	if fd != 1 && fd != 2 {
 		return errnoBadf, nil
+	}
+	if trap := i.checkDeadline("fd_write"); trap != nil {
+		return 0, trap
 	}
 	mem := i.memory(caller)
 	// Bytes are taken in pieces of at most one frame, each parsed before the
@@ -156,6 +177,9 @@ func (i *Instance) fdWrite(caller *wasmtime.Caller, fd, iovs, iovsLen, nwritten 
 		total += len(buf)
 		for len(buf) > 0 && trap == nil {
 			n := min(len(buf), piece)
+			if trap = i.chargeHost(i.bytesFuel(uint64(n))); trap != nil {
+				break
+			}
 			if fd == 2 {
 				i.stderr = append(i.stderr, buf[:n]...)
 				i.drainStderr(false)
@@ -200,6 +224,12 @@ func (i *Instance) pollOneoff(caller *wasmtime.Caller, in, out, nsubs, nevents i
 	if in < 0 || out < 0 || int64(in)+int64(nsubs)*subscriptionSize > int64(len(mem)) ||
 		int64(out)+int64(nsubs)*eventSize > int64(len(mem)) || !putU32(mem, nevents, 0) {
 		return errnoFault, nil
+	}
+	if trap := i.checkDeadline("poll_oneoff"); trap != nil {
+		return 0, trap
+	}
+	if trap := i.chargeHost(i.bytesFuel(uint64(nsubs) * (subscriptionSize + eventSize))); trap != nil {
+		return 0, trap
 	}
 	events := int32(0)
 	writeEvent := func(userdata uint64, typ byte) {
@@ -280,4 +310,21 @@ func (i *Instance) sleep(d time.Duration) *wasmtime.Trap {
 	case <-i.quit:
 		return i.fail(KindUnavailable, "instance closed while sleeping")
 	}
+}
+
+// randomGet implements WASI random_get from the host's cryptographic
+// source, charging RandomBytesPerFuel before it fills the buffer.
+func (i *Instance) randomGet(caller *wasmtime.Caller, buf, n int32) (int32, *wasmtime.Trap) {
+	mem := i.memory(caller)
+	if buf < 0 || n < 0 || int64(buf)+int64(n) > int64(len(mem)) {
+		return errnoFault, nil
+	}
+	if trap := i.checkDeadline("random_get"); trap != nil {
+		return 0, trap
+	}
+	if trap := i.chargeHost(uint64(n) / uint64(i.e.cfg.RandomBytesPerFuel)); trap != nil {
+		return 0, trap
+	}
+	_, _ = rand.Read(mem[buf : buf+n]) // never fails (crypto/rand)
+	return errnoSuccess, nil
 }

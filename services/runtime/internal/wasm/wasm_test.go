@@ -40,7 +40,10 @@ func inModes(t *testing.T, fn func(t *testing.T, mode string)) {
 // mu_init each ran once, in that order). $n holds the bytes read, so a test
 // can make the module's work depend on the request size; (br $serve) skips
 // the result in both modes.
-func watModule(mode, body string) string {
+func watModule(mode, body string) string { return watModuleDecls(mode, "", body) }
+
+// watModuleDecls is watModule with extra module fields (tables, segments).
+func watModuleDecls(mode, decls, body string) string {
 	var entry string
 	switch mode {
 	case modeCommand:
@@ -92,6 +95,8 @@ func watModule(mode, body string) string {
     (i32.store (i32.const 12) (local.get $len))
     (drop (call $fd_write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 20))))
   (func $spin (loop $l (br $l)))
+  (func $recurse (param i32) (call $recurse (i32.add (local.get 0) (i32.const 1))))
+  ` + decls + `
   ` + entry + `
 )`
 }
@@ -195,6 +200,16 @@ func request(body string) *fnproto.Request {
 	return &fnproto.Request{Method: "GET", Body: []byte(body)}
 }
 
+// frameFuel is what fd_read charges for delivering the request frame of
+// function "f" with a body of n bytes, read in one piece.
+func frameFuel(n int) uint64 {
+	frame, err := fnproto.AppendFrame(nil, &fnproto.ExecuteFunction{Function: "f", Request: *request(strings.Repeat("x", n))})
+	if err != nil {
+		panic(err)
+	}
+	return uint64(len(frame)) / uint64(DefaultConfig().BulkBytesPerFuel)
+}
+
 func callOK(t *testing.T, inst *Instance, body string, h Handler) *Result {
 	t.Helper()
 	res, err := inst.Call(context.Background(), "f", request(body), h, defaultLimits)
@@ -222,10 +237,11 @@ func TestInstance_ServesManyCallsWithExactFuel(t *testing.T) {
 		if first.Fuel != base+inst.StartupFuel {
 			t.Fatalf("first call %d != steady %d + startup %d", first.Fuel, base, inst.StartupFuel)
 		}
-		// Each loop iteration is 8 metered operators (block, loop and end are free).
+		// Each loop iteration is 8 metered operators (block, loop and end
+		// are free); the 1000 more bytes fd_read delivers cost 1000/8.
 		bigger := callOK(t, inst, strings.Repeat("x", 1000), nil).Fuel
-		if got := bigger - base; got != 8*1000 {
-			t.Fatalf("1000 more iterations cost %d fuel, want %d", got, 8*1000)
+		if got, want := bigger-base, uint64(8*1000+frameFuel(1000)-frameFuel(0)); got != want {
+			t.Fatalf("1000 more iterations cost %d fuel, want %d", got, want)
 		}
 		if inst.Calls() != 4 || !inst.Alive() {
 			t.Fatalf("calls %d alive %v", inst.Calls(), inst.Alive())
@@ -246,12 +262,16 @@ func TestInstance_Failures(t *testing.T) {
 		msg    string
 		fuel   func(uint64) bool
 	}{
+		// Out of fuel: the budget, plus the request bytes fd_read delivered.
 		{module: "spin", limits: Limits{Fuel: 1_000_000, Timeout: 5 * time.Second}, kind: KindFuelExhausted, msg: "fuel",
-			fuel: func(f uint64) bool { return f == 1_000_000 }},
+			fuel: func(f uint64) bool { return f == 1_000_000+frameFuel(0) }},
+		// A deadline kill loses the count: the whole budget is billed.
 		{module: "spin", limits: Limits{Fuel: 1 << 62, Timeout: 50 * time.Millisecond}, kind: KindDeadline, msg: "deadline",
-			fuel: func(f uint64) bool { return f > 0 }},
-		{module: "sleep", limits: Limits{Fuel: 1_000_000, Timeout: 50 * time.Millisecond}, kind: KindDeadline, msg: "sleeping"},
-		{module: "grow", limits: defaultLimits, mem: 2 << 20, kind: KindMemoryLimit, msg: "2097152-byte limit"},
+			fuel: func(f uint64) bool { return f == 1<<62+frameFuel(0) }},
+		{module: "sleep", limits: Limits{Fuel: 1_000_000, Timeout: 50 * time.Millisecond}, kind: KindDeadline, msg: "sleeping",
+			fuel: func(f uint64) bool { return f < 1_000_000 }},
+		{module: "grow", limits: defaultLimits, mem: 2 << 20, kind: KindMemoryLimit, msg: "2097152-byte limit",
+			fuel: func(f uint64) bool { return f < defaultLimits.Fuel }},
 		{module: "exit", limits: defaultLimits, kind: KindCrash, msg: "status 3"},
 		{module: "fatalexit", limits: defaultLimits, kind: KindCrash, msg: "bad (then: function exited with status 1)"},
 		{module: "garbage", limits: defaultLimits, kind: KindProtocol, msg: "exceeds"},
@@ -273,9 +293,8 @@ func TestInstance_Failures(t *testing.T) {
 				if ce.Kind != tc.kind || !strings.Contains(ce.Error(), tc.msg) {
 					t.Fatalf("got %v (kind %d), want kind %v containing %q", ce, ce.Kind, tc.kind, tc.msg)
 				}
-				// A deadline is never reported before it passed; epoch ticks
-				// counted from the tick in progress may end it up to one tick early.
-				if tc.kind == KindDeadline && elapsed < tc.limits.Timeout-f.e.cfg.EpochTick {
+				// A deadline is never reported before it passed.
+				if tc.kind == KindDeadline && elapsed < tc.limits.Timeout {
 					t.Fatalf("deadline of %s reported after %s", tc.limits.Timeout, elapsed)
 				}
 				if ce.Fuel == 0 {
