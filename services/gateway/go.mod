@@ -4,8 +4,10 @@ go 1.26.0
 
 require (
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	golang.org/x/net v0.60.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -20,7 +22,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
@@ -29,5 +30,6 @@ require (
 
 replace (
 	github.com/muprotocol/mu/libs => ../../libs
+	github.com/muprotocol/mu/libs/fnproto => ../../libs/fnproto
 	github.com/muprotocol/mu/proto => ../../proto
 )
