@@ -14,7 +14,9 @@
 // rejected with ErrFrameTooLarge before its body is read or any memory is
 // allocated for it, and a declared length below 2 is ErrMalformed. The
 // runtime passes its limit to every function in the environment variable
-// FrameSizeEnv.
+// FrameSizeEnv. ExecuteFunctionFrameLen and MaxExecuteFunctionBody relate a
+// host's limits on a request's parts (RequestBounds) to a frame limit, so a
+// host can accept only requests that fit one frame.
 //
 // # Directions
 //

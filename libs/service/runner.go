@@ -58,6 +58,7 @@ type listener struct {
 	name string
 	addr string
 	http *http.Server // nil for the gRPC listener
+	wrap func(net.Listener) net.Listener
 	ln   net.Listener
 }
 
@@ -162,9 +163,16 @@ func (r *Runner) Admin() *http.ServeMux { return r.admin }
 // AddHTTP adds an HTTP listener that Start binds on addr and Close shuts
 // down gracefully with the gRPC server. Call it before Start.
 func (r *Runner) AddHTTP(name, addr string, srv *http.Server) {
+	r.AddHTTPListener(name, addr, srv, nil)
+}
+
+// AddHTTPListener is AddHTTP with wrap applied to the listener once it is
+// bound (a connection cap, for instance); nil wraps nothing. Closing the
+// wrapped listener must close the bound one.
+func (r *Runner) AddHTTPListener(name, addr string, srv *http.Server, wrap func(net.Listener) net.Listener) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.listeners = append(r.listeners, &listener{name: name, addr: addr, http: srv})
+	r.listeners = append(r.listeners, &listener{name: name, addr: addr, http: srv, wrap: wrap})
 }
 
 // AddReadiness adds a check that /readyz runs: the service is ready when
@@ -206,6 +214,9 @@ func (r *Runner) Start(ctx context.Context) error {
 				done.ln.Close()
 			}
 			return fmt.Errorf("%s: listen %s %s: %w", r.name, l.name, l.addr, err)
+		}
+		if l.wrap != nil {
+			ln = l.wrap(ln)
 		}
 		l.ln = ln
 	}

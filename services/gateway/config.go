@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 )
@@ -31,11 +32,26 @@ type Config struct {
 	PublicURL string
 
 	// MaxRequestBodyBytes is the largest request body accepted, in bytes;
-	// a larger one gets 413.
+	// a larger one gets 413. A request reaches its function as one
+	// function protocol frame, so the body, the request line and headers
+	// that MaxHeaderBytes and MaxQueryParams allow, and 4 KiB for the
+	// endpoint's route_to and path parameter names must fit
+	// RuntimeMaxFrameSize together: Validate refuses a larger body and
+	// names the largest that fits. The default is that largest body for
+	// the other defaults.
 	MaxRequestBodyBytes int64
 	// MaxHeaderBytes bounds the request line plus the request headers, in
 	// bytes (counted as "Name: value\r\n" per field); more gets 431.
 	MaxHeaderBytes int
+	// MaxQueryParams is the most parameters a query string may have (its
+	// '&'-separated settings; empty ones are not counted); more gets 400.
+	MaxQueryParams int
+	// RuntimeMaxFrameSize is the max_frame_size of the runtimes behind
+	// this gateway, in bytes: the largest function protocol frame (kind
+	// plus body) they accept. The gateway cannot ask a remote runtime, so
+	// set it to the runtimes' value. A request whose ExecuteFunction frame
+	// would be larger gets 413 from the gateway itself.
+	RuntimeMaxFrameSize int
 	// MaxResponseBytes is the largest response body a function may return,
 	// in bytes; a larger one gets 502.
 	MaxResponseBytes int64
@@ -59,6 +75,16 @@ type Config struct {
 	// next request.
 	IdleTimeout time.Duration
 
+	// MaxConnections is the most client connections the public HTTP
+	// listener holds at once, idle keep-alive ones included; further
+	// clients wait in the kernel's accept queue (connected, not yet read
+	// from) until one closes.
+	MaxConnections int
+	// OverloadRetryAfter is what the Retry-After header of a 503
+	// runtime_overloaded or runtime_unavailable tells the client to wait,
+	// rounded up to whole seconds.
+	OverloadRetryAfter time.Duration
+
 	// Usage batches the gateway's usage records (requests and traffic
 	// bytes) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -69,26 +95,86 @@ type Config struct {
 // DefaultConfig returns the configuration `mu run` uses: loopback
 // listeners and limits suited to a public gateway.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Base: service.DefaultBase(
 			"127.0.0.1:12081", // gRPC admin API
 			"127.0.0.1:12082", // /metrics, /healthz, /readyz
 		),
 		HTTPAddr: "127.0.0.1:12080", // public HTTP port
 
-		MaxRequestBodyBytes:    10 << 20, // 10 MiB
-		MaxHeaderBytes:         64 << 10, // 64 KiB
-		MaxResponseBytes:       10 << 20, // 10 MiB
-		MaxResponseHeaderBytes: 64 << 10, // 64 KiB
+		MaxHeaderBytes:         64 << 10,                    // 64 KiB
+		MaxQueryParams:         10_000,                      // as net/url's own default
+		RuntimeMaxFrameSize:    fnproto.DefaultMaxFrameSize, // 8 MiB, the runtime's default max_frame_size
+		MaxResponseBytes:       10 << 20,                    // 10 MiB
+		MaxResponseHeaderBytes: 64 << 10,                    // 64 KiB
 
 		InvokeTimeout:     30 * time.Second,  // a function call, end to end
 		ReadHeaderTimeout: 10 * time.Second,  // request line + headers
-		ReadTimeout:       60 * time.Second,  // a 10 MiB body at ~170 KiB/s
+		ReadTimeout:       60 * time.Second,  // an 8 MiB body at ~140 KiB/s
 		WriteTimeout:      90 * time.Second,  // InvokeTimeout plus time to send 10 MiB
 		IdleTimeout:       120 * time.Second, // keep-alive between requests
 
+		MaxConnections:     10_000,      // open client connections
+		OverloadRetryAfter: time.Second, // Retry-After: 1
+
 		Usage: usage.DefaultBatchConfig(),
 	}
+	// 8,212,549 bytes (7.83 MiB): the largest body that fits one 8 MiB
+	// frame beside the largest request line and headers of 64 KiB with
+	// 10,000 query parameters (see requestBounds).
+	c.MaxRequestBodyBytes = c.MaxBodyForFrame()
+	return c
+}
+
+// endpointNameReserve is what requestBounds sets aside in a frame for the
+// names that come from the manifest rather than the request: route_to and
+// the path parameter names with their 8 bytes of Borsh lengths each. An
+// endpoint whose names take more is still served; its largest requests
+// then get 413 from the per-request frame check instead of reaching the
+// runtime.
+const endpointNameReserve = 4 << 10
+
+// minRequestHead is the least a request line and header section take
+// besides the method, the query and the fields, as requestHeaderSize
+// counts them: the target's leading '/', two spaces, an 8-byte protocol
+// ("HTTP/1.1"), the request line's CRLF and the empty line's.
+const minRequestHead = 1 + 2 + 8 + 2 + 2
+
+// requestBounds bounds the ExecuteFunction of any request that passes the
+// limits of c, body excluded, in fnproto's terms. Every byte of the
+// method, path parameter values, query keys and values and header names
+// and values comes out of the MaxHeaderBytes budget of the request line
+// and headers, at least as many bytes as it takes in the frame. What the
+// frame adds beyond those bytes is 8 bytes of Borsh lengths per query
+// parameter and per header field (Host is one). The wire spends at least
+// 2 bytes on a query parameter (a one-byte key and its '&' or '?'; the one
+// key that can be empty, as "=", costs as much for a byte less), 5 on a
+// header field ("N:" and CRLF with a one-byte name, an empty value) and 1
+// on the method. The worst case spends the budget on query parameters
+// first, up to MaxQueryParams, then on header fields, and the rest on
+// content. Path parameters add their 8 bytes and names from the manifest,
+// which endpointNameReserve covers together with route_to.
+func (c Config) requestBounds() fnproto.RequestBounds {
+	avail := max(c.MaxHeaderBytes-minRequestHead, 0)
+	counted := max(avail-1, 0) // less the method's byte
+	queries := min(max(c.MaxQueryParams, 0), counted/2)
+	fields := (counted - 2*queries) / 5
+	return fnproto.RequestBounds{
+		FunctionBytes: endpointNameReserve,
+		QueryParams:   queries,
+		Headers:       fields,
+		// Where the content bytes sit does not change the frame's size.
+		HeaderBytes: avail - queries - 4*fields,
+	}
+}
+
+// MaxBodyForFrame is the largest MaxRequestBodyBytes that Validate accepts
+// with c's other limits: the largest body whose request, with the largest
+// request line and headers MaxHeaderBytes and MaxQueryParams allow and
+// endpoint names within 4 KiB, fits one RuntimeMaxFrameSize frame. It is
+// negative when not even an empty body fits.
+func (c Config) MaxBodyForFrame() int64 {
+	return fnproto.MaxExecuteFunctionBody(max(c.RuntimeMaxFrameSize, 1), c.requestBounds())
 }
 
 // Validate reports every invalid field at once, wrapped in
@@ -119,8 +205,26 @@ func (c Config) Validate() error {
 	}
 	positive("max_request_body_bytes", c.MaxRequestBodyBytes)
 	positive("max_header_bytes", int64(c.MaxHeaderBytes))
+	positive("max_query_params", int64(c.MaxQueryParams))
 	positive("max_response_bytes", c.MaxResponseBytes)
 	positive("max_response_header_bytes", int64(c.MaxResponseHeaderBytes))
+	positive("max_connections", int64(c.MaxConnections))
+	if c.RuntimeMaxFrameSize < minRuntimeFrame {
+		bad("runtime_max_frame_size", "must be at least %d bytes (as the runtime's max_frame_size), got %d", minRuntimeFrame, c.RuntimeMaxFrameSize)
+	} else if c.MaxRequestBodyBytes > 0 && c.MaxHeaderBytes > 0 && c.MaxQueryParams > 0 {
+		if fit := c.MaxBodyForFrame(); c.MaxRequestBodyBytes > fit {
+			b := c.requestBounds()
+			b.BodyBytes = c.MaxRequestBodyBytes
+			msg := fmt.Sprintf("the largest body that fits is %d", fit)
+			if fit < 0 {
+				msg = "not even an empty body fits; lower max_header_bytes or max_query_params, or raise runtime_max_frame_size"
+			}
+			bad("max_request_body_bytes", "%d bytes with the largest request line and headers of max_header_bytes %d "+
+				"and max_query_params %d make an ExecuteFunction frame of %d bytes, over runtime_max_frame_size %d; %s",
+				c.MaxRequestBodyBytes, c.MaxHeaderBytes, c.MaxQueryParams, fnproto.ExecuteFunctionFrameLen(b),
+				c.RuntimeMaxFrameSize, msg)
+		}
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
@@ -128,6 +232,7 @@ func (c Config) Validate() error {
 		{"invoke_timeout", c.InvokeTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout},
 		{"idle_timeout", c.IdleTimeout},
+		{"overload_retry_after", c.OverloadRetryAfter},
 	} {
 		if d.v <= 0 {
 			bad(d.field, "must be positive, got %v", d.v)
@@ -147,6 +252,9 @@ func (c Config) Validate() error {
 	}
 	return service.Invalid("gateway", errs)
 }
+
+// minRuntimeFrame is the least max_frame_size a runtime accepts.
+const minRuntimeFrame = 1 << 10
 
 //go:embed config.go
 var configSource []byte

@@ -30,8 +30,21 @@
 //     the methods of every matching path.
 //  5. Stack disabled (SetStackEnabled false; escrow below the region
 //     minimum): 402 stack_disabled, the message naming the reason.
-//  6. Body over Config.MaxRequestBodyBytes: 413 (from Content-Length at
-//     once, or while reading a chunked body).
+//  6. A query string the function cannot be given: 400 bad_request, before
+//     the body is read, the message naming the problem — more than
+//     Config.MaxQueryParams parameters ("query: more than 10000
+//     parameters"), a ';' separator ("query: invalid semicolon separator
+//     …"), a bad escape ("query: invalid URL escape \"%zz\""), or a key or
+//     value that is not UTF-8. Likewise a path parameter or header that is
+//     not UTF-8.
+//  7. Body over Config.MaxRequestBodyBytes: 413 body_too_large (from
+//     Content-Length at once, or while reading a chunked body).
+//  8. The request would not fit one function protocol frame of
+//     Config.RuntimeMaxFrameSize: 413 body_too_large, naming the largest
+//     body that would fit. Validate keeps MaxRequestBodyBytes within the
+//     frame beside the largest request line and headers, so this only
+//     happens on endpoints whose route_to and path parameter names take
+//     more than 4 KiB.
 //
 // Matching (internal/router): path templates are split on '/'; a {param}
 // segment matches any non-empty segment. Segments are compared
@@ -53,7 +66,8 @@
 // # What the function sees
 //
 // mu.types.v1.HttpRequest: the method as received; path_params from the
-// template (decoded); query_params with the first value of each key; every
+// template (decoded); query_params with the first value of each key
+// ('+' decodes to a space, as in forms); every
 // request header except hop-by-hop ones (Connection and the headers it
 // names, Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade,
 // Expect), as one Header per value, Host first and the rest sorted by
@@ -94,11 +108,17 @@
 //	gRPC UNAVAILABLE                                 503 runtime_unavailable
 //	gRPC NOT_FOUND                                   404 function_not_found
 //	gRPC DEADLINE_EXCEEDED, Config.InvokeTimeout     504 deadline_exceeded
-//	gRPC RESOURCE_EXHAUSTED, message size limit      502 message_too_large
-//	gRPC RESOURCE_EXHAUSTED, otherwise               503 runtime_overloaded
-//	gRPC INVALID_ARGUMENT                            400 bad_request
+//	gRPC RESOURCE_EXHAUSTED, CAPACITY_EXHAUSTED      503 runtime_overloaded
+//	gRPC RESOURCE_EXHAUSTED, no reason (size limit)  502 message_too_large
+//	gRPC INVALID_ARGUMENT, REQUEST_TOO_LARGE         413 body_too_large
+//	gRPC INVALID_ARGUMENT, otherwise                 400 bad_request
 //	any other gRPC code                              502 runtime_error
 //	client disconnected                              499 client_closed (metrics and logs only)
+//
+// The 503s runtime_unavailable and runtime_overloaded (the node's instance
+// slots or its memory budget for active instances are full) carry a
+// Retry-After header of Config.OverloadRetryAfter in whole seconds, rounded
+// up. 503 shutting_down (this gateway is closing) has none.
 //
 // W3C trace context (traceparent, tracestate) is forwarded to the runtime
 // as gRPC metadata, besides reaching the function as headers.
@@ -117,8 +137,11 @@
 //	          Connection, which net/http adds, are not)
 //	          + body bytes sent (none for HEAD, 204, 304)
 //
-// whatever the status (404 for an unknown path of the stack, 405, 413 and
-// 5xx included). A disabled stack is billed for nothing (its 402s and 404s
+// whatever the status (404 for an unknown path of the stack, 405, 400 for
+// a malformed query — checked before the body is read, so only the request
+// line and headers count —, 413 and 5xx included; a Retry-After the
+// gateway sets counts as a response header). A disabled stack is billed
+// for nothing (its 402s and 404s
 // included). A request whose client disconnects before the answer is billed
 // its request bytes only. Requests refused before the stack is known (431, unknown stack)
 // are not billed. Records carry idempotency keys from usage.Keys
@@ -126,6 +149,11 @@
 // is written; a background batcher sends them to the usage.Sink and retries
 // a failed batch with the same keys, so usage adds no latency and is not
 // lost (Close flushes; FlushUsage waits for it).
+//
+// # Connections
+//
+// Config.MaxConnections caps the client connections the public listener
+// holds open (limit.go): further clients wait in the accept queue.
 //
 // # Operations
 //

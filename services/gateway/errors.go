@@ -23,8 +23,8 @@ const (
 	KindRouteNotFound      = "route_not_found"     // 404: no endpoint path matches
 	KindMethodNotAllowed   = "method_not_allowed"  // 405: paths match, the method does not (Allow header)
 	KindStackDisabled      = "stack_disabled"      // 402: escrow below the region minimum
-	KindBadRequest         = "bad_request"         // 400: malformed path encoding, invalid UTF-8, broken body
-	KindBodyTooLarge       = "body_too_large"      // 413: body over MaxRequestBodyBytes
+	KindBadRequest         = "bad_request"         // 400: malformed path encoding or query, invalid UTF-8, broken body
+	KindBodyTooLarge       = "body_too_large"      // 413: body over MaxRequestBodyBytes, or request over the runtime's frame
 	KindHeadersTooLarge    = "headers_too_large"   // 431: request line + headers over MaxHeaderBytes
 	KindFunctionNotFound   = "function_not_found"  // 404: the runtime does not know the stack or function
 	KindRuntimeUnavailable = "runtime_unavailable" // 503: no runtime reachable for the stack
@@ -57,6 +57,7 @@ type httpError struct {
 	kind   string
 	msg    string
 	allow  []string // for 405
+	retry  bool     // a 503 the client may retry: Retry-After is set
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.kind, e.msg) }
@@ -107,14 +108,18 @@ func rpcErrorStatus(reqCtx context.Context, err error, fn string) *httpError {
 	case codes.NotFound:
 		return errorf(http.StatusNotFound, KindFunctionNotFound, "the runtime does not serve function %s of this stack", fn)
 	case codes.Unavailable:
-		return errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "the runtime serving this stack is unavailable; try again later")
+		e := errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "the runtime serving this stack is unavailable; try again later")
+		e.retry = true
+		return e
 	case codes.DeadlineExceeded:
 		return errorf(http.StatusGatewayTimeout, KindDeadlineExceeded, "function %s did not answer in time", fn)
 	case codes.ResourceExhausted:
 		// The runtime marks a busy node; gRPC's own size limits carry no
 		// reason.
 		if rpcerr.ReasonOf(err) == rpcerr.CapacityExhausted {
-			return errorf(http.StatusServiceUnavailable, KindRuntimeOverloaded, "the runtime is out of capacity; try again later")
+			e := errorf(http.StatusServiceUnavailable, KindRuntimeOverloaded, "the runtime is out of capacity; try again later")
+			e.retry = true
+			return e
 		}
 		return errorf(http.StatusBadGateway, KindMessageTooLarge, "a message to or from the runtime is too large: %s", msg)
 	case codes.InvalidArgument:

@@ -468,6 +468,9 @@ func TestGateway_RuntimeDownGets503(t *testing.T) {
 	if strings.Contains(e.Error.Message, deadAddr) {
 		t.Errorf("message %q leaks the runtime's address", e.Error.Message)
 	}
+	if got := resp.Header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want the default 1", got)
+	}
 }
 
 type resolverFunc func(ids.StackID) (runtimev1.RuntimeServiceClient, error)
@@ -484,6 +487,9 @@ func TestGateway_NoRuntimeForStackGets503(t *testing.T) {
 	e := wantError(t, resp, body, http.StatusServiceUnavailable, gateway.KindRuntimeUnavailable)
 	if strings.Contains(e.Error.Message, "no live runtime node") {
 		t.Errorf("message %q leaks the resolver's internal error", e.Error.Message)
+	}
+	if got := resp.Header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After = %q, want the default 1", got)
 	}
 }
 

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	google.golang.org/grpc v1.85.0
@@ -29,5 +30,6 @@ require (
 
 replace (
 	github.com/muprotocol/mu/libs => ../../libs
+	github.com/muprotocol/mu/libs/fnproto => ../../libs/fnproto
 	github.com/muprotocol/mu/proto => ../../proto
 )

@@ -140,7 +140,9 @@ func startRuntime(t *testing.T) *fakeRuntime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.StatsHandler(f))
+	// 64 MiB, the real runtime's default max_message_bytes, so requests
+	// with the largest bodies reach Invoke as they would reach a runtime.
+	gs := grpc.NewServer(grpc.StatsHandler(f), grpc.MaxRecvMsgSize(64<<20))
 	runtimev1.RegisterRuntimeServiceServer(gs, f)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)

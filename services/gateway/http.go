@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -161,18 +162,25 @@ func (s *Server) serve(x *exchange) *httpError {
 		return errorf(http.StatusPaymentRequired, KindStackDisabled, "stack %s is disabled: %s", id, reason)
 	}
 
+	// Everything but the body is checked before the body is read.
+	hreq, herr := s.buildRequest(r, m)
+	if herr != nil {
+		return herr
+	}
 	body, herr := s.readBody(x)
 	if herr != nil {
 		return herr
 	}
-	hreq, herr := buildRequest(r, m, body)
-	if herr != nil {
+	hreq.Body = body
+	if herr := s.checkFrame(m.Function, hreq); herr != nil {
 		return herr
 	}
 	client, err := s.runtimes.Runtime(st.id)
 	if err != nil {
 		s.log.Warn("no runtime for stack", "stack", id, "function", m.Function, "err", err)
-		return errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "no runtime is available for stack %s; try again later", id)
+		e := errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "no runtime is available for stack %s; try again later", id)
+		e.retry = true
+		return e
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.InvokeTimeout)
 	defer cancel()
@@ -251,12 +259,13 @@ func (s *Server) readBody(x *exchange) ([]byte, *httpError) {
 	return buf.Bytes(), nil
 }
 
-// buildRequest is the HttpRequest the function sees: the method as
-// received (HEAD stays HEAD when served by a GET endpoint), the template's
-// params, the first value of each query parameter, every end-to-end header
-// (Host first, then by name, values in received order) and the body.
-// Protobuf strings must be UTF-8, so anything else is a 400.
-func buildRequest(r *http.Request, m router.Match, body []byte) (*typesv1.HttpRequest, *httpError) {
+// buildRequest is the HttpRequest the function sees, without its body:
+// the method as received (HEAD stays HEAD when served by a GET endpoint),
+// the template's params, the first value of each query parameter (see
+// parseQuery) and every end-to-end header (Host first, then by name,
+// values in received order). A malformed query is a 400, and so is
+// anything that is not UTF-8, since protobuf strings must be.
+func (s *Server) buildRequest(r *http.Request, m router.Match) (*typesv1.HttpRequest, *httpError) {
 	bad := func(what, v string) *httpError {
 		return errorf(http.StatusBadRequest, KindBadRequest, "%s %q is not valid UTF-8", what, v)
 	}
@@ -265,19 +274,9 @@ func buildRequest(r *http.Request, m router.Match, body []byte) (*typesv1.HttpRe
 			return nil, bad("path parameter "+k, v)
 		}
 	}
-	var query map[string]string
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		query = make(map[string]string, len(q))
-		for k, vs := range q {
-			if !utf8.ValidString(k) {
-				return nil, bad("query parameter", k)
-			}
-			if !utf8.ValidString(vs[0]) {
-				return nil, bad("query parameter "+k, vs[0])
-			}
-			query[k] = vs[0]
-		}
+	query, herr := parseQuery(r.URL.RawQuery, s.cfg.MaxQueryParams)
+	if herr != nil {
+		return nil, herr
 	}
 	filter := httphdr.NewFilter(r.Header.Values("Connection"))
 	headers := make([]*typesv1.Header, 0, len(r.Header)+1)
@@ -307,8 +306,40 @@ func buildRequest(r *http.Request, m router.Match, body []byte) (*typesv1.HttpRe
 		PathParams:  m.Params,
 		QueryParams: query,
 		Headers:     headers,
-		Body:        body,
 	}, nil
+}
+
+// checkFrame answers 413 for a request whose ExecuteFunction frame would
+// exceed RuntimeMaxFrameSize, which the runtime would refuse after the
+// whole request had crossed the network. Validate keeps the limits within
+// the frame for endpoints whose names fit endpointNameReserve, so only a
+// request to an endpoint with longer names can fail here. function is the
+// whole route_to, at least what the runtime puts in the frame.
+func (s *Server) checkFrame(function string, req *typesv1.HttpRequest) *httpError {
+	b := fnproto.RequestBounds{
+		FunctionBytes: len(function),
+		MethodBytes:   len(req.GetMethod()),
+		PathParams:    len(req.GetPathParams()),
+		QueryParams:   len(req.GetQueryParams()),
+		Headers:       len(req.GetHeaders()),
+		BodyBytes:     int64(len(req.GetBody())),
+	}
+	for k, v := range req.GetPathParams() {
+		b.PathParamBytes += len(k) + len(v)
+	}
+	for k, v := range req.GetQueryParams() {
+		b.QueryParamBytes += len(k) + len(v)
+	}
+	for _, h := range req.GetHeaders() {
+		b.HeaderBytes += len(h.GetName()) + len(h.GetValue())
+	}
+	if n := fnproto.ExecuteFunctionFrameLen(b); n > int64(s.cfg.RuntimeMaxFrameSize) {
+		return errorf(http.StatusRequestEntityTooLarge, KindBodyTooLarge,
+			"the request (a %d-byte body and %d more bytes for the function name, method, parameters and headers) "+
+				"does not fit the runtime's frame limit of %d bytes; the body may be at most %d bytes here",
+			b.BodyBytes, n-b.BodyBytes, s.cfg.RuntimeMaxFrameSize, max(fnproto.MaxExecuteFunctionBody(s.cfg.RuntimeMaxFrameSize, b), 0))
+	}
+	return nil
 }
 
 // writeFunctionResponse validates the function's response and writes it.
@@ -363,6 +394,9 @@ func (s *Server) finishError(x *exchange, e *httpError) {
 	h := http.Header{"Content-Type": {"application/json"}}
 	if len(e.allow) > 0 {
 		h.Set("Allow", strings.Join(e.allow, ", "))
+	}
+	if e.retry {
+		h.Set("Retry-After", s.retryAfter)
 	}
 	s.metrics.errors.WithLabelValues(e.kind).Inc()
 	body, _ := json.Marshal(errorBody(e.kind, e.msg))

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,12 +52,24 @@ type Server struct {
 	// recvLimit bounds an InvokeResponse on the wire: the response body
 	// and header limits plus grpcEnvelopeSlack.
 	recvLimit int
+	// retryAfter is the Retry-After value of retryable 503s: whole
+	// seconds of OverloadRetryAfter, rounded up.
+	retryAfter string
 }
 
 // grpcEnvelopeSlack is what an InvokeResponse may add on the wire to the
 // response body and header bytes the config allows: protobuf tags and
 // lengths, fuel counters. Responses within the limits never come near it.
 const grpcEnvelopeSlack = 64 << 10
+
+// retryAfterSeconds is d as a Retry-After value: whole seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	s := d / time.Second
+	if d%time.Second > 0 {
+		s++
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
 
 // New checks cfg and deps and returns a Server that is not yet listening.
 // It starts the usage batcher, so every Server from New must be closed.
@@ -75,12 +89,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	log = log.With("service", "gateway", "node", cfg.NodeName)
 	s := &Server{
-		cfg:       cfg,
-		runtimes:  deps.Runtimes,
-		log:       log,
-		stacks:    newRegistry(),
-		keys:      usage.NewKeys("gateway/" + cfg.NodeName),
-		recvLimit: int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack, 1<<31-1)),
+		cfg:        cfg,
+		runtimes:   deps.Runtimes,
+		log:        log,
+		stacks:     newRegistry(),
+		keys:       usage.NewKeys("gateway/" + cfg.NodeName),
+		recvLimit:  int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack, 1<<31-1)),
+		retryAfter: retryAfterSeconds(cfg.OverloadRetryAfter),
 	}
 	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
 	m, err := newMetrics(s.run.Registry(), s)
@@ -89,7 +104,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.metrics = m
 	gatewayv1.RegisterGatewayServiceServer(s.run.GRPC(), &adminService{s: s})
-	s.run.AddHTTP("http", cfg.HTTPAddr, &http.Server{
+	s.run.AddHTTPListener("http", cfg.HTTPAddr, &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -99,7 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		// itself; ServeHTTP enforces MaxHeaderBytes exactly.
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	})
+	}, s.limitConnections)
 	s.usage = usage.NewBatcher(deps.Usage, cfg.Usage, log)
 	return s, nil
 }

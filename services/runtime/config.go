@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -123,8 +124,8 @@ func DefaultConfig() Config {
 		MaxFuelPerCall:       5_000_000_000,    // 5 G instructions per call
 		CallTimeout:          10 * time.Second, // wall clock per call
 		EpochTick:            5 * time.Millisecond,
-		MaxFrameSize:         8 << 20,     // 8 MiB per protocol frame
-		StartupFuel:          500_000_000, // 0.5 G instructions of guest start-up
+		MaxFrameSize:         fnproto.DefaultMaxFrameSize, // 8 MiB per protocol frame, as the gateway assumes
+		StartupFuel:          500_000_000,                 // 0.5 G instructions of guest start-up
 		StartupTimeout:       10 * time.Second,
 		ArtifactCacheBytes:   2 << 30, // 2 GiB of compiled artifacts
 		BulkBytesPerFuel:     wasmDefaults.BulkBytesPerFuel,

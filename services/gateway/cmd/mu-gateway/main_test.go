@@ -52,7 +52,7 @@ func TestRun_HelpDocumentsEverySetting(t *testing.T) {
 	}
 	for _, want := range []string{
 		"--runtime-addr string", "RuntimeAddr is the gRPC address",
-		"--max-request-body-bytes int (default 10485760)", "MaxRequestBodyBytes is the largest request body",
+		"--max-request-body-bytes int (default 8212549)", "MaxRequestBodyBytes is the largest request body",
 		"--usage-batch-size int (default 1000)", "BatchSize is the most usage records",
 		"--admin-addr string (default \"127.0.0.1:12082\")", "AdminAddr is the host:port of the admin HTTP listener",
 		"env MU_GATEWAY_NODE_NAME",
