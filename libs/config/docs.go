@@ -96,3 +96,13 @@ func quoteDefault(f field) string {
 	}
 	return s
 }
+
+// MustParseDocs is ParseDocs for a package's own embedded source, which
+// compiled and so parses: it panics on an error.
+func MustParseDocs(srcs ...[]byte) Docs {
+	d, err := ParseDocs(srcs...)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}

@@ -71,35 +71,30 @@ func hostName() string {
 
 // Validate returns one error per invalid field, each naming the setting.
 func (b Base) Validate() []error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var p Problems
 	if b.NodeName == "" {
-		bad("node_name", "is required")
+		p.Addf("node_name", "is required")
 	}
 	if _, _, err := net.SplitHostPort(b.GRPCAddr); err != nil {
-		bad("grpc_addr", "%q is not host:port: %v", b.GRPCAddr, err)
+		p.Addf("grpc_addr", "%q is not host:port: %v", b.GRPCAddr, err)
 	}
 	if b.AdminAddr != "" {
 		if _, _, err := net.SplitHostPort(b.AdminAddr); err != nil {
-			bad("admin_addr", "%q is not host:port: %v", b.AdminAddr, err)
+			p.Addf("admin_addr", "%q is not host:port: %v", b.AdminAddr, err)
 		}
 	}
 	if b.MaxMessageBytes < 1<<10 {
-		bad("max_message_bytes", "must be at least 1 KiB, got %d", b.MaxMessageBytes)
+		p.Addf("max_message_bytes", "must be at least 1 KiB, got %d", b.MaxMessageBytes)
 	}
-	if b.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout", "must be positive, got %v", b.ShutdownTimeout)
-	}
+	p.PositiveDuration("shutdown_timeout", b.ShutdownTimeout)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(b.LogLevel)); err != nil {
-		bad("log_level", "%q: want debug, info, warn or error", b.LogLevel)
+		p.Addf("log_level", "%q: want debug, info, warn or error", b.LogLevel)
 	}
 	if b.LogFormat != "text" && b.LogFormat != "json" {
-		bad("log_format", "%q: want text or json", b.LogFormat)
+		p.Addf("log_format", "%q: want text or json", b.LogFormat)
 	}
-	return errs
+	return p.Errs()
 }
 
 // Invalid joins a service's config errors under its name and wraps them in

@@ -332,9 +332,5 @@ var batcherSource []byte
 // ConfigDocs returns the doc comments of BatchConfig's fields, for a
 // service's --help.
 func ConfigDocs() config.Docs {
-	d, err := config.ParseDocs(batcherSource)
-	if err != nil {
-		panic("usage: batcher.go does not parse: " + err.Error()) // compiled from this very source
-	}
-	return d
+	return config.MustParseDocs(batcherSource)
 }

@@ -180,10 +180,9 @@ func (c Config) MaxBodyForFrame() int64 {
 // Validate reports every invalid field at once, wrapped in
 // service.ErrInvalidConfig.
 func (c Config) Validate() error {
-	errs := c.Base.Validate()
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var p service.Problems
+	p.Add(c.Base.Validate()...)
+	bad := p.Addf
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http_addr", "%q is not host:port: %v", c.HTTPAddr, err)
 	}
@@ -198,11 +197,7 @@ func (c Config) Validate() error {
 			bad("public_url", "%q must not have a query or fragment", c.PublicURL)
 		}
 	}
-	positive := func(field string, v int64) {
-		if v <= 0 {
-			bad(field, "must be positive, got %d", v)
-		}
-	}
+	positive := p.Positive
 	positive("max_request_body_bytes", c.MaxRequestBodyBytes)
 	positive("max_header_bytes", int64(c.MaxHeaderBytes))
 	positive("max_query_params", int64(c.MaxQueryParams))
@@ -225,32 +220,17 @@ func (c Config) Validate() error {
 				c.RuntimeMaxFrameSize, msg)
 		}
 	}
-	for _, d := range []struct {
-		field string
-		v     time.Duration
-	}{
-		{"invoke_timeout", c.InvokeTimeout},
-		{"read_header_timeout", c.ReadHeaderTimeout},
-		{"idle_timeout", c.IdleTimeout},
-		{"overload_retry_after", c.OverloadRetryAfter},
-	} {
-		if d.v <= 0 {
-			bad(d.field, "must be positive, got %v", d.v)
-		}
-	}
-	if c.ReadTimeout < 0 {
-		bad("read_timeout", "must not be negative, got %v", c.ReadTimeout)
-	}
-	if c.WriteTimeout < 0 {
-		bad("write_timeout", "must not be negative, got %v", c.WriteTimeout)
-	}
+	p.PositiveDuration("invoke_timeout", c.InvokeTimeout)
+	p.PositiveDuration("read_header_timeout", c.ReadHeaderTimeout)
+	p.PositiveDuration("idle_timeout", c.IdleTimeout)
+	p.PositiveDuration("overload_retry_after", c.OverloadRetryAfter)
+	p.NotNegativeDuration("read_timeout", c.ReadTimeout)
+	p.NotNegativeDuration("write_timeout", c.WriteTimeout)
 	if c.WriteTimeout > 0 && c.InvokeTimeout >= c.WriteTimeout {
 		bad("invoke_timeout", "%v must be below write_timeout %v, or 504s could never be written", c.InvokeTimeout, c.WriteTimeout)
 	}
-	if err := c.Usage.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return service.Invalid("gateway", errs)
+	p.Add(c.Usage.Validate())
+	return p.Err("gateway")
 }
 
 // minRuntimeFrame is the least max_frame_size a runtime accepts.
@@ -261,9 +241,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every gateway setting, for --help.
 func ConfigDocs() config.Docs {
-	d, err := config.ParseDocs(configSource)
-	if err != nil {
-		panic("gateway: config.go does not parse: " + err.Error()) // compiled from this very source
-	}
-	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), d)
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), config.MustParseDocs(configSource))
 }

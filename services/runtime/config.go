@@ -2,7 +2,6 @@ package runtime
 
 import (
 	_ "embed"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -150,72 +149,42 @@ func DefaultConfig() Config {
 // Validate reports every invalid field at once, wrapped in
 // service.ErrInvalidConfig.
 func (c Config) Validate() error {
-	errs := c.Base.Validate()
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	var p service.Problems
+	p.Add(c.Base.Validate()...)
 	if c.MaxFuelPerCall == 0 {
-		bad("max_fuel_per_call", "must be positive")
+		p.Addf("max_fuel_per_call", "must be positive")
 	}
 	if c.StartupFuel == 0 {
-		bad("startup_fuel", "must be positive")
+		p.Addf("startup_fuel", "must be positive")
 	}
-	for _, d := range []struct {
-		field string
-		v     time.Duration
-	}{
-		{"call_timeout", c.CallTimeout},
-		{"epoch_tick", c.EpochTick},
-		{"startup_timeout", c.StartupTimeout},
-		{"idle_timeout", c.IdleTimeout},
-	} {
-		if d.v <= 0 {
-			bad(d.field, "must be positive, got %v", d.v)
-		}
-	}
+	p.PositiveDuration("call_timeout", c.CallTimeout)
+	p.PositiveDuration("epoch_tick", c.EpochTick)
+	p.PositiveDuration("startup_timeout", c.StartupTimeout)
+	p.PositiveDuration("idle_timeout", c.IdleTimeout)
 	if c.EpochTick > 0 && c.CallTimeout > 0 && c.EpochTick > c.CallTimeout {
-		bad("epoch_tick", "%v is longer than call_timeout %v", c.EpochTick, c.CallTimeout)
+		p.Addf("epoch_tick", "%v is longer than call_timeout %v", c.EpochTick, c.CallTimeout)
 	}
 	if c.MaxFrameSize < 1<<10 {
-		bad("max_frame_size", "must be at least 1 KiB, got %d", c.MaxFrameSize)
+		p.Addf("max_frame_size", "must be at least 1 KiB, got %d", c.MaxFrameSize)
 	}
 	if c.MaxMessageBytes < 1<<20 {
-		bad("max_message_bytes", "must be at least 1 MiB, got %d", c.MaxMessageBytes)
+		p.Addf("max_message_bytes", "must be at least 1 MiB, got %d", c.MaxMessageBytes)
 	}
-	if c.ArtifactCacheBytes < 0 {
-		bad("artifact_cache_bytes", "must not be negative, got %d", c.ArtifactCacheBytes)
-	}
-	if c.MaxIdlePerFunction < 0 {
-		bad("max_idle_per_function", "must not be negative, got %d", c.MaxIdlePerFunction)
-	}
-	if c.MaxActivePerFunction < 1 {
-		bad("max_active_per_function", "must be positive, got %d", c.MaxActivePerFunction)
-	}
-	if c.IdleMemoryBudget < 0 {
-		bad("idle_memory_budget", "must not be negative, got %d", c.IdleMemoryBudget)
-	}
-	if c.ActiveMemoryWait < 0 {
-		bad("active_memory_wait", "must not be negative, got %v", c.ActiveMemoryWait)
-	}
+	p.NotNegative("artifact_cache_bytes", c.ArtifactCacheBytes)
+	p.NotNegative("max_idle_per_function", int64(c.MaxIdlePerFunction))
+	p.Positive("max_active_per_function", int64(c.MaxActivePerFunction))
+	p.NotNegative("idle_memory_budget", c.IdleMemoryBudget)
+	p.NotNegativeDuration("active_memory_wait", c.ActiveMemoryWait)
 	if c.ActiveMemoryBudget <= 0 || uint64(c.ActiveMemoryBudget) < c.MaxMemory {
-		bad("active_memory_budget", "%d must hold at least one call of the largest memory_limit, max_memory %d", c.ActiveMemoryBudget, c.MaxMemory)
+		p.Addf("active_memory_budget", "%d must hold at least one call of the largest memory_limit, max_memory %d", c.ActiveMemoryBudget, c.MaxMemory)
 	}
-	if c.PrewarmInstances < 0 {
-		bad("prewarm_instances", "must not be negative, got %d", c.PrewarmInstances)
-	}
+	p.NotNegative("prewarm_instances", int64(c.PrewarmInstances))
 	if c.MinMemory == 0 || c.MaxMemory < c.MinMemory {
-		bad("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
+		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
 	}
-	if c.LogBuffer < 1 {
-		bad("log_buffer", "must be positive, got %d", c.LogBuffer)
-	}
-	if err := c.engineConfig().Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Usage.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return service.Invalid("runtime", errs)
+	p.Positive("log_buffer", int64(c.LogBuffer))
+	p.Add(c.engineConfig().Validate(), c.Usage.Validate())
+	return p.Err("runtime")
 }
 
 // engineConfig is the wasm engine's share of the settings.
@@ -247,9 +216,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every runtime setting, for --help.
 func ConfigDocs() config.Docs {
-	d, err := config.ParseDocs(configSource)
-	if err != nil {
-		panic("runtime: config.go does not parse: " + err.Error()) // compiled from this very source
-	}
-	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), d)
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), config.MustParseDocs(configSource))
 }

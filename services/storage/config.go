@@ -34,9 +34,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every setting, for --help.
 func ConfigDocs() config.Docs {
-	d, err := config.ParseDocs(configSource)
-	if err != nil {
-		panic("storage: config.go does not parse: " + err.Error()) // compiled from this very source
-	}
-	return config.Merge(service.ConfigDocs(), d)
+	return config.Merge(service.ConfigDocs(), config.MustParseDocs(configSource))
 }

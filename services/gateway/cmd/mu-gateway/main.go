@@ -42,14 +42,10 @@ type options struct {
 var source []byte
 
 func command() service.Command[options] {
-	own, err := config.ParseDocs(source)
-	if err != nil {
-		panic(err) // compiled from this very source
-	}
 	return service.Command[options]{
 		Name:   "gateway",
 		Config: options{Config: gateway.DefaultConfig()},
-		Docs:   config.Merge(gateway.ConfigDocs(), own),
+		Docs:   config.Merge(gateway.ConfigDocs(), config.MustParseDocs(source)),
 		New:    newNode,
 	}
 }
