@@ -30,6 +30,19 @@ func (s *Suite) annotate() {
 		m.target("≤", 1.25, "×")
 		m.BoundBy = r.fuelBound()
 	}
+	if d := r.deadline; d != nil {
+		why := fmt.Sprintf(" (10 %% of CallTimeout %s + one EpochTick %s)", dur(d.timeout), dur(d.tick))
+		if m := r.Get("deadline_overrun_8_pct"); m != nil {
+			m.target("≤", pct(d.limit(), d.timeout), "%")
+			m.Target += why
+			m.BoundBy = r.deadlineBound()
+		}
+		if m := r.Get("deadline_overrun_8_max_ms"); m != nil {
+			m.target("≤", ms(d.limit()), "ms")
+			m.Target += why
+			m.BoundBy = r.deadlineBound()
+		}
+	}
 	for _, name := range []string{"density_rss_mib_prewarm1", "density_rss_mib_prewarm0"} {
 		if m := r.Get(name); m != nil {
 			m.target("≤", 2048, "MiB")
@@ -177,4 +190,28 @@ func (r *Results) densityBound(prewarm bool) string {
 			kbToMiB(without.oneRSS), per)
 	}
 	return ""
+}
+
+func (r *Results) deadlineBound() string {
+	d := r.deadline
+	if d == nil || len(d.loaded) == 0 {
+		return ""
+	}
+	cores := max(r.Machine.Cores, 1)
+	mean8, max8, at := worst(d.loaded, runtimeOverrun)
+	parts := []string{fmt.Sprintf("resolution: a deadline falls on the first %s epoch tick at or after it, so up to one tick (≈ %s on average) of every overrun is the clock's", dur(d.tick), dur(d.tick/2))}
+	if len(d.alone) > 0 {
+		mean1, max1, _ := worst(d.alone, runtimeOverrun)
+		parts = append(parts, fmt.Sprintf("one spinner alone overruns by %s on average (at most %s): that tick, the ticker's wake-up and the trap's way out", dur(mean1), dur(max1)))
+	}
+	parts = append(parts, fmt.Sprintf("%d spinners on %d cores overrun by %s on average, at most %s: each spinner is an OS thread inside wasm (a cgo call) that wants a core for the whole call, "+
+		"and one whose deadline has passed traps only once the kernel runs it again (it checks the epoch at its loop header): with %d spinners per core, and the epoch ticker needing a core to advance the clock at all, that wait is the scheduler's",
+		d.spinners, cores, dur(mean8), dur(max8), (d.spinners+cores-1)/cores))
+	if at != nil {
+		parts = append(parts, fmt.Sprintf("in the worst round this process had %.2f cores and the machine was %.0f%% idle (other work on the machine takes cores from the spinners too)", at.use.procCores, 100*at.use.machineIdle))
+	}
+	_, rmax, _ := worst(d.loaded, rpcOverrun)
+	_, smax, _ := worst(d.loaded, startDelay)
+	parts = append(parts, fmt.Sprintf("as their callers saw them the RPCs ran up to %s past CallTimeout: a call that reaches the runtime while the others spin waits for a core before it starts (up to %s from sending to the guest's first instruction) and its answer waits again on the way back; that is queueing in front of the call, which the deadline does not bound", dur(rmax), dur(smax)))
+	return strings.Join(parts, "; ") + "."
 }

@@ -11,7 +11,9 @@
 //     warm artifact cache, and the cost of starting one instance;
 //  3. fuel overhead: CPU-bound guests with wasmtime fuel metering on and off;
 //  4. muDB through a function against direct calls (once muDB exists);
-//  5. density: resident memory of one runtime process with 1,000 idle stacks.
+//  5. density: resident memory of one runtime process with 1,000 idle stacks;
+//  6. deadlines under load: how far past CallTimeout 8 concurrent calls of
+//     a spinning function end, against one alone.
 //
 // Run writes results.json and results.md; the figures are compared with the
 // targets of the benchmarks issue, and results.md says what bounds each.
@@ -42,7 +44,7 @@ type Options struct {
 	// finds it from the working directory upwards.
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
-	// coldstart, fuel, density.
+	// coldstart, fuel, deadline, density.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -100,6 +102,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{"fuel", s.runFuel},
 		{"coldstart", s.runColdStart},
 		{"throughput", s.runThroughput},
+		{"deadline", s.runDeadline},
 		{"density", s.runDensity},
 	}
 	for _, st := range steps {

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/bytecodealliance/wasmtime-go/v39 v39.0.1
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/muprotocol/mu/region v0.0.0
 	github.com/muprotocol/mu/services/runtime v0.0.0
@@ -18,7 +19,6 @@ require (
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4 // indirect
 	github.com/mr-tron/base58 v1.2.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/muprotocol/mu/libs/fnproto v0.0.0 // indirect
 	github.com/muprotocol/mu/services/gateway v0.0.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect

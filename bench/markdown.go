@@ -10,6 +10,7 @@ import (
 var targetOrder = []string{
 	"throughput_ratio_c64", "wrk_throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib",
 	"mudb_get_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
+	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }
 
 // WriteMarkdown writes results.md: the machine, the targets, every figure,
@@ -196,6 +197,32 @@ func (r *Results) WriteMarkdown(path string) error {
 					d.prewarm, kbToMiB(d.rss-base.rss)/float64(d.warm), d.warm, kbToMiB(base.rss)+1000*kbToMiB(d.rss-base.rss)/float64(d.warm))
 			}
 		}
+	}
+	if d := r.deadline; d != nil {
+		w("\n## 6. Deadlines under load\n\n")
+		w("A lone runtime (region.Start, in process) with CallTimeout %s, EpochTick %s and MaxFuelPerCall %.3g, so that only the wall-clock deadline ends a call, "+
+			"serves a reactor whose `mu_serve` writes one Log frame and then loops forever (`(loop $l (br $l))`, no more host calls). Each round deploys it as one new stack "+
+			"per call (each deploy prewarms an instance, and each call's logs carry its own stack id) and sends the calls at once as `Runtime.Invoke` RPCs straight to the runtime (no gateway). "+
+			"The overrun inside the runtime runs from the guest's Log (the call has started; the runtime armed the deadline microseconds before) to the runtime's log of the deadline error (the call is over and its instance closed), both timestamped by the runtime, minus CallTimeout. "+
+			"The RPC overrun is the RPC's time, as its caller timed it, minus CallTimeout. Rounds of %d calls and of one call alternate. "+
+			"Target: the overrun inside the runtime at most 10%% of CallTimeout plus one EpochTick, %s.\n\n",
+			dur(d.timeout), dur(d.tick), float64(d.fuelBudget), d.spinners, dur(d.limit()))
+		w("| round | calls | overrun in the runtime, mean / max | max / CallTimeout | RPC overrun, mean / max | start delay, max | instances started | this process / machine idle | fuel billed per call |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, side := range [][]*deadlineRound{d.loaded, d.alone} {
+			for i, rd := range side {
+				mean, mx := rd.stat(runtimeOverrun)
+				rmean, rmax := rd.stat(rpcOverrun)
+				_, smax := rd.stat(startDelay)
+				var fuel uint64
+				for _, c := range rd.calls {
+					fuel = max(fuel, c.fuel)
+				}
+				w("| %d | %d | %s / %s | %.2f%% | %s / %s | %s | %d | %.2f cores / %.0f%% | %.3g |\n", i+1, len(rd.calls), dur(mean), dur(mx), pct(mx, d.timeout),
+					dur(rmean), dur(rmax), dur(smax), rd.started, rd.use.procCores, 100*rd.use.machineIdle, float64(fuel))
+			}
+		}
+		w("\nStart delay: from sending the RPC to the guest's Log. A deadline kill is billed the call's whole fuel budget " +
+			"(the epoch trap loses the count; see RATIONALE.md).\n")
 	}
 	return writeFile(path, []byte(b.String()))
 }

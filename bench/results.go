@@ -48,6 +48,7 @@ type Results struct {
 	handoff    *handoffResult
 	breakdown  *breakdown
 	gomaxprocs *gomaxprocsResult
+	deadline   *deadlineResult
 }
 
 // NotYet is a target whose subject does not exist yet.
@@ -156,7 +157,7 @@ func writeFile(path string, b []byte) error {
 // the issue lists them; figures not measured are left out.
 func (r *Results) QuickLines() []string {
 	var out []string
-	for _, name := range []string{"throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib", "mudb_get_ratio"} {
+	for _, name := range []string{"throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib", "mudb_get_ratio", "deadline_overrun_8_pct"} {
 		if m := r.Get(name); m != nil {
 			out = append(out, fmt.Sprintf("%s: %s", name, formatValue(m.Value)))
 		}

@@ -22,7 +22,7 @@ import (
 func main() {
 	out := flag.String("out", "bench", "directory for results.json, results.md and profiles/")
 	quick := flag.Bool("quick", false, "measure the key figures only and print them (under a minute)")
-	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, throughput, wrk, profile, density (default all)")
+	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, throughput, wrk, profile, deadline, density (default all)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
