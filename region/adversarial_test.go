@@ -33,9 +33,12 @@ import (
 
 const (
 	// advTimeout and advFuel are the runtime's CallTimeout and
-	// MaxFuelPerCall in the suite: small, so that every call ends quickly.
+	// MaxFuelPerCall in the suite: small, so that every call ends quickly,
+	// and far apart, so that what should run out of fuel does so well
+	// before its deadline even on a loaded 2-core machine (200 M fuel of
+	// a spinning loop take 0.1-0.2 s there).
 	advTimeout = 2 * time.Second
-	advFuel    = 500_000_000
+	advFuel    = 200_000_000
 	// advSlack is the most a call billed its budget may be billed on top
 	// of it: its instance's start-up (a few instructions for the WAT
 	// modules; the Go cases run on warm instances), the request's bytes
@@ -235,22 +238,36 @@ func (a *advRegion) billed(t *testing.T, stack ids.StackID) uint64 {
 	return a.Usage.Total(stack, usage.FunctionMBInstructions)
 }
 
+// streamLogs subscribes to the runtime's logs of stack and returns once
+// the runtime has registered the subscription. The suite's subscriptions
+// are its only ones, one at a time: it first waits for earlier ones to be
+// gone.
+func (a *advRegion) streamLogs(t *testing.T, stack ids.StackID) (runtimev1.RuntimeService_StreamLogsClient, context.CancelFunc) {
+	t.Helper()
+	hub := a.Runtime().Server().Logs()
+	waitFor := func(what string, ok func() bool) {
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	waitFor("an earlier log stream never unsubscribed", func() bool { return hub.Subscribers() == 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	stream, err := a.Runtime().Client().StreamLogs(ctx, &runtimev1.StreamLogsRequest{StackId: stack.Bytes()})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	waitFor("the log stream never subscribed", func() bool { return hub.Subscribers() > 0 })
+	return stream, cancel
+}
+
 // stderrLines counts the stderr lines the runtime streams for stack until
 // stop is called, which returns the count.
 func (a *advRegion) stderrLines(t *testing.T, stack ids.StackID) (stop func() int) {
 	t.Helper()
-	hub := a.Runtime().Server().Logs()
-	before := hub.Subscribers()
-	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := a.Runtime().Client().StreamLogs(ctx, &runtimev1.StreamLogsRequest{StackId: stack.Bytes()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); hub.Subscribers() == before; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the log stream never subscribed")
-		}
-	}
+	stream, cancel := a.streamLogs(t, stack)
 	var lines atomic.Int64
 	done := make(chan struct{})
 	go func() {
@@ -317,6 +334,7 @@ func TestAdversarial_HostileFunctionsAreStoppedBilledAndIsolated(t *testing.T) {
 	t.Run("go", func(t *testing.T) { testHostileGo(t, r) })
 	t.Run("wat", func(t *testing.T) { testHostileWAT(t, r) })
 	t.Run("refused", func(t *testing.T) { testRefusedAtDeploy(t, r) })
+	t.Run("undeploy-mid-call", func(t *testing.T) { testUndeployMidCall(t, r) })
 	t.Run("undeploy-race", func(t *testing.T) { testUndeployRace(t, r) })
 	r.neighbour.finish(t)
 	t.Logf("suite ran %v", time.Since(start).Round(time.Millisecond))
@@ -340,7 +358,7 @@ func testHostileGo(t *testing.T, r *advRegion) {
 	}{
 		{"/spin", []outcome{fuelExhausted}, "whole fuel budget", billBudget, 0},
 		// 8 MiB cleared and 4 MiB copied per iteration (memory.fill and
-		// memory.copy): 1.5 M fuel each, out of fuel in ~330 iterations.
+		// memory.copy): 1.5 M fuel each, out of fuel in ~130 iterations.
 		{"/bulk", []outcome{fuelExhausted}, "whole fuel budget", billBudget, 0},
 		{"/sleep", []outcome{deadline}, "while sleeping", billExact, 0},
 		{"/hog", []outcome{memoryLimit}, "refused at the 33554432-byte limit", billExact, 0},
@@ -377,7 +395,7 @@ func testHostileGo(t *testing.T, r *advRegion) {
 				if n == 0 {
 					t.Error("the flood's lines never reached the log stream")
 				}
-				if min := uint64(n) * uint64(tc.logLine) / 8; fuel < min {
+				if min := uint64(n) * uint64(tc.logLine/8); fuel < min {
 					t.Errorf("%d lines of at least %d bytes billed %d fuel, less than their bytes' %d", n, tc.logLine, fuel, min)
 				}
 				t.Logf("%v, %d lines streamed, billed %d fuel", got, n, fuel)
@@ -542,7 +560,7 @@ func testHostileWAT(t *testing.T, r *advRegion) {
 			body:  watLoopN + `(block $b (loop $g (br_if $b (i32.eq (table.grow $t (ref.null func) (i32.const 65536)) (i32.const -1))) (br $g))) unreachable`,
 			limit: "16MiB", want: []outcome{memoryLimit}, msg: "refused at the 16777216-byte limit", bill: billExact},
 		// Whole-memory fills and copies: 1 MiB and 512 KiB, 196,608 fuel
-		// an iteration, out of fuel in ~2,500 (unmetered they would be 2
+		// an iteration, out of fuel in ~1,000 (unmetered they would be 2
 		// instructions each and run until the deadline).
 		{name: "bulk-fill", memory: `(memory (export "memory") 16)`,
 			body: watLoopN + `(loop $f
@@ -550,15 +568,17 @@ func testHostileWAT(t *testing.T, r *advRegion) {
         (memory.copy (i32.const 0) (i32.const 524288) (i32.const 524288))
         (br $f))`, limit: mem4, want: []outcome{fuelExhausted}, msg: "whole fuel budget", bill: billBudget},
 		// One fill of 4 GiB - 1 bytes: it would trap out of bounds, but
-		// its 536,870,911 fuel are burnt first and the budget is less.
+		// its 536,870,911 fuel are burnt first, and the budget is less.
 		{name: "huge-fill", body: watLoopN + `(memory.fill (i32.const 0) (i32.const 0) (i32.const -1))`, limit: mem4,
 			want: []outcome{fuelExhausted}, msg: "whole fuel budget", bill: billBudget},
 		{name: "table-fill", decls: `(table $t 65536 funcref)`,
 			body:  watLoopN + `(loop $f (table.fill $t (i32.const 0) (ref.null func) (i32.const 65536)) (br $f))`,
 			limit: mem4, want: []outcome{fuelExhausted}, msg: "whole fuel budget", bill: billBudget},
-		// Computing past the deadline: the epoch check kills it and the
-		// count is lost, so the budget is billed.
-		{name: "compute-past-deadline", body: watLoopN + watSleep(advTimeout/2) + `(call $clockspin)`, limit: mem4,
+		// Computing past the deadline (after sleeping most of it, so
+		// that the slow spin has even less time to spend its budget):
+		// the epoch check kills it and the count is lost, so the budget
+		// is billed.
+		{name: "compute-past-deadline", body: watLoopN + watSleep(advTimeout*3/4) + `(call $clockspin)`, limit: mem4,
 			want: []outcome{deadline}, msg: "the call ran past its wall-clock deadline", bill: billBudget},
 		// Sleeping past it: the host sees the deadline, the count is exact.
 		{name: "sleep-past-deadline", body: watLoopN + watSleep(time.Hour), limit: mem4,
@@ -599,7 +619,7 @@ func testHostileWAT(t *testing.T, r *advRegion) {
 					if n == 0 {
 						t.Error("the flood's lines never reached the log stream")
 					}
-					if min := uint64(n) * uint64(tc.logLine) / 8; f < min {
+					if min := uint64(n) * uint64(tc.logLine/8); f < min {
 						t.Errorf("%d lines of %d bytes billed %d fuel, less than their bytes' %d", n, tc.logLine, f, min)
 					}
 					t.Logf("%v, %d lines streamed, billed %d fuel", got, n, f)
@@ -638,14 +658,14 @@ func testRefusedAtDeploy(t *testing.T, r *advRegion) {
 	}{
 		// multi-memory is off: 16 memories would each get the limit.
 		{name: "two-memories", memory: `(memory (export "memory") 1) (memory $extra 1)`, limit: "4MiB",
-			code: codes.InvalidArgument, msg: "memor"},
+			code: codes.InvalidArgument, msg: "multiple memories"},
 		// threads are off: a shared memory's atomic wait blocks a thread.
 		{name: "shared-memory", memory: `(memory (export "memory") 1 1 shared)`, limit: "4MiB",
-			code: codes.InvalidArgument, msg: "shared"},
+			code: codes.InvalidArgument, msg: "threads must be enabled for shared memories"},
 		{name: "five-tables", decls: `(table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref) (table 1 funcref)`, limit: "4MiB",
-			code: codes.InvalidArgument, msg: "table"},
+			code: codes.InvalidArgument, msg: "5 tables, at most 4 are served (max_tables)"},
 		{name: "simd", decls: `(func (drop (v128.const i64x2 0 0)))`, limit: "4MiB",
-			code: codes.InvalidArgument, msg: "SIMD"},
+			code: codes.InvalidArgument, msg: "SIMD support is not enabled"},
 		{name: "memory-over-limit", memory: `(memory (export "memory") 100)`, limit: "4MiB",
 			code: codes.FailedPrecondition, msg: "6553600 bytes of initial linear memory, more than its 4194304-byte memory_limit"},
 		{name: "table-over-max-elements", decls: `(table 2000000 funcref)`, limit: "64MiB",
@@ -665,8 +685,9 @@ func testRefusedAtDeploy(t *testing.T, r *advRegion) {
 			if status.Code(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("deploy: got %v, want %v containing %q", err, tc.code, tc.msg)
 			}
-			if tc.code == codes.FailedPrecondition && !strings.Contains(err.Error(), "memory limit exceeded") {
-				t.Errorf("deploy: %v is not the memory limit", err)
+			if tc.code == codes.InvalidArgument && !strings.Contains(err.Error(), "invalid wasm module") ||
+				tc.code == codes.FailedPrecondition && !strings.Contains(err.Error(), "failed to start: memory limit exceeded") {
+				t.Errorf("deploy: %v names neither an invalid module nor the memory limit", err)
 			}
 			t.Logf("refused: %v", err)
 			if _, err := r.Runtime().Client().Status(context.Background(), &runtimev1.StatusRequest{StackId: id.Bytes()}); status.Code(err) != codes.NotFound {
@@ -681,6 +702,53 @@ func testRefusedAtDeploy(t *testing.T, r *advRegion) {
 			r.neighbour.check(t)
 		})
 	}
+}
+
+// testUndeployMidCall: a call in progress when its stack is undeployed
+// finishes on the revision it started on, answered and billed; the next
+// request finds no stack.
+func testUndeployMidCall(t *testing.T, r *advRegion) {
+	r.neighbour.during("undeploy-mid-call")
+	ctx := context.Background()
+	m, bins := watStack(t, watCommand("", `(data (i32.const 480) "napping\n")`,
+		`(call $write (i32.const 2) (i32.const 480) (i32.const 8)) `+watSleep(advTimeout/4)), "4MiB")
+	id := r.deploy(t, m, bins)
+	logs, cancel := r.streamLogs(t, id)
+	defer cancel()
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := advClient.Post(r.url(id, "api", "/x"), "text/plain", nil)
+		if err != nil {
+			t.Errorf("POST: %v", err)
+			answered <- answer{}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- answer{outcome: outcome{status: resp.StatusCode}, body: string(b)}
+	}()
+	for { // the function is inside the call, about to sleep
+		e, err := logs.Recv()
+		if err != nil {
+			t.Fatalf("log stream: %v", err)
+		}
+		if e.GetEntry().GetSource() == runtimev1.LogSource_LOG_SOURCE_STDERR && e.GetEntry().GetBody() == "napping" {
+			break
+		}
+	}
+	if err := r.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-answered; a.status != 200 || a.body != "hi" {
+		t.Errorf("the call in progress: %d %q", a.status, a.body)
+	}
+	if a := send(t, "POST", r.url(id, "api", "/x"), nil); a.outcome != (outcome{http.StatusNotFound, "stack_not_found"}) {
+		t.Errorf("after the undeploy: %v", a)
+	}
+	if mbi := r.billed(t, id); mbi == 0 || mbi%4 != 0 || mbi/4 >= advFuel {
+		t.Errorf("the call that finished on an undeployed stack was billed %d megabyte-instructions", mbi)
+	}
+	r.neighbour.check(t)
 }
 
 // testUndeployRace: requests racing undeploys and redeploys of their stack
