@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -124,7 +123,7 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 		mod, err := s.acquireModule(fn.Binary, inline)
 		if err != nil {
 			release()
-			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %s", id, fn.Name, engineMessage(err.Error()))
+			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %v", id, fn.Name, err)
 		}
 		acquired = append(acquired, fn.Binary)
 		d.functions[fn.Name] = &function{
@@ -161,27 +160,6 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	s.logs.Publish(logs.Entry{Stack: id, Source: logs.SourceRuntime, Level: levelInfo, Body: fmt.Sprintf("deployed revision %d (%d functions)", d.revision, len(d.functions))})
 	s.log.Info("stack deployed", "stack", id.String(), "revision", d.revision, "functions", len(d.functions))
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
-}
-
-// engineMessage shortens an error of the wasm engine for a developer: it
-// drops the engine's own stack backtrace (frames of the runtime, not of the
-// module, and unbounded) and folds "Caused by:" lists into one line.
-func engineMessage(msg string) string {
-	if i := strings.Index(msg, "\n\nStack backtrace:"); i >= 0 {
-		msg = msg[:i]
-	}
-	var parts []string
-	for _, line := range strings.Split(msg, "\n") {
-		if line = strings.TrimSpace(line); line != "" && line != "Caused by:" {
-			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(line, "0: "), "1: "))
-		}
-	}
-	msg = strings.Join(parts, ": ")
-	const max = 1024
-	if len(msg) > max {
-		msg = msg[:max] + "…"
-	}
-	return msg
 }
 
 // errNoBinary is returned when a binary is neither sent inline nor compiled already.
@@ -277,6 +255,7 @@ func (s *Server) factory(f *function) pool.Factory {
 	return func(ctx context.Context) (*wasm.Instance, error) {
 		inst, err := s.engine.NewInstance(ctx, f.mod, wasm.InstanceConfig{
 			MemoryLimit: f.memoryLimit,
+			CallTimeout: s.cfg.CallTimeout,
 			Env:         env,
 			Args:        []string{f.assembly},
 			Log: func(l wasm.Log) {

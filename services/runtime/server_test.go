@@ -506,13 +506,3 @@ func TestRuntime_DeployOfAGarbageBinaryNamesTheProblemInOneLine(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 }
-
-func TestEngineMessage_FoldsCausesAndDropsTheBacktrace(t *testing.T) {
-	in := "failed to parse WebAssembly module\n\nCaused by:\n    unexpected end-of-file (at offset 0xa)\n\nStack backtrace:\n   0: <unknown>\n   1: <unknown>"
-	if got, want := engineMessage(in), "failed to parse WebAssembly module: unexpected end-of-file (at offset 0xa)"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if got := engineMessage(strings.Repeat("x", 5000)); len(got) > 1100 {
-		t.Errorf("not bounded: %d bytes", len(got))
-	}
-}

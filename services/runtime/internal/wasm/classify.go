@@ -3,6 +3,7 @@ package wasm
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/bytecodealliance/wasmtime-go/v39"
@@ -91,16 +92,24 @@ const maxCauseBytes = 512
 // trapCause extracts what went wrong from a wasmtime error message, which
 // reads "error while executing at wasm backtrace:\n 0: ...\n\nCaused
 // by:\n    wasm trap: call stack exhausted\n\nStack backtrace: ...": the
-// lines under "Caused by:" (without a "wasm trap: " prefix, the caller adds
-// its own), or else the first line.
+// first line (unless it only introduces a backtrace) and the lines under
+// "Caused by:" (without their "0: " numbering and "wasm trap: " prefix, the
+// caller adds its own), joined in one line; the engine's own stack
+// backtrace is dropped.
+var causeNumber = regexp.MustCompile(`^[0-9]+: `)
+
 func trapCause(s string) string {
 	s = strings.TrimSpace(s)
+	s, _, _ = strings.Cut(s, "\n\nStack backtrace:")
 	cause := s
-	if _, after, ok := strings.Cut(s, "Caused by:"); ok {
+	if head, after, ok := strings.Cut(s, "Caused by:"); ok {
 		after, _, _ = strings.Cut(after, "\n\n")
 		var parts []string
+		if first, _, _ := strings.Cut(strings.TrimSpace(head), "\n"); first != "" && !strings.Contains(first, "wasm backtrace") {
+			parts = append(parts, strings.TrimSuffix(first, ":"))
+		}
 		for _, l := range strings.Split(after, "\n") {
-			if l = strings.TrimSpace(l); l != "" {
+			if l = causeNumber.ReplaceAllString(strings.TrimSpace(l), ""); l != "" {
 				parts = append(parts, strings.TrimPrefix(l, "wasm trap: "))
 			}
 		}
@@ -146,7 +155,11 @@ func (i *Instance) backtrace(trap *wasmtime.Trap) string {
 				name = name[:64] + "…"
 			}
 		}
-		fmt.Fprintf(&b, "%s+0x%x", name, f.FuncOffset())
+		if off := f.FuncOffset(); off != ^uint(0) { // the engine's "unknown"
+			fmt.Fprintf(&b, "%s+0x%x", name, off)
+		} else {
+			b.WriteString(name)
+		}
 	}
 	return b.String()
 }

@@ -29,6 +29,12 @@ type InstanceConfig struct {
 	Env map[string]string
 	// Args is argv; empty means a single "function".
 	Args []string
+	// CallTimeout is the longest wall-clock budget a call of the instance
+	// gets (0: unknown). A command module's start-up deadline is capped at
+	// it: code running in the parked _start keeps the epoch deadline it
+	// loaded at start-up, so a longer one would let a loop in _start
+	// outlast a call's deadline.
+	CallTimeout time.Duration
 	// Log receives Log messages and stderr lines. It is called on the
 	// goroutine that is inside the guest (see Handler), or on Close's for
 	// stderr left unterminated at the end, never concurrently, and must not
@@ -218,7 +224,11 @@ func (e *Engine) NewInstance(ctx context.Context, mod *Module, cfg InstanceConfi
 // in command mode, the instance), nil for a reactor that started and a
 // command that ended cleanly.
 func (i *Instance) startup(enter func(*wasmtime.Instance) *CallError) *CallError {
-	if ce := i.setBudget(i.e.cfg.StartupFuel, i.e.cfg.StartupTimeout); ce != nil {
+	timeout := i.e.cfg.StartupTimeout
+	if !i.mod.reactor && i.cfg.CallTimeout > 0 {
+		timeout = min(timeout, i.cfg.CallTimeout)
+	}
+	if ce := i.setBudget(i.e.cfg.StartupFuel, timeout); ce != nil {
 		return ce
 	}
 	inst, err := i.e.linker.Instantiate(i.store, i.mod.m)

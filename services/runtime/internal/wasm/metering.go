@@ -37,7 +37,8 @@ import (
 // function entered from here on sees the new deadline. In reactor mode that
 // is every call: mu_serve is entered afresh. In command mode a loop already
 // running in the parked _start is bounded by the deadline it loaded (the
-// start-up's or the last call's) until it enters a function.
+// start-up's or the last call's) until it enters a function; that is why a
+// command module's start-up deadline is capped at InstanceConfig.CallTimeout.
 func (i *Instance) setBudget(fuel uint64, timeout time.Duration) *CallError {
 	i.deadline = time.Now().Add(timeout)
 	i.budget = fuel

@@ -79,7 +79,7 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 	// past its own (the helpers, the growRefused global) become valid, and
 	// a module must not reach them.
 	if err := wasmtime.ModuleValidate(e.engine, wasm); err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
+		return nil, fmt.Errorf("%w %s: %s", ErrInvalidModule, short(id), trapCause(err.Error()))
 	}
 	metered, shape, err := instrument(wasm, e.cfg.BulkBytesPerFuel)
 	if err != nil {
@@ -90,7 +90,7 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 	}
 	m, err := wasmtime.NewModule(e.engine, metered)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
+		return nil, fmt.Errorf("%w %s: %s", ErrInvalidModule, short(id), trapCause(err.Error()))
 	}
 	if err := checkCommand(m); err != nil {
 		m.Close()
