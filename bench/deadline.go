@@ -285,9 +285,12 @@ func (dr *deadlineRegion) round(ctx context.Context, n int) (_ *deadlineRound, e
 		c := &r.calls[i]
 		c.overrun = ended[i].Sub(begun[i]) - timeout
 		c.startDelay = begun[i].Sub(sent[i])
-		if c.overrun < 0 {
-			return nil, fmt.Errorf("a spinner ended %v inside the runtime, before its %v deadline", -c.overrun, timeout)
-		}
+		// The runtime's deadline runs from the call's start, which comes
+		// before the guest's first Log: a guest thread the kernel kept off
+		// a core in between (8 spinners on 2 cores) shows a negative
+		// figure. That is not an early deadline (the RPC check above is
+		// the lower bound that holds), so it counts as no overrun.
+		c.overrun = max(c.overrun, 0)
 	}
 	return r, nil
 }
