@@ -52,6 +52,10 @@ const (
 // Main runs the binary until SIGINT or SIGTERM and exits the process.
 func Main[C Settings](c Command[C]) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal during the drain ends the process at once
+	}()
 	code := Run(ctx, c, os.Args[1:], os.Stderr)
 	stop()
 	os.Exit(code)

@@ -114,6 +114,10 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 	}
 	recover := recovery.WithRecoveryHandler(r.recovered)
 	sopts := append([]grpc.ServerOption{
+		// A Close that outlasts ShutdownTimeout cancels the RPCs still
+		// running and waits for their handlers, so a service's drain never
+		// frees what a handler still uses.
+		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(base.MaxMessageBytes),
 		grpc.MaxSendMsgSize(base.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)),

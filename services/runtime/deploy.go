@@ -221,13 +221,12 @@ func (s *Server) releaseModuleLocked(binaryID string) {
 }
 
 // retireLocked takes a replaced or removed deployment out of service (the
-// caller has removed it from s.stacks): its idle instances close now, and
-// its module references go once no call holds it.
+// caller has removed it from s.stacks): once no call holds it, its
+// instances close and its module references go. Calls that found it before
+// keep its instances (and may start more) until they end, so they finish on
+// the revision they started on.
 func (s *Server) retireLocked(d *deployment) {
 	d.retired.Store(true)
-	for _, f := range d.functions {
-		s.pool.Remove(f.poolKey)
-	}
 	if d.calls.Load() == 0 {
 		s.finalizeLocked(d)
 	}
@@ -237,7 +236,7 @@ func (s *Server) retireLocked(d *deployment) {
 func (s *Server) finalizeLocked(d *deployment) {
 	d.finalize.Do(func() {
 		for _, f := range d.functions {
-			s.pool.Remove(f.poolKey) // instances a finished call returned
+			s.pool.Remove(f.poolKey)
 			s.releaseModuleLocked(f.binaryID)
 		}
 	})

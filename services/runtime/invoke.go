@@ -57,10 +57,6 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	if f == nil {
 		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.FunctionNotFound, "stack %s has no function %q", id, assembly)
 	}
-	if err := s.reserveMemory(ctx, f); err != nil {
-		return nil, err
-	}
-	defer s.releaseMemory(f)
 	fr := toFnRequest(req.GetRequest())
 	lim := wasm.Limits{Fuel: s.cfg.MaxFuelPerCall, Timeout: s.cfg.CallTimeout}
 
@@ -68,6 +64,15 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		res *wasm.Result
 		ce  *wasm.CallError
 	)
+	// The node's memory for running calls is reserved once the call holds
+	// one of its function's instance slots (pool.Get), so calls queued
+	// behind a busy function hold no memory that other stacks could use.
+	reserved := false
+	defer func() {
+		if reserved {
+			s.releaseMemory(f)
+		}
+	}()
 	// A pooled instance may have died while idle; that call never ran, so
 	// it is retried once on a fresh instance.
 	for attempt := 0; attempt < 2; attempt++ {
@@ -79,6 +84,13 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 				break
 			}
 			return nil, poolStatus(err)
+		}
+		if !reserved {
+			if err := s.reserveMemory(ctx, f); err != nil {
+				s.pool.Put(f.poolKey, inst)
+				return nil, err
+			}
+			reserved = true
 		}
 		res, err = inst.Call(ctx, fnName, fr, s.host, lim)
 		s.pool.Put(f.poolKey, inst)

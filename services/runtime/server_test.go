@@ -506,3 +506,48 @@ func TestRuntime_DeployOfAGarbageBinaryNamesTheProblemInOneLine(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 }
+
+// A redeploy never fails a call: calls that found the old revision finish
+// on it, later ones run on the new one.
+func TestRuntime_RedeployNeverFailsACall(t *testing.T) {
+	h := newHarness(t)
+	bin := wat(t, okWAT)
+	id := ids.StackID{16}
+	if err := h.deploy(t, id, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok int
+	var failures []string
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := h.client.Invoke(context.Background(), &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "fn.handler", Request: &typesv1.HttpRequest{}})
+				mu.Lock()
+				if err != nil || resp.GetError() != nil || resp.GetResponse().GetStatus() != 200 {
+					failures = append(failures, fmt.Sprintf("%v %v", err, resp.GetError()))
+				} else {
+					ok++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for rev := uint64(2); rev < 30; rev++ {
+		if err := h.deploy(t, id, rev, bin); err != nil {
+			t.Error(err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d calls failed during redeploys, e.g. %s", len(failures), len(failures)+ok, failures[0])
+	}
+	if ok == 0 {
+		t.Error("no call ran")
+	}
+}
