@@ -215,9 +215,12 @@ func (b *Batcher) isDone() bool {
 }
 
 // Close sends every queued record and stops the worker. It keeps retrying
-// until ctx ends; records still unsent then are lost, logged and counted in
-// the returned error. Later calls return nil at once.
+// until ctx ends or the config's CloseTimeout has passed, whichever comes
+// first; records still unsent then are lost, logged and counted in the
+// returned error. Later calls return nil at once.
 func (b *Batcher) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.CloseTimeout)
+	defer cancel()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

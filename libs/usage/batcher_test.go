@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,25 @@ func TestBatcher_FullQueueBlocksAdd(t *testing.T) {
 	}
 	if got := sink.mem.Records(); got != 3 {
 		t.Fatalf("records = %d", got)
+	}
+}
+
+// Without a deadline of its own, Close gives up after the config's
+// CloseTimeout and reports the loss.
+func TestBatcher_CloseIsBoundedByCloseTimeout(t *testing.T) {
+	sink := &flakySink{mem: NewMemory(), fail: 1 << 30}
+	cfg := testBatchConfig()
+	cfg.CloseTimeout = 30 * time.Millisecond
+	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
+	b.Add(recs(NewKeys("t"), 3)...)
+	done := make(chan error, 1)
+	go func() { done <- b.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "3 usage records not accepted") {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close ignored CloseTimeout")
 	}
 }

@@ -160,7 +160,7 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 // listeners close, in-flight HTTP requests and RPCs get up to
 // ShutdownTimeout to finish (then connections are cut), and the remaining
 // usage records are handed to the sink (retrying for up to
-// UsageCloseTimeout). It blocks until done. Safe to call twice and before
+// usage_close_timeout). It blocks until done. Safe to call twice and before
 // Start; later calls return the first call's result.
 func (s *Server) Close() error {
 	return s.run.Close(func() error {
@@ -172,9 +172,7 @@ func (s *Server) Close() error {
 		if err := s.flight.closeAndWait(wctx); err != nil {
 			s.log.Warn("requests still running at close", "err", err)
 		}
-		uctx, ucancel := context.WithTimeout(context.Background(), s.cfg.Usage.CloseTimeout)
-		defer ucancel()
-		return s.usage.Close(uctx)
+		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
 	})
 }
 

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -151,4 +153,26 @@ func (st *stack) routes() []routeInfo {
 		return cmp.Or(cmp.Compare(a.gateway, b.gateway), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Method, b.Method))
 	})
 	return out
+}
+
+// PutStackSpec installs revision 1 of a stack from a manifest file, given
+// as "BASE58_ID=PATH" (mu-gateway's --stacks). Errors name the spec.
+func (s *Server) PutStackSpec(spec string) error {
+	idText, path, ok := strings.Cut(spec, "=")
+	if !ok {
+		return fmt.Errorf("stacks %q: want BASE58_ID=PATH", spec)
+	}
+	id, err := ids.ParseStackID(idText)
+	if err != nil {
+		return fmt.Errorf("stacks: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("stacks: %w", err)
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		return fmt.Errorf("stacks %s: %w", path, err)
+	}
+	return s.PutStack(id, m, 1)
 }

@@ -12,14 +12,9 @@ import (
 	"context"
 	_ "embed"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/muprotocol/mu/libs/config"
-	"github.com/muprotocol/mu/libs/ids"
-	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/gateway"
@@ -76,30 +71,10 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 	}
 	n := &node{Server: srv, conns: conns}
 	for _, spec := range o.Stacks {
-		if err := installStack(srv, spec); err != nil {
+		if err := srv.PutStackSpec(spec); err != nil {
 			n.Close()
 			return nil, service.Invalid("gateway", []error{err})
 		}
 	}
 	return n, nil
-}
-
-func installStack(srv *gateway.Server, spec string) error {
-	idText, path, ok := strings.Cut(spec, "=")
-	if !ok {
-		return fmt.Errorf("stacks %q: want BASE58_ID=PATH", spec)
-	}
-	id, err := ids.ParseStackID(idText)
-	if err != nil {
-		return fmt.Errorf("stacks: %w", err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("stacks: %w", err)
-	}
-	m, err := manifest.Parse(data)
-	if err != nil {
-		return fmt.Errorf("stacks %s: %w", path, err)
-	}
-	return srv.PutStack(id, m, 1)
 }
