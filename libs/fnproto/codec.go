@@ -11,13 +11,15 @@ import (
 // Minimum encoded sizes of one element, used to bound element counts by the
 // bytes left in the frame before anything is allocated.
 const (
-	minBytesItem     = 4         // []byte: u32 length
-	minHeader        = 4 + 4     // name, value
-	minMapEntry      = 4 + 4     // key, value
-	minKeyValue      = 4 + 4     // key, value
-	minTableKey      = 4 + 4     // table, key
-	minTableKeyValue = 4 + 4 + 4 // table, key, value
-	minStorageObject = 4 + 8     // key, size
+	minBytesItem     = 4             // []byte: u32 length
+	minHeader        = 4 + 4         // name, value
+	minMapEntry      = 4 + 4         // key, value
+	minKeyValue      = 4 + 4         // key, value
+	minTableKey      = 4 + 4         // table, key
+	minTableKeyValue = 4 + 4 + 4     // table, key, value
+	minStorageObject = 4 + 8         // key, size
+	minScanSpec      = 4 + 4 + 4 + 4 // table, key_prefix, limit, cursor
+	minTablePage     = 4 + 4 + 4     // table, list or keys, next_cursor
 	maxLogLevel      = LogLevelError
 	mapKeysOnStack   = 16
 )
@@ -211,6 +213,52 @@ func (e *encoder) storageObjects(field string, list []StorageObject) {
 	for i := range list {
 		e.str("key", list[i].Key)
 		e.u64(list[i].Size)
+		if e.err != nil {
+			e.err.withinIndex(field, i)
+			return
+		}
+	}
+}
+
+func (e *encoder) scanSpecs(field string, list []ScanSpec) {
+	if e.err != nil || !e.length(field, len(list)) {
+		return
+	}
+	for i := range list {
+		e.str("table", list[i].Table)
+		e.bytes("key_prefix", list[i].KeyPrefix)
+		e.u32(list[i].Limit)
+		e.bytes("cursor", list[i].Cursor)
+		if e.err != nil {
+			e.err.withinIndex(field, i)
+			return
+		}
+	}
+}
+
+func (e *encoder) tableKeyValuePages(field string, list []TableKeyValuePage) {
+	if e.err != nil || !e.length(field, len(list)) {
+		return
+	}
+	for i := range list {
+		e.str("table", list[i].Table)
+		e.keyValues("list", list[i].List)
+		e.bytes("next_cursor", list[i].NextCursor)
+		if e.err != nil {
+			e.err.withinIndex(field, i)
+			return
+		}
+	}
+}
+
+func (e *encoder) tableKeyPages(field string, list []TableKeyPage) {
+	if e.err != nil || !e.length(field, len(list)) {
+		return
+	}
+	for i := range list {
+		e.str("table", list[i].Table)
+		e.bytesList("keys", list[i].Keys)
+		e.bytes("next_cursor", list[i].NextCursor)
 		if e.err != nil {
 			e.err.withinIndex(field, i)
 			return
@@ -586,6 +634,61 @@ func (d *decoder) storageObjects(field string) []StorageObject {
 	for i := range list {
 		list[i].Key = d.str("key")
 		list[i].Size = d.u64("size")
+		if d.err != nil {
+			d.err.withinIndex(field, i)
+			return nil
+		}
+	}
+	return list
+}
+
+func (d *decoder) scanSpecs(field string) []ScanSpec {
+	n := d.count(field, minScanSpec)
+	if n == 0 {
+		return nil
+	}
+	list := make([]ScanSpec, n)
+	for i := range list {
+		list[i].Table = d.str("table")
+		list[i].KeyPrefix = d.bytes("key_prefix")
+		list[i].Limit = d.u32("limit")
+		list[i].Cursor = d.bytes("cursor")
+		if d.err != nil {
+			d.err.withinIndex(field, i)
+			return nil
+		}
+	}
+	return list
+}
+
+func (d *decoder) tableKeyValuePages(field string) []TableKeyValuePage {
+	n := d.count(field, minTablePage)
+	if n == 0 {
+		return nil
+	}
+	list := make([]TableKeyValuePage, n)
+	for i := range list {
+		list[i].Table = d.str("table")
+		list[i].List = d.keyValues("list")
+		list[i].NextCursor = d.bytes("next_cursor")
+		if d.err != nil {
+			d.err.withinIndex(field, i)
+			return nil
+		}
+	}
+	return list
+}
+
+func (d *decoder) tableKeyPages(field string) []TableKeyPage {
+	n := d.count(field, minTablePage)
+	if n == 0 {
+		return nil
+	}
+	list := make([]TableKeyPage, n)
+	for i := range list {
+		list[i].Table = d.str("table")
+		list[i].Keys = d.bytesList("keys")
+		list[i].NextCursor = d.bytes("next_cursor")
 		if d.err != nil {
 			d.err.withinIndex(field, i)
 			return nil

@@ -25,11 +25,90 @@
 // function writes to the runtime (FromFunction). Every decoding entry point
 // therefore takes a Direction, and every Message reports its own Kind and
 // Direction. Runtime → function messages: ExecuteFunction, the database
-// replies (DbError … CasResult), the storage replies (StorageError …
-// ObjectListResult) and HTTPResponse. Function → runtime messages:
-// FatalError, FunctionResult, Log, the database operations (Put …
-// CompareAndSwap), the storage operations (StoragePut … StorageList) and
-// HTTPRequest. An unknown (direction, kind) pair is ErrUnknownKind.
+// replies (DbError … CasResult, KeyValuePageResult … BatchScanKeysPageResult),
+// the storage replies (StorageError … ObjectListResult) and HTTPResponse.
+// Function → runtime messages: FatalError, FunctionResult, Log, the database
+// operations (Put … CompareAndSwap, PutExpiring … BatchScanKeysPage), the
+// storage operations (StoragePut … StorageList) and HTTPRequest. An unknown
+// (direction, kind) pair is ErrUnknownKind.
+//
+// # Messages
+//
+// Function → runtime, with the replies each may get (any db operation may
+// also get DbError, any storage operation StorageError):
+//
+//	   1 FatalError        {error}                                   ends the request
+//	   2 FunctionResult    {response}                                ends the request
+//	   3 Log               {body, level}                             no reply
+//	1001 Put               {table, key, value, is_atomic}            EmptyResult
+//	1002 Get               {table, key}                              SingleResult
+//	1003 Delete            {table, key, is_atomic}                   EmptyResult
+//	1004 DeleteByPrefix    {table, key_prefix}                       EmptyResult
+//	1005 Scan              {table, key_prefix, limit}                KeyValueListResult (first page only)
+//	1006 ScanKeys          {table, key_prefix, limit}                ListResult (first page only)
+//	1007 TableList         {table_prefix}                            ListResult (names)
+//	1008 BatchPut          {table_key_values, is_atomic}             EmptyResult
+//	1009 BatchGet          {table_keys}                              TableKeyValueListResult
+//	1010 BatchDelete       {table_keys}                              EmptyResult
+//	1011 BatchScan         {table_key_prefixes, limit}               TableKeyValueListResult (first pages)
+//	1012 BatchScanKeys     {table_key_prefixes, limit}               TableKeyListResult (first pages)
+//	1013 CompareAndSwap    {table, key, new_value, previous_value?}  CasResult
+//	1014 PutExpiring       {table, key, value, is_atomic, ttl_seconds u64}  EmptyResult
+//	1015 BatchPutExpiring  {table_key_values, is_atomic, ttl_seconds u64}   EmptyResult
+//	1016 ScanPage          {table, key_prefix, limit, cursor}        KeyValuePageResult
+//	1017 ScanKeysPage      {table, key_prefix, limit, cursor}        KeyPageResult
+//	1018 BatchScanPage     {scans: [ScanSpec]}                       BatchScanPageResult
+//	1019 BatchScanKeysPage {scans: [ScanSpec]}                       BatchScanKeysPageResult
+//	2001 StoragePut        {storage, key, data}                      StorageEmptyResult
+//	2002 StorageGet        {storage, key}                            StorageGetResult
+//	2003 StorageDelete     {storage, key}                            StorageEmptyResult
+//	2004 StorageList       {storage, prefix}                         ObjectListResult
+//	3001 HTTPRequest       {method, url, headers, body}              HTTPResponse
+//
+// Runtime → function:
+//
+//	   1 ExecuteFunction         {function, request}
+//	1001 DbError                 {error}
+//	1002 SingleResult            {item?}
+//	1003 ListResult              {list: [bytes]}
+//	1004 KeyValueListResult      {list: [KeyValue]}
+//	1005 TableKeyListResult      {list: [TableKey]}
+//	1006 TableKeyValueListResult {list: [TableKeyValue]}
+//	1007 EmptyResult             {}
+//	1008 CasResult               {previous_value?, is_swapped}
+//	1009 KeyValuePageResult      {list: [KeyValue], next_cursor}
+//	1010 KeyPageResult           {list: [bytes], next_cursor}
+//	1011 BatchScanPageResult     {results: [{table, list: [KeyValue], next_cursor}]}
+//	1012 BatchScanKeysPageResult {results: [{table, keys: [bytes], next_cursor}]}
+//	2001 StorageError            {error}
+//	2002 StorageGetResult        {data?}
+//	2003 StorageEmptyResult      {}
+//	2004 ObjectListResult        {list: [{key, size u64}]}
+//	3001 HTTPResponse            {status u16, headers, body, error?}
+//
+// where ScanSpec is {table, key_prefix, limit u32, cursor}.
+//
+// Kinds are only ever added: the bodies of existing kinds never change, so
+// a function built against an older SDK keeps working. The paging and
+// expiry kinds (from-function 1014…1019, to-function 1009…1012) came after
+// the first release; Scan, ScanKeys, BatchScan and BatchScanKeys carry no
+// cursor and are answered with the first page only.
+//
+// # Cursors
+//
+// A page's next_cursor is opaque: a function passes it back unchanged with
+// the same table and key_prefix to get the next page, and an empty
+// next_cursor means the scan is complete. A cursor is a position, not a
+// snapshot: the next page starts strictly after the last key returned, so
+// keys written behind the cursor are not revisited and keys written ahead
+// of it are seen. A page may hold fewer entries than its limit even when
+// more follow.
+//
+// # Expiry
+//
+// ttl_seconds is a time to live in whole seconds from the write; the key
+// disappears after it. It must be at least 1: the runtime answers 0 with
+// DbError (plain Put and BatchPut never expire).
 //
 // Every known pair has a Class (ClassOf): control (the call itself), db,
 // storage or http; a request and its replies share one, so a host can

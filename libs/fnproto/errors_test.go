@@ -142,6 +142,42 @@ func TestUnmarshal_RejectsMalformedBodies(t *testing.T) {
 			wantMsg: "fnproto: FunctionResult.response.body: length 5 exceeds remaining 2 bytes",
 		},
 		{
+			name: "truncated ttl", dir: fnproto.FromFunction, kind: fnproto.KindPutExpiring,
+			body:    `01000000 74  01000000 6b  00000000  00  3c000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: PutExpiring.ttl_seconds: need 8 bytes, 4 remain",
+		},
+		{
+			name: "cursor beyond remaining", dir: fnproto.FromFunction, kind: fnproto.KindScanPage,
+			body:    `01000000 74  00000000  0a000000  09000000 6331`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: ScanPage.cursor: length 9 exceeds remaining 2 bytes",
+		},
+		{
+			name: "cursor inside a batch scan", dir: fnproto.FromFunction, kind: fnproto.KindBatchScanKeysPage,
+			body:    `02000000  01000000 61 00000000 01000000 00000000  01000000 62 00000000 01000000 05000000 63`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: BatchScanKeysPage.scans[1].cursor: length 5 exceeds remaining 1 bytes",
+		},
+		{
+			name: "scan count beyond remaining", dir: fnproto.FromFunction, kind: fnproto.KindBatchScanPage,
+			body:    `03000000  01000000 61 00000000 01000000 00000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: BatchScanPage.scans: count 3 needs at least 48 bytes, 17 remain",
+		},
+		{
+			name: "key inside a page of a batch result", dir: fnproto.ToFunction, kind: fnproto.KindBatchScanKeysPageResult,
+			body:    `01000000  01000000 74  02000000  01000000 6b  07000000 6c  00000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: BatchScanKeysPageResult.results[0].keys[1]: length 7 exceeds remaining 5 bytes",
+		},
+		{
+			name: "next_cursor missing", dir: fnproto.ToFunction, kind: fnproto.KindKeyValuePageResult,
+			body:    `00000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: KeyValuePageResult.next_cursor: need 4 bytes, 0 remain",
+		},
+		{
 			name: "unknown kind", dir: fnproto.ToFunction, kind: 42,
 			body:    ``,
 			wantErr: fnproto.ErrUnknownKind,
@@ -222,6 +258,16 @@ func TestEncode_RejectsUnrepresentableMessages(t *testing.T) {
 			fnproto.ErrMalformed, "fnproto: encode BatchDelete.table_keys[2].table: invalid UTF-8",
 		},
 		{
+			"invalid UTF-8 table of a batch scan page",
+			&fnproto.BatchScanPageResult{Results: []fnproto.TableKeyValuePage{{Table: "ok"}, {Table: bad}}},
+			fnproto.ErrMalformed, "fnproto: encode BatchScanPageResult.results[1].table: invalid UTF-8",
+		},
+		{
+			"invalid UTF-8 table of a scan spec",
+			&fnproto.BatchScanKeysPage{Scans: []fnproto.ScanSpec{{Table: bad}}},
+			fnproto.ErrMalformed, "fnproto: encode BatchScanKeysPage.scans[0].table: invalid UTF-8",
+		},
+		{
 			"invalid UTF-8 option string",
 			&fnproto.HTTPResponse{Error: &bad},
 			fnproto.ErrMalformed, "fnproto: encode HTTPResponse.error: invalid UTF-8",
@@ -290,7 +336,11 @@ func TestClassOf(t *testing.T) {
 		{fnproto.ToFunction, fnproto.KindStorageError, fnproto.ClassStorage},
 		{fnproto.FromFunction, fnproto.KindHTTPRequest, fnproto.ClassHTTP},
 		{fnproto.ToFunction, fnproto.KindHTTPResponse, fnproto.ClassHTTP},
-		{fnproto.FromFunction, 1014, 0}, // one past CompareAndSwap
+		{fnproto.FromFunction, fnproto.KindPutExpiring, fnproto.ClassDb},
+		{fnproto.FromFunction, fnproto.KindBatchScanKeysPage, fnproto.ClassDb},
+		{fnproto.ToFunction, fnproto.KindBatchScanKeysPageResult, fnproto.ClassDb},
+		{fnproto.FromFunction, 1020, 0}, // one past BatchScanKeysPage
+		{fnproto.ToFunction, 1013, 0},   // one past BatchScanKeysPageResult
 		{fnproto.ToFunction, 2, 0},
 		{fnproto.FromFunction, 0xffff, 0},
 		{0, 1, 0},

@@ -109,6 +109,66 @@ var goldens = []golden{
 		msg:  &fnproto.ObjectListResult{List: []fnproto.StorageObject{{Key: "a", Size: 300}}},
 		hex:  `13000000 d407  01000000  01000000 61  2c01000000000000`,
 	},
+	// The paging and expiry messages (kinds from-function 1014…1019 and
+	// to-function 1009…1012), added after the first release: the frames
+	// above must keep decoding exactly as before.
+	{
+		name: "PutExpiring",
+		msg:  &fnproto.PutExpiring{Table: "t", Key: []byte("k"), Value: []byte("v"), TTLSeconds: 60},
+		hex:  `1a000000 f603  01000000 74  01000000 6b  01000000 76  00  3c00000000000000`,
+	},
+	{
+		name: "BatchPutExpiring",
+		msg: &fnproto.BatchPutExpiring{TableKeyValues: []fnproto.TableKeyValue{{Table: "t", Key: []byte("k"), Value: []byte("v")}},
+			IsAtomic: true, TTLSeconds: 3600},
+		hex: `1e000000 f703  01000000  01000000 74  01000000 6b  01000000 76  01  100e000000000000`,
+	},
+	{
+		name: "ScanPage",
+		msg:  &fnproto.ScanPage{Table: "t", KeyPrefix: []byte("a"), Limit: 2, Cursor: []byte("c1")},
+		hex:  `16000000 f803  01000000 74  01000000 61  02000000  02000000 6331`,
+	},
+	{
+		name: "ScanKeysPage-FirstPage",
+		msg:  &fnproto.ScanKeysPage{Table: "t", Limit: 10},
+		hex:  `13000000 f903  01000000 74  00000000  0a000000  00000000`,
+	},
+	{
+		name: "BatchScanPage",
+		msg:  &fnproto.BatchScanPage{Scans: []fnproto.ScanSpec{{Table: "t", KeyPrefix: []byte("a"), Limit: 5}}},
+		hex:  `18000000 fa03  01000000  01000000 74  01000000 61  05000000  00000000`,
+	},
+	{
+		name: "BatchScanKeysPage",
+		msg:  &fnproto.BatchScanKeysPage{Scans: []fnproto.ScanSpec{{Table: "t", Cursor: []byte("c")}}},
+		hex:  `18000000 fb03  01000000  01000000 74  00000000  00000000  01000000 63`,
+	},
+	{
+		name: "KeyValuePageResult-More",
+		msg:  &fnproto.KeyValuePageResult{List: []fnproto.KeyValue{{Key: []byte("k"), Value: []byte("v")}}, NextCursor: []byte("n")},
+		hex:  `15000000 f103  01000000  01000000 6b  01000000 76  01000000 6e`,
+	},
+	{
+		name: "KeyValuePageResult-Done",
+		msg:  &fnproto.KeyValuePageResult{List: []fnproto.KeyValue{{Key: []byte("k"), Value: []byte("v")}}},
+		hex:  `14000000 f103  01000000  01000000 6b  01000000 76  00000000`,
+	},
+	{
+		name: "KeyPageResult",
+		msg:  &fnproto.KeyPageResult{List: [][]byte{[]byte("k")}, NextCursor: []byte("n")},
+		hex:  `10000000 f203  01000000  01000000 6b  01000000 6e`,
+	},
+	{
+		name: "BatchScanPageResult",
+		msg: &fnproto.BatchScanPageResult{Results: []fnproto.TableKeyValuePage{
+			{Table: "t", List: []fnproto.KeyValue{{Key: []byte("k"), Value: []byte("v")}}, NextCursor: []byte("n")}}},
+		hex: `1e000000 f303  01000000  01000000 74  01000000  01000000 6b  01000000 76  01000000 6e`,
+	},
+	{
+		name: "BatchScanKeysPageResult",
+		msg:  &fnproto.BatchScanKeysPageResult{Results: []fnproto.TableKeyPage{{Table: "t", Keys: [][]byte{[]byte("k")}}}},
+		hex:  `18000000 f403  01000000  01000000 74  01000000  01000000 6b  00000000`,
+	},
 }
 
 func unhex(t testing.TB, s string) []byte {

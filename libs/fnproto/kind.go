@@ -39,6 +39,10 @@ const (
 	KindTableKeyValueListResult Kind = 1006 // TableKeyValueListResult
 	KindEmptyResult             Kind = 1007 // EmptyResult
 	KindCasResult               Kind = 1008 // CasResult
+	KindKeyValuePageResult      Kind = 1009 // KeyValuePageResult
+	KindKeyPageResult           Kind = 1010 // KeyPageResult
+	KindBatchScanPageResult     Kind = 1011 // BatchScanPageResult
+	KindBatchScanKeysPageResult Kind = 1012 // BatchScanKeysPageResult
 	KindStorageError            Kind = 2001 // StorageError
 	KindStorageGetResult        Kind = 2002 // StorageGetResult
 	KindStorageEmptyResult      Kind = 2003 // StorageEmptyResult
@@ -48,27 +52,33 @@ const (
 
 // Function → runtime kinds (Direction FromFunction).
 const (
-	KindFatalError     Kind = 1    // FatalError
-	KindFunctionResult Kind = 2    // FunctionResult
-	KindLog            Kind = 3    // Log
-	KindPut            Kind = 1001 // Put
-	KindGet            Kind = 1002 // Get
-	KindDelete         Kind = 1003 // Delete
-	KindDeleteByPrefix Kind = 1004 // DeleteByPrefix
-	KindScan           Kind = 1005 // Scan
-	KindScanKeys       Kind = 1006 // ScanKeys
-	KindTableList      Kind = 1007 // TableList
-	KindBatchPut       Kind = 1008 // BatchPut
-	KindBatchGet       Kind = 1009 // BatchGet
-	KindBatchDelete    Kind = 1010 // BatchDelete
-	KindBatchScan      Kind = 1011 // BatchScan
-	KindBatchScanKeys  Kind = 1012 // BatchScanKeys
-	KindCompareAndSwap Kind = 1013 // CompareAndSwap
-	KindStoragePut     Kind = 2001 // StoragePut
-	KindStorageGet     Kind = 2002 // StorageGet
-	KindStorageDelete  Kind = 2003 // StorageDelete
-	KindStorageList    Kind = 2004 // StorageList
-	KindHTTPRequest    Kind = 3001 // HTTPRequest
+	KindFatalError        Kind = 1    // FatalError
+	KindFunctionResult    Kind = 2    // FunctionResult
+	KindLog               Kind = 3    // Log
+	KindPut               Kind = 1001 // Put
+	KindGet               Kind = 1002 // Get
+	KindDelete            Kind = 1003 // Delete
+	KindDeleteByPrefix    Kind = 1004 // DeleteByPrefix
+	KindScan              Kind = 1005 // Scan
+	KindScanKeys          Kind = 1006 // ScanKeys
+	KindTableList         Kind = 1007 // TableList
+	KindBatchPut          Kind = 1008 // BatchPut
+	KindBatchGet          Kind = 1009 // BatchGet
+	KindBatchDelete       Kind = 1010 // BatchDelete
+	KindBatchScan         Kind = 1011 // BatchScan
+	KindBatchScanKeys     Kind = 1012 // BatchScanKeys
+	KindCompareAndSwap    Kind = 1013 // CompareAndSwap
+	KindPutExpiring       Kind = 1014 // PutExpiring
+	KindBatchPutExpiring  Kind = 1015 // BatchPutExpiring
+	KindScanPage          Kind = 1016 // ScanPage
+	KindScanKeysPage      Kind = 1017 // ScanKeysPage
+	KindBatchScanPage     Kind = 1018 // BatchScanPage
+	KindBatchScanKeysPage Kind = 1019 // BatchScanKeysPage
+	KindStoragePut        Kind = 2001 // StoragePut
+	KindStorageGet        Kind = 2002 // StorageGet
+	KindStorageDelete     Kind = 2003 // StorageDelete
+	KindStorageList       Kind = 2004 // StorageList
+	KindHTTPRequest       Kind = 3001 // HTTPRequest
 )
 
 // Class says which part of the runtime a message belongs to. A request and
@@ -81,8 +91,9 @@ const (
 	// ClassControl is the call itself: ExecuteFunction, and FatalError,
 	// FunctionResult and Log from the function.
 	ClassControl Class = iota + 1
-	// ClassDb is muDB: the operations Put … CompareAndSwap and their replies
-	// DbError … CasResult.
+	// ClassDb is muDB: the operations Put … CompareAndSwap and PutExpiring …
+	// BatchScanKeysPage, and their replies DbError … CasResult and
+	// KeyValuePageResult … BatchScanKeysPageResult.
 	ClassDb
 	// ClassStorage is storage boxes: StoragePut … StorageList and their
 	// replies StorageError … ObjectListResult.
@@ -129,6 +140,10 @@ var kinds = [...]kindInfo{
 	{ToFunction, KindTableKeyValueListResult, "TableKeyValueListResult", ClassDb, newOf[TableKeyValueListResult]},
 	{ToFunction, KindEmptyResult, "EmptyResult", ClassDb, newOf[EmptyResult]},
 	{ToFunction, KindCasResult, "CasResult", ClassDb, newOf[CasResult]},
+	{ToFunction, KindKeyValuePageResult, "KeyValuePageResult", ClassDb, newOf[KeyValuePageResult]},
+	{ToFunction, KindKeyPageResult, "KeyPageResult", ClassDb, newOf[KeyPageResult]},
+	{ToFunction, KindBatchScanPageResult, "BatchScanPageResult", ClassDb, newOf[BatchScanPageResult]},
+	{ToFunction, KindBatchScanKeysPageResult, "BatchScanKeysPageResult", ClassDb, newOf[BatchScanKeysPageResult]},
 	{ToFunction, KindStorageError, "StorageError", ClassStorage, newOf[StorageError]},
 	{ToFunction, KindStorageGetResult, "StorageGetResult", ClassStorage, newOf[StorageGetResult]},
 	{ToFunction, KindStorageEmptyResult, "StorageEmptyResult", ClassStorage, newOf[StorageEmptyResult]},
@@ -152,6 +167,12 @@ var kinds = [...]kindInfo{
 	{FromFunction, KindBatchScan, "BatchScan", ClassDb, newOf[BatchScan]},
 	{FromFunction, KindBatchScanKeys, "BatchScanKeys", ClassDb, newOf[BatchScanKeys]},
 	{FromFunction, KindCompareAndSwap, "CompareAndSwap", ClassDb, newOf[CompareAndSwap]},
+	{FromFunction, KindPutExpiring, "PutExpiring", ClassDb, newOf[PutExpiring]},
+	{FromFunction, KindBatchPutExpiring, "BatchPutExpiring", ClassDb, newOf[BatchPutExpiring]},
+	{FromFunction, KindScanPage, "ScanPage", ClassDb, newOf[ScanPage]},
+	{FromFunction, KindScanKeysPage, "ScanKeysPage", ClassDb, newOf[ScanKeysPage]},
+	{FromFunction, KindBatchScanPage, "BatchScanPage", ClassDb, newOf[BatchScanPage]},
+	{FromFunction, KindBatchScanKeysPage, "BatchScanKeysPage", ClassDb, newOf[BatchScanKeysPage]},
 	{FromFunction, KindStoragePut, "StoragePut", ClassStorage, newOf[StoragePut]},
 	{FromFunction, KindStorageGet, "StorageGet", ClassStorage, newOf[StorageGet]},
 	{FromFunction, KindStorageDelete, "StorageDelete", ClassStorage, newOf[StorageDelete]},

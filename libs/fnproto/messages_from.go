@@ -629,3 +629,202 @@ func (m *HTTPRequest) decodeBody(b []byte) error {
 	m.Body = d.bytes("body")
 	return d.done()
 }
+
+// PutExpiring is Put with a time to live: the key disappears TTLSeconds
+// after the write. Reply: EmptyResult or DbError (a TTLSeconds of 0 is
+// refused with DbError).
+type PutExpiring struct {
+	Table      string // table: table name
+	Key        []byte // key: key
+	Value      []byte // value: value
+	IsAtomic   bool   // is_atomic: write atomically (billed as two writes)
+	TTLSeconds uint64 // ttl_seconds: time to live in seconds, at least 1
+}
+
+// Kind returns KindPutExpiring.
+func (*PutExpiring) Kind() Kind { return KindPutExpiring }
+
+// Direction returns FromFunction.
+func (*PutExpiring) Direction() Direction { return FromFunction }
+
+func (m *PutExpiring) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("table", m.Table)
+	e.bytes("key", m.Key)
+	e.bytes("value", m.Value)
+	e.boolean(m.IsAtomic)
+	e.u64(m.TTLSeconds)
+	return e.done()
+}
+
+func (m *PutExpiring) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Table = d.str("table")
+	m.Key = d.bytes("key")
+	m.Value = d.bytes("value")
+	m.IsAtomic = d.boolean("is_atomic")
+	m.TTLSeconds = d.u64("ttl_seconds")
+	return d.done()
+}
+
+// BatchPutExpiring is BatchPut with one time to live for every entry.
+// Reply: EmptyResult or DbError (a TTLSeconds of 0 is refused with DbError).
+type BatchPutExpiring struct {
+	TableKeyValues []TableKeyValue // table_key_values: entries to write
+	IsAtomic       bool            // is_atomic: write all atomically
+	TTLSeconds     uint64          // ttl_seconds: time to live of every entry in seconds, at least 1
+}
+
+// Kind returns KindBatchPutExpiring.
+func (*BatchPutExpiring) Kind() Kind { return KindBatchPutExpiring }
+
+// Direction returns FromFunction.
+func (*BatchPutExpiring) Direction() Direction { return FromFunction }
+
+func (m *BatchPutExpiring) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.tableKeyValues("table_key_values", m.TableKeyValues)
+	e.boolean(m.IsAtomic)
+	e.u64(m.TTLSeconds)
+	return e.done()
+}
+
+func (m *BatchPutExpiring) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.TableKeyValues = d.tableKeyValues("table_key_values")
+	m.IsAtomic = d.boolean("is_atomic")
+	m.TTLSeconds = d.u64("ttl_seconds")
+	return d.done()
+}
+
+// ScanPage reads one page of the entries whose key starts with KeyPrefix.
+// Reply: KeyValuePageResult or DbError.
+type ScanPage struct {
+	Table     string // table: table name
+	KeyPrefix []byte // key_prefix: key prefix
+	Limit     uint32 // limit: maximum entries in this page (the runtime caps it)
+	Cursor    []byte // cursor: empty for the first page, else the previous page's next_cursor
+}
+
+// Kind returns KindScanPage.
+func (*ScanPage) Kind() Kind { return KindScanPage }
+
+// Direction returns FromFunction.
+func (*ScanPage) Direction() Direction { return FromFunction }
+
+func (m *ScanPage) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("table", m.Table)
+	e.bytes("key_prefix", m.KeyPrefix)
+	e.u32(m.Limit)
+	e.bytes("cursor", m.Cursor)
+	return e.done()
+}
+
+func (m *ScanPage) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Table = d.str("table")
+	m.KeyPrefix = d.bytes("key_prefix")
+	m.Limit = d.u32("limit")
+	m.Cursor = d.bytes("cursor")
+	return d.done()
+}
+
+// ScanKeysPage reads one page of the keys that start with KeyPrefix.
+// Reply: KeyPageResult or DbError.
+type ScanKeysPage struct {
+	Table     string // table: table name
+	KeyPrefix []byte // key_prefix: key prefix
+	Limit     uint32 // limit: maximum keys in this page (the runtime caps it)
+	Cursor    []byte // cursor: empty for the first page, else the previous page's next_cursor
+}
+
+// Kind returns KindScanKeysPage.
+func (*ScanKeysPage) Kind() Kind { return KindScanKeysPage }
+
+// Direction returns FromFunction.
+func (*ScanKeysPage) Direction() Direction { return FromFunction }
+
+func (m *ScanKeysPage) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("table", m.Table)
+	e.bytes("key_prefix", m.KeyPrefix)
+	e.u32(m.Limit)
+	e.bytes("cursor", m.Cursor)
+	return e.done()
+}
+
+func (m *ScanKeysPage) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Table = d.str("table")
+	m.KeyPrefix = d.bytes("key_prefix")
+	m.Limit = d.u32("limit")
+	m.Cursor = d.bytes("cursor")
+	return d.done()
+}
+
+// BatchScanPage reads one page of each of several scans, each with its own
+// table, prefix, limit and cursor. Reply: BatchScanPageResult or DbError.
+type BatchScanPage struct {
+	Scans []ScanSpec // scans: the scans, answered in order
+}
+
+// Kind returns KindBatchScanPage.
+func (*BatchScanPage) Kind() Kind { return KindBatchScanPage }
+
+// Direction returns FromFunction.
+func (*BatchScanPage) Direction() Direction { return FromFunction }
+
+func (m *BatchScanPage) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.scanSpecs("scans", m.Scans)
+	return e.done()
+}
+
+func (m *BatchScanPage) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Scans = d.scanSpecs("scans")
+	return d.done()
+}
+
+// BatchScanKeysPage is BatchScanPage for keys only. Reply:
+// BatchScanKeysPageResult or DbError.
+type BatchScanKeysPage struct {
+	Scans []ScanSpec // scans: the scans, answered in order
+}
+
+// Kind returns KindBatchScanKeysPage.
+func (*BatchScanKeysPage) Kind() Kind { return KindBatchScanKeysPage }
+
+// Direction returns FromFunction.
+func (*BatchScanKeysPage) Direction() Direction { return FromFunction }
+
+func (m *BatchScanKeysPage) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.scanSpecs("scans", m.Scans)
+	return e.done()
+}
+
+func (m *BatchScanKeysPage) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Scans = d.scanSpecs("scans")
+	return d.done()
+}

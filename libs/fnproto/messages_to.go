@@ -375,3 +375,117 @@ func (m *HTTPResponse) decodeBody(b []byte) error {
 	m.Error = d.optStr("error")
 	return d.done()
 }
+
+// KeyValuePageResult answers ScanPage: one page of entries in key byte order
+// and where to continue. An empty NextCursor means the scan is complete.
+type KeyValuePageResult struct {
+	List       []KeyValue // list: entries
+	NextCursor []byte     // next_cursor: opaque; empty when the scan is complete
+}
+
+// Kind returns KindKeyValuePageResult.
+func (*KeyValuePageResult) Kind() Kind { return KindKeyValuePageResult }
+
+// Direction returns ToFunction.
+func (*KeyValuePageResult) Direction() Direction { return ToFunction }
+
+func (m *KeyValuePageResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.keyValues("list", m.List)
+	e.bytes("next_cursor", m.NextCursor)
+	return e.done()
+}
+
+func (m *KeyValuePageResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.keyValues("list")
+	m.NextCursor = d.bytes("next_cursor")
+	return d.done()
+}
+
+// KeyPageResult answers ScanKeysPage: one page of keys in byte order and
+// where to continue. An empty NextCursor means the scan is complete.
+type KeyPageResult struct {
+	List       [][]byte // list: keys
+	NextCursor []byte   // next_cursor: opaque; empty when the scan is complete
+}
+
+// Kind returns KindKeyPageResult.
+func (*KeyPageResult) Kind() Kind { return KindKeyPageResult }
+
+// Direction returns ToFunction.
+func (*KeyPageResult) Direction() Direction { return ToFunction }
+
+func (m *KeyPageResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.bytesList("list", m.List)
+	e.bytes("next_cursor", m.NextCursor)
+	return e.done()
+}
+
+func (m *KeyPageResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.List = d.bytesList("list")
+	m.NextCursor = d.bytes("next_cursor")
+	return d.done()
+}
+
+// BatchScanPageResult answers BatchScanPage: Results[i] is the page of
+// Scans[i].
+type BatchScanPageResult struct {
+	Results []TableKeyValuePage // results: one page per requested scan, in order
+}
+
+// Kind returns KindBatchScanPageResult.
+func (*BatchScanPageResult) Kind() Kind { return KindBatchScanPageResult }
+
+// Direction returns ToFunction.
+func (*BatchScanPageResult) Direction() Direction { return ToFunction }
+
+func (m *BatchScanPageResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.tableKeyValuePages("results", m.Results)
+	return e.done()
+}
+
+func (m *BatchScanPageResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Results = d.tableKeyValuePages("results")
+	return d.done()
+}
+
+// BatchScanKeysPageResult answers BatchScanKeysPage: Results[i] is the page
+// of Scans[i].
+type BatchScanKeysPageResult struct {
+	Results []TableKeyPage // results: one page per requested scan, in order
+}
+
+// Kind returns KindBatchScanKeysPageResult.
+func (*BatchScanKeysPageResult) Kind() Kind { return KindBatchScanKeysPageResult }
+
+// Direction returns ToFunction.
+func (*BatchScanKeysPageResult) Direction() Direction { return ToFunction }
+
+func (m *BatchScanKeysPageResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.tableKeyPages("results", m.Results)
+	return e.done()
+}
+
+func (m *BatchScanKeysPageResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Results = d.tableKeyPages("results")
+	return d.done()
+}

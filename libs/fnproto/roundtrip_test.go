@@ -59,6 +59,23 @@ func roundTripCases() []roundTripCase {
 		{name: "EmptyResult", in: &fnproto.EmptyResult{}},
 		{name: "CasResult/swapped", in: &fnproto.CasResult{PreviousValue: ptr([]byte("old")), IsSwapped: true}},
 		{name: "CasResult/absent", in: &fnproto.CasResult{}},
+		{name: "KeyValuePageResult", in: &fnproto.KeyValuePageResult{
+			List: []fnproto.KeyValue{{Key: []byte("k1"), Value: []byte("v1")}, {Key: []byte{0xff}, Value: nil}}, NextCursor: []byte{0, 1, 0xff},
+		}},
+		{name: "KeyValuePageResult/done-empty", in: &fnproto.KeyValuePageResult{List: []fnproto.KeyValue{}, NextCursor: []byte{}},
+			want: &fnproto.KeyValuePageResult{}},
+		{name: "KeyPageResult", in: &fnproto.KeyPageResult{List: [][]byte{[]byte("a"), nil, []byte("c")}, NextCursor: []byte("next")}},
+		{name: "BatchScanPageResult", in: &fnproto.BatchScanPageResult{Results: []fnproto.TableKeyValuePage{
+			{Table: "todos", List: []fnproto.KeyValue{{Key: []byte("1"), Value: []byte("x")}}, NextCursor: []byte("c")},
+			{Table: "ユーザー"},
+		}}},
+		{name: "BatchScanKeysPageResult", in: &fnproto.BatchScanKeysPageResult{Results: []fnproto.TableKeyPage{
+			{Table: "a", Keys: [][]byte{[]byte("1"), []byte("2")}, NextCursor: []byte("c")},
+			{Table: "b", Keys: [][]byte{}},
+		}}, want: &fnproto.BatchScanKeysPageResult{Results: []fnproto.TableKeyPage{
+			{Table: "a", Keys: [][]byte{[]byte("1"), []byte("2")}, NextCursor: []byte("c")},
+			{Table: "b"},
+		}}},
 		{name: "StorageError", in: &fnproto.StorageError{Error: "box \"attachments\" is full"}},
 		{name: "StorageGetResult/found", in: &fnproto.StorageGetResult{Data: ptr(bytes.Repeat([]byte{0xab}, 300))}},
 		{name: "StorageGetResult/not-found", in: &fnproto.StorageGetResult{}},
@@ -99,6 +116,17 @@ func roundTripCases() []roundTripCase {
 		{name: "BatchScanKeys", in: &fnproto.BatchScanKeys{TableKeyPrefixes: []fnproto.TableKey{{Table: "a", Key: []byte("p/")}}, Limit: 7}},
 		{name: "CompareAndSwap/expect-value", in: &fnproto.CompareAndSwap{Table: "c", Key: []byte("n"), NewValue: []byte("2"), PreviousValue: ptr([]byte("1"))}},
 		{name: "CompareAndSwap/expect-absent", in: &fnproto.CompareAndSwap{Table: "c", Key: []byte("n"), NewValue: []byte("1")}},
+		{name: "PutExpiring", in: &fnproto.PutExpiring{Table: "sessions", Key: []byte("s1"), Value: []byte("u7"), IsAtomic: true, TTLSeconds: 1<<64 - 1}},
+		{name: "PutExpiring/zero-ttl", in: &fnproto.PutExpiring{Table: "t", Key: []byte("k")}},
+		{name: "BatchPutExpiring", in: &fnproto.BatchPutExpiring{TableKeyValues: []fnproto.TableKeyValue{
+			{Table: "a", Key: []byte("1"), Value: []byte("x")}, {Table: "b", Key: []byte("2")},
+		}, TTLSeconds: 86400}},
+		{name: "ScanPage", in: &fnproto.ScanPage{Table: "todos", KeyPrefix: []byte("u/"), Limit: 1000, Cursor: []byte{0xde, 0xad}}},
+		{name: "ScanKeysPage", in: &fnproto.ScanKeysPage{Table: "todos", Limit: 4294967295, Cursor: []byte("c")}},
+		{name: "BatchScanPage", in: &fnproto.BatchScanPage{Scans: []fnproto.ScanSpec{
+			{Table: "a", KeyPrefix: []byte("p/"), Limit: 3, Cursor: []byte("c")}, {Table: "b"},
+		}}},
+		{name: "BatchScanKeysPage", in: &fnproto.BatchScanKeysPage{Scans: []fnproto.ScanSpec{{Table: "a", Limit: 1}}}},
 		{name: "StoragePut", in: &fnproto.StoragePut{Storage: "attachments", Key: "photos/ünï.jpg", Data: []byte{0xff, 0xd8, 0xff}}},
 		{name: "StorageGet", in: &fnproto.StorageGet{Storage: "attachments", Key: "photos/a.jpg"}},
 		{name: "StorageDelete", in: &fnproto.StorageDelete{Storage: "attachments", Key: "photos/a.jpg"}},
@@ -179,7 +207,7 @@ func TestRoundTrip_CasesCoverEveryKind(t *testing.T) {
 			}
 		}
 	}
-	if total != 14+21 {
-		t.Errorf("found %d known kinds, want 35 (14 to-function + 21 from-function)", total)
+	if total != 18+27 {
+		t.Errorf("found %d known kinds, want 45 (18 to-function + 27 from-function)", total)
 	}
 }

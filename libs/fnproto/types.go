@@ -94,3 +94,26 @@ type Message interface {
 	// decodeBody fills the (zero) message from a complete body.
 	decodeBody(b []byte) error
 }
+
+// ScanSpec is one scan of a BatchScanPage or BatchScanKeysPage: a table, a
+// key prefix, a page size and where to continue.
+type ScanSpec struct {
+	Table     string // table: table name
+	KeyPrefix []byte // key_prefix: only keys starting with these bytes
+	Limit     uint32 // limit: maximum entries in this page
+	Cursor    []byte // cursor: empty for the first page, else a NextCursor of the previous page
+}
+
+// TableKeyValuePage is one scan's page in a BatchScanPageResult.
+type TableKeyValuePage struct {
+	Table      string     // table: the scanned table
+	List       []KeyValue // list: entries in key byte order
+	NextCursor []byte     // next_cursor: empty when the scan is complete
+}
+
+// TableKeyPage is one key scan's page in a BatchScanKeysPageResult.
+type TableKeyPage struct {
+	Table      string   // table: the scanned table
+	Keys       [][]byte // keys: keys in byte order
+	NextCursor []byte   // next_cursor: empty when the scan is complete
+}
