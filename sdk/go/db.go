@@ -80,7 +80,9 @@ func (t *Table) DeleteByPrefix(prefix []byte) error {
 }
 
 // Scan returns up to limit entries whose key starts with prefix, in key
-// order. limit <= 0 asks for as many as the runtime allows.
+// order. limit <= 0 asks for as many as the runtime allows. Scan reads one
+// page only: entries past the runtime's page size (1000 entries or about
+// 4 MiB in muDB) are not returned; ScanPage and All read them.
 func (t *Table) Scan(prefix []byte, limit int) ([]KeyValue, error) {
 	m, err := t.ctx.c.exchange(t.ctx, &fnproto.Scan{Table: t.name, KeyPrefix: prefix, Limit: wireLimit(limit)})
 	if err != nil {
@@ -96,7 +98,8 @@ func (t *Table) Scan(prefix []byte, limit int) ([]KeyValue, error) {
 }
 
 // ScanKeys returns up to limit keys that start with prefix, in order.
-// limit <= 0 asks for as many as the runtime allows.
+// limit <= 0 asks for as many as the runtime allows. Like Scan it reads one
+// page only; ScanKeysPage and Keys read the rest.
 func (t *Table) ScanKeys(prefix []byte, limit int) ([][]byte, error) {
 	m, err := t.ctx.c.exchange(t.ctx, &fnproto.ScanKeys{Table: t.name, KeyPrefix: prefix, Limit: wireLimit(limit)})
 	if err != nil {
@@ -190,7 +193,8 @@ func (d *DB) BatchDelete(keys []TableKey) error {
 
 // BatchScan scans several (table, key prefix) pairs in one request and
 // returns up to eachLimit entries for each. eachLimit <= 0 asks for as many
-// as the runtime allows.
+// as the runtime allows. Each scan gets its first page only; BatchScanPage
+// continues them.
 func (d *DB) BatchScan(prefixes []TableKey, eachLimit int) ([]TableKeyValue, error) {
 	return d.entries(&fnproto.BatchScan{TableKeyPrefixes: prefixes, Limit: wireLimit(eachLimit)})
 }

@@ -78,7 +78,15 @@
 // stack's key/value tables, storage boxes and outgoing HTTP through the
 // runtime: each call writes one request frame and blocks until the runtime's
 // reply. A failure reported by the service is a *DBError, *StorageError or
-// *FetchError. A reply of the wrong kind means the stream is out of step; the
+// *FetchError.
+//
+// Tables hold bytes under byte keys, in key order. Writes can expire
+// (Table.PutTTL, DB.BatchPutTTL); scans come one page at a time with an
+// opaque cursor (Table.ScanPage, DB.BatchScanPage) or as iterators over
+// every page (Table.All, Table.Keys). Scan, ScanKeys, BatchScan and
+// BatchScanKeys return the first page only.
+//
+// A reply of the wrong kind means the stream is out of step; the
 // call returns an error wrapping ErrProtocol, the request fails with a
 // FatalError and Serve stops.
 //

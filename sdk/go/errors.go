@@ -17,9 +17,11 @@ var ErrProtocol = errors.New("mu: protocol error")
 // a Context whose handler has already returned.
 var ErrCallEnded = errors.New("mu: host call on a Context whose handler has returned")
 
-// DBError is a failure reported by the database service (a DbError reply),
-// for example a table the stack does not declare. Until the database service
-// is deployed the runtime answers every database call with one.
+// DBError is a failure reported by the database service or by the runtime
+// on its behalf (a DbError reply): a table the stack's manifest does not
+// declare, a key or value over muDB's size limits, a bad cursor, muDB
+// unreachable, or a reply too large for one protocol frame. A runtime with
+// no muDB configured answers every database call with one.
 type DBError struct {
 	Op      string // protocol operation: "Put", "Get", "BatchScan", …
 	Table   string // table name; empty for batch operations and TableList

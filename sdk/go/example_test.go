@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"time"
 
 	mu "github.com/muprotocol/mu/sdk/go"
 
@@ -225,4 +227,126 @@ func ExampleDBError() {
 	// Output:
 	// Put &{Table:todos Key:[107] Value:[] IsAtomic:false}
 	// FunctionResult 503 [{Content-Type text/plain; charset=utf-8}] "try later: database unavailable"
+}
+
+// ScanPage reads one page and the cursor of the next; a function that
+// serves its own paginated API hands the cursor to its client and passes
+// it back on the next request.
+func ExampleTable_ScanPage() {
+	app := mu.New()
+	app.Handle("list", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		var cursor []byte // from the client's previous page, nil at first
+		if c := req.Query("cursor"); c != "" {
+			cursor = []byte(c)
+		}
+		page, err := ctx.Table("todos").ScanPage([]byte("user/7/"), 2, cursor)
+		if err != nil {
+			return nil, err
+		}
+		var b strings.Builder
+		for _, kv := range page.Items {
+			fmt.Fprintf(&b, "%s ", kv.Key)
+		}
+		fmt.Fprintf(&b, "next=%q", page.Next)
+		return mu.Text(200, b.String()), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("list", nil),
+		&fnproto.KeyValuePageResult{List: []fnproto.KeyValue{{Key: []byte("user/7/a")}, {Key: []byte("user/7/b")}}, NextCursor: []byte("opaque")},
+	), &out)
+	printFrames(&out)
+	// Output:
+	// ScanPage &{Table:todos KeyPrefix:[117 115 101 114 47 55 47] Limit:2 Cursor:[]}
+	// FunctionResult 200 [{Content-Type text/plain; charset=utf-8}] "user/7/a user/7/b next=\"opaque\""
+}
+
+// All walks every page of a prefix scan; each page is one host call, made
+// when the loop reaches it.
+func ExampleTable_All() {
+	app := mu.New()
+	app.Handle("count", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		n := 0
+		for _, err := range ctx.Table("todos").All([]byte("user/7/")) {
+			if err != nil {
+				return nil, err
+			}
+			n++
+		}
+		return mu.Text(200, fmt.Sprint(n, " todos")), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("count", nil),
+		&fnproto.KeyValuePageResult{List: []fnproto.KeyValue{{Key: []byte("user/7/a")}, {Key: []byte("user/7/b")}}, NextCursor: []byte("c1")},
+		&fnproto.KeyValuePageResult{List: []fnproto.KeyValue{{Key: []byte("user/7/c")}}}, // no cursor: done
+	), &out)
+	printFrames(&out)
+	// Output:
+	// ScanPage &{Table:todos KeyPrefix:[117 115 101 114 47 55 47] Limit:4294967295 Cursor:[]}
+	// ScanPage &{Table:todos KeyPrefix:[117 115 101 114 47 55 47] Limit:4294967295 Cursor:[99 49]}
+	// FunctionResult 200 [{Content-Type text/plain; charset=utf-8}] "3 todos"
+}
+
+// PutTTL writes a key that expires: here a session that lasts 30 minutes.
+// The ttl is rounded up to whole seconds.
+func ExampleTable_PutTTL() {
+	app := mu.New()
+	app.Handle("login", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		if err := ctx.Table("sessions").PutTTL([]byte("s-1"), []byte("user 7"), 30*time.Minute); err != nil {
+			return nil, err
+		}
+		return mu.Status(204), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(request("login", nil), &fnproto.EmptyResult{}), &out)
+	printFrames(&out)
+	// Output:
+	// PutExpiring &{Table:sessions Key:[115 45 49] Value:[117 115 101 114 32 55] IsAtomic:false TTLSeconds:1800}
+	// FunctionResult 204 [] ""
+}
+
+// BatchScanPage pages several scans at once; each result carries its own
+// cursor, and a scan is done when its Next is nil.
+func ExampleDB_BatchScanPage() {
+	app := mu.New()
+	app.Handle("dump", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		scans := []mu.PageScan{{Table: "todos", Limit: 1}, {Table: "users", Limit: 1}}
+		var b strings.Builder
+		for len(scans) > 0 {
+			pages, err := ctx.DB().BatchScanPage(scans)
+			if err != nil {
+				return nil, err
+			}
+			var more []mu.PageScan
+			for i, p := range pages {
+				for _, kv := range p.Items {
+					fmt.Fprintf(&b, "%s/%s ", p.Table, kv.Key)
+				}
+				if p.Next != nil {
+					s := scans[i]
+					s.Cursor = p.Next
+					more = append(more, s)
+				}
+			}
+			scans = more
+		}
+		return mu.Text(200, b.String()), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("dump", nil),
+		&fnproto.BatchScanPageResult{Results: []fnproto.TableKeyValuePage{
+			{Table: "todos", List: []fnproto.KeyValue{{Key: []byte("1")}}, NextCursor: []byte("t")},
+			{Table: "users", List: []fnproto.KeyValue{{Key: []byte("ann")}}},
+		}},
+		&fnproto.BatchScanPageResult{Results: []fnproto.TableKeyValuePage{
+			{Table: "todos", List: []fnproto.KeyValue{{Key: []byte("2")}}},
+		}},
+	), &out)
+	printFrames(&out)
+	// Output:
+	// BatchScanPage &{Scans:[{Table:todos KeyPrefix:[] Limit:1 Cursor:[]} {Table:users KeyPrefix:[] Limit:1 Cursor:[]}]}
+	// BatchScanPage &{Scans:[{Table:todos KeyPrefix:[] Limit:1 Cursor:[116]}]}
+	// FunctionResult 200 [{Content-Type text/plain; charset=utf-8}] "todos/1 users/ann todos/2 "
 }
