@@ -2,6 +2,7 @@ package runtime
 
 import (
 	_ "embed"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -100,6 +101,13 @@ type Config struct {
 	// before lines are dropped for it.
 	LogBuffer int
 
+	// MudbAddr is host:port of the muDB service's gRPC API; empty:
+	// functions' db requests get a DbError saying muDB is not configured
+	// (stacks that declare tables still deploy). The node dials it without
+	// TLS, with max_message_bytes as the message limit both ways. A muDB
+	// passed in-process (Deps.Mudb) takes precedence.
+	MudbAddr string
+
 	// Usage batches the node's usage records (megabyte-instructions per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -183,6 +191,11 @@ func (c Config) Validate() error {
 		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
 	}
 	p.Positive("log_buffer", int64(c.LogBuffer))
+	if c.MudbAddr != "" {
+		if host, port, err := net.SplitHostPort(c.MudbAddr); err != nil || host == "" || port == "" {
+			p.Addf("mudb_addr", "%q is not host:port", c.MudbAddr)
+		}
+	}
 	p.Add(c.engineConfig().Validate(), c.Usage.Validate())
 	return p.Err("runtime")
 }

@@ -31,6 +31,9 @@ type deployment struct {
 	revision  uint64
 	manifest  *manifest.Manifest
 	functions map[string]*function // by assembly name
+	// host answers its functions' host requests; db requests go to muDB
+	// with this deployment's stack id and declared tables.
+	host wasm.Handler
 
 	calls    atomic.Int64 // calls that found this deployment and have not left
 	retired  atomic.Bool  // no longer in Server.stacks
@@ -96,6 +99,14 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	if old != nil && old.revision > st.GetRevision() {
 		return nil, status.Errorf(codes.FailedPrecondition, "stack %s is at revision %d; cannot deploy older revision %d", id, old.revision, st.GetRevision())
 	}
+	// The declared tables exist before the revision serves. Failing here,
+	// before anything is compiled, leaves the node as it was.
+	if err := s.db.createTables(ctx, id, m); err != nil {
+		return nil, err
+	}
+	if s.db.client == nil && len(m.Tables) > 0 {
+		s.log.Warn("stack declares tables but no muDB is configured; its db requests will fail", "stack", id.String(), "tables", len(m.Tables))
+	}
 	inline := make(map[string][]byte, len(req.GetBinaries()))
 	for i, b := range req.GetBinaries() {
 		if got := ids.BinaryID(b.GetWasm()); got != b.GetBinaryId() {
@@ -105,6 +116,7 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	}
 
 	d := &deployment{id: id, revision: st.GetRevision(), manifest: m, functions: make(map[string]*function, len(m.Functions))}
+	d.host = hostHandler(s.db.forStack(id, m))
 	// Every deploy gets its own pool keys, so instances of a replaced
 	// deployment (even of the same revision) are never handed to the new one.
 	seq := s.deploySeq.Add(1)

@@ -92,7 +92,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 			}
 			reserved = true
 		}
-		res, err = inst.Call(ctx, fnName, fr, s.host, lim)
+		res, err = inst.Call(ctx, fnName, fr, d.host, lim)
 		s.pool.Put(f.poolKey, inst)
 		if err == nil {
 			ce = nil
@@ -228,15 +228,16 @@ func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
 	return out
 }
 
-// hostHandler answers the requests a function sends during a call. muDB,
+// hostHandler answers the requests a function of one deployment sends
+// during a call: db requests go to muDB as that deployment's stack (db);
 // storage and outbound HTTP are not wired into this node yet, so each gets
 // a clear error reply the function can handle, never a hang or a crash.
-func (s *Server) hostHandler() wasm.Handler {
+func hostHandler(db *stackDB) wasm.Handler {
 	return func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
 		kind := fnproto.KindName(fnproto.FromFunction, m.Kind())
 		switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
 		case fnproto.ClassDb:
-			return &fnproto.DbError{Error: "muDB is not available on this runtime node (" + kind + ")"}, nil
+			return db.serve(ctx, m)
 		case fnproto.ClassStorage:
 			return &fnproto.StorageError{Error: "storage is not available on this runtime node (" + kind + ")"}, nil
 		case fnproto.ClassHTTP:

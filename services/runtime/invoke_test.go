@@ -5,13 +5,16 @@ import (
 	"testing"
 
 	"github.com/muprotocol/mu/libs/fnproto"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
 )
 
-// TestHostHandler_RepliesByClass sends the handler one request of each
-// class, including the first and last kind of each range, and checks that
-// each gets its class's error reply, and that a control message is refused.
+// TestHostHandler_RepliesByClass sends the handler of a node without muDB
+// one request of each class, including the first and last kind of each
+// range, and checks that each gets its class's error reply, and that a
+// control message is refused.
 func TestHostHandler_RepliesByClass(t *testing.T) {
-	h := (&Server{}).hostHandler()
+	h := hostHandler((&dbBridge{maxFrame: fnproto.DefaultMaxFrameSize}).forStack(ids.StackID{1}, &manifest.Manifest{}))
 	tests := []struct {
 		in   fnproto.Message
 		want fnproto.Kind // 0: the handler returns an error
@@ -19,6 +22,9 @@ func TestHostHandler_RepliesByClass(t *testing.T) {
 		{&fnproto.Put{Table: "t"}, fnproto.KindDbError},
 		{&fnproto.Get{Table: "t"}, fnproto.KindDbError},
 		{&fnproto.CompareAndSwap{Table: "t"}, fnproto.KindDbError},
+		{&fnproto.PutExpiring{Table: "t", TTLSeconds: 1}, fnproto.KindDbError},
+		{&fnproto.BatchScanKeysPage{}, fnproto.KindDbError},
+		{&fnproto.TableList{}, fnproto.KindDbError},
 		{&fnproto.StoragePut{Storage: "s"}, fnproto.KindStorageError},
 		{&fnproto.StorageList{Storage: "s"}, fnproto.KindStorageError},
 		{&fnproto.HTTPRequest{Method: "GET"}, fnproto.KindHTTPResponse},
@@ -37,6 +43,9 @@ func TestHostHandler_RepliesByClass(t *testing.T) {
 		if err != nil || reply == nil || reply.Kind() != tc.want || reply.Direction() != fnproto.ToFunction {
 			t.Errorf("%s: (%v, %v), want a %s", name, reply, err, fnproto.KindName(fnproto.ToFunction, tc.want))
 			continue
+		}
+		if r, ok := reply.(*fnproto.DbError); ok && r.Error != "muDB is not configured on this runtime node ("+name+")" {
+			t.Errorf("%s: DbError %q", name, r.Error)
 		}
 		if r, ok := reply.(*fnproto.HTTPResponse); ok && (r.Error == nil || *r.Error == "") {
 			t.Errorf("%s: HTTPResponse without an error", name)

@@ -21,6 +21,7 @@ type metrics struct {
 	compileSeconds   *prometheus.HistogramVec
 	activeMemory     prometheus.Gauge
 	memoryRefused    prometheus.Counter
+	dbRequests       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -52,7 +53,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.memoryRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_memory_refused_total", Help: "Calls refused because active_memory_budget stayed full for active_memory_wait.",
 	})
-	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused} {
+	m.dbRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mu_runtime_db_requests_total",
+		Help: "Functions' db requests by message kind and outcome (ok, error, undeclared, unconfigured, invalid, too_large, deadline). Not usage: muDB reports db reads and writes to billing itself.",
+	}, []string{"kind", "outcome"})
+	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

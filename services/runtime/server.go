@@ -13,9 +13,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
+	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
@@ -33,6 +36,12 @@ type Deps struct {
 	// listener's /metrics serves. Nil makes a private registry with the Go
 	// and process collectors, so several nodes can share a process.
 	Registry *prometheus.Registry
+	// Mudb answers functions' db requests and the CreateTable of every
+	// declared table at deploy. It takes precedence over Config.MudbAddr
+	// (a region passes its in-process muDB here); the caller keeps
+	// ownership and closes it after the Server. Nil with MudbAddr set
+	// dials MudbAddr; nil without it leaves the node without muDB.
+	Mudb mudbv1.MudbServiceClient
 }
 
 // Server is a runtime node. Create it with New, start it with Start, stop it
@@ -48,7 +57,8 @@ type Server struct {
 	pool    *pool.Pool
 	logs    *logs.Hub
 	metrics *metrics
-	host    wasm.Handler // answers functions' db, storage and HTTP requests
+	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
+	mudb    *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
 	run     *service.Runner
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
@@ -105,7 +115,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, err
 	}
-	s.host = s.hostHandler()
+	s.db = &dbBridge{client: deps.Mudb, maxFrame: cfg.MaxFrameSize, requests: s.metrics.dbRequests}
+	if s.db.client == nil && cfg.MudbAddr != "" {
+		// grpc.NewClient connects lazily: an unreachable muDB fails the
+		// requests (Unavailable), not New.
+		s.mudb, err = grpc.NewClient(cfg.MudbAddr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+		if err != nil {
+			s.pool.Close()
+			s.engine.Close()
+			return nil, fmt.Errorf("runtime: mudb_addr %q: %w", cfg.MudbAddr, err)
+		}
+		s.db.client = mudbv1.NewMudbServiceClient(s.mudb)
+	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
 	return s, nil
@@ -154,6 +177,9 @@ func (s *Server) Close() error {
 		s.stacks = map[[32]byte]*deployment{}
 		s.mu.Unlock()
 		s.engine.Close()
+		if s.mudb != nil {
+			_ = s.mudb.Close() // the calls that used it have ended
+		}
 		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
 	})
 }
