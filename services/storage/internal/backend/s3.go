@@ -295,4 +295,3 @@ func (s *S3) DeletePrefix(ctx context.Context, prefix string) (int64, int64, err
 }
 
 var _ Backend = (*S3)(nil)
-
