@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/rpcerr"
 	"github.com/muprotocol/mu/services/storage/internal/backend"
 	"github.com/muprotocol/mu/services/storage/internal/layout"
 	"github.com/muprotocol/mu/services/storage/internal/urlsig"
@@ -51,7 +52,7 @@ func statusError(w http.ResponseWriter, err error) {
 	switch st.Code() {
 	case codes.InvalidArgument:
 		code = http.StatusBadRequest
-		if strings.Contains(st.Message(), "over the limit") {
+		if rpcerr.ReasonOf(err) == rpcerr.RequestTooLarge {
 			code = http.StatusRequestEntityTooLarge
 		}
 	case codes.NotFound:
