@@ -10,10 +10,14 @@ MODULES := libs/fnproto proto libs sdk/go services/runtime services/gateway serv
            services/chain-indexer services/billing region cli bench examples
 
 TEST_FLAGS ?= -count=1 -timeout=20m
+# The S3 server of the storage tests (design section 2), installed into .tmp/bin at this version.
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(CURDIR)/.tmp/bin/versitygw
+export MU_VERSITYGW := $(VERSITYGW)
 RUN_DIR ?= examples/hello
 GATEWAY_ADDR ?= 127.0.0.1:12080
 
-.PHONY: all build run test test-race vet test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run test test-race vet versitygw test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
 all: build
 
@@ -27,7 +31,7 @@ build: ## Build every module and the mu binary into .tmp/bin/mu.
 run: ## Start the local runtime with embedded defaults and serve the example stack.
 	$(GO) run ./cli run --gateway-addr $(GATEWAY_ADDR) $(RUN_DIR)
 
-test: vet test-wasm test-race ## Vet and test every module (the README's test command; CI runs this).
+test: versitygw vet test-wasm test-race ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...) || exit 1; \
@@ -37,6 +41,14 @@ test-race: ## The concurrency-sensitive packages under the race detector.
 	cd libs && $(GO) test $(TEST_FLAGS) -race ./usage ./service
 	cd services/runtime && $(GO) test $(TEST_FLAGS) -race ./...
 	cd services/gateway && $(GO) test $(TEST_FLAGS) -race ./...
+
+versitygw: ## Install the pinned versitygw (the storage tests' S3 server) into .tmp/bin.
+	@have=$$($(GO) version -m $(VERSITYGW) 2>/dev/null | awk '$$1 == "mod" && $$2 == "github.com/versity/versitygw" { print $$3 }'); \
+	if [ "$$have" != "$(VERSITYGW_VERSION)" ]; then \
+		echo "installing github.com/versity/versitygw@$(VERSITYGW_VERSION)"; \
+		mkdir -p .tmp/bin && cd .tmp && GOWORK=off GOFLAGS=-mod=mod GOBIN=$(CURDIR)/.tmp/bin \
+			$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
+	fi
 
 vet: ## go vet across every module.
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done

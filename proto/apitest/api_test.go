@@ -82,7 +82,7 @@ var services = []serviceSpec{
 		methods: map[string]string{
 			"CreateBox": unary, "DeleteBox": unary, "ListBoxes": unary, "DeleteStackData": unary,
 			"Put": clientStream, "Get": serverStream, "Delete": unary, "List": unary,
-			"UploadBinary": clientStream, "GetBinary": serverStream,
+			"UploadBinary": clientStream, "GetBinary": serverStream, "SignURL": unary,
 		},
 	},
 	{

@@ -13,7 +13,8 @@ import (
 
 func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GRPCAddr, cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
 	s, err := New(cfg, Deps{})
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +42,19 @@ func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 func TestConfig_InvalidNamesTheField(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr = "nope"
+	cfg.DataDir = ""
+	cfg.MaxKeyBytes = 2000
+	cfg.S3PartSize = 1
+	cfg.URLSigningKey = "abcd"
 	_, err := New(cfg, Deps{})
-	if !errors.Is(err, service.ErrInvalidConfig) || !strings.Contains(err.Error(), "grpc_addr") {
-		t.Fatalf("got %v", err)
+	for _, field := range []string{"grpc_addr", "data_dir", "max_key_bytes: 2000 must be in 1..912", "url_signing_key"} {
+		if !errors.Is(err, service.ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("got %v, want it to name %s", err, field)
+		}
+	}
+	cfg = DefaultConfig()
+	cfg.S3Endpoint, cfg.S3PartSize = "127.0.0.1:1", 1<<20
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "s3_part_size") {
+		t.Errorf("part size: %v", err)
 	}
 }

@@ -25,6 +25,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SignURLMethod is what a signed URL allows.
+type SignURLMethod int32
+
+const (
+	SignURLMethod_SIGN_URL_METHOD_UNSPECIFIED SignURLMethod = 0
+	// Download the object (HTTP GET, Range and If-None-Match honoured).
+	SignURLMethod_SIGN_URL_METHOD_GET SignURLMethod = 1
+	// Upload the object, replacing any previous one (HTTP PUT, body up to max_bytes).
+	SignURLMethod_SIGN_URL_METHOD_PUT SignURLMethod = 2
+)
+
+// Enum value maps for SignURLMethod.
+var (
+	SignURLMethod_name = map[int32]string{
+		0: "SIGN_URL_METHOD_UNSPECIFIED",
+		1: "SIGN_URL_METHOD_GET",
+		2: "SIGN_URL_METHOD_PUT",
+	}
+	SignURLMethod_value = map[string]int32{
+		"SIGN_URL_METHOD_UNSPECIFIED": 0,
+		"SIGN_URL_METHOD_GET":         1,
+		"SIGN_URL_METHOD_PUT":         2,
+	}
+)
+
+func (x SignURLMethod) Enum() *SignURLMethod {
+	p := new(SignURLMethod)
+	*p = x
+	return p
+}
+
+func (x SignURLMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignURLMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_mu_storage_v1_storage_proto_enumTypes[0].Descriptor()
+}
+
+func (SignURLMethod) Type() protoreflect.EnumType {
+	return &file_mu_storage_v1_storage_proto_enumTypes[0]
+}
+
+func (x SignURLMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignURLMethod.Descriptor instead.
+func (SignURLMethod) EnumDescriptor() ([]byte, []int) {
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{0}
+}
+
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -111,8 +163,12 @@ func (x *ObjectInfo) GetLastModified() *timestamppb.Timestamp {
 type CreateBoxRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key.
-	StackId       []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
-	Box           string `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"`
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	Box     string `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"`
+	// Public boxes are readable by anyone over the storage HTTP API at
+	// GET /{base58 stack id}/{box}/{key}; private ones (the default) answer 404 there. Calling
+	// CreateBox again on an existing box sets its visibility to this value.
+	Public        bool `protobuf:"varint,3,opt,name=public,proto3" json:"public,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +217,13 @@ func (x *CreateBoxRequest) GetBox() string {
 	return ""
 }
 
+func (x *CreateBoxRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
 // CreateBoxResponse reports whether the box is new.
 type CreateBoxResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -207,6 +270,60 @@ func (x *CreateBoxResponse) GetCreated() bool {
 	return false
 }
 
+// BoxInfo describes a box.
+type BoxInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Readable by anyone over the HTTP API (CreateBoxRequest.public).
+	Public        bool `protobuf:"varint,2,opt,name=public,proto3" json:"public,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoxInfo) Reset() {
+	*x = BoxInfo{}
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoxInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoxInfo) ProtoMessage() {}
+
+func (x *BoxInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoxInfo.ProtoReflect.Descriptor instead.
+func (*BoxInfo) Descriptor() ([]byte, []int) {
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BoxInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BoxInfo) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
 // DeleteBoxRequest names the box to delete.
 type DeleteBoxRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -219,7 +336,7 @@ type DeleteBoxRequest struct {
 
 func (x *DeleteBoxRequest) Reset() {
 	*x = DeleteBoxRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +348,7 @@ func (x *DeleteBoxRequest) String() string {
 func (*DeleteBoxRequest) ProtoMessage() {}
 
 func (x *DeleteBoxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +361,7 @@ func (x *DeleteBoxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBoxRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBoxRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DeleteBoxRequest) GetStackId() []byte {
@@ -274,7 +391,7 @@ type DeleteBoxResponse struct {
 
 func (x *DeleteBoxResponse) Reset() {
 	*x = DeleteBoxResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +403,7 @@ func (x *DeleteBoxResponse) String() string {
 func (*DeleteBoxResponse) ProtoMessage() {}
 
 func (x *DeleteBoxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +416,7 @@ func (x *DeleteBoxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBoxResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBoxResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeleteBoxResponse) GetDeleted() bool {
@@ -327,7 +444,7 @@ type ListBoxesRequest struct {
 
 func (x *ListBoxesRequest) Reset() {
 	*x = ListBoxesRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +456,7 @@ func (x *ListBoxesRequest) String() string {
 func (*ListBoxesRequest) ProtoMessage() {}
 
 func (x *ListBoxesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +469,7 @@ func (x *ListBoxesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBoxesRequest.ProtoReflect.Descriptor instead.
 func (*ListBoxesRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{5}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListBoxesRequest) GetStackId() []byte {
@@ -366,14 +483,16 @@ func (x *ListBoxesRequest) GetStackId() []byte {
 type ListBoxesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Box names in name order.
-	Boxes         []string `protobuf:"bytes,1,rep,name=boxes,proto3" json:"boxes,omitempty"`
+	Boxes []string `protobuf:"bytes,1,rep,name=boxes,proto3" json:"boxes,omitempty"`
+	// The same boxes with their settings, in the same order.
+	BoxInfos      []*BoxInfo `protobuf:"bytes,2,rep,name=box_infos,json=boxInfos,proto3" json:"box_infos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListBoxesResponse) Reset() {
 	*x = ListBoxesResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +504,7 @@ func (x *ListBoxesResponse) String() string {
 func (*ListBoxesResponse) ProtoMessage() {}
 
 func (x *ListBoxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,12 +517,19 @@ func (x *ListBoxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBoxesResponse.ProtoReflect.Descriptor instead.
 func (*ListBoxesResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{6}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListBoxesResponse) GetBoxes() []string {
 	if x != nil {
 		return x.Boxes
+	}
+	return nil
+}
+
+func (x *ListBoxesResponse) GetBoxInfos() []*BoxInfo {
+	if x != nil {
+		return x.BoxInfos
 	}
 	return nil
 }
@@ -419,7 +545,7 @@ type DeleteStackDataRequest struct {
 
 func (x *DeleteStackDataRequest) Reset() {
 	*x = DeleteStackDataRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +557,7 @@ func (x *DeleteStackDataRequest) String() string {
 func (*DeleteStackDataRequest) ProtoMessage() {}
 
 func (x *DeleteStackDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +570,7 @@ func (x *DeleteStackDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStackDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteStackDataRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeleteStackDataRequest) GetStackId() []byte {
@@ -467,7 +593,7 @@ type DeleteStackDataResponse struct {
 
 func (x *DeleteStackDataResponse) Reset() {
 	*x = DeleteStackDataResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +605,7 @@ func (x *DeleteStackDataResponse) String() string {
 func (*DeleteStackDataResponse) ProtoMessage() {}
 
 func (x *DeleteStackDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +618,7 @@ func (x *DeleteStackDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteStackDataResponse.ProtoReflect.Descriptor instead.
 func (*DeleteStackDataResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteStackDataResponse) GetBoxesDeleted() uint64 {
@@ -507,6 +633,162 @@ func (x *DeleteStackDataResponse) GetObjectsDeleted() uint64 {
 		return x.ObjectsDeleted
 	}
 	return 0
+}
+
+// SignURLRequest says which object a URL reaches and for how long.
+type SignURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key.
+	StackId []byte        `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	Box     string        `protobuf:"bytes,2,opt,name=box,proto3" json:"box,omitempty"`
+	Key     string        `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Method  SignURLMethod `protobuf:"varint,4,opt,name=method,proto3,enum=mu.storage.v1.SignURLMethod" json:"method,omitempty"`
+	// Lifetime of the URL in seconds: 1..max_signed_url_seconds (a setting, default 7 days); 0
+	// means the service default (1 hour).
+	ExpiresInSeconds uint32 `protobuf:"varint,5,opt,name=expires_in_seconds,json=expiresInSeconds,proto3" json:"expires_in_seconds,omitempty"`
+	// PUT only: the largest body the URL accepts, 1..max_object_bytes; 0 means max_object_bytes.
+	// Must be 0 for GET.
+	MaxBytes uint64 `protobuf:"varint,6,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// PUT only: the content type stored with the object; the upload's Content-Type header is
+	// ignored when this is set. Must be empty for GET.
+	ContentType   string `protobuf:"bytes,7,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignURLRequest) Reset() {
+	*x = SignURLRequest{}
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignURLRequest) ProtoMessage() {}
+
+func (x *SignURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignURLRequest.ProtoReflect.Descriptor instead.
+func (*SignURLRequest) Descriptor() ([]byte, []int) {
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SignURLRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *SignURLRequest) GetBox() string {
+	if x != nil {
+		return x.Box
+	}
+	return ""
+}
+
+func (x *SignURLRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SignURLRequest) GetMethod() SignURLMethod {
+	if x != nil {
+		return x.Method
+	}
+	return SignURLMethod_SIGN_URL_METHOD_UNSPECIFIED
+}
+
+func (x *SignURLRequest) GetExpiresInSeconds() uint32 {
+	if x != nil {
+		return x.ExpiresInSeconds
+	}
+	return 0
+}
+
+func (x *SignURLRequest) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *SignURLRequest) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+// SignURLResponse carries the URL.
+type SignURLResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absolute URL under the service's public_url:
+	// {public_url}/signed/{base58 stack id}/{box}/{escaped key}?method=..&expires=..&max=..&ct=..&sig=..
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// When the URL stops working.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignURLResponse) Reset() {
+	*x = SignURLResponse{}
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignURLResponse) ProtoMessage() {}
+
+func (x *SignURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignURLResponse.ProtoReflect.Descriptor instead.
+func (*SignURLResponse) Descriptor() ([]byte, []int) {
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SignURLResponse) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *SignURLResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
 }
 
 // PutRequest is one message of a Put stream: the header first, then body chunks.
@@ -525,7 +807,7 @@ type PutRequest struct {
 
 func (x *PutRequest) Reset() {
 	*x = PutRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +819,7 @@ func (x *PutRequest) String() string {
 func (*PutRequest) ProtoMessage() {}
 
 func (x *PutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +832,7 @@ func (x *PutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutRequest.ProtoReflect.Descriptor instead.
 func (*PutRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PutRequest) GetPayload() isPutRequest_Payload {
@@ -614,7 +896,7 @@ type PutHeader struct {
 
 func (x *PutHeader) Reset() {
 	*x = PutHeader{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +908,7 @@ func (x *PutHeader) String() string {
 func (*PutHeader) ProtoMessage() {}
 
 func (x *PutHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +921,7 @@ func (x *PutHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutHeader.ProtoReflect.Descriptor instead.
 func (*PutHeader) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{10}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutHeader) GetStackId() []byte {
@@ -687,7 +969,7 @@ type PutResponse struct {
 
 func (x *PutResponse) Reset() {
 	*x = PutResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +981,7 @@ func (x *PutResponse) String() string {
 func (*PutResponse) ProtoMessage() {}
 
 func (x *PutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +994,7 @@ func (x *PutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutResponse.ProtoReflect.Descriptor instead.
 func (*PutResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutResponse) GetObject() *ObjectInfo {
@@ -741,7 +1023,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1035,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[12]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1048,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{12}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRequest) GetStackId() []byte {
@@ -820,7 +1102,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[13]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +1114,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[13]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +1127,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{13}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetResponse) GetPayload() isGetResponse_Payload {
@@ -904,7 +1186,7 @@ type GetInfo struct {
 
 func (x *GetInfo) Reset() {
 	*x = GetInfo{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1198,7 @@ func (x *GetInfo) String() string {
 func (*GetInfo) ProtoMessage() {}
 
 func (x *GetInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[14]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1211,7 @@ func (x *GetInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInfo.ProtoReflect.Descriptor instead.
 func (*GetInfo) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{14}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetInfo) GetObject() *ObjectInfo {
@@ -966,7 +1248,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1260,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[15]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1273,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{15}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteRequest) GetStackId() []byte {
@@ -1026,7 +1308,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1320,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[16]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1333,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{16}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -1085,7 +1367,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1379,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[17]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1392,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{17}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRequest) GetStackId() []byte {
@@ -1161,7 +1443,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1455,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[18]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1468,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{18}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListResponse) GetObjects() []*ObjectInfo {
@@ -1223,7 +1505,7 @@ type BinaryInfo struct {
 
 func (x *BinaryInfo) Reset() {
 	*x = BinaryInfo{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1235,7 +1517,7 @@ func (x *BinaryInfo) String() string {
 func (*BinaryInfo) ProtoMessage() {}
 
 func (x *BinaryInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[19]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1248,7 +1530,7 @@ func (x *BinaryInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BinaryInfo.ProtoReflect.Descriptor instead.
 func (*BinaryInfo) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{19}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BinaryInfo) GetBinaryId() string {
@@ -1302,7 +1584,7 @@ type UploadBinaryRequest struct {
 
 func (x *UploadBinaryRequest) Reset() {
 	*x = UploadBinaryRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1596,7 @@ func (x *UploadBinaryRequest) String() string {
 func (*UploadBinaryRequest) ProtoMessage() {}
 
 func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[20]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1609,7 @@ func (x *UploadBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryRequest.ProtoReflect.Descriptor instead.
 func (*UploadBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{20}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UploadBinaryRequest) GetPayload() isUploadBinaryRequest_Payload {
@@ -1374,9 +1656,12 @@ func (*UploadBinaryRequest_Chunk) isUploadBinaryRequest_Payload() {}
 
 // UploadBinaryHeader authenticates a binary upload.
 //
-// Signing: the developer signs the ASCII domain tag "mu-binary-v1:" followed by the 32-byte
-// SHA-256 of the binary, i.e. ed25519.Sign(key, "mu-binary-v1:" || sha256(binary)). The storage
-// HTTP upload API uses the same scheme.
+// Signing: the developer signs the ASCII domain tag "mu-binary-upload-v1:", the 32-byte SHA-256 of
+// the binary and the signing time as 8 bytes of big-endian Unix seconds, i.e.
+// ed25519.Sign(key, "mu-binary-upload-v1:" || sha256(binary) || be64(signed_at)). The service
+// refuses a signing time further than upload_max_skew (default 5 minutes) from its clock with
+// UNAUTHENTICATED. The storage HTTP upload API (POST /binaries) uses the same scheme; package
+// github.com/muprotocol/mu/services/storage/upload implements it.
 type UploadBinaryHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte ed25519 public key of the developer.
@@ -1384,14 +1669,19 @@ type UploadBinaryHeader struct {
 	// 64-byte ed25519 signature, see above.
 	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
 	// The binary's size in bytes, if known; a mismatch fails the call with INVALID_ARGUMENT.
-	Size          *uint64 `protobuf:"varint,3,opt,name=size,proto3,oneof" json:"size,omitempty"`
+	Size *uint64 `protobuf:"varint,3,opt,name=size,proto3,oneof" json:"size,omitempty"`
+	// Signing time in Unix seconds, as signed.
+	SignedAtUnix int64 `protobuf:"varint,4,opt,name=signed_at_unix,json=signedAtUnix,proto3" json:"signed_at_unix,omitempty"`
+	// SHA-256 of the binary, as signed (32 bytes). The service checks the bytes against it as they
+	// arrive and stores nothing when they differ (UNAUTHENTICATED).
+	Sha256        []byte `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UploadBinaryHeader) Reset() {
 	*x = UploadBinaryHeader{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1693,7 @@ func (x *UploadBinaryHeader) String() string {
 func (*UploadBinaryHeader) ProtoMessage() {}
 
 func (x *UploadBinaryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[21]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1706,7 @@ func (x *UploadBinaryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryHeader.ProtoReflect.Descriptor instead.
 func (*UploadBinaryHeader) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{21}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UploadBinaryHeader) GetDeveloperPublicKey() []byte {
@@ -1440,6 +1730,20 @@ func (x *UploadBinaryHeader) GetSize() uint64 {
 	return 0
 }
 
+func (x *UploadBinaryHeader) GetSignedAtUnix() int64 {
+	if x != nil {
+		return x.SignedAtUnix
+	}
+	return 0
+}
+
+func (x *UploadBinaryHeader) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 // UploadBinaryResponse names the stored binary.
 type UploadBinaryResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -1452,7 +1756,7 @@ type UploadBinaryResponse struct {
 
 func (x *UploadBinaryResponse) Reset() {
 	*x = UploadBinaryResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1768,7 @@ func (x *UploadBinaryResponse) String() string {
 func (*UploadBinaryResponse) ProtoMessage() {}
 
 func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[22]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1781,7 @@ func (x *UploadBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadBinaryResponse.ProtoReflect.Descriptor instead.
 func (*UploadBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{22}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UploadBinaryResponse) GetBinary() *BinaryInfo {
@@ -1505,7 +1809,7 @@ type GetBinaryRequest struct {
 
 func (x *GetBinaryRequest) Reset() {
 	*x = GetBinaryRequest{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[23]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1821,7 @@ func (x *GetBinaryRequest) String() string {
 func (*GetBinaryRequest) ProtoMessage() {}
 
 func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[23]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1834,7 @@ func (x *GetBinaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBinaryRequest.ProtoReflect.Descriptor instead.
 func (*GetBinaryRequest) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{23}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetBinaryRequest) GetBinaryId() string {
@@ -1556,7 +1860,7 @@ type GetBinaryResponse struct {
 
 func (x *GetBinaryResponse) Reset() {
 	*x = GetBinaryResponse{}
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[24]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1872,7 @@ func (x *GetBinaryResponse) String() string {
 func (*GetBinaryResponse) ProtoMessage() {}
 
 func (x *GetBinaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_storage_v1_storage_proto_msgTypes[24]
+	mi := &file_mu_storage_v1_storage_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1885,7 @@ func (x *GetBinaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBinaryResponse.ProtoReflect.Descriptor instead.
 func (*GetBinaryResponse) Descriptor() ([]byte, []int) {
-	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{24}
+	return file_mu_storage_v1_storage_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetBinaryResponse) GetPayload() isGetBinaryResponse_Payload {
@@ -1637,12 +1941,16 @@ const file_mu_storage_v1_storage_proto_rawDesc = "" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x12\n" +
 	"\x04etag\x18\x04 \x01(\tR\x04etag\x12?\n" +
-	"\rlast_modified\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastModified\"?\n" +
+	"\rlast_modified\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\flastModified\"W\n" +
 	"\x10CreateBoxRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x10\n" +
-	"\x03box\x18\x02 \x01(\tR\x03box\"-\n" +
+	"\x03box\x18\x02 \x01(\tR\x03box\x12\x16\n" +
+	"\x06public\x18\x03 \x01(\bR\x06public\"-\n" +
 	"\x11CreateBoxResponse\x12\x18\n" +
-	"\acreated\x18\x01 \x01(\bR\acreated\"?\n" +
+	"\acreated\x18\x01 \x01(\bR\acreated\"5\n" +
+	"\aBoxInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06public\x18\x02 \x01(\bR\x06public\"?\n" +
 	"\x10DeleteBoxRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x10\n" +
 	"\x03box\x18\x02 \x01(\tR\x03box\"V\n" +
@@ -1650,14 +1958,27 @@ const file_mu_storage_v1_storage_proto_rawDesc = "" +
 	"\adeleted\x18\x01 \x01(\bR\adeleted\x12'\n" +
 	"\x0fobjects_deleted\x18\x02 \x01(\x04R\x0eobjectsDeleted\"-\n" +
 	"\x10ListBoxesRequest\x12\x19\n" +
-	"\bstack_id\x18\x01 \x01(\fR\astackId\")\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\"^\n" +
 	"\x11ListBoxesResponse\x12\x14\n" +
-	"\x05boxes\x18\x01 \x03(\tR\x05boxes\"3\n" +
+	"\x05boxes\x18\x01 \x03(\tR\x05boxes\x123\n" +
+	"\tbox_infos\x18\x02 \x03(\v2\x16.mu.storage.v1.BoxInfoR\bboxInfos\"3\n" +
 	"\x16DeleteStackDataRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\"g\n" +
 	"\x17DeleteStackDataResponse\x12#\n" +
 	"\rboxes_deleted\x18\x01 \x01(\x04R\fboxesDeleted\x12'\n" +
-	"\x0fobjects_deleted\x18\x02 \x01(\x04R\x0eobjectsDeleted\"c\n" +
+	"\x0fobjects_deleted\x18\x02 \x01(\x04R\x0eobjectsDeleted\"\xf3\x01\n" +
+	"\x0eSignURLRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x10\n" +
+	"\x03box\x18\x02 \x01(\tR\x03box\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x124\n" +
+	"\x06method\x18\x04 \x01(\x0e2\x1c.mu.storage.v1.SignURLMethodR\x06method\x12,\n" +
+	"\x12expires_in_seconds\x18\x05 \x01(\rR\x10expiresInSeconds\x12\x1b\n" +
+	"\tmax_bytes\x18\x06 \x01(\x04R\bmaxBytes\x12!\n" +
+	"\fcontent_type\x18\a \x01(\tR\vcontentType\"^\n" +
+	"\x0fSignURLResponse\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"c\n" +
 	"\n" +
 	"PutRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.mu.storage.v1.PutHeaderH\x00R\x06header\x12\x16\n" +
@@ -1714,11 +2035,13 @@ const file_mu_storage_v1_storage_proto_rawDesc = "" +
 	"\x13UploadBinaryRequest\x12;\n" +
 	"\x06header\x18\x01 \x01(\v2!.mu.storage.v1.UploadBinaryHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
-	"\apayload\"\x86\x01\n" +
+	"\apayload\"\xc4\x01\n" +
 	"\x12UploadBinaryHeader\x120\n" +
 	"\x14developer_public_key\x18\x01 \x01(\fR\x12developerPublicKey\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x17\n" +
-	"\x04size\x18\x03 \x01(\x04H\x00R\x04size\x88\x01\x01B\a\n" +
+	"\x04size\x18\x03 \x01(\x04H\x00R\x04size\x88\x01\x01\x12$\n" +
+	"\x0esigned_at_unix\x18\x04 \x01(\x03R\fsignedAtUnix\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\fR\x06sha256B\a\n" +
 	"\x05_size\"r\n" +
 	"\x14UploadBinaryResponse\x121\n" +
 	"\x06binary\x18\x01 \x01(\v2\x19.mu.storage.v1.BinaryInfoR\x06binary\x12'\n" +
@@ -1728,12 +2051,17 @@ const file_mu_storage_v1_storage_proto_rawDesc = "" +
 	"\x11GetBinaryResponse\x12/\n" +
 	"\x04info\x18\x01 \x01(\v2\x19.mu.storage.v1.BinaryInfoH\x00R\x04info\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\t\n" +
-	"\apayload2\x97\x06\n" +
+	"\apayload*b\n" +
+	"\rSignURLMethod\x12\x1f\n" +
+	"\x1bSIGN_URL_METHOD_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13SIGN_URL_METHOD_GET\x10\x01\x12\x17\n" +
+	"\x13SIGN_URL_METHOD_PUT\x10\x022\xe1\x06\n" +
 	"\x0eStorageService\x12N\n" +
 	"\tCreateBox\x12\x1f.mu.storage.v1.CreateBoxRequest\x1a .mu.storage.v1.CreateBoxResponse\x12N\n" +
 	"\tDeleteBox\x12\x1f.mu.storage.v1.DeleteBoxRequest\x1a .mu.storage.v1.DeleteBoxResponse\x12N\n" +
 	"\tListBoxes\x12\x1f.mu.storage.v1.ListBoxesRequest\x1a .mu.storage.v1.ListBoxesResponse\x12`\n" +
-	"\x0fDeleteStackData\x12%.mu.storage.v1.DeleteStackDataRequest\x1a&.mu.storage.v1.DeleteStackDataResponse\x12>\n" +
+	"\x0fDeleteStackData\x12%.mu.storage.v1.DeleteStackDataRequest\x1a&.mu.storage.v1.DeleteStackDataResponse\x12H\n" +
+	"\aSignURL\x12\x1d.mu.storage.v1.SignURLRequest\x1a\x1e.mu.storage.v1.SignURLResponse\x12>\n" +
 	"\x03Put\x12\x19.mu.storage.v1.PutRequest\x1a\x1a.mu.storage.v1.PutResponse(\x01\x12>\n" +
 	"\x03Get\x12\x19.mu.storage.v1.GetRequest\x1a\x1a.mu.storage.v1.GetResponse0\x01\x12E\n" +
 	"\x06Delete\x12\x1c.mu.storage.v1.DeleteRequest\x1a\x1d.mu.storage.v1.DeleteResponse\x12?\n" +
@@ -1753,71 +2081,81 @@ func file_mu_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_mu_storage_v1_storage_proto_rawDescData
 }
 
-var file_mu_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_mu_storage_v1_storage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mu_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_mu_storage_v1_storage_proto_goTypes = []any{
-	(*ObjectInfo)(nil),              // 0: mu.storage.v1.ObjectInfo
-	(*CreateBoxRequest)(nil),        // 1: mu.storage.v1.CreateBoxRequest
-	(*CreateBoxResponse)(nil),       // 2: mu.storage.v1.CreateBoxResponse
-	(*DeleteBoxRequest)(nil),        // 3: mu.storage.v1.DeleteBoxRequest
-	(*DeleteBoxResponse)(nil),       // 4: mu.storage.v1.DeleteBoxResponse
-	(*ListBoxesRequest)(nil),        // 5: mu.storage.v1.ListBoxesRequest
-	(*ListBoxesResponse)(nil),       // 6: mu.storage.v1.ListBoxesResponse
-	(*DeleteStackDataRequest)(nil),  // 7: mu.storage.v1.DeleteStackDataRequest
-	(*DeleteStackDataResponse)(nil), // 8: mu.storage.v1.DeleteStackDataResponse
-	(*PutRequest)(nil),              // 9: mu.storage.v1.PutRequest
-	(*PutHeader)(nil),               // 10: mu.storage.v1.PutHeader
-	(*PutResponse)(nil),             // 11: mu.storage.v1.PutResponse
-	(*GetRequest)(nil),              // 12: mu.storage.v1.GetRequest
-	(*GetResponse)(nil),             // 13: mu.storage.v1.GetResponse
-	(*GetInfo)(nil),                 // 14: mu.storage.v1.GetInfo
-	(*DeleteRequest)(nil),           // 15: mu.storage.v1.DeleteRequest
-	(*DeleteResponse)(nil),          // 16: mu.storage.v1.DeleteResponse
-	(*ListRequest)(nil),             // 17: mu.storage.v1.ListRequest
-	(*ListResponse)(nil),            // 18: mu.storage.v1.ListResponse
-	(*BinaryInfo)(nil),              // 19: mu.storage.v1.BinaryInfo
-	(*UploadBinaryRequest)(nil),     // 20: mu.storage.v1.UploadBinaryRequest
-	(*UploadBinaryHeader)(nil),      // 21: mu.storage.v1.UploadBinaryHeader
-	(*UploadBinaryResponse)(nil),    // 22: mu.storage.v1.UploadBinaryResponse
-	(*GetBinaryRequest)(nil),        // 23: mu.storage.v1.GetBinaryRequest
-	(*GetBinaryResponse)(nil),       // 24: mu.storage.v1.GetBinaryResponse
-	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
+	(SignURLMethod)(0),              // 0: mu.storage.v1.SignURLMethod
+	(*ObjectInfo)(nil),              // 1: mu.storage.v1.ObjectInfo
+	(*CreateBoxRequest)(nil),        // 2: mu.storage.v1.CreateBoxRequest
+	(*CreateBoxResponse)(nil),       // 3: mu.storage.v1.CreateBoxResponse
+	(*BoxInfo)(nil),                 // 4: mu.storage.v1.BoxInfo
+	(*DeleteBoxRequest)(nil),        // 5: mu.storage.v1.DeleteBoxRequest
+	(*DeleteBoxResponse)(nil),       // 6: mu.storage.v1.DeleteBoxResponse
+	(*ListBoxesRequest)(nil),        // 7: mu.storage.v1.ListBoxesRequest
+	(*ListBoxesResponse)(nil),       // 8: mu.storage.v1.ListBoxesResponse
+	(*DeleteStackDataRequest)(nil),  // 9: mu.storage.v1.DeleteStackDataRequest
+	(*DeleteStackDataResponse)(nil), // 10: mu.storage.v1.DeleteStackDataResponse
+	(*SignURLRequest)(nil),          // 11: mu.storage.v1.SignURLRequest
+	(*SignURLResponse)(nil),         // 12: mu.storage.v1.SignURLResponse
+	(*PutRequest)(nil),              // 13: mu.storage.v1.PutRequest
+	(*PutHeader)(nil),               // 14: mu.storage.v1.PutHeader
+	(*PutResponse)(nil),             // 15: mu.storage.v1.PutResponse
+	(*GetRequest)(nil),              // 16: mu.storage.v1.GetRequest
+	(*GetResponse)(nil),             // 17: mu.storage.v1.GetResponse
+	(*GetInfo)(nil),                 // 18: mu.storage.v1.GetInfo
+	(*DeleteRequest)(nil),           // 19: mu.storage.v1.DeleteRequest
+	(*DeleteResponse)(nil),          // 20: mu.storage.v1.DeleteResponse
+	(*ListRequest)(nil),             // 21: mu.storage.v1.ListRequest
+	(*ListResponse)(nil),            // 22: mu.storage.v1.ListResponse
+	(*BinaryInfo)(nil),              // 23: mu.storage.v1.BinaryInfo
+	(*UploadBinaryRequest)(nil),     // 24: mu.storage.v1.UploadBinaryRequest
+	(*UploadBinaryHeader)(nil),      // 25: mu.storage.v1.UploadBinaryHeader
+	(*UploadBinaryResponse)(nil),    // 26: mu.storage.v1.UploadBinaryResponse
+	(*GetBinaryRequest)(nil),        // 27: mu.storage.v1.GetBinaryRequest
+	(*GetBinaryResponse)(nil),       // 28: mu.storage.v1.GetBinaryResponse
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
 }
 var file_mu_storage_v1_storage_proto_depIdxs = []int32{
-	25, // 0: mu.storage.v1.ObjectInfo.last_modified:type_name -> google.protobuf.Timestamp
-	10, // 1: mu.storage.v1.PutRequest.header:type_name -> mu.storage.v1.PutHeader
-	0,  // 2: mu.storage.v1.PutResponse.object:type_name -> mu.storage.v1.ObjectInfo
-	14, // 3: mu.storage.v1.GetResponse.info:type_name -> mu.storage.v1.GetInfo
-	0,  // 4: mu.storage.v1.GetInfo.object:type_name -> mu.storage.v1.ObjectInfo
-	0,  // 5: mu.storage.v1.ListResponse.objects:type_name -> mu.storage.v1.ObjectInfo
-	25, // 6: mu.storage.v1.BinaryInfo.created:type_name -> google.protobuf.Timestamp
-	21, // 7: mu.storage.v1.UploadBinaryRequest.header:type_name -> mu.storage.v1.UploadBinaryHeader
-	19, // 8: mu.storage.v1.UploadBinaryResponse.binary:type_name -> mu.storage.v1.BinaryInfo
-	19, // 9: mu.storage.v1.GetBinaryResponse.info:type_name -> mu.storage.v1.BinaryInfo
-	1,  // 10: mu.storage.v1.StorageService.CreateBox:input_type -> mu.storage.v1.CreateBoxRequest
-	3,  // 11: mu.storage.v1.StorageService.DeleteBox:input_type -> mu.storage.v1.DeleteBoxRequest
-	5,  // 12: mu.storage.v1.StorageService.ListBoxes:input_type -> mu.storage.v1.ListBoxesRequest
-	7,  // 13: mu.storage.v1.StorageService.DeleteStackData:input_type -> mu.storage.v1.DeleteStackDataRequest
-	9,  // 14: mu.storage.v1.StorageService.Put:input_type -> mu.storage.v1.PutRequest
-	12, // 15: mu.storage.v1.StorageService.Get:input_type -> mu.storage.v1.GetRequest
-	15, // 16: mu.storage.v1.StorageService.Delete:input_type -> mu.storage.v1.DeleteRequest
-	17, // 17: mu.storage.v1.StorageService.List:input_type -> mu.storage.v1.ListRequest
-	20, // 18: mu.storage.v1.StorageService.UploadBinary:input_type -> mu.storage.v1.UploadBinaryRequest
-	23, // 19: mu.storage.v1.StorageService.GetBinary:input_type -> mu.storage.v1.GetBinaryRequest
-	2,  // 20: mu.storage.v1.StorageService.CreateBox:output_type -> mu.storage.v1.CreateBoxResponse
-	4,  // 21: mu.storage.v1.StorageService.DeleteBox:output_type -> mu.storage.v1.DeleteBoxResponse
-	6,  // 22: mu.storage.v1.StorageService.ListBoxes:output_type -> mu.storage.v1.ListBoxesResponse
-	8,  // 23: mu.storage.v1.StorageService.DeleteStackData:output_type -> mu.storage.v1.DeleteStackDataResponse
-	11, // 24: mu.storage.v1.StorageService.Put:output_type -> mu.storage.v1.PutResponse
-	13, // 25: mu.storage.v1.StorageService.Get:output_type -> mu.storage.v1.GetResponse
-	16, // 26: mu.storage.v1.StorageService.Delete:output_type -> mu.storage.v1.DeleteResponse
-	18, // 27: mu.storage.v1.StorageService.List:output_type -> mu.storage.v1.ListResponse
-	22, // 28: mu.storage.v1.StorageService.UploadBinary:output_type -> mu.storage.v1.UploadBinaryResponse
-	24, // 29: mu.storage.v1.StorageService.GetBinary:output_type -> mu.storage.v1.GetBinaryResponse
-	20, // [20:30] is the sub-list for method output_type
-	10, // [10:20] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	29, // 0: mu.storage.v1.ObjectInfo.last_modified:type_name -> google.protobuf.Timestamp
+	4,  // 1: mu.storage.v1.ListBoxesResponse.box_infos:type_name -> mu.storage.v1.BoxInfo
+	0,  // 2: mu.storage.v1.SignURLRequest.method:type_name -> mu.storage.v1.SignURLMethod
+	29, // 3: mu.storage.v1.SignURLResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 4: mu.storage.v1.PutRequest.header:type_name -> mu.storage.v1.PutHeader
+	1,  // 5: mu.storage.v1.PutResponse.object:type_name -> mu.storage.v1.ObjectInfo
+	18, // 6: mu.storage.v1.GetResponse.info:type_name -> mu.storage.v1.GetInfo
+	1,  // 7: mu.storage.v1.GetInfo.object:type_name -> mu.storage.v1.ObjectInfo
+	1,  // 8: mu.storage.v1.ListResponse.objects:type_name -> mu.storage.v1.ObjectInfo
+	29, // 9: mu.storage.v1.BinaryInfo.created:type_name -> google.protobuf.Timestamp
+	25, // 10: mu.storage.v1.UploadBinaryRequest.header:type_name -> mu.storage.v1.UploadBinaryHeader
+	23, // 11: mu.storage.v1.UploadBinaryResponse.binary:type_name -> mu.storage.v1.BinaryInfo
+	23, // 12: mu.storage.v1.GetBinaryResponse.info:type_name -> mu.storage.v1.BinaryInfo
+	2,  // 13: mu.storage.v1.StorageService.CreateBox:input_type -> mu.storage.v1.CreateBoxRequest
+	5,  // 14: mu.storage.v1.StorageService.DeleteBox:input_type -> mu.storage.v1.DeleteBoxRequest
+	7,  // 15: mu.storage.v1.StorageService.ListBoxes:input_type -> mu.storage.v1.ListBoxesRequest
+	9,  // 16: mu.storage.v1.StorageService.DeleteStackData:input_type -> mu.storage.v1.DeleteStackDataRequest
+	11, // 17: mu.storage.v1.StorageService.SignURL:input_type -> mu.storage.v1.SignURLRequest
+	13, // 18: mu.storage.v1.StorageService.Put:input_type -> mu.storage.v1.PutRequest
+	16, // 19: mu.storage.v1.StorageService.Get:input_type -> mu.storage.v1.GetRequest
+	19, // 20: mu.storage.v1.StorageService.Delete:input_type -> mu.storage.v1.DeleteRequest
+	21, // 21: mu.storage.v1.StorageService.List:input_type -> mu.storage.v1.ListRequest
+	24, // 22: mu.storage.v1.StorageService.UploadBinary:input_type -> mu.storage.v1.UploadBinaryRequest
+	27, // 23: mu.storage.v1.StorageService.GetBinary:input_type -> mu.storage.v1.GetBinaryRequest
+	3,  // 24: mu.storage.v1.StorageService.CreateBox:output_type -> mu.storage.v1.CreateBoxResponse
+	6,  // 25: mu.storage.v1.StorageService.DeleteBox:output_type -> mu.storage.v1.DeleteBoxResponse
+	8,  // 26: mu.storage.v1.StorageService.ListBoxes:output_type -> mu.storage.v1.ListBoxesResponse
+	10, // 27: mu.storage.v1.StorageService.DeleteStackData:output_type -> mu.storage.v1.DeleteStackDataResponse
+	12, // 28: mu.storage.v1.StorageService.SignURL:output_type -> mu.storage.v1.SignURLResponse
+	15, // 29: mu.storage.v1.StorageService.Put:output_type -> mu.storage.v1.PutResponse
+	17, // 30: mu.storage.v1.StorageService.Get:output_type -> mu.storage.v1.GetResponse
+	20, // 31: mu.storage.v1.StorageService.Delete:output_type -> mu.storage.v1.DeleteResponse
+	22, // 32: mu.storage.v1.StorageService.List:output_type -> mu.storage.v1.ListResponse
+	26, // 33: mu.storage.v1.StorageService.UploadBinary:output_type -> mu.storage.v1.UploadBinaryResponse
+	28, // 34: mu.storage.v1.StorageService.GetBinary:output_type -> mu.storage.v1.GetBinaryResponse
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_mu_storage_v1_storage_proto_init() }
@@ -1825,22 +2163,22 @@ func file_mu_storage_v1_storage_proto_init() {
 	if File_mu_storage_v1_storage_proto != nil {
 		return
 	}
-	file_mu_storage_v1_storage_proto_msgTypes[9].OneofWrappers = []any{
+	file_mu_storage_v1_storage_proto_msgTypes[12].OneofWrappers = []any{
 		(*PutRequest_Header)(nil),
 		(*PutRequest_Chunk)(nil),
 	}
-	file_mu_storage_v1_storage_proto_msgTypes[10].OneofWrappers = []any{}
-	file_mu_storage_v1_storage_proto_msgTypes[12].OneofWrappers = []any{}
-	file_mu_storage_v1_storage_proto_msgTypes[13].OneofWrappers = []any{
+	file_mu_storage_v1_storage_proto_msgTypes[13].OneofWrappers = []any{}
+	file_mu_storage_v1_storage_proto_msgTypes[15].OneofWrappers = []any{}
+	file_mu_storage_v1_storage_proto_msgTypes[16].OneofWrappers = []any{
 		(*GetResponse_Info)(nil),
 		(*GetResponse_Chunk)(nil),
 	}
-	file_mu_storage_v1_storage_proto_msgTypes[20].OneofWrappers = []any{
+	file_mu_storage_v1_storage_proto_msgTypes[23].OneofWrappers = []any{
 		(*UploadBinaryRequest_Header)(nil),
 		(*UploadBinaryRequest_Chunk)(nil),
 	}
-	file_mu_storage_v1_storage_proto_msgTypes[21].OneofWrappers = []any{}
-	file_mu_storage_v1_storage_proto_msgTypes[24].OneofWrappers = []any{
+	file_mu_storage_v1_storage_proto_msgTypes[24].OneofWrappers = []any{}
+	file_mu_storage_v1_storage_proto_msgTypes[27].OneofWrappers = []any{
 		(*GetBinaryResponse_Info)(nil),
 		(*GetBinaryResponse_Chunk)(nil),
 	}
@@ -1849,13 +2187,14 @@ func file_mu_storage_v1_storage_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_storage_v1_storage_proto_rawDesc), len(file_mu_storage_v1_storage_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   25,
+			NumEnums:      1,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_mu_storage_v1_storage_proto_goTypes,
 		DependencyIndexes: file_mu_storage_v1_storage_proto_depIdxs,
+		EnumInfos:         file_mu_storage_v1_storage_proto_enumTypes,
 		MessageInfos:      file_mu_storage_v1_storage_proto_msgTypes,
 	}.Build()
 	File_mu_storage_v1_storage_proto = out.File

@@ -26,6 +26,7 @@ const (
 	StorageService_DeleteBox_FullMethodName       = "/mu.storage.v1.StorageService/DeleteBox"
 	StorageService_ListBoxes_FullMethodName       = "/mu.storage.v1.StorageService/ListBoxes"
 	StorageService_DeleteStackData_FullMethodName = "/mu.storage.v1.StorageService/DeleteStackData"
+	StorageService_SignURL_FullMethodName         = "/mu.storage.v1.StorageService/SignURL"
 	StorageService_Put_FullMethodName             = "/mu.storage.v1.StorageService/Put"
 	StorageService_Get_FullMethodName             = "/mu.storage.v1.StorageService/Get"
 	StorageService_Delete_FullMethodName          = "/mu.storage.v1.StorageService/Delete"
@@ -45,18 +46,24 @@ const (
 // (objects live at `s/` + base58(stack id) + `/` + box + `/` + key, design section 6). Boxes must
 // exist: an object call on a box that was not created with CreateBox fails with NOT_FOUND.
 //
-// Names: box names are 1..255 bytes of UTF-8 without "/" or NUL; object keys are 1..1024 bytes of
-// UTF-8 and may contain "/". Invalid names fail with INVALID_ARGUMENT.
+// Names: box names are 1..64 ASCII letters, digits, '_' and '-' (the manifest's rule for service
+// names). Object keys are 1..max_key_bytes bytes (a setting of the service, default 900) of UTF-8
+// without control characters; they may contain "/", but every "/"-separated segment is non-empty,
+// is not "." or "..", and is at most 255 bytes, so every S3 server stores them as given. Invalid
+// names fail with INVALID_ARGUMENT and a message naming the field, its size and the limit.
+//
+// Limits: a body over max_object_bytes, or a key over max_key_bytes, fails with INVALID_ARGUMENT
+// and the rpcerr reason REQUEST_TOO_LARGE (the message names the field, the size and the limit) and stores nothing; a List page never exceeds max_list_page (default 1000).
 //
 // Streaming: object and binary bodies move in chunks of at most 1 MiB each, in both directions
 // (the service rejects a larger chunk with INVALID_ARGUMENT). The first message of a stream is a
 // header or info message, every later one a chunk.
 //
-// Metering: gRPC responses report the object bytes moved (PutResponse.size, the chunk bytes of a
-// Get stream). The caller of the gRPC API (normally the runtime, for a function) reports them to
-// billing as USAGE_KIND_STORAGE_TRAFFIC_BYTES. The storage service itself reports the traffic of
-// its HTTP API and USAGE_KIND_STORAGE_STORED_BYTE_SECONDS. Box management and binaries are not
-// metered.
+// Metering: the storage service itself reports, per stack, USAGE_KIND_STORAGE_TRAFFIC_BYTES for
+// every object byte it receives (Put, signed-URL PUT; the bytes that arrived, also when the call
+// then fails) and sends (Get, public reads, signed-URL GET; the bytes written to the caller), and
+// USAGE_KIND_STORAGE_STORED_BYTE_SECONDS for the bytes its boxes hold over time. Callers (the
+// runtime) must not report them again. Box management and binaries are not metered.
 type StorageServiceClient interface {
 	// CreateBox creates a storage box of a stack. Idempotent: an existing box gives created = false.
 	CreateBox(ctx context.Context, in *CreateBoxRequest, opts ...grpc.CallOption) (*CreateBoxResponse, error)
@@ -67,6 +74,12 @@ type StorageServiceClient interface {
 	// DeleteStackData deletes every box and object of a stack, for a stack that was deleted on the
 	// ledger. Idempotent.
 	DeleteStackData(ctx context.Context, in *DeleteStackDataRequest, opts ...grpc.CallOption) (*DeleteStackDataResponse, error)
+	// SignURL returns a URL of the storage HTTP API that lets its holder GET one object or PUT one
+	// object (up to max_bytes) without other credentials until it expires; the runtime asks for it
+	// on a function's behalf (direct browser downloads and uploads). The URL carries the expiry, the
+	// limit and an HMAC-SHA256 over them with the service's url_signing_key; an expired or altered
+	// URL is refused with 403. The box must exist (NOT_FOUND); the object need not exist yet.
+	SignURL(ctx context.Context, in *SignURLRequest, opts ...grpc.CallOption) (*SignURLResponse, error)
 	// Put stores one object, replacing any previous object under the key. The client sends a header
 	// first and then the body in chunks; the object becomes visible only after the client closes
 	// the stream and every byte arrived. A stream cancelled or failed midway stores nothing.
@@ -132,6 +145,16 @@ func (c *storageServiceClient) DeleteStackData(ctx context.Context, in *DeleteSt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteStackDataResponse)
 	err := c.cc.Invoke(ctx, StorageService_DeleteStackData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storageServiceClient) SignURL(ctx context.Context, in *SignURLRequest, opts ...grpc.CallOption) (*SignURLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignURLResponse)
+	err := c.cc.Invoke(ctx, StorageService_SignURL_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -233,18 +256,24 @@ type StorageService_GetBinaryClient = grpc.ServerStreamingClient[GetBinaryRespon
 // (objects live at `s/` + base58(stack id) + `/` + box + `/` + key, design section 6). Boxes must
 // exist: an object call on a box that was not created with CreateBox fails with NOT_FOUND.
 //
-// Names: box names are 1..255 bytes of UTF-8 without "/" or NUL; object keys are 1..1024 bytes of
-// UTF-8 and may contain "/". Invalid names fail with INVALID_ARGUMENT.
+// Names: box names are 1..64 ASCII letters, digits, '_' and '-' (the manifest's rule for service
+// names). Object keys are 1..max_key_bytes bytes (a setting of the service, default 900) of UTF-8
+// without control characters; they may contain "/", but every "/"-separated segment is non-empty,
+// is not "." or "..", and is at most 255 bytes, so every S3 server stores them as given. Invalid
+// names fail with INVALID_ARGUMENT and a message naming the field, its size and the limit.
+//
+// Limits: a body over max_object_bytes, or a key over max_key_bytes, fails with INVALID_ARGUMENT
+// and the rpcerr reason REQUEST_TOO_LARGE (the message names the field, the size and the limit) and stores nothing; a List page never exceeds max_list_page (default 1000).
 //
 // Streaming: object and binary bodies move in chunks of at most 1 MiB each, in both directions
 // (the service rejects a larger chunk with INVALID_ARGUMENT). The first message of a stream is a
 // header or info message, every later one a chunk.
 //
-// Metering: gRPC responses report the object bytes moved (PutResponse.size, the chunk bytes of a
-// Get stream). The caller of the gRPC API (normally the runtime, for a function) reports them to
-// billing as USAGE_KIND_STORAGE_TRAFFIC_BYTES. The storage service itself reports the traffic of
-// its HTTP API and USAGE_KIND_STORAGE_STORED_BYTE_SECONDS. Box management and binaries are not
-// metered.
+// Metering: the storage service itself reports, per stack, USAGE_KIND_STORAGE_TRAFFIC_BYTES for
+// every object byte it receives (Put, signed-URL PUT; the bytes that arrived, also when the call
+// then fails) and sends (Get, public reads, signed-URL GET; the bytes written to the caller), and
+// USAGE_KIND_STORAGE_STORED_BYTE_SECONDS for the bytes its boxes hold over time. Callers (the
+// runtime) must not report them again. Box management and binaries are not metered.
 type StorageServiceServer interface {
 	// CreateBox creates a storage box of a stack. Idempotent: an existing box gives created = false.
 	CreateBox(context.Context, *CreateBoxRequest) (*CreateBoxResponse, error)
@@ -255,6 +284,12 @@ type StorageServiceServer interface {
 	// DeleteStackData deletes every box and object of a stack, for a stack that was deleted on the
 	// ledger. Idempotent.
 	DeleteStackData(context.Context, *DeleteStackDataRequest) (*DeleteStackDataResponse, error)
+	// SignURL returns a URL of the storage HTTP API that lets its holder GET one object or PUT one
+	// object (up to max_bytes) without other credentials until it expires; the runtime asks for it
+	// on a function's behalf (direct browser downloads and uploads). The URL carries the expiry, the
+	// limit and an HMAC-SHA256 over them with the service's url_signing_key; an expired or altered
+	// URL is refused with 403. The box must exist (NOT_FOUND); the object need not exist yet.
+	SignURL(context.Context, *SignURLRequest) (*SignURLResponse, error)
 	// Put stores one object, replacing any previous object under the key. The client sends a header
 	// first and then the body in chunks; the object becomes visible only after the client closes
 	// the stream and every byte arrived. A stream cancelled or failed midway stores nothing.
@@ -297,6 +332,9 @@ func (UnimplementedStorageServiceServer) ListBoxes(context.Context, *ListBoxesRe
 }
 func (UnimplementedStorageServiceServer) DeleteStackData(context.Context, *DeleteStackDataRequest) (*DeleteStackDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteStackData not implemented")
+}
+func (UnimplementedStorageServiceServer) SignURL(context.Context, *SignURLRequest) (*SignURLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignURL not implemented")
 }
 func (UnimplementedStorageServiceServer) Put(grpc.ClientStreamingServer[PutRequest, PutResponse]) error {
 	return status.Error(codes.Unimplemented, "method Put not implemented")
@@ -409,6 +447,24 @@ func _StorageService_DeleteStackData_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StorageService_SignURL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignURLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StorageServiceServer).SignURL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StorageService_SignURL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StorageServiceServer).SignURL(ctx, req.(*SignURLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _StorageService_Put_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StorageServiceServer).Put(&grpc.GenericServerStream[PutRequest, PutResponse]{ServerStream: stream})
 }
@@ -503,6 +559,10 @@ var StorageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteStackData",
 			Handler:    _StorageService_DeleteStackData_Handler,
+		},
+		{
+			MethodName: "SignURL",
+			Handler:    _StorageService_SignURL_Handler,
 		},
 		{
 			MethodName: "Delete",
