@@ -25,8 +25,11 @@ const (
 )
 
 // MeteredOps is what one call counted for billing (design section 6): a read counts 1 per key
-// returned with a minimum of 1 per read call, a write 1 per key written or deleted, and an atomic
-// write 2 per key. CompareAndSwap counts 1 read plus 2 writes, swapped or not.
+// returned with a minimum of 1 per read call (Get, BatchGet, Scan, ScanKeys and, over all their
+// scans, BatchScan and BatchScanKeys), a write 1 per key the request writes or deletes (present or
+// not), and an atomic write 2 per key. CompareAndSwap counts 1 read plus 2 writes, swapped or not.
+// DeleteByPrefix counts 1 write per key removed, at least 1. muDB reports these same counts to
+// billing itself.
 type MeteredOps struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Read operations counted.
@@ -670,7 +673,7 @@ type PutRequest struct {
 	// Write atomically (transactional, counts 2 writes) rather than as a plain write.
 	IsAtomic bool `protobuf:"varint,5,opt,name=is_atomic,json=isAtomic,proto3" json:"is_atomic,omitempty"`
 	// Time to live: the key disappears this long after the write. Unset or zero means no expiry.
-	// Whole seconds; fractions round up.
+	// Whole seconds; fractions round up; negative is INVALID_ARGUMENT.
 	Ttl           *durationpb.Duration `protobuf:"bytes,6,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1149,9 +1152,12 @@ func (x *DeleteByPrefixResponse) GetOps() *MeteredOps {
 // cursor empty. A response whose next_cursor is non-empty has more keys; pass it back unchanged,
 // with the same stack_id, table and key_prefix, to get the next page. An empty next_cursor means
 // the scan is complete. Cursors are opaque (clients must not build or inspect them), do not
-// expire, and encode a position, not a snapshot: keys written behind the cursor are not seen and
-// keys written ahead of it are. A cursor used with a different stack, table or prefix fails with
-// INVALID_ARGUMENT.
+// expire, and encode a position, not a snapshot: the next page resumes strictly after the last
+// key returned, so keys written behind the cursor are not seen and keys written ahead of it are,
+// and no key is returned twice. A cursor is bound to its stack, table and prefix by a hash: one
+// used with a different stack, table or prefix, or altered, fails with INVALID_ARGUMENT (reason
+// INVALID_REQUEST); whatever its bytes, a scan never reads outside its own table and prefix.
+// Expired keys are skipped and do not count toward the page.
 type ScanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key.
@@ -1161,7 +1167,7 @@ type ScanRequest struct {
 	KeyPrefix []byte `protobuf:"bytes,3,opt,name=key_prefix,json=keyPrefix,proto3" json:"key_prefix,omitempty"`
 	// Maximum entries in this page; 0 means the service default. The service caps it at its
 	// configured maximum page size, and may return fewer entries than asked even when more remain
-	// (next_cursor is then non-empty).
+	// (next_cursor is then non-empty), such as when the page reaches the response size limit.
 	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Where to continue: empty for the first page, else a next_cursor from the previous response.
 	Cursor        []byte `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
@@ -1593,8 +1599,12 @@ type BatchPutRequest struct {
 	// 32-byte stack public key.
 	StackId []byte           `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
 	Items   []*TableKeyValue `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	// Write all items in one transaction (all or nothing, counts 2 writes per key).
-	IsAtomic      bool `protobuf:"varint,3,opt,name=is_atomic,json=isAtomic,proto3" json:"is_atomic,omitempty"`
+	// Write as an atomic write: lock every key (see the service comment); counts 2 writes per key.
+	// Without it the batch is still one all-or-nothing transaction, optimistic and retried on
+	// conflict, counting 1 write per key.
+	IsAtomic bool `protobuf:"varint,3,opt,name=is_atomic,json=isAtomic,proto3" json:"is_atomic,omitempty"`
+	// Time to live of every item, as in PutRequest.ttl. Unset or zero means no expiry.
+	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1648,6 +1658,13 @@ func (x *BatchPutRequest) GetIsAtomic() bool {
 		return x.IsAtomic
 	}
 	return false
+}
+
+func (x *BatchPutRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
 }
 
 // BatchPutResponse reports the metered ops.
@@ -2429,11 +2446,12 @@ const file_mu_mudb_v1_mudb_proto_rawDesc = "" +
 	"\n" +
 	"is_swapped\x18\x02 \x01(\bR\tisSwapped\x12(\n" +
 	"\x03ops\x18\x03 \x01(\v2\x16.mu.mudb.v1.MeteredOpsR\x03opsB\x11\n" +
-	"\x0f_previous_value\"z\n" +
+	"\x0f_previous_value\"\xa7\x01\n" +
 	"\x0fBatchPutRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12/\n" +
 	"\x05items\x18\x02 \x03(\v2\x19.mu.mudb.v1.TableKeyValueR\x05items\x12\x1b\n" +
-	"\tis_atomic\x18\x03 \x01(\bR\bisAtomic\"<\n" +
+	"\tis_atomic\x18\x03 \x01(\bR\bisAtomic\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"<\n" +
 	"\x10BatchPutResponse\x12(\n" +
 	"\x03ops\x18\x01 \x01(\v2\x16.mu.mudb.v1.MeteredOpsR\x03ops\"V\n" +
 	"\x0fBatchGetRequest\x12\x19\n" +
@@ -2559,56 +2577,57 @@ var file_mu_mudb_v1_mudb_proto_depIdxs = []int32{
 	0,  // 7: mu.mudb.v1.ScanKeysResponse.ops:type_name -> mu.mudb.v1.MeteredOps
 	0,  // 8: mu.mudb.v1.CompareAndSwapResponse.ops:type_name -> mu.mudb.v1.MeteredOps
 	2,  // 9: mu.mudb.v1.BatchPutRequest.items:type_name -> mu.mudb.v1.TableKeyValue
-	0,  // 10: mu.mudb.v1.BatchPutResponse.ops:type_name -> mu.mudb.v1.MeteredOps
-	1,  // 11: mu.mudb.v1.BatchGetRequest.keys:type_name -> mu.mudb.v1.TableKey
-	2,  // 12: mu.mudb.v1.BatchGetResponse.items:type_name -> mu.mudb.v1.TableKeyValue
-	0,  // 13: mu.mudb.v1.BatchGetResponse.ops:type_name -> mu.mudb.v1.MeteredOps
-	1,  // 14: mu.mudb.v1.BatchDeleteRequest.keys:type_name -> mu.mudb.v1.TableKey
-	0,  // 15: mu.mudb.v1.BatchDeleteResponse.ops:type_name -> mu.mudb.v1.MeteredOps
-	32, // 16: mu.mudb.v1.BatchScanRequest.scans:type_name -> mu.mudb.v1.ScanSpec
-	35, // 17: mu.mudb.v1.BatchScanResponse.results:type_name -> mu.mudb.v1.BatchScanResult
-	0,  // 18: mu.mudb.v1.BatchScanResponse.ops:type_name -> mu.mudb.v1.MeteredOps
-	3,  // 19: mu.mudb.v1.BatchScanResult.items:type_name -> mu.mudb.v1.KeyValue
-	32, // 20: mu.mudb.v1.BatchScanKeysRequest.scans:type_name -> mu.mudb.v1.ScanSpec
-	38, // 21: mu.mudb.v1.BatchScanKeysResponse.results:type_name -> mu.mudb.v1.BatchScanKeysResult
-	0,  // 22: mu.mudb.v1.BatchScanKeysResponse.ops:type_name -> mu.mudb.v1.MeteredOps
-	4,  // 23: mu.mudb.v1.MudbService.CreateTable:input_type -> mu.mudb.v1.CreateTableRequest
-	6,  // 24: mu.mudb.v1.MudbService.DeleteTable:input_type -> mu.mudb.v1.DeleteTableRequest
-	8,  // 25: mu.mudb.v1.MudbService.DeleteStackData:input_type -> mu.mudb.v1.DeleteStackDataRequest
-	10, // 26: mu.mudb.v1.MudbService.TableList:input_type -> mu.mudb.v1.TableListRequest
-	12, // 27: mu.mudb.v1.MudbService.Put:input_type -> mu.mudb.v1.PutRequest
-	14, // 28: mu.mudb.v1.MudbService.Get:input_type -> mu.mudb.v1.GetRequest
-	16, // 29: mu.mudb.v1.MudbService.Delete:input_type -> mu.mudb.v1.DeleteRequest
-	18, // 30: mu.mudb.v1.MudbService.DeleteByPrefix:input_type -> mu.mudb.v1.DeleteByPrefixRequest
-	20, // 31: mu.mudb.v1.MudbService.Scan:input_type -> mu.mudb.v1.ScanRequest
-	22, // 32: mu.mudb.v1.MudbService.ScanKeys:input_type -> mu.mudb.v1.ScanKeysRequest
-	24, // 33: mu.mudb.v1.MudbService.CompareAndSwap:input_type -> mu.mudb.v1.CompareAndSwapRequest
-	26, // 34: mu.mudb.v1.MudbService.BatchPut:input_type -> mu.mudb.v1.BatchPutRequest
-	28, // 35: mu.mudb.v1.MudbService.BatchGet:input_type -> mu.mudb.v1.BatchGetRequest
-	30, // 36: mu.mudb.v1.MudbService.BatchDelete:input_type -> mu.mudb.v1.BatchDeleteRequest
-	33, // 37: mu.mudb.v1.MudbService.BatchScan:input_type -> mu.mudb.v1.BatchScanRequest
-	36, // 38: mu.mudb.v1.MudbService.BatchScanKeys:input_type -> mu.mudb.v1.BatchScanKeysRequest
-	5,  // 39: mu.mudb.v1.MudbService.CreateTable:output_type -> mu.mudb.v1.CreateTableResponse
-	7,  // 40: mu.mudb.v1.MudbService.DeleteTable:output_type -> mu.mudb.v1.DeleteTableResponse
-	9,  // 41: mu.mudb.v1.MudbService.DeleteStackData:output_type -> mu.mudb.v1.DeleteStackDataResponse
-	11, // 42: mu.mudb.v1.MudbService.TableList:output_type -> mu.mudb.v1.TableListResponse
-	13, // 43: mu.mudb.v1.MudbService.Put:output_type -> mu.mudb.v1.PutResponse
-	15, // 44: mu.mudb.v1.MudbService.Get:output_type -> mu.mudb.v1.GetResponse
-	17, // 45: mu.mudb.v1.MudbService.Delete:output_type -> mu.mudb.v1.DeleteResponse
-	19, // 46: mu.mudb.v1.MudbService.DeleteByPrefix:output_type -> mu.mudb.v1.DeleteByPrefixResponse
-	21, // 47: mu.mudb.v1.MudbService.Scan:output_type -> mu.mudb.v1.ScanResponse
-	23, // 48: mu.mudb.v1.MudbService.ScanKeys:output_type -> mu.mudb.v1.ScanKeysResponse
-	25, // 49: mu.mudb.v1.MudbService.CompareAndSwap:output_type -> mu.mudb.v1.CompareAndSwapResponse
-	27, // 50: mu.mudb.v1.MudbService.BatchPut:output_type -> mu.mudb.v1.BatchPutResponse
-	29, // 51: mu.mudb.v1.MudbService.BatchGet:output_type -> mu.mudb.v1.BatchGetResponse
-	31, // 52: mu.mudb.v1.MudbService.BatchDelete:output_type -> mu.mudb.v1.BatchDeleteResponse
-	34, // 53: mu.mudb.v1.MudbService.BatchScan:output_type -> mu.mudb.v1.BatchScanResponse
-	37, // 54: mu.mudb.v1.MudbService.BatchScanKeys:output_type -> mu.mudb.v1.BatchScanKeysResponse
-	39, // [39:55] is the sub-list for method output_type
-	23, // [23:39] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	39, // 10: mu.mudb.v1.BatchPutRequest.ttl:type_name -> google.protobuf.Duration
+	0,  // 11: mu.mudb.v1.BatchPutResponse.ops:type_name -> mu.mudb.v1.MeteredOps
+	1,  // 12: mu.mudb.v1.BatchGetRequest.keys:type_name -> mu.mudb.v1.TableKey
+	2,  // 13: mu.mudb.v1.BatchGetResponse.items:type_name -> mu.mudb.v1.TableKeyValue
+	0,  // 14: mu.mudb.v1.BatchGetResponse.ops:type_name -> mu.mudb.v1.MeteredOps
+	1,  // 15: mu.mudb.v1.BatchDeleteRequest.keys:type_name -> mu.mudb.v1.TableKey
+	0,  // 16: mu.mudb.v1.BatchDeleteResponse.ops:type_name -> mu.mudb.v1.MeteredOps
+	32, // 17: mu.mudb.v1.BatchScanRequest.scans:type_name -> mu.mudb.v1.ScanSpec
+	35, // 18: mu.mudb.v1.BatchScanResponse.results:type_name -> mu.mudb.v1.BatchScanResult
+	0,  // 19: mu.mudb.v1.BatchScanResponse.ops:type_name -> mu.mudb.v1.MeteredOps
+	3,  // 20: mu.mudb.v1.BatchScanResult.items:type_name -> mu.mudb.v1.KeyValue
+	32, // 21: mu.mudb.v1.BatchScanKeysRequest.scans:type_name -> mu.mudb.v1.ScanSpec
+	38, // 22: mu.mudb.v1.BatchScanKeysResponse.results:type_name -> mu.mudb.v1.BatchScanKeysResult
+	0,  // 23: mu.mudb.v1.BatchScanKeysResponse.ops:type_name -> mu.mudb.v1.MeteredOps
+	4,  // 24: mu.mudb.v1.MudbService.CreateTable:input_type -> mu.mudb.v1.CreateTableRequest
+	6,  // 25: mu.mudb.v1.MudbService.DeleteTable:input_type -> mu.mudb.v1.DeleteTableRequest
+	8,  // 26: mu.mudb.v1.MudbService.DeleteStackData:input_type -> mu.mudb.v1.DeleteStackDataRequest
+	10, // 27: mu.mudb.v1.MudbService.TableList:input_type -> mu.mudb.v1.TableListRequest
+	12, // 28: mu.mudb.v1.MudbService.Put:input_type -> mu.mudb.v1.PutRequest
+	14, // 29: mu.mudb.v1.MudbService.Get:input_type -> mu.mudb.v1.GetRequest
+	16, // 30: mu.mudb.v1.MudbService.Delete:input_type -> mu.mudb.v1.DeleteRequest
+	18, // 31: mu.mudb.v1.MudbService.DeleteByPrefix:input_type -> mu.mudb.v1.DeleteByPrefixRequest
+	20, // 32: mu.mudb.v1.MudbService.Scan:input_type -> mu.mudb.v1.ScanRequest
+	22, // 33: mu.mudb.v1.MudbService.ScanKeys:input_type -> mu.mudb.v1.ScanKeysRequest
+	24, // 34: mu.mudb.v1.MudbService.CompareAndSwap:input_type -> mu.mudb.v1.CompareAndSwapRequest
+	26, // 35: mu.mudb.v1.MudbService.BatchPut:input_type -> mu.mudb.v1.BatchPutRequest
+	28, // 36: mu.mudb.v1.MudbService.BatchGet:input_type -> mu.mudb.v1.BatchGetRequest
+	30, // 37: mu.mudb.v1.MudbService.BatchDelete:input_type -> mu.mudb.v1.BatchDeleteRequest
+	33, // 38: mu.mudb.v1.MudbService.BatchScan:input_type -> mu.mudb.v1.BatchScanRequest
+	36, // 39: mu.mudb.v1.MudbService.BatchScanKeys:input_type -> mu.mudb.v1.BatchScanKeysRequest
+	5,  // 40: mu.mudb.v1.MudbService.CreateTable:output_type -> mu.mudb.v1.CreateTableResponse
+	7,  // 41: mu.mudb.v1.MudbService.DeleteTable:output_type -> mu.mudb.v1.DeleteTableResponse
+	9,  // 42: mu.mudb.v1.MudbService.DeleteStackData:output_type -> mu.mudb.v1.DeleteStackDataResponse
+	11, // 43: mu.mudb.v1.MudbService.TableList:output_type -> mu.mudb.v1.TableListResponse
+	13, // 44: mu.mudb.v1.MudbService.Put:output_type -> mu.mudb.v1.PutResponse
+	15, // 45: mu.mudb.v1.MudbService.Get:output_type -> mu.mudb.v1.GetResponse
+	17, // 46: mu.mudb.v1.MudbService.Delete:output_type -> mu.mudb.v1.DeleteResponse
+	19, // 47: mu.mudb.v1.MudbService.DeleteByPrefix:output_type -> mu.mudb.v1.DeleteByPrefixResponse
+	21, // 48: mu.mudb.v1.MudbService.Scan:output_type -> mu.mudb.v1.ScanResponse
+	23, // 49: mu.mudb.v1.MudbService.ScanKeys:output_type -> mu.mudb.v1.ScanKeysResponse
+	25, // 50: mu.mudb.v1.MudbService.CompareAndSwap:output_type -> mu.mudb.v1.CompareAndSwapResponse
+	27, // 51: mu.mudb.v1.MudbService.BatchPut:output_type -> mu.mudb.v1.BatchPutResponse
+	29, // 52: mu.mudb.v1.MudbService.BatchGet:output_type -> mu.mudb.v1.BatchGetResponse
+	31, // 53: mu.mudb.v1.MudbService.BatchDelete:output_type -> mu.mudb.v1.BatchDeleteResponse
+	34, // 54: mu.mudb.v1.MudbService.BatchScan:output_type -> mu.mudb.v1.BatchScanResponse
+	37, // 55: mu.mudb.v1.MudbService.BatchScanKeys:output_type -> mu.mudb.v1.BatchScanKeysResponse
+	40, // [40:56] is the sub-list for method output_type
+	24, // [24:40] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_mu_mudb_v1_mudb_proto_init() }
