@@ -32,6 +32,11 @@ const (
 	// RequestTooLarge: the request does not fit a limit of the node, such
 	// as the function protocol's frame size (INVALID_ARGUMENT).
 	RequestTooLarge Reason = "REQUEST_TOO_LARGE"
+	// ResultTooLarge: the answer, or the work one call would do, passes a
+	// limit of the node (muDB: a reply over max_response_bytes, a
+	// DeleteByPrefix over max_delete_prefix_keys); the same request fails
+	// the same way, so narrow it instead of retrying (RESOURCE_EXHAUSTED).
+	ResultTooLarge Reason = "RESULT_TOO_LARGE"
 	// CapacityExhausted: the node is busy (every instance slot of the
 	// function is taken); retrying later may succeed (RESOURCE_EXHAUSTED).
 	CapacityExhausted Reason = "CAPACITY_EXHAUSTED"

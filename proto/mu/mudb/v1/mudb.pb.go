@@ -25,8 +25,11 @@ const (
 )
 
 // MeteredOps is what one call counted for billing (design section 6): a read counts 1 per key
-// returned with a minimum of 1 per read call, a write 1 per key written or deleted, and an atomic
-// write 2 per key. CompareAndSwap counts 1 read plus 2 writes, swapped or not.
+// returned with a minimum of 1 per read call (Get, BatchGet, Scan, ScanKeys and, over all their
+// scans, BatchScan and BatchScanKeys), a write 1 per key the request writes or deletes (present or
+// not), and an atomic write 2 per key. CompareAndSwap counts 1 read plus 2 writes, swapped or not.
+// DeleteByPrefix counts 1 write per key removed, at least 1. muDB reports these same counts to
+// billing itself.
 type MeteredOps struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Read operations counted.
@@ -670,7 +673,7 @@ type PutRequest struct {
 	// Write atomically (transactional, counts 2 writes) rather than as a plain write.
 	IsAtomic bool `protobuf:"varint,5,opt,name=is_atomic,json=isAtomic,proto3" json:"is_atomic,omitempty"`
 	// Time to live: the key disappears this long after the write. Unset or zero means no expiry.
-	// Whole seconds; fractions round up.
+	// Whole seconds; fractions round up; negative is INVALID_ARGUMENT.
 	Ttl           *durationpb.Duration `protobuf:"bytes,6,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1149,9 +1152,12 @@ func (x *DeleteByPrefixResponse) GetOps() *MeteredOps {
 // cursor empty. A response whose next_cursor is non-empty has more keys; pass it back unchanged,
 // with the same stack_id, table and key_prefix, to get the next page. An empty next_cursor means
 // the scan is complete. Cursors are opaque (clients must not build or inspect them), do not
-// expire, and encode a position, not a snapshot: keys written behind the cursor are not seen and
-// keys written ahead of it are. A cursor used with a different stack, table or prefix fails with
-// INVALID_ARGUMENT.
+// expire, and encode a position, not a snapshot: the next page resumes strictly after the last
+// key returned, so keys written behind the cursor are not seen and keys written ahead of it are,
+// and no key is returned twice. A cursor is bound to its stack, table and prefix by a hash: one
+// used with a different stack, table or prefix, or altered, fails with INVALID_ARGUMENT (reason
+// INVALID_REQUEST); whatever its bytes, a scan never reads outside its own table and prefix.
+// Expired keys are skipped and do not count toward the page.
 type ScanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key.
@@ -1161,7 +1167,7 @@ type ScanRequest struct {
 	KeyPrefix []byte `protobuf:"bytes,3,opt,name=key_prefix,json=keyPrefix,proto3" json:"key_prefix,omitempty"`
 	// Maximum entries in this page; 0 means the service default. The service caps it at its
 	// configured maximum page size, and may return fewer entries than asked even when more remain
-	// (next_cursor is then non-empty).
+	// (next_cursor is then non-empty), such as when the page reaches the response size limit.
 	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Where to continue: empty for the first page, else a next_cursor from the previous response.
 	Cursor        []byte `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
@@ -1593,10 +1599,11 @@ type BatchPutRequest struct {
 	// 32-byte stack public key.
 	StackId []byte           `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
 	Items   []*TableKeyValue `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
-	// Write all items in one transaction (all or nothing, counts 2 writes per key).
+	// Write as an atomic write: lock every key (see the service comment); counts 2 writes per key.
+	// Without it the batch is still one all-or-nothing transaction, optimistic and retried on
+	// conflict, counting 1 write per key.
 	IsAtomic bool `protobuf:"varint,3,opt,name=is_atomic,json=isAtomic,proto3" json:"is_atomic,omitempty"`
-	// Time to live of every item, as PutRequest.ttl: unset or zero means no expiry; whole seconds,
-	// fractions round up.
+	// Time to live of every item, as in PutRequest.ttl. Unset or zero means no expiry.
 	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -54,24 +54,49 @@ const (
 // enforces configured maximum key, value and batch sizes and answers INVALID_ARGUMENT beyond them.
 //
 // Metering: every data response carries MeteredOps, the reads and writes the call counted by the
-// rules of design section 6. The caller (normally the runtime, acting for a function) reports
-// these to billing as USAGE_KIND_DB_READS / USAGE_KIND_DB_WRITES; muDB itself does not report
-// them, so they are never counted twice. muDB does report USAGE_KIND_DB_STORED_BYTE_SECONDS
-// itself, since only it knows the stored sizes. Table management calls are not metered.
+// rules of design section 6 (see MeteredOps). muDB itself reports the same counts to billing as
+// USAGE_KIND_DB_READS / USAGE_KIND_DB_WRITES records of the request's stack, so every gRPC caller
+// is billed; the caller (normally the runtime, acting for a function) must not report them again.
+// MeteredOps is informational. A call that fails is not metered. Table management calls are not
+// metered.
 //
-// Atomicity: an atomic write (is_atomic) is transactional: linearizable with other atomic writes,
-// CompareAndSwap and reads, and all-or-nothing within a batch. A non-atomic write is cheaper and
-// last-writer-wins, with no ordering promise against concurrent writers of the same key. An
-// atomic write counts 2 writes per key.
+// Consistency: every call is exactly one TiKV transaction (DeleteTable and DeleteStackData
+// excepted, see there), so every call, and every batch whether or not is_atomic is set, is
+// all-or-nothing across the tables it touches; a BatchGet or BatchScan reads one consistent
+// snapshot; a read sees every write acknowledged before it began (read-your-writes), and
+// CompareAndSwap is linearizable.
+//
+// Atomicity: an atomic write (is_atomic) runs as a pessimistic transaction that locks its keys
+// and reads their current values under the lock: it is serialized with CompareAndSwap and other
+// atomic writes of the same keys (each commits wholly before or after the other, waiting for the
+// lock rather than retrying over a concurrent change) and counts 2 writes per key. A plain write
+// is an optimistic transaction: on a write conflict with a concurrent writer it is retried a
+// bounded number of times (last writer wins), then fails with ABORTED; it counts 1 write per key.
+//
+// Time to live: a Put or BatchPut with ttl makes its keys expire ttl (whole seconds, at least 1)
+// after the write: from then on they are absent to every call (Get, Scan, ScanKeys, the batch
+// forms, CompareAndSwap), and a background sweeper reclaims them. A write without ttl, and a
+// swapping CompareAndSwap, clears an earlier ttl.
+//
+// Errors: NOT_FOUND for a table that was not created (the message names table and stack);
+// INVALID_ARGUMENT for a malformed request (bad stack_id, empty key, bad table name, bad cursor;
+// ErrorInfo reason INVALID_REQUEST) or one over a limit (key, value, key_prefix, batch size; reason
+// REQUEST_TOO_LARGE; the message names the field, its size and the limit); RESOURCE_EXHAUSTED with
+// reason RESULT_TOO_LARGE when a reply would pass the node's response size limit or a
+// DeleteByPrefix would remove more keys than one transaction may; ABORTED when a write kept
+// conflicting or its transaction outlived the node's limit; UNAVAILABLE when the store failed or
+// the node is closing; DEADLINE_EXCEEDED when the call's deadline passed.
 type MudbServiceClient interface {
 	// CreateTable creates a table of a stack. Idempotent: creating an existing table succeeds with
 	// created = false.
 	CreateTable(ctx context.Context, in *CreateTableRequest, opts ...grpc.CallOption) (*CreateTableResponse, error)
 	// DeleteTable deletes a table and every key in it. Idempotent: deleting a missing table succeeds
-	// with deleted = false.
+	// with deleted = false. The table disappears at once (data calls answer NOT_FOUND, TableList
+	// leaves it out); its keys are then removed in several transactions, and no key is left when
+	// the call returns. Creating the table again starts it empty.
 	DeleteTable(ctx context.Context, in *DeleteTableRequest, opts ...grpc.CallOption) (*DeleteTableResponse, error)
 	// DeleteStackData deletes every table of a stack and the table registry entries, for a stack
-	// that was deleted on the ledger. Idempotent.
+	// that was deleted on the ledger, as DeleteTable does for each table. Idempotent.
 	DeleteStackData(ctx context.Context, in *DeleteStackDataRequest, opts ...grpc.CallOption) (*DeleteStackDataResponse, error)
 	// TableList lists the tables of a stack whose name starts with a prefix, in byte order.
 	TableList(ctx context.Context, in *TableListRequest, opts ...grpc.CallOption) (*TableListResponse, error)
@@ -79,10 +104,12 @@ type MudbServiceClient interface {
 	Put(ctx context.Context, in *PutRequest, opts ...grpc.CallOption) (*PutResponse, error)
 	// Get reads one key.
 	Get(ctx context.Context, in *GetRequest, opts ...grpc.CallOption) (*GetResponse, error)
-	// Delete removes one key. Deleting a missing key succeeds.
+	// Delete removes one key. Deleting a missing key succeeds (and counts its write).
 	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
 	// DeleteByPrefix removes every key of a table that starts with a prefix (all keys for an empty
-	// prefix).
+	// prefix) in one transaction: a prefix holding more keys than the node's limit fails with
+	// RESOURCE_EXHAUSTED (reason RESULT_TOO_LARGE) and removes nothing. It counts 1 write per key
+	// removed, at least 1.
 	DeleteByPrefix(ctx context.Context, in *DeleteByPrefixRequest, opts ...grpc.CallOption) (*DeleteByPrefixResponse, error)
 	// Scan reads the keys and values of a table that start with a prefix, in key byte order, one
 	// page at a time (see ScanRequest.cursor).
@@ -90,17 +117,24 @@ type MudbServiceClient interface {
 	// ScanKeys is Scan without the values.
 	ScanKeys(ctx context.Context, in *ScanKeysRequest, opts ...grpc.CallOption) (*ScanKeysResponse, error)
 	// CompareAndSwap atomically replaces a key's value if its current value equals the expected one
-	// (or, with previous_value unset, if the key does not exist).
+	// (or, with previous_value unset, if the key does not exist; an expired key does not exist).
+	// Linearizable: it locks the key, so it is serialized with atomic writes and other swaps of it.
+	// The new value has no ttl.
 	CompareAndSwap(ctx context.Context, in *CompareAndSwapRequest, opts ...grpc.CallOption) (*CompareAndSwapResponse, error)
-	// BatchPut writes several keys, possibly across tables of the stack. With is_atomic all writes
-	// commit together or none does; without it each write is independent and a failure may leave
-	// some written.
+	// BatchPut writes several keys, possibly across tables of the stack, in one transaction: all
+	// commit together or none does, with or without is_atomic (which chooses locking and its price,
+	// see the service comment). One invalid item fails the call and writes nothing.
 	BatchPut(ctx context.Context, in *BatchPutRequest, opts ...grpc.CallOption) (*BatchPutResponse, error)
-	// BatchGet reads several keys, possibly across tables, from one consistent snapshot.
+	// BatchGet reads several keys, possibly across tables, from one consistent snapshot. A reply
+	// that would pass the node's response size limit fails with RESOURCE_EXHAUSTED (reason
+	// RESULT_TOO_LARGE); ask for fewer keys.
 	BatchGet(ctx context.Context, in *BatchGetRequest, opts ...grpc.CallOption) (*BatchGetResponse, error)
-	// BatchDelete removes several keys, possibly across tables. Missing keys are skipped.
+	// BatchDelete removes several keys, possibly across tables, in one transaction (all or
+	// nothing). Missing keys succeed and count their write, as in Delete.
 	BatchDelete(ctx context.Context, in *BatchDeleteRequest, opts ...grpc.CallOption) (*BatchDeleteResponse, error)
-	// BatchScan runs several scans, each with its own table, prefix, limit and cursor.
+	// BatchScan runs several scans, each with its own table, prefix, limit and cursor, on one
+	// consistent snapshot. The node's response size limit holds for the whole reply: once it is
+	// reached, the remaining scans return fewer entries or none, with a next_cursor to continue.
 	BatchScan(ctx context.Context, in *BatchScanRequest, opts ...grpc.CallOption) (*BatchScanResponse, error)
 	// BatchScanKeys is BatchScan without the values.
 	BatchScanKeys(ctx context.Context, in *BatchScanKeysRequest, opts ...grpc.CallOption) (*BatchScanKeysResponse, error)
@@ -289,24 +323,49 @@ func (c *mudbServiceClient) BatchScanKeys(ctx context.Context, in *BatchScanKeys
 // enforces configured maximum key, value and batch sizes and answers INVALID_ARGUMENT beyond them.
 //
 // Metering: every data response carries MeteredOps, the reads and writes the call counted by the
-// rules of design section 6. The caller (normally the runtime, acting for a function) reports
-// these to billing as USAGE_KIND_DB_READS / USAGE_KIND_DB_WRITES; muDB itself does not report
-// them, so they are never counted twice. muDB does report USAGE_KIND_DB_STORED_BYTE_SECONDS
-// itself, since only it knows the stored sizes. Table management calls are not metered.
+// rules of design section 6 (see MeteredOps). muDB itself reports the same counts to billing as
+// USAGE_KIND_DB_READS / USAGE_KIND_DB_WRITES records of the request's stack, so every gRPC caller
+// is billed; the caller (normally the runtime, acting for a function) must not report them again.
+// MeteredOps is informational. A call that fails is not metered. Table management calls are not
+// metered.
 //
-// Atomicity: an atomic write (is_atomic) is transactional: linearizable with other atomic writes,
-// CompareAndSwap and reads, and all-or-nothing within a batch. A non-atomic write is cheaper and
-// last-writer-wins, with no ordering promise against concurrent writers of the same key. An
-// atomic write counts 2 writes per key.
+// Consistency: every call is exactly one TiKV transaction (DeleteTable and DeleteStackData
+// excepted, see there), so every call, and every batch whether or not is_atomic is set, is
+// all-or-nothing across the tables it touches; a BatchGet or BatchScan reads one consistent
+// snapshot; a read sees every write acknowledged before it began (read-your-writes), and
+// CompareAndSwap is linearizable.
+//
+// Atomicity: an atomic write (is_atomic) runs as a pessimistic transaction that locks its keys
+// and reads their current values under the lock: it is serialized with CompareAndSwap and other
+// atomic writes of the same keys (each commits wholly before or after the other, waiting for the
+// lock rather than retrying over a concurrent change) and counts 2 writes per key. A plain write
+// is an optimistic transaction: on a write conflict with a concurrent writer it is retried a
+// bounded number of times (last writer wins), then fails with ABORTED; it counts 1 write per key.
+//
+// Time to live: a Put or BatchPut with ttl makes its keys expire ttl (whole seconds, at least 1)
+// after the write: from then on they are absent to every call (Get, Scan, ScanKeys, the batch
+// forms, CompareAndSwap), and a background sweeper reclaims them. A write without ttl, and a
+// swapping CompareAndSwap, clears an earlier ttl.
+//
+// Errors: NOT_FOUND for a table that was not created (the message names table and stack);
+// INVALID_ARGUMENT for a malformed request (bad stack_id, empty key, bad table name, bad cursor;
+// ErrorInfo reason INVALID_REQUEST) or one over a limit (key, value, key_prefix, batch size; reason
+// REQUEST_TOO_LARGE; the message names the field, its size and the limit); RESOURCE_EXHAUSTED with
+// reason RESULT_TOO_LARGE when a reply would pass the node's response size limit or a
+// DeleteByPrefix would remove more keys than one transaction may; ABORTED when a write kept
+// conflicting or its transaction outlived the node's limit; UNAVAILABLE when the store failed or
+// the node is closing; DEADLINE_EXCEEDED when the call's deadline passed.
 type MudbServiceServer interface {
 	// CreateTable creates a table of a stack. Idempotent: creating an existing table succeeds with
 	// created = false.
 	CreateTable(context.Context, *CreateTableRequest) (*CreateTableResponse, error)
 	// DeleteTable deletes a table and every key in it. Idempotent: deleting a missing table succeeds
-	// with deleted = false.
+	// with deleted = false. The table disappears at once (data calls answer NOT_FOUND, TableList
+	// leaves it out); its keys are then removed in several transactions, and no key is left when
+	// the call returns. Creating the table again starts it empty.
 	DeleteTable(context.Context, *DeleteTableRequest) (*DeleteTableResponse, error)
 	// DeleteStackData deletes every table of a stack and the table registry entries, for a stack
-	// that was deleted on the ledger. Idempotent.
+	// that was deleted on the ledger, as DeleteTable does for each table. Idempotent.
 	DeleteStackData(context.Context, *DeleteStackDataRequest) (*DeleteStackDataResponse, error)
 	// TableList lists the tables of a stack whose name starts with a prefix, in byte order.
 	TableList(context.Context, *TableListRequest) (*TableListResponse, error)
@@ -314,10 +373,12 @@ type MudbServiceServer interface {
 	Put(context.Context, *PutRequest) (*PutResponse, error)
 	// Get reads one key.
 	Get(context.Context, *GetRequest) (*GetResponse, error)
-	// Delete removes one key. Deleting a missing key succeeds.
+	// Delete removes one key. Deleting a missing key succeeds (and counts its write).
 	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
 	// DeleteByPrefix removes every key of a table that starts with a prefix (all keys for an empty
-	// prefix).
+	// prefix) in one transaction: a prefix holding more keys than the node's limit fails with
+	// RESOURCE_EXHAUSTED (reason RESULT_TOO_LARGE) and removes nothing. It counts 1 write per key
+	// removed, at least 1.
 	DeleteByPrefix(context.Context, *DeleteByPrefixRequest) (*DeleteByPrefixResponse, error)
 	// Scan reads the keys and values of a table that start with a prefix, in key byte order, one
 	// page at a time (see ScanRequest.cursor).
@@ -325,17 +386,24 @@ type MudbServiceServer interface {
 	// ScanKeys is Scan without the values.
 	ScanKeys(context.Context, *ScanKeysRequest) (*ScanKeysResponse, error)
 	// CompareAndSwap atomically replaces a key's value if its current value equals the expected one
-	// (or, with previous_value unset, if the key does not exist).
+	// (or, with previous_value unset, if the key does not exist; an expired key does not exist).
+	// Linearizable: it locks the key, so it is serialized with atomic writes and other swaps of it.
+	// The new value has no ttl.
 	CompareAndSwap(context.Context, *CompareAndSwapRequest) (*CompareAndSwapResponse, error)
-	// BatchPut writes several keys, possibly across tables of the stack. With is_atomic all writes
-	// commit together or none does; without it each write is independent and a failure may leave
-	// some written.
+	// BatchPut writes several keys, possibly across tables of the stack, in one transaction: all
+	// commit together or none does, with or without is_atomic (which chooses locking and its price,
+	// see the service comment). One invalid item fails the call and writes nothing.
 	BatchPut(context.Context, *BatchPutRequest) (*BatchPutResponse, error)
-	// BatchGet reads several keys, possibly across tables, from one consistent snapshot.
+	// BatchGet reads several keys, possibly across tables, from one consistent snapshot. A reply
+	// that would pass the node's response size limit fails with RESOURCE_EXHAUSTED (reason
+	// RESULT_TOO_LARGE); ask for fewer keys.
 	BatchGet(context.Context, *BatchGetRequest) (*BatchGetResponse, error)
-	// BatchDelete removes several keys, possibly across tables. Missing keys are skipped.
+	// BatchDelete removes several keys, possibly across tables, in one transaction (all or
+	// nothing). Missing keys succeed and count their write, as in Delete.
 	BatchDelete(context.Context, *BatchDeleteRequest) (*BatchDeleteResponse, error)
-	// BatchScan runs several scans, each with its own table, prefix, limit and cursor.
+	// BatchScan runs several scans, each with its own table, prefix, limit and cursor, on one
+	// consistent snapshot. The node's response size limit holds for the whole reply: once it is
+	// reached, the remaining scans return fewer entries or none, with a next_cursor to continue.
 	BatchScan(context.Context, *BatchScanRequest) (*BatchScanResponse, error)
 	// BatchScanKeys is BatchScan without the values.
 	BatchScanKeys(context.Context, *BatchScanKeysRequest) (*BatchScanKeysResponse, error)
