@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
@@ -26,20 +27,37 @@ func nodeDir(dataDir, name string) string {
 	return filepath.Join(dataDir, name)
 }
 
-// dialRuntime connects to a runtime with room for messages as large as it
-// accepts (deploys carry wasm inline).
-func dialRuntime(addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
+// dialService connects to a node's gRPC API with room for messages as
+// large as it accepts (deploys carry wasm inline; db batches are large).
+func dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
 	cc, err := grpc.NewClient(addr, plaintext,
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
 	if err != nil {
-		return nil, fmt.Errorf("region: runtime %s: %w", addr, err)
+		return nil, fmt.Errorf("region: %s %s: %w", name, addr, err)
 	}
 	return cc, nil
 }
 
+// mudbInProcess starts a muDB node in this process.
+func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
+	db, err := mudb.New(cfg, mudb.Deps{Usage: r.Usage, Logger: r.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Start(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &MudbNode{name: name, addr: db.Addr(), adminAddr: db.AdminAddr(), server: db}, nil
+}
+
 // runtimeInProcess starts a runtime node in this process.
 func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
-	rt, err := runtime.New(cfg, runtime.Deps{Usage: r.Usage, Logger: r.log})
+	deps := runtime.Deps{Usage: r.Usage, Logger: r.log}
+	if r.mudb != nil {
+		deps.Mudb = r.mudb.client
+	}
+	rt, err := runtime.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}

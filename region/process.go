@@ -25,6 +25,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
@@ -52,6 +53,7 @@ type ProcessOptions struct {
 
 // commands are the service commands process mode builds, by service.
 var commands = map[string]string{
+	"mudb":    "mu-mudb",
 	"runtime": "mu-runtime",
 	"gateway": "mu-gateway",
 }
@@ -104,6 +106,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	}
 	s := &processStarter{opts: po, log: log, bins: map[string]string{}}
 	var services []string
+	if opts.Mudb != nil {
+		services = append(services, "mudb")
+	}
 	if opts.Runtime != nil {
 		services = append(services, "runtime")
 	}
@@ -152,6 +157,29 @@ func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logge
 	}
 	log.Debug("built service command", "command", out, "took", time.Since(start).Round(time.Millisecond))
 	return out, nil
+}
+
+// mudb starts a muDB node as a child process and waits until it serves.
+func (s *processStarter) mudb(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
+	var err error
+	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
+	args, err := config.Args(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.spawn(name, s.bins["mudb"], args)
+	if err != nil {
+		return nil, err
+	}
+	n := &MudbNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
+	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
 }
 
 // runtime starts a runtime node as a child process and waits until it serves.

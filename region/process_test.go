@@ -28,9 +28,9 @@ func isChild(pid int) bool {
 	return len(f) > 1 && f[1] == strconv.Itoa(os.Getpid())
 }
 
-// TestProcesses_HelloEndToEndThenRuntimeKilledGets503 runs the runtime and
-// the gateway as child processes built from this repository, serves hello
-// through them, kills the runtime for real and checks that the gateway
+// TestProcesses_HelloEndToEndThenRuntimeKilledGets503 runs muDB, the
+// runtime and the gateway as child processes built from this repository,
+// serves hello and todo (its tables in the muDB process) through them, kills the runtime for real and checks that the gateway
 // answers 503, and that Close leaves no child behind.
 func TestProcesses_HelloEndToEndThenRuntimeKilledGets503(t *testing.T) {
 	if testing.Short() {
@@ -46,6 +46,7 @@ func TestProcesses_HelloEndToEndThenRuntimeKilledGets503(t *testing.T) {
 	r, err := Start(ctx, Options{
 		Mode:    Processes,
 		DataDir: t.TempDir(),
+		Mudb:    &MudbOptions{},
 		Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) { c.CallTimeout = 5 * time.Second }},
 		Gateway: &GatewayOptions{Config: func(c *gateway.Config) { c.InvokeTimeout = 10 * time.Second }},
 		Process: ProcessOptions{RepoDir: repo, LogDir: logDir, StopTimeout: 20 * time.Second},
@@ -54,11 +55,11 @@ func TestProcesses_HelloEndToEndThenRuntimeKilledGets503(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	if r.Runtime().Server() != nil || r.Gateway().Server() != nil {
+	if r.Runtime().Server() != nil || r.Gateway().Server() != nil || r.Mudb().Server() != nil {
 		t.Fatal("process mode started a server in this process")
 	}
 	procs := r.Processes()
-	if len(procs) != 2 || procs[0] != r.Runtime().Process() || procs[1] != r.Gateway().Process() {
+	if len(procs) != 3 || procs[0] != r.Runtime().Process() || procs[1] != r.Gateway().Process() || procs[2] != r.Mudb().Process() {
 		t.Fatalf("processes %v", procs)
 	}
 	for _, p := range procs {
@@ -83,6 +84,10 @@ func TestProcesses_HelloEndToEndThenRuntimeKilledGets503(t *testing.T) {
 	if code, body := get(t, url); code != 200 || body != "Hello, world!" {
 		t.Fatalf("GET %s: %d %q", url, code, body)
 	}
+	todoID, _, _ := ids.NewStackID()
+	todo := deployTodo(t, r, todoID)
+	todo.want("POST", "/", "ann", `{"title":"milk"}`, 201, "")
+	todo.want("GET", "/", "ann", "", 200, `[{"title":"milk","done":false}]`)
 
 	rt := r.Runtime().Process()
 	if err := rt.Kill(); err != nil {

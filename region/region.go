@@ -25,8 +25,10 @@ import (
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/usage"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
+	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	"github.com/muprotocol/mu/services/gateway"
+	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
@@ -55,8 +57,8 @@ func (m Mode) String() string {
 // Options say which services a region runs and how. Each service has its
 // own section, and a nil section starts none of that service, so a region
 // can be a lone runtime, several runtimes, a gateway in front of a runtime
-// started elsewhere, or all of them. Sections for mudb, storage,
-// chain-indexer and billing join these as those services land.
+// started elsewhere, or all of them. Sections for storage, chain-indexer
+// and billing join these as those services land.
 type Options struct {
 	// Mode is where the services run (default InProcess).
 	Mode Mode
@@ -67,6 +69,9 @@ type Options struct {
 	// of child processes that have no LogDir); nil discards them.
 	Logger *slog.Logger
 
+	// Mudb, if not nil, starts a muDB node; the region's runtimes then
+	// serve their functions' db requests from it.
+	Mudb *MudbOptions
 	// Runtime, if not nil, starts runtime nodes.
 	Runtime *RuntimeOptions
 	// Gateway, if not nil, starts a gateway.
@@ -88,6 +93,17 @@ type RuntimeOptions struct {
 	// become the child's flags (libs/config.Args): a child discards its
 	// usage and logs to its stderr.
 	Config func(i int, c *runtime.Config)
+}
+
+// MudbOptions configure the region's muDB node, named mudb. It keeps its
+// tables in the embedded TiKV store under DataDir/mudb (in memory when the
+// region has no DataDir) unless Config points it at PD endpoints.
+type MudbOptions struct {
+	// Config, if set, adjusts the node's configuration before it starts;
+	// GRPCAddr and AdminAddr (free loopback ports), NodeName and DataDir
+	// are set. In this process the node reports usage to the region's
+	// Usage; in process mode the settings become the child's flags.
+	Config func(c *mudb.Config)
 }
 
 // GatewayOptions configure the region's gateway, named gateway.
@@ -113,6 +129,7 @@ type Region struct {
 
 	mode     Mode
 	log      *slog.Logger
+	mudb     *MudbNode
 	runtimes []*RuntimeNode
 	gateway  *GatewayNode
 	// closers run in reverse order on Close, after the nodes have stopped.
@@ -150,6 +167,35 @@ func (n *RuntimeNode) Server() *runtime.Server { return n.server }
 
 // Process is the node's child process in process mode, nil in this process.
 func (n *RuntimeNode) Process() *Process { return n.process }
+
+// MudbNode is the muDB node of a region.
+type MudbNode struct {
+	name      string
+	addr      string
+	adminAddr string
+	server    *mudb.Server
+	process   *Process
+	client    mudbv1.MudbServiceClient
+}
+
+// Name is the node's name, mudb.
+func (n *MudbNode) Name() string { return n.name }
+
+// Addr is the node's gRPC address (MudbService).
+func (n *MudbNode) Addr() string { return n.addr }
+
+// AdminAddr is the node's admin HTTP address (/metrics, /healthz, /readyz).
+func (n *MudbNode) AdminAddr() string { return n.adminAddr }
+
+// Client is a MudbService client on the region's connection to the node;
+// the region's in-process runtimes share it.
+func (n *MudbNode) Client() mudbv1.MudbServiceClient { return n.client }
+
+// Server is the node when it runs in this process, nil in process mode.
+func (n *MudbNode) Server() *mudb.Server { return n.server }
+
+// Process is the node's child process in process mode, nil in this process.
+func (n *MudbNode) Process() *Process { return n.process }
 
 // GatewayNode is the gateway of a region.
 type GatewayNode struct {
@@ -190,8 +236,8 @@ func (g *GatewayNode) Process() *Process { return g.process }
 // (building binaries included); the services run until Close. On error
 // whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Region, err error) {
-	if opts.Runtime == nil && opts.Gateway == nil {
-		return nil, errors.New("region: nothing to start: set Options.Runtime, Options.Gateway or both")
+	if opts.Mudb == nil && opts.Runtime == nil && opts.Gateway == nil {
+		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Runtime or Options.Gateway")
 	}
 	if opts.Mode != InProcess && opts.Mode != Processes {
 		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
@@ -213,6 +259,35 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		}
 	}
 
+	if mo := opts.Mudb; mo != nil {
+		cfg := mudb.DefaultConfig()
+		cfg.GRPCAddr = "127.0.0.1:0"
+		cfg.AdminAddr = "127.0.0.1:0"
+		cfg.NodeName = "mudb"
+		cfg.DataDir = nodeDir(opts.DataDir, "mudb")
+		if mo.Config != nil {
+			mo.Config(&cfg)
+		}
+		var n *MudbNode
+		if procs != nil {
+			n, err = procs.mudb(ctx, "mudb", cfg)
+		} else {
+			n, err = r.mudbInProcess(ctx, "mudb", cfg)
+		}
+		if n != nil {
+			r.mudb = n
+		}
+		if err != nil {
+			return nil, err
+		}
+		cc, err := dialService("mudb", n.addr, cfg.MaxMessageBytes)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, cc.Close)
+		n.client = mudbv1.NewMudbServiceClient(cc)
+	}
+
 	if ro := opts.Runtime; ro != nil {
 		for i := range max(ro.Nodes, 1) {
 			name := runtimeName(i)
@@ -221,6 +296,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			cfg.AdminAddr = "127.0.0.1:0"
 			cfg.NodeName = name
 			cfg.DataDir = nodeDir(opts.DataDir, name)
+			if r.mudb != nil {
+				cfg.MudbAddr = r.mudb.addr
+			}
 			if ro.Config != nil {
 				ro.Config(i, &cfg)
 			}
@@ -236,7 +314,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			if err != nil {
 				return nil, err
 			}
-			cc, err := dialRuntime(n.addr, cfg.MaxMessageBytes)
+			cc, err := dialService("runtime", n.addr, cfg.MaxMessageBytes)
 			if err != nil {
 				return nil, err
 			}
@@ -307,11 +385,14 @@ func (r *Region) Runtime() *RuntimeNode {
 	return r.runtimes[0]
 }
 
+// Mudb is the region's muDB node, or nil if it has none.
+func (r *Region) Mudb() *MudbNode { return r.mudb }
+
 // Gateway is the region's gateway, or nil if it has none.
 func (r *Region) Gateway() *GatewayNode { return r.gateway }
 
-// Processes lists the region's child processes, runtimes first (none in
-// InProcess mode).
+// Processes lists the region's child processes: runtimes, the gateway,
+// then muDB (none in InProcess mode).
 func (r *Region) Processes() []*Process {
 	var out []*Process
 	for _, n := range r.runtimes {
@@ -321,6 +402,9 @@ func (r *Region) Processes() []*Process {
 	}
 	if r.gateway != nil && r.gateway.process != nil {
 		out = append(out, r.gateway.process)
+	}
+	if r.mudb != nil && r.mudb.process != nil {
+		out = append(out, r.mudb.process)
 	}
 	return out
 }
@@ -371,6 +455,21 @@ func (r *Region) Remove(ctx context.Context, id ids.StackID) error {
 	return nil
 }
 
+// DeleteStack removes a stack as the ledger's delete does: off the
+// gateway and the runtimes (Remove), then its data: every table in muDB.
+// It is idempotent.
+func (r *Region) DeleteStack(ctx context.Context, id ids.StackID) error {
+	if err := r.Remove(ctx, id); err != nil {
+		return err
+	}
+	if n := r.mudb; n != nil {
+		if _, err := n.client.DeleteStackData(ctx, &mudbv1.DeleteStackDataRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("delete the data of stack %s from %s: %w", id, n.name, err)
+		}
+	}
+	return nil
+}
+
 // Endpoint is one routed method and URL of a stack.
 type Endpoint struct {
 	Method, URL, Function string
@@ -406,11 +505,14 @@ func (r *Region) FlushUsage(ctx context.Context) error {
 	if r.gateway != nil && r.gateway.server != nil {
 		errs = append(errs, r.gateway.server.FlushUsage(ctx))
 	}
+	if r.mudb != nil && r.mudb.server != nil {
+		errs = append(errs, r.mudb.server.FlushUsage(ctx))
+	}
 	return errors.Join(errs...)
 }
 
 // Close stops the gateway (draining requests), then the runtimes, newest
-// first; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
+// first, then muDB; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
 // SIGKILL, and Close waits for each to exit. A node already stopped or
 // killed through its Process is skipped. Safe to call twice; later calls
 // return the first call's result.
@@ -431,6 +533,14 @@ func (r *Region) close() error {
 	}
 	for i := len(r.runtimes) - 1; i >= 0; i-- {
 		n := r.runtimes[i]
+		switch {
+		case n.server != nil:
+			errs = append(errs, n.server.Close())
+		case n.process != nil:
+			errs = append(errs, n.process.Stop())
+		}
+	}
+	if n := r.mudb; n != nil {
 		switch {
 		case n.server != nil:
 			errs = append(errs, n.server.Close())

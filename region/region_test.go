@@ -190,7 +190,7 @@ func TestInProcess_MisbehavingFunctionsGetClearErrorsAndNeighboursKeepAnswering(
 			t.Fatalf("after %s: %d %q", tc.path, code, body)
 		}
 	}
-	if code, body := get(t, badBase+"/db"); code != 200 || !strings.Contains(body, "muDB is not available") {
+	if code, body := get(t, badBase+"/db"); code != 200 || !strings.Contains(body, "muDB is not configured") {
 		t.Errorf("db call: %d %q", code, body)
 	}
 	close(stop)

@@ -25,12 +25,14 @@ func newRunCommand() *cobra.Command {
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
 		Long: `Run builds the project in DIR (default .) to WebAssembly, starts a local
-region — the gateway and the runtime in this process, on 127.0.0.1, with
-embedded defaults — deploys the stack, prints each endpoint URL on a line of
-its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+region — the gateway, the runtime and muDB in this process, on 127.0.0.1,
+with embedded defaults — deploys the stack, prints each endpoint URL on a
+line of its own, and streams the functions' logs until Ctrl-C or SIGTERM.
 
 The stack id is kept in DIR/.mu/stack.key, so URLs stay the same between
-runs; compiled artifacts are cached under DIR/.mu/data.`,
+runs; the stack's tables (the embedded TiKV store) and compiled artifacts
+are kept under DIR/.mu/data, so data written in one run is there in the
+next.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -91,6 +93,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	}
 	local, err := region.Start(ctx, region.Options{
 		DataDir: dataDir,
+		Mudb:    &region.MudbOptions{},
 		Runtime: &region.RuntimeOptions{},
 		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
 	})
@@ -105,8 +108,12 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		return &exitError{code: ExitInvalid, err: err}
 	}
 	fmt.Fprintf(stderr, "stack %s %q deployed in %s\n", id, b.Manifest.Name, time.Since(start).Round(time.Millisecond))
+	printed := map[string]bool{}
 	for _, e := range local.URLs(id, b.Manifest) {
-		fmt.Fprintf(stdout, "%s\n", e.URL)
+		if !printed[e.URL] { // one line per URL, whatever its methods
+			printed[e.URL] = true
+			fmt.Fprintf(stdout, "%s\n", e.URL)
+		}
 		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
 	}
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
@@ -135,6 +142,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 
 // printUsage prints what the stack used during the run, in billing units.
 func printUsage(w io.Writer, m *usage.Memory, id ids.StackID) {
-	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions\n",
-		m.Total(id, usage.GatewayRequests), m.Total(id, usage.GatewayTrafficBytes), m.Total(id, usage.FunctionMBInstructions))
+	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions, %d db reads, %d db writes\n",
+		m.Total(id, usage.GatewayRequests), m.Total(id, usage.GatewayTrafficBytes), m.Total(id, usage.FunctionMBInstructions),
+		m.Total(id, usage.DBReads), m.Total(id, usage.DBWrites))
 }

@@ -108,3 +108,103 @@ func TestRun_InvalidManifestNamesTheField(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// startRun runs `mu run` on dir in the background until the returned stop
+// is called, and returns the first URL it printed.
+func startRun(t *testing.T, dir, dataDir string) (url string, stop func() string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	for lines.Scan() {
+		if l := lines.Text(); strings.HasPrefix(l, "http://") {
+			url = l
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" {
+		cancel()
+		<-done
+		t.Fatalf("run printed no URL\n%s", stderr.String())
+	}
+	return url, func() string {
+		cancel()
+		select {
+		case code := <-done:
+			if code != ExitOK {
+				t.Fatalf("run exit %d\n%s", code, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("run did not stop after cancel")
+		}
+		return stderr.String()
+	}
+}
+
+// TestRun_TodoKeepsItsDataAcrossRuns is examples/todo served by mu run,
+// stopped and run again: the todo written in the first run is there in
+// the second (muDB's embedded store under --data-dir).
+func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm")
+	}
+	// A copy of the example outside the checkout, on the checkout's SDK.
+	dir := t.TempDir()
+	for _, f := range []string{"main.go", "mu.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../../examples/todo", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	fnproto, _ := filepath.Abs("../../../libs/fnproto")
+	goMod := "module todo\n\ngo 1.26\n\nrequire (\n\tgithub.com/muprotocol/mu/sdk/go v0.0.0\n\tgithub.com/muprotocol/mu/libs/fnproto v0.0.0\n)\n\n" +
+		"replace github.com/muprotocol/mu/sdk/go => " + sdk + "\n\nreplace github.com/muprotocol/mu/libs/fnproto => " + fnproto + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	do := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("x-user-id", "ann")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	url, stop := startRun(t, dir, dataDir)
+	if !strings.HasSuffix(url, "/todo/") {
+		t.Fatalf("first URL %q", url)
+	}
+	if code, body := do("POST", url, `{"title": "milk", "done": false}`); code != 201 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	if out := stop(); !strings.Contains(out, "1 db reads, 2 db writes") {
+		t.Fatalf("usage summary of the first run:\n%s", out)
+	}
+
+	url2, stop := startRun(t, dir, dataDir)
+	defer stop()
+	pathOf := func(u string) string { return u[strings.Index(u[len("http://"):], "/")+len("http://"):] }
+	if pathOf(url2) != pathOf(url) { // the port is picked anew
+		t.Fatalf("stack URL changed between runs: %s then %s", url, url2)
+	}
+	if code, body := do("GET", url2, ""); code != 200 || body != `[{"title":"milk","done":false}]` {
+		t.Fatalf("GET after a restart: %d %s", code, body)
+	}
+}
