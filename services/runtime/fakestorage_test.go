@@ -32,7 +32,7 @@ type fakeStorage struct {
 	storagev1.UnimplementedStorageServiceServer
 
 	mu       sync.Mutex
-	boxes    map[string]bool             // hex stack + "/" + box → public
+	boxes    map[string]bool              // hex stack + "/" + box → public
 	objects  map[string]*fakeStoredObject // hex stack + "/" + box + "/" + key
 	binaries map[string][]byte            // binary id → bytes (may be corrupt on purpose)
 	stacks   map[string]int               // hex stack id → object calls

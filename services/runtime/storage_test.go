@@ -3,8 +3,8 @@ package runtime
 import (
 	"context"
 	"encoding/hex"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
