@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,12 +83,15 @@ func (b *storageBridge) forStack(id ids.StackID, m *manifest.Manifest) *stackSto
 	return &stackStorage{b: b, stack: id.Bytes(), boxes: boxes}
 }
 
-// storageCall is the storage state of one call: its open uploads. It is
-// used only from the goroutine serving the call's host requests.
+// storageCall is the storage state of one call: its open uploads. Its
+// requests come from the goroutine inside the guest; end may run on
+// another (Invoke's) once the call is over, so the upload table is locked.
 type storageCall struct {
 	s       *stackStorage
+	mu      sync.Mutex
 	uploads map[uint32]*upload
 	next    uint32
+	ended   bool
 }
 
 // upload is one open Put stream.
@@ -100,20 +104,36 @@ type upload struct {
 func (s *stackStorage) newCall() *storageCall { return &storageCall{s: s} }
 
 // end aborts every upload the call left open: nothing of them is stored.
+// Uploads begun after end (a host call racing the end of its call) are
+// aborted at once.
 func (c *storageCall) end() {
-	for h, u := range c.uploads {
+	c.mu.Lock()
+	open := c.uploads
+	c.uploads, c.ended = nil, true
+	c.mu.Unlock()
+	for _, u := range open {
 		u.cancel()
-		delete(c.uploads, h)
 		if c.s.b.abandoned != nil {
 			c.s.b.abandoned.Inc()
 		}
 	}
 }
 
+// get returns the open upload h, or nil.
+func (c *storageCall) get(h uint32) *upload {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.uploads[h]
+}
+
+// drop ends upload h, cancelling its stream (a no-op after a close).
 func (c *storageCall) drop(h uint32) {
-	if u := c.uploads[h]; u != nil {
+	c.mu.Lock()
+	u := c.uploads[h]
+	delete(c.uploads, h)
+	c.mu.Unlock()
+	if u != nil {
 		u.cancel()
-		delete(c.uploads, h)
 	}
 }
 
@@ -285,7 +305,7 @@ func (c *storageCall) call(ctx context.Context, m fnproto.Message) (fnproto.Mess
 	case *fnproto.StoragePutBegin:
 		return c.begin(ctx, m)
 	case *fnproto.StoragePutChunk:
-		u := c.uploads[m.Upload]
+		u := c.get(m.Upload)
 		if u == nil {
 			return nil, &refusal{stInvalid, fmt.Sprintf("upload %d is not open in this call (never begun, already ended, or failed)", m.Upload)}
 		}
@@ -295,7 +315,7 @@ func (c *storageCall) call(ctx context.Context, m fnproto.Message) (fnproto.Mess
 		}
 		return &fnproto.StorageEmptyResult{}, nil
 	case *fnproto.StoragePutEnd:
-		u := c.uploads[m.Upload]
+		u := c.get(m.Upload)
 		if u == nil {
 			return nil, &refusal{stInvalid, fmt.Sprintf("upload %d is not open in this call (never begun, already ended, or failed)", m.Upload)}
 		}
@@ -382,12 +402,21 @@ func (c *storageCall) putWhole(ctx context.Context, box, key string, data []byte
 }
 
 func (c *storageCall) begin(ctx context.Context, m *fnproto.StoragePutBegin) (fnproto.Message, error) {
-	if len(c.uploads) >= c.s.b.maxUploads {
-		return nil, &refusal{stInvalid, fmt.Sprintf("%d uploads are open in this call, the most the runtime allows (max_uploads_per_call); end one first", len(c.uploads))}
+	c.mu.Lock()
+	n := len(c.uploads)
+	c.mu.Unlock()
+	if n >= c.s.b.maxUploads {
+		return nil, &refusal{stInvalid, fmt.Sprintf("%d uploads are open in this call, the most the runtime allows (max_uploads_per_call); end one first", n)}
 	}
 	u, err := c.openPut(ctx, m.Storage, m.Key, m.ContentType, m.Size)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		u.cancel()
+		return nil, context.Canceled
 	}
 	if c.uploads == nil {
 		c.uploads = make(map[uint32]*upload, c.s.b.maxUploads)
