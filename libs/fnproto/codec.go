@@ -11,15 +11,17 @@ import (
 // Minimum encoded sizes of one element, used to bound element counts by the
 // bytes left in the frame before anything is allocated.
 const (
-	minBytesItem     = 4             // []byte: u32 length
-	minHeader        = 4 + 4         // name, value
-	minMapEntry      = 4 + 4         // key, value
-	minKeyValue      = 4 + 4         // key, value
-	minTableKey      = 4 + 4         // table, key
-	minTableKeyValue = 4 + 4 + 4     // table, key, value
-	minStorageObject = 4 + 8         // key, size
-	minScanSpec      = 4 + 4 + 4 + 4 // table, key_prefix, limit, cursor
-	minTablePage     = 4 + 4 + 4     // table, list or keys, next_cursor
+	minBytesItem     = 4                 // []byte: u32 length
+	minHeader        = 4 + 4             // name, value
+	minMapEntry      = 4 + 4             // key, value
+	minKeyValue      = 4 + 4             // key, value
+	minTableKey      = 4 + 4             // table, key
+	minTableKeyValue = 4 + 4 + 4         // table, key, value
+	minStorageObject = 4 + 8             // key, size
+	minScanSpec      = 4 + 4 + 4 + 4     // table, key_prefix, limit, cursor
+	minTablePage     = 4 + 4 + 4         // table, list or keys, next_cursor
+	minObjectInfo    = 4 + 8 + 4 + 4 + 8 // key, size, etag, content_type, last_modified
+	maxSignURLMethod = SignURLPut
 	maxLogLevel      = LogLevelError
 	mapKeysOnStack   = 16
 )
@@ -109,6 +111,56 @@ func (e *encoder) logLevel(field string, l LogLevel) {
 		return
 	}
 	e.u8(uint8(l))
+}
+
+func (e *encoder) signURLMethod(field string, m SignURLMethod) {
+	if m > maxSignURLMethod {
+		e.fail(ErrMalformed, field, "invalid SignURLMethod %d (max %d)", uint8(m), uint8(maxSignURLMethod))
+		return
+	}
+	e.u8(uint8(m))
+}
+
+func (e *encoder) optU64(v *uint64) {
+	if v == nil {
+		e.u8(0)
+		return
+	}
+	e.u8(1)
+	e.u64(*v)
+}
+
+func (e *encoder) objectInfo(o *StorageObjectInfo) {
+	e.str("key", o.Key)
+	e.u64(o.Size)
+	e.str("etag", o.ETag)
+	e.str("content_type", o.ContentType)
+	e.u64(o.LastModifiedUnix)
+}
+
+func (e *encoder) objectInfos(field string, list []StorageObjectInfo) {
+	if e.err != nil || !e.length(field, len(list)) {
+		return
+	}
+	for i := range list {
+		e.objectInfo(&list[i])
+		if e.err != nil {
+			e.err.withinIndex(field, i)
+			return
+		}
+	}
+}
+
+func (e *encoder) optObjectInfo(field string, o *StorageObjectInfo) {
+	if o == nil {
+		e.u8(0)
+		return
+	}
+	e.u8(1)
+	e.objectInfo(o)
+	if e.err != nil {
+		e.err.within(field)
+	}
 }
 
 // strMap writes a map sorted by key. Up to mapKeysOnStack keys are sorted in
@@ -461,6 +513,63 @@ func (d *decoder) logLevel(field string) LogLevel {
 		return 0
 	}
 	return LogLevel(v)
+}
+
+func (d *decoder) signURLMethod(field string) SignURLMethod {
+	v := d.u8(field)
+	if d.err == nil && SignURLMethod(v) > maxSignURLMethod {
+		d.fail(field, "invalid SignURLMethod %d (max %d)", v, uint8(maxSignURLMethod))
+		return 0
+	}
+	return SignURLMethod(v)
+}
+
+func (d *decoder) optU64(field string) *uint64 {
+	if !d.option(field) {
+		return nil
+	}
+	v := d.u64(field)
+	if d.err != nil {
+		return nil
+	}
+	return &v
+}
+
+func (d *decoder) objectInfo(o *StorageObjectInfo) {
+	o.Key = d.str("key")
+	o.Size = d.u64("size")
+	o.ETag = d.str("etag")
+	o.ContentType = d.str("content_type")
+	o.LastModifiedUnix = d.u64("last_modified_unix_ms")
+}
+
+func (d *decoder) objectInfos(field string) []StorageObjectInfo {
+	n := d.count(field, minObjectInfo)
+	if n == 0 {
+		return nil
+	}
+	list := make([]StorageObjectInfo, n)
+	for i := range list {
+		d.objectInfo(&list[i])
+		if d.err != nil {
+			d.err.withinIndex(field, i)
+			return nil
+		}
+	}
+	return list
+}
+
+func (d *decoder) optObjectInfo(field string) *StorageObjectInfo {
+	if !d.option(field) {
+		return nil
+	}
+	var o StorageObjectInfo
+	d.objectInfo(&o)
+	if d.err != nil {
+		d.err.within(field)
+		return nil
+	}
+	return &o
 }
 
 // count reads a u32 element count and checks that count elements of at

@@ -26,10 +26,10 @@
 // therefore takes a Direction, and every Message reports its own Kind and
 // Direction. Runtime → function messages: ExecuteFunction, the database
 // replies (DbError … CasResult, KeyValuePageResult … BatchScanKeysPageResult),
-// the storage replies (StorageError … ObjectListResult) and HTTPResponse.
+// the storage replies (StorageError … StorageSignedURLResult) and HTTPResponse.
 // Function → runtime messages: FatalError, FunctionResult, Log, the database
 // operations (Put … CompareAndSwap, PutExpiring … BatchScanKeysPage), the
-// storage operations (StoragePut … StorageList) and HTTPRequest. An unknown
+// storage operations (StoragePut … StorageSignURL) and HTTPRequest. An unknown
 // (direction, kind) pair is ErrUnknownKind.
 //
 // # Messages
@@ -62,7 +62,14 @@
 //	2001 StoragePut        {storage, key, data}                      StorageEmptyResult
 //	2002 StorageGet        {storage, key}                            StorageGetResult
 //	2003 StorageDelete     {storage, key}                            StorageEmptyResult
-//	2004 StorageList       {storage, prefix}                         ObjectListResult
+//	2004 StorageList       {storage, prefix}                         ObjectListResult (must fit one frame)
+//	2005 StorageGetRange   {storage, key, offset u64, length u32, if_match?}  StorageRangeResult
+//	2006 StoragePutBegin   {storage, key, content_type, size? u64}   StorageUploadResult
+//	2007 StoragePutChunk   {upload u32, data}                        StorageEmptyResult
+//	2008 StoragePutEnd     {upload u32, abort bool}                  StorageObjectResult (abort: StorageEmptyResult)
+//	2009 StorageListPage   {storage, prefix, limit u32, cursor}      ObjectPageResult
+//	2010 StorageStat       {storage, key}                            StorageObjectInfoResult
+//	2011 StorageSignURL    {storage, key, method u8, expires_in_seconds u32, max_bytes u64, content_type}  StorageSignedURLResult
 //	3001 HTTPRequest       {method, url, headers, body}              HTTPResponse
 //
 // Runtime → function:
@@ -84,15 +91,41 @@
 //	2002 StorageGetResult        {data?}
 //	2003 StorageEmptyResult      {}
 //	2004 ObjectListResult        {list: [{key, size u64}]}
+//	2005 StorageRangeResult      {found bool, data, total_size u64, etag, content_type}
+//	2006 StorageUploadResult     {upload u32}
+//	2007 StorageObjectResult     {size u64, etag}
+//	2008 ObjectPageResult        {objects: [ObjectInfo], next_cursor}
+//	2009 StorageObjectInfoResult {info: ObjectInfo?}
+//	2010 StorageSignedURLResult  {url, expires_at_unix u64}
 //	3001 HTTPResponse            {status u16, headers, body, error?}
 //
-// where ScanSpec is {table, key_prefix, limit u32, cursor}.
+// where ScanSpec is {table, key_prefix, limit u32, cursor}, ObjectInfo is
+// {key, size u64, etag, content_type, last_modified_unix_ms u64} and a
+// SignURL method is the u8 enum GET (0) or PUT (1).
 //
 // Kinds are only ever added: the bodies of existing kinds never change, so
 // a function built against an older SDK keeps working. The paging and
 // expiry kinds (from-function 1014…1019, to-function 1009…1012) came after
 // the first release; Scan, ScanKeys, BatchScan and BatchScanKeys carry no
-// cursor and are answered with the first page only.
+// cursor and are answered with the first page only. The storage kinds for
+// large objects (from-function 2005…2011, to-function 2005…2010) came
+// next; StoragePut, StorageGet and StorageList still move a whole object
+// or listing in one frame.
+//
+// # Large objects
+//
+// A frame is bounded (DefaultMaxFrameSize), an object is not. A function
+// reads a large object with StorageGetRange, one range per request: the
+// runtime may return fewer bytes than asked so the reply fits a frame, and
+// the reader advances by len(data) until total_size. Passing the etag of
+// the first reply as if_match makes every later reply either continue the
+// same content or come back empty with the new etag: a change between
+// ranges is detected, never spliced. A function writes a large object with
+// StoragePutBegin, any number of StoragePutChunk and a StoragePutEnd: the
+// runtime streams the chunks to the storage service as they arrive, and the
+// object appears only when StoragePutEnd commits it; an upload aborted, or
+// still open when the call ends, stores nothing. Upload handles belong to
+// the call that opened them.
 //
 // # Cursors
 //

@@ -94,6 +94,24 @@ func TestUnmarshal_RejectsMalformedBodies(t *testing.T) {
 			wantMsg: "fnproto: Log.level: invalid LogLevel 5 (max 4)",
 		},
 		{
+			name: "sign URL method out of range", dir: fnproto.FromFunction, kind: fnproto.KindStorageSignURL,
+			body:    `01000000 62  01000000 6b  02  00000000  0000000000000000  00000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: StorageSignURL.method: invalid SignURLMethod 2 (max 1)",
+		},
+		{
+			name: "object info option tag", dir: fnproto.ToFunction, kind: fnproto.KindStorageObjectInfoResult,
+			body:    `02`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: StorageObjectInfoResult.info: invalid option tag 2",
+		},
+		{
+			name: "object page count over remaining", dir: fnproto.ToFunction, kind: fnproto.KindObjectPageResult,
+			body:    `ffffff00  00000000`,
+			wantErr: fnproto.ErrMalformed,
+			wantMsg: "fnproto: ObjectPageResult.objects: count 16777215 needs at least 469762020 bytes, 4 remain",
+		},
+		{
 			name: "trailing bytes", dir: fnproto.FromFunction, kind: fnproto.KindGet,
 			body:    `01000000 74  01000000 6b  00`,
 			wantErr: fnproto.ErrMalformed,
@@ -242,6 +260,7 @@ func TestEncode_RejectsUnrepresentableMessages(t *testing.T) {
 		{"typed nil message", nilPut, fnproto.ErrMalformed, "fnproto: encode Put: nil message"},
 		{"invalid UTF-8 field", &fnproto.Put{Table: bad}, fnproto.ErrMalformed, "fnproto: encode Put.table: invalid UTF-8"},
 		{"LogLevel out of range", &fnproto.Log{Body: "x", Level: 9}, fnproto.ErrMalformed, "fnproto: encode Log.level: invalid LogLevel 9 (max 4)"},
+		{"SignURLMethod out of range", &fnproto.StorageSignURL{Method: 3}, fnproto.ErrMalformed, "fnproto: encode StorageSignURL.method: invalid SignURLMethod 3 (max 1)"},
 		{
 			"invalid UTF-8 in nested header",
 			&fnproto.ExecuteFunction{Request: fnproto.Request{Headers: []fnproto.Header{{Name: "a"}, {Name: "b", Value: bad}}}},
@@ -339,6 +358,12 @@ func TestClassOf(t *testing.T) {
 		{fnproto.FromFunction, fnproto.KindPutExpiring, fnproto.ClassDb},
 		{fnproto.FromFunction, fnproto.KindBatchScanKeysPage, fnproto.ClassDb},
 		{fnproto.ToFunction, fnproto.KindBatchScanKeysPageResult, fnproto.ClassDb},
+		{fnproto.FromFunction, fnproto.KindStorageGetRange, fnproto.ClassStorage},
+		{fnproto.FromFunction, fnproto.KindStorageSignURL, fnproto.ClassStorage},
+		{fnproto.ToFunction, fnproto.KindStorageRangeResult, fnproto.ClassStorage},
+		{fnproto.ToFunction, fnproto.KindStorageSignedURLResult, fnproto.ClassStorage},
+		{fnproto.FromFunction, 2012, 0}, // one past StorageSignURL
+		{fnproto.ToFunction, 2011, 0},   // one past StorageSignedURLResult
 		{fnproto.FromFunction, 1020, 0}, // one past BatchScanKeysPage
 		{fnproto.ToFunction, 1013, 0},   // one past BatchScanKeysPageResult
 		{fnproto.ToFunction, 2, 0},
@@ -379,6 +404,11 @@ func TestStringers(t *testing.T) {
 	for i, w := range classes {
 		if got := fnproto.Class(i).String(); got != w {
 			t.Errorf("Class(%d).String() = %q, want %q", i, got, w)
+		}
+	}
+	for i, w := range []string{"GET", "PUT", "SignURLMethod(2)"} {
+		if got := fnproto.SignURLMethod(i).String(); got != w {
+			t.Errorf("SignURLMethod(%d).String() = %q, want %q", i, got, w)
 		}
 	}
 	want := []string{"trace", "debug", "info", "warn", "error", "LogLevel(5)"}

@@ -169,6 +169,95 @@ var goldens = []golden{
 		msg:  &fnproto.BatchScanKeysPageResult{Results: []fnproto.TableKeyPage{{Table: "t", Keys: [][]byte{[]byte("k")}}}},
 		hex:  `18000000 f403  01000000  01000000 74  01000000  01000000 6b  00000000`,
 	},
+	// The storage kinds for objects larger than a frame (from-function
+	// 2005…2011, to-function 2005…2010), added after the first release.
+	{
+		name: "StorageGetRange",
+		msg:  &fnproto.StorageGetRange{Storage: "b", Key: "k", Offset: 1 << 20, Length: 1 << 16, IfMatch: ptr("e1")},
+		hex:  `1f000000 d507  01000000 62  01000000 6b  0000100000000000  00000100  01 02000000 6531`,
+	},
+	{
+		name: "StorageGetRange-AnyETag",
+		msg:  &fnproto.StorageGetRange{Storage: "b", Key: "k", Length: 10},
+		hex:  `19000000 d507  01000000 62  01000000 6b  0000000000000000  0a000000  00`,
+	},
+	{
+		name: "StoragePutBegin",
+		msg:  &fnproto.StoragePutBegin{Storage: "b", Key: "k", ContentType: "text/plain", Size: ptr(uint64(300))},
+		hex:  `23000000 d607  01000000 62  01000000 6b  0a000000 746578742f706c61696e  01 2c01000000000000`,
+	},
+	{
+		name: "StoragePutBegin-UnknownSize",
+		msg:  &fnproto.StoragePutBegin{Storage: "b", Key: "k"},
+		hex:  `11000000 d607  01000000 62  01000000 6b  00000000  00`,
+	},
+	{
+		name: "StoragePutChunk",
+		msg:  &fnproto.StoragePutChunk{Upload: 7, Data: []byte("abc")},
+		hex:  `0d000000 d707  07000000  03000000 616263`,
+	},
+	{
+		name: "StoragePutEnd-Abort",
+		msg:  &fnproto.StoragePutEnd{Upload: 7, Abort: true},
+		hex:  `07000000 d807  07000000  01`,
+	},
+	{
+		name: "StorageListPage",
+		msg:  &fnproto.StorageListPage{Storage: "b", Prefix: "p/", Limit: 2, Cursor: "c"},
+		hex:  `16000000 d907  01000000 62  02000000 702f  02000000  01000000 63`,
+	},
+	{
+		name: "StorageStat",
+		msg:  &fnproto.StorageStat{Storage: "b", Key: "k"},
+		hex:  `0c000000 da07  01000000 62  01000000 6b`,
+	},
+	{
+		name: "StorageSignURL",
+		msg: &fnproto.StorageSignURL{Storage: "b", Key: "k", Method: fnproto.SignURLPut, ExpiresInSeconds: 3600,
+			MaxBytes: 1024, ContentType: "image/png"},
+		hex: `26000000 db07  01000000 62  01000000 6b  01  100e0000  0004000000000000  09000000 696d6167652f706e67`,
+	},
+	{
+		name: "StorageRangeResult",
+		msg:  &fnproto.StorageRangeResult{Found: true, Data: []byte("hi"), TotalSize: 10, ETag: "e1", ContentType: "t/p"},
+		hex:  `1e000000 d507  01  02000000 6869  0a00000000000000  02000000 6531  03000000 742f70`,
+	},
+	{
+		name: "StorageRangeResult-NotFound",
+		msg:  &fnproto.StorageRangeResult{},
+		hex:  `17000000 d507  00  00000000  0000000000000000  00000000  00000000`,
+	},
+	{
+		name: "StorageUploadResult",
+		msg:  &fnproto.StorageUploadResult{Upload: 7},
+		hex:  `06000000 d607  07000000`,
+	},
+	{
+		name: "StorageObjectResult",
+		msg:  &fnproto.StorageObjectResult{Size: 3, ETag: "e"},
+		hex:  `0f000000 d707  0300000000000000  01000000 65`,
+	},
+	{
+		name: "ObjectPageResult",
+		msg: &fnproto.ObjectPageResult{Objects: []fnproto.StorageObjectInfo{
+			{Key: "a", Size: 3, ETag: "e", ContentType: "t", LastModifiedUnix: 1000}}, NextCursor: "n"},
+		hex: `2a000000 d807  01000000  01000000 61  0300000000000000  01000000 65  01000000 74  e803000000000000  01000000 6e`,
+	},
+	{
+		name: "StorageObjectInfoResult-None",
+		msg:  &fnproto.StorageObjectInfoResult{},
+		hex:  `03000000 d907  00`,
+	},
+	{
+		name: "StorageObjectInfoResult-Some",
+		msg:  &fnproto.StorageObjectInfoResult{Info: &fnproto.StorageObjectInfo{Key: "a", Size: 3, ETag: "e"}},
+		hex:  `21000000 d907  01  01000000 61  0300000000000000  01000000 65  00000000  0000000000000000`,
+	},
+	{
+		name: "StorageSignedURLResult",
+		msg:  &fnproto.StorageSignedURLResult{URL: "u", ExpiresAtUnix: 60},
+		hex:  `0f000000 da07  01000000 75  3c00000000000000`,
+	},
 }
 
 func unhex(t testing.TB, s string) []byte {

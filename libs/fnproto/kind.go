@@ -47,6 +47,12 @@ const (
 	KindStorageGetResult        Kind = 2002 // StorageGetResult
 	KindStorageEmptyResult      Kind = 2003 // StorageEmptyResult
 	KindObjectListResult        Kind = 2004 // ObjectListResult
+	KindStorageRangeResult      Kind = 2005 // StorageRangeResult
+	KindStorageUploadResult     Kind = 2006 // StorageUploadResult
+	KindStorageObjectResult     Kind = 2007 // StorageObjectResult
+	KindObjectPageResult        Kind = 2008 // ObjectPageResult
+	KindStorageObjectInfoResult Kind = 2009 // StorageObjectInfoResult
+	KindStorageSignedURLResult  Kind = 2010 // StorageSignedURLResult
 	KindHTTPResponse            Kind = 3001 // HTTPResponse
 )
 
@@ -78,6 +84,13 @@ const (
 	KindStorageGet        Kind = 2002 // StorageGet
 	KindStorageDelete     Kind = 2003 // StorageDelete
 	KindStorageList       Kind = 2004 // StorageList
+	KindStorageGetRange   Kind = 2005 // StorageGetRange
+	KindStoragePutBegin   Kind = 2006 // StoragePutBegin
+	KindStoragePutChunk   Kind = 2007 // StoragePutChunk
+	KindStoragePutEnd     Kind = 2008 // StoragePutEnd
+	KindStorageListPage   Kind = 2009 // StorageListPage
+	KindStorageStat       Kind = 2010 // StorageStat
+	KindStorageSignURL    Kind = 2011 // StorageSignURL
 	KindHTTPRequest       Kind = 3001 // HTTPRequest
 )
 
@@ -95,8 +108,8 @@ const (
 	// BatchScanKeysPage, and their replies DbError … CasResult and
 	// KeyValuePageResult … BatchScanKeysPageResult.
 	ClassDb
-	// ClassStorage is storage boxes: StoragePut … StorageList and their
-	// replies StorageError … ObjectListResult.
+	// ClassStorage is storage boxes: StoragePut … StorageSignURL and their
+	// replies StorageError … StorageSignedURLResult.
 	ClassStorage
 	// ClassHTTP is outbound HTTP: HTTPRequest and HTTPResponse.
 	ClassHTTP
@@ -148,6 +161,12 @@ var kinds = [...]kindInfo{
 	{ToFunction, KindStorageGetResult, "StorageGetResult", ClassStorage, newOf[StorageGetResult]},
 	{ToFunction, KindStorageEmptyResult, "StorageEmptyResult", ClassStorage, newOf[StorageEmptyResult]},
 	{ToFunction, KindObjectListResult, "ObjectListResult", ClassStorage, newOf[ObjectListResult]},
+	{ToFunction, KindStorageRangeResult, "StorageRangeResult", ClassStorage, newOf[StorageRangeResult]},
+	{ToFunction, KindStorageUploadResult, "StorageUploadResult", ClassStorage, newOf[StorageUploadResult]},
+	{ToFunction, KindStorageObjectResult, "StorageObjectResult", ClassStorage, newOf[StorageObjectResult]},
+	{ToFunction, KindObjectPageResult, "ObjectPageResult", ClassStorage, newOf[ObjectPageResult]},
+	{ToFunction, KindStorageObjectInfoResult, "StorageObjectInfoResult", ClassStorage, newOf[StorageObjectInfoResult]},
+	{ToFunction, KindStorageSignedURLResult, "StorageSignedURLResult", ClassStorage, newOf[StorageSignedURLResult]},
 	{ToFunction, KindHTTPResponse, "HTTPResponse", ClassHTTP, newOf[HTTPResponse]},
 
 	// Function → runtime.
@@ -177,6 +196,13 @@ var kinds = [...]kindInfo{
 	{FromFunction, KindStorageGet, "StorageGet", ClassStorage, newOf[StorageGet]},
 	{FromFunction, KindStorageDelete, "StorageDelete", ClassStorage, newOf[StorageDelete]},
 	{FromFunction, KindStorageList, "StorageList", ClassStorage, newOf[StorageList]},
+	{FromFunction, KindStorageGetRange, "StorageGetRange", ClassStorage, newOf[StorageGetRange]},
+	{FromFunction, KindStoragePutBegin, "StoragePutBegin", ClassStorage, newOf[StoragePutBegin]},
+	{FromFunction, KindStoragePutChunk, "StoragePutChunk", ClassStorage, newOf[StoragePutChunk]},
+	{FromFunction, KindStoragePutEnd, "StoragePutEnd", ClassStorage, newOf[StoragePutEnd]},
+	{FromFunction, KindStorageListPage, "StorageListPage", ClassStorage, newOf[StorageListPage]},
+	{FromFunction, KindStorageStat, "StorageStat", ClassStorage, newOf[StorageStat]},
+	{FromFunction, KindStorageSignURL, "StorageSignURL", ClassStorage, newOf[StorageSignURL]},
 	{FromFunction, KindHTTPRequest, "HTTPRequest", ClassHTTP, newOf[HTTPRequest]},
 }
 

@@ -828,3 +828,266 @@ func (m *BatchScanKeysPage) decodeBody(b []byte) error {
 	m.Scans = d.scanSpecs("scans")
 	return d.done()
 }
+
+// The storage kinds added after the first release (from-function
+// 2005…2011): ranged reads, chunked uploads, paged listing with metadata,
+// stat and signed URLs, so a function can move objects larger than one
+// frame with bounded memory.
+
+// StorageGetRange reads up to Length bytes of an object from Offset. The
+// runtime may return fewer bytes than asked (it caps a read to fit one
+// frame); a reader advances by len(data) and stops at total_size. When
+// IfMatch is set and the object's etag differs, the reply carries no data
+// and the current etag, so a reader going chunk by chunk sees that the
+// object changed under it. Reply: StorageRangeResult or StorageError (an
+// offset past the end is a StorageError).
+type StorageGetRange struct {
+	Storage string  // storage: storage box name
+	Key     string  // key: object key
+	Offset  uint64  // offset: first byte to read
+	Length  uint32  // length: most bytes to read (the runtime caps it)
+	IfMatch *string // if_match: expected etag; nil reads whatever is stored (Option)
+}
+
+// Kind returns KindStorageGetRange.
+func (*StorageGetRange) Kind() Kind { return KindStorageGetRange }
+
+// Direction returns FromFunction.
+func (*StorageGetRange) Direction() Direction { return FromFunction }
+
+func (m *StorageGetRange) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("storage", m.Storage)
+	e.str("key", m.Key)
+	e.u64(m.Offset)
+	e.u32(m.Length)
+	e.optStr("if_match", m.IfMatch)
+	return e.done()
+}
+
+func (m *StorageGetRange) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Storage = d.str("storage")
+	m.Key = d.str("key")
+	m.Offset = d.u64("offset")
+	m.Length = d.u32("length")
+	m.IfMatch = d.optStr("if_match")
+	return d.done()
+}
+
+// StoragePutBegin starts a chunked upload of one object. Reply:
+// StorageUploadResult (the handle for StoragePutChunk and StoragePutEnd) or
+// StorageError. Nothing is visible under the key until StoragePutEnd
+// commits it; an upload not ended when the call ends is aborted and stores
+// nothing. The runtime caps the uploads one call may have open.
+type StoragePutBegin struct {
+	Storage     string  // storage: storage box name
+	Key         string  // key: object key
+	ContentType string  // content_type: MIME type stored with the object; empty = application/octet-stream
+	Size        *uint64 // size: the total size if known; a body of another size fails the upload (Option)
+}
+
+// Kind returns KindStoragePutBegin.
+func (*StoragePutBegin) Kind() Kind { return KindStoragePutBegin }
+
+// Direction returns FromFunction.
+func (*StoragePutBegin) Direction() Direction { return FromFunction }
+
+func (m *StoragePutBegin) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("storage", m.Storage)
+	e.str("key", m.Key)
+	e.str("content_type", m.ContentType)
+	e.optU64(m.Size)
+	return e.done()
+}
+
+func (m *StoragePutBegin) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Storage = d.str("storage")
+	m.Key = d.str("key")
+	m.ContentType = d.str("content_type")
+	m.Size = d.optU64("size")
+	return d.done()
+}
+
+// StoragePutChunk appends the next bytes to an open upload. Reply:
+// StorageEmptyResult or StorageError; after a StorageError the upload is
+// over (nothing is stored) and its handle unknown.
+type StoragePutChunk struct {
+	Upload uint32 // upload: handle from StorageUploadResult
+	Data   []byte // data: next bytes of the object
+}
+
+// Kind returns KindStoragePutChunk.
+func (*StoragePutChunk) Kind() Kind { return KindStoragePutChunk }
+
+// Direction returns FromFunction.
+func (*StoragePutChunk) Direction() Direction { return FromFunction }
+
+func (m *StoragePutChunk) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.u32(m.Upload)
+	e.bytes("data", m.Data)
+	return e.done()
+}
+
+func (m *StoragePutChunk) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Upload = d.u32("upload")
+	m.Data = d.bytes("data")
+	return d.done()
+}
+
+// StoragePutEnd ends an upload: with Abort false it commits the object
+// (replacing any previous one) and is answered by StorageObjectResult; with
+// Abort true it discards what was sent and is answered by
+// StorageEmptyResult. Either way the handle is released. A failed commit
+// is a StorageError and stores nothing.
+type StoragePutEnd struct {
+	Upload uint32 // upload: handle from StorageUploadResult
+	Abort  bool   // abort: discard the upload instead of committing it
+}
+
+// Kind returns KindStoragePutEnd.
+func (*StoragePutEnd) Kind() Kind { return KindStoragePutEnd }
+
+// Direction returns FromFunction.
+func (*StoragePutEnd) Direction() Direction { return FromFunction }
+
+func (m *StoragePutEnd) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.u32(m.Upload)
+	e.boolean(m.Abort)
+	return e.done()
+}
+
+func (m *StoragePutEnd) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Upload = d.u32("upload")
+	m.Abort = d.boolean("abort")
+	return d.done()
+}
+
+// StorageListPage lists one page of the objects whose key starts with
+// Prefix, in key byte order, with their metadata. Reply: ObjectPageResult
+// or StorageError.
+type StorageListPage struct {
+	Storage string // storage: storage box name
+	Prefix  string // prefix: key prefix; empty lists the whole box
+	Limit   uint32 // limit: most objects in this page; 0 = the runtime's default (the runtime caps it)
+	Cursor  string // cursor: empty for the first page, else the previous page's next_cursor
+}
+
+// Kind returns KindStorageListPage.
+func (*StorageListPage) Kind() Kind { return KindStorageListPage }
+
+// Direction returns FromFunction.
+func (*StorageListPage) Direction() Direction { return FromFunction }
+
+func (m *StorageListPage) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("storage", m.Storage)
+	e.str("prefix", m.Prefix)
+	e.u32(m.Limit)
+	e.str("cursor", m.Cursor)
+	return e.done()
+}
+
+func (m *StorageListPage) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Storage = d.str("storage")
+	m.Prefix = d.str("prefix")
+	m.Limit = d.u32("limit")
+	m.Cursor = d.str("cursor")
+	return d.done()
+}
+
+// StorageStat reads an object's metadata without its content. Reply:
+// StorageObjectInfoResult or StorageError.
+type StorageStat struct {
+	Storage string // storage: storage box name
+	Key     string // key: object key
+}
+
+// Kind returns KindStorageStat.
+func (*StorageStat) Kind() Kind { return KindStorageStat }
+
+// Direction returns FromFunction.
+func (*StorageStat) Direction() Direction { return FromFunction }
+
+func (m *StorageStat) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("storage", m.Storage)
+	e.str("key", m.Key)
+	return e.done()
+}
+
+func (m *StorageStat) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Storage = d.str("storage")
+	m.Key = d.str("key")
+	return d.done()
+}
+
+// StorageSignURL asks for a URL of the storage service's HTTP API that lets
+// its holder GET or PUT one object of the box without other credentials
+// until it expires (direct browser downloads and uploads). The object need
+// not exist yet. Reply: StorageSignedURLResult or StorageError.
+type StorageSignURL struct {
+	Storage          string        // storage: storage box name
+	Key              string        // key: object key
+	Method           SignURLMethod // method: u8 enum, GET (0) or PUT (1)
+	ExpiresInSeconds uint32        // expires_in_seconds: lifetime; 0 = the storage service's default
+	MaxBytes         uint64        // max_bytes: PUT only, the largest body accepted; 0 = the service's limit
+	ContentType      string        // content_type: PUT only, stored with the object; empty = the upload's header
+}
+
+// Kind returns KindStorageSignURL.
+func (*StorageSignURL) Kind() Kind { return KindStorageSignURL }
+
+// Direction returns FromFunction.
+func (*StorageSignURL) Direction() Direction { return FromFunction }
+
+func (m *StorageSignURL) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("storage", m.Storage)
+	e.str("key", m.Key)
+	e.signURLMethod("method", m.Method)
+	e.u32(m.ExpiresInSeconds)
+	e.u64(m.MaxBytes)
+	e.str("content_type", m.ContentType)
+	return e.done()
+}
+
+func (m *StorageSignURL) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Storage = d.str("storage")
+	m.Key = d.str("key")
+	m.Method = d.signURLMethod("method")
+	m.ExpiresInSeconds = d.u32("expires_in_seconds")
+	m.MaxBytes = d.u64("max_bytes")
+	m.ContentType = d.str("content_type")
+	return d.done()
+}

@@ -489,3 +489,191 @@ func (m *BatchScanKeysPageResult) decodeBody(b []byte) error {
 	m.Results = d.tableKeyPages("results")
 	return d.done()
 }
+
+// StorageRangeResult answers StorageGetRange. Found is false when no object
+// exists under the key (every other field is then zero). Otherwise Data is
+// the bytes from the requested offset (possibly fewer than asked; none at
+// the end of the object), TotalSize the object's whole size, and ETag and
+// ContentType its current metadata. When the request's if_match differed
+// from ETag, Data is empty: the caller compares ETag with what it expected.
+type StorageRangeResult struct {
+	Found       bool   // found: whether the object exists
+	Data        []byte // data: the bytes read
+	TotalSize   uint64 // total_size: size of the whole object
+	ETag        string // etag: the object's current etag
+	ContentType string // content_type: the object's MIME type; empty when none was given
+}
+
+// Kind returns KindStorageRangeResult.
+func (*StorageRangeResult) Kind() Kind { return KindStorageRangeResult }
+
+// Direction returns ToFunction.
+func (*StorageRangeResult) Direction() Direction { return ToFunction }
+
+func (m *StorageRangeResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.boolean(m.Found)
+	e.bytes("data", m.Data)
+	e.u64(m.TotalSize)
+	e.str("etag", m.ETag)
+	e.str("content_type", m.ContentType)
+	return e.done()
+}
+
+func (m *StorageRangeResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Found = d.boolean("found")
+	m.Data = d.bytes("data")
+	m.TotalSize = d.u64("total_size")
+	m.ETag = d.str("etag")
+	m.ContentType = d.str("content_type")
+	return d.done()
+}
+
+// StorageUploadResult answers StoragePutBegin with the upload's handle,
+// valid until StoragePutEnd, a failed StoragePutChunk or the end of the
+// call.
+type StorageUploadResult struct {
+	Upload uint32 // upload: handle for StoragePutChunk and StoragePutEnd
+}
+
+// Kind returns KindStorageUploadResult.
+func (*StorageUploadResult) Kind() Kind { return KindStorageUploadResult }
+
+// Direction returns ToFunction.
+func (*StorageUploadResult) Direction() Direction { return ToFunction }
+
+func (m *StorageUploadResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.u32(m.Upload)
+	return e.done()
+}
+
+func (m *StorageUploadResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Upload = d.u32("upload")
+	return d.done()
+}
+
+// StorageObjectResult answers a committing StoragePutEnd: the stored
+// object's size and etag.
+type StorageObjectResult struct {
+	Size uint64 // size: bytes stored
+	ETag string // etag: the new object's etag
+}
+
+// Kind returns KindStorageObjectResult.
+func (*StorageObjectResult) Kind() Kind { return KindStorageObjectResult }
+
+// Direction returns ToFunction.
+func (*StorageObjectResult) Direction() Direction { return ToFunction }
+
+func (m *StorageObjectResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.u64(m.Size)
+	e.str("etag", m.ETag)
+	return e.done()
+}
+
+func (m *StorageObjectResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Size = d.u64("size")
+	m.ETag = d.str("etag")
+	return d.done()
+}
+
+// ObjectPageResult answers StorageListPage: one page of objects in key byte
+// order and where to continue. An empty NextCursor means the listing is
+// complete.
+type ObjectPageResult struct {
+	Objects    []StorageObjectInfo // objects: the page
+	NextCursor string              // next_cursor: opaque; empty when the listing is complete
+}
+
+// Kind returns KindObjectPageResult.
+func (*ObjectPageResult) Kind() Kind { return KindObjectPageResult }
+
+// Direction returns ToFunction.
+func (*ObjectPageResult) Direction() Direction { return ToFunction }
+
+func (m *ObjectPageResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.objectInfos("objects", m.Objects)
+	e.str("next_cursor", m.NextCursor)
+	return e.done()
+}
+
+func (m *ObjectPageResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Objects = d.objectInfos("objects")
+	m.NextCursor = d.str("next_cursor")
+	return d.done()
+}
+
+// StorageObjectInfoResult answers StorageStat: the object's metadata, or
+// nil when no object exists under the key.
+type StorageObjectInfoResult struct {
+	Info *StorageObjectInfo // info: nil = not found (Option)
+}
+
+// Kind returns KindStorageObjectInfoResult.
+func (*StorageObjectInfoResult) Kind() Kind { return KindStorageObjectInfoResult }
+
+// Direction returns ToFunction.
+func (*StorageObjectInfoResult) Direction() Direction { return ToFunction }
+
+func (m *StorageObjectInfoResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.optObjectInfo("info", m.Info)
+	return e.done()
+}
+
+func (m *StorageObjectInfoResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.Info = d.optObjectInfo("info")
+	return d.done()
+}
+
+// StorageSignedURLResult answers StorageSignURL.
+type StorageSignedURLResult struct {
+	URL           string // url: absolute URL of the storage service's HTTP API
+	ExpiresAtUnix uint64 // expires_at_unix: when the URL stops working, Unix seconds
+}
+
+// Kind returns KindStorageSignedURLResult.
+func (*StorageSignedURLResult) Kind() Kind { return KindStorageSignedURLResult }
+
+// Direction returns ToFunction.
+func (*StorageSignedURLResult) Direction() Direction { return ToFunction }
+
+func (m *StorageSignedURLResult) appendBody(b []byte) ([]byte, error) {
+	if m == nil {
+		return b, errNilMessage()
+	}
+	e := encoder{b: b}
+	e.str("url", m.URL)
+	e.u64(m.ExpiresAtUnix)
+	return e.done()
+}
+
+func (m *StorageSignedURLResult) decodeBody(b []byte) error {
+	d := decoder{b: b}
+	m.URL = d.str("url")
+	m.ExpiresAtUnix = d.u64("expires_at_unix")
+	return d.done()
+}

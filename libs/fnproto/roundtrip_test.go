@@ -83,6 +83,19 @@ func roundTripCases() []roundTripCase {
 		{name: "ObjectListResult", in: &fnproto.ObjectListResult{List: []fnproto.StorageObject{
 			{Key: "img/a.png", Size: 1 << 40}, {Key: "日本/b", Size: 0},
 		}}},
+		{name: "StorageRangeResult", in: &fnproto.StorageRangeResult{Found: true, Data: bytes.Repeat([]byte{0xcd}, 1000), TotalSize: 1 << 40, ETag: "\"9b2cf535f27731c9\"", ContentType: "image/png"}},
+		{name: "StorageRangeResult/end-of-object", in: &fnproto.StorageRangeResult{Found: true, Data: []byte{}, TotalSize: 5, ETag: "e"},
+			want: &fnproto.StorageRangeResult{Found: true, TotalSize: 5, ETag: "e"}},
+		{name: "StorageRangeResult/not-found", in: &fnproto.StorageRangeResult{}},
+		{name: "StorageUploadResult", in: &fnproto.StorageUploadResult{Upload: 4294967295}},
+		{name: "StorageObjectResult", in: &fnproto.StorageObjectResult{Size: 64 << 20, ETag: "etag-ü"}},
+		{name: "ObjectPageResult", in: &fnproto.ObjectPageResult{Objects: []fnproto.StorageObjectInfo{
+			{Key: "img/a.png", Size: 1 << 40, ETag: "e1", ContentType: "image/png", LastModifiedUnix: 1767225600000}, {Key: "日本/b"},
+		}, NextCursor: "opaque-token"}},
+		{name: "ObjectPageResult/last-empty", in: &fnproto.ObjectPageResult{Objects: []fnproto.StorageObjectInfo{}}, want: &fnproto.ObjectPageResult{}},
+		{name: "StorageObjectInfoResult/found", in: &fnproto.StorageObjectInfoResult{Info: &fnproto.StorageObjectInfo{Key: "k", Size: 9, ETag: "x", ContentType: "text/plain", LastModifiedUnix: 1}}},
+		{name: "StorageObjectInfoResult/not-found", in: &fnproto.StorageObjectInfoResult{}},
+		{name: "StorageSignedURLResult", in: &fnproto.StorageSignedURLResult{URL: "https://s.example/signed/abc/box/k?sig=x", ExpiresAtUnix: 1767225600}},
 		{name: "HTTPResponse/ok", in: &fnproto.HTTPResponse{
 			Status: 404, Headers: []fnproto.Header{{Name: "Server", Value: "x"}}, Body: []byte("not found"),
 		}},
@@ -131,6 +144,18 @@ func roundTripCases() []roundTripCase {
 		{name: "StorageGet", in: &fnproto.StorageGet{Storage: "attachments", Key: "photos/a.jpg"}},
 		{name: "StorageDelete", in: &fnproto.StorageDelete{Storage: "attachments", Key: "photos/a.jpg"}},
 		{name: "StorageList", in: &fnproto.StorageList{Storage: "attachments", Prefix: "photos/"}},
+		{name: "StorageGetRange", in: &fnproto.StorageGetRange{Storage: "videos", Key: "a/b.mp4", Offset: 1<<64 - 1, Length: 1 << 20, IfMatch: ptr("e1")}},
+		{name: "StorageGetRange/any-etag", in: &fnproto.StorageGetRange{Storage: "videos", Key: "a", Length: 0}},
+		{name: "StorageGetRange/empty-etag", in: &fnproto.StorageGetRange{Storage: "v", Key: "a", IfMatch: ptr("")}},
+		{name: "StoragePutBegin", in: &fnproto.StoragePutBegin{Storage: "videos", Key: "a/b.mp4", ContentType: "video/mp4", Size: ptr(uint64(64 << 20))}},
+		{name: "StoragePutBegin/unknown-size", in: &fnproto.StoragePutBegin{Storage: "videos", Key: "k"}},
+		{name: "StoragePutChunk", in: &fnproto.StoragePutChunk{Upload: 3, Data: bytes.Repeat([]byte{1, 2, 3}, 100)}},
+		{name: "StoragePutEnd/commit", in: &fnproto.StoragePutEnd{Upload: 3}},
+		{name: "StoragePutEnd/abort", in: &fnproto.StoragePutEnd{Upload: 3, Abort: true}},
+		{name: "StorageListPage", in: &fnproto.StorageListPage{Storage: "files", Prefix: "ünï/", Limit: 1000, Cursor: "tok"}},
+		{name: "StorageStat", in: &fnproto.StorageStat{Storage: "files", Key: "a"}},
+		{name: "StorageSignURL/get", in: &fnproto.StorageSignURL{Storage: "files", Key: "a", Method: fnproto.SignURLGet, ExpiresInSeconds: 60}},
+		{name: "StorageSignURL/put", in: &fnproto.StorageSignURL{Storage: "files", Key: "a", Method: fnproto.SignURLPut, MaxBytes: 1 << 30, ContentType: "image/jpeg"}},
 		{name: "HTTPRequest", in: &fnproto.HTTPRequest{
 			Method: "GET", URL: "https://example.com/ä?q=1",
 			Headers: []fnproto.Header{{Name: "Accept", Value: "*/*"}}, Body: nil,
@@ -207,7 +232,7 @@ func TestRoundTrip_CasesCoverEveryKind(t *testing.T) {
 			}
 		}
 	}
-	if total != 18+27 {
-		t.Errorf("found %d known kinds, want 45 (18 to-function + 27 from-function)", total)
+	if total != 24+34 {
+		t.Errorf("found %d known kinds, want 58 (24 to-function + 34 from-function)", total)
 	}
 }

@@ -117,3 +117,35 @@ type TableKeyPage struct {
 	Keys       [][]byte // keys: keys in byte order
 	NextCursor []byte   // next_cursor: empty when the scan is complete
 }
+
+// StorageObjectInfo describes one stored object with its metadata, as the
+// storage kinds added after the first release report it (StorageObject,
+// of the old StorageList, carries only key and size).
+type StorageObjectInfo struct {
+	Key              string // key: object key inside the box
+	Size             uint64 // size: total size in bytes
+	ETag             string // etag: changes whenever the content changes; opaque
+	ContentType      string // content_type: MIME type given at upload; empty when none was
+	LastModifiedUnix uint64 // last_modified_unix_ms: when it was last written, Unix milliseconds
+}
+
+// SignURLMethod is what a signed URL allows, a u8 enum on the wire.
+type SignURLMethod uint8
+
+// Signed URL methods, in wire order. Values above SignURLPut are rejected by
+// both the encoder and the decoder.
+const (
+	SignURLGet SignURLMethod = 0 // download the object (HTTP GET)
+	SignURLPut SignURLMethod = 1 // upload the object (HTTP PUT), up to max_bytes
+)
+
+// String returns "GET", "PUT" or "SignURLMethod(n)".
+func (m SignURLMethod) String() string {
+	switch m {
+	case SignURLGet:
+		return "GET"
+	case SignURLPut:
+		return "PUT"
+	}
+	return "SignURLMethod(" + strconv.Itoa(int(m)) + ")"
+}

@@ -289,6 +289,30 @@ func (d *decoder) text(l loc, field string, n *yaml.Node) (s string, ok bool) {
 	}
 }
 
+// boolean reads a YAML boolean (true or false, unquoted); a missing or null
+// value is false. Anything else, the strings "yes" and "true" included, is
+// reported naming the field.
+func (d *decoder) boolean(l loc, field string, n *yaml.Node) (v, ok bool) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	n = resolve(n)
+	if isNull(n) {
+		return false, true
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+		d.errorf(l, field, line, "must be true or false, got %s", kindOf(n))
+		return false, false
+	}
+	var b bool
+	if err := n.Decode(&b); err != nil {
+		d.errorf(l, field, line, "must be true or false, got %s", kindOf(n))
+		return false, false
+	}
+	return b, true
+}
+
 func (d *decoder) unknown(l loc, p pair, known string) {
 	d.errorf(l, p.field, p.keyNode.Line, "unknown field (known fields: %s)", known)
 }
@@ -419,19 +443,28 @@ func (d *decoder) service(m *Manifest, i int, item *yaml.Node) {
 		f.Name = name
 		d.src.index[svcRef{typ, len(m.Functions)}] = i
 		m.Functions = append(m.Functions, f)
-	case TypeKeyValueTable, TypeStorage:
+	case TypeKeyValueTable:
 		for _, p := range ps {
 			if !names(p) {
 				d.unknown(l, p, "type, name")
 			}
 		}
-		if typ == TypeStorage {
-			d.src.index[svcRef{typ, len(m.Storages)}] = i
-			m.Storages = append(m.Storages, Storage{Name: name})
-		} else {
-			d.src.index[svcRef{typ, len(m.Tables)}] = i
-			m.Tables = append(m.Tables, KeyValueTable{Name: name})
+		d.src.index[svcRef{typ, len(m.Tables)}] = i
+		m.Tables = append(m.Tables, KeyValueTable{Name: name})
+	case TypeStorage:
+		var st Storage
+		for _, p := range ps {
+			switch {
+			case names(p):
+			case p.key == "public":
+				st.Public, _ = d.boolean(l, p.field, p.val)
+			default:
+				d.unknown(l, p, "type, name, public")
+			}
 		}
+		st.Name = name
+		d.src.index[svcRef{typ, len(m.Storages)}] = i
+		m.Storages = append(m.Storages, st)
 	case TypeGateway:
 		g := Gateway{}
 		gi := len(m.Gateways)

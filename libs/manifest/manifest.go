@@ -81,6 +81,11 @@ type KeyValueTable struct {
 // Storage is a storage box of the stack.
 type Storage struct {
 	Name string
+	// Public makes the box's objects readable by anyone over the storage
+	// service's HTTP API (GET /{stack id}/{box}/{key}); false, the default,
+	// keeps them private to the stack's functions and signed URLs. YAML
+	// `public: true`; only a YAML boolean is accepted.
+	Public bool
 }
 
 // Gateway is an HTTP gateway. Parse sorts its endpoints by path, then method.

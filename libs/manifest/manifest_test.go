@@ -325,3 +325,19 @@ func TestValidate_ManifestBuiltInGo(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+func TestParse_StoragePublicFlag(t *testing.T) {
+	m := mustParse(t, stack("  - {type: Storage, name: files}\n  - type: Storage\n    name: site\n    public: true\n"))
+	want := []Storage{{Name: "files"}, {Name: "site", Public: true}}
+	if !reflect.DeepEqual(m.Storages, want) {
+		t.Fatalf("Storages = %+v, want %+v", m.Storages, want)
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "  - type: Storage\n    name: site\n    public: true\n") ||
+		strings.Contains(string(out), "public: false") {
+		t.Errorf("Marshal:\n%s", out)
+	}
+}

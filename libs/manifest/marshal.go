@@ -22,6 +22,7 @@ type yamlService struct {
 	MemoryLimit string                    `yaml:"memory_limit,omitempty"`
 	Env         map[string]string         `yaml:"env,omitempty"`
 	Endpoints   map[string][]yamlEndpoint `yaml:"endpoints,omitempty"`
+	Public      bool                      `yaml:"public,omitempty"`
 }
 
 type yamlEndpoint struct {
@@ -46,7 +47,7 @@ func (m *Manifest) Marshal() ([]byte, error) {
 		y.Services = append(y.Services, yamlService{Type: TypeKeyValueTable, Name: t.Name})
 	}
 	for _, s := range m.Storages {
-		y.Services = append(y.Services, yamlService{Type: TypeStorage, Name: s.Name})
+		y.Services = append(y.Services, yamlService{Type: TypeStorage, Name: s.Name, Public: s.Public})
 	}
 	for _, g := range m.Gateways {
 		s := yamlService{Type: TypeGateway, Name: g.Name}

@@ -30,7 +30,7 @@ func TestMarshal_BuiltInGo(t *testing.T) {
 		Version: "0.10",
 		Functions: []Function{{Name: "true", Binary: "null", Runtime: RuntimeWASI1, MemoryLimit: 10_000_001,
 			Env: map[string]string{"MULTI": "line one\nline two\n", "YES": "yes", "NUM": "010", "EMPTY": ""}}},
-		Storages: []Storage{{Name: "s"}},
+		Storages: []Storage{{Name: "s"}, {Name: "pub", Public: true}},
 		Gateways: []Gateway{{Name: "g", Endpoints: []Endpoint{
 			{Path: "/a", Method: "GET", RouteTo: "true.a", Assembly: "true", Function: "a"},
 		}}},

@@ -83,6 +83,21 @@ func TestParse_ValidationRules(t *testing.T) {
 		{"duplicate service key", stack("  - type: Storage\n    name: s\n    name: t\n"),
 			[]string{`services[0] (Storage "s"): name: duplicate key (first at line 5)`}},
 
+		// Storage boxes.
+		{"public storage", stack("  - {type: Storage, name: s, public: true}\n  - {type: Storage, name: p, public: false}\n  - {type: Storage, name: n, public: ~}\n"), nil},
+		{"public as a string", stack("  - {type: Storage, name: s, public: \"true\"}\n"),
+			[]string{`services[0] (Storage "s"): public: must be true or false, got "true"`}},
+		{"public as yes", stack("  - {type: Storage, name: s, public: yes}\n"),
+			[]string{`services[0] (Storage "s"): public: must be true or false, got "yes"`}},
+		{"public as a number", stack("  - {type: Storage, name: s, public: 1}\n"),
+			[]string{`services[0] (Storage "s"): public: must be true or false, got "1"`}},
+		{"public as a list", stack("  - {type: Storage, name: s, public: [true]}\n"),
+			[]string{`services[0] (Storage "s"): public: must be true or false, got a list`}},
+		{"public on a table", stack("  - {type: KeyValueTable, name: t, public: true}\n"),
+			[]string{`services[0] (KeyValueTable "t"): public: unknown field (known fields: type, name)`}},
+		{"unknown storage field", stack("  - {type: Storage, name: s, publik: true}\n"),
+			[]string{`services[0] (Storage "s"): publik: unknown field (known fields: type, name, public)`}},
+
 		// Functions.
 		{"missing binary", stack("  - {type: Function, name: f, runtime: wasi1.0, memory_limit: 1MiB}\n"),
 			[]string{`services[0] (Function "f"): binary: is required (the content id of the module in storage)`}},

@@ -298,3 +298,15 @@ func (c *conn) unexpected(op fnproto.Kind, m fnproto.Message) error {
 	}
 	return err
 }
+
+// protocolError records that a reply broke the protocol in a way its kind
+// does not show (msg says how): the stream is out of step from here on.
+func (c *conn) protocolError(msg string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := fmt.Errorf("%w: %s", ErrProtocol, msg)
+	if c.rerr == nil {
+		c.rerr = err
+	}
+	return err
+}

@@ -86,6 +86,14 @@
 // every page (Table.All, Table.Keys). Scan, ScanKeys, BatchScan and
 // BatchScanKeys return the first page only.
 //
+// Storage boxes hold objects under string keys. Put and Get move a whole
+// object in one frame; Box.Create, Box.PutReader, Box.Open and Box.GetRange
+// stream objects of any size in chunks of Box.ChunkSize (1 MiB), holding
+// about one chunk in memory, and a read that finds the object replaced
+// midway fails with ErrObjectChanged. Box.Stat reads metadata, Box.ListPage
+// and Box.Objects list with metadata one page at a time, and Box.SignURL
+// makes a URL for direct browser downloads and uploads.
+//
 // A reply of the wrong kind means the stream is out of step; the
 // call returns an error wrapping ErrProtocol, the request fails with a
 // FatalError and Serve stops.

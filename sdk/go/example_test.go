@@ -350,3 +350,81 @@ func ExampleDB_BatchScanPage() {
 	// BatchScanPage &{Scans:[{Table:todos KeyPrefix:[] Limit:1 Cursor:[116]}]}
 	// FunctionResult 200 [{Content-Type text/plain; charset=utf-8}] "todos/1 users/ann todos/2 "
 }
+
+// PutReader streams a body of any size into a box, one chunk per host
+// call; the object appears when the last chunk is committed.
+func ExampleBox_PutReader() {
+	app := mu.New()
+	app.Handle("upload", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		info, err := ctx.Storage("files").PutReader("notes.txt", strings.NewReader("hello"), mu.WithContentType("text/plain"))
+		if err != nil {
+			return nil, err
+		}
+		return mu.Text(201, fmt.Sprintf("%d bytes, etag %s", info.Size, info.ETag)), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("upload", nil),
+		&fnproto.StorageUploadResult{Upload: 1},
+		&fnproto.StorageEmptyResult{},
+		&fnproto.StorageObjectResult{Size: 5, ETag: "e1"},
+	), &out)
+	printFrames(&out)
+	// Output:
+	// StoragePutBegin &{Storage:files Key:notes.txt ContentType:text/plain Size:<nil>}
+	// StoragePutChunk &{Upload:1 Data:[104 101 108 108 111]}
+	// StoragePutEnd &{Upload:1 Abort:false}
+	// FunctionResult 201 [{Content-Type text/plain; charset=utf-8}] "5 bytes, etag e1"
+}
+
+// Open reads an object chunk by chunk, pinned to the etag of its first
+// chunk, so a replacement midway is an error rather than mixed content.
+func ExampleBox_Open() {
+	app := mu.New()
+	app.Handle("download", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		r, err := ctx.Storage("files").Open("notes.txt")
+		if errors.Is(err, mu.ErrNotFound) {
+			return mu.Text(404, "no such file"), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		body, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		return mu.Bytes(200, r.Info().ContentType, body), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("download", nil),
+		&fnproto.StorageRangeResult{Found: true, Data: []byte("hello"), TotalSize: 5, ETag: "e1", ContentType: "text/plain"},
+	), &out)
+	printFrames(&out)
+	// Output:
+	// StorageGetRange &{Storage:files Key:notes.txt Offset:0 Length:1048576 IfMatch:<nil>}
+	// FunctionResult 200 [{Content-Type text/plain}] "hello"
+}
+
+// SignURL hands a browser a URL to upload straight to storage, so large
+// files never pass through the function.
+func ExampleBox_SignURL() {
+	app := mu.New()
+	app.Handle("upload_url", func(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
+		u, err := ctx.Storage("files").SignURL("avatar.png", "PUT", 15*time.Minute, &mu.SignURLOptions{MaxBytes: 5 << 20, ContentType: "image/png"})
+		if err != nil {
+			return nil, err
+		}
+		return mu.Text(200, u), nil
+	})
+	var out bytes.Buffer
+	_ = app.Serve(scripted(
+		request("upload_url", nil),
+		&fnproto.StorageSignedURLResult{URL: "https://storage.example/signed/2xYb/files/avatar.png?sig=abc", ExpiresAtUnix: 1767226500},
+	), &out)
+	printFrames(&out)
+	// Output:
+	// StorageSignURL &{Storage:files Key:avatar.png Method:PUT ExpiresInSeconds:900 MaxBytes:5242880 ContentType:image/png}
+	// FunctionResult 200 [{Content-Type text/plain; charset=utf-8}] "https://storage.example/signed/2xYb/files/avatar.png?sig=abc"
+}

@@ -108,6 +108,22 @@ type Config struct {
 	// passed in-process (Deps.Mudb) takes precedence.
 	MudbAddr string
 
+	// StorageAddr is host:port of the storage service's gRPC API; empty:
+	// functions' storage requests get a StorageError saying storage is not
+	// configured (stacks that declare boxes still deploy), and binaries
+	// must come inline with the deploy or from the artifact cache. The node
+	// dials it without TLS, with max_message_bytes as the message limit
+	// both ways. A storage service passed in-process (Deps.Storage) takes
+	// precedence.
+	StorageAddr string
+	// MaxUploadsPerCall is how many chunked uploads (StoragePutBegin) one
+	// call may have open at once; each holds a stream to the storage
+	// service until it ends or the call does.
+	MaxUploadsPerCall int
+	// MaxListPage caps the objects of one StorageListPage reply (the
+	// storage service's own page limit is 1000).
+	MaxListPage int
+
 	// Usage batches the node's usage records (megabyte-instructions per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -150,6 +166,8 @@ func DefaultConfig() Config {
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
 		LogBuffer:            1024, // lines per log subscriber
+		MaxUploadsPerCall:    4,    // open uploads per call
+		MaxListPage:          1000, // objects per StorageListPage
 		Usage:                usage.DefaultBatchConfig(),
 	}
 }
@@ -195,6 +213,15 @@ func (c Config) Validate() error {
 		if host, port, err := net.SplitHostPort(c.MudbAddr); err != nil || host == "" || port == "" {
 			p.Addf("mudb_addr", "%q is not host:port", c.MudbAddr)
 		}
+	}
+	if c.StorageAddr != "" {
+		if host, port, err := net.SplitHostPort(c.StorageAddr); err != nil || host == "" || port == "" {
+			p.Addf("storage_addr", "%q is not host:port", c.StorageAddr)
+		}
+	}
+	p.Positive("max_uploads_per_call", int64(c.MaxUploadsPerCall))
+	if c.MaxListPage < 1 || c.MaxListPage > 1000 {
+		p.Addf("max_list_page", "must be 1..1000, got %d", c.MaxListPage)
 	}
 	p.Add(c.engineConfig().Validate(), c.Usage.Validate())
 	return p.Err("runtime")

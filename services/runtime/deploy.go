@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/rpcerr"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 	"github.com/muprotocol/mu/services/runtime/logs"
@@ -31,9 +33,10 @@ type deployment struct {
 	revision  uint64
 	manifest  *manifest.Manifest
 	functions map[string]*function // by assembly name
-	// host answers its functions' host requests; db requests go to muDB
-	// with this deployment's stack id and declared tables.
-	host wasm.Handler
+	// db and storage answer its functions' host requests (see callHost),
+	// with this deployment's stack id, declared tables and declared boxes.
+	db      *stackDB
+	storage *stackStorage
 
 	calls    atomic.Int64 // calls that found this deployment and have not left
 	retired  atomic.Bool  // no longer in Server.stacks
@@ -107,6 +110,13 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	if s.db.client == nil && len(m.Tables) > 0 {
 		s.log.Warn("stack declares tables but no muDB is configured; its db requests will fail", "stack", id.String(), "tables", len(m.Tables))
 	}
+	// So do the declared boxes, with their public flag.
+	if err := s.storage.createBoxes(ctx, id, m); err != nil {
+		return nil, err
+	}
+	if s.storage.client == nil && len(m.Storages) > 0 {
+		s.log.Warn("stack declares storage boxes but no storage service is configured; its storage requests will fail", "stack", id.String(), "boxes", len(m.Storages))
+	}
 	inline := make(map[string][]byte, len(req.GetBinaries()))
 	for i, b := range req.GetBinaries() {
 		if got := ids.BinaryID(b.GetWasm()); got != b.GetBinaryId() {
@@ -114,9 +124,11 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 		}
 		inline[b.GetBinaryId()] = b.GetWasm()
 	}
+	// A binary neither inline nor compiled here is fetched from storage
+	// by content id below (acquireModule).
 
 	d := &deployment{id: id, revision: st.GetRevision(), manifest: m, functions: make(map[string]*function, len(m.Functions))}
-	d.host = hostHandler(s.db.forStack(id, m))
+	d.db, d.storage = s.db.forStack(id, m), s.storage.forStack(id, m)
 	// Every deploy gets its own pool keys, so instances of a replaced
 	// deployment (even of the same revision) are never handed to the new one.
 	seq := s.deploySeq.Add(1)
@@ -132,7 +144,7 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 		}
 	}
 	for _, fn := range m.Functions {
-		mod, err := s.acquireModule(fn.Binary, inline)
+		mod, err := s.acquireModule(ctx, fn.Binary, inline)
 		if err != nil {
 			release()
 			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %v", id, fn.Name, err)
@@ -174,11 +186,23 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
 }
 
-// errNoBinary is returned when a binary is neither sent inline nor compiled already.
+// errNoBinary is returned when a binary is neither sent inline nor
+// compiled already, and no storage service is configured to fetch it from.
 var errNoBinary = errors.New("binary not available")
 
+// binaryError is a failure to get a binary from storage, with its code.
+type binaryError struct {
+	code codes.Code
+	msg  string
+}
+
+func (e *binaryError) Error() string { return e.msg }
+
 func codeOf(err error) codes.Code {
+	var be *binaryError
 	switch {
+	case errors.As(err, &be):
+		return be.code
 	case errors.Is(err, wasm.ErrInvalidModule):
 		return codes.InvalidArgument
 	case errors.Is(err, errNoBinary):
@@ -187,9 +211,12 @@ func codeOf(err error) codes.Code {
 	return codes.Internal
 }
 
-// acquireModule returns the compiled module of binaryID, compiling it from
-// the inline bytes if this node has not got it yet, and takes a reference.
-func (s *Server) acquireModule(binaryID string, inline map[string][]byte) (*wasm.Module, error) {
+// acquireModule returns the compiled module of binaryID and takes a
+// reference. In order it uses: the module this node has loaded already;
+// the inline bytes of the deploy (checked against their id by Deploy); a
+// compiled artifact in the cache under DataDir; the binary fetched from the
+// storage service by content id (its SHA-256 checked against the id).
+func (s *Server) acquireModule(ctx context.Context, binaryID string, inline map[string][]byte) (*wasm.Module, error) {
 	s.mu.Lock()
 	if ref := s.modules[binaryID]; ref != nil {
 		ref.refs++
@@ -197,13 +224,24 @@ func (s *Server) acquireModule(binaryID string, inline map[string][]byte) (*wasm
 		return ref.mod, nil
 	}
 	s.mu.Unlock()
-	bin, ok := inline[binaryID]
-	if !ok {
-		return nil, fmt.Errorf("%w: binary %q was not sent with the deploy and this node has no storage service to fetch it from", errNoBinary, binaryID)
-	}
-	mod, err := s.engine.CompileWithID(bin, binaryID) // Deploy checked binaryID against bin
-	if err != nil {
-		return nil, err
+	var mod *wasm.Module
+	if bin, ok := inline[binaryID]; ok {
+		var err error
+		if mod, err = s.engine.CompileWithID(bin, binaryID); err != nil { // Deploy checked binaryID against bin
+			return nil, err
+		}
+	} else if cached, ok := s.engine.LoadCached(binaryID); ok {
+		mod = cached
+		s.metrics.binaries.WithLabelValues("cache").Inc()
+	} else {
+		bin, err := s.fetchBinary(ctx, binaryID)
+		if err != nil {
+			return nil, err
+		}
+		if mod, err = s.engine.CompileWithID(bin, binaryID); err != nil { // fetchBinary checked binaryID against bin
+			return nil, err
+		}
+		s.metrics.binaries.WithLabelValues("storage").Inc()
 	}
 	if cerr := mod.CacheError(); cerr != nil {
 		s.log.Warn("artifact cache write failed", "binary", binaryID, "err", cerr)
@@ -218,6 +256,61 @@ func (s *Server) acquireModule(binaryID string, inline map[string][]byte) (*wasm
 	}
 	s.modules[binaryID] = &moduleRef{mod: mod, refs: 1}
 	return mod, nil
+}
+
+// fetchBinary reads binary id from the storage service (GetBinary) and
+// checks that its bytes have that content id (base58 SHA-256). It holds at
+// most max_message_bytes, the bound of an inline binary.
+func (s *Server) fetchBinary(ctx context.Context, id string) ([]byte, error) {
+	if s.storage.client == nil {
+		return nil, fmt.Errorf("%w: binary %q was not sent with the deploy and this node has no storage service to fetch it from", errNoBinary, id)
+	}
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return &binaryError{status.FromContextError(ctx.Err()).Code(), fmt.Sprintf("fetching binary %q from storage: %v", id, ctx.Err())}
+		}
+		st := status.Convert(err)
+		if st.Code() == codes.NotFound {
+			return &binaryError{codes.NotFound, fmt.Sprintf("binary %q is not in storage (upload it before deploying)", id)}
+		}
+		return &binaryError{codes.Unavailable, fmt.Sprintf("storage could not serve binary %q: %s: %s", id, st.Code(), st.Message())}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := s.storage.client.GetBinary(sctx, &storagev1.GetBinaryRequest{BinaryId: id})
+	if err != nil {
+		return nil, fail(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, fail(err)
+	}
+	info := first.GetInfo()
+	if info == nil {
+		return nil, &binaryError{codes.Unavailable, fmt.Sprintf("storage answered GetBinary %q without the binary's info", id)}
+	}
+	limit := uint64(s.cfg.MaxMessageBytes)
+	if info.GetSize() > limit {
+		return nil, &binaryError{codes.FailedPrecondition, fmt.Sprintf("binary %q of %d bytes exceeds this node's limit of %d bytes (max_message_bytes)", id, info.GetSize(), limit)}
+	}
+	buf := make([]byte, 0, info.GetSize())
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fail(err)
+		}
+		if uint64(len(buf))+uint64(len(msg.GetChunk())) > limit {
+			return nil, &binaryError{codes.FailedPrecondition, fmt.Sprintf("binary %q from storage exceeds this node's limit of %d bytes (max_message_bytes)", id, limit)}
+		}
+		buf = append(buf, msg.GetChunk()...)
+	}
+	if got := ids.BinaryID(buf); got != id {
+		return nil, &binaryError{codes.DataLoss, fmt.Sprintf("binary %q fetched from storage is corrupt: its %d bytes have content id %q; refused", id, len(buf), got)}
+	}
+	return buf, nil
 }
 
 func (s *Server) releaseModuleLocked(binaryID string) {

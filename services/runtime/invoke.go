@@ -92,7 +92,9 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 			}
 			reserved = true
 		}
-		res, err = inst.Call(ctx, fnName, fr, d.host, lim)
+		host := d.newCall()
+		res, err = inst.Call(ctx, fnName, fr, host.handle, lim)
+		host.end()
 		s.pool.Put(f.poolKey, inst)
 		if err == nil {
 			ce = nil
@@ -228,25 +230,38 @@ func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
 	return out
 }
 
-// hostHandler answers the requests a function of one deployment sends
-// during a call: db requests go to muDB as that deployment's stack (db);
-// storage and outbound HTTP are not wired into this node yet, so each gets
-// a clear error reply the function can handle, never a hang or a crash.
-func hostHandler(db *stackDB) wasm.Handler {
-	return func(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
-		kind := fnproto.KindName(fnproto.FromFunction, m.Kind())
-		switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
-		case fnproto.ClassDb:
-			return db.serve(ctx, m)
-		case fnproto.ClassStorage:
-			return &fnproto.StorageError{Error: "storage is not available on this runtime node (" + kind + ")"}, nil
-		case fnproto.ClassHTTP:
-			msg := "outbound HTTP is not enabled on this runtime node"
-			return &fnproto.HTTPResponse{Error: &msg}, nil
-		}
-		return nil, errors.New("unexpected message " + kind)
-	}
+// callHost answers the host requests of one call of a deployment's
+// function: db requests go to muDB and storage requests to the storage
+// service, both as that deployment's stack; outbound HTTP is not wired into
+// this node yet, so it gets a clear error reply the function can handle,
+// never a hang or a crash. It serves one call on the goroutine inside the
+// guest and is not safe for concurrent use; end releases what the call
+// left open (its unfinished uploads are aborted).
+type callHost struct {
+	db      *stackDB
+	storage *storageCall
 }
+
+func (d *deployment) newCall() *callHost {
+	return &callHost{db: d.db, storage: d.storage.newCall()}
+}
+
+// handle is the call's wasm.Handler.
+func (h *callHost) handle(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
+	switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
+	case fnproto.ClassDb:
+		return h.db.serve(ctx, m)
+	case fnproto.ClassStorage:
+		return h.storage.serve(ctx, m)
+	case fnproto.ClassHTTP:
+		msg := "outbound HTTP is not enabled on this runtime node"
+		return &fnproto.HTTPResponse{Error: &msg}, nil
+	}
+	return nil, errors.New("unexpected message " + fnproto.KindName(fnproto.FromFunction, m.Kind()))
+}
+
+// end aborts the call's unfinished uploads.
+func (h *callHost) end() { h.storage.end() }
 
 // StreamLogs streams function logs until the client goes away.
 func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.RuntimeService_StreamLogsServer) error {

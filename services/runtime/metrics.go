@@ -22,6 +22,9 @@ type metrics struct {
 	activeMemory     prometheus.Gauge
 	memoryRefused    prometheus.Counter
 	dbRequests       *prometheus.CounterVec
+	storageRequests  *prometheus.CounterVec
+	uploadsAbandoned prometheus.Counter
+	binaries         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,7 +60,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "mu_runtime_db_requests_total",
 		Help: "Functions' db requests by message kind and outcome (ok, error, undeclared, unconfigured, invalid, too_large, deadline). Not usage: muDB reports db reads and writes to billing itself.",
 	}, []string{"kind", "outcome"})
-	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests} {
+	m.storageRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mu_runtime_storage_requests_total",
+		Help: "Functions' storage requests by message kind and outcome (ok, error, undeclared, unconfigured, invalid, too_large, deadline). Not usage: the storage service reports bytes read and written to billing itself.",
+	}, []string{"kind", "outcome"})
+	m.uploadsAbandoned = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_storage_uploads_abandoned_total", Help: "Uploads still open when their call ended, aborted (nothing stored).",
+	})
+	m.binaries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mu_runtime_binaries_loaded_total", Help: "Binaries not sent inline with a deploy, by where they came from (cache: a compiled artifact; storage: fetched and compiled).",
+	}, []string{"source"})
+	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

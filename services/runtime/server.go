@@ -20,6 +20,7 @@ import (
 	"github.com/muprotocol/mu/libs/usage"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 	"github.com/muprotocol/mu/services/runtime/logs"
@@ -42,6 +43,13 @@ type Deps struct {
 	// ownership and closes it after the Server. Nil with MudbAddr set
 	// dials MudbAddr; nil without it leaves the node without muDB.
 	Mudb mudbv1.MudbServiceClient
+	// Storage answers functions' storage requests, the CreateBox of every
+	// declared box at deploy, and the GetBinary of binaries a deploy does
+	// not carry inline. It takes precedence over Config.StorageAddr (a
+	// region passes its in-process storage service here); the caller keeps
+	// ownership and closes it after the Server. Nil with StorageAddr set
+	// dials StorageAddr; nil without it leaves the node without storage.
+	Storage storagev1.StorageServiceClient
 }
 
 // Server is a runtime node. Create it with New, start it with Start, stop it
@@ -59,6 +67,8 @@ type Server struct {
 	metrics *metrics
 	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
 	mudb    *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
+	storage *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
+	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
 	run     *service.Runner
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
@@ -129,6 +139,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.db.client = mudbv1.NewMudbServiceClient(s.mudb)
 	}
+	s.storage = &storageBridge{client: deps.Storage, maxFrame: cfg.MaxFrameSize, maxUploads: cfg.MaxUploadsPerCall,
+		maxListed: uint32(cfg.MaxListPage), requests: s.metrics.storageRequests, abandoned: s.metrics.uploadsAbandoned}
+	if s.storage.client == nil && cfg.StorageAddr != "" {
+		// Lazy too: an unreachable storage service fails deploys that
+		// declare boxes (Unavailable) and the requests, not New.
+		s.stconn, err = grpc.NewClient(cfg.StorageAddr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+		if err != nil {
+			if s.mudb != nil {
+				_ = s.mudb.Close()
+			}
+			s.pool.Close()
+			s.engine.Close()
+			return nil, fmt.Errorf("runtime: storage_addr %q: %w", cfg.StorageAddr, err)
+		}
+		s.storage.client = storagev1.NewStorageServiceClient(s.stconn)
+	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
 	return s, nil
@@ -179,6 +207,9 @@ func (s *Server) Close() error {
 		s.engine.Close()
 		if s.mudb != nil {
 			_ = s.mudb.Close() // the calls that used it have ended
+		}
+		if s.stconn != nil {
+			_ = s.stconn.Close()
 		}
 		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
 	})

@@ -107,6 +107,25 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 	return mod, nil
 }
 
+// LoadCached returns the module of content id id from the artifact cache
+// without its wasm bytes, or false when the cache (if any) holds no valid
+// artifact for id made by an identical engine. Artifacts are only ever
+// written by CompileWithID, whose caller verified id against the bytes, so
+// a hit needs neither the bytes nor a hash.
+func (e *Engine) LoadCached(id string) (*Module, bool) {
+	if e.cache == nil {
+		return nil, false
+	}
+	start := time.Now()
+	m, meta, ok := e.cache.load(e.engine, artifactKey(id, e.fingerprint))
+	if !ok {
+		return nil, false
+	}
+	mod := &Module{ID: id, WasmSize: meta.WasmSize, CompileTime: meta.CompileTime, FromCache: true, m: m, shape: meta.Shape, reactor: isReactor(m)}
+	mod.LoadTime = time.Since(start)
+	return mod, true
+}
+
 // reactorExports are what a module exports to be served in reactor mode.
 var reactorExports = []string{"_initialize", fnproto.ExportInit, fnproto.ExportServe}
 
