@@ -47,3 +47,5 @@ replace github.com/muprotocol/mu/services/mudb => ../services/mudb
 // See services/mudb/go.mod: client-go's old genproto clashes with grpc's
 // googleapis modules unless a post-split genproto is pinned.
 replace google.golang.org/genproto => google.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e
+
+replace github.com/muprotocol/mu/services/storage => ../services/storage

@@ -11,6 +11,7 @@ import (
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
+	"github.com/muprotocol/mu/services/storage"
 )
 
 // This file is where the region calls the services' constructors; the
@@ -51,11 +52,27 @@ func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config
 	return &MudbNode{name: name, addr: db.Addr(), adminAddr: db.AdminAddr(), server: db}, nil
 }
 
+// storageInProcess starts a storage node in this process.
+func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.Config) (*StorageNode, error) {
+	st, err := storage.New(cfg, storage.Deps{Usage: r.Usage, Logger: r.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Start(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &StorageNode{name: name, addr: st.Addr(), httpAddr: st.HTTPAddr(), adminAddr: st.AdminAddr(), server: st}, nil
+}
+
 // runtimeInProcess starts a runtime node in this process.
 func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
 	deps := runtime.Deps{Usage: r.Usage, Logger: r.log}
 	if r.mudb != nil {
 		deps.Mudb = r.mudb.client
+	}
+	if r.storage != nil {
+		deps.Storage = r.storage.client
 	}
 	rt, err := runtime.New(cfg, deps)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
+	"github.com/muprotocol/mu/services/storage"
 )
 
 // ProcessOptions configure process mode.
@@ -54,6 +55,7 @@ type ProcessOptions struct {
 // commands are the service commands process mode builds, by service.
 var commands = map[string]string{
 	"mudb":    "mu-mudb",
+	"storage": "mu-storage",
 	"runtime": "mu-runtime",
 	"gateway": "mu-gateway",
 }
@@ -108,6 +110,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	var services []string
 	if opts.Mudb != nil {
 		services = append(services, "mudb")
+	}
+	if opts.Storage != nil {
+		services = append(services, "storage")
 	}
 	if opts.Runtime != nil {
 		services = append(services, "runtime")
@@ -179,6 +184,32 @@ func (s *processStarter) mudb(ctx context.Context, name string, cfg mudb.Config)
 		return nil, err
 	}
 	n := &MudbNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
+	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
+}
+
+// storage starts a storage node as a child process and waits until it serves.
+func (s *processStarter) storage(ctx context.Context, name string, cfg storage.Config) (*StorageNode, error) {
+	var err error
+	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr, err = freePort(cfg.HTTPAddr); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
+	args, err := config.Args(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.spawn(name, s.bins["storage"], args)
+	if err != nil {
+		return nil, err
+	}
+	n := &StorageNode{name: name, addr: cfg.GRPCAddr, httpAddr: cfg.HTTPAddr, adminAddr: cfg.AdminAddr, process: p}
 	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
 }
 

@@ -12,9 +12,11 @@ package region
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -27,8 +29,11 @@ import (
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
+	"github.com/muprotocol/mu/services/storage"
+	"github.com/muprotocol/mu/services/storage/upload"
 	"github.com/muprotocol/mu/services/runtime"
 )
 
@@ -57,8 +62,8 @@ func (m Mode) String() string {
 // Options say which services a region runs and how. Each service has its
 // own section, and a nil section starts none of that service, so a region
 // can be a lone runtime, several runtimes, a gateway in front of a runtime
-// started elsewhere, or all of them. Sections for storage, chain-indexer
-// and billing join these as those services land.
+// started elsewhere, or all of them. Sections for chain-indexer and billing
+// join these as those services land.
 type Options struct {
 	// Mode is where the services run (default InProcess).
 	Mode Mode
@@ -72,6 +77,14 @@ type Options struct {
 	// Mudb, if not nil, starts a muDB node; the region's runtimes then
 	// serve their functions' db requests from it.
 	Mudb *MudbOptions
+	// Storage, if not nil, starts a storage node; the region's runtimes
+	// then serve their functions' storage requests from it and load
+	// function binaries from it, and Deploy uploads binaries to it.
+	Storage *StorageOptions
+	// UploaderKey signs the binaries Deploy uploads to the storage node
+	// (the developer's key; mu run uses the stack's). Nil makes a key for
+	// the region's lifetime.
+	UploaderKey ed25519.PrivateKey
 	// Runtime, if not nil, starts runtime nodes.
 	Runtime *RuntimeOptions
 	// Gateway, if not nil, starts a gateway.
@@ -106,6 +119,18 @@ type MudbOptions struct {
 	Config func(c *mudb.Config)
 }
 
+// StorageOptions configure the region's storage node, named storage. It
+// keeps boxes and binaries in a local directory under DataDir/storage (a
+// temporary one when the region has no DataDir) unless Config points it
+// at an S3 endpoint.
+type StorageOptions struct {
+	// Config, if set, adjusts the node's configuration before it starts;
+	// GRPCAddr, HTTPAddr and AdminAddr (free loopback ports), NodeName and
+	// DataDir are set. In this process the node reports usage to the
+	// region's Usage; in process mode the settings become the child's flags.
+	Config func(c *storage.Config)
+}
+
 // GatewayOptions configure the region's gateway, named gateway.
 type GatewayOptions struct {
 	// HTTPAddr is the public HTTP address; empty picks a free port on
@@ -130,6 +155,8 @@ type Region struct {
 	mode     Mode
 	log      *slog.Logger
 	mudb     *MudbNode
+	storage  *StorageNode
+	uploader ed25519.PrivateKey
 	runtimes []*RuntimeNode
 	gateway  *GatewayNode
 	// closers run in reverse order on Close, after the nodes have stopped.
@@ -197,6 +224,42 @@ func (n *MudbNode) Server() *mudb.Server { return n.server }
 // Process is the node's child process in process mode, nil in this process.
 func (n *MudbNode) Process() *Process { return n.process }
 
+// StorageNode is the storage node of a region.
+type StorageNode struct {
+	name      string
+	addr      string
+	httpAddr  string
+	adminAddr string
+	server    *storage.Server
+	process   *Process
+	client    storagev1.StorageServiceClient
+}
+
+// Name is the node's name, storage.
+func (n *StorageNode) Name() string { return n.name }
+
+// Addr is the node's gRPC address (StorageService).
+func (n *StorageNode) Addr() string { return n.addr }
+
+// HTTPAddr is the node's HTTP API: binary uploads, public and signed reads.
+func (n *StorageNode) HTTPAddr() string { return n.httpAddr }
+
+// URL is the base URL of the node's HTTP API, such as http://127.0.0.1:12032.
+func (n *StorageNode) URL() string { return "http://" + n.httpAddr }
+
+// AdminAddr is the node's admin HTTP address (/metrics, /healthz, /readyz).
+func (n *StorageNode) AdminAddr() string { return n.adminAddr }
+
+// Client is a StorageService client on the region's connection to the
+// node; the region's in-process runtimes share it.
+func (n *StorageNode) Client() storagev1.StorageServiceClient { return n.client }
+
+// Server is the node when it runs in this process, nil in process mode.
+func (n *StorageNode) Server() *storage.Server { return n.server }
+
+// Process is the node's child process in process mode, nil in this process.
+func (n *StorageNode) Process() *Process { return n.process }
+
 // GatewayNode is the gateway of a region.
 type GatewayNode struct {
 	name      string
@@ -236,8 +299,8 @@ func (g *GatewayNode) Process() *Process { return g.process }
 // (building binaries included); the services run until Close. On error
 // whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Region, err error) {
-	if opts.Mudb == nil && opts.Runtime == nil && opts.Gateway == nil {
-		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Runtime or Options.Gateway")
+	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil {
+		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Runtime or Options.Gateway")
 	}
 	if opts.Mode != InProcess && opts.Mode != Processes {
 		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
@@ -246,7 +309,12 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Region{Usage: usage.NewMemory(), mode: opts.Mode, log: log}
+	r := &Region{Usage: usage.NewMemory(), mode: opts.Mode, log: log, uploader: opts.UploaderKey}
+	if r.uploader == nil {
+		if _, r.uploader, err = ed25519.GenerateKey(nil); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -288,6 +356,44 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		n.client = mudbv1.NewMudbServiceClient(cc)
 	}
 
+	if so := opts.Storage; so != nil {
+		cfg := storage.DefaultConfig()
+		cfg.GRPCAddr = "127.0.0.1:0"
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.AdminAddr = "127.0.0.1:0"
+		cfg.NodeName = "storage"
+		cfg.DataDir = nodeDir(opts.DataDir, "storage")
+		if cfg.DataDir == "" {
+			dir, err := os.MkdirTemp("", "mu-region-storage-")
+			if err != nil {
+				return nil, err
+			}
+			r.closers = append(r.closers, func() error { return os.RemoveAll(dir) })
+			cfg.DataDir = dir
+		}
+		if so.Config != nil {
+			so.Config(&cfg)
+		}
+		var n *StorageNode
+		if procs != nil {
+			n, err = procs.storage(ctx, "storage", cfg)
+		} else {
+			n, err = r.storageInProcess(ctx, "storage", cfg)
+		}
+		if n != nil {
+			r.storage = n
+		}
+		if err != nil {
+			return nil, err
+		}
+		cc, err := dialService("storage", n.addr, cfg.MaxMessageBytes)
+		if err != nil {
+			return nil, err
+		}
+		r.closers = append(r.closers, cc.Close)
+		n.client = storagev1.NewStorageServiceClient(cc)
+	}
+
 	if ro := opts.Runtime; ro != nil {
 		for i := range max(ro.Nodes, 1) {
 			name := runtimeName(i)
@@ -298,6 +404,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			cfg.DataDir = nodeDir(opts.DataDir, name)
 			if r.mudb != nil {
 				cfg.MudbAddr = r.mudb.addr
+			}
+			if r.storage != nil {
+				cfg.StorageAddr = r.storage.addr
 			}
 			if ro.Config != nil {
 				ro.Config(i, &cfg)
@@ -388,11 +497,14 @@ func (r *Region) Runtime() *RuntimeNode {
 // Mudb is the region's muDB node, or nil if it has none.
 func (r *Region) Mudb() *MudbNode { return r.mudb }
 
+// Storage is the region's storage node, or nil if it has none.
+func (r *Region) Storage() *StorageNode { return r.storage }
+
 // Gateway is the region's gateway, or nil if it has none.
 func (r *Region) Gateway() *GatewayNode { return r.gateway }
 
 // Processes lists the region's child processes: runtimes, the gateway,
-// then muDB (none in InProcess mode).
+// muDB, then storage (none in InProcess mode).
 func (r *Region) Processes() []*Process {
 	var out []*Process
 	for _, n := range r.runtimes {
@@ -406,12 +518,18 @@ func (r *Region) Processes() []*Process {
 	if r.mudb != nil && r.mudb.process != nil {
 		out = append(out, r.mudb.process)
 	}
+	if r.storage != nil && r.storage.process != nil {
+		out = append(out, r.storage.process)
+	}
 	return out
 }
 
 // Deploy installs a stack: its functions on every runtime node (through
-// RuntimeService.Deploy, binaries inline), then its routes on the gateway
-// (GatewayService.PutStack). binaries maps binary ids to wasm.
+// RuntimeService.Deploy), then its routes on the gateway
+// (GatewayService.PutStack). binaries maps binary ids to wasm. With a
+// storage node, Deploy first uploads the binaries through its signed HTTP
+// API (as `mu deploy` does, with UploaderKey) and the runtimes fetch them
+// from storage by id; without one they travel inline in the deploy.
 func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m *manifest.Manifest, binaries map[string][]byte) error {
 	yml, err := m.Marshal()
 	if err != nil {
@@ -424,7 +542,13 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		req.Binaries = append(req.Binaries, &runtimev1.FunctionBinary{BinaryId: k, Wasm: binaries[k]})
+		if r.storage == nil {
+			req.Binaries = append(req.Binaries, &runtimev1.FunctionBinary{BinaryId: k, Wasm: binaries[k]})
+			continue
+		}
+		if err := r.Upload(ctx, k, binaries[k]); err != nil {
+			return err
+		}
 	}
 	for _, n := range r.runtimes {
 		if _, err := n.client.Deploy(ctx, req); err != nil {
@@ -435,6 +559,24 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 		if _, err := g.client.PutStack(ctx, &gatewayv1.PutStackRequest{StackId: id.Bytes(), Revision: revision, ManifestYaml: yml}); err != nil {
 			return fmt.Errorf("deploy to %s: %w", g.name, err)
 		}
+	}
+	return nil
+}
+
+// Upload stores one function binary on the region's storage node through
+// its signed HTTP API, signed with UploaderKey, and checks that storage
+// gives it the content id the manifest uses.
+func (r *Region) Upload(ctx context.Context, binaryID string, wasm []byte) error {
+	if r.storage == nil {
+		return errors.New("region: no storage node to upload to")
+	}
+	c := upload.Client{BaseURL: r.storage.URL()}
+	res, err := c.Upload(ctx, r.uploader, wasm)
+	if err != nil {
+		return fmt.Errorf("upload binary %s to %s: %w", binaryID, r.storage.name, err)
+	}
+	if res.BinaryID != binaryID {
+		return fmt.Errorf("upload binary %s to %s: storage gave it the content id %s", binaryID, r.storage.name, res.BinaryID)
 	}
 	return nil
 }
@@ -456,14 +598,19 @@ func (r *Region) Remove(ctx context.Context, id ids.StackID) error {
 }
 
 // DeleteStack removes a stack as the ledger's delete does: off the
-// gateway and the runtimes (Remove), then its data: every table in muDB.
-// It is idempotent.
+// gateway and the runtimes (Remove), then its data: every table in muDB
+// and every box in storage. It is idempotent.
 func (r *Region) DeleteStack(ctx context.Context, id ids.StackID) error {
 	if err := r.Remove(ctx, id); err != nil {
 		return err
 	}
 	if n := r.mudb; n != nil {
 		if _, err := n.client.DeleteStackData(ctx, &mudbv1.DeleteStackDataRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("delete the data of stack %s from %s: %w", id, n.name, err)
+		}
+	}
+	if n := r.storage; n != nil {
+		if _, err := n.client.DeleteStackData(ctx, &storagev1.DeleteStackDataRequest{StackId: id.Bytes()}); err != nil {
 			return fmt.Errorf("delete the data of stack %s from %s: %w", id, n.name, err)
 		}
 	}
@@ -508,11 +655,14 @@ func (r *Region) FlushUsage(ctx context.Context) error {
 	if r.mudb != nil && r.mudb.server != nil {
 		errs = append(errs, r.mudb.server.FlushUsage(ctx))
 	}
+	if r.storage != nil && r.storage.server != nil {
+		errs = append(errs, r.storage.server.FlushUsage(ctx))
+	}
 	return errors.Join(errs...)
 }
 
 // Close stops the gateway (draining requests), then the runtimes, newest
-// first, then muDB; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
+// first, then muDB and storage; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
 // SIGKILL, and Close waits for each to exit. A node already stopped or
 // killed through its Process is skipped. Safe to call twice; later calls
 // return the first call's result.
@@ -541,6 +691,14 @@ func (r *Region) close() error {
 		}
 	}
 	if n := r.mudb; n != nil {
+		switch {
+		case n.server != nil:
+			errs = append(errs, n.server.Close())
+		case n.process != nil:
+			errs = append(errs, n.process.Stop())
+		}
+	}
+	if n := r.storage; n != nil {
 		switch {
 		case n.server != nil:
 			errs = append(errs, n.server.Close())

@@ -3,6 +3,7 @@ package region
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -69,7 +70,7 @@ func jsonEqual(a, b string) bool {
 
 func startDBRegion(t *testing.T, dataDir string) *Region {
 	t.Helper()
-	return startRegion(t, Options{DataDir: dataDir, Mudb: &MudbOptions{}})
+	return startRegion(t, Options{DataDir: dataDir, Mudb: &MudbOptions{}, Storage: &StorageOptions{}})
 }
 
 func TestTodo_ServesEachUsersList(t *testing.T) {
@@ -103,19 +104,66 @@ func TestTodo_ServesEachUsersList(t *testing.T) {
 	app.want("PUT", "/milk", "ann", "", 405, "")
 }
 
+func TestTodo_AttachmentsAreStoredInTheBox(t *testing.T) {
+	r := startDBRegion(t, t.TempDir())
+	id, _, _ := ids.NewStackID()
+	app := deployTodo(t, r, id)
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+	post := `{"title":"trip","attachments":[{"name":"map.txt","data":"` + base64.StdEncoding.EncodeToString([]byte("north")) + `"},` +
+		`{"name":"big.bin","data":"` + base64.StdEncoding.EncodeToString([]byte(big)) + `"}]}`
+	app.want("POST", "/", "ann", post, 201, `{"title":"trip","done":false,"attachments":[{"name":"map.txt"},{"name":"big.bin"}]}`)
+	code, body := app.do("GET", "/trip", "ann", "")
+	var got todo
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET /trip: %d %.200s", code, body)
+	}
+	if len(got.Attachments) != 2 || got.Attachments[0].Name != "map.txt" || string(got.Attachments[0].Data) != "north" ||
+		got.Attachments[1].Name != "big.bin" || string(got.Attachments[1].Data) != big {
+		t.Fatalf("attachments came back wrong: %d of them", len(got.Attachments))
+	}
+	// The list names them without their data.
+	app.want("GET", "/", "ann", "", 200, `[{"title":"trip","done":false,"attachments":[{"name":"map.txt"},{"name":"big.bin"}]}]`)
+	if n := r.Storage().Server().StoredBytes(id); n != int64(len(big)+5) {
+		t.Fatalf("stored bytes %d, want %d", n, len(big)+5)
+	}
+	// A refused POST leaves the first todo's attachments alone.
+	app.want("POST", "/", "ann", `{"title":"trip","attachments":[{"name":"map.txt","data":"c291dGg="}]}`, 409, "")
+	app.want("POST", "/", "ann", `{"title":"x","attachments":[{"name":"a/b","data":""}]}`, 400, `attachments[0].name`)
+	app.want("POST", "/", "ann", `{"title":"x","attachments":[{"name":"a","data":""},{"name":"a","data":""}]}`, 400, "appears twice")
+	code, body = app.do("GET", "/trip", "ann", "")
+	if code != 200 || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte("north"))) {
+		t.Fatalf("after a refused POST: %d %.200s", code, body)
+	}
+	// DELETE takes the attachments with it.
+	app.want("DELETE", "/trip", "ann", "", 204, "")
+	if n := r.Storage().Server().StoredBytes(id); n != 0 {
+		t.Fatalf("stored bytes %d after DELETE, want 0", n)
+	}
+}
+
+type todo struct {
+	Title       string
+	Done        bool
+	Attachments []struct {
+		Name string
+		Data []byte
+	}
+}
+
 func TestTodo_TodosSurviveARestartOfTheRegion(t *testing.T) {
 	dir := t.TempDir()
 	id, _, _ := ids.NewStackID()
 	r := startDBRegion(t, dir)
 	app := deployTodo(t, r, id)
-	app.want("POST", "/", "ann", `{"title": "milk", "done": false}`, 201, "")
+	app.want("POST", "/", "ann", `{"title": "milk", "done": false, "attachments": [{"name": "note", "data": "aGk="}]}`, 201, "")
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	r = startDBRegion(t, dir)
 	app = deployTodo(t, r, id)
-	app.want("GET", "/", "ann", "", 200, `[{"title":"milk","done":false}]`)
+	app.want("GET", "/", "ann", "", 200, `[{"title":"milk","done":false,"attachments":[{"name":"note"}]}]`)
+	app.want("GET", "/milk", "ann", "", 200, `{"title":"milk","done":false,"attachments":[{"name":"note","data":"aGk="}]}`)
 }
 
 func TestTodo_DBOpsAreMeteredExactly(t *testing.T) {
@@ -137,16 +185,19 @@ func TestTodo_DBOpsAreMeteredExactly(t *testing.T) {
 			t.Errorf("%s: metered %d reads, %d writes; want %d, %d", what, dr, dw, wantReads, wantWrites)
 		}
 	}
-	// POST is an insert-if-absent CompareAndSwap: 1 read + 2 writes.
-	step("POST", 1, 2, func() { app.want("POST", "/", "ann", `{"title":"a"}`, 201, "") })
-	step("POST b", 1, 2, func() { app.want("POST", "/", "ann", `{"title":"b"}`, 201, "") })
-	step("refused POST", 1, 2, func() { app.want("POST", "/", "ann", `{"title":"a"}`, 409, "") })
+	// POST checks the title is free (1 read) before storing attachments,
+	// then inserts with CompareAndSwap (1 read + 2 writes).
+	step("POST", 2, 2, func() { app.want("POST", "/", "ann", `{"title":"a"}`, 201, "") })
+	step("POST b", 2, 2, func() { app.want("POST", "/", "ann", `{"title":"b"}`, 201, "") })
+	step("refused POST", 1, 0, func() { app.want("POST", "/", "ann", `{"title":"a"}`, 409, "") })
 	// A scan reads 1 per key returned, at least 1.
 	step("GET / of two", 2, 0, func() { app.want("GET", "/", "ann", "", 200, "") })
 	step("GET / of none", 1, 0, func() { app.want("GET", "/", "bob", "", 200, "[]") })
 	step("GET one", 1, 0, func() { app.want("GET", "/a", "ann", "", 200, "") })
 	step("GET missing", 1, 0, func() { app.want("GET", "/zz", "ann", "", 404, "") })
-	step("DELETE", 0, 1, func() { app.want("DELETE", "/a", "ann", "", 204, "") })
+	// DELETE reads the todo for its attachments' names, then deletes it.
+	step("DELETE", 1, 1, func() { app.want("DELETE", "/a", "ann", "", 204, "") })
+	step("DELETE missing", 1, 0, func() { app.want("DELETE", "/a", "ann", "", 204, "") })
 	// A request refused before any db call costs nothing in db units.
 	step("no user", 0, 0, func() { app.want("GET", "/", "", "", 400, "") })
 }
@@ -165,7 +216,10 @@ func TestRegion_DeleteStackRemovesItsTables(t *testing.T) {
 	r := startDBRegion(t, t.TempDir())
 	id, _, _ := ids.NewStackID()
 	app := deployTodo(t, r, id)
-	app.want("POST", "/", "ann", `{"title":"milk"}`, 201, "")
+	app.want("POST", "/", "ann", `{"title":"milk","attachments":[{"name":"n","data":"aGk="}]}`, 201, "")
+	if n := r.Storage().Server().StoredBytes(id); n != 2 {
+		t.Fatalf("stored bytes %d, want 2", n)
+	}
 	ctx := context.Background()
 	if err := r.DeleteStack(ctx, id); err != nil {
 		t.Fatal(err)
@@ -175,6 +229,9 @@ func TestRegion_DeleteStackRemovesItsTables(t *testing.T) {
 	}
 	app = deployTodo(t, r, id)
 	app.want("GET", "/", "ann", "", 200, `[]`)
+	if n := r.Storage().Server().StoredBytes(id); n != 0 {
+		t.Fatalf("stored bytes %d after DeleteStack", n)
+	}
 }
 
 // The runtime refuses a table the manifest does not declare, naming it.

@@ -22,11 +22,13 @@ type Kind = typesv1.UsageKind
 
 // The kinds this package's users report.
 const (
-	FunctionMBInstructions = typesv1.UsageKind_USAGE_KIND_FUNCTION_MB_INSTRUCTIONS
-	DBReads                = typesv1.UsageKind_USAGE_KIND_DB_READS
-	DBWrites               = typesv1.UsageKind_USAGE_KIND_DB_WRITES
-	GatewayRequests        = typesv1.UsageKind_USAGE_KIND_GATEWAY_REQUESTS
-	GatewayTrafficBytes    = typesv1.UsageKind_USAGE_KIND_GATEWAY_TRAFFIC_BYTES
+	FunctionMBInstructions   = typesv1.UsageKind_USAGE_KIND_FUNCTION_MB_INSTRUCTIONS
+	DBReads                  = typesv1.UsageKind_USAGE_KIND_DB_READS
+	DBWrites                 = typesv1.UsageKind_USAGE_KIND_DB_WRITES
+	GatewayRequests          = typesv1.UsageKind_USAGE_KIND_GATEWAY_REQUESTS
+	GatewayTrafficBytes      = typesv1.UsageKind_USAGE_KIND_GATEWAY_TRAFFIC_BYTES
+	StorageTrafficBytes      = typesv1.UsageKind_USAGE_KIND_STORAGE_TRAFFIC_BYTES
+	StorageStoredByteSeconds = typesv1.UsageKind_USAGE_KIND_STORAGE_STORED_BYTE_SECONDS
 )
 
 // Record is one metered amount for one stack.

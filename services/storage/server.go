@@ -20,7 +20,6 @@ import (
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
-	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	"github.com/muprotocol/mu/services/storage/internal/backend"
 	"github.com/muprotocol/mu/services/storage/internal/layout"
 	"github.com/muprotocol/mu/services/storage/internal/meter"
@@ -268,7 +267,7 @@ func (s *Server) reportStored() {
 	now := s.now()
 	var recs []usage.Record
 	for id, n := range s.stored.Collect(now) {
-		recs = append(recs, usage.Record{Stack: id, Kind: typesv1.UsageKind_USAGE_KIND_STORAGE_STORED_BYTE_SECONDS,
+		recs = append(recs, usage.Record{Stack: id, Kind: usage.StorageStoredByteSeconds,
 			Amount: n, Key: s.keys.Next(), Time: now})
 	}
 	s.usage.Add(recs...)
@@ -284,7 +283,7 @@ func (s *Server) traffic(stack ids.StackID, n int64, received bool) {
 	} else {
 		s.metrics.sent.Add(float64(n))
 	}
-	s.usage.Add(usage.Record{Stack: stack, Kind: typesv1.UsageKind_USAGE_KIND_STORAGE_TRAFFIC_BYTES,
+	s.usage.Add(usage.Record{Stack: stack, Kind: usage.StorageTrafficBytes,
 		Amount: uint64(n), Key: s.keys.Next(), Time: s.now()})
 }
 

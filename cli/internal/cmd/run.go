@@ -25,14 +25,16 @@ func newRunCommand() *cobra.Command {
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
 		Long: `Run builds the project in DIR (default .) to WebAssembly, starts a local
-region — the gateway, the runtime and muDB in this process, on 127.0.0.1,
-with embedded defaults — deploys the stack, prints each endpoint URL on a
-line of its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+region — the gateway, the runtime, muDB and storage in this process, on
+127.0.0.1, with embedded defaults — uploads the binaries to storage (signed
+with the stack's key), deploys the stack, prints each endpoint URL and then
+the storage service's base URL on lines of their own, and streams the
+functions' logs until Ctrl-C or SIGTERM.
 
 The stack id is kept in DIR/.mu/stack.key, so URLs stay the same between
-runs; the stack's tables (the embedded TiKV store) and compiled artifacts
-are kept under DIR/.mu/data, so data written in one run is there in the
-next.`,
+runs; the stack's tables (the embedded TiKV store), its boxes and binaries
+(a local directory) and compiled artifacts are kept under DIR/.mu/data, so
+data written in one run is there in the next.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -84,7 +86,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	if err != nil {
 		return err
 	}
-	id, _, err := p.StackKey()
+	id, key, err := p.StackKey()
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
@@ -93,8 +95,10 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	}
 	local, err := region.Start(ctx, region.Options{
 		DataDir: dataDir,
-		Mudb:    &region.MudbOptions{},
-		Runtime: &region.RuntimeOptions{},
+		Mudb:        &region.MudbOptions{},
+		Storage:     &region.StorageOptions{},
+		UploaderKey: key,
+		Runtime:     &region.RuntimeOptions{},
 		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
 	})
 	if err != nil {
@@ -115,6 +119,10 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			fmt.Fprintf(stdout, "%s\n", e.URL)
 		}
 		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
+	}
+	if st := local.Storage(); st != nil {
+		fmt.Fprintf(stdout, "%s\n", st.URL())
+		fmt.Fprintf(stderr, "  storage: public boxes at %s/%s/{box}/{key}, binary uploads at %s/binaries\n", st.URL(), id, st.URL())
 	}
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
@@ -142,7 +150,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 
 // printUsage prints what the stack used during the run, in billing units.
 func printUsage(w io.Writer, m *usage.Memory, id ids.StackID) {
-	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions, %d db reads, %d db writes\n",
+	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions, %d db reads, %d db writes, %d storage bytes moved\n",
 		m.Total(id, usage.GatewayRequests), m.Total(id, usage.GatewayTrafficBytes), m.Total(id, usage.FunctionMBInstructions),
-		m.Total(id, usage.DBReads), m.Total(id, usage.DBWrites))
+		m.Total(id, usage.DBReads), m.Total(id, usage.DBWrites), m.Total(id, usage.StorageTrafficBytes))
 }

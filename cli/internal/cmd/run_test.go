@@ -194,7 +194,7 @@ func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 	if code, body := do("POST", url, `{"title": "milk", "done": false}`); code != 201 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	if out := stop(); !strings.Contains(out, "1 db reads, 2 db writes") {
+	if out := stop(); !strings.Contains(out, "2 db reads, 2 db writes") {
 		t.Fatalf("usage summary of the first run:\n%s", out)
 	}
 
