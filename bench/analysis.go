@@ -26,6 +26,10 @@ func (s *Suite) annotate() {
 		m.target("≤", 20, "ms")
 		m.BoundBy = r.coldStartBound()
 	}
+	if m := r.Get("mudb_get_ratio"); m != nil {
+		m.target("≤", 2, "×")
+		m.BoundBy = r.mudbBound()
+	}
 	if m := r.Get("fuel_overhead_fib"); m != nil {
 		m.target("≤", 1.25, "×")
 		m.BoundBy = r.fuelBound()

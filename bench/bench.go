@@ -10,7 +10,9 @@
 //  2. cold start: the first request after deploy with an empty and with a
 //     warm artifact cache, and the cost of starting one instance;
 //  3. fuel overhead: CPU-bound guests with wasmtime fuel metering on and off;
-//  4. muDB through a function against direct calls (once muDB exists);
+//  4. muDB: get and put through a function (gateway → runtime → muDB gRPC
+//     → TiKV), over muDB gRPC alone and as direct client-go calls on the
+//     same kind of embedded store, the load generator in its own process;
 //  5. density: resident memory of one runtime process with 1,000 idle stacks;
 //  6. deadlines under load: how far past CallTimeout 8 concurrent calls of
 //     a spinning function end, against one alone.
@@ -44,7 +46,7 @@ type Options struct {
 	// finds it from the working directory upwards.
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
-	// coldstart, fuel, deadline, density.
+	// coldstart, fuel, mudb, deadline, density.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -90,10 +92,6 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	}
 	s.res.Machine = probeMachine(ctx)
 	start := time.Now()
-	s.res.NotYet = append(s.res.NotYet, NotYet{
-		Name: "mudb_get_ratio", Target: "≤ 2× direct client-go calls",
-		Reason: "not yet (muDB not implemented)",
-	})
 
 	steps := []struct {
 		name string
@@ -102,6 +100,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{"fuel", s.runFuel},
 		{"coldstart", s.runColdStart},
 		{"throughput", s.runThroughput},
+		{"mudb", s.runMudb},
 		{"deadline", s.runDeadline},
 		{"density", s.runDensity},
 	}

@@ -9,7 +9,7 @@ import (
 // targetOrder is the order of the issue's targets in results.md.
 var targetOrder = []string{
 	"throughput_ratio_c64", "wrk_throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib",
-	"mudb_get_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
+	"mudb_get_ratio", "mudb_put_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
 	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }
 
@@ -170,8 +170,33 @@ func (r *Results) WriteMarkdown(path string) error {
 				dur(f.minOff), dur(f.minOn), dur(f.startOff), dur(f.startOn), float64(f.fuelPerWorkload), dur(f.compileOff), dur(f.compileOn))
 		}
 	}
-	w("\n## 4. muDB\n\nNot yet (muDB not implemented): `mudb_get_ratio` (get through a function ÷ direct client-go get, target ≤ 2×) " +
-		"will be measured once the mudb service lands.\n")
+	if m := r.mudb; m != nil {
+		w("\n## 4. muDB\n\n")
+		w("Get and put of 16-byte keys and %d-byte values (gets read %d preloaded keys round-robin; each put worker writes its own keys, so puts never conflict), "+
+			"three ways, alternating in this run, driven by a load generator in a process of its own (this executable started again):\n\n"+
+			"- **direct**: client-go `txnkv` on an embedded store opened the way muDB opens its own (mock TiKV persisted in LevelDB, one store), "+
+			"inside the load generator process: get = `Begin` + `Get` + `Rollback`, put = `Begin` + `Set` + `Commit`. "+
+			"No network hop: the cheapest a client-go program can do for one key on this machine;\n"+
+			"- **grpc**: `MudbService` Get/Put from the load generator to the region's muDB node over loopback "+
+			"(muDB's transaction: table check, TTL envelope, metering);\n"+
+			"- **mu**: HTTP to the gateway → runtime → the kv function (`bench/guests/kv`) → `Table.Get`/`Table.Put` → muDB gRPC → store.\n\n"+
+			"The region (gateway, runtime, muDB and its store) runs in the bench process. CPU, allocations and syscalls are per request of the process "+
+			"holding the store (the region's for grpc and mu, the load generator's for direct); client CPU is the load generator's.\n\n", mudbValueSize, mudbKeys)
+		w("| op | c | path | req/s | p50 | p99 | CPU / req | allocs / req | syscalls / req | client CPU / req |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, run := range m.runs {
+			cpu, sys, allocs := run.perRequest(run.server)
+			client := "—"
+			if run.path != "direct" {
+				c, _, _ := run.perRequest(run.client)
+				client = dur(c)
+			}
+			w("| %s | %d | %s | %.0f | %s | %s | %s | %.0f | %.1f | %s |\n", run.kind, run.concurrency, run.path, run.res.RPS(),
+				dur(run.res.Percentile(0.5)), dur(run.res.Percentile(0.99)), dur(cpu), allocs, sys, client)
+		}
+		if b := r.mudbBound(); b != "" {
+			w("\nGet at c=1: %s.\n", b)
+		}
+	}
 	if len(r.density) > 0 {
 		w("\n## 5. Density\n\n")
 		w("`mu-runtime` built from `services/runtime/cmd/mu-runtime` and started as a child process on 127.0.0.1 with a fresh data dir; " +

@@ -49,6 +49,7 @@ type Results struct {
 	breakdown  *breakdown
 	gomaxprocs *gomaxprocsResult
 	deadline   *deadlineResult
+	mudb       *mudbResult
 }
 
 // NotYet is a target whose subject does not exist yet.

@@ -1,5 +1,12 @@
-// Package guests holds the CPU-bound WebAssembly guests of the fuel
-// benchmark, one main package per directory, each built for wasip1:
+// Package guests holds the WebAssembly guests of the benchmarks, one main
+// package per directory, each built for wasip1.
+//
+// kv (with its mu.yaml) is the muDB benchmark's function: GET /get?key=
+// answers Table.Get, POST /put?key= does Table.Put of the body, one db call
+// per request; it is built as a reactor like every mu function.
+//
+// The others are the CPU-bound guests of the fuel benchmark, plain WASI
+// commands:
 //
 //   - fib: recursive fib(30), call-heavy;
 //   - loop: a tight xorshift loop, branch- and arithmetic-bound;

@@ -194,31 +194,100 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Method == "" {
 		opts.Method = http.MethodGet
 	}
-	if opts.MaxSamples == 0 {
-		opts.MaxSamples = DefaultMaxSamples
-	}
 	client := opts.Client
 	if client == nil {
 		client = NewClient(opts.Concurrency)
 		defer client.CloseIdleConnections()
 	}
-	if opts.Warmup > 0 {
-		if _, err := phase(ctx, client, opts, opts.Warmup, 0, false); err != nil {
+	return run(ctx, loop{
+		concurrency: opts.Concurrency, duration: opts.Duration, requests: opts.Requests,
+		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure,
+		newOp: func(ctx context.Context, _ int) (func() error, error) {
+			req, err := http.NewRequestWithContext(ctx, opts.Method, opts.URL, nil)
+			if err != nil {
+				return nil, fmt.Errorf("load: %w", err)
+			}
+			buf := make([]byte, 32<<10)
+			return func() error { return do(client, req, buf) }, nil
+		},
+	})
+}
+
+// FuncOptions describe a closed-loop run of any operation, for targets that
+// are not an HTTP GET (a POST with a body, a gRPC call, a library call).
+// The bounds and their meaning are those of Options.
+type FuncOptions struct {
+	// Concurrency is the number of workers; at least 1.
+	Concurrency int
+	// Duration, Requests, Warmup, MaxSamples and OnMeasure are as in Options.
+	Duration   time.Duration
+	Requests   int64
+	Warmup     time.Duration
+	MaxSamples int
+	OnMeasure  func()
+	// New returns worker w's operation for one phase (warm-up or
+	// measured); ctx ends with the phase. An operation returning an error
+	// counts as a failed request. Each worker calls its own operation
+	// sequentially, never concurrently with itself.
+	New func(ctx context.Context, w int) (func() error, error)
+}
+
+// RunFunc drives opts.New's operations like Run drives an HTTP target.
+func RunFunc(ctx context.Context, opts FuncOptions) (*Result, error) {
+	switch {
+	case opts.New == nil:
+		return nil, errors.New("load: FuncOptions.New is nil")
+	case opts.Concurrency < 1 || opts.Concurrency > MaxConcurrency:
+		return nil, fmt.Errorf("load: concurrency must be in [1, %d], got %d", MaxConcurrency, opts.Concurrency)
+	case opts.Duration < 0 || opts.Warmup < 0:
+		return nil, errors.New("load: durations must not be negative")
+	case opts.Duration+opts.Warmup > MaxDuration:
+		return nil, fmt.Errorf("load: warm-up plus duration must be at most %s", MaxDuration)
+	case opts.Requests < 0 || opts.Requests > MaxRequests:
+		return nil, fmt.Errorf("load: requests must be in [0, %d], got %d", MaxRequests, opts.Requests)
+	case opts.Duration == 0 && opts.Requests == 0:
+		return nil, errors.New("load: set a duration, a request count, or both")
+	case opts.MaxSamples < 0:
+		return nil, errors.New("load: max samples must not be negative")
+	}
+	return run(ctx, loop{
+		concurrency: opts.Concurrency, duration: opts.Duration, requests: opts.Requests,
+		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure,
+		newOp: opts.New,
+	})
+}
+
+// loop is a validated closed-loop run.
+type loop struct {
+	concurrency      int
+	duration, warmup time.Duration
+	requests         int64
+	maxSamples       int
+	onMeasure        func()
+	newOp            func(ctx context.Context, w int) (func() error, error)
+}
+
+func run(ctx context.Context, l loop) (*Result, error) {
+	if l.maxSamples == 0 {
+		l.maxSamples = DefaultMaxSamples
+	}
+	if l.warmup > 0 {
+		if _, err := phase(ctx, l, l.warmup, 0, false); err != nil {
 			return nil, err
 		}
 	}
-	d := opts.Duration
+	d := l.duration
 	if d == 0 {
-		d = MaxDuration - opts.Warmup
+		d = MaxDuration - l.warmup
 	}
-	if opts.OnMeasure != nil {
-		opts.OnMeasure()
+	if l.onMeasure != nil {
+		l.onMeasure()
 	}
-	return phase(ctx, client, opts, d, opts.Requests, true)
+	return phase(ctx, l, d, l.requests, true)
 }
 
 // phase runs the workers for at most d and, when n > 0, for exactly n requests.
-func phase(ctx context.Context, client *http.Client, opts Options, d time.Duration, n int64, record bool) (*Result, error) {
+func phase(ctx context.Context, l loop, d time.Duration, n int64, record bool) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -227,30 +296,33 @@ func phase(ctx context.Context, client *http.Client, opts Options, d time.Durati
 		firstErr atomic.Pointer[string]
 		wg       sync.WaitGroup
 	)
-	perWorker := max(opts.MaxSamples/opts.Concurrency, 1)
-	workers := make([]worker, opts.Concurrency)
+	perWorker := max(l.maxSamples/l.concurrency, 1)
+	workers := make([]worker, l.concurrency)
+	ops := make([]func() error, l.concurrency)
+	for w := range ops {
+		op, err := l.newOp(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		ops[w] = op
+	}
 	start := time.Now()
 	for w := range workers {
-		req, err := http.NewRequestWithContext(ctx, opts.Method, opts.URL, nil)
-		if err != nil {
-			return nil, fmt.Errorf("load: %w", err)
-		}
-		wk := &workers[w]
+		wk, op := &workers[w], ops[w]
 		wk.rng = rand.New(rand.NewPCG(uint64(w)+1, uint64(start.UnixNano())))
 		wk.cap = perWorker
 		if n > 0 {
-			wk.samples = make([]time.Duration, 0, min(int64(perWorker), n/int64(opts.Concurrency)+1))
+			wk.samples = make([]time.Duration, 0, min(int64(perWorker), n/int64(l.concurrency)+1))
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 32<<10)
 			for ctx.Err() == nil {
 				if n > 0 && tickets.Add(1) > n {
 					return
 				}
 				t0 := time.Now()
-				err := do(client, req, buf)
+				err := op()
 				lat := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -274,7 +346,7 @@ func phase(ctx context.Context, client *http.Client, opts Options, d time.Durati
 		}()
 	}
 	wg.Wait()
-	res := &Result{Elapsed: time.Since(start), Errors: errs.Load(), Concurrency: opts.Concurrency}
+	res := &Result{Elapsed: time.Since(start), Errors: errs.Load(), Concurrency: l.concurrency}
 	if p := firstErr.Load(); p != nil {
 		res.FirstError = *p
 	}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -230,5 +231,29 @@ func TestMerge_AddsUpAndSorts(t *testing.T) {
 	}
 	if m.Percentile(0.5) != 2 || m.Percentile(1) != 9 || m.Percentile(0.01) != 1 {
 		t.Fatalf("percentiles of %v: %v %v", m.Samples, m.Percentile(0.5), m.Percentile(1))
+	}
+}
+
+func TestRunFunc_CountBoundAndErrors(t *testing.T) {
+	var calls atomic.Int64
+	r, err := RunFunc(context.Background(), FuncOptions{
+		Concurrency: 3, Requests: 30,
+		New: func(_ context.Context, w int) (func() error, error) {
+			return func() error {
+				if calls.Add(1)%10 == 0 {
+					return errors.New("every tenth fails")
+				}
+				return nil
+			}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests+r.Errors != 30 || r.Errors != 3 || len(r.Samples) != int(r.Requests) || r.FirstError != "every tenth fails" {
+		t.Fatalf("%d requests, %d errors (%q), %d samples", r.Requests, r.Errors, r.FirstError, len(r.Samples))
+	}
+	if _, err := RunFunc(context.Background(), FuncOptions{Concurrency: 1, Requests: 1}); err == nil {
+		t.Fatal("ran without New")
 	}
 }
