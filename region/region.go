@@ -32,9 +32,9 @@ import (
 	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
+	"github.com/muprotocol/mu/services/runtime"
 	"github.com/muprotocol/mu/services/storage"
 	"github.com/muprotocol/mu/services/storage/upload"
-	"github.com/muprotocol/mu/services/runtime"
 )
 
 // Mode says where a region's services run.

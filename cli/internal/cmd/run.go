@@ -94,12 +94,12 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		dataDir = filepath.Join(p.StateDir(), "data")
 	}
 	local, err := region.Start(ctx, region.Options{
-		DataDir: dataDir,
+		DataDir:     dataDir,
 		Mudb:        &region.MudbOptions{},
 		Storage:     &region.StorageOptions{},
 		UploaderKey: key,
 		Runtime:     &region.RuntimeOptions{},
-		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
+		Gateway:     &region.GatewayOptions{HTTPAddr: gatewayAddr},
 	})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("start local region: %w", err)}
