@@ -57,7 +57,7 @@ test-wasm: ## The SDK and examples must build for GOOS=wasip1 GOARCH=wasm.
 	@cd sdk/go && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build ./...
 	@cd examples && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build ./...
 
-bench: ## Run the benchmark suite; writes bench/results.json and bench/results.md.
+bench: versitygw ## Run the benchmark suite; writes bench/results.json and bench/results.md.
 	$(GO) run ./bench/cmd/mubench -out bench
 
 bench-quick: ## Key benchmark figures in under a minute, one per line as name: value.

@@ -4,12 +4,14 @@ go 1.26.0
 
 require (
 	github.com/bytecodealliance/wasmtime-go/v39 v39.0.1
+	github.com/minio/minio-go/v7 v7.4.1
 	github.com/muprotocol/mu/libs v0.0.0
 	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/muprotocol/mu/region v0.0.0
 	github.com/muprotocol/mu/sdk/go v0.0.0-00010101000000-000000000000
 	github.com/muprotocol/mu/services/runtime v0.0.0
+	github.com/muprotocol/mu/services/storage v0.0.0-00010101000000-000000000000
 	github.com/pingcap/log v1.1.1-0.20221015072633-39906604fb81
 	github.com/tikv/client-go/v2 v2.0.4
 	go.uber.org/zap v1.27.0
@@ -37,12 +39,10 @@ require (
 	github.com/klauspost/crc32 v1.3.0 // indirect
 	github.com/minio/crc64nvme v1.1.1 // indirect
 	github.com/minio/md5-simd v1.1.2 // indirect
-	github.com/minio/minio-go/v7 v7.4.1 // indirect
 	github.com/mr-tron/base58 v1.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/muprotocol/mu/services/gateway v0.0.0 // indirect
 	github.com/muprotocol/mu/services/mudb v0.0.0-00010101000000-000000000000 // indirect
-	github.com/muprotocol/mu/services/storage v0.0.0-00010101000000-000000000000 // indirect
 	github.com/opentracing/opentracing-go v1.2.0 // indirect
 	github.com/philhofer/fwd v1.2.0 // indirect
 	github.com/pingcap/errors v0.11.5-0.20211224045212-9687c2b0f87c // indirect

@@ -212,8 +212,15 @@ func (s *Suite) runMudb(ctx context.Context) error {
 
 // kvStack builds bench/guests/kv and returns its manifest and binary.
 func (s *Suite) kvStack(ctx context.Context) (*manifest.Manifest, map[string][]byte, error) {
-	dir := filepath.Join(s.benchDir(), "guests", "kv")
-	s.logf("mudb: building bench/guests/kv to wasm (cached in %s)", s.wasmCache)
+	return s.guestStack(ctx, "kv")
+}
+
+// guestStack builds the stack bench/guests/<name> (its mu.yaml and main
+// package) and returns its manifest, with every function's binary set to
+// the module's content id, and the binary.
+func (s *Suite) guestStack(ctx context.Context, name string) (*manifest.Manifest, map[string][]byte, error) {
+	dir := filepath.Join(s.benchDir(), "guests", name)
+	s.logf("building bench/guests/%s to wasm (cached in %s)", name, s.wasmCache)
 	path, err := gobuild.Cached(ctx, dir, s.wasmCache, gobuild.Reactor)
 	if err != nil {
 		return nil, nil, err
@@ -228,7 +235,7 @@ func (s *Suite) kvStack(ctx context.Context) (*manifest.Manifest, map[string][]b
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("guests/kv/mu.yaml: %w", err)
+		return nil, nil, fmt.Errorf("guests/%s/mu.yaml: %w", name, err)
 	}
 	id := ids.BinaryID(wasm)
 	for i := range m.Functions {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/pingcap/log"
 	"github.com/tikv/client-go/v2/testutils"
 	"github.com/tikv/client-go/v2/tikv"
@@ -83,6 +84,13 @@ type childCmd struct {
 	GRPCAddr string `json:"grpc_addr,omitempty"`
 	StackID  []byte `json:"stack_id,omitempty"`
 	Table    string `json:"table,omitempty"`
+
+	// Op "blob" (the storage64 step, storage64load.go): one put or get of
+	// Size bytes under Key, Path "direct" (minio-go to S3) or "mu" (HTTP
+	// to URL, the blob stack's gateway base).
+	Key  string   `json:"key,omitempty"`
+	Size int64    `json:"size,omitempty"`
+	S3   *s3Where `json:"s3,omitempty"`
 }
 
 // childMsg is one answer of the load generator.
@@ -96,6 +104,9 @@ type childMsg struct {
 	Samples    []time.Duration `json:"samples,omitempty"`
 	// Use is what the load generator process spent in the measured phase.
 	Use procUse `json:"use"`
+	// Bytes and CRC32 are what a blob op moved (CRC32 for gets).
+	Bytes int64  `json:"bytes,omitempty"`
+	CRC32 uint32 `json:"crc32,omitempty"`
 }
 
 // procUse is what one process spent over a measured phase, in totals.
@@ -157,6 +168,7 @@ type child struct {
 	value     []byte
 	conns     map[string]*grpc.ClientConn
 	clients   map[int]*http.Client // by concurrency
+	s3        *minio.Client        // the storage64 step's direct client
 }
 
 func serveChild(ctx context.Context, in io.Reader, out io.Writer) error {
@@ -207,6 +219,8 @@ func (c *child) do(ctx context.Context, cmd childCmd, send func(childMsg) error)
 	switch cmd.Op {
 	case "open":
 		return childMsg{Event: "ok"}, c.open(ctx, cmd)
+	case "blob":
+		return c.blob(ctx, cmd, send)
 	case "run":
 		newOp, err := c.op(ctx, cmd)
 		if err != nil {
