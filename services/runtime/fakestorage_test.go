@@ -93,6 +93,11 @@ func (f *fakeStorage) CreateBox(_ context.Context, r *storagev1.CreateBoxRequest
 func (f *fakeStorage) Put(stream grpc.ClientStreamingServer[storagev1.PutRequest, storagev1.PutResponse]) error {
 	first, err := stream.Recv()
 	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			f.mu.Lock()
+			f.aborted++
+			f.mu.Unlock()
+		}
 		return err
 	}
 	hdr := first.GetHeader()

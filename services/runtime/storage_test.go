@@ -292,7 +292,10 @@ func TestStorage_UploadsEndWithTheirCall(t *testing.T) {
 			t.Errorf("aborted upload %s was stored", k)
 		}
 	}
-	fake.waitAborted(t, 3)
+	// How many of the two aborted streams storage itself sees end depends
+	// on timing (a stream cancelled before its handler ran is never seen),
+	// so what counts is above: an aborted upload never sends its end, so
+	// it can never be stored.
 }
 
 func TestStorage_StacksReachOnlyTheirOwnObjects(t *testing.T) {
