@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,19 +24,62 @@ import (
 // The HTTP API (http_addr):
 //
 //	POST /binaries                          signed binary upload (package upload): 201 new, 200 known
-//	GET|HEAD /{stack}/{box}/{key...}        public read of a public box; 404 for private boxes
-//	GET|HEAD|PUT /signed/{stack}/{box}/{key...}?m=&exp=&max=&ct=&sig=   signed URLs (SignURL)
+//	GET|HEAD|OPTIONS /{stack}/{box}/{key...} public read of a public box; 404 for private boxes
+//	GET|HEAD|PUT|OPTIONS /signed/{stack}/{box}/{key...}?m=&exp=&max=&ct=&sig=   signed URLs (SignURL)
 //
 // Reads honour Range (one range; 206, 416), If-None-Match (304) and If-Range,
 // and answer Content-Type, ETag, Last-Modified and Accept-Ranges. Errors are
 // text/plain messages that name what failed.
+//
+// Public reads and signed URLs allow any origin (CORS), so that a page can
+// show public objects and upload straight to a signed PUT URL: the URL is
+// the credential, and the API uses no cookies. OPTIONS on their paths
+// answers the preflight (204); their responses, errors included, carry
+// Access-Control-Allow-Origin: * and expose ETag, Content-Length and
+// Content-Range. POST /binaries takes no cross-origin requests.
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+upload.Path, s.serveUpload)
-	mux.HandleFunc("GET /signed/{stack}/{box}/{key...}", s.serveSigned)
-	mux.HandleFunc("PUT /signed/{stack}/{box}/{key...}", s.serveSigned)
-	mux.HandleFunc("GET /{stack}/{box}/{key...}", s.servePublic)
+	mux.HandleFunc("GET /signed/{stack}/{box}/{key...}", cors(s.serveSigned))
+	mux.HandleFunc("PUT /signed/{stack}/{box}/{key...}", cors(s.serveSigned))
+	mux.HandleFunc("OPTIONS /signed/{stack}/{box}/{key...}", preflight(corsSignedMethods))
+	mux.HandleFunc("GET /{stack}/{box}/{key...}", cors(s.servePublic))
+	mux.HandleFunc("OPTIONS /{stack}/{box}/{key...}", preflight(corsPublicMethods))
 	return mux
+}
+
+// The CORS answers of public reads and signed URLs.
+const (
+	corsSignedMethods = "GET, HEAD, PUT"
+	corsPublicMethods = "GET, HEAD"
+	corsAllowHeaders  = "Content-Type, Range, If-None-Match"
+	corsExposeHeaders = "ETag, Content-Length, Content-Range"
+	// corsMaxAge is how long a browser may cache a preflight answer (the
+	// answer depends on the path's kind alone).
+	corsMaxAge = 24 * time.Hour
+)
+
+// cors lets any origin read the responses of h.
+func cors(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		h(w, r)
+	}
+}
+
+// preflight answers a CORS preflight for a path that allows methods.
+func preflight(methods string) http.HandlerFunc {
+	maxAge := strconv.Itoa(int(corsMaxAge / time.Second))
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", methods)
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		h.Set("Access-Control-Max-Age", maxAge)
+		h.Set("Allow", "OPTIONS, "+methods)
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func httpError(w http.ResponseWriter, code int, format string, args ...any) {

@@ -285,3 +285,82 @@ func TestHTTP_SignedURLs(t *testing.T) {
 		wantCode(t, err, 5, "does not exist")
 	})
 }
+
+func TestHTTP_CORSForPublicReadsAndSignedURLs(t *testing.T) {
+	e := start(t, testConfig(t, false), nil)
+	stack := newStack(t)
+	e.createBox(stack, "pub", true)
+	e.createBox(stack, "up", false)
+	e.mustPut(stack, "pub", "a.txt", "text/plain", "hello")
+	base := "http://" + e.srv.HTTPAddr()
+	public := base + "/" + stack.String() + "/pub/a.txt"
+	r, err := e.cli.SignURL(context.Background(), &storagev1.SignURLRequest{StackId: stack.Bytes(), Box: "up", Key: "in/b.bin",
+		Method: storagev1.SignURLMethod_SIGN_URL_METHOD_PUT, ExpiresInSeconds: 60, MaxBytes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedPut := r.GetUrl()
+	origin := map[string]string{"Origin": "https://app.example.com"}
+
+	for _, c := range []struct {
+		name, url, methods string
+	}{
+		{"signed", signedPut, "GET, HEAD, PUT"},
+		{"public", public, "GET, HEAD"},
+		{"public, private box", base + "/" + stack.String() + "/up/in/b.bin", "GET, HEAD"},
+	} {
+		resp, body := httpDo(t, "OPTIONS", c.url, nil, map[string]string{"Origin": "https://app.example.com",
+			"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"})
+		h := resp.Header
+		if resp.StatusCode != 204 || body != "" || h.Get("Access-Control-Allow-Origin") != "*" ||
+			h.Get("Access-Control-Allow-Methods") != c.methods || h.Get("Access-Control-Allow-Headers") != "Content-Type, Range, If-None-Match" ||
+			h.Get("Access-Control-Max-Age") == "" || h.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("%s preflight: %d %q %v", c.name, resp.StatusCode, body, h)
+		}
+	}
+
+	exposed := func(name string, resp *http.Response) {
+		t.Helper()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("Access-Control-Expose-Headers") != "ETag, Content-Length, Content-Range" {
+			t.Errorf("%s: %d without the CORS headers: %v", name, resp.StatusCode, resp.Header)
+		}
+	}
+	resp, body := httpDo(t, "GET", public, nil, origin)
+	if resp.StatusCode != 200 || body != "hello" {
+		t.Fatalf("public GET: %d %q", resp.StatusCode, body)
+	}
+	exposed("public GET", resp)
+	resp, _ = httpDo(t, "GET", public, nil, map[string]string{"Origin": "https://app.example.com", "Range": "bytes=1-2"})
+	exposed("public ranged GET", resp)
+	resp, _ = httpDo(t, "HEAD", public, nil, origin)
+	exposed("public HEAD", resp)
+	resp, _ = httpDo(t, "GET", base+"/"+stack.String()+"/up/in/b.bin", nil, origin)
+	if resp.StatusCode != 404 {
+		t.Fatalf("private box on the public path: %d", resp.StatusCode)
+	}
+	exposed("public 404", resp) // so the page can read why
+
+	resp, body = httpDo(t, "PUT", signedPut, strings.NewReader("0123456789"), map[string]string{"Origin": "https://app.example.com", "Content-Type": "application/octet-stream"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("signed PUT: %d %q", resp.StatusCode, body)
+	}
+	exposed("signed PUT", resp)
+	resp, _ = httpDo(t, "PUT", signedPut, strings.NewReader("0123456789x"), origin)
+	if resp.StatusCode != 413 {
+		t.Fatalf("over-size signed PUT: %d", resp.StatusCode)
+	}
+	exposed("signed 413", resp)
+	resp, _ = httpDo(t, "PUT", strings.Replace(signedPut, "max=10", "max=99", 1), strings.NewReader("x"), origin)
+	if resp.StatusCode != 403 {
+		t.Fatalf("altered signed PUT: %d", resp.StatusCode)
+	}
+	exposed("signed 403", resp)
+
+	// Binary uploads take no cross-origin requests.
+	for _, method := range []string{"OPTIONS", "POST"} {
+		resp, _ := httpDo(t, method, base+upload.Path, strings.NewReader("x"), map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+		if resp.StatusCode/100 == 2 || resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("Access-Control-Allow-Methods") != "" {
+			t.Errorf("%s %s: %d %v, want no CORS answer", method, upload.Path, resp.StatusCode, resp.Header)
+		}
+	}
+}
