@@ -323,6 +323,7 @@ func WithSize(n int64) PutOption {
 type ObjectWriter struct {
 	b      *Box
 	key    string
+	ctype  string // content type given at Create
 	upload uint32
 	buf    []byte
 	n      int64 // bytes accepted by Write
@@ -356,7 +357,7 @@ func (b *Box) create(key string, o putOptions) (*ObjectWriter, error) {
 	}
 	switch r := m.(type) {
 	case *fnproto.StorageUploadResult:
-		return &ObjectWriter{b: b, key: key, upload: r.Upload}, nil
+		return &ObjectWriter{b: b, key: key, ctype: o.contentType, upload: r.Upload}, nil
 	case *fnproto.StorageError:
 		return nil, b.storageError(fnproto.KindStoragePutBegin, key, r.Error)
 	}
@@ -473,7 +474,9 @@ func (w *ObjectWriter) Commit() (ObjectInfo, error) {
 	}
 	switch r := m.(type) {
 	case *fnproto.StorageObjectResult:
-		w.info = ObjectInfo{Key: w.key, Size: clampSize(r.Size), ETag: r.ETag}
+		// The commit reply carries no modification time: LastModified
+		// stays zero (Stat has it).
+		w.info = ObjectInfo{Key: w.key, Size: clampSize(r.Size), ETag: r.ETag, ContentType: w.ctype}
 		return w.info, nil
 	case *fnproto.StorageError:
 		w.err = w.b.storageError(fnproto.KindStoragePutEnd, w.key, r.Error)
