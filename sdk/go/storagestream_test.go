@@ -296,13 +296,13 @@ func TestBox_CreateAbortAndFailedReaderStoreNothing(t *testing.T) {
 		}
 		_, werr := w.Write([]byte("x"))
 		_, perr := box.PutReader("b", iotest.TimeoutReader(bytes.NewReader(pattern(10_000))))
-		w2, _ := box.Create("c", "")
+		w2, _ := box.Create("c", "text/x-greeting")
 		fmt.Fprint(w2, "hello")
 		cerr := w2.Close()
 		info, again := w2.Commit()
-		return fmt.Sprintf("%v|%v|%v %v %d", werr, perr, cerr, again, info.Size), nil
+		return fmt.Sprintf("%v|%v|%v %v %d %s", werr, perr, cerr, again, info.Size, info.ContentType), nil
 	})
-	if got != "mu: storage stream is closed|timeout|<nil> <nil> 5" {
+	if got != "mu: storage stream is closed|timeout|<nil> <nil> 5 text/x-greeting" {
 		t.Fatalf("handler: %s", got)
 	}
 	if _, ok := store.objects["a"]; ok {
