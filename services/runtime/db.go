@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -88,7 +86,7 @@ func (s *stackDB) serve(ctx context.Context, m fnproto.Message) (fnproto.Message
 			return s.b.dbError(r.msg), nil
 		}
 		s.b.count(kind, dbFailed)
-		return s.b.dbError(mudbErrorText(err)), nil
+		return s.b.dbError(serviceErrorText("muDB", err)), nil
 	}
 	if n := replySize(reply) + 2; n > s.b.maxFrame {
 		s.b.count(kind, dbTooLarge)
@@ -99,40 +97,12 @@ func (s *stackDB) serve(ctx context.Context, m fnproto.Message) (fnproto.Message
 	return reply, nil
 }
 
-func (b *dbBridge) count(kind, outcome string) {
-	if b.requests != nil {
-		b.requests.WithLabelValues(kind, outcome).Inc()
-	}
-}
+func (b *dbBridge) count(kind, outcome string) { countRequest(b.requests, kind, outcome) }
 
 // dbError makes a DbError whose text is valid UTF-8 and leaves room in the
 // frame.
 func (b *dbBridge) dbError(msg string) *fnproto.DbError {
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	if limit := min(4096, b.maxFrame-64); len(msg) > limit {
-		k := max(limit, 0)
-		for k > 0 && !utf8.RuneStart(msg[k]) {
-			k--
-		}
-		msg = msg[:k] + " …[truncated]"
-	}
-	return &fnproto.DbError{Error: msg}
-}
-
-// mudbErrorText is what the function sees of a muDB error: the status
-// message, which names the table, key or limit involved, prefixed for the
-// failures that are muDB's rather than the request's.
-func mudbErrorText(err error) string {
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.Unavailable:
-		return "muDB is unavailable: " + st.Message()
-	case codes.DeadlineExceeded:
-		return "muDB timed out: " + st.Message()
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
-		return "muDB failed: " + st.Message()
-	}
-	return st.Message()
+	return &fnproto.DbError{Error: hostErrorText(msg, b.maxFrame)}
 }
 
 // call checks m against the deployment and runs it on muDB.

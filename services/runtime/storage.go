@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -154,7 +152,7 @@ func (c *storageCall) serve(ctx context.Context, m fnproto.Message) (fnproto.Mes
 			return b.storageError(r.msg), nil
 		}
 		b.count(kind, stFailed)
-		return b.storageError(storageErrorText(err)), nil
+		return b.storageError(serviceErrorText("storage", err)), nil
 	}
 	if n := storageReplySize(reply) + 2; n > b.maxFrame {
 		b.count(kind, stTooLarge)
@@ -175,40 +173,12 @@ func tooLargeAdvice(m fnproto.Message) string {
 	return "ask for less per request"
 }
 
-func (b *storageBridge) count(kind, outcome string) {
-	if b.requests != nil {
-		b.requests.WithLabelValues(kind, outcome).Inc()
-	}
-}
+func (b *storageBridge) count(kind, outcome string) { countRequest(b.requests, kind, outcome) }
 
 // storageError makes a StorageError whose text is valid UTF-8 and leaves
 // room in the frame.
 func (b *storageBridge) storageError(msg string) *fnproto.StorageError {
-	msg = strings.ToValidUTF8(msg, "\uFFFD")
-	if limit := min(4096, b.maxFrame-64); len(msg) > limit {
-		k := max(limit, 0)
-		for k > 0 && !utf8.RuneStart(msg[k]) {
-			k--
-		}
-		msg = msg[:k] + " …[truncated]"
-	}
-	return &fnproto.StorageError{Error: msg}
-}
-
-// storageErrorText is what the function sees of a storage error: the
-// status message, which names the box, key or limit involved, prefixed for
-// the failures that are the service's rather than the request's.
-func storageErrorText(err error) string {
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.Unavailable:
-		return "storage is unavailable: " + st.Message()
-	case codes.DeadlineExceeded:
-		return "storage timed out: " + st.Message()
-	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
-		return "storage failed: " + st.Message()
-	}
-	return st.Message()
+	return &fnproto.StorageError{Error: hostErrorText(msg, b.maxFrame)}
 }
 
 // boxOf is the box a message names, or "" for the messages that name none
