@@ -14,7 +14,7 @@ import (
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
-	"github.com/muprotocol/mu/services/mudb/internal/kvstore"
+	"github.com/muprotocol/mu/libs/kvstore"
 )
 
 // Deps are the muDB node's collaborators.

@@ -1,4 +1,4 @@
-// Package kvstore opens the TiKV store muDB runs on: a production cluster
+// Package kvstore opens the TiKV store muDB, the local ledger and billing run on: a production cluster
 // through its placement drivers, or client-go's embedded store (the mock
 // TiKV of github.com/tikv/client-go/v2/testutils), in memory or persisted
 // in a LevelDB directory.
@@ -41,7 +41,7 @@ func Open(pdEndpoints []string, dataDir string) (*txnkv.Client, error) {
 	client, cluster, pdClient, err := testutils.NewMockTiKV(dataDir, nil)
 	if err != nil {
 		if dataDir != "" && isLocked(err) {
-			return nil, fmt.Errorf("data_dir %q is in use by another muDB store (its LevelDB lock is held): %w", dataDir, err)
+			return nil, fmt.Errorf("data_dir %q is in use by another embedded store (its LevelDB lock is held): %w", dataDir, err)
 		}
 		return nil, fmt.Errorf("embedded store in %q: %w", dataDir, err)
 	}
