@@ -11,10 +11,10 @@ import (
 	"github.com/tikv/client-go/v2/txnkv"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
-	"github.com/muprotocol/mu/libs/kvstore"
 )
 
 // Deps are the muDB node's collaborators.
