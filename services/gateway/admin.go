@@ -26,7 +26,7 @@ func (a *adminService) Routes(_ context.Context, req *gatewayv1.RoutesRequest) (
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	st, _, _ := a.s.stacks.lookup(id)
+	st, disabled, reason := a.s.stacks.lookup(id)
 	if st == nil {
 		return nil, status.Errorf(codes.NotFound, "stack %s is not served by this gateway", id)
 	}
@@ -41,7 +41,7 @@ func (a *adminService) Routes(_ context.Context, req *gatewayv1.RoutesRequest) (
 			Url:      base + url.PathEscape(r.gateway) + r.Path,
 		})
 	}
-	return &gatewayv1.RoutesResponse{Routes: out}, nil
+	return &gatewayv1.RoutesResponse{Routes: out, Revision: st.revision, Enabled: !disabled, DisabledReason: reason}, nil
 }
 
 // Status reports the gateway's state: its stacks and the requests it is

@@ -40,6 +40,18 @@ func TestAdmin_RoutesListsFullURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if resp.GetRevision() != 1 || !resp.GetEnabled() || resp.GetDisabledReason() != "" {
+		t.Fatalf("revision %d enabled %v reason %q, want 1 true \"\"", resp.GetRevision(), resp.GetEnabled(), resp.GetDisabledReason())
+	}
+	h.srv.SetStackEnabled(h.stack, false, "escrow is short")
+	off, err := c.Routes(ctx, &gatewayv1.RoutesRequest{StackId: h.stack.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.GetEnabled() || off.GetDisabledReason() != "escrow is short" {
+		t.Fatalf("disabled stack: enabled %v reason %q", off.GetEnabled(), off.GetDisabledReason())
+	}
+	h.srv.SetStackEnabled(h.stack, true, "")
 	var got []string
 	for _, r := range resp.GetRoutes() {
 		got = append(got, r.GetGateway()+" "+r.GetMethod()+" "+r.GetPath()+" "+r.GetFunction()+" "+r.GetUrl())

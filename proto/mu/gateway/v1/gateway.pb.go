@@ -72,10 +72,16 @@ func (x *RoutesRequest) GetStackId() []byte {
 
 // RoutesResponse lists a stack's routes.
 type RoutesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Routes        []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Routes []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
+	// The installed revision of the stack (the ledger's revision; higher wins).
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// False while the stack answers 402 (escrow below the region minimum).
+	Enabled bool `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Why the stack is disabled, as its 402 body says; empty when enabled.
+	DisabledReason string `protobuf:"bytes,4,opt,name=disabled_reason,json=disabledReason,proto3" json:"disabled_reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RoutesResponse) Reset() {
@@ -113,6 +119,27 @@ func (x *RoutesResponse) GetRoutes() []*Route {
 		return x.Routes
 	}
 	return nil
+}
+
+func (x *RoutesResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *RoutesResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *RoutesResponse) GetDisabledReason() string {
+	if x != nil {
+		return x.DisabledReason
+	}
+	return ""
 }
 
 // Route is one endpoint method of one gateway of a stack.
@@ -506,9 +533,12 @@ const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"\x1bmu/gateway/v1/gateway.proto\x12\rmu.gateway.v1\"*\n" +
 	"\rRoutesRequest\x12\x19\n" +
-	"\bstack_id\x18\x01 \x01(\fR\astackId\">\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\"\x9d\x01\n" +
 	"\x0eRoutesResponse\x12,\n" +
-	"\x06routes\x18\x01 \x03(\v2\x14.mu.gateway.v1.RouteR\x06routes\"{\n" +
+	"\x06routes\x18\x01 \x03(\v2\x14.mu.gateway.v1.RouteR\x06routes\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12'\n" +
+	"\x0fdisabled_reason\x18\x04 \x01(\tR\x0edisabledReason\"{\n" +
 	"\x05Route\x12\x18\n" +
 	"\agateway\x18\x01 \x01(\tR\agateway\x12\x16\n" +
 	"\x06method\x18\x02 \x01(\tR\x06method\x12\x12\n" +
