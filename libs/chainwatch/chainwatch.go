@@ -437,7 +437,7 @@ func Dial(addr string, b Backoff, extra ...grpc.DialOption) (*grpc.ClientConn, e
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: grpcbackoff.Config{BaseDelay: b.Initial, Multiplier: 2, Jitter: 0.25, MaxDelay: b.Max},
+			Backoff:           grpcbackoff.Config{BaseDelay: b.Initial, Multiplier: 2, Jitter: 0.25, MaxDelay: b.Max},
 			MinConnectTimeout: minConnectTimeout,
 		}),
 	}, extra...)
