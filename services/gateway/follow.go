@@ -35,6 +35,7 @@ type chainFollow struct {
 
 	mu       sync.Mutex
 	escrows  *chainwatch.Follower[*chainindexerv1.Escrow] // nil until the region's provider is known
+	escrowed bool                                         // the escrows snapshot is in: no balance means no escrow
 	info     *chainindexerv1.Region                       // nil until known
 	balances map[string]uint64                            // developer → escrow balance with the region's provider
 	owners   map[ids.StackID]stackOwner                   // active stacks from the chain
@@ -173,7 +174,8 @@ func (f *chainFollow) onEscrow(_ context.Context, ev chainwatch.Event[*chaininde
 		delete(f.balances, string(dev))
 		f.refreshLocked(dev)
 	case chainindexerv1.ChangeType_CHANGE_TYPE_BOOKMARK:
-		if ev.Snapshot { // "no escrow" is now known to mean none
+		if ev.Snapshot && !f.escrowed { // a missing balance now means no escrow
+			f.escrowed = true
 			f.refreshLocked(nil)
 		}
 	}
@@ -215,8 +217,7 @@ func (f *chainFollow) reasonLocked(owner []byte) string {
 	}
 	minimum := r.GetMinEscrowBalance()
 	bal, known := f.balances[string(owner)]
-	esc := f.escrows
-	if !known && (esc == nil || !esc.Synced()) {
+	if !known && !f.escrowed {
 		return fmt.Sprintf("the escrow of developer %s with provider %s is under region %s's minimum %d; top it up", dev, prov, name, minimum)
 	}
 	if bal < minimum {
