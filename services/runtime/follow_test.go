@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -502,8 +503,13 @@ func TestConfig_ChainSettings(t *testing.T) {
 
 func TestConfigDocs_DocumentEveryField(t *testing.T) {
 	docs := ConfigDocs()
-	for _, k := range []string{"Config.ChainIndexerAddr", "Config.RegionID", "Config.ChainRetry", "Config.ChainDeployWorkers",
-		"Config.ChainDeployTimeout", "Backoff.Initial", "Backoff.Max", "Base.GRPCAddr", "BatchConfig.BatchSize"} {
+	ct := reflect.TypeFor[Config]()
+	for i := range ct.NumField() {
+		if f := ct.Field(i); !f.Anonymous && docs["Config."+f.Name] == "" {
+			t.Errorf("Config.%s has no doc comment (--help shows none)", f.Name)
+		}
+	}
+	for _, k := range []string{"Backoff.Initial", "Backoff.Max", "Base.GRPCAddr", "BatchConfig.BatchSize"} {
 		if docs[k] == "" {
 			t.Errorf("%s has no doc comment (--help shows none)", k)
 		}
