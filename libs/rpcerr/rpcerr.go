@@ -40,6 +40,11 @@ const (
 	// CapacityExhausted: the node is busy (every instance slot of the
 	// function is taken); retrying later may succeed (RESOURCE_EXHAUSTED).
 	CapacityExhausted Reason = "CAPACITY_EXHAUSTED"
+	// StackDisabled: the stack is disabled on the ledger (its owner's
+	// escrow with the provider is under the region's minimum balance); its
+	// calls are refused until it is enabled again, which a top-up does
+	// (FAILED_PRECONDITION).
+	StackDisabled Reason = "STACK_DISABLED"
 	// ShuttingDown: the node is closing (UNAVAILABLE).
 	ShuttingDown Reason = "SHUTTING_DOWN"
 )

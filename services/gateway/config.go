@@ -7,8 +7,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/fnproto"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 )
@@ -85,6 +87,29 @@ type Config struct {
 	// rounded up to whole seconds.
 	OverloadRetryAfter time.Duration
 
+	// ChainIndexerAddr is host:port of the chain indexer's gRPC API; empty
+	// (the default) leaves the gateway to the stacks it is given with
+	// PutStack, RemoveStack and SetStackEnabled (and their GatewayService
+	// RPCs). When set, the gateway follows the stacks of RegionID on the
+	// marketplace: an active stack is routed at its ledger revision (its
+	// manifest parsed with the gateway's own limits; one it refuses is
+	// logged and not routed), a disabled one answers 402 with a reason
+	// naming the escrow balance, the region's minimum and how much to add
+	// (from the region and the provider's escrows, which it follows too),
+	// and a deleted one answers 404. An unreachable indexer changes
+	// nothing: the gateway keeps serving what it has. It dials the indexer
+	// without TLS, with max_message_bytes as the message limit. A chain
+	// indexer passed in-process (Deps.ChainIndexer) takes precedence.
+	ChainIndexerAddr string
+	// RegionID is the base58 address (32 bytes) of the marketplace region
+	// this gateway serves: only its stacks are routed. Required with
+	// chain_indexer_addr.
+	RegionID string
+	// ChainRetry spaces the reconnections of the chain indexer's Watch
+	// streams (chain_retry_initial, doubled per failure up to
+	// chain_retry_max, with jitter).
+	ChainRetry chainwatch.Backoff
+
 	// Usage batches the gateway's usage records (requests and traffic
 	// bytes) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -116,6 +141,8 @@ func DefaultConfig() Config {
 
 		MaxConnections:     10_000,      // open client connections
 		OverloadRetryAfter: time.Second, // Retry-After: 1
+
+		ChainRetry: chainwatch.DefaultBackoff(),
 
 		Usage: usage.DefaultBatchConfig(),
 	}
@@ -229,6 +256,20 @@ func (c Config) Validate() error {
 	if c.WriteTimeout > 0 && c.InvokeTimeout >= c.WriteTimeout {
 		bad("invoke_timeout", "%v must be below write_timeout %v, or 504s could never be written", c.InvokeTimeout, c.WriteTimeout)
 	}
+	if c.ChainIndexerAddr != "" {
+		if host, port, err := net.SplitHostPort(c.ChainIndexerAddr); err != nil || host == "" || port == "" {
+			bad("chain_indexer_addr", "%q is not host:port", c.ChainIndexerAddr)
+		}
+		if c.RegionID == "" {
+			bad("region_id", "is required with chain_indexer_addr (the base58 address of the region whose stacks this gateway serves)")
+		}
+	}
+	if c.RegionID != "" {
+		if _, err := ledger.ParsePubkey(c.RegionID); err != nil {
+			bad("region_id", "%v", err)
+		}
+	}
+	p.Add(c.ChainRetry.Validate())
 	p.Add(c.Usage.Validate())
 	return p.Err("gateway")
 }
@@ -241,5 +282,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every gateway setting, for --help.
 func ConfigDocs() config.Docs {
-	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), config.MustParseDocs(configSource))
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), chainwatch.ConfigDocs(), config.MustParseDocs(configSource))
 }

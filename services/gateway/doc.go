@@ -15,7 +15,32 @@
 // HTTP listener (Config.HTTPAddr), the gRPC admin listener (GRPCAddr) and
 // the admin HTTP listener (AdminAddr) and serves in the background; Close
 // drains them and flushes usage. Stacks are fed with PutStack, RemoveStack and
-// SetStackEnabled (later by the chain-indexer's Watch stream).
+// SetStackEnabled, and by the chain indexer (below).
+//
+// # Following the chain
+//
+// With Config.ChainIndexerAddr (or Deps.ChainIndexer) and Config.RegionID
+// the gateway follows the chain indexer (libs/chainwatch): the stacks of
+// its region (WatchStacks), the regions (WatchRegions; it keeps its own)
+// and, once it knows the region's provider, that provider's escrows
+// (WatchEscrows).
+//
+//   - An ACTIVE stack is routed at its ledger revision (PutStack; a lower
+//     revision never replaces a higher one). Its manifest is parsed with
+//     the gateway's own limits (manifest.Parse); one it refuses is logged
+//     with the stack and revision and not routed, and an earlier revision
+//     of it keeps serving.
+//   - enabled=false answers 402 stack_disabled with a reason that says why
+//     and what to do: "escrow balance 120 of developer D with provider P
+//     is under region R's minimum 1000; add at least 880", or, for an
+//     escrow at or over the minimum whose stack is still disabled, that the
+//     escrow is overdrawn by usage not yet settled and must be recharged.
+//     The reason follows escrow and region changes. enabled=true serves
+//     again.
+//   - STACK_STATE_DELETED, a DELETE, or a stack that the snapshot after an
+//     OUT_OF_RANGE no longer has: RemoveStack (404 stack_not_found).
+//   - An indexer that is unreachable or restarts changes nothing: the
+//     gateway keeps serving what it has and resumes where it stopped.
 //
 // # Routing
 //
@@ -110,6 +135,7 @@
 //	gRPC DEADLINE_EXCEEDED, Config.InvokeTimeout     504 deadline_exceeded
 //	gRPC RESOURCE_EXHAUSTED, CAPACITY_EXHAUSTED      503 runtime_overloaded
 //	gRPC RESOURCE_EXHAUSTED, no reason (size limit)  502 message_too_large
+//	gRPC FAILED_PRECONDITION, STACK_DISABLED         402 stack_disabled
 //	gRPC INVALID_ARGUMENT, REQUEST_TOO_LARGE         413 body_too_large
 //	gRPC INVALID_ARGUMENT, otherwise                 400 bad_request
 //	any other gRPC code                              502 runtime_error
@@ -163,8 +189,10 @@
 // Metrics:
 // mu_gateway_http_requests_total and mu_gateway_http_request_duration_seconds
 // by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
-// mu_gateway_stacks_disabled, mu_gateway_usage_pending_records and
-// mu_gateway_usage_report_failures_total, plus the gRPC server metrics
+// mu_gateway_stacks_disabled, mu_gateway_usage_pending_records,
+// mu_gateway_usage_report_failures_total, mu_gateway_chain_synced (1 once
+// the stack, region and escrow snapshots are in; it stays 1 while the
+// indexer is unreachable) and mu_gateway_chain_sequence, plus the gRPC server metrics
 // (grpc_server_*) and the Go and process collectors. The admin gRPC port
 // serves mu.gateway.v1.GatewayService, grpc.health.v1 and server
 // reflection.

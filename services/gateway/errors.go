@@ -122,6 +122,13 @@ func rpcErrorStatus(reqCtx context.Context, err error, fn string) *httpError {
 			return e
 		}
 		return errorf(http.StatusBadGateway, KindMessageTooLarge, "a message to or from the runtime is too large: %s", msg)
+	case codes.FailedPrecondition:
+		// The runtime learnt that the stack is disabled before this
+		// gateway did.
+		if rpcerr.ReasonOf(err) == rpcerr.StackDisabled {
+			return errorf(http.StatusPaymentRequired, KindStackDisabled, "%s", msg)
+		}
+		return errorf(http.StatusBadGateway, KindRuntimeError, "the runtime failed the call (%s)", st.Code())
 	case codes.InvalidArgument:
 		if rpcerr.ReasonOf(err) == rpcerr.RequestTooLarge {
 			return errorf(http.StatusRequestEntityTooLarge, KindBodyTooLarge, "the request is too large for the runtime: %s", msg)

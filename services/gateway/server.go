@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -33,6 +34,13 @@ type Deps struct {
 	// the Go and process collectors, so several gateways can live in one
 	// process.
 	Registry *prometheus.Registry
+	// ChainIndexer is a connection to the chain indexer to follow the
+	// stacks of Config.RegionID through (see Config.ChainIndexerAddr). It
+	// takes precedence over ChainIndexerAddr (a region passes an
+	// in-process connection here); the caller keeps ownership and closes
+	// it after the Server. Nil with ChainIndexerAddr set dials it; nil
+	// without it leaves the gateway to PutStack and friends.
+	ChainIndexer grpc.ClientConnInterface
 }
 
 // Server is a gateway node: the public HTTP edge of the stacks it is told
@@ -49,6 +57,7 @@ type Server struct {
 	run      *service.Runner
 	metrics  *metrics
 	flight   inflight
+	follow   *chainFollow // nil when the gateway does not follow the chain
 	// recvLimit bounds an InvokeResponse on the wire: the response body
 	// and header limits plus grpcEnvelopeSlack.
 	recvLimit int
@@ -83,6 +92,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Usage == nil {
 		return nil, errors.New("gateway: Deps.Usage is required (usage.Discard{} drops usage on purpose)")
 	}
+	if deps.ChainIndexer != nil && cfg.RegionID == "" {
+		return nil, service.Invalid("gateway", []error{errors.New("region_id: is required with Deps.ChainIndexer (the base58 address of the region whose stacks this gateway serves)")})
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -103,6 +115,17 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if deps.ChainIndexer != nil || cfg.ChainIndexerAddr != "" {
+		if s.follow, err = newChainFollow(s, deps.ChainIndexer); err != nil {
+			return nil, err
+		}
+	}
+	if err := registerChainMetrics(s.run.Registry(), s); err != nil {
+		if s.follow != nil {
+			s.follow.stop()
+		}
+		return nil, err
+	}
 	gatewayv1.RegisterGatewayServiceServer(s.run.GRPC(), &adminService{s: s})
 	s.run.AddHTTPListener("http", cfg.HTTPAddr, &http.Server{
 		Handler:           s,
@@ -121,9 +144,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // Start binds the public HTTP listener (HTTPAddr), the gRPC admin listener
 // (GRPCAddr) and the admin HTTP listener (AdminAddr) and serves them in the
-// background; it returns once all are bound. ctx bounds only the binding;
-// use Close to stop. Start may be called once, not after Close.
-func (s *Server) Start(ctx context.Context) error { return s.run.Start(ctx) }
+// background; it returns once all are bound. With a chain indexer, it then
+// starts following it (in the background too; an unreachable indexer does
+// not fail Start). ctx bounds only the binding; use Close to stop. Start
+// may be called once, not after Close.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.run.Start(ctx); err != nil {
+		return err
+	}
+	if s.follow != nil {
+		s.follow.start()
+	}
+	return nil
+}
 
 // Err reports a listener that stopped with an error while serving (not
 // because of Close). A caller that embeds the gateway watches it beside its
@@ -164,6 +197,9 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 // Start; later calls return the first call's result.
 func (s *Server) Close() error {
 	return s.run.Close(func() error {
+		if s.follow != nil {
+			s.follow.stop()
+		}
 		// Handlers cut by a timed-out shutdown see their context cancelled
 		// and return promptly; wait for them so their usage is queued
 		// before the final flush.

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/fnproto"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -124,6 +126,38 @@ type Config struct {
 	// storage service's own page limit is 1000).
 	MaxListPage int
 
+	// ChainIndexerAddr is host:port of the chain indexer's gRPC API; empty
+	// (the default) leaves the node to the stacks it is given with Deploy
+	// and Undeploy. When set, the node follows the stacks of RegionID on
+	// the marketplace: an active, enabled stack is deployed at its ledger
+	// revision (binaries fetched from storage), a disabled one has its
+	// instances dropped and its calls refused (FAILED_PRECONDITION,
+	// STACK_DISABLED) until it is enabled again, a deleted one is
+	// undeployed and its tables and boxes deleted; the region's
+	// max_giga_instructions_per_call caps the fuel of a call and its
+	// memory_limit bounds apply to every deploy. An unreachable indexer
+	// changes nothing: the node keeps serving what it has. The node dials
+	// it without TLS, with max_message_bytes as the message limit. A chain
+	// indexer passed in-process (Deps.ChainIndexer) takes precedence.
+	ChainIndexerAddr string
+	// RegionID is the base58 address (32 bytes) of the marketplace region
+	// this node serves: only its stacks are deployed, and its limits apply.
+	// Required with chain_indexer_addr.
+	RegionID string
+	// ChainRetry spaces the node's retries towards the chain: reconnecting
+	// a Watch stream, redeploying a stack whose deploy failed, deleting the
+	// data of a deleted stack again (chain_retry_initial, doubled per
+	// failure up to chain_retry_max, with jitter).
+	ChainRetry chainwatch.Backoff
+	// ChainDeployWorkers is how many stacks from the chain the node
+	// deploys, undeploys or deletes at once; the others wait their turn,
+	// so one failing or slow stack never holds up the rest.
+	ChainDeployWorkers int
+	// ChainDeployTimeout bounds one deploy from the chain (fetching the
+	// binaries, compiling, prewarming) and one deletion of a stack's data;
+	// a deploy that runs out of it is retried.
+	ChainDeployTimeout time.Duration
+
 	// Usage batches the node's usage records (megabyte-instructions per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -168,6 +202,9 @@ func DefaultConfig() Config {
 		LogBuffer:            1024, // lines per log subscriber
 		MaxUploadsPerCall:    4,    // open uploads per call
 		MaxListPage:          1000, // objects per StorageListPage
+		ChainRetry:           chainwatch.DefaultBackoff(),
+		ChainDeployWorkers:   2,               // stacks deployed at once
+		ChainDeployTimeout:   2 * time.Minute, // fetch, compile and prewarm one stack
 		Usage:                usage.DefaultBatchConfig(),
 	}
 }
@@ -219,6 +256,22 @@ func (c Config) Validate() error {
 			p.Addf("storage_addr", "%q is not host:port", c.StorageAddr)
 		}
 	}
+	if c.ChainIndexerAddr != "" {
+		if host, port, err := net.SplitHostPort(c.ChainIndexerAddr); err != nil || host == "" || port == "" {
+			p.Addf("chain_indexer_addr", "%q is not host:port", c.ChainIndexerAddr)
+		}
+		if c.RegionID == "" {
+			p.Addf("region_id", "is required with chain_indexer_addr (the base58 address of the region whose stacks this node runs)")
+		}
+	}
+	if c.RegionID != "" {
+		if _, err := ledger.ParsePubkey(c.RegionID); err != nil {
+			p.Addf("region_id", "%v", err)
+		}
+	}
+	p.Add(c.ChainRetry.Validate())
+	p.Positive("chain_deploy_workers", int64(c.ChainDeployWorkers))
+	p.PositiveDuration("chain_deploy_timeout", c.ChainDeployTimeout)
 	p.Positive("max_uploads_per_call", int64(c.MaxUploadsPerCall))
 	if c.MaxListPage < 1 || c.MaxListPage > 1000 {
 		p.Addf("max_list_page", "must be 1..1000, got %d", c.MaxListPage)
@@ -256,5 +309,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every runtime setting, for --help.
 func ConfigDocs() config.Docs {
-	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), config.MustParseDocs(configSource))
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), chainwatch.ConfigDocs(), config.MustParseDocs(configSource))
 }

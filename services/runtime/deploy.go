@@ -92,8 +92,12 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "stack.id: %v", err)
 	}
-	m, err := manifest.ParseWithLimits(st.GetManifest(), manifest.Limits{MinMemory: s.cfg.MinMemory, MaxMemory: s.cfg.MaxMemory})
+	limits, note := s.manifestLimits()
+	m, err := manifest.ParseWithLimits(st.GetManifest(), limits)
 	if err != nil {
+		if note != "" {
+			return nil, status.Errorf(codes.InvalidArgument, "stack %s: manifest: %v (%s)", id, err, note)
+		}
 		return nil, status.Errorf(codes.InvalidArgument, "stack %s: manifest: %v", id, err)
 	}
 	s.mu.RLock()
@@ -179,6 +183,11 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	s.stacks[id] = d
 	if prev != nil {
 		s.retireLocked(prev)
+	}
+	if _, off := s.disabled[id]; off {
+		for _, f := range d.functions { // a disabled stack keeps no instances
+			s.pool.Remove(f.poolKey)
+		}
 	}
 	s.mu.Unlock()
 	s.logs.Publish(logs.Entry{Stack: id, Source: logs.SourceRuntime, Level: levelInfo, Body: fmt.Sprintf("deployed revision %d (%d functions)", d.revision, len(d.functions))})
@@ -380,14 +389,16 @@ func (s *Server) factory(f *function) pool.Factory {
 }
 
 // Undeploy removes a stack from this node; its idle instances are closed
-// and calls in progress finish on the revision they started on. Undeploying
-// a stack the node does not have succeeds (idempotent).
+// and calls in progress finish on the revision they started on. Its
+// enabled state (SetStackEnabled) is forgotten. Undeploying a stack the
+// node does not have succeeds (idempotent).
 func (s *Server) Undeploy(ctx context.Context, req *runtimev1.UndeployRequest) (*runtimev1.UndeployResponse, error) {
 	id, err := ids.StackIDFromBytes(req.GetStackId())
 	if err != nil {
 		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "stack_id: %v", err)
 	}
 	s.mu.Lock()
+	delete(s.disabled, id)
 	d := s.stacks[id]
 	if d == nil {
 		s.mu.Unlock()

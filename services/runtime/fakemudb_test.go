@@ -35,6 +35,11 @@ type fakeMudb struct {
 	named   map[string]int               // table → data requests naming it
 	created []string                     // stack/table of every CreateTable, in order
 	deletes int                          // DeleteTable and DeleteStackData calls
+	// failStackDeletes is how many DeleteStackData calls fail (UNAVAILABLE)
+	// before they succeed; stackDeletes counts the ones that succeeded,
+	// by hex stack id.
+	failStackDeletes int
+	stackDeletes     map[string]int
 }
 
 const fakeMaxValue = 1 << 20
@@ -164,11 +169,33 @@ func (f *fakeMudb) DeleteTable(context.Context, *mudbv1.DeleteTableRequest) (*mu
 	return &mudbv1.DeleteTableResponse{}, nil
 }
 
-func (f *fakeMudb) DeleteStackData(context.Context, *mudbv1.DeleteStackDataRequest) (*mudbv1.DeleteStackDataResponse, error) {
+func (f *fakeMudb) DeleteStackData(_ context.Context, r *mudbv1.DeleteStackDataRequest) (*mudbv1.DeleteStackDataResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failStackDeletes > 0 {
+		f.failStackDeletes--
+		return nil, status.Error(codes.Unavailable, "muDB is restarting")
+	}
 	f.deletes++
+	if f.stackDeletes == nil {
+		f.stackDeletes = map[string]int{}
+	}
+	stack := hex.EncodeToString(r.GetStackId())
+	f.stackDeletes[stack]++
+	for name := range f.tables {
+		if strings.HasPrefix(name, stack+"/") {
+			delete(f.tables, name)
+			delete(f.data, name)
+		}
+	}
 	return &mudbv1.DeleteStackDataResponse{}, nil
+}
+
+// stackDataDeletes is how many DeleteStackData calls for stack succeeded.
+func (f *fakeMudb) stackDataDeletes(stack []byte) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stackDeletes[hex.EncodeToString(stack)]
 }
 
 func (f *fakeMudb) TableList(_ context.Context, r *mudbv1.TableListRequest) (*mudbv1.TableListResponse, error) {

@@ -39,6 +39,7 @@ type fakeStorage struct {
 	aborted  int                          // Put streams that ended without a close
 	gets     int                          // Get calls
 	binGets  int                          // GetBinary calls
+	dataDels map[string]int               // hex stack id → DeleteStackData calls
 	maxChunk int                          // largest Put chunk received
 	seq      int
 }
@@ -51,7 +52,7 @@ type fakeStoredObject struct {
 }
 
 func newFakeStorage() *fakeStorage {
-	return &fakeStorage{boxes: map[string]bool{}, objects: map[string]*fakeStoredObject{}, binaries: map[string][]byte{}, stacks: map[string]int{}}
+	return &fakeStorage{boxes: map[string]bool{}, objects: map[string]*fakeStoredObject{}, binaries: map[string][]byte{}, stacks: map[string]int{}, dataDels: map[string]int{}}
 }
 
 // serveFakeStorage serves f on a real gRPC server on 127.0.0.1 and returns
@@ -270,6 +271,35 @@ func (f *fakeStorage) GetBinary(r *storagev1.GetBinaryRequest, stream grpc.Serve
 		b = b[n:]
 	}
 	return nil
+}
+
+// DeleteStackData deletes every box and object of the stack, idempotently.
+func (f *fakeStorage) DeleteStackData(_ context.Context, r *storagev1.DeleteStackDataRequest) (*storagev1.DeleteStackDataResponse, error) {
+	if _, err := ids.StackIDFromBytes(r.GetStackId()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "stack_id: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prefix := hex.EncodeToString(r.GetStackId()) + "/"
+	f.dataDels[hex.EncodeToString(r.GetStackId())]++
+	for k := range f.boxes {
+		if strings.HasPrefix(k, prefix) {
+			delete(f.boxes, k)
+		}
+	}
+	for k := range f.objects {
+		if strings.HasPrefix(k, prefix) {
+			delete(f.objects, k)
+		}
+	}
+	return &storagev1.DeleteStackDataResponse{}, nil
+}
+
+// dataDeletes is how many DeleteStackData calls named stack.
+func (f *fakeStorage) dataDeletes(stack ids.StackID) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dataDels[hex.EncodeToString(stack[:])]
 }
 
 // object returns a copy of the object stored under stack/box/key.

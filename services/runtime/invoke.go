@@ -39,6 +39,10 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "function %q: want \"assembly.function\"", req.GetFunction())
 	}
 	s.mu.RLock()
+	if reason, off := s.disabled[id]; off {
+		s.mu.RUnlock()
+		return nil, disabledError(id, reason)
+	}
 	d := s.stacks[id]
 	var f *function
 	if d != nil {
@@ -58,7 +62,7 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.FunctionNotFound, "stack %s has no function %q", id, assembly)
 	}
 	fr := toFnRequest(req.GetRequest())
-	lim := wasm.Limits{Fuel: s.cfg.MaxFuelPerCall, Timeout: s.cfg.CallTimeout}
+	lim := wasm.Limits{Fuel: s.fuelLimit(), Timeout: s.cfg.CallTimeout}
 
 	var (
 		res *wasm.Result
@@ -82,6 +86,14 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 				ce = c
 				ce.Message = "instance failed to start: " + ce.Message
 				break
+			}
+			if errors.Is(err, pool.ErrRemoved) {
+				s.mu.RLock()
+				reason, off := s.disabled[id]
+				s.mu.RUnlock()
+				if off { // disabled while the call waited for an instance
+					return nil, disabledError(id, reason)
+				}
 			}
 			return nil, poolStatus(err)
 		}

@@ -25,6 +25,9 @@ type metrics struct {
 	storageRequests  *prometheus.CounterVec
 	uploadsAbandoned prometheus.Counter
 	binaries         *prometheus.CounterVec
+	// chainDeployFailures is registered with the other chain metrics
+	// (registerChainMetrics).
+	chainDeployFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,6 +73,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.binaries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mu_runtime_binaries_loaded_total", Help: "Binaries not sent inline with a deploy, by where they came from (cache: a compiled artifact; storage: fetched and compiled).",
 	}, []string{"source"})
+	m.chainDeployFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_chain_deploy_failures_total", Help: "Deploys of stacks from the chain indexer that failed (each is retried with backoff).",
+	})
 	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)

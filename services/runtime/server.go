@@ -1,7 +1,3 @@
-// Package runtime is the runtime node: it runs stacks' WebAssembly functions
-// on wasmtime (internal/wasm), keeps warm instances (internal/pool), and
-// serves RuntimeService over gRPC: Deploy and Undeploy stacks, Invoke a
-// function, Status, and StreamLogs.
 package runtime
 
 import (
@@ -16,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
@@ -50,6 +47,13 @@ type Deps struct {
 	// ownership and closes it after the Server. Nil with StorageAddr set
 	// dials StorageAddr; nil without it leaves the node without storage.
 	Storage storagev1.StorageServiceClient
+	// ChainIndexer is a connection to the chain indexer to follow the
+	// stacks of Config.RegionID through (see Config.ChainIndexerAddr). It
+	// takes precedence over ChainIndexerAddr (a region passes an
+	// in-process connection here); the caller keeps ownership and closes
+	// it after the Server. Nil with ChainIndexerAddr set dials it; nil
+	// without it leaves the node to Deploy and Undeploy calls.
+	ChainIndexer grpc.ClientConnInterface
 }
 
 // Server is a runtime node. Create it with New, start it with Start, stop it
@@ -74,9 +78,16 @@ type Server struct {
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
 
+	// follow follows the chain indexer; nil when the node does not.
+	follow *chainFollow
+	// region holds the limits of the node's region from the chain; nil
+	// until they are known, and when the node does not follow the chain.
+	region atomic.Pointer[regionLimits]
+
 	mu        sync.RWMutex
 	stacks    map[[32]byte]*deployment
-	modules   map[string]*moduleRef // binary id → compiled module shared by deployments
+	disabled  map[ids.StackID]string // reason; see SetStackEnabled
+	modules   map[string]*moduleRef  // binary id → compiled module shared by deployments
 	deploySeq atomic.Uint64
 }
 
@@ -87,6 +98,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if deps.ChainIndexer != nil && cfg.RegionID == "" {
+		return nil, service.Invalid("runtime", []error{fmt.Errorf("region_id: is required with Deps.ChainIndexer (the base58 address of the region whose stacks this node runs)")})
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,13 +110,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		sink = usage.Discard{}
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log.With("service", "runtime", "node", cfg.NodeName),
-		keys:    usage.NewKeys("runtime/" + cfg.NodeName),
-		logs:    logs.NewHub(cfg.LogBuffer),
-		stacks:  make(map[[32]byte]*deployment),
-		modules: make(map[string]*moduleRef),
-		active:  semaphore.NewWeighted(cfg.ActiveMemoryBudget),
+		cfg:      cfg,
+		log:      log.With("service", "runtime", "node", cfg.NodeName),
+		keys:     usage.NewKeys("runtime/" + cfg.NodeName),
+		logs:     logs.NewHub(cfg.LogBuffer),
+		stacks:   make(map[[32]byte]*deployment),
+		disabled: make(map[ids.StackID]string),
+		modules:  make(map[string]*moduleRef),
+		active:   semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
 	var err error
 	s.engine, err = wasm.NewEngine(cfg.engineConfig())
@@ -157,16 +172,52 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.storage.client = storagev1.NewStorageServiceClient(s.stconn)
 	}
+	if deps.ChainIndexer != nil || cfg.ChainIndexerAddr != "" {
+		if s.follow, err = newChainFollow(s, deps.ChainIndexer); err != nil {
+			s.closeClients()
+			s.pool.Close()
+			s.engine.Close()
+			return nil, err
+		}
+	}
+	if err := registerChainMetrics(s.run.Registry(), s); err != nil {
+		if s.follow != nil {
+			s.follow.stop()
+		}
+		s.closeClients()
+		s.pool.Close()
+		s.engine.Close()
+		return nil, err
+	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
 	return s, nil
 }
 
+// closeClients closes the connections New dialled to muDB and storage.
+func (s *Server) closeClients() {
+	if s.mudb != nil {
+		_ = s.mudb.Close()
+	}
+	if s.stconn != nil {
+		_ = s.stconn.Close()
+	}
+}
+
 // Start binds the gRPC listener (GRPCAddr) and the admin HTTP listener
 // (AdminAddr) and serves them in the background; it returns once both are
-// bound. ctx bounds only the binding. Start may be called once, not after
-// Close.
-func (s *Server) Start(ctx context.Context) error { return s.run.Start(ctx) }
+// bound. With a chain indexer, it then starts following it (in the
+// background too; an unreachable indexer does not fail Start). ctx bounds
+// only the binding. Start may be called once, not after Close.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.run.Start(ctx); err != nil {
+		return err
+	}
+	if s.follow != nil {
+		s.follow.start()
+	}
+	return nil
+}
 
 // Err reports a listener that stopped with an error while serving (not
 // because of Close).
@@ -196,6 +247,9 @@ func (s *Server) FlushUsage(ctx context.Context) error { return s.usage.Flush(ct
 // Start; later calls return the first call's result.
 func (s *Server) Close() error {
 	return s.run.Close(func() error {
+		if s.follow != nil {
+			s.follow.stop() // no deploy starts or runs past here
+		}
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {
@@ -205,12 +259,7 @@ func (s *Server) Close() error {
 		s.stacks = map[[32]byte]*deployment{}
 		s.mu.Unlock()
 		s.engine.Close()
-		if s.mudb != nil {
-			_ = s.mudb.Close() // the calls that used it have ended
-		}
-		if s.stconn != nil {
-			_ = s.stconn.Close()
-		}
+		s.closeClients()                           // the calls that used them have ended
 		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
 	})
 }

@@ -1,0 +1,480 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/muprotocol/mu/libs/chainwatch"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/rpcerr"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
+)
+
+// regionLimits are the limits of the node's region on the marketplace that
+// the node applies on top of its own settings. Zero means no limit from
+// the region.
+type regionLimits struct {
+	name      string
+	maxFuel   uint64 // max_giga_instructions_per_call × 10^9, saturated
+	minMemory uint64
+	maxMemory uint64
+}
+
+// fuelLimit is the fuel budget of one call: MaxFuelPerCall, lowered by the
+// region's max_giga_instructions_per_call.
+func (s *Server) fuelLimit() uint64 {
+	if r := s.region.Load(); r != nil && r.maxFuel > 0 {
+		return min(s.cfg.MaxFuelPerCall, r.maxFuel)
+	}
+	return s.cfg.MaxFuelPerCall
+}
+
+// manifestLimits are the memory_limit bounds of a deploy: the node's
+// min_memory..max_memory narrowed by the region's bounds, and a note
+// naming the region when it narrowed them (for error messages).
+func (s *Server) manifestLimits() (manifest.Limits, string) {
+	l := manifest.Limits{MinMemory: s.cfg.MinMemory, MaxMemory: s.cfg.MaxMemory}
+	r := s.region.Load()
+	if r == nil {
+		return l, ""
+	}
+	if r.minMemory > l.MinMemory {
+		l.MinMemory = r.minMemory
+	}
+	if r.maxMemory > 0 && r.maxMemory < l.MaxMemory {
+		l.MaxMemory = r.maxMemory
+	}
+	if l.MinMemory == s.cfg.MinMemory && l.MaxMemory == s.cfg.MaxMemory {
+		return l, ""
+	}
+	return l, fmt.Sprintf("region %s allows memory_limit %s..%s on this node", r.name, manifest.ByteSize(l.MinMemory), manifest.ByteSize(l.MaxMemory))
+}
+
+// SetStackEnabled enables or disables a stack on this node. A disabled
+// stack's calls are refused with FAILED_PRECONDITION (reason
+// STACK_DISABLED, the message naming why) and its instances are dropped,
+// idle ones at once and busy ones when their call ends; its compiled
+// modules stay, so enabling it again serves at once (instances start on
+// the next calls). Stacks are enabled unless disabled here; the state may
+// be set before the stack is deployed, survives redeploys and is forgotten
+// by Undeploy. Safe for concurrent use; it does not block on calls.
+func (s *Server) SetStackEnabled(id ids.StackID, enabled bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, off := s.disabled[id]
+	if off == !enabled {
+		if !enabled {
+			s.disabled[id] = reason
+		}
+		return
+	}
+	d := s.stacks[id]
+	if enabled {
+		delete(s.disabled, id)
+		if d != nil {
+			for _, f := range d.functions {
+				_ = s.pool.Add(f.poolKey) // only fails once the pool is closed
+			}
+		}
+	} else {
+		s.disabled[id] = reason
+		if d != nil {
+			for _, f := range d.functions {
+				s.pool.Remove(f.poolKey)
+			}
+		}
+	}
+	s.log.Info("stack enabled state", "stack", id.String(), "enabled", enabled, "reason", reason)
+}
+
+// disabledError is the refusal of a call of a disabled stack.
+func disabledError(id ids.StackID, reason string) error {
+	if reason == "" {
+		reason = "its owner's escrow is under the region's minimum balance"
+	}
+	return rpcerr.Errorf(codes.FailedPrecondition, rpcerr.StackDisabled, "stack %s is disabled: %s", id, reason)
+}
+
+// chainFollow is the node's follower of the chain indexer (see
+// Config.ChainIndexerAddr): one Watch of the region's stacks, one of the
+// regions, and ChainDeployWorkers workers that bring each stack to the
+// state the ledger last gave it. Stack events only record that state and
+// queue the stack, so the Watch never waits for a deploy.
+type chainFollow struct {
+	s       *Server
+	region  ledger.Pubkey
+	conn    *grpc.ClientConn // dialled from ChainIndexerAddr; nil with Deps.ChainIndexer
+	stacks  *chainwatch.Follower[*chainindexerv1.Stack]
+	regions *chainwatch.Follower[*chainindexerv1.Region]
+	queue   *workQueue
+	log     *slog.Logger
+
+	failures prometheus.Counter
+
+	regionReady chan struct{} // closed once the regions snapshot is in
+	readyOnce   sync.Once
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	want map[ids.StackID]*wanted
+}
+
+// wanted is the state the ledger last gave a stack.
+type wanted struct {
+	stack    *chainindexerv1.Stack
+	gen      uint64 // bumped by every event of the stack
+	failures int    // failed attempts at gen in a row
+}
+
+// newChainFollow sets up following for s; nothing runs until start.
+func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, error) {
+	region, err := ledger.ParsePubkey(s.cfg.RegionID)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: region_id: %w", err)
+	}
+	f := &chainFollow{s: s, region: region, queue: newWorkQueue(), log: s.log.With("region", region.String()),
+		regionReady: make(chan struct{}), want: map[ids.StackID]*wanted{}, failures: s.metrics.chainDeployFailures}
+	if conn == nil {
+		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
+		if err != nil {
+			return nil, fmt.Errorf("runtime: chain_indexer_addr: %w", err)
+		}
+		f.conn, conn = c, c
+	}
+	opts := chainwatch.Options{Backoff: s.cfg.ChainRetry, Logger: f.log}
+	f.stacks = chainwatch.Stacks(conn, &chainindexerv1.WatchStacksRequest{RegionId: region.Bytes()}, f.onStack, opts)
+	// The node knows its region's id, not its provider's, so it watches
+	// every region (a few small objects) and keeps its own.
+	f.regions = chainwatch.Regions(conn, nil, f.onRegion, opts)
+	return f, nil
+}
+
+// start runs the followers and the workers until stop.
+func (f *chainFollow) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.wg.Add(2 + f.s.cfg.ChainDeployWorkers)
+	go func() { defer f.wg.Done(); f.regions.Run(ctx) }()
+	go func() { defer f.wg.Done(); f.stacks.Run(ctx) }()
+	for range f.s.cfg.ChainDeployWorkers {
+		go func() { defer f.wg.Done(); f.work(ctx) }()
+	}
+}
+
+// stop ends the followers and waits for the workers (a deploy in progress
+// sees its context cancelled). Safe before start and twice.
+func (f *chainFollow) stop() {
+	f.queue.close()
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wg.Wait()
+	if f.conn != nil {
+		_ = f.conn.Close()
+		f.conn = nil
+	}
+}
+
+// synced reports whether both streams have their snapshot.
+func (f *chainFollow) synced() bool { return f.stacks.Synced() && f.regions.Synced() }
+
+func (f *chainFollow) onRegion(_ context.Context, ev chainwatch.Event[*chainindexerv1.Region]) {
+	switch ev.Type {
+	case chainindexerv1.ChangeType_CHANGE_TYPE_UPSERT:
+		r := ev.Object
+		if string(r.GetId()) != string(f.region[:]) {
+			return
+		}
+		lim := &regionLimits{name: fmt.Sprintf("%q (%s)", r.GetName(), f.region), minMemory: r.GetMinMemoryLimitBytes(), maxMemory: r.GetMaxMemoryLimitBytes()}
+		if g := r.GetMaxGigaInstructionsPerCall(); g > 0 {
+			lim.maxFuel = mulSat(g, 1_000_000_000)
+		}
+		f.s.region.Store(lim)
+		f.log.Info("region limits", "max_giga_instructions_per_call", r.GetMaxGigaInstructionsPerCall(),
+			"min_memory_limit_bytes", lim.minMemory, "max_memory_limit_bytes", lim.maxMemory, "fuel_per_call", f.s.fuelLimit())
+	case chainindexerv1.ChangeType_CHANGE_TYPE_DELETE:
+		if string(ev.Object.GetId()) == string(f.region[:]) {
+			f.log.Warn("the region was closed on the ledger; keeping its last limits and stacks")
+		}
+	case chainindexerv1.ChangeType_CHANGE_TYPE_BOOKMARK:
+		if ev.Snapshot {
+			f.readyOnce.Do(func() {
+				if f.s.region.Load() == nil {
+					f.log.Warn("the region is not on the marketplace; no region limits apply")
+				}
+				close(f.regionReady)
+			})
+		}
+	}
+}
+
+func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindexerv1.Stack]) {
+	if ev.Type == chainindexerv1.ChangeType_CHANGE_TYPE_BOOKMARK {
+		return
+	}
+	st := ev.Object
+	id, err := ids.StackIDFromBytes(st.GetId())
+	if err != nil {
+		f.log.Warn("ignoring a stack event", "sequence", ev.Sequence, "err", err)
+		return
+	}
+	if string(st.GetRegionId()) != string(f.region[:]) {
+		f.log.Warn("ignoring a stack of another region", "stack", id.String(), "stack_region", ledger.Pubkey(st.GetRegionId()).String())
+		return
+	}
+	if ev.Type == chainindexerv1.ChangeType_CHANGE_TYPE_DELETE {
+		// The account is gone (or, Missed, the stack was deleted while
+		// the node could not see it): the same as deleted by its owner.
+		st = proto.CloneOf(st)
+		st.State, st.Enabled = chainindexerv1.StackState_STACK_STATE_DELETED, false
+	}
+	f.mu.Lock()
+	w := f.want[id]
+	if w == nil {
+		w = &wanted{}
+		f.want[id] = w
+	}
+	w.stack, w.failures = st, 0
+	w.gen++
+	f.mu.Unlock()
+	f.queue.add(id)
+}
+
+// work applies queued stacks until ctx ends.
+func (f *chainFollow) work(ctx context.Context) {
+	select {
+	case <-f.regionReady: // deploys are checked against the region's limits
+	case <-ctx.Done():
+		return
+	}
+	for {
+		id, ok := f.queue.get()
+		if !ok {
+			return
+		}
+		f.process(ctx, id)
+		f.queue.done(id)
+	}
+}
+
+// process brings stack id to the state the ledger last gave it; a failure
+// queues it again after a backoff, unless a newer state came meanwhile
+// (which is queued already).
+func (f *chainFollow) process(ctx context.Context, id ids.StackID) {
+	f.mu.Lock()
+	w := f.want[id]
+	if w == nil {
+		f.mu.Unlock()
+		return
+	}
+	st, gen := w.stack, w.gen
+	f.mu.Unlock()
+
+	err := f.apply(ctx, id, st)
+	if ctx.Err() != nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w.gen != gen || f.want[id] != w {
+		return
+	}
+	if err == nil {
+		w.failures = 0
+		if st.GetState() == chainindexerv1.StackState_STACK_STATE_DELETED {
+			delete(f.want, id)
+		}
+		return
+	}
+	w.failures++
+	d := f.s.cfg.ChainRetry.Delay(w.failures)
+	f.log.Warn("stack from the chain not applied; retrying", "stack", id.String(), "revision", st.GetRevision(),
+		"state", st.GetState().String(), "failures", w.failures, "retry_in", d, "err", err)
+	time.AfterFunc(d, func() { f.queue.add(id) })
+}
+
+// apply makes the node match st.
+func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexerv1.Stack) error {
+	s := f.s
+	switch st.GetState() {
+	case chainindexerv1.StackState_STACK_STATE_DELETED:
+		if _, err := s.Undeploy(ctx, &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+			return err
+		}
+		return f.deleteData(ctx, id)
+	case chainindexerv1.StackState_STACK_STATE_ACTIVE:
+	default:
+		f.log.Warn("ignoring a stack in an unknown state", "stack", id.String(), "state", st.GetState().String())
+		return nil
+	}
+	reason := ""
+	if !st.GetEnabled() {
+		reason = "its owner's escrow with the provider is under the region's minimum balance (min_escrow_balance); calls are refused until it is topped up"
+	}
+	// The enabled state first: a disabled stack's new revision never takes
+	// calls, an enabled one's old revision serves while the new deploys.
+	s.SetStackEnabled(id, st.GetEnabled(), reason)
+	s.mu.RLock()
+	var installed uint64
+	d := s.stacks[id]
+	if d != nil {
+		installed = d.revision
+	}
+	s.mu.RUnlock()
+	if d != nil && installed >= st.GetRevision() {
+		return nil // there already, or newer (deployed directly)
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.ChainDeployTimeout)
+	defer cancel()
+	_, err := s.Deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}})
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		s.mu.RLock()
+		d := s.stacks[id]
+		s.mu.RUnlock()
+		if d != nil && d.revision >= st.GetRevision() {
+			return nil // a newer revision won meanwhile
+		}
+		f.failures.Inc()
+		f.log.Error("deploying a stack from the chain failed", "stack", id.String(), "revision", st.GetRevision(),
+			"code", status.Code(err).String(), "err", status.Convert(err).Message())
+		return err
+	}
+	return nil
+}
+
+// deleteData deletes a deleted stack's tables and boxes. Both calls are
+// idempotent, so repeating them after a failure (or on every node of the
+// region) is safe.
+func (f *chainFollow) deleteData(ctx context.Context, id ids.StackID) error {
+	s := f.s
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.ChainDeployTimeout)
+	defer cancel()
+	if s.db.client != nil {
+		if _, err := s.db.client.DeleteStackData(dctx, &mudbv1.DeleteStackDataRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("deleting the tables of stack %s: %w", id, err)
+		}
+	}
+	if s.storage.client != nil {
+		if _, err := s.storage.client.DeleteStackData(dctx, &storagev1.DeleteStackDataRequest{StackId: id.Bytes()}); err != nil {
+			return fmt.Errorf("deleting the boxes of stack %s: %w", id, err)
+		}
+	}
+	f.log.Info("deleted stack's data removed", "stack", id.String(), "mudb", s.db.client != nil, "storage", s.storage.client != nil)
+	return nil
+}
+
+// workQueue hands out stack ids to workers: each id at most once at a
+// time, in the order they were queued; an id queued again while a worker
+// has it is handed out again once that worker is done. Safe for
+// concurrent use.
+type workQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	order   []ids.StackID
+	pending map[ids.StackID]bool // in order, or to be once its worker is done
+	busy    map[ids.StackID]bool
+	closed  bool
+}
+
+func newWorkQueue() *workQueue {
+	q := &workQueue{pending: map[ids.StackID]bool{}, busy: map[ids.StackID]bool{}}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// add queues id unless it is queued already. After close it does nothing.
+func (q *workQueue) add(id ids.StackID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.pending[id] {
+		return
+	}
+	q.pending[id] = true
+	if !q.busy[id] {
+		q.order = append(q.order, id)
+		q.cond.Signal()
+	}
+}
+
+// get blocks until an id is ready or the queue is closed (false).
+func (q *workQueue) get() (ids.StackID, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.order) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if q.closed {
+		return ids.StackID{}, false
+	}
+	id := q.order[0]
+	q.order = q.order[1:]
+	delete(q.pending, id)
+	q.busy[id] = true
+	return id, true
+}
+
+// done ends a worker's turn with id.
+func (q *workQueue) done(id ids.StackID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.busy, id)
+	if q.pending[id] && !q.closed {
+		q.order = append(q.order, id)
+		q.cond.Signal()
+	}
+}
+
+// close wakes every get, which then returns false.
+func (q *workQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.cond.Broadcast()
+}
+
+// registerChainMetrics registers the chain metrics of s (zero when s does
+// not follow the chain).
+func registerChainMetrics(reg prometheus.Registerer, s *Server) error {
+	synced := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mu_runtime_chain_synced", Help: "1 once the node has the chain indexer's snapshot of its region's stacks and of the regions (it stays 1 while the indexer is unreachable), else 0.",
+	}, func() float64 {
+		if s.follow != nil && s.follow.synced() {
+			return 1
+		}
+		return 0
+	})
+	seq := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mu_runtime_chain_sequence", Help: "The chain indexer sequence the node's stacks are current to.",
+	}, func() float64 {
+		if s.follow == nil {
+			return 0
+		}
+		return float64(s.follow.stacks.Sequence())
+	})
+	for _, c := range []prometheus.Collector{synced, seq, s.metrics.chainDeployFailures} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("runtime: register metrics: %w", err)
+		}
+	}
+	return nil
+}
