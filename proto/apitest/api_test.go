@@ -94,6 +94,7 @@ var services = []serviceSpec{
 			"ListRegions": unary, "WatchRegions": serverStream,
 			"ListStacks": unary, "WatchStacks": serverStream,
 			"ListEscrows": unary, "WatchEscrows": serverStream,
+			"GetStatus": unary,
 		},
 	},
 	{

@@ -3,8 +3,11 @@ module github.com/muprotocol/mu/services/chain-indexer
 go 1.26.0
 
 require (
+	github.com/google/renameio/v2 v2.0.2
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/proto v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -19,9 +22,8 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/grpc v1.85.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 

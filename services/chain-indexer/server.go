@@ -2,11 +2,18 @@ package chainindexer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+	"github.com/muprotocol/mu/services/chain-indexer/internal/index"
 )
 
 // Deps are the chain-indexer node's collaborators.
@@ -17,18 +24,42 @@ type Deps struct {
 	// listener's /metrics serves. Nil makes a private registry with the Go
 	// and process collectors.
 	Registry *prometheus.Registry
+	// Ledger is the ledger to follow, shared with its other users in the
+	// process (`mu run`, the region package); it takes precedence over
+	// Config.Ledger, and the node never closes it. Nil opens the backend
+	// Config.Ledger names, which Close then closes.
+	Ledger ledger.Ledger
 }
 
-// Server is a chain-indexer node. Until its API lands it serves grpc.health.v1,
-// reflection and the admin port only. Its methods are safe for concurrent
-// use.
+// Server is a chain-indexer node: it follows the ledger into its view and
+// serves that view as mu.chainindexer.v1.ChainIndexerService. Create it
+// with New, start it with Start, stop it with Close. Its methods are safe
+// for concurrent use.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	run *service.Runner
+	chainindexerv1.UnimplementedChainIndexerServiceServer
+
+	cfg     Config
+	log     *slog.Logger
+	run     *service.Runner
+	idx     *index.Index
+	led     ledger.Ledger
+	ownsLed bool
+	fol     *follower
+	m       *metrics
+	now     func() time.Time
+	born    time.Time
+
+	bg       context.Context
+	stopBg   context.CancelFunc
+	bgWG     sync.WaitGroup
+	bgOnce   sync.Once
 }
 
-// New checks cfg and builds the node; nothing listens until Start.
+// New checks cfg, loads the persisted view from DataDir (so the node
+// serves it as soon as it starts, before the ledger answers), opens the
+// ledger unless deps has one, and builds the node; nothing listens and
+// the ledger is not read until Start. Every Server from New must be
+// closed.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -38,17 +69,84 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "chain-indexer", "node", cfg.NodeName)
-	return &Server{
-		cfg: cfg,
-		log: log,
-		run: service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry}),
-	}, nil
+	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s.born = s.now()
+	idx, info, err := index.Open(index.Config{Dir: cfg.DataDir, History: cfg.HistoryEvents, MaxSubscribers: cfg.MaxWatchers})
+	if err != nil {
+		return nil, fmt.Errorf("chain-indexer: data_dir: %w", err)
+	}
+	if info.Problem != "" {
+		log.Warn("the persisted view was not usable; reading the ledger afresh", "problem", info.Problem)
+	}
+	if info.Loaded {
+		pos := idx.Position()
+		log.Info("serving the persisted view", "slot", pos.Slot, "sequence", pos.Seq, "clean", info.Clean)
+	}
+	s.idx = idx
+	if deps.Ledger != nil {
+		s.led = deps.Ledger
+	} else {
+		if s.led, err = openLedger(cfg.Ledger); err != nil {
+			idx.Close()
+			return nil, err
+		}
+		s.ownsLed = true
+	}
+	s.run = service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	if s.m, err = newMetrics(s.run.Registry(), s); err != nil {
+		s.closeParts()
+		return nil, err
+	}
+	s.run.AddReadiness("view", func() error {
+		if !s.idx.Status().Serving {
+			return errors.New("no view yet: the ledger has not been read and none was persisted")
+		}
+		return nil
+	})
+	chainindexerv1.RegisterChainIndexerServiceServer(s.run.GRPC(), s)
+	s.fol = &follower{led: s.led, idx: idx, cfg: cfg, log: log, m: s.m, now: s.now}
+	s.bg, s.stopBg = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Start binds the gRPC and admin listeners and serves them in the
-// background; it returns once both are bound. Start may be called once,
-// not after Close.
-func (s *Server) Start(ctx context.Context) error { return s.run.Start(ctx) }
+// background, and starts following the ledger and persisting the view;
+// it returns once both listeners are bound, without waiting for the
+// ledger. Start may be called once, not after Close.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.run.Start(ctx); err != nil {
+		return err
+	}
+	s.bgOnce.Do(func() {
+		s.bgWG.Add(2)
+		go func() {
+			defer s.bgWG.Done()
+			s.fol.run(s.bg)
+		}()
+		go func() {
+			defer s.bgWG.Done()
+			s.persistLoop()
+		}()
+	})
+	return nil
+}
+
+// persistLoop writes the view every persist_interval while it changes.
+func (s *Server) persistLoop() {
+	t := time.NewTicker(s.cfg.PersistInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.bg.Done():
+			return
+		case <-t.C:
+			if err := s.idx.Flush(); err != nil {
+				s.m.persistErrors.Inc()
+				s.log.Error("cannot persist the view", "err", err)
+			}
+		}
+	}
+}
 
 // Addr is the bound gRPC address, or "" before Start.
 func (s *Server) Addr() string { return s.run.GRPCAddr() }
@@ -60,6 +158,44 @@ func (s *Server) AdminAddr() string { return s.run.AdminAddr() }
 // Err reports a listener that stopped with an error while serving.
 func (s *Server) Err() <-chan error { return s.run.Err() }
 
-// Close stops serving within ShutdownTimeout. Safe to call twice and
-// before Start.
-func (s *Server) Close() error { return s.run.Close(nil) }
+// Registry returns the node's Prometheus registry (what /metrics serves).
+func (s *Server) Registry() *prometheus.Registry { return s.run.Registry() }
+
+// Close stops serving: Watch streams end with UNAVAILABLE and in-flight
+// calls get ShutdownTimeout to finish; then the follower stops, the view
+// is written a last time (so the next start continues with the next
+// sequence), and a ledger the node opened itself is closed. Safe to call
+// twice and before Start; later calls return the first call's result.
+func (s *Server) Close() error {
+	return s.run.Close(func() error {
+		s.bgOnce.Do(func() {}) // never started: nothing to wait for
+		return s.closeParts()
+	})
+}
+
+func (s *Server) closeParts() error {
+	var errs []error
+	if s.stopBg != nil {
+		s.stopBg()
+		s.bgWG.Wait()
+	}
+	if err := s.idx.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("chain-indexer: persist the view: %w", err))
+	}
+	if s.ownsLed {
+		if err := s.led.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("chain-indexer: close the ledger: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// staleness is how long ago the view was last found up to date (since
+// the node was made, when never).
+func (s *Server) staleness(synced time.Time) time.Duration {
+	since := synced
+	if since.IsZero() {
+		since = s.born
+	}
+	return max(s.now().Sub(since), 0)
+}

@@ -13,6 +13,8 @@ import (
 	v1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1491,11 +1493,181 @@ func (x *WatchEscrowsResponse) GetEscrow() *Escrow {
 	return nil
 }
 
+// GetStatusRequest asks for the indexer's status. It has no fields.
+type GetStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_mu_chainindexer_v1_chainindexer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_chainindexer_v1_chainindexer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_mu_chainindexer_v1_chainindexer_proto_rawDescGZIP(), []int{21}
+}
+
+// GetStatusResponse says how current the indexer's view is and whether the ledger answers.
+type GetStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ledger slot the view reflects: every ledger change up to this slot has been applied.
+	LedgerSlot uint64 `protobuf:"varint,1,opt,name=ledger_slot,json=ledgerSlot,proto3" json:"ledger_slot,omitempty"`
+	// The last sequence the indexer issued; a List made now is current to it.
+	Sequence uint64 `protobuf:"varint,2,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The smallest from_sequence a Watch accepts now (older ones fail with OUT_OF_RANGE).
+	OldestResumableSequence uint64 `protobuf:"varint,3,opt,name=oldest_resumable_sequence,json=oldestResumableSequence,proto3" json:"oldest_resumable_sequence,omitempty"`
+	// When the indexer last found its view up to date with the ledger (a read of the ledger that
+	// succeeded). Kept across restarts with the view; unset when the indexer never reached the
+	// ledger.
+	LastSyncTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_sync_time,json=lastSyncTime,proto3" json:"last_sync_time,omitempty"`
+	// How long ago last_sync_time was, as of this response: near zero (at most the poll interval)
+	// while the ledger answers, growing during an outage. Without a last_sync_time, the time since
+	// the indexer started.
+	Staleness *durationpb.Duration `protobuf:"bytes,5,opt,name=staleness,proto3" json:"staleness,omitempty"`
+	// Whether the indexer's latest call to the ledger succeeded.
+	LedgerReachable bool `protobuf:"varint,6,opt,name=ledger_reachable,json=ledgerReachable,proto3" json:"ledger_reachable,omitempty"`
+	// The text of the last error a ledger call returned, kept after the ledger recovers; empty
+	// when no call has failed since the indexer started.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When last_error happened; unset when it is empty.
+	LastErrorTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_error_time,json=lastErrorTime,proto3" json:"last_error_time,omitempty"`
+	// False until the indexer has a view to serve (loaded from its data directory or read from the
+	// ledger); List and Watch fail with UNAVAILABLE until then.
+	Serving bool `protobuf:"varint,9,opt,name=serving,proto3" json:"serving,omitempty"`
+	// The number of Watch streams open now.
+	Watchers      uint32 `protobuf:"varint,10,opt,name=watchers,proto3" json:"watchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_mu_chainindexer_v1_chainindexer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_chainindexer_v1_chainindexer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_mu_chainindexer_v1_chainindexer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetStatusResponse) GetLedgerSlot() uint64 {
+	if x != nil {
+		return x.LedgerSlot
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetOldestResumableSequence() uint64 {
+	if x != nil {
+		return x.OldestResumableSequence
+	}
+	return 0
+}
+
+func (x *GetStatusResponse) GetLastSyncTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSyncTime
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.Staleness
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetLedgerReachable() bool {
+	if x != nil {
+		return x.LedgerReachable
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetLastErrorTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastErrorTime
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetWatchers() uint32 {
+	if x != nil {
+		return x.Watchers
+	}
+	return 0
+}
+
 var File_mu_chainindexer_v1_chainindexer_proto protoreflect.FileDescriptor
 
 const file_mu_chainindexer_v1_chainindexer_proto_rawDesc = "" +
 	"\n" +
-	"%mu/chainindexer/v1/chainindexer.proto\x12\x12mu.chainindexer.v1\x1a\x17mu/types/v1/types.proto\"p\n" +
+	"%mu/chainindexer/v1/chainindexer.proto\x12\x12mu.chainindexer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17mu/types/v1/types.proto\"p\n" +
 	"\n" +
 	"ChangeMeta\x122\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.mu.chainindexer.v1.ChangeTypeR\x04type\x12\x1a\n" +
@@ -1592,7 +1764,22 @@ const file_mu_chainindexer_v1_chainindexer_proto_rawDesc = "" +
 	"\rfrom_sequence\x18\x03 \x01(\x04R\ffromSequence\"\x82\x01\n" +
 	"\x14WatchEscrowsResponse\x126\n" +
 	"\x06change\x18\x01 \x01(\v2\x1e.mu.chainindexer.v1.ChangeMetaR\x06change\x122\n" +
-	"\x06escrow\x18\x02 \x01(\v2\x1a.mu.chainindexer.v1.EscrowR\x06escrow*s\n" +
+	"\x06escrow\x18\x02 \x01(\v2\x1a.mu.chainindexer.v1.EscrowR\x06escrow\"\x12\n" +
+	"\x10GetStatusRequest\"\xcb\x03\n" +
+	"\x11GetStatusResponse\x12\x1f\n" +
+	"\vledger_slot\x18\x01 \x01(\x04R\n" +
+	"ledgerSlot\x12\x1a\n" +
+	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12:\n" +
+	"\x19oldest_resumable_sequence\x18\x03 \x01(\x04R\x17oldestResumableSequence\x12@\n" +
+	"\x0elast_sync_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\flastSyncTime\x127\n" +
+	"\tstaleness\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\x12)\n" +
+	"\x10ledger_reachable\x18\x06 \x01(\bR\x0fledgerReachable\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12B\n" +
+	"\x0flast_error_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12\x18\n" +
+	"\aserving\x18\t \x01(\bR\aserving\x12\x1a\n" +
+	"\bwatchers\x18\n" +
+	" \x01(\rR\bwatchers*s\n" +
 	"\n" +
 	"ChangeType\x12\x1b\n" +
 	"\x17CHANGE_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -1603,7 +1790,7 @@ const file_mu_chainindexer_v1_chainindexer_proto_rawDesc = "" +
 	"StackState\x12\x1b\n" +
 	"\x17STACK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12STACK_STATE_ACTIVE\x10\x01\x12\x17\n" +
-	"\x13STACK_STATE_DELETED\x10\x022\xaf\x06\n" +
+	"\x13STACK_STATE_DELETED\x10\x022\x89\a\n" +
 	"\x13ChainIndexerService\x12d\n" +
 	"\rListProviders\x12(.mu.chainindexer.v1.ListProvidersRequest\x1a).mu.chainindexer.v1.ListProvidersResponse\x12i\n" +
 	"\x0eWatchProviders\x12).mu.chainindexer.v1.WatchProvidersRequest\x1a*.mu.chainindexer.v1.WatchProvidersResponse0\x01\x12^\n" +
@@ -1613,7 +1800,8 @@ const file_mu_chainindexer_v1_chainindexer_proto_rawDesc = "" +
 	"ListStacks\x12%.mu.chainindexer.v1.ListStacksRequest\x1a&.mu.chainindexer.v1.ListStacksResponse\x12`\n" +
 	"\vWatchStacks\x12&.mu.chainindexer.v1.WatchStacksRequest\x1a'.mu.chainindexer.v1.WatchStacksResponse0\x01\x12^\n" +
 	"\vListEscrows\x12&.mu.chainindexer.v1.ListEscrowsRequest\x1a'.mu.chainindexer.v1.ListEscrowsResponse\x12c\n" +
-	"\fWatchEscrows\x12'.mu.chainindexer.v1.WatchEscrowsRequest\x1a(.mu.chainindexer.v1.WatchEscrowsResponse0\x01BBZ@github.com/muprotocol/mu/proto/mu/chainindexer/v1;chainindexerv1b\x06proto3"
+	"\fWatchEscrows\x12'.mu.chainindexer.v1.WatchEscrowsRequest\x1a(.mu.chainindexer.v1.WatchEscrowsResponse0\x01\x12X\n" +
+	"\tGetStatus\x12$.mu.chainindexer.v1.GetStatusRequest\x1a%.mu.chainindexer.v1.GetStatusResponseBBZ@github.com/muprotocol/mu/proto/mu/chainindexer/v1;chainindexerv1b\x06proto3"
 
 var (
 	file_mu_chainindexer_v1_chainindexer_proto_rawDescOnce sync.Once
@@ -1628,7 +1816,7 @@ func file_mu_chainindexer_v1_chainindexer_proto_rawDescGZIP() []byte {
 }
 
 var file_mu_chainindexer_v1_chainindexer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_mu_chainindexer_v1_chainindexer_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_mu_chainindexer_v1_chainindexer_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_mu_chainindexer_v1_chainindexer_proto_goTypes = []any{
 	(ChangeType)(0),                // 0: mu.chainindexer.v1.ChangeType
 	(StackState)(0),                // 1: mu.chainindexer.v1.StackState
@@ -1653,11 +1841,15 @@ var file_mu_chainindexer_v1_chainindexer_proto_goTypes = []any{
 	(*ListEscrowsResponse)(nil),    // 20: mu.chainindexer.v1.ListEscrowsResponse
 	(*WatchEscrowsRequest)(nil),    // 21: mu.chainindexer.v1.WatchEscrowsRequest
 	(*WatchEscrowsResponse)(nil),   // 22: mu.chainindexer.v1.WatchEscrowsResponse
-	(*v1.Rates)(nil),               // 23: mu.types.v1.Rates
+	(*GetStatusRequest)(nil),       // 23: mu.chainindexer.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),      // 24: mu.chainindexer.v1.GetStatusResponse
+	(*v1.Rates)(nil),               // 25: mu.types.v1.Rates
+	(*timestamppb.Timestamp)(nil),  // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
 }
 var file_mu_chainindexer_v1_chainindexer_proto_depIdxs = []int32{
 	0,  // 0: mu.chainindexer.v1.ChangeMeta.type:type_name -> mu.chainindexer.v1.ChangeType
-	23, // 1: mu.chainindexer.v1.Region.rates:type_name -> mu.types.v1.Rates
+	25, // 1: mu.chainindexer.v1.Region.rates:type_name -> mu.types.v1.Rates
 	1,  // 2: mu.chainindexer.v1.Stack.state:type_name -> mu.chainindexer.v1.StackState
 	3,  // 3: mu.chainindexer.v1.ListProvidersResponse.providers:type_name -> mu.chainindexer.v1.Provider
 	2,  // 4: mu.chainindexer.v1.WatchProvidersResponse.change:type_name -> mu.chainindexer.v1.ChangeMeta
@@ -1671,27 +1863,32 @@ var file_mu_chainindexer_v1_chainindexer_proto_depIdxs = []int32{
 	6,  // 12: mu.chainindexer.v1.ListEscrowsResponse.escrows:type_name -> mu.chainindexer.v1.Escrow
 	2,  // 13: mu.chainindexer.v1.WatchEscrowsResponse.change:type_name -> mu.chainindexer.v1.ChangeMeta
 	6,  // 14: mu.chainindexer.v1.WatchEscrowsResponse.escrow:type_name -> mu.chainindexer.v1.Escrow
-	7,  // 15: mu.chainindexer.v1.ChainIndexerService.ListProviders:input_type -> mu.chainindexer.v1.ListProvidersRequest
-	9,  // 16: mu.chainindexer.v1.ChainIndexerService.WatchProviders:input_type -> mu.chainindexer.v1.WatchProvidersRequest
-	11, // 17: mu.chainindexer.v1.ChainIndexerService.ListRegions:input_type -> mu.chainindexer.v1.ListRegionsRequest
-	13, // 18: mu.chainindexer.v1.ChainIndexerService.WatchRegions:input_type -> mu.chainindexer.v1.WatchRegionsRequest
-	15, // 19: mu.chainindexer.v1.ChainIndexerService.ListStacks:input_type -> mu.chainindexer.v1.ListStacksRequest
-	17, // 20: mu.chainindexer.v1.ChainIndexerService.WatchStacks:input_type -> mu.chainindexer.v1.WatchStacksRequest
-	19, // 21: mu.chainindexer.v1.ChainIndexerService.ListEscrows:input_type -> mu.chainindexer.v1.ListEscrowsRequest
-	21, // 22: mu.chainindexer.v1.ChainIndexerService.WatchEscrows:input_type -> mu.chainindexer.v1.WatchEscrowsRequest
-	8,  // 23: mu.chainindexer.v1.ChainIndexerService.ListProviders:output_type -> mu.chainindexer.v1.ListProvidersResponse
-	10, // 24: mu.chainindexer.v1.ChainIndexerService.WatchProviders:output_type -> mu.chainindexer.v1.WatchProvidersResponse
-	12, // 25: mu.chainindexer.v1.ChainIndexerService.ListRegions:output_type -> mu.chainindexer.v1.ListRegionsResponse
-	14, // 26: mu.chainindexer.v1.ChainIndexerService.WatchRegions:output_type -> mu.chainindexer.v1.WatchRegionsResponse
-	16, // 27: mu.chainindexer.v1.ChainIndexerService.ListStacks:output_type -> mu.chainindexer.v1.ListStacksResponse
-	18, // 28: mu.chainindexer.v1.ChainIndexerService.WatchStacks:output_type -> mu.chainindexer.v1.WatchStacksResponse
-	20, // 29: mu.chainindexer.v1.ChainIndexerService.ListEscrows:output_type -> mu.chainindexer.v1.ListEscrowsResponse
-	22, // 30: mu.chainindexer.v1.ChainIndexerService.WatchEscrows:output_type -> mu.chainindexer.v1.WatchEscrowsResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	26, // 15: mu.chainindexer.v1.GetStatusResponse.last_sync_time:type_name -> google.protobuf.Timestamp
+	27, // 16: mu.chainindexer.v1.GetStatusResponse.staleness:type_name -> google.protobuf.Duration
+	26, // 17: mu.chainindexer.v1.GetStatusResponse.last_error_time:type_name -> google.protobuf.Timestamp
+	7,  // 18: mu.chainindexer.v1.ChainIndexerService.ListProviders:input_type -> mu.chainindexer.v1.ListProvidersRequest
+	9,  // 19: mu.chainindexer.v1.ChainIndexerService.WatchProviders:input_type -> mu.chainindexer.v1.WatchProvidersRequest
+	11, // 20: mu.chainindexer.v1.ChainIndexerService.ListRegions:input_type -> mu.chainindexer.v1.ListRegionsRequest
+	13, // 21: mu.chainindexer.v1.ChainIndexerService.WatchRegions:input_type -> mu.chainindexer.v1.WatchRegionsRequest
+	15, // 22: mu.chainindexer.v1.ChainIndexerService.ListStacks:input_type -> mu.chainindexer.v1.ListStacksRequest
+	17, // 23: mu.chainindexer.v1.ChainIndexerService.WatchStacks:input_type -> mu.chainindexer.v1.WatchStacksRequest
+	19, // 24: mu.chainindexer.v1.ChainIndexerService.ListEscrows:input_type -> mu.chainindexer.v1.ListEscrowsRequest
+	21, // 25: mu.chainindexer.v1.ChainIndexerService.WatchEscrows:input_type -> mu.chainindexer.v1.WatchEscrowsRequest
+	23, // 26: mu.chainindexer.v1.ChainIndexerService.GetStatus:input_type -> mu.chainindexer.v1.GetStatusRequest
+	8,  // 27: mu.chainindexer.v1.ChainIndexerService.ListProviders:output_type -> mu.chainindexer.v1.ListProvidersResponse
+	10, // 28: mu.chainindexer.v1.ChainIndexerService.WatchProviders:output_type -> mu.chainindexer.v1.WatchProvidersResponse
+	12, // 29: mu.chainindexer.v1.ChainIndexerService.ListRegions:output_type -> mu.chainindexer.v1.ListRegionsResponse
+	14, // 30: mu.chainindexer.v1.ChainIndexerService.WatchRegions:output_type -> mu.chainindexer.v1.WatchRegionsResponse
+	16, // 31: mu.chainindexer.v1.ChainIndexerService.ListStacks:output_type -> mu.chainindexer.v1.ListStacksResponse
+	18, // 32: mu.chainindexer.v1.ChainIndexerService.WatchStacks:output_type -> mu.chainindexer.v1.WatchStacksResponse
+	20, // 33: mu.chainindexer.v1.ChainIndexerService.ListEscrows:output_type -> mu.chainindexer.v1.ListEscrowsResponse
+	22, // 34: mu.chainindexer.v1.ChainIndexerService.WatchEscrows:output_type -> mu.chainindexer.v1.WatchEscrowsResponse
+	24, // 35: mu.chainindexer.v1.ChainIndexerService.GetStatus:output_type -> mu.chainindexer.v1.GetStatusResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_mu_chainindexer_v1_chainindexer_proto_init() }
@@ -1705,7 +1902,7 @@ func file_mu_chainindexer_v1_chainindexer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_chainindexer_v1_chainindexer_proto_rawDesc), len(file_mu_chainindexer_v1_chainindexer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

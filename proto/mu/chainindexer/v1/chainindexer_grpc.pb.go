@@ -30,6 +30,7 @@ const (
 	ChainIndexerService_WatchStacks_FullMethodName    = "/mu.chainindexer.v1.ChainIndexerService/WatchStacks"
 	ChainIndexerService_ListEscrows_FullMethodName    = "/mu.chainindexer.v1.ChainIndexerService/ListEscrows"
 	ChainIndexerService_WatchEscrows_FullMethodName   = "/mu.chainindexer.v1.ChainIndexerService/WatchEscrows"
+	ChainIndexerService_GetStatus_FullMethodName      = "/mu.chainindexer.v1.ChainIndexerService/GetStatus"
 )
 
 // ChainIndexerServiceClient is the client API for ChainIndexerService service.
@@ -56,7 +57,10 @@ const (
 //
 // Watch semantics (the same for every Watch* rpc):
 //   - from_sequence = 0: the stream starts with the current state, one UPSERT event per matching
-//     object, then a BOOKMARK event whose sequence is the snapshot's; live changes follow.
+//     object, then a BOOKMARK event whose sequence is the snapshot's; live changes follow. Each
+//     snapshot event carries the sequence of the change that gave the object its current state,
+//     and the snapshot is sent in sequence order, so a stream cut off mid-snapshot can resume
+//     from (last sequence seen) + 1 like any other.
 //   - from_sequence = N > 0: the stream sends every matching change with sequence >= N, in
 //     sequence order, then live changes. Use N = (last sequence seen) + 1 to resume, or
 //     ListXResponse.sequence + 1 after a List. No snapshot is sent.
@@ -84,6 +88,11 @@ type ChainIndexerServiceClient interface {
 	ListEscrows(ctx context.Context, in *ListEscrowsRequest, opts ...grpc.CallOption) (*ListEscrowsResponse, error)
 	// WatchEscrows streams changes to escrow balances.
 	WatchEscrows(ctx context.Context, in *WatchEscrowsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEscrowsResponse], error)
+	// GetStatus reports how current the indexer's view of the ledger is. The indexer keeps serving
+	// its last view (List and Watch) while the ledger cannot be reached, and never reports deletes
+	// or disabled stacks because of an outage; a stale view shows here (and in the
+	// mu_chain_indexer_staleness_seconds metric), not as missing objects.
+	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 }
 
 type chainIndexerServiceClient struct {
@@ -210,6 +219,16 @@ func (c *chainIndexerServiceClient) WatchEscrows(ctx context.Context, in *WatchE
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ChainIndexerService_WatchEscrowsClient = grpc.ServerStreamingClient[WatchEscrowsResponse]
 
+func (c *chainIndexerServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatusResponse)
+	err := c.cc.Invoke(ctx, ChainIndexerService_GetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ChainIndexerServiceServer is the server API for ChainIndexerService service.
 // All implementations must embed UnimplementedChainIndexerServiceServer
 // for forward compatibility.
@@ -234,7 +253,10 @@ type ChainIndexerService_WatchEscrowsClient = grpc.ServerStreamingClient[WatchEs
 //
 // Watch semantics (the same for every Watch* rpc):
 //   - from_sequence = 0: the stream starts with the current state, one UPSERT event per matching
-//     object, then a BOOKMARK event whose sequence is the snapshot's; live changes follow.
+//     object, then a BOOKMARK event whose sequence is the snapshot's; live changes follow. Each
+//     snapshot event carries the sequence of the change that gave the object its current state,
+//     and the snapshot is sent in sequence order, so a stream cut off mid-snapshot can resume
+//     from (last sequence seen) + 1 like any other.
 //   - from_sequence = N > 0: the stream sends every matching change with sequence >= N, in
 //     sequence order, then live changes. Use N = (last sequence seen) + 1 to resume, or
 //     ListXResponse.sequence + 1 after a List. No snapshot is sent.
@@ -262,6 +284,11 @@ type ChainIndexerServiceServer interface {
 	ListEscrows(context.Context, *ListEscrowsRequest) (*ListEscrowsResponse, error)
 	// WatchEscrows streams changes to escrow balances.
 	WatchEscrows(*WatchEscrowsRequest, grpc.ServerStreamingServer[WatchEscrowsResponse]) error
+	// GetStatus reports how current the indexer's view of the ledger is. The indexer keeps serving
+	// its last view (List and Watch) while the ledger cannot be reached, and never reports deletes
+	// or disabled stacks because of an outage; a stale view shows here (and in the
+	// mu_chain_indexer_staleness_seconds metric), not as missing objects.
+	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	mustEmbedUnimplementedChainIndexerServiceServer()
 }
 
@@ -295,6 +322,9 @@ func (UnimplementedChainIndexerServiceServer) ListEscrows(context.Context, *List
 }
 func (UnimplementedChainIndexerServiceServer) WatchEscrows(*WatchEscrowsRequest, grpc.ServerStreamingServer[WatchEscrowsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEscrows not implemented")
+}
+func (UnimplementedChainIndexerServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
 }
 func (UnimplementedChainIndexerServiceServer) mustEmbedUnimplementedChainIndexerServiceServer() {}
 func (UnimplementedChainIndexerServiceServer) testEmbeddedByValue()                             {}
@@ -433,6 +463,24 @@ func _ChainIndexerService_WatchEscrows_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ChainIndexerService_WatchEscrowsServer = grpc.ServerStreamingServer[WatchEscrowsResponse]
 
+func _ChainIndexerService_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChainIndexerServiceServer).GetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ChainIndexerService_GetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChainIndexerServiceServer).GetStatus(ctx, req.(*GetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ChainIndexerService_ServiceDesc is the grpc.ServiceDesc for ChainIndexerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -455,6 +503,10 @@ var ChainIndexerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEscrows",
 			Handler:    _ChainIndexerService_ListEscrows_Handler,
+		},
+		{
+			MethodName: "GetStatus",
+			Handler:    _ChainIndexerService_GetStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
