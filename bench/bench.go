@@ -49,7 +49,7 @@ type Options struct {
 	// finds it from the working directory upwards.
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
-	// coldstart, fuel, mudb, storage64, deadline, density.
+	// coldstart, fuel, mudb, storage64, ledger, deadline, density.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -105,6 +105,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{"throughput", s.runThroughput},
 		{"mudb", s.runMudb},
 		{"storage64", s.runStorage64},
+		{"ledger", s.runLedger},
 		{"deadline", s.runDeadline},
 		{"density", s.runDensity},
 	}

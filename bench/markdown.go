@@ -197,6 +197,7 @@ func (r *Results) WriteMarkdown(path string) error {
 			w("\nGet at c=1: %s.\n", b)
 		}
 	}
+	r.writeLedgerMarkdown(w)
 	if len(r.density) > 0 {
 		w("\n## 5. Density\n\n")
 		w("`mu-runtime` built from `services/runtime/cmd/mu-runtime` and started as a child process on 127.0.0.1 with a fresh data dir; " +

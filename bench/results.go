@@ -50,6 +50,7 @@ type Results struct {
 	gomaxprocs *gomaxprocsResult
 	deadline   *deadlineResult
 	mudb       *mudbResult
+	ledger     *ledgerResult
 }
 
 // NotYet is a target whose subject does not exist yet.

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/usage"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
@@ -89,6 +90,9 @@ type Options struct {
 	Runtime *RuntimeOptions
 	// Gateway, if not nil, starts a gateway.
 	Gateway *GatewayOptions
+	// Ledger, if set, starts a marketplace ledger with a dev market and a
+	// chain-indexer; runtimes and the gateway follow the indexer.
+	Ledger *LedgerOptions
 
 	// Process configures process mode; InProcess ignores it.
 	Process ProcessOptions
@@ -159,6 +163,9 @@ type Region struct {
 	uploader ed25519.PrivateKey
 	runtimes []*RuntimeNode
 	gateway  *GatewayNode
+	ledger   ledger.Ledger
+	market   *Market
+	indexer  *ChainIndexerNode
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
@@ -299,8 +306,8 @@ func (g *GatewayNode) Process() *Process { return g.process }
 // (building binaries included); the services run until Close. On error
 // whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Region, err error) {
-	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil {
-		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Runtime or Options.Gateway")
+	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil && opts.Ledger == nil {
+		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Ledger, Options.Runtime or Options.Gateway")
 	}
 	if opts.Mode != InProcess && opts.Mode != Processes {
 		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
@@ -394,6 +401,12 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		n.client = storagev1.NewStorageServiceClient(cc)
 	}
 
+	if opts.Ledger != nil {
+		if err := r.startLedger(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
+
 	if ro := opts.Runtime; ro != nil {
 		for i := range max(ro.Nodes, 1) {
 			name := runtimeName(i)
@@ -407,6 +420,10 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			}
 			if r.storage != nil {
 				cfg.StorageAddr = r.storage.addr
+			}
+			if r.indexer != nil {
+				cfg.ChainIndexerAddr = r.indexer.addr
+				cfg.RegionID = r.market.Region.ID.String()
 			}
 			if ro.Config != nil {
 				ro.Config(i, &cfg)
@@ -448,6 +465,10 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.GRPCAddr = "127.0.0.1:0"
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "gateway"
+		if r.indexer != nil {
+			cfg.ChainIndexerAddr = r.indexer.addr
+			cfg.RegionID = r.market.Region.ID.String()
+		}
 		if gopts.Config != nil {
 			gopts.Config(&cfg)
 		}
@@ -662,7 +683,7 @@ func (r *Region) FlushUsage(ctx context.Context) error {
 }
 
 // Close stops the gateway (draining requests), then the runtimes, newest
-// first, then muDB and storage; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
+// first, then the chain-indexer, muDB and storage, then the ledger; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
 // SIGKILL, and Close waits for each to exit. A node already stopped or
 // killed through its Process is skipped. Safe to call twice; later calls
 // return the first call's result.
@@ -689,6 +710,9 @@ func (r *Region) close() error {
 		case n.process != nil:
 			errs = append(errs, n.process.Stop())
 		}
+	}
+	if n := r.indexer; n != nil && n.server != nil {
+		errs = append(errs, n.server.Close())
 	}
 	if n := r.mudb; n != nil {
 		switch {

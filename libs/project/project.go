@@ -1,22 +1,18 @@
 // Package project is a mu project on disk: a directory with mu.yaml and the
 // Go sources of its functions. A Function service named N is built from
 // DIR/N when that directory holds Go files, otherwise from DIR itself.
-// Build outputs and the local stack key live in DIR/.mu/.
+// Build outputs and the local keys live in DIR/.mu/.
 package project
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/muprotocol/mu/libs/gobuild"
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 )
 
@@ -124,35 +120,11 @@ func (p *Project) Build(ctx context.Context, progress func(fn, dir string)) (*Bu
 	return out, nil
 }
 
-// StackKey returns the project's local stack key, creating it on first use
-// (DIR/.mu/stack.key, hex seed, mode 0600), so the stack keeps its id — and
-// its URLs — from one `mu run` to the next.
-func (p *Project) StackKey() (ids.StackID, ed25519.PrivateKey, error) {
-	path := filepath.Join(p.StateDir(), "stack.key")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		seed, derr := hex.DecodeString(strings.TrimSpace(string(b)))
-		if derr != nil || len(seed) != ed25519.SeedSize {
-			return ids.StackID{}, nil, fmt.Errorf("%s: not a hex ed25519 seed; delete it to make a new stack id", path)
-		}
-		priv := ed25519.NewKeyFromSeed(seed)
-		var id ids.StackID
-		copy(id[:], priv.Public().(ed25519.PublicKey))
-		return id, priv, nil
-	case errors.Is(err, fs.ErrNotExist):
-		id, priv, err := ids.NewStackID()
-		if err != nil {
-			return ids.StackID{}, nil, err
-		}
-		if err := os.MkdirAll(p.StateDir(), 0o755); err != nil {
-			return ids.StackID{}, nil, err
-		}
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
-			return ids.StackID{}, nil, err
-		}
-		return id, priv, nil
-	default:
-		return ids.StackID{}, nil, err
-	}
+// Keypair returns the project's local key NAME (DIR/.mu/keys/NAME.json,
+// Solana's JSON keypair format, mode 0600), creating it on first use. `mu
+// run` keeps its dev market's keys there (authority, provider, developer),
+// so the stack, whose id the ledger derives from its developer key, keeps
+// its id and its URLs from one run to the next.
+func (p *Project) Keypair(name string) (*ledger.Keypair, error) {
+	return ledger.LoadOrCreateKeypair(filepath.Join(p.StateDir(), "keys", name+".json"))
 }

@@ -12,39 +12,51 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/project"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/region"
+	chainindexer "github.com/muprotocol/mu/services/chain-indexer"
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 func newRunCommand() *cobra.Command {
-	var gatewayAddr, dataDir string
+	var gatewayAddr, indexerAddr, dataDir string
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
 		Long: `Run builds the project in DIR (default .) to WebAssembly, starts a local
-region — the gateway, the runtime, muDB and storage in this process, on
-127.0.0.1, with embedded defaults — uploads the binaries to storage (signed
-with the stack's key), deploys the stack, prints each endpoint URL and then
-the storage service's base URL on lines of their own, and streams the
-functions' logs until Ctrl-C or SIGTERM.
+region — the gateway, the runtime, muDB, storage, a local marketplace
+ledger and the chain-indexer following it, in this process, on 127.0.0.1,
+with embedded defaults — and deploys the stack the way a provider's region
+gets it: the binaries are uploaded to storage (signed with the developer's
+key), the stack is posted on the ledger (create_stack, or update_stack when
+the manifest changed since the last run), and the runtime and the gateway
+learn it from the chain-indexer. The ledger holds a dev marketplace: an
+authority, an authorized provider with one region, and the developer's
+escrow with it.
 
-The stack id is kept in DIR/.mu/stack.key, so URLs stay the same between
-runs; the stack's tables (the embedded TiKV store), its boxes and binaries
-(a local directory) and compiled artifacts are kept under DIR/.mu/data, so
-data written in one run is there in the next.`,
+Run prints each endpoint URL, then the storage service's base URL, then the
+chain-indexer's gRPC address (for grpcurl; reflection is on), each on a
+line of its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+
+The keys are kept in DIR/.mu/keys (Solana JSON keypairs); the stack's id is
+derived from the developer key, so URLs stay the same between runs. The
+ledger, the indexer's view, the stack's tables (the embedded TiKV store),
+its boxes and binaries (a local directory) and compiled artifacts are kept
+under DIR/.mu/data, so data written in one run is there in the next.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, dataDir)
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, dataDir)
 		},
 	}
 	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
+	cmd.Flags().StringVar(&indexerAddr, "chain-indexer-addr", "127.0.0.1:12040", "address of the local chain-indexer's gRPC API (reflection on)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where the local region keeps its data (default DIR/.mu/data)")
 	return cmd
 }
@@ -77,7 +89,11 @@ func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*p
 	return b, nil
 }
 
-func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, dataDir string) error {
+// devStackSeed is the seed of the stack `mu run` posts: one stack per
+// project, whose developer key lives in the project's DIR/.mu/keys.
+const devStackSeed = 1
+
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, dataDir string) error {
 	p, err := loadProject(stderr, dir)
 	if err != nil {
 		return err
@@ -86,9 +102,11 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	if err != nil {
 		return err
 	}
-	id, key, err := p.StackKey()
-	if err != nil {
-		return &exitError{code: ExitUsage, err: err}
+	var keys region.MarketKeys
+	for name, k := range map[string]**ledger.Keypair{"authority": &keys.Authority, "provider": &keys.Provider, "developer": &keys.Developer} {
+		if *k, err = p.Keypair(name); err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
 	}
 	if dataDir == "" {
 		dataDir = filepath.Join(p.StateDir(), "data")
@@ -97,21 +115,40 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		DataDir:     dataDir,
 		Mudb:        &region.MudbOptions{},
 		Storage:     &region.StorageOptions{},
-		UploaderKey: key,
-		Runtime:     &region.RuntimeOptions{},
-		Gateway:     &region.GatewayOptions{HTTPAddr: gatewayAddr},
+		UploaderKey: keys.Developer.PrivateKey(),
+		Ledger: &region.LedgerOptions{
+			Keys:    keys,
+			Indexer: func(c *chainindexer.Config) { c.GRPCAddr = indexerAddr },
+		},
+		Runtime: &region.RuntimeOptions{},
+		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
 	})
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("start local region: %w", err)}
 	}
 	defer local.Close()
-	sub := local.Runtime().Server().Logs().Subscribe(logs.Filter{Stack: id})
+	sub := local.Runtime().Server().Logs().Subscribe(logs.Filter{})
 	defer sub.Close()
 	start := time.Now()
-	if err := local.Deploy(ctx, id, uint64(start.Unix()), b.Manifest, b.Binaries); err != nil {
-		return &exitError{code: ExitInvalid, err: err}
+	before, findErr := region.FindStack(ctx, local.Ledger(), keys.Developer.Pubkey(), local.Market().Region.ID, devStackSeed)
+	st, err := local.Post(ctx, keys.Developer, devStackSeed, b.Manifest, b.Binaries)
+	if err != nil {
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("post the stack on the local ledger: %w", err)}
 	}
-	fmt.Fprintf(stderr, "stack %s %q deployed in %s\n", id, b.Manifest.Name, time.Since(start).Round(time.Millisecond))
+	posted := time.Now()
+	id := ids.StackID(st.ID)
+	if err := local.WaitServed(ctx, id, st.Revision); err != nil {
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("stack %s revision %d was posted on the ledger but is not served: %w", id, st.Revision, err)}
+	}
+	what := "created"
+	switch {
+	case findErr == nil && before.Revision == st.Revision:
+		what = "unchanged"
+	case findErr == nil:
+		what = "updated"
+	}
+	fmt.Fprintf(stderr, "stack %s %q revision %d (%s on the ledger) served in %s (%s from the ledger write)\n",
+		id, b.Manifest.Name, st.Revision, what, time.Since(start).Round(time.Millisecond), time.Since(posted).Round(time.Millisecond))
 	printed := map[string]bool{}
 	for _, e := range local.URLs(id, b.Manifest) {
 		if !printed[e.URL] { // one line per URL, whatever its methods
@@ -124,6 +161,9 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		fmt.Fprintf(stdout, "%s\n", st.URL())
 		fmt.Fprintf(stderr, "  storage: public boxes at %s/%s/{box}/{key}, binary uploads at %s/binaries\n", st.URL(), id, st.URL())
 	}
+	ix := local.ChainIndexer()
+	fmt.Fprintf(stdout, "%s\n", ix.Addr())
+	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
 		select {

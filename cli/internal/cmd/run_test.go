@@ -11,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
 
 // TestInitBuildRun_NewProjectServesItsEndpoint follows a developer's first
@@ -59,7 +64,7 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(runCtx, []string{"run", "--gateway-addr", "127.0.0.1:0", dir}, nil, pw, &stderr)
+		done <- Run(runCtx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", dir}, nil, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -110,31 +115,36 @@ func TestRun_InvalidManifestNamesTheField(t *testing.T) {
 }
 
 // startRun runs `mu run` on dir in the background until the returned stop
-// is called, and returns the first URL it printed.
-func startRun(t *testing.T, dir, dataDir string) (url string, stop func() string) {
+// is called, and returns the first URL it printed and the chain-indexer's
+// address (the first printed line that is not a URL).
+func startRun(t *testing.T, dir, dataDir string) (url, indexer string, stop func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
+		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
 	for lines.Scan() {
-		if l := lines.Text(); strings.HasPrefix(l, "http://") {
-			url = l
+		l := lines.Text()
+		if !strings.HasPrefix(l, "http://") {
+			indexer = l
 			break
+		}
+		if url == "" {
+			url = l
 		}
 	}
 	go io.Copy(io.Discard, pr)
-	if url == "" {
+	if url == "" || indexer == "" {
 		cancel()
 		<-done
-		t.Fatalf("run printed no URL\n%s", stderr.String())
+		t.Fatalf("run printed no URL or no indexer address\n%s", stderr.String())
 	}
-	return url, func() string {
+	return url, indexer, func() string {
 		cancel()
 		select {
 		case code := <-done:
@@ -187,18 +197,19 @@ func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 
-	url, stop := startRun(t, dir, dataDir)
+	url, indexer, stop := startRun(t, dir, dataDir)
+	checkIndexer(t, indexer)
 	if !strings.HasSuffix(url, "/todo/") {
 		t.Fatalf("first URL %q", url)
 	}
 	if code, body := do("POST", url, `{"title": "milk", "done": false}`); code != 201 {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	if out := stop(); !strings.Contains(out, "2 db reads, 2 db writes") {
+	if out := stop(); !strings.Contains(out, "2 db reads, 2 db writes") || !strings.Contains(out, "revision 1 (created on the ledger)") {
 		t.Fatalf("usage summary of the first run:\n%s", out)
 	}
 
-	url2, stop := startRun(t, dir, dataDir)
+	url2, _, stop := startRun(t, dir, dataDir)
 	defer stop()
 	pathOf := func(u string) string { return u[strings.Index(u[len("http://"):], "/")+len("http://"):] }
 	if pathOf(url2) != pathOf(url) { // the port is picked anew
@@ -206,5 +217,77 @@ func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 	}
 	if code, body := do("GET", url2, ""); code != 200 || body != `[{"title":"milk","done":false}]` {
 		t.Fatalf("GET after a restart: %d %s", code, body)
+	}
+	if out := stop(); !strings.Contains(out, "revision 1 (unchanged on the ledger)") {
+		t.Fatalf("second run of the same code:\n%s", out)
+	}
+}
+
+// checkIndexer asks the chain-indexer mu run printed for the stacks it
+// knows, over gRPC, as an integrator's grpcurl would: the one stack.
+func checkIndexer(t *testing.T, addr string) {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := chainindexerv1.NewChainIndexerServiceClient(cc).ListStacks(ctx, &chainindexerv1.ListStacksRequest{})
+	if err != nil {
+		t.Fatalf("chain-indexer at %q: %v", addr, err)
+	}
+	if len(resp.GetStacks()) != 1 || !resp.GetStacks()[0].GetEnabled() {
+		t.Fatalf("chain-indexer lists %v, want one enabled stack", resp.GetStacks())
+	}
+}
+
+// TestRun_EditedCodeIsServedAtTheNextRevision edits a project between two
+// runs: the second run posts update_stack and serves the new code.
+func TestRun_EditedCodeIsServedAtTheNextRevision(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm")
+	}
+	dir := filepath.Join(t.TempDir(), "greeter")
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"init", dir, "--sdk-dir", sdk}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("init: exit %d\n%s", code, errb.String())
+	}
+	dataDir := t.TempDir()
+	greet := func(url string) string {
+		t.Helper()
+		resp, err := http.Get(strings.Replace(url, "{name}", "dev", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	url, _, stop := startRun(t, dir, dataDir)
+	if got := greet(url); got != "Hello, dev!" {
+		t.Fatalf("first run: %q", got)
+	}
+	stop()
+	src := filepath.Join(dir, "main.go")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), `"Hello, "`, `"Howdy, "`, 1)
+	if edited == string(b) {
+		t.Fatalf("the template's greeting is not where the test looks for it:\n%s", b)
+	}
+	if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url2, _, stop := startRun(t, dir, dataDir)
+	if got := greet(url2); got != "Howdy, dev!" {
+		t.Fatalf("second run serves %q, want the edited code", got)
+	}
+	if out := stop(); !strings.Contains(out, "revision 2 (updated on the ledger)") {
+		t.Fatalf("second run did not update the stack:\n%s", out)
 	}
 }
