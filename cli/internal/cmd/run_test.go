@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -152,7 +153,8 @@ func startRun(t *testing.T, dir, dataDir string) (url, indexer string, stop func
 				t.Fatalf("run exit %d\n%s", code, stderr.String())
 			}
 		case <-time.After(30 * time.Second):
-			t.Fatal("run did not stop after cancel")
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			t.Fatalf("run did not stop after cancel\n%s", stderr.String())
 		}
 		return stderr.String()
 	}
@@ -210,7 +212,6 @@ func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 	}
 
 	url2, _, stop := startRun(t, dir, dataDir)
-	defer stop()
 	pathOf := func(u string) string { return u[strings.Index(u[len("http://"):], "/")+len("http://"):] }
 	if pathOf(url2) != pathOf(url) { // the port is picked anew
 		t.Fatalf("stack URL changed between runs: %s then %s", url, url2)
