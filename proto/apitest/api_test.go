@@ -222,7 +222,7 @@ func TestFixedAPI_FieldNumbers(t *testing.T) {
 		&runtimev1.LogEntry{}:           {"stack_id": 1, "function": 2, "level": 3, "body": 4, "time": 5, "source": 6},
 
 		&gatewayv1.RoutesRequest{}:  {"stack_id": 1},
-		&gatewayv1.RoutesResponse{}: {"routes": 1},
+		&gatewayv1.RoutesResponse{}: {"routes": 1, "revision": 2, "enabled": 3, "disabled_reason": 4},
 		&gatewayv1.Route{}:          {"gateway": 1, "method": 2, "path": 3, "function": 4, "url": 5},
 
 		&gatewayv1.PutStackRequest{}:     {"stack_id": 1, "revision": 2, "manifest_yaml": 3},
