@@ -320,13 +320,13 @@ type liar struct {
 	signs  *ledger.Keypair
 }
 
-func (s liar) Pubkey() ledger.Pubkey            { return s.claims }
+func (s liar) Pubkey() ledger.Pubkey           { return s.claims }
 func (s liar) Sign(msg []byte) ([]byte, error) { return s.signs.Sign(msg) }
 
 // failing cannot sign.
 type failing struct{ key ledger.Pubkey }
 
-func (s failing) Pubkey() ledger.Pubkey        { return s.key }
+func (s failing) Pubkey() ledger.Pubkey       { return s.key }
 func (s failing) Sign([]byte) ([]byte, error) { return nil, errors.New("the HSM is offline") }
 
 // garbling signs correctly and then flips a bit.
