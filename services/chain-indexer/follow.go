@@ -128,9 +128,11 @@ func (f *follower) call(ctx context.Context, op string, extra time.Duration, fn 
 
 // changes reads the ledger's changes after slot, whole slots only (a
 // write's changes share its slot, and a page cut inside a slot would lose
-// the rest of it): at most about changes_batch of them, more when one
-// write alone has more. upto is the last slot read (after when none).
+// the rest of it): about changes_batch of them, more when one write alone
+// has more. upto is the last slot read (after when none); more says the
+// page was full, so further changes may follow.
 func (f *follower) changes(ctx context.Context, after uint64) (cs []ledger.Change, upto uint64, more bool, err error) {
+	prev := -1
 	for limit := f.cfg.ChangesBatch; ; limit *= 2 {
 		err = f.call(ctx, "changes", 0, func(ctx context.Context) (err error) {
 			cs, err = f.led.Changes(ctx, after, limit)
@@ -139,11 +141,6 @@ func (f *follower) changes(ctx context.Context, after uint64) (cs []ledger.Chang
 		if err != nil {
 			return nil, after, false, err
 		}
-		full := len(cs) == limit
-		var last uint64
-		if full {
-			last = cs[len(cs)-1].Slot
-		}
 		// Defensive: only changes after the slot asked for, in order.
 		kept := make([]ledger.Change, 0, len(cs))
 		for _, c := range cs {
@@ -151,13 +148,20 @@ func (f *follower) changes(ctx context.Context, after uint64) (cs []ledger.Chang
 				kept = append(kept, c)
 			}
 		}
-		if !full {
-			if len(kept) == 0 {
-				return nil, after, false, nil
-			}
+		switch {
+		case len(kept) == 0:
+			return nil, after, false, nil
+		case len(cs) < limit:
 			return kept, kept[len(kept)-1].Slot, false, nil
+		case len(cs) > limit, len(cs) == prev:
+			// The backend returned a whole slot past the limit, or no more
+			// for a larger one: it does not split slots (the local ledger
+			// never does).
+			return kept, kept[len(kept)-1].Slot, true, nil
 		}
-		if len(kept) > 0 && kept[0].Slot != last {
+		last := kept[len(kept)-1].Slot
+		if kept[0].Slot != last {
+			// Drop the last slot, which the page may have cut.
 			i := len(kept)
 			for kept[i-1].Slot == last {
 				i--
@@ -167,31 +171,41 @@ func (f *follower) changes(ctx context.Context, after uint64) (cs []ledger.Chang
 		if limit > 1<<20 {
 			return nil, after, false, fmt.Errorf("%w: one ledger slot has more than %d changes", errResync, limit)
 		}
-		// One write fills the page: read it again with room for all of it.
+		// One write fills the page: ask again with room for more of it.
+		prev = len(cs)
 	}
 }
 
 // step applies the next changes, or waits for the ledger to move.
 func (f *follower) step(ctx context.Context) error {
 	pos := f.idx.Position()
+	// The slot first: if no changes follow, none happened up to it (writes
+	// such as Mint take a slot without changing a served account).
+	var slot uint64
+	if err := f.call(ctx, "slot", 0, func(ctx context.Context) (err error) {
+		slot, err = f.led.Slot(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if slot < pos.Slot {
+		return fmt.Errorf("%w: the ledger is at slot %d, behind the view's %d", errResync, slot, pos.Slot)
+	}
 	cs, upto, more, err := f.changes(ctx, pos.Slot)
 	if err != nil {
 		return err
 	}
 	if len(cs) == 0 {
-		var slot uint64
-		if err := f.call(ctx, "slot", 0, func(ctx context.Context) (err error) {
-			slot, err = f.led.Slot(ctx)
-			return err
-		}); err != nil {
-			return err
+		now := f.now()
+		if slot > pos.Slot {
+			if _, err := f.idx.Apply(nil, slot, now); err != nil {
+				return err
+			}
+		} else {
+			f.idx.Synced(now)
 		}
-		if slot < pos.Slot {
-			return fmt.Errorf("%w: the ledger is at slot %d, behind the view's %d", errResync, slot, pos.Slot)
-		}
-		f.idx.Synced(f.now())
 		return f.call(ctx, "wait", f.cfg.PollInterval, func(ctx context.Context) error {
-			return f.led.Wait(ctx, pos.Slot, f.cfg.PollInterval)
+			return f.led.Wait(ctx, slot, f.cfg.PollInterval)
 		})
 	}
 	us := make([]index.Update, 0, len(cs))

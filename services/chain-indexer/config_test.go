@@ -1,0 +1,61 @@
+package chainindexer
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/muprotocol/mu/libs/service"
+)
+
+func TestConfig_DefaultIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfig_ReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GRPCAddr = "nope"
+	cfg.Ledger.Backend = "solana"
+	cfg.HistoryEvents = 0
+	cfg.PersistInterval = 0
+	cfg.PollInterval = -1
+	cfg.ChangesBatch = 0
+	cfg.LedgerTimeout = 0
+	cfg.RetryMin, cfg.RetryMax = 2e9, 1e9
+	cfg.WatchBuffer = 0
+	cfg.MaxWatchers = 0
+	cfg.BookmarkInterval = 0
+	cfg.MaxFilterIDs = 0
+	err := cfg.Validate()
+	if !errors.Is(err, service.ErrInvalidConfig) {
+		t.Fatalf("got %v", err)
+	}
+	for _, field := range []string{"grpc_addr", "ledger_backend", "history_events", "persist_interval", "poll_interval",
+		"changes_batch", "ledger_timeout", "retry_max", "watch_buffer", "max_watchers", "bookmark_interval", "max_filter_ids"} {
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+	cfg = DefaultConfig()
+	cfg.Ledger.PDEndpoints = []string{"pd:2379", " "}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ledger_pd_endpoints") {
+		t.Errorf("empty pd endpoint: %v", err)
+	}
+}
+
+func TestConfigDocs_DocumentEveryField(t *testing.T) {
+	docs := ConfigDocs()
+	for _, typ := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[LedgerConfig]()} {
+		for i := range typ.NumField() {
+			if f := typ.Field(i); !f.Anonymous && docs[typ.Name()+"."+f.Name] == "" {
+				t.Errorf("%s.%s has no doc comment (--help shows none)", typ.Name(), f.Name)
+			}
+		}
+	}
+	if docs["Base.GRPCAddr"] == "" {
+		t.Error("Base.GRPCAddr has no doc")
+	}
+}
