@@ -16,7 +16,6 @@ import (
 	"github.com/muprotocol/mu/libs/manifest"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
-	"github.com/muprotocol/mu/services/storage/upload"
 )
 
 // MarketKeys are the keys of a dev marketplace: the marketplace authority,
@@ -242,22 +241,14 @@ func (r *Region) Post(ctx context.Context, developer *ledger.Keypair, seed uint6
 	if err != nil {
 		return ledger.Stack{}, err
 	}
-	if len(binaries) > 0 && r.storage == nil {
-		return ledger.Stack{}, errors.New("region: Post needs a storage node to upload binaries to")
-	}
 	keys := make([]string, 0, len(binaries))
 	for k := range binaries {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c := upload.Client{BaseURL: r.storage.URL()}
-		res, err := c.Upload(ctx, developer.PrivateKey(), binaries[k])
-		if err != nil {
-			return ledger.Stack{}, fmt.Errorf("upload binary %s: %w", k, err)
-		}
-		if res.BinaryID != k {
-			return ledger.Stack{}, fmt.Errorf("upload binary %s: storage gave it the content id %s", k, res.BinaryID)
+		if err := r.uploadAs(ctx, developer.PrivateKey(), k, binaries[k]); err != nil {
+			return ledger.Stack{}, err
 		}
 	}
 	st, err := FindStack(ctx, r.ledger, developer.Pubkey(), r.market.Region.ID, seed)

@@ -588,11 +588,16 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 // its signed HTTP API, signed with UploaderKey, and checks that storage
 // gives it the content id the manifest uses.
 func (r *Region) Upload(ctx context.Context, binaryID string, wasm []byte) error {
+	return r.uploadAs(ctx, r.uploader, binaryID, wasm)
+}
+
+// uploadAs is Upload signed with key.
+func (r *Region) uploadAs(ctx context.Context, key ed25519.PrivateKey, binaryID string, wasm []byte) error {
 	if r.storage == nil {
 		return errors.New("region: no storage node to upload to")
 	}
 	c := upload.Client{BaseURL: r.storage.URL()}
-	res, err := c.Upload(ctx, r.uploader, wasm)
+	res, err := c.Upload(ctx, key, wasm)
 	if err != nil {
 		return fmt.Errorf("upload binary %s to %s: %w", binaryID, r.storage.name, err)
 	}
