@@ -136,50 +136,60 @@ func (l *Ledger) CreateEscrow(ctx context.Context, developer ledger.Signer, prov
 // has none).
 func (l *Ledger) RechargeEscrow(ctx context.Context, developer ledger.Signer, provider ledger.Pubkey, amount uint64) (ledger.Escrow, error) {
 	op := fmt.Sprintf("recharge escrow with provider %s", provider)
-	if amount == 0 {
-		return ledger.Escrow{}, fail(op, ledger.ErrInvalidArgument, "amount is 0")
-	}
-	signer, err := authorize(op, "recharge_escrow", developer, escrowArgs{provider, amount})
-	if err != nil {
-		return ledger.Escrow{}, err
-	}
-	var out ledger.Escrow
-	_, err = l.write(ctx, op, func(w *wtx) error {
-		old, found, err := w.escrow(signer, provider)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return w.fail(ledger.ErrNotFound, "developer %s has no escrow with provider %s", signer, provider)
-		}
+	return l.moveEscrow(ctx, op, "recharge_escrow", developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
 		if err := w.debit(signer, amount, "the recharge"); err != nil {
-			return err
+			return old, nil, err
 		}
 		e := old
+		var err error
 		if e.Balance, err = w.add(e.Balance, amount, "escrow balance"); err != nil {
-			return err
+			return old, nil, err
 		}
 		stacks, maxMin, err := w.escrowStacks(signer, provider)
 		if err != nil {
-			return err
+			return old, nil, err
 		}
 		if e.Overdrawn && e.Balance >= maxMin {
 			e.Overdrawn = false
 		}
-		out = e.public()
-		return w.putEscrow(old, e, stacks)
+		return e, stacks, nil
 	})
-	return out, err
 }
 
 // WithdrawEscrow moves amount from the signer's escrow to its wallet; see
 // ledger.Ledger.
 func (l *Ledger) WithdrawEscrow(ctx context.Context, developer ledger.Signer, provider ledger.Pubkey, amount uint64) (ledger.Escrow, error) {
 	op := fmt.Sprintf("withdraw from escrow with provider %s", provider)
+	return l.moveEscrow(ctx, op, "withdraw_escrow", developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
+		if old.Balance < amount {
+			return old, nil, w.fail(ledger.ErrInsufficientEscrow, "withdrawing %d, the escrow holds %d", amount, old.Balance)
+		}
+		e := old
+		e.Balance -= amount
+		stacks, maxMin, err := w.escrowStacks(signer, provider)
+		if err != nil {
+			return old, nil, err
+		}
+		if e.Balance < maxMin {
+			return old, nil, w.fail(ledger.ErrBelowMinimum, "%d would be left, %d active stacks need %d", e.Balance, len(stacks), maxMin)
+		}
+		if err := w.credit(signer, amount); err != nil {
+			return old, nil, err
+		}
+		return e, stacks, nil
+	})
+}
+
+// moveEscrow is the shared frame of a recharge and a withdrawal: the
+// amount must not be 0, the developer signs instruction, and the escrow
+// must exist; move computes the new escrow record and the stacks whose
+// enabled flag it may flip, in the same transaction.
+func (l *Ledger) moveEscrow(ctx context.Context, op, instruction string, developer ledger.Signer, provider ledger.Pubkey, amount uint64,
+	move func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error)) (ledger.Escrow, error) {
 	if amount == 0 {
 		return ledger.Escrow{}, fail(op, ledger.ErrInvalidArgument, "amount is 0")
 	}
-	signer, err := authorize(op, "withdraw_escrow", developer, escrowArgs{provider, amount})
+	signer, err := authorize(op, instruction, developer, escrowArgs{provider, amount})
 	if err != nil {
 		return ledger.Escrow{}, err
 	}
@@ -192,19 +202,8 @@ func (l *Ledger) WithdrawEscrow(ctx context.Context, developer ledger.Signer, pr
 		if !found {
 			return w.fail(ledger.ErrNotFound, "developer %s has no escrow with provider %s", signer, provider)
 		}
-		if old.Balance < amount {
-			return w.fail(ledger.ErrInsufficientEscrow, "withdrawing %d, the escrow holds %d", amount, old.Balance)
-		}
-		e := old
-		e.Balance -= amount
-		stacks, maxMin, err := w.escrowStacks(signer, provider)
+		e, stacks, err := move(w, signer, old)
 		if err != nil {
-			return err
-		}
-		if e.Balance < maxMin {
-			return w.fail(ledger.ErrBelowMinimum, "%d would be left, %d active stacks need %d", e.Balance, len(stacks), maxMin)
-		}
-		if err := w.credit(signer, amount); err != nil {
 			return err
 		}
 		out = e.public()
