@@ -749,12 +749,27 @@ func (x *StatusRequest) GetStackId() []byte {
 	return nil
 }
 
-// StatusResponse reports the selected stacks on this node.
+// StatusResponse reports the selected stacks on this node and the node's view of placement.
 type StatusResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Stacks []*StackStatus         `protobuf:"bytes,1,rep,name=stacks,proto3" json:"stacks,omitempty"`
-	// This node's placement id (design section 5), as text.
-	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// This node's placement id (design section 5): SHA-256 over its advertised IP, gRPC port and
+	// generation, lower-case hex.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The node's name (as in logs and usage keys).
+	NodeName string `protobuf:"bytes,3,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	// The node's generation: its start time, nanoseconds since the Unix epoch.
+	Generation int64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The gRPC address the node advertises to the region (the address its node id is computed from).
+	GrpcAddr string `protobuf:"bytes,5,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// The runtime nodes of the region as this node sees them (itself included), by name. A node
+	// without membership sees only itself.
+	Members []*RuntimeMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	// The stacks of the region (from the chain) that this node owns: the ones it prepares ahead of
+	// the first request. Filtered by stack_id like stacks.
+	OwnedStackIds [][]byte `protobuf:"bytes,7,rep,name=owned_stack_ids,json=ownedStackIds,proto3" json:"owned_stack_ids,omitempty"`
+	// Region stacks known from the chain, this node's own or not.
+	PlacedStacks  uint32 `protobuf:"varint,8,opt,name=placed_stacks,json=placedStacks,proto3" json:"placed_stacks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -803,21 +818,169 @@ func (x *StatusResponse) GetNodeId() string {
 	return ""
 }
 
+func (x *StatusResponse) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMembers() []*RuntimeMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetOwnedStackIds() [][]byte {
+	if x != nil {
+		return x.OwnedStackIds
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetPlacedStacks() uint32 {
+	if x != nil {
+		return x.PlacedStacks
+	}
+	return 0
+}
+
+// RuntimeMember is one runtime node of the region, as a member of the gossip list.
+type RuntimeMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Member name: the node name and generation.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Placement id, lower-case hex.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Advertised gRPC address.
+	GrpcAddr string `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// Start time in nanoseconds.
+	Generation int64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Suspected of having failed (still owns its stacks until declared dead).
+	Suspect bool `protobuf:"varint,5,opt,name=suspect,proto3" json:"suspect,omitempty"`
+	// The member is the node answering.
+	Self bool `protobuf:"varint,6,opt,name=self,proto3" json:"self,omitempty"`
+	// How many of the region's stacks (known to the answering node) it owns.
+	OwnedStacks   uint32 `protobuf:"varint,7,opt,name=owned_stacks,json=ownedStacks,proto3" json:"owned_stacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuntimeMember) Reset() {
+	*x = RuntimeMember{}
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuntimeMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuntimeMember) ProtoMessage() {}
+
+func (x *RuntimeMember) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuntimeMember.ProtoReflect.Descriptor instead.
+func (*RuntimeMember) Descriptor() ([]byte, []int) {
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *RuntimeMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RuntimeMember) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RuntimeMember) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *RuntimeMember) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *RuntimeMember) GetSuspect() bool {
+	if x != nil {
+		return x.Suspect
+	}
+	return false
+}
+
+func (x *RuntimeMember) GetSelf() bool {
+	if x != nil {
+		return x.Self
+	}
+	return false
+}
+
+func (x *RuntimeMember) GetOwnedStacks() uint32 {
+	if x != nil {
+		return x.OwnedStacks
+	}
+	return 0
+}
+
 // StackStatus describes one deployed stack.
 type StackStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key.
 	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
 	// Installed revision.
-	Revision      uint64            `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Functions     []*FunctionStatus `protobuf:"bytes,3,rep,name=functions,proto3" json:"functions,omitempty"`
+	Revision  uint64            `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Functions []*FunctionStatus `protobuf:"bytes,3,rep,name=functions,proto3" json:"functions,omitempty"`
+	// The name of the member that owns the stack by placement (this node's view); empty for a stack
+	// deployed directly (Deploy) outside the chain's placement.
+	Owner string `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Whether this node is the owner. A node also serves stacks it does not own: calls that reach it
+	// while ownership moves, and stacks it is about to release after the grace period.
+	Owned         bool `protobuf:"varint,5,opt,name=owned,proto3" json:"owned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StackStatus) Reset() {
 	*x = StackStatus{}
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[11]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +992,7 @@ func (x *StackStatus) String() string {
 func (*StackStatus) ProtoMessage() {}
 
 func (x *StackStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[11]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1005,7 @@ func (x *StackStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackStatus.ProtoReflect.Descriptor instead.
 func (*StackStatus) Descriptor() ([]byte, []int) {
-	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{11}
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StackStatus) GetStackId() []byte {
@@ -866,6 +1029,20 @@ func (x *StackStatus) GetFunctions() []*FunctionStatus {
 	return nil
 }
 
+func (x *StackStatus) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *StackStatus) GetOwned() bool {
+	if x != nil {
+		return x.Owned
+	}
+	return false
+}
+
 // FunctionStatus describes one function of a deployed stack.
 type FunctionStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -883,7 +1060,7 @@ type FunctionStatus struct {
 
 func (x *FunctionStatus) Reset() {
 	*x = FunctionStatus{}
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1072,7 @@ func (x *FunctionStatus) String() string {
 func (*FunctionStatus) ProtoMessage() {}
 
 func (x *FunctionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[12]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1085,7 @@ func (x *FunctionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FunctionStatus.ProtoReflect.Descriptor instead.
 func (*FunctionStatus) Descriptor() ([]byte, []int) {
-	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{12}
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FunctionStatus) GetName() string {
@@ -952,7 +1129,7 @@ type StreamLogsRequest struct {
 
 func (x *StreamLogsRequest) Reset() {
 	*x = StreamLogsRequest{}
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1141,7 @@ func (x *StreamLogsRequest) String() string {
 func (*StreamLogsRequest) ProtoMessage() {}
 
 func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[13]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1154,7 @@ func (x *StreamLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsRequest.ProtoReflect.Descriptor instead.
 func (*StreamLogsRequest) Descriptor() ([]byte, []int) {
-	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{13}
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamLogsRequest) GetStackId() []byte {
@@ -1004,7 +1181,7 @@ type StreamLogsResponse struct {
 
 func (x *StreamLogsResponse) Reset() {
 	*x = StreamLogsResponse{}
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1193,7 @@ func (x *StreamLogsResponse) String() string {
 func (*StreamLogsResponse) ProtoMessage() {}
 
 func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[14]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1206,7 @@ func (x *StreamLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamLogsResponse.ProtoReflect.Descriptor instead.
 func (*StreamLogsResponse) Descriptor() ([]byte, []int) {
-	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{14}
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamLogsResponse) GetEntry() *LogEntry {
@@ -1057,7 +1234,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1246,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[15]
+	mi := &file_mu_runtime_v1_runtime_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1259,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{15}
+	return file_mu_runtime_v1_runtime_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LogEntry) GetStackId() []byte {
@@ -1169,14 +1346,34 @@ const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\"\x12\n" +
 	"\x10UndeployResponse\"*\n" +
 	"\rStatusRequest\x12\x19\n" +
-	"\bstack_id\x18\x01 \x01(\fR\astackId\"]\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\"\xbc\x02\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x06stacks\x18\x01 \x03(\v2\x1a.mu.runtime.v1.StackStatusR\x06stacks\x12\x17\n" +
-	"\anode_id\x18\x02 \x01(\tR\x06nodeId\"\x81\x01\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tnode_name\x18\x03 \x01(\tR\bnodeName\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x03R\n" +
+	"generation\x12\x1b\n" +
+	"\tgrpc_addr\x18\x05 \x01(\tR\bgrpcAddr\x126\n" +
+	"\amembers\x18\x06 \x03(\v2\x1c.mu.runtime.v1.RuntimeMemberR\amembers\x12&\n" +
+	"\x0fowned_stack_ids\x18\a \x03(\fR\rownedStackIds\x12#\n" +
+	"\rplaced_stacks\x18\b \x01(\rR\fplacedStacks\"\xca\x01\n" +
+	"\rRuntimeMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x03R\n" +
+	"generation\x12\x18\n" +
+	"\asuspect\x18\x05 \x01(\bR\asuspect\x12\x12\n" +
+	"\x04self\x18\x06 \x01(\bR\x04self\x12!\n" +
+	"\fowned_stacks\x18\a \x01(\rR\vownedStacks\"\xad\x01\n" +
 	"\vStackStatus\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12;\n" +
-	"\tfunctions\x18\x03 \x03(\v2\x1d.mu.runtime.v1.FunctionStatusR\tfunctions\"\x8a\x01\n" +
+	"\tfunctions\x18\x03 \x03(\v2\x1d.mu.runtime.v1.FunctionStatusR\tfunctions\x12\x14\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05owned\x18\x05 \x01(\bR\x05owned\"\x8a\x01\n" +
 	"\x0eFunctionStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tbinary_id\x18\x02 \x01(\tR\bbinaryId\x12%\n" +
@@ -1227,7 +1424,7 @@ func file_mu_runtime_v1_runtime_proto_rawDescGZIP() []byte {
 }
 
 var file_mu_runtime_v1_runtime_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mu_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_mu_runtime_v1_runtime_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_mu_runtime_v1_runtime_proto_goTypes = []any{
 	(LogLevel)(0),                 // 0: mu.runtime.v1.LogLevel
 	(LogSource)(0),                // 1: mu.runtime.v1.LogSource
@@ -1243,43 +1440,45 @@ var file_mu_runtime_v1_runtime_proto_goTypes = []any{
 	(*UndeployResponse)(nil),      // 11: mu.runtime.v1.UndeployResponse
 	(*StatusRequest)(nil),         // 12: mu.runtime.v1.StatusRequest
 	(*StatusResponse)(nil),        // 13: mu.runtime.v1.StatusResponse
-	(*StackStatus)(nil),           // 14: mu.runtime.v1.StackStatus
-	(*FunctionStatus)(nil),        // 15: mu.runtime.v1.FunctionStatus
-	(*StreamLogsRequest)(nil),     // 16: mu.runtime.v1.StreamLogsRequest
-	(*StreamLogsResponse)(nil),    // 17: mu.runtime.v1.StreamLogsResponse
-	(*LogEntry)(nil),              // 18: mu.runtime.v1.LogEntry
-	(*v1.HttpRequest)(nil),        // 19: mu.types.v1.HttpRequest
-	(*v1.HttpResponse)(nil),       // 20: mu.types.v1.HttpResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*RuntimeMember)(nil),         // 14: mu.runtime.v1.RuntimeMember
+	(*StackStatus)(nil),           // 15: mu.runtime.v1.StackStatus
+	(*FunctionStatus)(nil),        // 16: mu.runtime.v1.FunctionStatus
+	(*StreamLogsRequest)(nil),     // 17: mu.runtime.v1.StreamLogsRequest
+	(*StreamLogsResponse)(nil),    // 18: mu.runtime.v1.StreamLogsResponse
+	(*LogEntry)(nil),              // 19: mu.runtime.v1.LogEntry
+	(*v1.HttpRequest)(nil),        // 20: mu.types.v1.HttpRequest
+	(*v1.HttpResponse)(nil),       // 21: mu.types.v1.HttpResponse
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
 }
 var file_mu_runtime_v1_runtime_proto_depIdxs = []int32{
-	19, // 0: mu.runtime.v1.InvokeRequest.request:type_name -> mu.types.v1.HttpRequest
-	20, // 1: mu.runtime.v1.InvokeResponse.response:type_name -> mu.types.v1.HttpResponse
+	20, // 0: mu.runtime.v1.InvokeRequest.request:type_name -> mu.types.v1.HttpRequest
+	21, // 1: mu.runtime.v1.InvokeResponse.response:type_name -> mu.types.v1.HttpResponse
 	5,  // 2: mu.runtime.v1.InvokeResponse.error:type_name -> mu.runtime.v1.InvokeError
 	2,  // 3: mu.runtime.v1.InvokeError.kind:type_name -> mu.runtime.v1.InvokeError.Kind
 	7,  // 4: mu.runtime.v1.DeployRequest.stack:type_name -> mu.runtime.v1.Stack
 	8,  // 5: mu.runtime.v1.DeployRequest.binaries:type_name -> mu.runtime.v1.FunctionBinary
-	14, // 6: mu.runtime.v1.StatusResponse.stacks:type_name -> mu.runtime.v1.StackStatus
-	15, // 7: mu.runtime.v1.StackStatus.functions:type_name -> mu.runtime.v1.FunctionStatus
-	18, // 8: mu.runtime.v1.StreamLogsResponse.entry:type_name -> mu.runtime.v1.LogEntry
-	0,  // 9: mu.runtime.v1.LogEntry.level:type_name -> mu.runtime.v1.LogLevel
-	21, // 10: mu.runtime.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	1,  // 11: mu.runtime.v1.LogEntry.source:type_name -> mu.runtime.v1.LogSource
-	3,  // 12: mu.runtime.v1.RuntimeService.Invoke:input_type -> mu.runtime.v1.InvokeRequest
-	6,  // 13: mu.runtime.v1.RuntimeService.Deploy:input_type -> mu.runtime.v1.DeployRequest
-	10, // 14: mu.runtime.v1.RuntimeService.Undeploy:input_type -> mu.runtime.v1.UndeployRequest
-	12, // 15: mu.runtime.v1.RuntimeService.Status:input_type -> mu.runtime.v1.StatusRequest
-	16, // 16: mu.runtime.v1.RuntimeService.StreamLogs:input_type -> mu.runtime.v1.StreamLogsRequest
-	4,  // 17: mu.runtime.v1.RuntimeService.Invoke:output_type -> mu.runtime.v1.InvokeResponse
-	9,  // 18: mu.runtime.v1.RuntimeService.Deploy:output_type -> mu.runtime.v1.DeployResponse
-	11, // 19: mu.runtime.v1.RuntimeService.Undeploy:output_type -> mu.runtime.v1.UndeployResponse
-	13, // 20: mu.runtime.v1.RuntimeService.Status:output_type -> mu.runtime.v1.StatusResponse
-	17, // 21: mu.runtime.v1.RuntimeService.StreamLogs:output_type -> mu.runtime.v1.StreamLogsResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	15, // 6: mu.runtime.v1.StatusResponse.stacks:type_name -> mu.runtime.v1.StackStatus
+	14, // 7: mu.runtime.v1.StatusResponse.members:type_name -> mu.runtime.v1.RuntimeMember
+	16, // 8: mu.runtime.v1.StackStatus.functions:type_name -> mu.runtime.v1.FunctionStatus
+	19, // 9: mu.runtime.v1.StreamLogsResponse.entry:type_name -> mu.runtime.v1.LogEntry
+	0,  // 10: mu.runtime.v1.LogEntry.level:type_name -> mu.runtime.v1.LogLevel
+	22, // 11: mu.runtime.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	1,  // 12: mu.runtime.v1.LogEntry.source:type_name -> mu.runtime.v1.LogSource
+	3,  // 13: mu.runtime.v1.RuntimeService.Invoke:input_type -> mu.runtime.v1.InvokeRequest
+	6,  // 14: mu.runtime.v1.RuntimeService.Deploy:input_type -> mu.runtime.v1.DeployRequest
+	10, // 15: mu.runtime.v1.RuntimeService.Undeploy:input_type -> mu.runtime.v1.UndeployRequest
+	12, // 16: mu.runtime.v1.RuntimeService.Status:input_type -> mu.runtime.v1.StatusRequest
+	17, // 17: mu.runtime.v1.RuntimeService.StreamLogs:input_type -> mu.runtime.v1.StreamLogsRequest
+	4,  // 18: mu.runtime.v1.RuntimeService.Invoke:output_type -> mu.runtime.v1.InvokeResponse
+	9,  // 19: mu.runtime.v1.RuntimeService.Deploy:output_type -> mu.runtime.v1.DeployResponse
+	11, // 20: mu.runtime.v1.RuntimeService.Undeploy:output_type -> mu.runtime.v1.UndeployResponse
+	13, // 21: mu.runtime.v1.RuntimeService.Status:output_type -> mu.runtime.v1.StatusResponse
+	18, // 22: mu.runtime.v1.RuntimeService.StreamLogs:output_type -> mu.runtime.v1.StreamLogsResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_mu_runtime_v1_runtime_proto_init() }
@@ -1293,7 +1492,7 @@ func file_mu_runtime_v1_runtime_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_runtime_v1_runtime_proto_rawDesc), len(file_mu_runtime_v1_runtime_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

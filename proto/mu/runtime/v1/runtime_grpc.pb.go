@@ -48,7 +48,8 @@ type RuntimeServiceClient interface {
 	Deploy(ctx context.Context, in *DeployRequest, opts ...grpc.CallOption) (*DeployResponse, error)
 	// Undeploy removes a stack from this node and drops its instances. Idempotent.
 	Undeploy(ctx context.Context, in *UndeployRequest, opts ...grpc.CallOption) (*UndeployResponse, error)
-	// Status reports the stacks deployed on this node.
+	// Status reports the stacks deployed on this node, the region's runtime members as it sees them and
+	// which stacks it owns.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
 	// StreamLogs streams function logs (and the runtime's own messages about them) as they are
 	// produced, until the client cancels or the node shuts down.
@@ -141,7 +142,8 @@ type RuntimeServiceServer interface {
 	Deploy(context.Context, *DeployRequest) (*DeployResponse, error)
 	// Undeploy removes a stack from this node and drops its instances. Idempotent.
 	Undeploy(context.Context, *UndeployRequest) (*UndeployResponse, error)
-	// Status reports the stacks deployed on this node.
+	// Status reports the stacks deployed on this node, the region's runtime members as it sees them and
+	// which stacks it owns.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
 	// StreamLogs streams function logs (and the runtime's own messages about them) as they are
 	// produced, until the client cancels or the node shuts down.
