@@ -16,8 +16,11 @@ VERSITYGW := $(CURDIR)/.tmp/bin/versitygw
 export MU_VERSITYGW := $(VERSITYGW)
 RUN_DIR ?= examples/hello
 GATEWAY_ADDR ?= 127.0.0.1:12080
+# Where `make cluster` keeps its processes' pids, logs, data and keys.
+CLUSTER_DIR ?= .mu/cluster
+CLUSTER_RUNTIMES ?= 3
 
-.PHONY: all build run test test-race vet versitygw test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run cluster cluster-down test test-race vet versitygw test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
 all: build
 
@@ -30,6 +33,12 @@ build: ## Build every module and the mu binary into .tmp/bin/mu.
 
 run: ## Start the local runtime with embedded defaults and serve the example stack.
 	$(GO) run ./cli run --gateway-addr $(GATEWAY_ADDR) $(RUN_DIR)
+
+cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtimes, muDB, storage, chain-indexer) serving examples/hello and examples/todo.
+	$(GO) run ./cli cluster up --repo $(CURDIR) --dir $(CLUSTER_DIR) --runtimes $(CLUSTER_RUNTIMES)
+
+cluster-down: ## Stop the processes `make cluster` started.
+	$(GO) run ./cli cluster down --dir $(CLUSTER_DIR)
 
 test: versitygw vet test-wasm test-race ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \

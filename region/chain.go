@@ -2,6 +2,7 @@ package region
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/muprotocol/mu/libs/ledger"
@@ -32,6 +33,18 @@ type LedgerOptions struct {
 	// Indexer, if set, adjusts the chain-indexer's configuration
 	// (GRPCAddr, AdminAddr and its data directory are set).
 	Indexer func(c *chainindexer.Config)
+	// IndexerProcess, in process mode, runs the chain-indexer as a child
+	// process (mu-chain-indexer) that hosts the local ledger under
+	// DataDir/ledger, as a provider runs it. The embedded store can be
+	// open in one process only, so Start opens the ledger here first, sets
+	// up the market, runs Prepare, closes it and then starts the child;
+	// afterwards Region.Ledger is nil and Post fails. Needs a DataDir and
+	// the local backend (Ledger unset).
+	IndexerProcess bool
+	// Prepare, if set, runs once the market is set up, while this process
+	// holds the ledger (with IndexerProcess: the only time it does); it
+	// may Post stacks (storage, if any, is running).
+	Prepare func(ctx context.Context, r *Region) error
 }
 
 // ChainIndexerNode is the region's chain-indexer.
@@ -41,7 +54,12 @@ type ChainIndexerNode struct {
 	adminAddr string
 	client    chainindexerv1.ChainIndexerServiceClient
 	server    *chainindexer.Server
+	process   *Process
 }
+
+// Process is the node's child process (LedgerOptions.IndexerProcess), or
+// nil.
+func (n *ChainIndexerNode) Process() *Process { return n.process }
 
 // Name is the node's name.
 func (n *ChainIndexerNode) Name() string { return n.name }
@@ -56,7 +74,7 @@ func (n *ChainIndexerNode) AdminAddr() string { return n.adminAddr }
 // Client is a ChainIndexerService client of the node.
 func (n *ChainIndexerNode) Client() chainindexerv1.ChainIndexerServiceClient { return n.client }
 
-// Server is the in-process server.
+// Server is the in-process server, or nil with IndexerProcess.
 func (n *ChainIndexerNode) Server() *chainindexer.Server { return n.server }
 
 // Ledger is the region's marketplace ledger, or nil without
@@ -74,18 +92,32 @@ func (r *Region) ChainIndexer() *ChainIndexerNode { return r.indexer }
 func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	lo := opts.Ledger
 	r.ledger = lo.Ledger
+	child := lo.IndexerProcess && r.procs != nil
+	if child && (lo.Ledger != nil || opts.DataDir == "") {
+		return errors.New("region: LedgerOptions.IndexerProcess needs Options.DataDir and the local ledger (LedgerOptions.Ledger unset)")
+	}
+	var localCfg local.Config
 	if r.ledger == nil {
-		cfg := local.DefaultConfig()
-		cfg.DataDir = nodeDir(opts.DataDir, "ledger")
+		localCfg = local.DefaultConfig()
+		localCfg.DataDir = nodeDir(opts.DataDir, "ledger")
 		if lo.Local != nil {
-			lo.Local(&cfg)
+			lo.Local(&localCfg)
 		}
-		l, err := local.Open(cfg)
+		l, err := local.Open(localCfg)
 		if err != nil {
 			return fmt.Errorf("region: ledger: %w", err)
 		}
 		r.ledger = l
-		r.closers = append(r.closers, l.Close)
+		if child {
+			defer func() {
+				if r.ledger != nil { // a failure before the hand-over
+					l.Close()
+					r.ledger = nil
+				}
+			}()
+		} else {
+			r.closers = append(r.closers, l.Close)
+		}
 	}
 	keys := lo.Keys
 	for _, k := range []**ledger.Keypair{&keys.Authority, &keys.Provider, &keys.Developer} {
@@ -106,6 +138,11 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 		return err
 	}
 	r.market = m
+	if lo.Prepare != nil {
+		if err := lo.Prepare(ctx, r); err != nil {
+			return err
+		}
+	}
 
 	cfg := chainindexer.DefaultConfig()
 	cfg.GRPCAddr = "127.0.0.1:0"
@@ -115,6 +152,34 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	if lo.Indexer != nil {
 		lo.Indexer(&cfg)
 	}
+	if child {
+		// Hand the ledger over to the child that hosts it from now on.
+		if err := r.ledger.Close(); err != nil {
+			return fmt.Errorf("region: ledger: %w", err)
+		}
+		r.ledger = nil
+		cfg.Ledger = chainindexer.LedgerConfig{Backend: chainindexer.BackendLocal, PDEndpoints: localCfg.PDEndpoints, DataDir: localCfg.DataDir}
+		n, err := r.procs.chainIndexer(ctx, cfg.NodeName, cfg)
+		if n != nil {
+			r.indexer = n
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := r.indexerInProcess(ctx, cfg); err != nil {
+		return err
+	}
+	cc, err := dialService("chain-indexer", r.indexer.addr, cfg.MaxMessageBytes)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, cc.Close)
+	r.indexer.client = chainindexerv1.NewChainIndexerServiceClient(cc)
+	return nil
+}
+
+// indexerInProcess starts the chain-indexer in this process on r.ledger.
+func (r *Region) indexerInProcess(ctx context.Context, cfg chainindexer.Config) error {
 	s, err := chainindexer.New(cfg, chainindexer.Deps{Logger: r.log, Ledger: r.ledger})
 	if err != nil {
 		return fmt.Errorf("region: chain-indexer: %w", err)
@@ -124,11 +189,5 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 		return fmt.Errorf("region: chain-indexer: %w", err)
 	}
 	r.indexer = &ChainIndexerNode{name: cfg.NodeName, addr: s.Addr(), adminAddr: s.AdminAddr(), server: s}
-	cc, err := dialService("chain-indexer", s.Addr(), cfg.MaxMessageBytes)
-	if err != nil {
-		return err
-	}
-	r.closers = append(r.closers, cc.Close)
-	r.indexer.client = chainindexerv1.NewChainIndexerServiceClient(cc)
 	return nil
 }

@@ -82,19 +82,24 @@ func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.
 		rt.Close()
 		return nil, err
 	}
-	return &RuntimeNode{name: name, addr: rt.Addr(), adminAddr: rt.AdminAddr(), server: rt}, nil
+	return &RuntimeNode{name: name, addr: rt.Addr(), adminAddr: rt.AdminAddr(), clusterAddr: rt.ClusterAddr(), server: rt}, nil
 }
 
 // gatewayInProcess starts a gateway in this process that sends every stack
-// to the runtime at runtimeAddr, as mu-gateway does.
+// to the runtime at runtimeAddr, as mu-gateway does, or, with runtimeAddr
+// empty, routes each stack to its owner among the members of its cluster.
 func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string) (*GatewayNode, error) {
-	conns := gateway.NewConns()
-	r.closers = append(r.closers, conns.Close)
-	rt, err := gateway.DialRuntime(conns, runtimeAddr)
-	if err != nil {
-		return nil, err
+	deps := gateway.Deps{Usage: r.Usage, Logger: r.log}
+	if runtimeAddr != "" {
+		conns := gateway.NewConns()
+		r.closers = append(r.closers, conns.Close)
+		rt, err := gateway.DialRuntime(conns, runtimeAddr)
+		if err != nil {
+			return nil, err
+		}
+		deps.Runtimes = rt
 	}
-	gw, err := gateway.New(cfg, gateway.Deps{Runtimes: rt, Usage: r.Usage, Logger: r.log})
+	gw, err := gateway.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -102,5 +107,5 @@ func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.
 		gw.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	return &GatewayNode{name: name, addr: gw.Addr(), grpcAddr: gw.GRPCAddr(), adminAddr: gw.AdminAddr(), server: gw}, nil
+	return &GatewayNode{name: name, addr: gw.Addr(), grpcAddr: gw.GRPCAddr(), adminAddr: gw.AdminAddr(), clusterAddr: gw.ClusterAddr(), server: gw}, nil
 }

@@ -266,7 +266,9 @@ func (r *Region) Post(ctx context.Context, developer *ledger.Keypair, seed uint6
 }
 
 // WaitServed blocks until the gateway routes stack id at revision (or a
-// later one) and every runtime has it installed, or ctx ends.
+// later one) and the runtimes that own it have it installed (every
+// runtime, without Options.Cluster: each alone owns every stack; its
+// owner by placement, with it), or ctx ends.
 func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64) error {
 	return r.waitFor(ctx, func(ctx context.Context) (bool, error) {
 		if g := r.gateway; g != nil {
@@ -275,13 +277,18 @@ func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64
 				return false, nil
 			}
 		}
-		for _, n := range r.runtimes {
+		owned := false
+		for _, n := range r.Runtimes() {
 			resp, err := n.client.Status(ctx, &runtimev1.StatusRequest{StackId: id.Bytes()})
-			if err != nil || len(resp.GetStacks()) == 0 || resp.GetStacks()[0].GetRevision() < revision {
-				return false, nil
+			ok := err == nil && len(resp.GetStacks()) > 0 && resp.GetStacks()[0].GetRevision() >= revision
+			if r.opts.Cluster == nil && !ok {
+				return false, nil // every lone runtime owns every stack
+			}
+			if ok && resp.GetStacks()[0].GetOwned() {
+				owned = true
 			}
 		}
-		return true, nil
+		return r.opts.Cluster == nil || owned, nil
 	}, fmt.Sprintf("stack %s revision %d to be served", id, revision))
 }
 
@@ -294,7 +301,7 @@ func (r *Region) WaitGone(ctx context.Context, id ids.StackID) error {
 				return false, nil
 			}
 		}
-		for _, n := range r.runtimes {
+		for _, n := range r.Runtimes() {
 			resp, err := n.client.Status(ctx, &runtimev1.StatusRequest{StackId: id.Bytes()})
 			if status.Code(err) == codes.NotFound {
 				continue

@@ -24,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/muprotocol/mu/libs/config"
+	chainindexer "github.com/muprotocol/mu/services/chain-indexer"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
 	"github.com/muprotocol/mu/services/runtime"
@@ -50,14 +51,20 @@ type ProcessOptions struct {
 	// StopTimeout is how long Process.Stop waits after SIGTERM before it
 	// sends SIGKILL (default 10 s).
 	StopTimeout time.Duration
+	// Detach starts the children in sessions of their own, writing
+	// straight to their LogDir files (required), so that they outlive this
+	// process: `make cluster` starts a region and exits. Stop them with
+	// their pids (Process.Pid) or Region.Close.
+	Detach bool
 }
 
 // commands are the service commands process mode builds, by service.
 var commands = map[string]string{
-	"mudb":    "mu-mudb",
-	"storage": "mu-storage",
-	"runtime": "mu-runtime",
-	"gateway": "mu-gateway",
+	"chain-indexer": "mu-chain-indexer",
+	"mudb":          "mu-mudb",
+	"storage":       "mu-storage",
+	"runtime":       "mu-runtime",
+	"gateway":       "mu-gateway",
 }
 
 // Readiness polling: how soon the first connection attempt is retried and
@@ -101,6 +108,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	if po.StopTimeout <= 0 {
 		po.StopTimeout = defaultStopTimeout
 	}
+	if po.Detach && po.LogDir == "" {
+		return nil, errors.New("region: ProcessOptions.Detach needs a LogDir: detached children write their output there")
+	}
 	if po.LogDir != "" {
 		if err := os.MkdirAll(po.LogDir, 0o755); err != nil {
 			return nil, fmt.Errorf("region: log dir: %w", err)
@@ -113,6 +123,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	}
 	if opts.Storage != nil {
 		services = append(services, "storage")
+	}
+	if opts.Ledger != nil && opts.Ledger.IndexerProcess {
+		services = append(services, "chain-indexer")
 	}
 	if opts.Runtime != nil {
 		services = append(services, "runtime")
@@ -213,6 +226,30 @@ func (s *processStarter) storage(ctx context.Context, name string, cfg storage.C
 	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
 }
 
+// chainIndexer starts the chain-indexer as a child process and waits until
+// it serves.
+func (s *processStarter) chainIndexer(ctx context.Context, name string, cfg chainindexer.Config) (*ChainIndexerNode, error) {
+	var err error
+	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
+	args, err := config.Args(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.spawn(name, s.bins["chain-indexer"], args)
+	if err != nil {
+		return nil, err
+	}
+	n := &ChainIndexerNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
+	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
+}
+
 // runtime starts a runtime node as a child process and waits until it serves.
 func (s *processStarter) runtime(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
 	addr, err := freePort(cfg.GRPCAddr)
@@ -233,7 +270,7 @@ func (s *processStarter) runtime(ctx context.Context, name string, cfg runtime.C
 	if err != nil {
 		return nil, err
 	}
-	n := &RuntimeNode{name: name, addr: addr, adminAddr: cfg.AdminAddr, process: p}
+	n := &RuntimeNode{name: name, addr: addr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}
 	return n, s.waitReady(ctx, p, addr)
 }
 
@@ -256,12 +293,14 @@ func (s *processStarter) gateway(ctx context.Context, name string, cfg gateway.C
 	if err != nil {
 		return nil, err
 	}
-	args = append(args, "--runtime-addr="+runtimeAddr)
+	if runtimeAddr != "" {
+		args = append(args, "--runtime-addr="+runtimeAddr)
+	}
 	p, err := s.spawn(name, s.bins["gateway"], args)
 	if err != nil {
 		return nil, err
 	}
-	g := &GatewayNode{name: name, addr: cfg.HTTPAddr, grpcAddr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
+	g := &GatewayNode{name: name, addr: cfg.HTTPAddr, grpcAddr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}
 	return g, s.waitReady(ctx, p, cfg.GRPCAddr)
 }
 
@@ -318,6 +357,12 @@ func (s *processStarter) spawn(name, bin string, args []string) (*Process, error
 	cmd.Stdout = io.MultiWriter(out, p.tail)
 	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = sysProcAttr()
+	if s.opts.Detach {
+		// The child writes to its file itself (a pipe would die with this
+		// process), in a session of its own, with no parent-death signal.
+		cmd.Stdout, cmd.Stderr = file, file
+		cmd.SysProcAttr = detachedProcAttr()
+	}
 	// Wait returns this long after the child exits even if something it
 	// started still holds its output open.
 	cmd.WaitDelay = s.opts.StopTimeout

@@ -94,6 +94,14 @@ type Options struct {
 	// chain-indexer; runtimes and the gateway follow the indexer.
 	Ledger *LedgerOptions
 
+	// Cluster, if set, makes the runtimes and the gateway members of one
+	// gossip list (hashicorp/memberlist on loopback): each runtime owns
+	// the stacks closest to it (design section 5), the gateway routes to
+	// the owner and retries elsewhere, and runtimes can be added
+	// (AddRuntime), killed and stopped under load. Without it the gateway
+	// sends every stack to the first runtime.
+	Cluster *ClusterOptions
+
 	// Process configures process mode; InProcess ignores it.
 	Process ProcessOptions
 }
@@ -103,6 +111,8 @@ type Options struct {
 type RuntimeOptions struct {
 	// Nodes is how many runtime nodes to start; 0 means 1.
 	Nodes int
+	// Name, if set, names node i (default runtime, runtime-1, …).
+	Name func(i int) string
 	// Config, if set, adjusts node i's configuration before it starts. The
 	// region has set GRPCAddr and AdminAddr to free loopback ports,
 	// NodeName and DataDir; in this process the node reports usage to the
@@ -169,18 +179,27 @@ type Region struct {
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
+	opts  Options
+	procs *processStarter // nil in process
+	// mu guards runtimes, closers and gossip after Start.
+	mu sync.Mutex
+	// gossip lists the bound gossip addresses of the members started so
+	// far; later members join through them.
+	gossip []string
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // RuntimeNode is one runtime of a region.
 type RuntimeNode struct {
-	name      string
-	addr      string
-	adminAddr string
-	server    *runtime.Server
-	process   *Process
-	client    runtimev1.RuntimeServiceClient
+	name        string
+	clusterAddr string
+	addr        string
+	adminAddr   string
+	server      *runtime.Server
+	process     *Process
+	client      runtimev1.RuntimeServiceClient
 }
 
 // Name is the node's name and node id: runtime, runtime-1, …
@@ -269,13 +288,14 @@ func (n *StorageNode) Process() *Process { return n.process }
 
 // GatewayNode is the gateway of a region.
 type GatewayNode struct {
-	name      string
-	addr      string
-	grpcAddr  string
-	adminAddr string
-	server    *gateway.Server
-	process   *Process
-	client    gatewayv1.GatewayServiceClient
+	name        string
+	clusterAddr string
+	addr        string
+	grpcAddr    string
+	adminAddr   string
+	server      *gateway.Server
+	process     *Process
+	client      gatewayv1.GatewayServiceClient
 }
 
 // Name is the node's name, gateway.
@@ -316,7 +336,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Region{Usage: usage.NewMemory(), mode: opts.Mode, log: log, uploader: opts.UploaderKey}
+	r := &Region{Usage: usage.NewMemory(), mode: opts.Mode, log: log, uploader: opts.UploaderKey, opts: opts}
 	if r.uploader == nil {
 		if _, r.uploader, err = ed25519.GenerateKey(nil); err != nil {
 			return nil, err
@@ -332,6 +352,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if procs, err = newProcessStarter(ctx, opts, log); err != nil {
 			return nil, err
 		}
+		r.procs = procs
 	}
 
 	if mo := opts.Mudb; mo != nil {
@@ -409,51 +430,17 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 
 	if ro := opts.Runtime; ro != nil {
 		for i := range max(ro.Nodes, 1) {
-			name := runtimeName(i)
-			cfg := runtime.DefaultConfig()
-			cfg.GRPCAddr = "127.0.0.1:0"
-			cfg.AdminAddr = "127.0.0.1:0"
-			cfg.NodeName = name
-			cfg.DataDir = nodeDir(opts.DataDir, name)
-			if r.mudb != nil {
-				cfg.MudbAddr = r.mudb.addr
-			}
-			if r.storage != nil {
-				cfg.StorageAddr = r.storage.addr
-			}
-			if r.indexer != nil {
-				cfg.ChainIndexerAddr = r.indexer.addr
-				cfg.RegionID = r.market.Region.ID.String()
-			}
-			if ro.Config != nil {
-				ro.Config(i, &cfg)
-			}
-			var n *RuntimeNode
-			if procs != nil {
-				n, err = procs.runtime(ctx, name, cfg)
-			} else {
-				n, err = r.runtimeInProcess(ctx, name, cfg)
-			}
-			if n != nil {
-				r.runtimes = append(r.runtimes, n)
-			}
-			if err != nil {
+			if _, err := r.startRuntime(ctx, i); err != nil {
 				return nil, err
 			}
-			cc, err := dialService("runtime", n.addr, cfg.MaxMessageBytes)
-			if err != nil {
-				return nil, err
-			}
-			r.closers = append(r.closers, cc.Close)
-			n.client = runtimev1.NewRuntimeServiceClient(cc)
 		}
 	}
 
 	if gopts := opts.Gateway; gopts != nil {
 		runtimeAddr := gopts.RuntimeAddr
-		if runtimeAddr == "" {
+		if runtimeAddr == "" && opts.Cluster == nil {
 			if len(r.runtimes) == 0 {
-				return nil, errors.New("region: the gateway needs a runtime: set Options.Runtime or GatewayOptions.RuntimeAddr")
+				return nil, errors.New("region: the gateway needs a runtime: set Options.Runtime, Options.Cluster or GatewayOptions.RuntimeAddr")
 			}
 			runtimeAddr = r.runtimes[0].addr
 		}
@@ -468,6 +455,11 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if r.indexer != nil {
 			cfg.ChainIndexerAddr = r.indexer.addr
 			cfg.RegionID = r.market.Region.ID.String()
+		}
+		if runtimeAddr == "" {
+			if err := r.clusterConfig(&cfg.Cluster); err != nil {
+				return nil, err
+			}
 		}
 		if gopts.Config != nil {
 			gopts.Config(&cfg)
@@ -484,6 +476,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if err != nil {
 			return nil, err
 		}
+		r.joined(g.clusterAddr)
 		cc, err := grpc.NewClient(g.grpcAddr, plaintext)
 		if err != nil {
 			return nil, fmt.Errorf("region: gateway admin %s: %w", g.grpcAddr, err)
@@ -492,6 +485,75 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		g.client = gatewayv1.NewGatewayServiceClient(cc)
 	}
 	return r, nil
+}
+
+// startRuntime starts runtime node i of the region and adds it to
+// r.runtimes.
+func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) {
+	ro := r.opts.Runtime
+	name := runtimeName(i)
+	if ro.Name != nil {
+		name = ro.Name(i)
+	}
+	cfg := runtime.DefaultConfig()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.NodeName = name
+	cfg.DataDir = nodeDir(r.opts.DataDir, name)
+	if r.mudb != nil {
+		cfg.MudbAddr = r.mudb.addr
+	}
+	if r.storage != nil {
+		cfg.StorageAddr = r.storage.addr
+	}
+	if r.indexer != nil {
+		cfg.ChainIndexerAddr = r.indexer.addr
+		cfg.RegionID = r.market.Region.ID.String()
+	}
+	if err := r.clusterConfig(&cfg.Cluster); err != nil {
+		return nil, err
+	}
+	if ro.Config != nil {
+		ro.Config(i, &cfg)
+	}
+	var n *RuntimeNode
+	var err error
+	if r.procs != nil {
+		n, err = r.procs.runtime(ctx, name, cfg)
+	} else {
+		n, err = r.runtimeInProcess(ctx, name, cfg)
+	}
+	if n != nil {
+		r.mu.Lock()
+		r.runtimes = append(r.runtimes, n)
+		r.mu.Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.joined(n.clusterAddr)
+	cc, err := dialService("runtime", n.addr, cfg.MaxMessageBytes)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.closers = append(r.closers, cc.Close)
+	r.mu.Unlock()
+	n.client = runtimev1.NewRuntimeServiceClient(cc)
+	return n, nil
+}
+
+// AddRuntime starts one more runtime node, configured as Options.Runtime
+// says for the next index; with Options.Cluster it joins the region's
+// member list and takes over the stacks now closest to it.
+func (r *Region) AddRuntime(ctx context.Context) (*RuntimeNode, error) {
+	if r.opts.Runtime == nil {
+		return nil, errors.New("region: AddRuntime needs Options.Runtime")
+	}
+	r.mu.Lock()
+	i := len(r.runtimes)
+	r.mu.Unlock()
+	return r.startRuntime(ctx, i)
 }
 
 func runtimeName(i int) string {
@@ -505,7 +567,11 @@ func runtimeName(i int) string {
 func (r *Region) Mode() Mode { return r.mode }
 
 // Runtimes lists the region's runtime nodes in start order.
-func (r *Region) Runtimes() []*RuntimeNode { return append([]*RuntimeNode(nil), r.runtimes...) }
+func (r *Region) Runtimes() []*RuntimeNode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*RuntimeNode(nil), r.runtimes...)
+}
 
 // Runtime is the first runtime node, or nil if the region has none.
 func (r *Region) Runtime() *RuntimeNode {
@@ -525,10 +591,10 @@ func (r *Region) Storage() *StorageNode { return r.storage }
 func (r *Region) Gateway() *GatewayNode { return r.gateway }
 
 // Processes lists the region's child processes: runtimes, the gateway,
-// muDB, then storage (none in InProcess mode).
+// muDB, storage, then the chain-indexer (none in InProcess mode).
 func (r *Region) Processes() []*Process {
 	var out []*Process
-	for _, n := range r.runtimes {
+	for _, n := range r.Runtimes() {
 		if n.process != nil {
 			out = append(out, n.process)
 		}
@@ -541,6 +607,9 @@ func (r *Region) Processes() []*Process {
 	}
 	if r.storage != nil && r.storage.process != nil {
 		out = append(out, r.storage.process)
+	}
+	if r.indexer != nil && r.indexer.process != nil {
+		out = append(out, r.indexer.process)
 	}
 	return out
 }
@@ -571,7 +640,7 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 			return err
 		}
 	}
-	for _, n := range r.runtimes {
+	for _, n := range r.Runtimes() {
 		if _, err := n.client.Deploy(ctx, req); err != nil {
 			return fmt.Errorf("deploy to %s: %w", n.name, err)
 		}
@@ -615,7 +684,7 @@ func (r *Region) Remove(ctx context.Context, id ids.StackID) error {
 			return fmt.Errorf("remove from %s: %w", g.name, err)
 		}
 	}
-	for _, n := range r.runtimes {
+	for _, n := range r.Runtimes() {
 		if _, err := n.client.Undeploy(ctx, &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
 			return fmt.Errorf("remove from %s: %w", n.name, err)
 		}
@@ -670,7 +739,7 @@ func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
 // Child processes report nothing to Usage.
 func (r *Region) FlushUsage(ctx context.Context) error {
 	var errs []error
-	for _, n := range r.runtimes {
+	for _, n := range r.Runtimes() {
 		if n.server != nil {
 			errs = append(errs, n.server.FlushUsage(ctx))
 		}
@@ -685,6 +754,23 @@ func (r *Region) FlushUsage(ctx context.Context) error {
 		errs = append(errs, r.storage.server.FlushUsage(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// Release lets go of a region whose children were started detached
+// (ProcessOptions.Detach): it closes this process's connections and
+// in-process services and leaves the children running.
+func (r *Region) Release() error {
+	var errs []error
+	r.closeOnce.Do(func() {
+		if n := r.indexer; n != nil && n.server != nil {
+			errs = append(errs, n.server.Close())
+		}
+		for i := len(r.closers) - 1; i >= 0; i-- {
+			errs = append(errs, r.closers[i]())
+		}
+		r.closeErr = errors.Join(errs...)
+	})
+	return r.closeErr
 }
 
 // Close stops the gateway (draining requests), then the runtimes, newest
@@ -707,8 +793,9 @@ func (r *Region) close() error {
 			errs = append(errs, g.process.Stop())
 		}
 	}
-	for i := len(r.runtimes) - 1; i >= 0; i-- {
-		n := r.runtimes[i]
+	runtimes := r.Runtimes()
+	for i := len(runtimes) - 1; i >= 0; i-- {
+		n := runtimes[i]
 		switch {
 		case n.server != nil:
 			errs = append(errs, n.server.Close())
@@ -716,8 +803,13 @@ func (r *Region) close() error {
 			errs = append(errs, n.process.Stop())
 		}
 	}
-	if n := r.indexer; n != nil && n.server != nil {
-		errs = append(errs, n.server.Close())
+	if n := r.indexer; n != nil {
+		switch {
+		case n.server != nil:
+			errs = append(errs, n.server.Close())
+		case n.process != nil:
+			errs = append(errs, n.process.Stop())
+		}
 	}
 	if n := r.mudb; n != nil {
 		switch {

@@ -47,6 +47,10 @@ const (
 	StackDisabled Reason = "STACK_DISABLED"
 	// ShuttingDown: the node is closing (UNAVAILABLE).
 	ShuttingDown Reason = "SHUTTING_DOWN"
+	// NotReady: the node cannot tell yet whether the stack exists (it has
+	// not caught up with the chain); another node may serve the call
+	// (UNAVAILABLE).
+	NotReady Reason = "NOT_READY"
 )
 
 // Errorf returns a status error with code, the formatted message and an

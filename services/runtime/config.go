@@ -11,6 +11,7 @@ import (
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/membership"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
@@ -158,6 +159,24 @@ type Config struct {
 	// a deploy that runs out of it is retried.
 	ChainDeployTimeout time.Duration
 
+	// Cluster makes the node a member of its region's gossip list
+	// (hashicorp/memberlist), so that it owns the stacks closest to it by
+	// XOR distance (design section 5) and gateways route them to it:
+	// cluster_bind_addr (empty: a node alone, owning every stack),
+	// cluster_advertise_addr, cluster_join, cluster_secret_key and the
+	// probe and gossip timings.
+	Cluster membership.Config
+	// ReleaseGrace is how long the node keeps serving a stack it no longer
+	// owns (after a node joined closer to it, or after serving calls for
+	// it while ownership moved) before it drops the stack's instances and
+	// modules. Calls that reach it meanwhile are served.
+	ReleaseGrace time.Duration
+	// LeaveDrain is how long a node that is shutting down keeps serving
+	// after it has left the gossip list, so that gateways learn it is gone
+	// before its listeners close; in-flight calls then get
+	// shutdown_timeout to finish. Used only with cluster_bind_addr.
+	LeaveDrain time.Duration
+
 	// Usage batches the node's usage records (megabyte-instructions per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -205,6 +224,9 @@ func DefaultConfig() Config {
 		ChainRetry:           chainwatch.DefaultBackoff(),
 		ChainDeployWorkers:   2,               // stacks deployed at once
 		ChainDeployTimeout:   2 * time.Minute, // fetch, compile and prewarm one stack
+		Cluster:              membership.DefaultConfig(),
+		ReleaseGrace:         30 * time.Second, // a stack stays after its ownership moved
+		LeaveDrain:           2 * time.Second,  // serving after leaving the ring, before the listeners close
 		Usage:                usage.DefaultBatchConfig(),
 	}
 }
@@ -272,6 +294,9 @@ func (c Config) Validate() error {
 	p.Add(c.ChainRetry.Validate())
 	p.Positive("chain_deploy_workers", int64(c.ChainDeployWorkers))
 	p.PositiveDuration("chain_deploy_timeout", c.ChainDeployTimeout)
+	p.Add(c.Cluster.Validate())
+	p.NotNegativeDuration("release_grace", c.ReleaseGrace)
+	p.NotNegativeDuration("leave_drain", c.LeaveDrain)
 	p.Positive("max_uploads_per_call", int64(c.MaxUploadsPerCall))
 	if c.MaxListPage < 1 || c.MaxListPage > 1000 {
 		p.Addf("max_list_page", "must be 1..1000, got %d", c.MaxListPage)

@@ -399,19 +399,31 @@ func (s *Server) Undeploy(ctx context.Context, req *runtimev1.UndeployRequest) (
 	}
 	s.mu.Lock()
 	delete(s.disabled, id)
-	d := s.stacks[id]
-	if d == nil {
-		s.mu.Unlock()
-		return &runtimev1.UndeployResponse{}, nil
-	}
-	delete(s.stacks, id)
-	s.retireLocked(d)
 	s.mu.Unlock()
-	s.log.Info("stack undeployed", "stack", id.String())
+	if s.drop(id) {
+		s.log.Info("stack undeployed", "stack", id.String())
+	}
 	return &runtimev1.UndeployResponse{}, nil
 }
 
-// Status reports deployed stacks (one, or all when stack_id is empty).
+// drop removes stack id from this node, keeping its enabled state: its
+// idle instances are closed and calls in progress finish on the revision
+// they started on. It reports whether the stack was deployed.
+func (s *Server) drop(id ids.StackID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.stacks[id]
+	if d == nil {
+		return false
+	}
+	delete(s.stacks, id)
+	s.retireLocked(d)
+	return true
+}
+
+// Status reports deployed stacks (one, or all when stack_id is empty; an
+// unknown one is NotFound), the node's identity and its view of the
+// region's members and of the stacks it owns.
 func (s *Server) Status(ctx context.Context, req *runtimev1.StatusRequest) (*runtimev1.StatusResponse, error) {
 	var only *ids.StackID
 	if len(req.GetStackId()) > 0 {
@@ -433,9 +445,13 @@ func (s *Server) Status(ctx context.Context, req *runtimev1.StatusRequest) (*run
 		return nil, status.Errorf(codes.NotFound, "stack %s is not deployed on this node", *only)
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i].id.String() < ds[j].id.String() })
-	resp := &runtimev1.StatusResponse{NodeId: s.cfg.NodeName}
+	resp := &runtimev1.StatusResponse{}
+	s.cluster.status(resp, only)
 	for _, d := range ds {
 		ss := &runtimev1.StackStatus{StackId: d.id.Bytes(), Revision: d.revision}
+		if s.follow != nil {
+			ss.Owned, ss.Owner = s.cluster.owns(d.id)
+		}
 		for _, mf := range d.manifest.Functions {
 			f := d.functions[mf.Name]
 			idle, _ := s.pool.Stats(f.poolKey)

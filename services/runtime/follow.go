@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/muprotocol/mu/libs/chainwatch"
@@ -128,8 +129,12 @@ type chainFollow struct {
 	regionReady chan struct{} // closed once the regions snapshot is in
 	readyOnce   sync.Once
 
+	ctx    context.Context // ends with stop; bounds on-demand deploys
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// flight runs one on-demand deploy per stack at a time (prepare).
+	flight singleflight.Group
 
 	mu   sync.Mutex
 	want map[ids.StackID]*wanted
@@ -140,6 +145,9 @@ type wanted struct {
 	stack    *chainindexerv1.Stack
 	gen      uint64 // bumped by every event of the stack
 	failures int    // failed attempts at gen in a row
+	// releaseAt is when the node drops the stack, which another node
+	// owns; zero when no release is pending.
+	releaseAt time.Time
 }
 
 // newChainFollow sets up following for s; nothing runs until start.
@@ -158,6 +166,12 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 		}
 		f.conn, conn = c, c
 	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	s.cluster.setOnMove(func(moved []ids.StackID) {
+		for _, id := range moved {
+			f.queue.add(id)
+		}
+	})
 	opts := chainwatch.Options{Backoff: s.cfg.ChainRetry, Logger: f.log}
 	f.stacks = chainwatch.Stacks(conn, &chainindexerv1.WatchStacksRequest{RegionId: region.Bytes()}, f.onStack, opts)
 	// The node knows its region's id, not its provider's, so it watches
@@ -168,8 +182,7 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 
 // start runs the followers and the workers until stop.
 func (f *chainFollow) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	f.cancel = cancel
+	ctx := f.ctx
 	f.wg.Add(2 + f.s.cfg.ChainDeployWorkers)
 	go func() { defer f.wg.Done(); f.regions.Run(ctx) }()
 	go func() { defer f.wg.Done(); f.stacks.Run(ctx) }()
@@ -254,6 +267,11 @@ func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindex
 	w.stack, w.failures = st, 0
 	w.gen++
 	f.mu.Unlock()
+	if st.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		f.s.cluster.place(id)
+	} else {
+		f.s.cluster.unplace(id)
+	}
 	f.queue.add(id)
 }
 
@@ -331,6 +349,14 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 	// The enabled state first: a disabled stack's new revision never takes
 	// calls, an enabled one's old revision serves while the new deploys.
 	s.SetStackEnabled(id, st.GetEnabled(), reason)
+	if owned, _ := s.cluster.owns(id); !owned {
+		return f.release(id)
+	}
+	f.mu.Lock()
+	if w := f.want[id]; w != nil {
+		w.releaseAt = time.Time{} // owned again: nothing to release
+	}
+	f.mu.Unlock()
 	s.mu.RLock()
 	var installed uint64
 	d := s.stacks[id]
@@ -360,6 +386,100 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 		return err
 	}
 	return nil
+}
+
+// release drops stack id, which another node owns, from this node once
+// it has been unowned for ReleaseGrace; until then calls that reach the
+// node are still served. It schedules itself: the first call starts the
+// grace period and queues the stack again when it ends.
+func (f *chainFollow) release(id ids.StackID) error {
+	s := f.s
+	s.mu.RLock()
+	d := s.stacks[id]
+	s.mu.RUnlock()
+	if d == nil {
+		return nil
+	}
+	f.mu.Lock()
+	w := f.want[id]
+	if w == nil {
+		f.mu.Unlock()
+		return nil
+	}
+	now := time.Now()
+	if w.releaseAt.IsZero() {
+		w.releaseAt = now.Add(s.cfg.ReleaseGrace)
+		f.mu.Unlock()
+		f.log.Info("stack owned by another node; releasing it after the grace period", "stack", id.String(), "release_grace", s.cfg.ReleaseGrace)
+		time.AfterFunc(s.cfg.ReleaseGrace, func() { f.queue.add(id) })
+		return nil
+	}
+	if now.Before(w.releaseAt) {
+		f.mu.Unlock()
+		return nil // its timer queues it again
+	}
+	w.releaseAt = time.Time{}
+	f.mu.Unlock()
+	if s.drop(id) {
+		s.metrics.releases.Inc()
+		f.log.Info("stack released: another node owns it", "stack", id.String())
+	}
+	return nil
+}
+
+// prepare deploys stack id on this node now, for a call that reached it
+// before it had the stack (see Invoke). It returns nil when the stack is
+// not active in the region (the caller answers NotFound), Unavailable
+// (reason NOT_READY) when the node has not caught up with the chain yet
+// or the deploy failed, so that a gateway tries another node. Concurrent
+// calls for one stack share one deploy; a caller whose ctx ends stops
+// waiting, not the deploy. A stack deployed here that another node owns
+// is released after ReleaseGrace.
+func (f *chainFollow) prepare(ctx context.Context, id ids.StackID) error {
+	f.mu.Lock()
+	var st *chainindexerv1.Stack
+	if w := f.want[id]; w != nil {
+		st = w.stack
+	}
+	f.mu.Unlock()
+	if st == nil {
+		if !f.stacks.Synced() {
+			return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node has not caught up with the chain yet and does not know stack %s", id)
+		}
+		return nil
+	}
+	if st.GetState() != chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		return nil
+	}
+	ch := f.flight.DoChan(id.String(), func() (any, error) {
+		s := f.s
+		s.mu.RLock()
+		d := s.stacks[id]
+		s.mu.RUnlock()
+		if d != nil && d.revision >= st.GetRevision() {
+			return nil, nil
+		}
+		dctx, cancel := context.WithTimeout(f.ctx, s.cfg.ChainDeployTimeout)
+		defer cancel()
+		start := time.Now()
+		_, err := s.Deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}})
+		if err != nil {
+			return nil, err
+		}
+		s.metrics.onDemandDeploys.Inc()
+		f.log.Info("stack deployed on demand for a call", "stack", id.String(), "revision", st.GetRevision(), "took", time.Since(start))
+		f.queue.add(id) // released later unless this node owns it
+		return nil, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node could not prepare stack %s: %s", id, status.Convert(r.Err).Message())
+		}
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // deleteData deletes a deleted stack's tables and boxes. Both calls are
@@ -471,7 +591,13 @@ func registerChainMetrics(reg prometheus.Registerer, s *Server) error {
 		}
 		return float64(s.follow.stacks.Sequence())
 	})
-	for _, c := range []prometheus.Collector{synced, seq, s.metrics.chainDeployFailures} {
+	owned := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mu_runtime_owned_stacks", Help: "Stacks of the region (from the chain) that this node owns by placement.",
+	}, func() float64 { return float64(s.cluster.ownedCount()) })
+	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mu_runtime_members", Help: "Runtime nodes of the region this node sees (itself included).",
+	}, func() float64 { return float64(s.cluster.memberCount()) })
+	for _, c := range []prometheus.Collector{synced, seq, owned, members, s.metrics.chainDeployFailures} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("runtime: register metrics: %w", err)
 		}

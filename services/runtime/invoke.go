@@ -38,20 +38,21 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	if !ok || assembly == "" || fnName == "" {
 		return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.InvalidRequest, "function %q: want \"assembly.function\"", req.GetFunction())
 	}
-	s.mu.RLock()
-	if reason, off := s.disabled[id]; off {
-		s.mu.RUnlock()
-		return nil, disabledError(id, reason)
+	d, f, err := s.lookup(id, assembly)
+	if err != nil {
+		return nil, err
 	}
-	d := s.stacks[id]
-	var f *function
-	if d != nil {
-		f = d.functions[assembly]
-		if f != nil {
-			d.enter() // a redeploy or undeploy now waits for this call before closing d's modules
+	if d == nil && s.follow != nil {
+		// A call for a stack of the region that this node has not
+		// deployed: a gateway retrying while ownership moves, or one
+		// whose view of the ring differs for a moment. Serve it.
+		if err := s.follow.prepare(ctx, id); err != nil {
+			return nil, err
+		}
+		if d, f, err = s.lookup(id, assembly); err != nil {
+			return nil, err
 		}
 	}
-	s.mu.RUnlock()
 	if f != nil {
 		defer s.leave(d)
 	}
@@ -146,6 +147,26 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
 	}
 	return resp, nil
+}
+
+// lookup finds the deployment of stack id and its function assembly, and
+// enters the call (the caller leaves d when f is not nil). A disabled
+// stack is an error; an unknown one or function is nil.
+func (s *Server) lookup(id ids.StackID, assembly string) (*deployment, *function, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if reason, off := s.disabled[id]; off {
+		return nil, nil, disabledError(id, reason)
+	}
+	d := s.stacks[id]
+	if d == nil {
+		return nil, nil, nil
+	}
+	f := d.functions[assembly]
+	if f != nil {
+		d.enter() // a redeploy or undeploy now waits for this call before closing d's modules
+	}
+	return d, f, nil
 }
 
 // reserveMemory takes f's memory_limit out of the node's budget for

@@ -28,6 +28,15 @@ type metrics struct {
 	// chainDeployFailures is registered with the other chain metrics
 	// (registerChainMetrics).
 	chainDeployFailures prometheus.Counter
+	// ownershipMoves counts the region's stacks whose owner changed with
+	// a membership change (as this node computed it).
+	ownershipMoves prometheus.Counter
+	// onDemandDeploys counts stacks deployed because a call reached the
+	// node before it had them (a retry while ownership moved).
+	onDemandDeploys prometheus.Counter
+	// releases counts stacks dropped after release_grace because another
+	// node owns them.
+	releases prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -76,7 +85,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.chainDeployFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_chain_deploy_failures_total", Help: "Deploys of stacks from the chain indexer that failed (each is retried with backoff).",
 	})
-	for _, c := range []prometheus.Collector{m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
+	m.ownershipMoves = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_ownership_moves_total", Help: "Stacks of the region whose owner changed with a membership change, as this node computed it.",
+	})
+	m.onDemandDeploys = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_on_demand_deploys_total", Help: "Stacks deployed because a call reached the node before it had them (a gateway retry while ownership moved).",
+	})
+	m.releases = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_stacks_released_total", Help: "Stacks dropped from the node release_grace after another node became their owner.",
+	})
+	for _, c := range []prometheus.Collector{m.ownershipMoves, m.onDemandDeploys, m.releases, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

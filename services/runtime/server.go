@@ -78,6 +78,8 @@ type Server struct {
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
 
+	// cluster places the region's stacks on its runtime nodes.
+	cluster *cluster
 	// follow follows the chain indexer; nil when the node does not.
 	follow *chainFollow
 	// region holds the limits of the node's region from the chain; nil
@@ -119,6 +121,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		modules:  make(map[string]*moduleRef),
 		active:   semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
+	s.cluster = newCluster(s)
 	var err error
 	s.engine, err = wasm.NewEngine(cfg.engineConfig())
 	if err != nil {
@@ -213,11 +216,23 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.run.Start(ctx); err != nil {
 		return err
 	}
+	if err := s.cluster.start(); err != nil {
+		s.Close()
+		return err
+	}
 	if s.follow != nil {
 		s.follow.start()
 	}
 	return nil
 }
+
+// ClusterAddr is the bound gossip address, or "" without
+// cluster_bind_addr (and before Start).
+func (s *Server) ClusterAddr() string { return s.cluster.gossipAddr() }
+
+// Generation is the node's generation: the time New ran, in nanoseconds
+// since the Unix epoch (part of its placement id).
+func (s *Server) Generation() int64 { return s.cluster.gen }
 
 // Err reports a listener that stopped with an error while serving (not
 // because of Close).
@@ -240,13 +255,18 @@ func (s *Server) Logs() *logs.Hub { return s.logs }
 // been accepted by the usage sink, or ctx ends.
 func (s *Server) FlushUsage(ctx context.Context) error { return s.usage.Flush(ctx) }
 
-// Close stops serving: readiness and health turn NOT_SERVING, log streams
-// end, in-flight calls get ShutdownTimeout to finish; then every instance
+// Close stops serving. A member of a gossip list first leaves it and keeps
+// serving for LeaveDrain; then readiness and health turn NOT_SERVING, log
+// streams end, in-flight calls get ShutdownTimeout to finish; then every instance
 // and the engine are closed and the remaining usage is handed to the sink
 // (retrying for up to usage_close_timeout). Safe to call twice and before
 // Start; later calls return the first call's result.
 func (s *Server) Close() error {
+	// A member leaves the ring first and keeps serving for LeaveDrain, so
+	// that gateways stop routing to it before its listeners close.
+	s.cluster.leave()
 	return s.run.Close(func() error {
+		s.cluster.close()
 		if s.follow != nil {
 			s.follow.stop() // no deploy starts or runs past here
 		}

@@ -1,0 +1,58 @@
+package region
+
+import (
+	"github.com/muprotocol/mu/libs/membership"
+)
+
+// ClusterOptions configure the region's member list (Options.Cluster).
+// Every member binds its gossip port on 127.0.0.1 and joins through the
+// members started before it.
+type ClusterOptions struct {
+	// Config, if set, adjusts every member's membership settings (probe
+	// and suspicion timings, secret key) after the region has set the
+	// bind address and the join list.
+	Config func(c *membership.Config)
+}
+
+// clusterConfig makes c the settings of the region's next member, or
+// leaves it off without Options.Cluster.
+func (r *Region) clusterConfig(c *membership.Config) error {
+	co := r.opts.Cluster
+	if co == nil {
+		return nil
+	}
+	c.BindAddr = "127.0.0.1:0"
+	if r.procs != nil {
+		// A child is told its port up front.
+		addr, err := freePort(c.BindAddr)
+		if err != nil {
+			return err
+		}
+		c.BindAddr = addr
+	}
+	r.mu.Lock()
+	c.Join = append([]string(nil), r.gossip...)
+	r.mu.Unlock()
+	if co.Config != nil {
+		co.Config(c)
+	}
+	return nil
+}
+
+// joined records a member's gossip address for the members after it.
+func (r *Region) joined(addr string) {
+	if addr == "" {
+		return
+	}
+	r.mu.Lock()
+	r.gossip = append(r.gossip, addr)
+	r.mu.Unlock()
+}
+
+// ClusterAddr is the node's bound gossip address, or "" without
+// Options.Cluster.
+func (n *RuntimeNode) ClusterAddr() string { return n.clusterAddr }
+
+// ClusterAddr is the gateway's bound gossip address, or "" without
+// Options.Cluster.
+func (g *GatewayNode) ClusterAddr() string { return g.clusterAddr }
