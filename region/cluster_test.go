@@ -380,7 +380,7 @@ func waitFullService(ctx context.Context, t *testing.T, r *Region, nodes []*Runt
 		if err := deployedByOwners(ctx, nodes, stacks, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if gatewayGauge(t, r, "mu_gateway_runtime_members") == float64(len(nodes)) {
+		if gatewayGauge(t, r, "mu_gateway_cluster_runtimes") == float64(len(nodes)) {
 			return time.Since(since)
 		}
 		time.Sleep(20 * time.Millisecond)
