@@ -10,9 +10,17 @@
 // candidates of a key are found in O(id bits), whatever the number of
 // nodes. Table adds the stacks a node tracks and, on a join or leave,
 // re-places only the stacks whose owner changed.
+//
+// Nothing in this package is safe for concurrent mutation, and it keeps no
+// global state.
 package placement
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math/bits"
 	"net/netip"
 )
 
@@ -25,17 +33,45 @@ type NodeID = Key
 // NewNodeID is SHA-256 over the node's advertised IP (its 16-byte form,
 // so an IPv4 address and its IPv4-mapped IPv6 form are the same node),
 // its gRPC port (2 bytes, big-endian) and its generation (8 bytes,
-// big-endian).
+// big-endian). An IPv6 zone is not part of the id; the zero Addr hashes
+// as 16 zero bytes.
 func NewNodeID(ip netip.Addr, port uint16, generation int64) NodeID {
-	panic("TODO")
+	var b [16 + 2 + 8]byte
+	a16 := ip.As16()
+	copy(b[:16], a16[:])
+	binary.BigEndian.PutUint16(b[16:18], port)
+	binary.BigEndian.PutUint64(b[18:], uint64(generation))
+	return sha256.Sum256(b[:])
+}
+
+// NodeIDOf is NewNodeID of a gRPC address written "ip:port" (a literal IP,
+// IPv6 in brackets) and a generation, as members advertise them, so that
+// gateways and runtimes compute the same ids. It fails, naming the
+// address, when grpcAddr is not a literal IP and port.
+func NodeIDOf(grpcAddr string, generation int64) (NodeID, error) {
+	ap, err := netip.ParseAddrPort(grpcAddr)
+	if err != nil {
+		return NodeID{}, fmt.Errorf("placement: node gRPC address %q is not a literal ip:port: %w", grpcAddr, err)
+	}
+	return NewNodeID(ap.Addr(), ap.Port(), generation), nil
 }
 
 // String is the key in lower-case hex.
-func (k Key) String() string { panic("TODO") }
+func (k Key) String() string { return hex.EncodeToString(k[:]) }
 
 // Closer reports whether a is closer to target than b (XOR distance,
-// big-endian).
-func Closer(target, a, b Key) bool { panic("TODO") }
+// big-endian). It is false when a == b.
+func Closer(target, a, b Key) bool {
+	for i := 0; i < len(target); i += 8 {
+		t := binary.BigEndian.Uint64(target[i:])
+		da := binary.BigEndian.Uint64(a[i:]) ^ t
+		db := binary.BigEndian.Uint64(b[i:]) ^ t
+		if da != db {
+			return da < db
+		}
+	}
+	return false
+}
 
 // Node is a member of a ring: its id and what callers attach to it (its
 // name and gRPC address).
@@ -45,44 +81,6 @@ type Node struct {
 	Addr string
 }
 
-// Ring is a set of nodes in a binary trie over their ids. It is not safe
-// for concurrent mutation; readers that share one ring across goroutines
-// publish immutable clones (Clone) instead.
-type Ring struct{}
-
-// NewRing returns an empty ring.
-func NewRing() *Ring { panic("TODO") }
-
-// Add inserts n; false (and no change) if a node with its id is there.
-func (r *Ring) Add(n Node) bool { panic("TODO") }
-
-// Remove deletes the node with id; false if there is none.
-func (r *Ring) Remove(id NodeID) bool { panic("TODO") }
-
-// Len is the number of nodes.
-func (r *Ring) Len() int { panic("TODO") }
-
-// Get returns the node with id.
-func (r *Ring) Get(id NodeID) (Node, bool) { panic("TODO") }
-
-// Nodes lists the nodes in id order.
-func (r *Ring) Nodes() []Node { panic("TODO") }
-
-// Owner is the node closest to key; false when the ring is empty.
-func (r *Ring) Owner(key Key) (Node, bool) { panic("TODO") }
-
-// Candidates appends to dst up to k nodes in order of distance to key,
-// the owner first, and returns it. It does not allocate when dst has
-// room.
-func (r *Ring) Candidates(key Key, k int, dst []Node) []Node { panic("TODO") }
-
-// Share is the fraction of the key space that node id owns (0 when it is
-// not in the ring): the expected share of uniformly random stack ids.
-func (r *Ring) Share(id NodeID) float64 { panic("TODO") }
-
-// Clone returns an independent copy.
-func (r *Ring) Clone() *Ring { panic("TODO") }
-
 // Move is one stack whose owner changed. From or To is the zero NodeID
 // (and HasFrom/HasTo false) when the ring was or became empty.
 type Move struct {
@@ -91,41 +89,28 @@ type Move struct {
 	HasFrom, HasTo bool
 }
 
-// Table is a Ring plus the stacks placed on it, each with its current
-// owner. Joins and leaves return exactly the stacks whose owner changed,
-// found without visiting the others. It is not safe for concurrent use.
-type Table struct{}
+// bitAt is bit i of k, bit 0 being the most significant bit of k[0].
+func bitAt(k *Key, i int) int {
+	return int(k[i>>3]>>(7-uint(i&7))) & 1
+}
 
-// NewTable returns an empty table.
-func NewTable() *Table { panic("TODO") }
+// critBit is the first bit at which a and b differ; false when a == b.
+func critBit(a, b *Key) (int, bool) {
+	for i := range a {
+		if x := a[i] ^ b[i]; x != 0 {
+			return i*8 + bits.LeadingZeros8(x), true
+		}
+	}
+	return 0, false
+}
 
-// Ring is the table's ring (do not modify it; Clone it to share it).
-func (t *Table) Ring() *Ring { panic("TODO") }
-
-// AddNode adds n and returns the stacks that moved to it.
-func (t *Table) AddNode(n Node) []Move { panic("TODO") }
-
-// RemoveNode removes the node with id and returns its stacks, each with
-// its new owner.
-func (t *Table) RemoveNode(id NodeID) []Move { panic("TODO") }
-
-// AddStack places a stack (again: a no-op for a placed one) and returns
-// its owner; false when the ring is empty.
-func (t *Table) AddStack(s Key) (Node, bool) { panic("TODO") }
-
-// RemoveStack forgets a stack.
-func (t *Table) RemoveStack(s Key) { panic("TODO") }
-
-// Owner is the owner of a placed or unplaced stack.
-func (t *Table) Owner(s Key) (Node, bool) { panic("TODO") }
-
-// Stacks is the number of placed stacks.
-func (t *Table) Stacks() int { panic("TODO") }
-
-// OwnedBy appends to dst the placed stacks that node id owns, in key
-// order.
-func (t *Table) OwnedBy(id NodeID, dst []Key) []Key { panic("TODO") }
-
-// Each calls fn for every placed stack and its owner, in stack order,
-// until fn returns false.
-func (t *Table) Each(fn func(stack Key, owner Node) bool) { panic("TODO") }
+// keyLess orders keys as big-endian integers.
+func keyLess(a, b *Key) bool {
+	for i := 0; i < len(a); i += 8 {
+		x, y := binary.BigEndian.Uint64(a[i:]), binary.BigEndian.Uint64(b[i:])
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
