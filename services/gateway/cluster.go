@@ -203,7 +203,7 @@ func (c *cluster) onChange(members []membership.Member) {
 		if m.Meta.Role != membership.RoleRuntime || m.Meta.Region != region {
 			continue
 		}
-		id, err := nodeIDOf(m.Meta.GRPCAddr, m.Meta.Generation)
+		id, err := placement.NodeIDOf(m.Meta.GRPCAddr, m.Meta.Generation)
 		if err != nil {
 			if !c.warned[m.Name] {
 				c.s.log.Warn("ignoring a runtime member with a bad gRPC address", "member", m.Name,
