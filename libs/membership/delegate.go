@@ -1,0 +1,55 @@
+package membership
+
+import (
+	"log/slog"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate gives memberlist the local member's metadata; the List sends
+// no messages or state of its own.
+type delegate struct {
+	meta []byte // encoded at Start, checked against memberlist.MetaMaxSize
+	log  *slog.Logger
+}
+
+var _ memberlist.Delegate = (*delegate)(nil)
+
+// NodeMeta returns the encoded metadata. Start refused metadata over
+// memberlist.MetaMaxSize, which is the limit memberlist passes; should it
+// ever pass less, the member gossips no metadata (others skip it) rather
+// than make memberlist panic.
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		d.log.Error("membership: node meta over memberlist's limit, not advertised", "bytes", len(d.meta), "limit", limit)
+		return nil
+	}
+	return d.meta
+}
+
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events turns memberlist's join, leave and update events into a wake-up
+// of the List's notifier. The callbacks run on memberlist's goroutines
+// with its node lock held, so they only mark the list dirty (a send on a
+// channel with room for one, dropped when a wake-up is already pending)
+// and never block.
+type events struct {
+	wake chan<- struct{}
+}
+
+var _ memberlist.EventDelegate = (*events)(nil)
+
+func (e *events) NotifyJoin(*memberlist.Node)   { e.dirty() }
+func (e *events) NotifyLeave(*memberlist.Node)  { e.dirty() }
+func (e *events) NotifyUpdate(*memberlist.Node) { e.dirty() }
+
+func (e *events) dirty() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
