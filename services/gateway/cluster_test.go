@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -589,5 +591,65 @@ func TestCluster_BadMemberListSettingsFailStart(t *testing.T) {
 	defer srv.Close()
 	if err := srv.Start(context.Background()); err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with a taken gossip port: %v", err)
+	}
+}
+
+// TestCluster_KillUnderLoadFailsNoIdempotentRequest kills a runtime the
+// way kill -9 does (its gRPC connections cut and its member gone without
+// a leave, at once) while clients send GETs to every stack: none fails.
+// It logs how long the gateway took to drop the dead node from its ring
+// (from then on no request needs a retry).
+func TestCluster_KillUnderLoadFailsNoIdempotentRequest(t *testing.T) {
+	ch := newClusterHarness(t, 12)
+	rts := []*runtimeMember{ch.joinRuntime("rt-a"), ch.joinRuntime("rt-b"), ch.joinRuntime("rt-c")}
+	ch.waitRuntimes(rts...)
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		ok, bad  int
+		failures []string
+	)
+	client := &http.Client{Timeout: 30 * time.Second}
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ctx.Err() == nil; i++ {
+				id := ch.stacks[i%len(ch.stacks)]
+				resp, err := client.Get(ch.stackURL(id, "web/todos"))
+				mu.Lock()
+				switch {
+				case err != nil:
+					bad++
+					failures = append(failures, err.Error())
+				case resp.StatusCode != 200:
+					bad++
+					failures = append(failures, id.String()+": "+resp.Status)
+				default:
+					ok++
+				}
+				mu.Unlock()
+				if resp != nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	victim := rts[1]
+	killed := time.Now()
+	victim.kill()
+	victim.list.Close()
+	ch.waitRuntimes(rts[0], rts[2])
+	recovered := time.Since(killed)
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	wg.Wait()
+	t.Logf("%d GETs, %d failed; %v retries; the dead node left the gateway's ring %v after the kill",
+		ok+bad, bad, retries(ch.harness, "GET"), recovered.Round(10*time.Millisecond))
+	if bad > 0 || ok == 0 {
+		t.Fatalf("%d of %d GETs failed: %v", bad, ok+bad, failures[:min(len(failures), 5)])
 	}
 }

@@ -66,8 +66,9 @@
 // owner may have run them before it failed: they get 503
 // runtime_unavailable with Retry-After. When the last attempt fails, the
 // request gets what that failure maps to (below). Each retry adds one to
-// mu_gateway_invoke_retries_total{method} and is logged at info with the
-// stack and the from and to nodes. The request is metered once, however
+// mu_gateway_invoke_retries_total{method} and is logged at debug with the
+// stack and the from and to nodes (at info it would be a line per request
+// for a dead node's stacks until the list declares it dead). The request is metered once, however
 // many runtimes were tried: one GatewayRequests record, and the traffic of
 // the request as received and the response as sent.
 //

@@ -225,8 +225,12 @@ func (s *Server) serve(x *exchange) *httpError {
 		// UNAVAILABLE: the node is unreachable, the connection broke
 		// mid-call or the node is shutting down. The request is
 		// idempotent and its body buffered: send it to the next node.
+		// Debug, not info: until the list declares a killed node dead,
+		// every request for its stacks is retried (thousands a second
+		// under load); the metric and the member list's own log lines
+		// tell operators.
 		s.metrics.retries.WithLabelValues(r.Method).Inc()
-		s.log.Info("runtime unavailable; retrying on the next node", "stack", id, "function", m.Function,
+		s.log.Debug("runtime unavailable; retrying on the next node", "stack", id, "function", m.Function,
 			"method", r.Method, "from", c.Node, "to", cands[i+1].Node, "attempt", i+2, "err", err)
 	}
 	if err != nil {
