@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -337,15 +338,7 @@ func (c *cluster) placementMembers() []memberPlacement {
 		owned = c.table.OwnedBy(id, owned[:0])
 		out = append(out, memberPlacement{node: n, stacks: len(owned), share: ring.Share(id)})
 	}
-	slices.SortFunc(out, func(a, b memberPlacement) int {
-		if a.node.name < b.node.name {
-			return -1
-		}
-		if a.node.name > b.node.name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b memberPlacement) int { return strings.Compare(a.node.name, b.node.name) })
 	return out
 }
 
