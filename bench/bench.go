@@ -18,7 +18,10 @@
 //     minio-go straight to the same S3 server (versitygw);
 //  6. density: resident memory of one runtime process with 1,000 idle stacks;
 //  7. deadlines under load: how far past CallTimeout 8 concurrent calls of
-//     a spinning function end, against one alone.
+//     a spinning function end, against one alone;
+//  8. placement: package placement's ring and table in this process with
+//     10,000 nodes and 1,000,000 stacks (build, Owner and Candidates
+//     lookups, stacks moved and re-placement time per join and leave).
 //
 // Run writes results.json and results.md; the figures are compared with the
 // targets of the benchmarks issue, and results.md says what bounds each.
@@ -49,7 +52,8 @@ type Options struct {
 	// finds it from the working directory upwards.
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
-	// coldstart, fuel, mudb, storage64, ledger, deadline, density.
+	// coldstart, fuel, mudb, storage64, ledger, deadline, density,
+	// placement.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -108,6 +112,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{"ledger", s.runLedger},
 		{"deadline", s.runDeadline},
 		{"density", s.runDensity},
+		{"placement", s.runPlacement},
 	}
 	for _, st := range steps {
 		if !s.want(st.name) {

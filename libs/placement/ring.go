@@ -24,7 +24,9 @@ const maxDepth = len(Key{}) * 8
 
 // Ring is a set of nodes in a binary trie over their ids. It is not safe
 // for concurrent mutation; readers that share one ring across goroutines
-// publish immutable clones (Clone) instead.
+// publish immutable clones (Clone) instead. The methods that do not
+// change a ring (all but Add and Remove) change nothing inside it either,
+// so any number of goroutines may call them on a ring no one modifies.
 //
 // Owner, Get and Share walk one path of the trie, so they cost O(id bits)
 // (in practice about log2 of the number of nodes) whatever the size of
