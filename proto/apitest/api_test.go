@@ -61,7 +61,7 @@ var services = []serviceSpec{
 		file:    gatewayv1.File_mu_gateway_v1_gateway_proto,
 		grpc:    &gatewayv1.GatewayService_ServiceDesc,
 		name:    "mu.gateway.v1.GatewayService",
-		methods: map[string]string{"Routes": unary, "Status": unary, "PutStack": unary, "RemoveStack": unary},
+		methods: map[string]string{"Routes": unary, "Status": unary, "PutStack": unary, "RemoveStack": unary, "Placement": unary},
 	},
 	{
 		file: mudbv1.File_mu_mudb_v1_mudb_proto,
@@ -230,6 +230,18 @@ func TestFixedAPI_FieldNumbers(t *testing.T) {
 		&gatewayv1.PutStackResponse{}:    {},
 		&gatewayv1.RemoveStackRequest{}:  {"stack_id": 1},
 		&gatewayv1.RemoveStackResponse{}: {},
+
+		&gatewayv1.StatusResponse{}: {
+			"node_name": 1, "stacks": 2, "disabled_stacks": 3, "in_flight": 4, "public_url": 5,
+			"cluster_members": 6, "cluster_runtimes": 7, "cluster_addr": 8,
+		},
+		&gatewayv1.PlacementRequest{}:  {"stack_ids": 1, "page_size": 2, "page_token": 3},
+		&gatewayv1.PlacementResponse{}: {"mode": 1, "members": 2, "stacks": 3, "next_page_token": 4},
+		&gatewayv1.PlacementMember{}: {
+			"name": 1, "node_id": 2, "grpc_addr": 3, "generation": 4, "suspect": 5, "owned_stacks": 6, "share": 7,
+		},
+		&gatewayv1.StackPlacement{}: {"stack_id": 1, "served": 2, "owner": 3, "candidates": 4},
+		&gatewayv1.PlacementNode{}:  {"name": 1, "node_id": 2},
 	}
 	for msg, fields := range fixed {
 		md := msg.ProtoReflect().Descriptor()
@@ -259,6 +271,9 @@ func TestFixedAPI_FieldNumbers(t *testing.T) {
 		},
 		runtimev1.LogSource_LOG_SOURCE_UNSPECIFIED.Descriptor(): {
 			"LOG_SOURCE_UNSPECIFIED", "LOG_SOURCE_LOG", "LOG_SOURCE_STDERR", "LOG_SOURCE_RUNTIME",
+		},
+		gatewayv1.PlacementMode_PLACEMENT_MODE_UNSPECIFIED.Descriptor(): {
+			"PLACEMENT_MODE_UNSPECIFIED", "PLACEMENT_MODE_STATIC", "PLACEMENT_MODE_CLUSTER",
 		},
 	}
 	for ed, names := range enums {
@@ -307,6 +322,18 @@ func sampleMessages() []proto.Message {
 			Gateway: "greeting", Method: "GET", Path: "/greet/{name}",
 			Function: "greeter_function.greet_user", Url: "http://127.0.0.1:8080/x/greeting/greet/{name}",
 		}}},
+		&gatewayv1.PlacementResponse{
+			Mode: gatewayv1.PlacementMode_PLACEMENT_MODE_CLUSTER,
+			Members: []*gatewayv1.PlacementMember{{
+				Name: "runtime-1", NodeId: "ab12", GrpcAddr: "10.0.0.1:12091", Generation: 1767322245000000006,
+				Suspect: true, OwnedStacks: 3, Share: 0.25,
+			}},
+			Stacks: []*gatewayv1.StackPlacement{{
+				StackId: stackID, Served: true, Owner: &gatewayv1.PlacementNode{Name: "runtime-1", NodeId: "ab12"},
+				Candidates: []*gatewayv1.PlacementNode{{Name: "runtime-1", NodeId: "ab12"}, {Name: "runtime-2", NodeId: "cd34"}},
+			}},
+			NextPageToken: "next",
+		},
 		&mudbv1.PutRequest{
 			StackId: stackID, Table: "todos", Key: someKey, Value: []byte("v"), IsAtomic: true,
 			Ttl: durationpb.New(90 * time.Second),

@@ -11,6 +11,7 @@ import (
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/membership"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 )
@@ -64,6 +65,13 @@ type Config struct {
 	// InvokeTimeout is the longest the gateway waits for Runtime.Invoke;
 	// past it the request gets 504. Must be below WriteTimeout.
 	InvokeTimeout time.Duration
+	// InvokeAttempts is how many runtimes an idempotent request (GET,
+	// HEAD, PUT, DELETE) may try, the stack's owner first and then the
+	// next-closest nodes, when a runtime is unreachable or answers gRPC
+	// UNAVAILABLE (it died, restarts or shuts down). All attempts share
+	// the one InvokeTimeout. Other methods are never replayed: they get
+	// 503 runtime_unavailable with Retry-After. 1 turns retries off.
+	InvokeAttempts int
 	// ReadHeaderTimeout is the time allowed to read the request line and
 	// headers (slow-loris protection).
 	ReadHeaderTimeout time.Duration
@@ -102,9 +110,22 @@ type Config struct {
 	// indexer passed in-process (Deps.ChainIndexer) takes precedence.
 	ChainIndexerAddr string
 	// RegionID is the base58 address (32 bytes) of the marketplace region
-	// this gateway serves: only its stacks are routed. Required with
-	// chain_indexer_addr.
+	// this gateway serves: only its stacks are routed, and in cluster mode
+	// only runtime members advertising this region get stacks. Required
+	// with chain_indexer_addr.
 	RegionID string
+	// Cluster joins the gateway to its region's member list (gossip over
+	// hashicorp/memberlist): cluster_bind_addr, cluster_advertise_addr,
+	// cluster_join, cluster_join_retry, cluster_secret_key and the
+	// cluster_probe_*, cluster_suspicion_*, cluster_gossip_*,
+	// cluster_retransmit_mult and cluster_leave_timeout timings. With
+	// cluster_bind_addr set and no runtime given to the gateway
+	// (Deps.Runtimes, mu-gateway's runtime_addr), the gateway places every
+	// stack on the runtime members of RegionID itself, by XOR distance
+	// (design section 5), and sends each request straight to the stack's
+	// owner. The gateway advertises itself with role gateway and its gRPC
+	// admin address. Empty cluster_bind_addr (the default): no cluster.
+	Cluster membership.Config
 	// ChainRetry spaces the reconnections of the chain indexer's Watch
 	// streams (chain_retry_initial, doubled per failure up to
 	// chain_retry_max, with jitter).
@@ -134,6 +155,7 @@ func DefaultConfig() Config {
 		MaxResponseHeaderBytes: 64 << 10,                    // 64 KiB
 
 		InvokeTimeout:     30 * time.Second,  // a function call, end to end
+		InvokeAttempts:    3,                 // the owner and two more nodes, for GET, HEAD, PUT, DELETE
 		ReadHeaderTimeout: 10 * time.Second,  // request line + headers
 		ReadTimeout:       60 * time.Second,  // an 8 MiB body at ~140 KiB/s
 		WriteTimeout:      90 * time.Second,  // InvokeTimeout plus time to send 10 MiB
@@ -143,6 +165,7 @@ func DefaultConfig() Config {
 		OverloadRetryAfter: time.Second, // Retry-After: 1
 
 		ChainRetry: chainwatch.DefaultBackoff(),
+		Cluster:    membership.DefaultConfig(), // off: no cluster_bind_addr
 
 		Usage: usage.DefaultBatchConfig(),
 	}
@@ -248,6 +271,9 @@ func (c Config) Validate() error {
 		}
 	}
 	p.PositiveDuration("invoke_timeout", c.InvokeTimeout)
+	if c.InvokeAttempts < 1 {
+		bad("invoke_attempts", "must be at least 1 (1: no retries), got %d", c.InvokeAttempts)
+	}
 	p.PositiveDuration("read_header_timeout", c.ReadHeaderTimeout)
 	p.PositiveDuration("idle_timeout", c.IdleTimeout)
 	p.PositiveDuration("overload_retry_after", c.OverloadRetryAfter)
@@ -270,6 +296,7 @@ func (c Config) Validate() error {
 		}
 	}
 	p.Add(c.ChainRetry.Validate())
+	p.Add(c.Cluster.Validate())
 	p.Add(c.Usage.Validate())
 	return p.Err("gateway")
 }

@@ -140,16 +140,41 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	cfg.OverloadRetryAfter = 0
 	cfg.Usage.BatchSize = 0
 	cfg.Usage.RetryMax = time.Millisecond // below Usage.RetryMin
+	cfg.InvokeAttempts = 0
+	cfg.Cluster.BindAddr = "no-port"
+	cfg.Cluster.SecretKey = "not base64!"
+	cfg.Cluster.ProbeInterval = 0
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
 	for _, field := range []string{"http_addr", "public_url", "node_name", "max_request_body_bytes", "max_header_bytes",
 		"max_response_bytes", "invoke_timeout", "read_timeout", "usage_batch_size", "usage_retry_max",
-		"max_query_params", "runtime_max_frame_size", "max_connections", "overload_retry_after"} {
+		"max_query_params", "runtime_max_frame_size", "max_connections", "overload_retry_after",
+		"invoke_attempts", "cluster_bind_addr", "cluster_secret_key", "cluster_probe_interval"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
+	}
+}
+
+func TestConfig_ClusterAndRetryDefaults(t *testing.T) {
+	cfg := gateway.DefaultConfig()
+	if cfg.InvokeAttempts != 3 {
+		t.Errorf("InvokeAttempts = %d, want 3", cfg.InvokeAttempts)
+	}
+	if cfg.Cluster.Enabled() {
+		t.Errorf("the default config is clustered: %+v", cfg.Cluster)
+	}
+	cfg.InvokeAttempts = 1 // no retries: valid
+	cfg.Cluster.BindAddr = "127.0.0.1:7946"
+	cfg.Cluster.Join = []string{"127.0.0.1:7947"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.InvokeAttempts = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "invoke_attempts: must be at least 1") {
+		t.Errorf("invoke_attempts -1: %v", err)
 	}
 }
 

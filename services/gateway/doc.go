@@ -17,6 +17,61 @@
 // drains them and flushes usage. Stacks are fed with PutStack, RemoveStack and
 // SetStackEnabled, and by the chain indexer (below).
 //
+// # Finding the runtime: static or cluster
+//
+// Deps.Runtimes (a RuntimeResolver) gives the runtimes to try for each
+// request, owner first. StaticRuntime (DialRuntime) sends every stack to
+// one runtime: `mu run`, mu-gateway --runtime-addr, tests.
+//
+// In cluster mode (Config.Cluster.BindAddr set, no Deps.Runtimes) the
+// gateway routes straight to each stack's owner, with no extra hop (design
+// section 5). Start joins the region's member list (libs/membership,
+// hashicorp/memberlist gossip) once the listeners are bound, as a member
+// with role gateway, region Config.RegionID and the bound gRPC admin port;
+// ClusterAddr is its gossip address, for other nodes to join through. On
+// every change of the list the gateway takes the runtime members whose
+// region is Config.RegionID (others, and members whose gRPC address is not
+// ip:port, are skipped; the latter with a warning), gives each the node id
+// SHA-256(ip, gRPC port, generation) (placement.NodeIDOf) and publishes an
+// immutable placement ring that requests read without a lock. A stack's
+// owner is the node whose id is closest to the stack id by XOR distance;
+// its candidates are the owner and then the next-closest nodes. Suspected
+// members keep their stacks until they are declared dead (about 2.5 s
+// after a kill with the default cluster timings); requests they fail in
+// the meantime are retried (below). The gateway keeps a placement.Table of
+// the stacks it serves, so each change of the list re-places exactly the
+// stacks whose owner changed; their number is added to
+// mu_gateway_owner_changes_total and logged ("runtime members changed",
+// with joined, left and owner_changes). Connections to runtimes are made
+// lazily, one per runtime, owned by the gateway; the connection of a
+// member that left is closed once twice InvokeTimeout has passed (no
+// request can still be using it). Close leaves the list (a graceful leave,
+// bounded by cluster_leave_timeout) before the listeners stop.
+// GatewayService.Placement and Status report the members, the owner and
+// candidates of each stack, and the gossip address.
+//
+// # Retries
+//
+// A GET, HEAD, PUT or DELETE request (idempotent methods: running them
+// twice has the effect of running them once) whose Invoke fails with gRPC
+// UNAVAILABLE — the runtime is unreachable, the connection broke during the
+// call, or the runtime is shutting down — is sent to the next candidate,
+// up to Config.InvokeAttempts runtimes in all (default 3), all within the
+// one Config.InvokeTimeout. The request body is read once and sent whole
+// each time. Nothing else is retried: not other gRPC codes (an overloaded
+// runtime answers RESOURCE_EXHAUSTED, 503 with Retry-After for the client
+// to decide), not function failures (InvokeResponse.error: the function
+// ran), not DEADLINE_EXCEEDED (the time is spent) and not a client that
+// went away. POST, PATCH and other methods are never replayed, since the
+// owner may have run them before it failed: they get 503
+// runtime_unavailable with Retry-After. When the last attempt fails, the
+// request gets what that failure maps to (below). Each retry adds one to
+// mu_gateway_invoke_retries_total{method} and is logged at debug with the
+// stack and the from and to nodes (at info it would be a line per request
+// for a dead node's stacks until the list declares it dead). The request is metered once, however
+// many runtimes were tried: one GatewayRequests record, and the traffic of
+// the request as received and the response as sent.
+//
 // # Following the chain
 //
 // With Config.ChainIndexerAddr (or Deps.ChainIndexer) and Config.RegionID
@@ -129,8 +184,8 @@
 // itself, whose transport details (addresses, dial errors) only go to the
 // logs:
 //
-//	no runtime for the stack (resolver error)        503 runtime_unavailable
-//	gRPC UNAVAILABLE                                 503 runtime_unavailable
+//	no runtime known for the stack                   503 runtime_unavailable
+//	gRPC UNAVAILABLE (after any retries)             503 runtime_unavailable
 //	gRPC NOT_FOUND                                   404 function_not_found
 //	gRPC DEADLINE_EXCEEDED, Config.InvokeTimeout     504 deadline_exceeded
 //	gRPC RESOURCE_EXHAUSTED, CAPACITY_EXHAUSTED      503 runtime_overloaded
@@ -190,7 +245,11 @@
 // mu_gateway_http_requests_total and mu_gateway_http_request_duration_seconds
 // by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
 // mu_gateway_stacks_disabled, mu_gateway_usage_pending_records,
-// mu_gateway_usage_report_failures_total, mu_gateway_chain_synced (1 once
+// mu_gateway_usage_report_failures_total, mu_gateway_invoke_retries_total
+// by method, mu_gateway_owner_changes_total, mu_gateway_cluster_members
+// (live members of the list, every role, this gateway included) and
+// mu_gateway_cluster_runtimes (the runtimes stacks are placed on; both 0
+// when not clustered), mu_gateway_chain_synced (1 once
 // the stack, region and escrow snapshots are in; it stays 1 while the
 // indexer is unreachable) and mu_gateway_chain_sequence, plus the gRPC server metrics
 // (grpc_server_*) and the Go and process collectors. The admin gRPC port

@@ -473,21 +473,20 @@ func TestGateway_RuntimeDownGets503(t *testing.T) {
 	}
 }
 
-type resolverFunc func(ids.StackID) (runtimev1.RuntimeServiceClient, error)
+// resolverFunc is a RuntimeResolver from a function.
+type resolverFunc func(id ids.StackID, limit int, dst []gateway.Candidate) []gateway.Candidate
 
-func (f resolverFunc) Runtime(id ids.StackID) (runtimev1.RuntimeServiceClient, error) { return f(id) }
+func (f resolverFunc) Candidates(id ids.StackID, limit int, dst []gateway.Candidate) []gateway.Candidate {
+	return f(id, limit, dst)
+}
+
+// noRuntimes is a resolver that knows no runtime for any stack.
+var noRuntimes = resolverFunc(func(_ ids.StackID, _ int, dst []gateway.Candidate) []gateway.Candidate { return dst })
 
 func TestGateway_NoRuntimeForStackGets503(t *testing.T) {
-	h := newHarness(t, func(_ *gateway.Config, d *gateway.Deps) {
-		d.Runtimes = resolverFunc(func(ids.StackID) (runtimev1.RuntimeServiceClient, error) {
-			return nil, errors.New("no live runtime node")
-		})
-	})
+	h := newHarness(t, func(_ *gateway.Config, d *gateway.Deps) { d.Runtimes = noRuntimes })
 	resp, body := h.do("GET", h.url("web/todos"), nil, nil)
-	e := wantError(t, resp, body, http.StatusServiceUnavailable, gateway.KindRuntimeUnavailable)
-	if strings.Contains(e.Error.Message, "no live runtime node") {
-		t.Errorf("message %q leaks the resolver's internal error", e.Error.Message)
-	}
+	wantError(t, resp, body, http.StatusServiceUnavailable, gateway.KindRuntimeUnavailable)
 	if got := resp.Header.Get("Retry-After"); got != "1" {
 		t.Errorf("Retry-After = %q, want the default 1", got)
 	}
@@ -750,7 +749,7 @@ func TestGateway_CloseTwice(t *testing.T) {
 
 func TestGateway_CloseWithoutStart(t *testing.T) {
 	srv, err := gateway.New(testConfig(), gateway.Deps{
-		Runtimes: resolverFunc(func(ids.StackID) (runtimev1.RuntimeServiceClient, error) { return nil, nil }),
+		Runtimes: noRuntimes,
 		Usage:    usage.Discard{},
 	})
 	if err != nil {
@@ -894,9 +893,16 @@ func TestGateway_HealthAndMetrics(t *testing.T) {
 }
 
 func TestNew_RequiresDeps(t *testing.T) {
-	rt := resolverFunc(func(ids.StackID) (runtimev1.RuntimeServiceClient, error) { return nil, nil })
-	if _, err := gateway.New(testConfig(), gateway.Deps{Usage: usage.Discard{}}); err == nil {
-		t.Error("no error without Runtimes")
+	rt := noRuntimes
+	_, err := gateway.New(testConfig(), gateway.Deps{Usage: usage.Discard{}})
+	if err == nil || !strings.Contains(err.Error(), "Deps.Runtimes") || !strings.Contains(err.Error(), "cluster_bind_addr") {
+		t.Errorf("without Runtimes or a cluster: %v, want an error naming both ways", err)
+	}
+	both := testConfig()
+	both.Cluster.BindAddr = "127.0.0.1:0"
+	_, err = gateway.New(both, gateway.Deps{Runtimes: rt, Usage: usage.Discard{}})
+	if err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("Runtimes and a cluster: %v, want an error", err)
 	}
 	if _, err := gateway.New(testConfig(), gateway.Deps{Runtimes: rt}); err == nil {
 		t.Error("no error without Usage")

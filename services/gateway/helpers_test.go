@@ -64,6 +64,8 @@ type fakeRuntime struct {
 	runtimev1.UnimplementedRuntimeServiceServer
 	addr  string
 	conns atomic.Int64 // transport connections accepted
+	gs    *grpc.Server
+	ln    net.Listener
 
 	mu     sync.Mutex
 	calls  []*runtimev1.InvokeRequest
@@ -146,8 +148,15 @@ func startRuntime(t *testing.T) *fakeRuntime {
 	runtimev1.RegisterRuntimeServiceServer(gs, f)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
-	f.addr = ln.Addr().String()
+	f.addr, f.gs, f.ln = ln.Addr().String(), gs, ln
 	return f
+}
+
+// kill stops the runtime the hard way, as a killed process would: every
+// connection is cut, running calls fail and the port refuses connections.
+func (f *fakeRuntime) kill() {
+	f.gs.Stop()
+	f.ln.Close()
 }
 
 // harness is a gateway on 127.0.0.1:0 talking to a fakeRuntime, with one

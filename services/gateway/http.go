@@ -14,8 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
@@ -61,6 +62,31 @@ type exchange struct {
 	metered  bool
 	reqBytes int64 // path + query + header names/values + body bytes read
 	function string
+	// cands holds the request's runtime candidates without an allocation
+	// of their own for up to len(cands) of them.
+	cands [4]Candidate
+}
+
+// replayable reports whether a request of method may be sent to another
+// runtime after one failed with UNAVAILABLE: the idempotent methods whose
+// effect is the same however often they run (RFC 9110 section 9.2.2).
+// POST, PATCH and the rest are sent once; the client decides whether to
+// repeat them.
+func replayable(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// retryInvoke reports whether a failed Invoke may be tried on the next
+// runtime: only gRPC UNAVAILABLE, and only while the request's context is
+// live (not past InvokeTimeout, the client still there). DEADLINE_EXCEEDED,
+// CANCELED, every other code and function errors (InvokeResponse.error,
+// which are answers, not failures) are final.
+func retryInvoke(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && status.Code(err) == codes.Unavailable
 }
 
 // ServeHTTP serves /{stack_id}/{gateway}/{path} and the /_mu/ endpoints.
@@ -175,9 +201,13 @@ func (s *Server) serve(x *exchange) *httpError {
 	if herr := s.checkFrame(m.Function, hreq); herr != nil {
 		return herr
 	}
-	client, err := s.runtimes.Runtime(st.id)
-	if err != nil {
-		s.log.Warn("no runtime for stack", "stack", id, "function", m.Function, "err", err)
+	limit := 1 // a request that may not be replayed goes to the owner alone
+	if replayable(r.Method) {
+		limit = s.cfg.InvokeAttempts
+	}
+	cands := s.runtimes.Candidates(st.id, limit, x.cands[:0])
+	if len(cands) == 0 {
+		s.log.Warn("no runtime for stack", "stack", id, "function", m.Function)
 		e := errorf(http.StatusServiceUnavailable, KindRuntimeUnavailable, "no runtime is available for stack %s; try again later", id)
 		e.retry = true
 		return e
@@ -185,11 +215,24 @@ func (s *Server) serve(x *exchange) *httpError {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.InvokeTimeout)
 	defer cancel()
 	ctx = withTraceContext(ctx, r.Header)
-	resp, err := client.Invoke(ctx, &runtimev1.InvokeRequest{
-		StackId:  st.id.Bytes(),
-		Function: m.Function,
-		Request:  hreq,
-	}, grpc.MaxCallRecvMsgSize(s.recvLimit))
+	req := &runtimev1.InvokeRequest{StackId: st.id.Bytes(), Function: m.Function, Request: hreq}
+	var resp *runtimev1.InvokeResponse
+	for i, c := range cands {
+		resp, err = c.Client.Invoke(ctx, req, s.recvLimitOpt)
+		if err == nil || i+1 == len(cands) || !retryInvoke(ctx, err) {
+			break
+		}
+		// UNAVAILABLE: the node is unreachable, the connection broke
+		// mid-call or the node is shutting down. The request is
+		// idempotent and its body buffered: send it to the next node.
+		// Debug, not info: until the list declares a killed node dead,
+		// every request for its stacks is retried (thousands a second
+		// under load); the metric and the member list's own log lines
+		// tell operators.
+		s.metrics.retries.WithLabelValues(r.Method).Inc()
+		s.log.Debug("runtime unavailable; retrying on the next node", "stack", id, "function", m.Function,
+			"method", r.Method, "from", c.Node, "to", cands[i+1].Node, "attempt", i+2, "err", err)
+	}
 	if err != nil {
 		herr := rpcErrorStatus(r.Context(), err, m.Function)
 		level := slog.LevelWarn

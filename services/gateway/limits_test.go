@@ -417,7 +417,7 @@ func TestLimitConnections_ThirdWaitsUntilOneCloses(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConnections = 2
 	srv, err := gateway.New(cfg, gateway.Deps{
-		Runtimes: resolverFunc(func(ids.StackID) (runtimev1.RuntimeServiceClient, error) { return nil, errors.New("none") }),
+		Runtimes: noRuntimes,
 		Usage:    usage.Discard{},
 	})
 	if err != nil {

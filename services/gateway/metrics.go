@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -15,6 +16,13 @@ type metrics struct {
 	requests *prometheus.CounterVec   // by status class
 	duration *prometheus.HistogramVec // by status class
 	errors   *prometheus.CounterVec   // by error kind of the JSON body
+	// retries counts Invoke calls sent to the next runtime after one
+	// answered UNAVAILABLE, by HTTP method (GET, HEAD, PUT, DELETE: the
+	// only ones retried).
+	retries *prometheus.CounterVec
+	// ownerChanges counts the gateway's stacks whose owner changed with
+	// a change of the member list (cluster mode).
+	ownerChanges prometheus.Counter
 }
 
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -34,13 +42,46 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Namespace: "mu", Subsystem: "gateway", Name: "errors_total",
 			Help: "Requests answered with a gateway error body, by error kind (route_not_found, fuel_exhausted, ...).",
 		}, []string{"kind"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "invoke_retries_total",
+			Help: "Invoke calls sent to the next runtime candidate because the previous one was unreachable or answered UNAVAILABLE, " +
+				"by HTTP method (only GET, HEAD, PUT and DELETE are retried). A request retried twice counts 2.",
+		}, []string{"method"}),
+		ownerChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "owner_changes_total",
+			Help: "Stacks of this gateway whose owner runtime changed when the member list changed (cluster mode): " +
+				"a stack that moves counts once per change, also when its region had no runtime before or has none after.",
+		}),
 	}
 	for _, c := range statusClasses {
 		m.requests.WithLabelValues(c)
 		m.duration.WithLabelValues(c)
 	}
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+		m.retries.WithLabelValues(method)
+	}
 	cs := []prometheus.Collector{
-		m.requests, m.duration, m.errors,
+		m.requests, m.duration, m.errors, m.retries, m.ownerChanges,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "cluster_members",
+			Help: "Live members of the gateway's member list, every role and this gateway included (0 when not clustered).",
+		}, func() float64 {
+			if s.cluster == nil {
+				return 0
+			}
+			n, _ := s.cluster.counts()
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "cluster_runtimes",
+			Help: "Runtime members of the gateway's region that stacks are placed on (0 when not clustered).",
+		}, func() float64 {
+			if s.cluster == nil {
+				return 0
+			}
+			_, n := s.cluster.counts()
+			return float64(n)
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "mu", Subsystem: "gateway", Name: "stacks",
 			Help: "Stacks installed on this gateway.",

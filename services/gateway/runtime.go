@@ -12,31 +12,62 @@ import (
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
 
-// RuntimeResolver picks the runtime node that serves a stack. Runtime is
-// called once per request; it must be safe for concurrent use and must not
-// block on the network (return a client over a long-lived connection, which
-// connects lazily). An error makes the request fail with 503.
-type RuntimeResolver interface {
-	Runtime(stack ids.StackID) (runtimev1.RuntimeServiceClient, error)
+// Candidate is one runtime node to try for a request.
+type Candidate struct {
+	// Node names the runtime in logs, metrics and GatewayService.Placement
+	// (the member name in cluster mode, "static" for a StaticRuntime).
+	Node string
+	// Client calls the runtime, over a long-lived connection.
+	Client runtimev1.RuntimeServiceClient
 }
 
+// RuntimeResolver picks the runtime nodes that can serve a stack.
+//
+// Candidates appends to dst at most limit (≥ 1) runtimes to try for stack,
+// in order: the owner first, then the next-closest nodes, and returns the
+// extended slice. The gateway asks for one candidate for requests it may
+// not replay (POST, PATCH, ...) and for up to Config.InvokeAttempts for
+// idempotent ones, and tries the next only when the previous answered
+// gRPC UNAVAILABLE. An empty result makes the request fail with 503
+// runtime_unavailable and Retry-After.
+//
+// Candidates is called once per request: it must be safe for concurrent
+// use, must not block on the network (hand out clients over long-lived
+// connections that connect lazily) and should not allocate when dst has
+// room for limit more entries.
+type RuntimeResolver interface {
+	Candidates(stack ids.StackID, limit int, dst []Candidate) []Candidate
+}
+
+// StaticNode is the Candidate.Node of a StaticRuntime's runtime.
+const StaticNode = "static"
+
 // StaticRuntime is a RuntimeResolver that sends every stack to one runtime
-// (one node, `mu run`, tests). Placement by XOR distance over memberlist
-// replaces it once gateways join the member list.
+// (one node, `mu run`, tests). A clustered gateway (Config.Cluster) places
+// stacks on the runtimes of its member list instead.
 type StaticRuntime struct {
 	client runtimev1.RuntimeServiceClient
+	target string // the connection's target, for Placement; "" if unknown
 }
 
 // NewStaticRuntime returns a resolver whose client uses conn for every
 // call, so all requests share its connection. The caller keeps ownership of
 // conn and closes it after the Server.
 func NewStaticRuntime(conn grpc.ClientConnInterface) *StaticRuntime {
-	return &StaticRuntime{client: runtimev1.NewRuntimeServiceClient(conn)}
+	s := &StaticRuntime{client: runtimev1.NewRuntimeServiceClient(conn)}
+	if cc, ok := conn.(*grpc.ClientConn); ok {
+		s.target = cc.Target()
+	}
+	return s
 }
 
-// Runtime implements RuntimeResolver.
-func (s *StaticRuntime) Runtime(ids.StackID) (runtimev1.RuntimeServiceClient, error) {
-	return s.client, nil
+// Candidates implements RuntimeResolver: the one runtime, whatever the
+// stack.
+func (s *StaticRuntime) Candidates(_ ids.StackID, limit int, dst []Candidate) []Candidate {
+	if limit < 1 {
+		return dst
+	}
+	return append(dst, Candidate{Node: StaticNode, Client: s.client})
 }
 
 // ErrConnsClosed is returned by Conns.Get after Close.
@@ -81,6 +112,23 @@ func (c *Conns) Get(addr string) (*grpc.ClientConn, error) {
 	}
 	c.conns[addr] = cc
 	return cc, nil
+}
+
+// drop closes and forgets the connection to addr, if there is one. RPCs
+// still running on it fail (CANCELED), so callers drop only connections no
+// request can be using any more.
+func (c *Conns) drop(addr string) error {
+	c.mu.Lock()
+	cc, ok := c.conns[addr]
+	delete(c.conns, addr)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := cc.Close(); err != nil {
+		return fmt.Errorf("gateway: close runtime %s: %w", addr, err)
+	}
+	return nil
 }
 
 // Close closes every connection. Safe to call twice.

@@ -21,7 +21,11 @@ import (
 
 // Deps are the gateway's collaborators.
 type Deps struct {
-	// Runtimes picks the runtime node for each request. Required.
+	// Runtimes picks the runtime nodes for each request: a StaticRuntime
+	// for one runtime, or any RuntimeResolver. Nil with
+	// Config.Cluster.BindAddr set makes the gateway place stacks on the
+	// runtimes of its member list itself (cluster mode); one of the two is
+	// required, and they exclude each other.
 	Runtimes RuntimeResolver
 	// Usage receives the gateway's usage records (requests and traffic
 	// bytes), in batches, from a background goroutine. Required; use
@@ -58,9 +62,10 @@ type Server struct {
 	metrics  *metrics
 	flight   inflight
 	follow   *chainFollow // nil when the gateway does not follow the chain
-	// recvLimit bounds an InvokeResponse on the wire: the response body
-	// and header limits plus grpcEnvelopeSlack.
-	recvLimit int
+	cluster  *cluster     // the resolver in cluster mode (also s.runtimes); nil otherwise
+	// recvLimitOpt bounds an InvokeResponse on the wire: the response
+	// body and header limits plus grpcEnvelopeSlack.
+	recvLimitOpt grpc.CallOption
 	// retryAfter is the Retry-After value of retryable 503s: whole
 	// seconds of OverloadRetryAfter, rounded up.
 	retryAfter string
@@ -86,8 +91,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Runtimes == nil {
-		return nil, errors.New("gateway: Deps.Runtimes is required")
+	switch {
+	case deps.Runtimes == nil && !cfg.Cluster.Enabled():
+		return nil, errors.New("gateway: no runtimes: pass Deps.Runtimes (one runtime, e.g. DialRuntime) " +
+			"or set cluster_bind_addr (Config.Cluster.BindAddr) to place stacks on the runtimes of the member list")
+	case deps.Runtimes != nil && cfg.Cluster.Enabled():
+		return nil, errors.New("gateway: Deps.Runtimes and cluster_bind_addr (Config.Cluster.BindAddr) exclude each other: " +
+			"pass one runtime resolver, or let the gateway place stacks on the member list's runtimes")
 	}
 	if deps.Usage == nil {
 		return nil, errors.New("gateway: Deps.Usage is required (usage.Discard{} drops usage on purpose)")
@@ -106,8 +116,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:        log,
 		stacks:     newRegistry(),
 		keys:       usage.NewKeys("gateway/" + cfg.NodeName),
-		recvLimit:  int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack, 1<<31-1)),
 		retryAfter: retryAfterSeconds(cfg.OverloadRetryAfter),
+		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
+			1<<31-1))),
+	}
+	if s.runtimes == nil {
+		s.cluster = newCluster(s)
+		s.runtimes = s.cluster
 	}
 	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
 	m, err := newMetrics(s.run.Registry(), s)
@@ -144,13 +159,20 @@ func New(cfg Config, deps Deps) (*Server, error) {
 
 // Start binds the public HTTP listener (HTTPAddr), the gRPC admin listener
 // (GRPCAddr) and the admin HTTP listener (AdminAddr) and serves them in the
-// background; it returns once all are bound. With a chain indexer, it then
-// starts following it (in the background too; an unreachable indexer does
-// not fail Start). ctx bounds only the binding; use Close to stop. Start
-// may be called once, not after Close.
+// background; it returns once all are bound. In cluster mode it then
+// starts its member (Config.Cluster: binds the gossip address and joins in
+// the background; Start does not wait for peers). With a chain indexer, it
+// then starts following it (in the background too; an unreachable indexer
+// does not fail Start). ctx bounds only the binding; use Close to stop,
+// also after a failed Start. Start may be called once, not after Close.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.run.Start(ctx); err != nil {
 		return err
+	}
+	if s.cluster != nil {
+		if err := s.cluster.start(); err != nil {
+			return err
+		}
 	}
 	if s.follow != nil {
 		s.follow.start()
@@ -171,6 +193,16 @@ func (s *Server) Addr() string { return s.run.Addr("http") }
 // before Start.
 func (s *Server) GRPCAddr() string { return s.run.GRPCAddr() }
 
+// ClusterAddr returns the bound gossip address of the gateway's member
+// (Config.Cluster), for other nodes to join through (their cluster_join),
+// or "" before Start and when the gateway is not clustered.
+func (s *Server) ClusterAddr() string {
+	if s.cluster == nil {
+		return ""
+	}
+	return s.cluster.addr()
+}
+
 // AdminAddr returns the bound address of the admin HTTP listener
 // (/metrics, /healthz, /readyz), or "" before Start or when it is off.
 func (s *Server) AdminAddr() string { return s.run.AdminAddr() }
@@ -189,13 +221,19 @@ func (s *Server) FlushUsage(ctx context.Context) error {
 	return s.usage.Flush(ctx)
 }
 
-// Close stops the gateway gracefully: readiness and health turn NOT_SERVING,
-// listeners close, in-flight HTTP requests and RPCs get up to
-// ShutdownTimeout to finish (then connections are cut), and the remaining
-// usage records are handed to the sink (retrying for up to
+// Close stops the gateway gracefully: in cluster mode its member leaves
+// the member list first (a graceful leave, bounded by
+// cluster_leave_timeout, then the gossip listeners close); readiness and
+// health turn NOT_SERVING, listeners close, in-flight HTTP requests and
+// RPCs get up to ShutdownTimeout to finish (then connections are cut,
+// and in cluster mode the gateway's runtime connections close), and the
+// remaining usage records are handed to the sink (retrying for up to
 // usage_close_timeout). It blocks until done. Safe to call twice and before
 // Start; later calls return the first call's result.
 func (s *Server) Close() error {
+	if s.cluster != nil {
+		s.cluster.leave()
+	}
 	return s.run.Close(func() error {
 		if s.follow != nil {
 			s.follow.stop()
@@ -208,7 +246,12 @@ func (s *Server) Close() error {
 		if err := s.flight.closeAndWait(wctx); err != nil {
 			s.log.Warn("requests still running at close", "err", err)
 		}
-		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
+		var errs []error
+		if s.cluster != nil {
+			errs = append(errs, s.cluster.close())
+		}
+		errs = append(errs, s.usage.Close(context.Background())) // bounded by usage_close_timeout
+		return errors.Join(errs...)
 	})
 }
 

@@ -83,6 +83,9 @@ func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64)
 		return nil
 	}
 	s.stacks.stacks[id] = st
+	if s.cluster != nil {
+		s.cluster.addStack(id)
+	}
 	s.log.Info("stack installed", "stack", id, "revision", revision, "endpoints", m.EndpointCount())
 	return nil
 }
@@ -98,6 +101,9 @@ func (s *Server) RemoveStack(id ids.StackID) {
 	}
 	delete(s.stacks.stacks, id)
 	delete(s.stacks.disabled, id)
+	if s.cluster != nil {
+		s.cluster.removeStack(id)
+	}
 }
 
 // SetStackEnabled enables or disables a stack. A disabled stack's routes
@@ -123,6 +129,26 @@ func (r *registry) lookup(id ids.StackID) (st *stack, disabled bool, reason stri
 	st = r.stacks[id]
 	reason, disabled = r.disabled[id]
 	return st, disabled, reason
+}
+
+// has reports whether a stack is installed.
+func (r *registry) has(id ids.StackID) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.stacks[id]
+	return ok
+}
+
+// ids lists the installed stacks in id order.
+func (r *registry) ids() []ids.StackID {
+	r.mu.RLock()
+	out := make([]ids.StackID, 0, len(r.stacks))
+	for id := range r.stacks {
+		out = append(out, id)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, compareStacks)
+	return out
 }
 
 func (r *registry) counts() (stacks, disabled int) {

@@ -24,6 +24,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PlacementMode is how a gateway finds the runtimes of a stack.
+type PlacementMode int32
+
+const (
+	PlacementMode_PLACEMENT_MODE_UNSPECIFIED PlacementMode = 0
+	// One runtime (or a resolver given in-process) serves every stack; no member list.
+	PlacementMode_PLACEMENT_MODE_STATIC PlacementMode = 1
+	// The gateway is a member of its region's member list and places stacks on its runtime members.
+	PlacementMode_PLACEMENT_MODE_CLUSTER PlacementMode = 2
+)
+
+// Enum value maps for PlacementMode.
+var (
+	PlacementMode_name = map[int32]string{
+		0: "PLACEMENT_MODE_UNSPECIFIED",
+		1: "PLACEMENT_MODE_STATIC",
+		2: "PLACEMENT_MODE_CLUSTER",
+	}
+	PlacementMode_value = map[string]int32{
+		"PLACEMENT_MODE_UNSPECIFIED": 0,
+		"PLACEMENT_MODE_STATIC":      1,
+		"PLACEMENT_MODE_CLUSTER":     2,
+	}
+)
+
+func (x PlacementMode) Enum() *PlacementMode {
+	p := new(PlacementMode)
+	*p = x
+	return p
+}
+
+func (x PlacementMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PlacementMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_mu_gateway_v1_gateway_proto_enumTypes[0].Descriptor()
+}
+
+func (PlacementMode) Type() protoreflect.EnumType {
+	return &file_mu_gateway_v1_gateway_proto_enumTypes[0]
+}
+
+func (x PlacementMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PlacementMode.Descriptor instead.
+func (PlacementMode) EnumDescriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{0}
+}
+
 // RoutesRequest names the stack whose routes to list.
 type RoutesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -273,7 +325,15 @@ type StatusResponse struct {
 	// HTTP requests being served right now.
 	InFlight uint32 `protobuf:"varint,4,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	// Base URL of the public HTTP port.
-	PublicUrl     string `protobuf:"bytes,5,opt,name=public_url,json=publicUrl,proto3" json:"public_url,omitempty"`
+	PublicUrl string `protobuf:"bytes,5,opt,name=public_url,json=publicUrl,proto3" json:"public_url,omitempty"`
+	// Live members of the gateway's member list, every role (runtimes, gateways) and this gateway
+	// included, as of the list's last change; 0 when the gateway is not clustered.
+	ClusterMembers uint32 `protobuf:"varint,6,opt,name=cluster_members,json=clusterMembers,proto3" json:"cluster_members,omitempty"`
+	// Runtime members of the gateway's region that it places stacks on; 0 when not clustered.
+	ClusterRuntimes uint32 `protobuf:"varint,7,opt,name=cluster_runtimes,json=clusterRuntimes,proto3" json:"cluster_runtimes,omitempty"`
+	// The bound gossip address (host:port) other nodes can join through (their cluster_join); empty
+	// when the gateway is not clustered.
+	ClusterAddr   string `protobuf:"bytes,8,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +399,27 @@ func (x *StatusResponse) GetInFlight() uint32 {
 func (x *StatusResponse) GetPublicUrl() string {
 	if x != nil {
 		return x.PublicUrl
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetClusterMembers() uint32 {
+	if x != nil {
+		return x.ClusterMembers
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetClusterRuntimes() uint32 {
+	if x != nil {
+		return x.ClusterRuntimes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetClusterAddr() string {
+	if x != nil {
+		return x.ClusterAddr
 	}
 	return ""
 }
@@ -527,6 +608,377 @@ func (*RemoveStackResponse) Descriptor() ([]byte, []int) {
 	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{8}
 }
 
+// PlacementRequest selects the stacks to report, one page at a time.
+type PlacementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public keys to report; empty reports every stack this gateway serves. A listed
+	// stack the gateway does not serve is reported too (with served false): where it would go.
+	StackIds [][]byte `protobuf:"bytes,1,rep,name=stack_ids,json=stackIds,proto3" json:"stack_ids,omitempty"`
+	// Maximum stacks per page; 0 means the service default (100), and more than 1000 means 1000.
+	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page, else next_page_token from the previous response, with the same
+	// stack_ids.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementRequest) Reset() {
+	*x = PlacementRequest{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementRequest) ProtoMessage() {}
+
+func (x *PlacementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementRequest.ProtoReflect.Descriptor instead.
+func (*PlacementRequest) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PlacementRequest) GetStackIds() [][]byte {
+	if x != nil {
+		return x.StackIds
+	}
+	return nil
+}
+
+func (x *PlacementRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *PlacementRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// PlacementResponse is one page of stack placements, with the runtime members on every page.
+type PlacementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How this gateway places stacks.
+	Mode PlacementMode `protobuf:"varint,1,opt,name=mode,proto3,enum=mu.gateway.v1.PlacementMode" json:"mode,omitempty"`
+	// The runtime members stacks are placed on, by name. In static mode the one static runtime (none
+	// when the resolver was given in-process and is not a single runtime).
+	Members []*PlacementMember `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// The selected stacks of this page, in stack id order (bytewise).
+	Stacks []*StackPlacement `protobuf:"bytes,3,rep,name=stacks,proto3" json:"stacks,omitempty"`
+	// Non-empty when more stacks may follow.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementResponse) Reset() {
+	*x = PlacementResponse{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementResponse) ProtoMessage() {}
+
+func (x *PlacementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementResponse.ProtoReflect.Descriptor instead.
+func (*PlacementResponse) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PlacementResponse) GetMode() PlacementMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PlacementMode_PLACEMENT_MODE_UNSPECIFIED
+}
+
+func (x *PlacementResponse) GetMembers() []*PlacementMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *PlacementResponse) GetStacks() []*StackPlacement {
+	if x != nil {
+		return x.Stacks
+	}
+	return nil
+}
+
+func (x *PlacementResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// PlacementMember is one runtime node stacks are placed on.
+type PlacementMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Member name (the runtime's node name and generation); "static" in static mode.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Placement id of the node (design section 5), lower-case hex; empty in static mode.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// gRPC address (ip:port) the gateway calls the node at; in static mode the runtime's dial target.
+	GrpcAddr string `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// The node's generation: its start time in nanoseconds; 0 in static mode.
+	Generation int64 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// True while the member list suspects the node of having failed; it keeps its stacks until it is
+	// declared dead, and idempotent requests it fails go to the next candidate.
+	Suspect bool `protobuf:"varint,5,opt,name=suspect,proto3" json:"suspect,omitempty"`
+	// How many of the stacks this gateway serves the node owns.
+	OwnedStacks uint32 `protobuf:"varint,6,opt,name=owned_stacks,json=ownedStacks,proto3" json:"owned_stacks,omitempty"`
+	// The node's share of the key space (0 to 1): the expected fraction of uniformly random stack ids
+	// it owns. 1 in static mode.
+	Share         float64 `protobuf:"fixed64,7,opt,name=share,proto3" json:"share,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementMember) Reset() {
+	*x = PlacementMember{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementMember) ProtoMessage() {}
+
+func (x *PlacementMember) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementMember.ProtoReflect.Descriptor instead.
+func (*PlacementMember) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PlacementMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlacementMember) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *PlacementMember) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *PlacementMember) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *PlacementMember) GetSuspect() bool {
+	if x != nil {
+		return x.Suspect
+	}
+	return false
+}
+
+func (x *PlacementMember) GetOwnedStacks() uint32 {
+	if x != nil {
+		return x.OwnedStacks
+	}
+	return 0
+}
+
+func (x *PlacementMember) GetShare() float64 {
+	if x != nil {
+		return x.Share
+	}
+	return 0
+}
+
+// StackPlacement is where one stack goes.
+type StackPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key.
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// True if this gateway serves the stack (its routes are installed).
+	Served bool `protobuf:"varint,2,opt,name=served,proto3" json:"served,omitempty"`
+	// The node that owns the stack, the first candidate; unset when no runtime is known.
+	Owner *PlacementNode `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	// The nodes an idempotent request (GET, HEAD, PUT, DELETE) tries, in order, owner first: at most
+	// the gateway's invoke_attempts. Other methods go to the owner only.
+	Candidates    []*PlacementNode `protobuf:"bytes,4,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StackPlacement) Reset() {
+	*x = StackPlacement{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StackPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StackPlacement) ProtoMessage() {}
+
+func (x *StackPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StackPlacement.ProtoReflect.Descriptor instead.
+func (*StackPlacement) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StackPlacement) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *StackPlacement) GetServed() bool {
+	if x != nil {
+		return x.Served
+	}
+	return false
+}
+
+func (x *StackPlacement) GetOwner() *PlacementNode {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+func (x *StackPlacement) GetCandidates() []*PlacementNode {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+// PlacementNode names a runtime node in a StackPlacement.
+type PlacementNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Member name, as in PlacementMember.name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Placement id, lower-case hex, as in PlacementMember.node_id; empty in static mode.
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementNode) Reset() {
+	*x = PlacementNode{}
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementNode) ProtoMessage() {}
+
+func (x *PlacementNode) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_gateway_v1_gateway_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementNode.ProtoReflect.Descriptor instead.
+func (*PlacementNode) Descriptor() ([]byte, []int) {
+	return file_mu_gateway_v1_gateway_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PlacementNode) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PlacementNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_mu_gateway_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
@@ -545,14 +997,17 @@ const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1a\n" +
 	"\bfunction\x18\x04 \x01(\tR\bfunction\x12\x10\n" +
 	"\x03url\x18\x05 \x01(\tR\x03url\"\x0f\n" +
-	"\rStatusRequest\"\xaa\x01\n" +
+	"\rStatusRequest\"\xa1\x02\n" +
 	"\x0eStatusResponse\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x16\n" +
 	"\x06stacks\x18\x02 \x01(\rR\x06stacks\x12'\n" +
 	"\x0fdisabled_stacks\x18\x03 \x01(\rR\x0edisabledStacks\x12\x1b\n" +
 	"\tin_flight\x18\x04 \x01(\rR\binFlight\x12\x1d\n" +
 	"\n" +
-	"public_url\x18\x05 \x01(\tR\tpublicUrl\"m\n" +
+	"public_url\x18\x05 \x01(\tR\tpublicUrl\x12'\n" +
+	"\x0fcluster_members\x18\x06 \x01(\rR\x0eclusterMembers\x12)\n" +
+	"\x10cluster_runtimes\x18\a \x01(\rR\x0fclusterRuntimes\x12!\n" +
+	"\fcluster_addr\x18\b \x01(\tR\vclusterAddr\"m\n" +
 	"\x0fPutStackRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12#\n" +
@@ -560,12 +1015,47 @@ const file_mu_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x10PutStackResponse\"/\n" +
 	"\x12RemoveStackRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\"\x15\n" +
-	"\x13RemoveStackResponse2\xc1\x02\n" +
+	"\x13RemoveStackResponse\"k\n" +
+	"\x10PlacementRequest\x12\x1b\n" +
+	"\tstack_ids\x18\x01 \x03(\fR\bstackIds\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xde\x01\n" +
+	"\x11PlacementResponse\x120\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1c.mu.gateway.v1.PlacementModeR\x04mode\x128\n" +
+	"\amembers\x18\x02 \x03(\v2\x1e.mu.gateway.v1.PlacementMemberR\amembers\x125\n" +
+	"\x06stacks\x18\x03 \x03(\v2\x1d.mu.gateway.v1.StackPlacementR\x06stacks\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"\xce\x01\n" +
+	"\x0fPlacementMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\x03R\n" +
+	"generation\x12\x18\n" +
+	"\asuspect\x18\x05 \x01(\bR\asuspect\x12!\n" +
+	"\fowned_stacks\x18\x06 \x01(\rR\vownedStacks\x12\x14\n" +
+	"\x05share\x18\a \x01(\x01R\x05share\"\xb5\x01\n" +
+	"\x0eStackPlacement\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x16\n" +
+	"\x06served\x18\x02 \x01(\bR\x06served\x122\n" +
+	"\x05owner\x18\x03 \x01(\v2\x1c.mu.gateway.v1.PlacementNodeR\x05owner\x12<\n" +
+	"\n" +
+	"candidates\x18\x04 \x03(\v2\x1c.mu.gateway.v1.PlacementNodeR\n" +
+	"candidates\"<\n" +
+	"\rPlacementNode\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId*f\n" +
+	"\rPlacementMode\x12\x1e\n" +
+	"\x1aPLACEMENT_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15PLACEMENT_MODE_STATIC\x10\x01\x12\x1a\n" +
+	"\x16PLACEMENT_MODE_CLUSTER\x10\x022\x91\x03\n" +
 	"\x0eGatewayService\x12E\n" +
 	"\x06Routes\x12\x1c.mu.gateway.v1.RoutesRequest\x1a\x1d.mu.gateway.v1.RoutesResponse\x12E\n" +
 	"\x06Status\x12\x1c.mu.gateway.v1.StatusRequest\x1a\x1d.mu.gateway.v1.StatusResponse\x12K\n" +
 	"\bPutStack\x12\x1e.mu.gateway.v1.PutStackRequest\x1a\x1f.mu.gateway.v1.PutStackResponse\x12T\n" +
-	"\vRemoveStack\x12!.mu.gateway.v1.RemoveStackRequest\x1a\".mu.gateway.v1.RemoveStackResponseB8Z6github.com/muprotocol/mu/proto/mu/gateway/v1;gatewayv1b\x06proto3"
+	"\vRemoveStack\x12!.mu.gateway.v1.RemoveStackRequest\x1a\".mu.gateway.v1.RemoveStackResponse\x12N\n" +
+	"\tPlacement\x12\x1f.mu.gateway.v1.PlacementRequest\x1a .mu.gateway.v1.PlacementResponseB8Z6github.com/muprotocol/mu/proto/mu/gateway/v1;gatewayv1b\x06proto3"
 
 var (
 	file_mu_gateway_v1_gateway_proto_rawDescOnce sync.Once
@@ -579,33 +1069,47 @@ func file_mu_gateway_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_mu_gateway_v1_gateway_proto_rawDescData
 }
 
-var file_mu_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mu_gateway_v1_gateway_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mu_gateway_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_mu_gateway_v1_gateway_proto_goTypes = []any{
-	(*RoutesRequest)(nil),       // 0: mu.gateway.v1.RoutesRequest
-	(*RoutesResponse)(nil),      // 1: mu.gateway.v1.RoutesResponse
-	(*Route)(nil),               // 2: mu.gateway.v1.Route
-	(*StatusRequest)(nil),       // 3: mu.gateway.v1.StatusRequest
-	(*StatusResponse)(nil),      // 4: mu.gateway.v1.StatusResponse
-	(*PutStackRequest)(nil),     // 5: mu.gateway.v1.PutStackRequest
-	(*PutStackResponse)(nil),    // 6: mu.gateway.v1.PutStackResponse
-	(*RemoveStackRequest)(nil),  // 7: mu.gateway.v1.RemoveStackRequest
-	(*RemoveStackResponse)(nil), // 8: mu.gateway.v1.RemoveStackResponse
+	(PlacementMode)(0),          // 0: mu.gateway.v1.PlacementMode
+	(*RoutesRequest)(nil),       // 1: mu.gateway.v1.RoutesRequest
+	(*RoutesResponse)(nil),      // 2: mu.gateway.v1.RoutesResponse
+	(*Route)(nil),               // 3: mu.gateway.v1.Route
+	(*StatusRequest)(nil),       // 4: mu.gateway.v1.StatusRequest
+	(*StatusResponse)(nil),      // 5: mu.gateway.v1.StatusResponse
+	(*PutStackRequest)(nil),     // 6: mu.gateway.v1.PutStackRequest
+	(*PutStackResponse)(nil),    // 7: mu.gateway.v1.PutStackResponse
+	(*RemoveStackRequest)(nil),  // 8: mu.gateway.v1.RemoveStackRequest
+	(*RemoveStackResponse)(nil), // 9: mu.gateway.v1.RemoveStackResponse
+	(*PlacementRequest)(nil),    // 10: mu.gateway.v1.PlacementRequest
+	(*PlacementResponse)(nil),   // 11: mu.gateway.v1.PlacementResponse
+	(*PlacementMember)(nil),     // 12: mu.gateway.v1.PlacementMember
+	(*StackPlacement)(nil),      // 13: mu.gateway.v1.StackPlacement
+	(*PlacementNode)(nil),       // 14: mu.gateway.v1.PlacementNode
 }
 var file_mu_gateway_v1_gateway_proto_depIdxs = []int32{
-	2, // 0: mu.gateway.v1.RoutesResponse.routes:type_name -> mu.gateway.v1.Route
-	0, // 1: mu.gateway.v1.GatewayService.Routes:input_type -> mu.gateway.v1.RoutesRequest
-	3, // 2: mu.gateway.v1.GatewayService.Status:input_type -> mu.gateway.v1.StatusRequest
-	5, // 3: mu.gateway.v1.GatewayService.PutStack:input_type -> mu.gateway.v1.PutStackRequest
-	7, // 4: mu.gateway.v1.GatewayService.RemoveStack:input_type -> mu.gateway.v1.RemoveStackRequest
-	1, // 5: mu.gateway.v1.GatewayService.Routes:output_type -> mu.gateway.v1.RoutesResponse
-	4, // 6: mu.gateway.v1.GatewayService.Status:output_type -> mu.gateway.v1.StatusResponse
-	6, // 7: mu.gateway.v1.GatewayService.PutStack:output_type -> mu.gateway.v1.PutStackResponse
-	8, // 8: mu.gateway.v1.GatewayService.RemoveStack:output_type -> mu.gateway.v1.RemoveStackResponse
-	5, // [5:9] is the sub-list for method output_type
-	1, // [1:5] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3,  // 0: mu.gateway.v1.RoutesResponse.routes:type_name -> mu.gateway.v1.Route
+	0,  // 1: mu.gateway.v1.PlacementResponse.mode:type_name -> mu.gateway.v1.PlacementMode
+	12, // 2: mu.gateway.v1.PlacementResponse.members:type_name -> mu.gateway.v1.PlacementMember
+	13, // 3: mu.gateway.v1.PlacementResponse.stacks:type_name -> mu.gateway.v1.StackPlacement
+	14, // 4: mu.gateway.v1.StackPlacement.owner:type_name -> mu.gateway.v1.PlacementNode
+	14, // 5: mu.gateway.v1.StackPlacement.candidates:type_name -> mu.gateway.v1.PlacementNode
+	1,  // 6: mu.gateway.v1.GatewayService.Routes:input_type -> mu.gateway.v1.RoutesRequest
+	4,  // 7: mu.gateway.v1.GatewayService.Status:input_type -> mu.gateway.v1.StatusRequest
+	6,  // 8: mu.gateway.v1.GatewayService.PutStack:input_type -> mu.gateway.v1.PutStackRequest
+	8,  // 9: mu.gateway.v1.GatewayService.RemoveStack:input_type -> mu.gateway.v1.RemoveStackRequest
+	10, // 10: mu.gateway.v1.GatewayService.Placement:input_type -> mu.gateway.v1.PlacementRequest
+	2,  // 11: mu.gateway.v1.GatewayService.Routes:output_type -> mu.gateway.v1.RoutesResponse
+	5,  // 12: mu.gateway.v1.GatewayService.Status:output_type -> mu.gateway.v1.StatusResponse
+	7,  // 13: mu.gateway.v1.GatewayService.PutStack:output_type -> mu.gateway.v1.PutStackResponse
+	9,  // 14: mu.gateway.v1.GatewayService.RemoveStack:output_type -> mu.gateway.v1.RemoveStackResponse
+	11, // 15: mu.gateway.v1.GatewayService.Placement:output_type -> mu.gateway.v1.PlacementResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_mu_gateway_v1_gateway_proto_init() }
@@ -618,13 +1122,14 @@ func file_mu_gateway_v1_gateway_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_gateway_v1_gateway_proto_rawDesc), len(file_mu_gateway_v1_gateway_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   9,
+			NumEnums:      1,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_mu_gateway_v1_gateway_proto_goTypes,
 		DependencyIndexes: file_mu_gateway_v1_gateway_proto_depIdxs,
+		EnumInfos:         file_mu_gateway_v1_gateway_proto_enumTypes,
 		MessageInfos:      file_mu_gateway_v1_gateway_proto_msgTypes,
 	}.Build()
 	File_mu_gateway_v1_gateway_proto = out.File

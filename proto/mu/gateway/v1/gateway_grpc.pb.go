@@ -26,6 +26,7 @@ const (
 	GatewayService_Status_FullMethodName      = "/mu.gateway.v1.GatewayService/Status"
 	GatewayService_PutStack_FullMethodName    = "/mu.gateway.v1.GatewayService/PutStack"
 	GatewayService_RemoveStack_FullMethodName = "/mu.gateway.v1.GatewayService/RemoveStack"
+	GatewayService_Placement_FullMethodName   = "/mu.gateway.v1.GatewayService/Placement"
 )
 
 // GatewayServiceClient is the client API for GatewayService service.
@@ -50,6 +51,16 @@ type GatewayServiceClient interface {
 	// forgotten. Removing a stack the gateway does not serve succeeds. INVALID_ARGUMENT for a
 	// stack_id that is not 32 bytes.
 	RemoveStack(ctx context.Context, in *RemoveStackRequest, opts ...grpc.CallOption) (*RemoveStackResponse, error)
+	// Placement says which runtime node serves which stack from this gateway's point of view: the
+	// runtime members it places stacks on and, one page at a time, each stack's owner and the
+	// ordered candidates an idempotent request tries when the owner is unavailable. In cluster mode
+	// (cluster_bind_addr set) the members are the runtime members of the gateway's region in its
+	// member list, and placement is by XOR distance between node and stack ids (design section 5).
+	// In static mode (one runtime given to the gateway, e.g. mu-gateway's runtime_addr or `mu run`)
+	// the static runtime is the only member, named "static", with no node id, and owns every stack.
+	// INVALID_ARGUMENT, naming the field, for a stack id that is not 32 bytes or a page_token this
+	// RPC did not return.
+	Placement(ctx context.Context, in *PlacementRequest, opts ...grpc.CallOption) (*PlacementResponse, error)
 }
 
 type gatewayServiceClient struct {
@@ -100,6 +111,16 @@ func (c *gatewayServiceClient) RemoveStack(ctx context.Context, in *RemoveStackR
 	return out, nil
 }
 
+func (c *gatewayServiceClient) Placement(ctx context.Context, in *PlacementRequest, opts ...grpc.CallOption) (*PlacementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PlacementResponse)
+	err := c.cc.Invoke(ctx, GatewayService_Placement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServiceServer is the server API for GatewayService service.
 // All implementations must embed UnimplementedGatewayServiceServer
 // for forward compatibility.
@@ -122,6 +143,16 @@ type GatewayServiceServer interface {
 	// forgotten. Removing a stack the gateway does not serve succeeds. INVALID_ARGUMENT for a
 	// stack_id that is not 32 bytes.
 	RemoveStack(context.Context, *RemoveStackRequest) (*RemoveStackResponse, error)
+	// Placement says which runtime node serves which stack from this gateway's point of view: the
+	// runtime members it places stacks on and, one page at a time, each stack's owner and the
+	// ordered candidates an idempotent request tries when the owner is unavailable. In cluster mode
+	// (cluster_bind_addr set) the members are the runtime members of the gateway's region in its
+	// member list, and placement is by XOR distance between node and stack ids (design section 5).
+	// In static mode (one runtime given to the gateway, e.g. mu-gateway's runtime_addr or `mu run`)
+	// the static runtime is the only member, named "static", with no node id, and owns every stack.
+	// INVALID_ARGUMENT, naming the field, for a stack id that is not 32 bytes or a page_token this
+	// RPC did not return.
+	Placement(context.Context, *PlacementRequest) (*PlacementResponse, error)
 	mustEmbedUnimplementedGatewayServiceServer()
 }
 
@@ -143,6 +174,9 @@ func (UnimplementedGatewayServiceServer) PutStack(context.Context, *PutStackRequ
 }
 func (UnimplementedGatewayServiceServer) RemoveStack(context.Context, *RemoveStackRequest) (*RemoveStackResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveStack not implemented")
+}
+func (UnimplementedGatewayServiceServer) Placement(context.Context, *PlacementRequest) (*PlacementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Placement not implemented")
 }
 func (UnimplementedGatewayServiceServer) mustEmbedUnimplementedGatewayServiceServer() {}
 func (UnimplementedGatewayServiceServer) testEmbeddedByValue()                        {}
@@ -237,6 +271,24 @@ func _GatewayService_RemoveStack_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GatewayService_Placement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PlacementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).Placement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_Placement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).Placement(ctx, req.(*PlacementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GatewayService_ServiceDesc is the grpc.ServiceDesc for GatewayService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -259,6 +311,10 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveStack",
 			Handler:    _GatewayService_RemoveStack_Handler,
+		},
+		{
+			MethodName: "Placement",
+			Handler:    _GatewayService_Placement_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,5 +1,8 @@
 // Command mu-gateway runs a mu gateway node: the public HTTP edge that
 // routes /{stack_id}/{gateway}/{path} to functions on a runtime node.
+// It sends every stack to one runtime (--runtime-addr), or, clustered
+// (--cluster-bind-addr, --cluster-join), places each stack on the runtime
+// members of its region (--region-id) and calls the stack's owner.
 //
 // Configuration starts from gateway.DefaultConfig; a YAML file (--config),
 // MU_GATEWAY_<FIELD> environment variables and --<field> flags override it
@@ -25,8 +28,10 @@ func main() { service.Main(command()) }
 // options are the gateway's Config plus this command's own settings.
 type options struct {
 	gateway.Config
-	// RuntimeAddr is the gRPC address (host:port) of the runtime that
-	// serves every stack, until cluster placement lands. Required.
+	// RuntimeAddr is the gRPC address (host:port) of the one runtime that
+	// serves every stack (static mode). Either it or cluster_bind_addr is
+	// required, not both: a clustered gateway places stacks on the
+	// runtime members of its member list instead.
 	RuntimeAddr string
 	// Stacks installs stacks from manifest files at start, each
 	// BASE58_ID=PATH.
@@ -45,7 +50,8 @@ func command() service.Command[options] {
 	}
 }
 
-// node is the gateway with the runtime connections it owns.
+// node is the gateway with the runtime connection it owns in static mode
+// (a clustered gateway owns its connections itself).
 type node struct {
 	*gateway.Server
 	conns *gateway.Conns
@@ -54,17 +60,27 @@ type node struct {
 func (n *node) Close() error { return errors.Join(n.Server.Close(), n.conns.Close()) }
 
 func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, error) {
-	if o.RuntimeAddr == "" {
-		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) is required")})
+	switch clustered := o.Cluster.Enabled(); {
+	case o.RuntimeAddr == "" && !clustered:
+		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) " +
+			"or cluster_bind_addr (--cluster-bind-addr, MU_GATEWAY_CLUSTER_BIND_ADDR) is required: one runtime for every stack, " +
+			"or placement on the runtime members of the cluster")})
+	case o.RuntimeAddr != "" && clustered:
+		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr and cluster_bind_addr exclude each other: " +
+			"set runtime_addr for one runtime, or cluster_bind_addr (and cluster_join) to place stacks on the cluster's runtimes")})
 	}
+	deps := gateway.Deps{Usage: usage.Discard{}, Logger: log}
 	conns := gateway.NewConns()
-	rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
-	if err != nil {
-		conns.Close()
-		return nil, err
+	if o.RuntimeAddr != "" {
+		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
+		if err != nil {
+			conns.Close()
+			return nil, err
+		}
+		deps.Runtimes = rt
 	}
 	log.Warn("no billing service configured yet: usage records are discarded")
-	srv, err := gateway.New(o.Config, gateway.Deps{Runtimes: rt, Usage: usage.Discard{}, Logger: log})
+	srv, err := gateway.New(o.Config, deps)
 	if err != nil {
 		conns.Close()
 		return nil, err

@@ -16,10 +16,19 @@ func run(args ...string) (int, string) {
 	return code, out.String()
 }
 
-func TestRun_RequiresRuntimeAddr(t *testing.T) {
+func TestRun_RequiresRuntimeAddrOrClusterBindAddr(t *testing.T) {
 	code, out := run("-http-addr", "127.0.0.1:0")
-	if code != service.ExitUsage || !strings.Contains(out, "runtime_addr") {
-		t.Fatalf("exit %d: %s", code, out)
+	if code != service.ExitUsage || !strings.Contains(out, "runtime_addr") || !strings.Contains(out, "cluster_bind_addr") {
+		t.Fatalf("neither: exit %d: %s", code, out)
+	}
+	code, out = run("-http-addr", "127.0.0.1:0", "-runtime-addr", "127.0.0.1:1", "-cluster-bind-addr", "127.0.0.1:0")
+	if code != service.ExitUsage || !strings.Contains(out, "exclude each other") {
+		t.Fatalf("both: exit %d: %s", code, out)
+	}
+	t.Setenv("MU_GATEWAY_CLUSTER_PROBE_INTERVAL", "0s")
+	code, out = run("-http-addr", "127.0.0.1:0", "-cluster-bind-addr", "127.0.0.1:0")
+	if code != service.ExitUsage || !strings.Contains(out, "cluster_probe_interval") {
+		t.Fatalf("bad cluster setting: exit %d: %s", code, out)
 	}
 }
 
@@ -56,6 +65,9 @@ func TestRun_HelpDocumentsEverySetting(t *testing.T) {
 		"--usage-batch-size int (default 1000)", "BatchSize is the most usage records",
 		"--admin-addr string (default \"127.0.0.1:12082\")", "AdminAddr is the host:port of the admin HTTP listener",
 		"env MU_GATEWAY_NODE_NAME",
+		"--invoke-attempts int (default 3)", "InvokeAttempts is how many runtimes",
+		"--cluster-bind-addr string", "--cluster-join list", "env MU_GATEWAY_CLUSTER_JOIN",
+		"Either it or cluster_bind_addr is",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help lacks %q", want)
@@ -67,4 +79,11 @@ func TestRun_HelpDocumentsEverySetting(t *testing.T) {
 // port serves /metrics, /healthz and /readyz, and SIGTERM exits 0.
 func TestBinary_ServesAdminAndStopsOnSIGTERM(t *testing.T) {
 	servicetest.CheckBinary(t, ".", []string{"--runtime-addr=127.0.0.1:1", "--http-addr=127.0.0.1:0"}, "mu_gateway_stacks")
+}
+
+// TestBinary_ClusteredWithoutRuntimeAddr runs the binary with a member
+// list and no runtime_addr.
+func TestBinary_ClusteredWithoutRuntimeAddr(t *testing.T) {
+	servicetest.CheckBinary(t, ".", []string{"--cluster-bind-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0"},
+		"mu_gateway_cluster_members", "mu_gateway_owner_changes_total")
 }
