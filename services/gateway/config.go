@@ -309,5 +309,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every gateway setting, for --help.
 func ConfigDocs() config.Docs {
-	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), chainwatch.ConfigDocs(), config.MustParseDocs(configSource))
+	return config.Merge(service.ConfigDocs(), usage.ConfigDocs(), chainwatch.ConfigDocs(), membership.ConfigDocs(), config.MustParseDocs(configSource))
 }
