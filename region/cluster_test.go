@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -53,7 +54,11 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logDir := t.TempDir()
+	// The processes' logs outlive a failed run, for reading.
+	logDir, err := os.MkdirTemp("", "mu-cluster-test-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := Start(ctx, Options{
 		Mode:    Processes,
 		DataDir: t.TempDir(),
@@ -75,12 +80,14 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
-	defer func() {
+	t.Cleanup(func() {
+		r.Close()
 		if t.Failed() {
 			t.Logf("process logs are in %s", logDir)
+		} else {
+			os.RemoveAll(logDir)
 		}
-	}()
+	})
 
 	// Post the stacks and wait until each is served by its owner.
 	hello, helloBins := stackFromDir(t, "../examples/hello")
@@ -161,7 +168,7 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 		time.Sleep(time.Second)
 		ok, failed, fails := l.stop()
 		retries := gatewayCounter(t, r, "mu_gateway_invoke_retries_total") - retriesBefore
-		t.Logf("killed %s (owner of %d stacks): back to full service in %s; %d GETs served, %d failed, %d retried on the next candidate",
+		t.Logf("killed %s (owner of %d stacks): back to full service in %s; %d GETs served, %d failed, %.0f retried on the next candidate",
 			victim.Name(), len(view.owned[victim.Name()]), elapsed.Round(time.Millisecond), ok, failed, retries)
 		if failed > 0 {
 			t.Errorf("%d GETs failed during the kill, first: %v", failed, fails)

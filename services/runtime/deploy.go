@@ -84,6 +84,16 @@ type moduleRef struct {
 // starts PrewarmInstances of each function before the revision takes
 // traffic, so a stack whose functions cannot start is refused, not served.
 func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*runtimev1.DeployResponse, error) {
+	return s.deploy(ctx, req, false)
+}
+
+// deploy is Deploy; with warmLater the revision takes calls as soon as its
+// modules are compiled, and its instances start in the background (a
+// function that cannot start then fails its calls instead of the deploy).
+// The chain follower uses it for a stack the node does not serve yet, a
+// stack taken over from a node that died or left, where every moment
+// without the stack is a moment its calls wait.
+func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmLater bool) (*runtimev1.DeployResponse, error) {
 	st := req.GetStack()
 	if st == nil {
 		return nil, status.Error(codes.InvalidArgument, "stack is required")
@@ -167,6 +177,13 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	}
 	for _, f := range d.functions {
 		f.start = s.factory(f)
+		if warmLater {
+			if err := s.pool.Add(f.poolKey); err != nil {
+				release()
+				return nil, status.Errorf(codes.Unavailable, "stack %s: %v", id, err)
+			}
+			continue
+		}
 		if err := s.pool.Prewarm(ctx, f.poolKey, f.start, s.cfg.PrewarmInstances); err != nil {
 			release()
 			return nil, status.Errorf(codes.FailedPrecondition, "stack %s: function %q failed to start: %v", id, f.assembly, err)
@@ -191,8 +208,45 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 	}
 	s.mu.Unlock()
 	s.logs.Publish(logs.Entry{Stack: id, Source: logs.SourceRuntime, Level: levelInfo, Body: fmt.Sprintf("deployed revision %d (%d functions)", d.revision, len(d.functions))})
-	s.log.Info("stack deployed", "stack", id.String(), "revision", d.revision, "functions", len(d.functions))
+	s.log.Info("stack deployed", "stack", id.String(), "revision", d.revision, "functions", len(d.functions), "warm_later", warmLater)
+	if warmLater {
+		s.warmLater(d)
+	}
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
+}
+
+// warmLater starts PrewarmInstances of each function of d in the
+// background. A key removed meanwhile (the deployment replaced or
+// dropped) ends its warming: the pool refuses it.
+func (s *Server) warmLater(d *deployment) {
+	n := min(s.cfg.PrewarmInstances, s.cfg.MaxIdlePerFunction)
+	if n <= 0 {
+		return
+	}
+	for _, f := range d.functions {
+		s.warming.Add(1)
+		go func() {
+			defer s.warming.Done()
+			var insts []*wasm.Instance
+			defer func() {
+				for _, inst := range insts {
+					s.pool.Put(f.poolKey, inst)
+				}
+			}()
+			for range n {
+				inst, err := s.pool.Get(s.bg, f.poolKey, f.start)
+				if err != nil {
+					if s.bg.Err() == nil && !errors.Is(err, pool.ErrRemoved) {
+						s.log.Warn("function failed to start", "stack", d.id.String(), "function", f.assembly, "err", err)
+						s.logs.Publish(logs.Entry{Stack: d.id, Function: f.assembly, Source: logs.SourceRuntime, Level: fnproto.LogLevelWarn,
+							Body: fmt.Sprintf("revision %d: function %s failed to start: %v", d.revision, f.assembly, err)})
+					}
+					return
+				}
+				insts = append(insts, inst)
+			}
+		}()
+	}
 }
 
 // errNoBinary is returned when a binary is neither sent inline nor

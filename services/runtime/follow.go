@@ -369,7 +369,10 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.ChainDeployTimeout)
 	defer cancel()
-	_, err := s.Deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}})
+	// A new revision of a stack the node serves starts its instances
+	// before it takes calls (the old one serves meanwhile); a stack new to
+	// the node, one it takes over, takes calls once compiled.
+	_, err := s.deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}}, d == nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -462,7 +465,7 @@ func (f *chainFollow) prepare(ctx context.Context, id ids.StackID) error {
 		dctx, cancel := context.WithTimeout(f.ctx, s.cfg.ChainDeployTimeout)
 		defer cancel()
 		start := time.Now()
-		_, err := s.Deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}})
+		_, err := s.deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}}, d == nil)
 		if err != nil {
 			return nil, err
 		}

@@ -80,6 +80,11 @@ type Server struct {
 
 	// cluster places the region's stacks on its runtime nodes.
 	cluster *cluster
+	// bg ends when the node closes; it bounds background work (warmLater),
+	// which warming counts.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	warming  sync.WaitGroup
 	// follow follows the chain indexer; nil when the node does not.
 	follow *chainFollow
 	// region holds the limits of the node's region from the chain; nil
@@ -122,6 +127,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		active:   semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
 	s.cluster = newCluster(s)
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	var err error
 	s.engine, err = wasm.NewEngine(cfg.engineConfig())
 	if err != nil {
@@ -270,6 +276,8 @@ func (s *Server) Close() error {
 		if s.follow != nil {
 			s.follow.stop() // no deploy starts or runs past here
 		}
+		s.bgCancel()
+		s.warming.Wait()
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {
