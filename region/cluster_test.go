@@ -19,6 +19,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/placement"
+	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/runtime"
@@ -54,7 +55,8 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The processes' logs outlive a failed run, for reading.
+	// The processes' logs outlive a failed run (or any, with
+	// MU_TEST_KEEP_LOGS set), for reading.
 	logDir, err := os.MkdirTemp("", "mu-cluster-test-logs-")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +84,7 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		r.Close()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("MU_TEST_KEEP_LOGS") != "" {
 			t.Logf("process logs are in %s", logDir)
 		} else {
 			os.RemoveAll(logDir)
@@ -124,7 +126,7 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	// Spread: each stack is owned by the node placement names, and each
 	// node's count is within binomial bounds of its share of the key space.
 	live := r.Runtimes()
-	view := checkPlacement(ctx, t, live, all)
+	view := checkPlacement(ctx, t, r, live, all)
 	for _, n := range live {
 		p := view.ring.Share(view.ids[n.Name()])
 		got := len(view.owned[n.Name()])
@@ -184,13 +186,13 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 
 	// A node that joins takes over exactly the stacks now closest to it.
 	t.Run("JoinTakesOverTheClosestStacks", func(t *testing.T) {
-		before := checkPlacement(ctx, t, live, all)
+		before := checkPlacement(ctx, t, r, live, all)
 		n, err := r.AddRuntime(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		live = append(live, n)
-		after := waitPlacement(ctx, t, live, all)
+		after := waitPlacement(ctx, t, r, live, all)
 		moved := map[ids.StackID]bool{}
 		for _, id := range all {
 			if after.owner[id] != before.owner[id] {
@@ -213,7 +215,7 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 
 	// A graceful stop under a load of GETs and POSTs fails no request.
 	t.Run("GracefulStopUnderLoad", func(t *testing.T) {
-		view := checkPlacement(ctx, t, live, all)
+		view := checkPlacement(ctx, t, r, live, all)
 		// Stop the owner of a todo stack, so POSTs go to it.
 		victim := live[0]
 		for _, n := range live {
@@ -300,13 +302,51 @@ func (v *placementView) mismatch(stacks []ids.StackID) error {
 	return nil
 }
 
+// gatewayAgrees reports the first stack whose owner on the gateway's
+// admin API (GatewayService.Placement, every page) is not the one the
+// runtimes report.
+func (v *placementView) gatewayAgrees(ctx context.Context, r *Region, stacks []ids.StackID) error {
+	owners := map[ids.StackID]string{}
+	token := ""
+	for {
+		resp, err := r.Gateway().Client().Placement(ctx, &gatewayv1.PlacementRequest{PageSize: 50, PageToken: token})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetMembers()) != len(v.ids) {
+			return fmt.Errorf("the gateway places stacks on %d runtimes, want %d", len(resp.GetMembers()), len(v.ids))
+		}
+		for _, sp := range resp.GetStacks() {
+			id, err := ids.StackIDFromBytes(sp.GetStackId())
+			if err != nil {
+				return err
+			}
+			owners[id] = sp.GetOwner().GetNodeId()
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	for _, id := range stacks {
+		want := v.ids[v.owner[id]].String()
+		if owners[id] != want {
+			return fmt.Errorf("stack %s: the gateway says node %q owns it, the runtimes say %s (%s)", id, owners[id], v.owner[id], want)
+		}
+	}
+	return nil
+}
+
 // checkPlacement reads the placement and fails the test unless it is
-// what placement computes from the nodes' ids.
-func checkPlacement(ctx context.Context, t *testing.T, nodes []*RuntimeNode, stacks []ids.StackID) *placementView {
+// what placement computes from the nodes' ids, on the runtimes and on the
+// gateway.
+func checkPlacement(ctx context.Context, t *testing.T, r *Region, nodes []*RuntimeNode, stacks []ids.StackID) *placementView {
 	t.Helper()
 	v, err := readPlacement(ctx, nodes)
 	if err == nil {
 		err = v.mismatch(stacks)
+	}
+	if err == nil {
+		err = v.gatewayAgrees(ctx, r, stacks)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -315,13 +355,16 @@ func checkPlacement(ctx context.Context, t *testing.T, nodes []*RuntimeNode, sta
 }
 
 // waitPlacement waits until the runtimes agree with placement.
-func waitPlacement(ctx context.Context, t *testing.T, nodes []*RuntimeNode, stacks []ids.StackID) *placementView {
+func waitPlacement(ctx context.Context, t *testing.T, r *Region, nodes []*RuntimeNode, stacks []ids.StackID) *placementView {
 	t.Helper()
 	var last error
 	for range 600 {
 		v, err := readPlacement(ctx, nodes)
 		if err == nil {
 			err = v.mismatch(stacks)
+		}
+		if err == nil {
+			err = v.gatewayAgrees(ctx, r, stacks)
 		}
 		if err == nil {
 			return v
