@@ -280,18 +280,36 @@ func codeOf(err error) codes.Code {
 // compiled artifact in the cache under DataDir; the binary fetched from the
 // storage service by content id (its SHA-256 checked against the id).
 func (s *Server) acquireModule(ctx context.Context, binaryID string, inline map[string][]byte) (*wasm.Module, error) {
-	s.mu.Lock()
-	if ref := s.modules[binaryID]; ref != nil {
-		ref.refs++
+	for {
+		s.mu.Lock()
+		if ref := s.modules[binaryID]; ref != nil {
+			ref.refs++
+			s.mu.Unlock()
+			return ref.mod, nil
+		}
 		s.mu.Unlock()
-		return ref.mod, nil
+		// One load per binary at a time: deploys of many stacks sharing a
+		// binary (a region's first sync, a takeover) compile it once.
+		if _, err, _ := s.loading.Do(binaryID, func() (any, error) { return nil, s.loadModule(ctx, binaryID, inline) }); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// loadModule compiles binary id (from inline, the artifact cache or
+// storage) into s.modules with no references; acquireModule takes them.
+func (s *Server) loadModule(ctx context.Context, binaryID string, inline map[string][]byte) error {
+	s.mu.Lock()
+	loaded := s.modules[binaryID] != nil
 	s.mu.Unlock()
+	if loaded {
+		return nil
+	}
 	var mod *wasm.Module
 	if bin, ok := inline[binaryID]; ok {
 		var err error
 		if mod, err = s.engine.CompileWithID(bin, binaryID); err != nil { // Deploy checked binaryID against bin
-			return nil, err
+			return err
 		}
 	} else if cached, ok := s.engine.LoadCached(binaryID); ok {
 		mod = cached
@@ -299,10 +317,10 @@ func (s *Server) acquireModule(ctx context.Context, binaryID string, inline map[
 	} else {
 		bin, err := s.fetchBinary(ctx, binaryID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if mod, err = s.engine.CompileWithID(bin, binaryID); err != nil { // fetchBinary checked binaryID against bin
-			return nil, err
+			return err
 		}
 		s.metrics.binaries.WithLabelValues("storage").Inc()
 	}
@@ -312,13 +330,12 @@ func (s *Server) acquireModule(ctx context.Context, binaryID string, inline map[
 	s.metrics.compileSeconds.WithLabelValues(fmt.Sprint(mod.FromCache)).Observe(mod.LoadTime.Seconds())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ref := s.modules[binaryID]; ref != nil { // compiled concurrently by another deploy
-		ref.refs++
+	if s.modules[binaryID] != nil { // loaded by a caller that did not share this load
 		mod.Close()
-		return ref.mod, nil
+		return nil
 	}
-	s.modules[binaryID] = &moduleRef{mod: mod, refs: 1}
-	return mod, nil
+	s.modules[binaryID] = &moduleRef{mod: mod}
+	return nil
 }
 
 // fetchBinary reads binary id from the storage service (GetBinary) and

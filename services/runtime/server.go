@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -95,6 +96,7 @@ type Server struct {
 	stacks    map[[32]byte]*deployment
 	disabled  map[ids.StackID]string // reason; see SetStackEnabled
 	modules   map[string]*moduleRef  // binary id → compiled module shared by deployments
+	loading   singleflight.Group     // one load per binary id at a time (acquireModule)
 	deploySeq atomic.Uint64
 }
 
