@@ -139,6 +139,9 @@ func (c *cluster) onMembers(all []membership.Member) {
 			mine++
 		}
 	}
+	if f := c.s.follow; f != nil && f.standby != nil {
+		f.standby.poke()
+	}
 	c.s.metrics.ownershipMoves.Add(float64(len(moves)))
 	c.s.log.Info("region membership changed", "runtimes", len(want), "joined", joined, "left", left,
 		"stacks_moved", len(moves), "moved_to_or_from_this_node", mine)

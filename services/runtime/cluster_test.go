@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mr-tron/base58"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -280,5 +282,53 @@ func TestCluster_ACallBeforeTheNodeHasCaughtUpIsUnavailable(t *testing.T) {
 	_, err := (&chainHarness{harness: h}).invoke(ids.StackID{0x77})
 	if code(err) != codes.Unavailable || rpcerr.ReasonOf(err) != rpcerr.NotReady {
 		t.Fatalf("call before the node caught up: %v, want Unavailable NOT_READY (a gateway tries another node)", err)
+	}
+}
+
+func TestCluster_TheNextCandidateHasTheBinaryCompiledBeforeATakeover(t *testing.T) {
+	x := chainwatchtest.New(t)
+	x.PutRegion(testRegionObject())
+	mdb, st := newFakeMudb(), newFakeStorage()
+	other := wat(t, strings.Replace(okWAT, `"hi"`, `"ho"`, 1))
+	bin := ids.BinaryID(other)
+	st.binaries[bin] = other
+	a := clusterNode(t, x, mdb, st, "a", nil, nil)
+	b := clusterNode(t, x, mdb, st, "b", []string{a.srv.ClusterAddr()}, nil)
+	c := clusterNode(t, x, mdb, st, "c", []string{a.srv.ClusterAddr()}, nil)
+	hs := []*harness{a, b, c}
+	eventually(t, "three members everywhere", func() bool {
+		for _, h := range hs {
+			if len(nodeStatus(t, h).GetMembers()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	id := ids.StackID{0x5b, 0x7a}
+	x.PutStack(chainStack(id, 1, bin))
+	ring, by := ringOf(t, hs...)
+	cand := ring.Candidates(placement.Key(id), 3, nil)
+	owner, next, last := by[cand[0].ID], by[cand[1].ID], by[cand[2].ID]
+	eventually(t, "the stack deployed on its owner", func() bool { return deployed(owner, id) })
+	eventually(t, "the binary compiled into the next candidate's artifact cache", func() bool { return next.srv.engine.HasCached(bin) })
+	if g := gauge(t, next.srv, "mu_runtime_standby_compiles_total"); g != 1 {
+		t.Fatalf("standby compiles on the next candidate: %v, want 1", g)
+	}
+	if deployed(next, id) {
+		t.Fatal("the next candidate deployed the stack; it should only have compiled its binary")
+	}
+	if last.srv.engine.HasCached(bin) || gauge(t, last.srv, "mu_runtime_standby_compiles_total") != 0 {
+		t.Fatal("the third candidate compiled the binary too")
+	}
+	// The owner leaves: the next candidate takes over from its cache.
+	if err := owner.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the next candidate serves the stack", func() bool { return deployed(next, id) })
+	if got := testutil.ToFloat64(next.srv.metrics.binaries.WithLabelValues("cache")); got != 1 {
+		t.Fatalf("the takeover loaded %v binaries from the artifact cache, want 1", got)
+	}
+	if got := testutil.ToFloat64(next.srv.metrics.binaries.WithLabelValues("storage")); got != 0 {
+		t.Fatalf("the takeover fetched and compiled %v binaries, want 0", got)
 	}
 }

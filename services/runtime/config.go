@@ -171,6 +171,11 @@ type Config struct {
 	// it while ownership moved) before it drops the stack's instances and
 	// modules. Calls that reach it meanwhile are served.
 	ReleaseGrace time.Duration
+	// StandbyCompile compiles, into the artifact cache (under data_dir),
+	// the binaries of the stacks for which the node is the next candidate
+	// after their owner, so that taking them over when the owner dies
+	// loads artifacts instead of compiling. Off without a data_dir.
+	StandbyCompile bool
 	// LeaveDrain is how long a node that is shutting down keeps serving
 	// after it has left the gossip list, so that gateways learn it is gone
 	// before its listeners close; in-flight calls then get
@@ -226,7 +231,8 @@ func DefaultConfig() Config {
 		ChainDeployTimeout:   2 * time.Minute, // fetch, compile and prewarm one stack
 		Cluster:              membership.DefaultConfig(),
 		ReleaseGrace:         30 * time.Second, // a stack stays after its ownership moved
-		LeaveDrain:           2 * time.Second,  // serving after leaving the ring, before the listeners close
+		StandbyCompile:       true,
+		LeaveDrain:           2 * time.Second, // serving after leaving the ring, before the listeners close
 		Usage:                usage.DefaultBatchConfig(),
 	}
 }

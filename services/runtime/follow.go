@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/muprotocol/mu/libs/chainwatch"
@@ -135,6 +135,9 @@ type chainFollow struct {
 
 	// flight runs one on-demand deploy per stack at a time (prepare).
 	flight singleflight.Group
+	// standby compiles the binaries of the stacks this node would take
+	// over; nil without an artifact cache or with standby_compile off.
+	standby *standby
 
 	mu   sync.Mutex
 	want map[ids.StackID]*wanted
@@ -148,6 +151,9 @@ type wanted struct {
 	// releaseAt is when the node drops the stack, which another node
 	// owns; zero when no release is pending.
 	releaseAt time.Time
+	// binaries are the binary ids of stack's manifest (none when it does
+	// not parse), for the standby compiles.
+	binaries []string
 }
 
 // newChainFollow sets up following for s; nothing runs until start.
@@ -167,6 +173,9 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 		f.conn, conn = c, c
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
+	if s.cfg.StandbyCompile && s.engine.HasCache() {
+		f.standby = newStandby(s)
+	}
 	s.cluster.setOnMove(func(moved []ids.StackID) {
 		for _, id := range moved {
 			f.queue.add(id)
@@ -183,6 +192,10 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 // start runs the followers and the workers until stop.
 func (f *chainFollow) start() {
 	ctx := f.ctx
+	if f.standby != nil {
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.standby.run(ctx) }()
+	}
 	f.wg.Add(2 + f.s.cfg.ChainDeployWorkers)
 	go func() { defer f.wg.Done(); f.regions.Run(ctx) }()
 	go func() { defer f.wg.Done(); f.stacks.Run(ctx) }()
@@ -266,9 +279,13 @@ func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindex
 	}
 	w.stack, w.failures = st, 0
 	w.gen++
+	w.binaries = manifestBinaries(st.GetManifest())
 	f.mu.Unlock()
 	if st.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE {
 		f.s.cluster.place(id)
+		if f.standby != nil {
+			f.standby.poke()
+		}
 	} else {
 		f.s.cluster.unplace(id)
 	}
@@ -389,6 +406,20 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 		return err
 	}
 	return nil
+}
+
+// manifestBinaries lists the binary ids of a manifest; none when it does
+// not parse (its deploy reports why).
+func manifestBinaries(yml []byte) []string {
+	m, err := manifest.Parse(yml)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(m.Functions))
+	for _, fn := range m.Functions {
+		out = append(out, fn.Binary)
+	}
+	return out
 }
 
 // release drops stack id, which another node owns, from this node once

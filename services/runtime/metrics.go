@@ -37,6 +37,9 @@ type metrics struct {
 	// releases counts stacks dropped after release_grace because another
 	// node owns them.
 	releases prometheus.Counter
+	// standbyCompiles counts binaries compiled into the artifact cache
+	// because this node is the next candidate for their stacks.
+	standbyCompiles prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -94,7 +97,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.releases = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_stacks_released_total", Help: "Stacks dropped from the node release_grace after another node became their owner.",
 	})
-	for _, c := range []prometheus.Collector{m.ownershipMoves, m.onDemandDeploys, m.releases, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
+	m.standbyCompiles = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_standby_compiles_total", Help: "Binaries compiled into the artifact cache ahead of a takeover, for stacks whose next candidate after the owner is this node.",
+	})
+	for _, c := range []prometheus.Collector{m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

@@ -126,6 +126,23 @@ func (e *Engine) LoadCached(id string) (*Module, bool) {
 	return mod, true
 }
 
+// HasCached reports whether the artifact cache holds an artifact of
+// content id id made by an identical engine (without loading or verifying
+// it; LoadCached does both).
+func (e *Engine) HasCached(id string) bool {
+	if e.cache == nil {
+		return false
+	}
+	key := artifactKey(id, e.fingerprint)
+	e.cache.mu.Lock()
+	defer e.cache.mu.Unlock()
+	_, ok := e.cache.meta[key]
+	return ok
+}
+
+// HasCache reports whether the engine has an artifact cache.
+func (e *Engine) HasCache() bool { return e.cache != nil }
+
 // reactorExports are what a module exports to be served in reactor mode.
 var reactorExports = []string{"_initialize", fnproto.ExportInit, fnproto.ExportServe}
 
