@@ -56,32 +56,42 @@ func (b *standby) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.mu.RLock()
-		_, open := s.modules[bin]
-		s.mu.RUnlock()
-		if open || s.engine.HasCached(bin) {
-			continue
+		// The same single flight as deploys: a deploy that needs the
+		// binary meanwhile waits for this compile and loads its artifact.
+		_, err, _ := s.loading.Do(bin, func() (any, error) { return nil, b.compile(ctx, bin) })
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("standby: a binary could not be compiled ahead; it is compiled at takeover instead", "binary", bin, "err", err)
 		}
-		raw, err := s.fetchBinary(ctx, bin)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("standby: fetching a binary failed; it is compiled at takeover instead", "binary", bin, "err", err)
-			}
-			continue
-		}
-		mod, err := s.engine.CompileWithID(raw, bin)
-		if err != nil {
-			s.log.Warn("standby: compiling a binary failed", "binary", bin, "err", err)
-			continue
-		}
-		if cerr := mod.CacheError(); cerr != nil {
-			s.log.Warn("standby: artifact cache write failed", "binary", bin, "err", cerr)
-		}
-		s.metrics.compileSeconds.WithLabelValues("false").Observe(mod.LoadTime.Seconds())
-		s.metrics.standbyCompiles.Inc()
-		mod.Close()
-		s.log.Debug("standby: binary compiled into the artifact cache", "binary", bin, "took", mod.LoadTime)
 	}
+}
+
+// compile puts binary bin into the artifact cache unless it is there or
+// open already.
+func (b *standby) compile(ctx context.Context, bin string) error {
+	s := b.s
+	s.mu.RLock()
+	_, open := s.modules[bin]
+	s.mu.RUnlock()
+	if open || s.engine.HasCached(bin) {
+		return nil
+	}
+	raw, err := s.fetchBinary(ctx, bin)
+	if err != nil {
+		return err
+	}
+	mod, err := s.engine.CompileWithID(raw, bin)
+	if err != nil {
+		return err
+	}
+	defer mod.Close()
+	if cerr := mod.CacheError(); cerr != nil {
+		s.log.Warn("standby: artifact cache write failed", "binary", bin, "err", cerr)
+		return nil // a deploy waiting on this compile loads the binary itself
+	}
+	s.metrics.compileSeconds.WithLabelValues("false").Observe(mod.LoadTime.Seconds())
+	s.metrics.standbyCompiles.Inc()
+	s.log.Debug("standby: binary compiled into the artifact cache", "binary", bin, "took", mod.LoadTime)
+	return nil
 }
 
 // standbyStacks lists the placed stacks whose next candidate after the
