@@ -61,7 +61,7 @@ func TestStart_SeveralRuntimesWithoutGatewayAllGetTheStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.GetNodeId() != n.Name() || len(st.GetStacks()) != 1 || st.GetStacks()[0].GetRevision() != 1 {
+		if st.GetNodeName() != n.Name() || len(st.GetNodeId()) != 64 || len(st.GetStacks()) != 1 || st.GetStacks()[0].GetRevision() != 1 {
 			t.Fatalf("%s: status %v", n.Name(), st)
 		}
 	}
