@@ -1,6 +1,9 @@
 package region
 
 import (
+	"fmt"
+	"net"
+
 	"github.com/muprotocol/mu/libs/membership"
 )
 
@@ -24,7 +27,7 @@ func (r *Region) clusterConfig(c *membership.Config) error {
 	c.BindAddr = "127.0.0.1:0"
 	if r.procs != nil {
 		// A child is told its port up front.
-		addr, err := freePort(c.BindAddr)
+		addr, err := freeGossipPort()
 		if err != nil {
 			return err
 		}
@@ -56,3 +59,26 @@ func (n *RuntimeNode) ClusterAddr() string { return n.clusterAddr }
 // ClusterAddr is the gateway's bound gossip address, or "" without
 // Options.Cluster.
 func (g *GatewayNode) ClusterAddr() string { return g.clusterAddr }
+
+// gossipPortTries bounds the search for a port free for both TCP and UDP.
+const gossipPortTries = 20
+
+// freeGossipPort is a loopback address whose port is free for TCP and
+// UDP right now: memberlist binds both.
+func freeGossipPort() (string, error) {
+	var last error
+	for range gossipPortTries {
+		addr, err := freePort("127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		pc.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("region: no port free for both TCP and UDP on 127.0.0.1: %w", last)
+}

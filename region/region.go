@@ -181,8 +181,10 @@ type Region struct {
 
 	opts  Options
 	procs *processStarter // nil in process
-	// mu guards runtimes, closers and gossip after Start.
-	mu sync.Mutex
+	// mu guards runtimes, closers and gossip after Start; addMu serialises
+	// AddRuntime.
+	mu    sync.Mutex
+	addMu sync.Mutex
 	// gossip lists the bound gossip addresses of the members started so
 	// far; later members join through them.
 	gossip []string
@@ -550,6 +552,8 @@ func (r *Region) AddRuntime(ctx context.Context) (*RuntimeNode, error) {
 	if r.opts.Runtime == nil {
 		return nil, errors.New("region: AddRuntime needs Options.Runtime")
 	}
+	r.addMu.Lock() // one at a time, so each gets its own index, name and data dir
+	defer r.addMu.Unlock()
 	r.mu.Lock()
 	i := len(r.runtimes)
 	r.mu.Unlock()

@@ -57,6 +57,12 @@ type Config struct {
 	// JoinRetry spaces join attempts while none has succeeded (a
 	// duration).
 	JoinRetry time.Duration
+	// JoinWait is how long Start waits, with Join set, for the first join
+	// to succeed before it returns anyway (the node then starts alone and
+	// keeps joining in the background), so that a node joining a running
+	// region learns its members before it acts on what it owns (a
+	// duration; 0: Start does not wait).
+	JoinWait time.Duration
 	// SecretKey, if set, encrypts and authenticates gossip: 16, 24 or 32
 	// bytes, base64 (standard encoding). Every member needs the same key.
 	SecretKey string
@@ -127,6 +133,7 @@ func DefaultConfig() Config {
 		AdvertiseAddr:           "",                     // derived from BindAddr
 		Join:                    nil,                    // first node of the region
 		JoinRetry:               1 * time.Second,        // a join attempt every second until one succeeds
+		JoinWait:                5 * time.Second,        // Start waits this long for the first join
 		SecretKey:               "",                     // plaintext gossip
 		ProbeInterval:           500 * time.Millisecond, // probe a member twice a second
 		ProbeTimeout:            250 * time.Millisecond, // an ack takes well under 1 ms on a LAN
@@ -203,10 +210,14 @@ type List struct {
 
 	ml    *memberlist.Memberlist // nil when membership is off
 	wake  chan struct{}          // capacity 1: a change is pending
+	flush chan chan struct{}     // notifyNow: deliver now, then close the channel
 	stop  chan struct{}          // closed by Close: the notifier exits
 	done  chan struct{}          // closed when the notifier has exited
 	quit  chan struct{}          // closed by Leave or Close: joining stops
 	quit1 sync.Once
+	// joined is closed once the list holds another member (joinLoop).
+	joined     chan struct{}
+	joinedOnce sync.Once
 
 	mu        sync.Mutex
 	closed    bool
@@ -247,6 +258,8 @@ func Start(cfg Config, opts Options) (*List, error) {
 		log:      log,
 		onChange: opts.OnChange,
 		wake:     make(chan struct{}, 1),
+		flush:    make(chan chan struct{}),
+		joined:   make(chan struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		quit:     make(chan struct{}),
@@ -340,6 +353,18 @@ func Start(cfg Config, opts Options) (*List, error) {
 	go l.notifier(last)
 	if len(cfg.Join) > 0 {
 		go l.joinLoop()
+		if cfg.JoinWait > 0 {
+			t := time.NewTimer(cfg.JoinWait)
+			select {
+			case <-l.joined:
+				// The join's members reach OnChange before Start returns.
+				l.notifyNow()
+			case <-t.C:
+				log.Warn("membership: no member answered within join_wait; starting alone and joining in the background",
+					"join", cfg.Join, "join_wait", cfg.JoinWait)
+			}
+			t.Stop()
+		}
 	}
 	return l, nil
 }
@@ -450,10 +475,12 @@ func (l *List) notify(members []Member) {
 func (l *List) notifier(last []Member) {
 	defer close(l.done)
 	for {
+		var ack chan struct{}
 		select {
 		case <-l.stop:
 			return
 		case <-l.wake:
+		case ack = <-l.flush:
 		}
 		select {
 		case <-l.stop: // Close won the race: no call after it
@@ -461,11 +488,24 @@ func (l *List) notifier(last []Member) {
 		default:
 		}
 		members := l.Members()
-		if slices.Equal(members, last) {
-			continue
+		if !slices.Equal(members, last) {
+			last = members
+			l.notify(members)
 		}
-		last = members
-		l.notify(members)
+		if ack != nil {
+			close(ack)
+		}
+	}
+}
+
+// notifyNow has the notifier deliver the current members (if they
+// changed) and waits until it has.
+func (l *List) notifyNow() {
+	ack := make(chan struct{})
+	select {
+	case l.flush <- ack:
+		<-ack
+	case <-l.done:
 	}
 }
 
@@ -494,6 +534,7 @@ func (l *List) joinLoop() {
 		}
 		if l.ml.NumMembers() > 1 {
 			l.log.Info("membership: joined", "members", l.ml.NumMembers(), "attempts", attempt-1)
+			l.joinedOnce.Do(func() { close(l.joined) })
 			return
 		}
 		addrs, err := l.resolvable(ctx)
@@ -510,6 +551,7 @@ func (l *List) joinLoop() {
 		}
 		if l.ml.NumMembers() > 1 {
 			l.log.Info("membership: joined", "via", addrs, "answered", n, "members", l.ml.NumMembers(), "attempts", attempt)
+			l.joinedOnce.Do(func() { close(l.joined) })
 			return
 		}
 		level := slog.LevelDebug

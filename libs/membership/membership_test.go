@@ -31,6 +31,7 @@ func testConfig() Config {
 	c := DefaultConfig()
 	c.BindAddr = "127.0.0.1:0"
 	c.JoinRetry = 100 * time.Millisecond
+	c.JoinWait = 0 // TestStartWaitsForTheFirstJoin covers it
 	return c
 }
 
@@ -476,6 +477,31 @@ func TestJoinByHostName(t *testing.T) {
 
 // TestJoinRetry starts the joiner before the member it joins through is
 // up (a fixed port it will bind later).
+// TestStartWaitsForTheFirstJoin: with join_wait, Start returns once the
+// node has joined, and OnChange has had the other member by then; with
+// nobody answering it returns after join_wait, alone.
+func TestStartWaitsForTheFirstJoin(t *testing.T) {
+	a := start(t, "a", testConfig())
+	j := testConfig()
+	j.Join = []string{a.l.Addr()}
+	j.JoinWait = time.Minute
+	b := start(t, "b", j)
+	if got := len(b.seen()); got != 2 {
+		t.Fatalf("OnChange had %d members when Start returned, want 2", got)
+	}
+	lone := testConfig()
+	lone.Join = []string{freePort(t)}
+	lone.JoinWait = 300 * time.Millisecond
+	begin := time.Now()
+	c := start(t, "c", lone)
+	if took := time.Since(begin); took < lone.JoinWait {
+		t.Fatalf("Start returned after %v, before join_wait %v with nobody to join", took, lone.JoinWait)
+	}
+	if got := len(c.seen()); got != 1 {
+		t.Fatalf("a node with nobody to join sees %d members", got)
+	}
+}
+
 func TestJoinRetry(t *testing.T) {
 	addr := freePort(t)
 	j := testConfig()

@@ -72,6 +72,9 @@ func (c Config) Validate() error {
 		{"gossip_interval", c.GossipInterval},
 		{"leave_timeout", c.LeaveTimeout},
 	}
+	if c.JoinWait < 0 {
+		bad("join_wait", "%v is negative", c.JoinWait)
+	}
 	for _, d := range durations {
 		if (on || d.d != 0) && d.d <= 0 {
 			bad(d.setting, "%v is not a positive duration", d.d)

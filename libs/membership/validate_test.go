@@ -98,6 +98,7 @@ func TestValidate(t *testing.T) {
 			AdvertiseAddr:           "[::]:1",
 			Join:                    []string{"a:b"},
 			JoinRetry:               -1,
+			JoinWait:                -1,
 			SecretKey:               "AAAA",
 			ProbeInterval:           -1,
 			ProbeTimeout:            0,
@@ -112,6 +113,7 @@ func TestValidate(t *testing.T) {
 			`cluster_advertise_addr: "[::]:1": host is not an address other nodes can reach`,
 			`cluster_join: entry 0 "a:b": port "b" is not a number from 1 to 65535`,
 			`cluster_join_retry: -1ns is not a positive duration`,
+			`cluster_join_wait: -1ns is negative`,
 			`cluster_secret_key: decodes to 3 bytes, want 16, 24 or 32 (AES-128, -192 or -256)`,
 			`cluster_probe_interval: -1ns is not a positive duration`,
 			`cluster_probe_timeout: 0s is not a positive duration`,
@@ -149,7 +151,7 @@ func TestValidate(t *testing.T) {
 // libs/config names the settings of a field named Cluster.
 func TestValidateNames(t *testing.T) {
 	err := Config{
-		BindAddr: "x", AdvertiseAddr: "x", Join: []string{"x"}, JoinRetry: -1, SecretKey: "x",
+		BindAddr: "x", AdvertiseAddr: "x", Join: []string{"x"}, JoinRetry: -1, JoinWait: -1, SecretKey: "x",
 		ProbeInterval: -1, ProbeTimeout: -1, SuspicionMult: -1, SuspicionMaxTimeoutMult: -1,
 		GossipInterval: -1, GossipNodes: -1, RetransmitMult: -1, LeaveTimeout: -1,
 	}.Validate()

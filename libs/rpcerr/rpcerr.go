@@ -51,6 +51,10 @@ const (
 	// not caught up with the chain); another node may serve the call
 	// (UNAVAILABLE).
 	NotReady Reason = "NOT_READY"
+	// NotDeployable: the node tried to deploy the stack for the call and
+	// the stack cannot be deployed (its manifest or binaries are refused);
+	// no other node would do better (FAILED_PRECONDITION).
+	NotDeployable Reason = "NOT_DEPLOYABLE"
 )
 
 // Errorf returns a status error with code, the formatted message and an

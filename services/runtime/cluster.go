@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,11 +85,13 @@ func (c *cluster) start() error {
 		list.Close()
 		return fmt.Errorf("runtime: node id: %w", err)
 	}
+	// The list delivers every change, the first before Start returned,
+	// through onMembers, one call at a time; a view read here could be
+	// older than the one it last delivered.
 	c.mu.Lock()
 	c.list = list
 	c.self = placement.Node{ID: id, Name: local.Name, Addr: local.Meta.GRPCAddr}
 	c.mu.Unlock()
-	c.onMembers(list.Members())
 	c.s.log.Info("joined the region's member list", "gossip_addr", list.Addr(), "node_id", id.String(),
 		"grpc_addr", local.Meta.GRPCAddr, "join", cfg.Cluster.Join)
 	return nil
@@ -135,7 +138,7 @@ func (c *cluster) onMembers(all []membership.Member) {
 	}
 	mine := 0
 	for _, mv := range moves {
-		if (mv.HasFrom && mv.From == self) || (mv.HasTo && mv.To == self) {
+		if concerns(mv, self) {
 			mine++
 		}
 	}
@@ -160,13 +163,18 @@ func (c *cluster) notify(moves []placement.Move) {
 	}
 	var out []ids.StackID
 	for _, mv := range moves {
-		if (mv.HasFrom && mv.From == self) || (mv.HasTo && mv.To == self) {
+		if concerns(mv, self) {
 			out = append(out, ids.StackID(mv.Stack))
 		}
 	}
 	if len(out) > 0 {
 		fn(out)
 	}
+}
+
+// concerns reports whether a move is to or from node self.
+func concerns(mv placement.Move, self placement.NodeID) bool {
+	return (mv.HasFrom && mv.From == self) || (mv.HasTo && mv.To == self)
 }
 
 // setOnMove sets the receiver of moved stacks.
@@ -208,7 +216,14 @@ func (c *cluster) ownedCount() int {
 	if c.self.Name == "" {
 		return 0
 	}
-	return len(c.table.OwnedBy(c.self.ID, nil))
+	n := 0
+	c.table.Each(func(_ placement.Key, owner placement.Node) bool {
+		if owner.ID == c.self.ID {
+			n++
+		}
+		return true
+	})
+	return n
 }
 
 // memberCount is how many runtime members of the region the node sees.
@@ -246,15 +261,7 @@ func (c *cluster) status(resp *runtimev1.StatusResponse, only *ids.StackID) {
 			Suspect: m.Suspect, Self: id == c.self.ID, OwnedStacks: owned[id],
 		})
 	}
-	slices.SortFunc(resp.Members, func(a, b *runtimev1.RuntimeMember) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(resp.Members, func(a, b *runtimev1.RuntimeMember) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // leave takes the node out of the gossip list and keeps it serving for

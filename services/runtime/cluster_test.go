@@ -18,6 +18,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/placement"
 	"github.com/muprotocol/mu/libs/rpcerr"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
 
@@ -330,5 +331,65 @@ func TestCluster_TheNextCandidateHasTheBinaryCompiledBeforeATakeover(t *testing.
 	}
 	if got := testutil.ToFloat64(next.srv.metrics.binaries.WithLabelValues("storage")); got != 0 {
 		t.Fatalf("the takeover fetched and compiled %v binaries, want 0", got)
+	}
+}
+
+func TestCluster_ANonOwnerRefusesADisabledAnUndeployableAndADeletedStack(t *testing.T) {
+	x, hs, stacks, okID := threeNodes(t, 3, nil)
+	ring, by := ringOf(t, hs...)
+	nonOwner := func(id ids.StackID) *chainHarness {
+		owner, _ := ring.Owner(placement.Key(id))
+		for nid, h := range by {
+			if nid != owner.ID {
+				return &chainHarness{harness: h}
+			}
+		}
+		t.Fatal("no other node")
+		return nil
+	}
+	// Disabled: refused at once, though the node never deployed it.
+	off := ids.StackID{0xd1, 0x5a}
+	st := chainStack(off, 1, okID)
+	st.Enabled = false
+	x.PutStack(st)
+	h := nonOwner(off)
+	eventually(t, "the disabled state known", func() bool {
+		_, err := h.invoke(off)
+		return rpcerr.ReasonOf(err) == rpcerr.StackDisabled
+	})
+	if deployed(h.harness, off) {
+		t.Fatal("a disabled stack was deployed for a call")
+	}
+	// Undeployable (its binary exists nowhere): FailedPrecondition, which
+	// gateways do not retry elsewhere.
+	bad := ids.StackID{0xba, 0xd0}
+	x.PutStack(chainStack(bad, 1, "11111111111111111111111111111111"))
+	h = nonOwner(bad)
+	eventually(t, "the stack known", func() bool {
+		_, err := h.invoke(bad)
+		return code(err) != codes.NotFound
+	})
+	if _, err := h.invoke(bad); code(err) != codes.FailedPrecondition || rpcerr.ReasonOf(err) != rpcerr.NotDeployable {
+		t.Fatalf("call of an undeployable stack: %v, want FailedPrecondition NOT_DEPLOYABLE", err)
+	}
+	// Deleted: NotFound on a node that did not have it, never redeployed.
+	gone := stacks[0]
+	del := chainStack(gone, 2, okID)
+	del.State = chainindexerv1.StackState_STACK_STATE_DELETED
+	x.PutStack(del)
+	h = nonOwner(gone)
+	eventually(t, "the delete known everywhere", func() bool {
+		for _, n := range hs {
+			if deployed(n, gone) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := h.invoke(gone); code(err) != codes.NotFound {
+		t.Fatalf("call of a deleted stack on a non-owner: %v, want NotFound", err)
+	}
+	if deployed(h.harness, gone) {
+		t.Fatal("a call deployed a deleted stack")
 	}
 }

@@ -171,6 +171,15 @@ type Config struct {
 	// it while ownership moved) before it drops the stack's instances and
 	// modules. Calls that reach it meanwhile are served.
 	ReleaseGrace time.Duration
+	// ChainSyncWait is how long a call for a stack the node has not
+	// deployed waits for the node to catch up with the chain (its first
+	// snapshots of the region and its stacks) before it is refused with
+	// UNAVAILABLE, which gateways retry on another node.
+	ChainSyncWait time.Duration
+	// OnDemandDeploys bounds the deploys that calls start at once (calls
+	// for stacks the node serves without having deployed them, while
+	// ownership moves); others wait their turn.
+	OnDemandDeploys int
 	// StandbyCompile compiles, into the artifact cache (under data_dir),
 	// the binaries of the stacks for which the node is the next candidate
 	// after their owner, so that taking them over when the owner dies
@@ -232,6 +241,8 @@ func DefaultConfig() Config {
 		Cluster:              membership.DefaultConfig(),
 		ReleaseGrace:         30 * time.Second, // a stack stays after its ownership moved
 		StandbyCompile:       true,
+		ChainSyncWait:        2 * time.Second, // a call waits this long for a node that is still catching up
+		OnDemandDeploys:      4,               // deploys started by calls at once
 		LeaveDrain:           2 * time.Second, // serving after leaving the ring, before the listeners close
 		Usage:                usage.DefaultBatchConfig(),
 	}
@@ -303,6 +314,8 @@ func (c Config) Validate() error {
 	p.Add(c.Cluster.Validate())
 	p.NotNegativeDuration("release_grace", c.ReleaseGrace)
 	p.NotNegativeDuration("leave_drain", c.LeaveDrain)
+	p.NotNegativeDuration("chain_sync_wait", c.ChainSyncWait)
+	p.Positive("on_demand_deploys", int64(c.OnDemandDeploys))
 	p.Positive("max_uploads_per_call", int64(c.MaxUploadsPerCall))
 	if c.MaxListPage < 1 || c.MaxListPage > 1000 {
 		p.Addf("max_list_page", "must be 1..1000, got %d", c.MaxListPage)

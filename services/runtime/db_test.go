@@ -349,16 +349,27 @@ func TestDB_WithoutMudbStacksDeployAndDbCallsFail(t *testing.T) {
 	}
 }
 
-// closedAddr returns a 127.0.0.1 address nothing listens on.
+// closedAddr returns a 127.0.0.1 address no service answers on.
 func closedAddr(t *testing.T) string {
 	t.Helper()
+	// The port stays bound for the test, so no other server can take it
+	// meanwhile; every connection is hung up at once, which gRPC reports
+	// as Unavailable, as it does a refused one.
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
+	t.Cleanup(func() { lis.Close() })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return lis.Addr().String()
 }
 
 // TestDB_DeployFailsWhenMudbIsUnreachable: the tables cannot be created,

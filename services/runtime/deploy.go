@@ -289,9 +289,21 @@ func (s *Server) acquireModule(ctx context.Context, binaryID string, inline map[
 		}
 		s.mu.Unlock()
 		// One load per binary at a time: deploys of many stacks sharing a
-		// binary (a region's first sync, a takeover) compile it once.
-		if _, err, _ := s.loading.Do(binaryID, func() (any, error) { return nil, s.loadModule(ctx, binaryID, inline) }); err != nil {
-			return nil, err
+		// binary (a region's first sync, a takeover) compile it once. The
+		// load runs to its own deadline, so a caller that gives up (its
+		// ctx) neither waits for it nor fails the others.
+		ch := s.loading.DoChan(binaryID, func() (any, error) {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ChainDeployTimeout)
+			defer cancel()
+			return nil, s.loadModule(lctx, binaryID, inline)
+		})
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				return nil, r.Err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }

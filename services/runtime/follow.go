@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -133,14 +134,22 @@ type chainFollow struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// flight runs one on-demand deploy per stack at a time (prepare).
-	flight singleflight.Group
+	// flight runs one on-demand deploy per stack at a time (prepare);
+	// flights counts them, so stop waits for them, and onDemand bounds
+	// how many run at once.
+	flight   singleflight.Group
+	flights  sync.WaitGroup
+	onDemand *semaphore.Weighted
+	// stacksReady is closed once the stacks snapshot is in.
+	stacksReady chan struct{}
+	stacksOnce  sync.Once
 	// standby compiles the binaries of the stacks this node would take
 	// over; nil without an artifact cache or with standby_compile off.
 	standby *standby
 
-	mu   sync.Mutex
-	want map[ids.StackID]*wanted
+	mu      sync.Mutex
+	want    map[ids.StackID]*wanted
+	stopped bool // no flight starts once stop has begun
 }
 
 // wanted is the state the ledger last gave a stack.
@@ -163,7 +172,8 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 		return nil, fmt.Errorf("runtime: region_id: %w", err)
 	}
 	f := &chainFollow{s: s, region: region, queue: newWorkQueue(), log: s.log.With("region", region.String()),
-		regionReady: make(chan struct{}), want: map[ids.StackID]*wanted{}, failures: s.metrics.chainDeployFailures}
+		regionReady: make(chan struct{}), stacksReady: make(chan struct{}), want: map[ids.StackID]*wanted{},
+		failures: s.metrics.chainDeployFailures, onDemand: semaphore.NewWeighted(int64(s.cfg.OnDemandDeploys))}
 	if conn == nil {
 		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
@@ -207,11 +217,15 @@ func (f *chainFollow) start() {
 // stop ends the followers and waits for the workers (a deploy in progress
 // sees its context cancelled). Safe before start and twice.
 func (f *chainFollow) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
 	f.queue.close()
 	if f.cancel != nil {
 		f.cancel()
 	}
 	f.wg.Wait()
+	f.flights.Wait()
 	if f.conn != nil {
 		_ = f.conn.Close()
 		f.conn = nil
@@ -253,6 +267,9 @@ func (f *chainFollow) onRegion(_ context.Context, ev chainwatch.Event[*chaininde
 
 func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindexerv1.Stack]) {
 	if ev.Type == chainindexerv1.ChangeType_CHANGE_TYPE_BOOKMARK {
+		if ev.Snapshot {
+			f.stacksOnce.Do(func() { close(f.stacksReady) })
+		}
 		return
 	}
 	st := ev.Object
@@ -282,6 +299,9 @@ func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindex
 	w.binaries = manifestBinaries(st.GetManifest())
 	f.mu.Unlock()
 	if st.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		// The enabled state at once (no I/O), so that no path serves a
+		// disabled stack while its turn in the queue is still to come.
+		f.s.SetStackEnabled(id, st.GetEnabled(), disabledReason(st))
 		f.s.cluster.place(id)
 		if f.standby != nil {
 			f.standby.poke()
@@ -359,14 +379,18 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 		f.log.Warn("ignoring a stack in an unknown state", "stack", id.String(), "state", st.GetState().String())
 		return nil
 	}
-	reason := ""
-	if !st.GetEnabled() {
-		reason = "its owner's escrow with the provider is under the region's minimum balance (min_escrow_balance); calls are refused until it is topped up"
-	}
 	// The enabled state first: a disabled stack's new revision never takes
 	// calls, an enabled one's old revision serves while the new deploys.
-	s.SetStackEnabled(id, st.GetEnabled(), reason)
+	s.SetStackEnabled(id, st.GetEnabled(), disabledReason(st))
 	if owned, _ := s.cluster.owns(id); !owned {
+		s.mu.RLock()
+		d := s.stacks[id]
+		s.mu.RUnlock()
+		if d != nil && d.revision < st.GetRevision() && s.drop(id) {
+			// Calls that still reach this node deploy the new revision on
+			// demand; the old one must not answer them.
+			f.log.Info("stack dropped: a newer revision is out and another node owns it", "stack", id.String(), "revision", d.revision)
+		}
 		return f.release(id)
 	}
 	f.mu.Lock()
@@ -408,6 +432,15 @@ func (f *chainFollow) apply(ctx context.Context, id ids.StackID, st *chainindexe
 	return nil
 }
 
+// disabledReason is why a disabled stack's calls are refused ("" for an
+// enabled one).
+func disabledReason(st *chainindexerv1.Stack) string {
+	if st.GetEnabled() {
+		return ""
+	}
+	return "its owner's escrow with the provider is under the region's minimum balance (min_escrow_balance); calls are refused until it is topped up"
+}
+
 // manifestBinaries lists the binary ids of a manifest; none when it does
 // not parse (its deploy reports why).
 func manifestBinaries(yml []byte) []string {
@@ -431,12 +464,14 @@ func (f *chainFollow) release(id ids.StackID) error {
 	s.mu.RLock()
 	d := s.stacks[id]
 	s.mu.RUnlock()
-	if d == nil {
-		return nil
-	}
 	f.mu.Lock()
 	w := f.want[id]
 	if w == nil {
+		f.mu.Unlock()
+		return nil
+	}
+	if d == nil {
+		w.releaseAt = time.Time{} // nothing to release; a later deploy starts its own grace
 		f.mu.Unlock()
 		return nil
 	}
@@ -454,6 +489,9 @@ func (f *chainFollow) release(id ids.StackID) error {
 	}
 	w.releaseAt = time.Time{}
 	f.mu.Unlock()
+	if owned, _ := s.cluster.owns(id); owned {
+		return nil // owned again meanwhile
+	}
 	if s.drop(id) {
 		s.metrics.releases.Inc()
 		f.log.Info("stack released: another node owns it", "stack", id.String())
@@ -463,57 +501,121 @@ func (f *chainFollow) release(id ids.StackID) error {
 
 // prepare deploys stack id on this node now, for a call that reached it
 // before it had the stack (see Invoke). It returns nil when the stack is
-// not active in the region (the caller answers NotFound), Unavailable
-// (reason NOT_READY) when the node has not caught up with the chain yet
-// or the deploy failed, so that a gateway tries another node. Concurrent
-// calls for one stack share one deploy; a caller whose ctx ends stops
-// waiting, not the deploy. A stack deployed here that another node owns
-// is released after ReleaseGrace.
+// not active in the region (the caller answers NotFound), and Unavailable
+// (reason NOT_READY) when the node has not caught up with the chain
+// within ChainSyncWait or the deploy failed for a reason that may pass,
+// so that a gateway tries another node; a stack that cannot be deployed
+// at all is FailedPrecondition (a gateway answers 502 and does not
+// retry). Concurrent calls for one stack share one deploy, which runs in
+// the stack's turn of the work queue (so it never races the worker that
+// applies a delete or an update) and under OnDemandDeploys; a caller
+// whose ctx ends stops waiting, not the deploy. A stack deployed here
+// that another node owns is released after ReleaseGrace.
 func (f *chainFollow) prepare(ctx context.Context, id ids.StackID) error {
+	if err := f.waitSynced(ctx, id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	stopped := f.stopped
+	var st *chainindexerv1.Stack
+	if w := f.want[id]; w != nil {
+		st = w.stack
+	}
+	f.mu.Unlock()
+	if stopped {
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "the node is shutting down")
+	}
+	if st == nil || st.GetState() != chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		return nil
+	}
+	ch := f.flight.DoChan(id.String(), func() (any, error) { return nil, f.deployOnDemand(id) })
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			return nil
+		}
+		switch status.Code(r.Err) {
+		case codes.InvalidArgument, codes.FailedPrecondition, codes.NotFound:
+			return rpcerr.Errorf(codes.FailedPrecondition, rpcerr.NotDeployable, "stack %s cannot be deployed: %s", id, status.Convert(r.Err).Message())
+		}
+		if rpcerr.ReasonOf(r.Err) == rpcerr.ShuttingDown {
+			return r.Err
+		}
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node could not prepare stack %s: %s", id, status.Convert(r.Err).Message())
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// waitSynced waits, up to ChainSyncWait, for the node to have the
+// snapshots of the region and of its stacks: before that it cannot tell
+// an unknown stack from one it has not heard of, nor apply the region's
+// limits.
+func (f *chainFollow) waitSynced(ctx context.Context, id ids.StackID) error {
+	if f.synced() {
+		return nil
+	}
+	t := time.NewTimer(f.s.cfg.ChainSyncWait)
+	defer t.Stop()
+	for _, ready := range []chan struct{}{f.regionReady, f.stacksReady} {
+		select {
+		case <-ready:
+		case <-t.C:
+			return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node has not caught up with the chain yet and does not know stack %s", id)
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return nil
+}
+
+// deployOnDemand is the shared deploy of prepare. It reads the stack's
+// wanted state afresh in the stack's turn: a delete or an update that
+// came meanwhile wins.
+func (f *chainFollow) deployOnDemand(id ids.StackID) error {
+	s := f.s
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "the node is shutting down")
+	}
+	f.flights.Add(1)
+	f.mu.Unlock()
+	defer f.flights.Done()
+	if err := f.onDemand.Acquire(f.ctx, 1); err != nil {
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "the node is shutting down")
+	}
+	defer f.onDemand.Release(1)
+	if !f.queue.lock(id) {
+		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "the node is shutting down")
+	}
+	defer f.queue.done(id)
 	f.mu.Lock()
 	var st *chainindexerv1.Stack
 	if w := f.want[id]; w != nil {
 		st = w.stack
 	}
 	f.mu.Unlock()
-	if st == nil {
-		if !f.stacks.Synced() {
-			return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node has not caught up with the chain yet and does not know stack %s", id)
-		}
+	if st == nil || st.GetState() != chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		return nil // deleted meanwhile: the call finds no stack
+	}
+	s.mu.RLock()
+	d := s.stacks[id]
+	s.mu.RUnlock()
+	if d != nil && d.revision >= st.GetRevision() {
 		return nil
 	}
-	if st.GetState() != chainindexerv1.StackState_STACK_STATE_ACTIVE {
-		return nil
+	dctx, cancel := context.WithTimeout(f.ctx, s.cfg.ChainDeployTimeout)
+	defer cancel()
+	start := time.Now()
+	_, err := s.deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}}, d == nil)
+	if err != nil {
+		return err
 	}
-	ch := f.flight.DoChan(id.String(), func() (any, error) {
-		s := f.s
-		s.mu.RLock()
-		d := s.stacks[id]
-		s.mu.RUnlock()
-		if d != nil && d.revision >= st.GetRevision() {
-			return nil, nil
-		}
-		dctx, cancel := context.WithTimeout(f.ctx, s.cfg.ChainDeployTimeout)
-		defer cancel()
-		start := time.Now()
-		_, err := s.deploy(dctx, &runtimev1.DeployRequest{Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: st.GetRevision(), Manifest: st.GetManifest()}}, d == nil)
-		if err != nil {
-			return nil, err
-		}
-		s.metrics.onDemandDeploys.Inc()
-		f.log.Info("stack deployed on demand for a call", "stack", id.String(), "revision", st.GetRevision(), "took", time.Since(start))
-		f.queue.add(id) // released later unless this node owns it
-		return nil, nil
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return rpcerr.Errorf(codes.Unavailable, rpcerr.NotReady, "this node could not prepare stack %s: %s", id, status.Convert(r.Err).Message())
-		}
-		return nil
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	}
+	s.metrics.onDemandDeploys.Inc()
+	f.log.Info("stack deployed on demand for a call", "stack", id.String(), "revision", st.GetRevision(), "took", time.Since(start))
+	f.queue.add(id) // its turn, once this one ends, releases it unless this node owns it
+	return nil
 }
 
 // deleteData deletes a deleted stack's tables and boxes. Both calls are
@@ -574,17 +676,38 @@ func (q *workQueue) add(id ids.StackID) {
 func (q *workQueue) get() (ids.StackID, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.order) == 0 && !q.closed {
+	for {
+		for len(q.order) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			return ids.StackID{}, false
+		}
+		id := q.order[0]
+		q.order = q.order[1:]
+		if q.busy[id] {
+			continue // taken by lock; still pending, so done queues it again
+		}
+		delete(q.pending, id)
+		q.busy[id] = true
+		return id, true
+	}
+}
+
+// lock waits until no worker has id and takes it as get does, so that the
+// caller applies id alone; false once the queue is closed. done ends the
+// turn.
+func (q *workQueue) lock(id ids.StackID) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.busy[id] && !q.closed {
 		q.cond.Wait()
 	}
 	if q.closed {
-		return ids.StackID{}, false
+		return false
 	}
-	id := q.order[0]
-	q.order = q.order[1:]
-	delete(q.pending, id)
 	q.busy[id] = true
-	return id, true
+	return true
 }
 
 // done ends a worker's turn with id.
@@ -594,8 +717,8 @@ func (q *workQueue) done(id ids.StackID) {
 	delete(q.busy, id)
 	if q.pending[id] && !q.closed {
 		q.order = append(q.order, id)
-		q.cond.Signal()
 	}
+	q.cond.Broadcast() // a get, or a lock waiting for id
 }
 
 // close wakes every get, which then returns false.

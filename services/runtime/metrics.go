@@ -92,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "mu_runtime_ownership_moves_total", Help: "Stacks of the region whose owner changed with a membership change, as this node computed it.",
 	})
 	m.onDemandDeploys = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "mu_runtime_on_demand_deploys_total", Help: "Stacks deployed because a call reached the node before it had them (a gateway retry while ownership moved).",
+		Name: "mu_runtime_on_demand_deploys_total", Help: "Stacks deployed because a call reached the node before it had deployed them (a gateway retry while ownership moved, or a call that came before the node's own deploy).",
 	})
 	m.releases = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_stacks_released_total", Help: "Stacks dropped from the node release_grace after another node became their owner.",

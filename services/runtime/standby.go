@@ -58,7 +58,11 @@ func (b *standby) pass(ctx context.Context) {
 		}
 		// The same single flight as deploys: a deploy that needs the
 		// binary meanwhile waits for this compile and loads its artifact.
-		_, err, _ := s.loading.Do(bin, func() (any, error) { return nil, b.compile(ctx, bin) })
+		_, err, _ := s.loading.Do(bin, func() (any, error) {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.ChainDeployTimeout)
+			defer cancel()
+			return nil, b.compile(cctx, bin)
+		})
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("standby: a binary could not be compiled ahead; it is compiled at takeover instead", "binary", bin, "err", err)
 		}
