@@ -43,8 +43,9 @@ const fullServiceBound = 5 * time.Second
 // placement names, with a spread that matches each node's share of the
 // key space; kill -9 of the busiest owner under a load of GETs fails no
 // GET and the region is back to full service within 5 s; a runtime that
-// joins takes over exactly the stacks now closest to it; a graceful stop
-// under a load of GETs and POSTs fails no request.
+// joins under a load of GETs and POSTs takes over exactly the stacks now
+// closest to it and fails no request; a graceful stop under a load of
+// GETs and POSTs fails no request.
 func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the service commands")
@@ -187,12 +188,23 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	// A node that joins takes over exactly the stacks now closest to it.
 	t.Run("JoinTakesOverTheClosestStacks", func(t *testing.T) {
 		before := checkPlacement(ctx, t, r, live, all)
+		var posts []string
+		for _, id := range todoIDs {
+			posts = append(posts, "http://"+r.Gateway().Addr()+"/"+id.String()+"/todo/")
+		}
+		l := startLoad(t, 8, gets, posts)
 		n, err := r.AddRuntime(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		live = append(live, n)
 		after := waitPlacement(ctx, t, r, live, all)
+		waitDeployedByOwners(ctx, t, live, all)
+		ok, failed, fails := l.stop()
+		t.Logf("join under load: %d requests served, %d failed", ok, failed)
+		if failed > 0 {
+			t.Errorf("%d requests failed while a node joined, first: %v", failed, fails)
+		}
 		moved := map[ids.StackID]bool{}
 		for _, id := range all {
 			if after.owner[id] != before.owner[id] {
@@ -210,7 +222,6 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 			}
 		}
 		t.Logf("%s joined and took over %d stacks (share %.3f)", n.Name(), len(moved), after.ring.Share(after.ids[n.Name()]))
-		waitDeployedByOwners(ctx, t, live, all)
 	})
 
 	// A graceful stop under a load of GETs and POSTs fails no request.
@@ -447,6 +458,9 @@ func without(nodes []*RuntimeNode, n *RuntimeNode) []*RuntimeNode {
 	return out
 }
 
+// loadRuns numbers the loads of a test, so their POSTs never repeat a title.
+var loadRuns atomic.Int64
+
 // load sends requests from several goroutines until stop.
 type load struct {
 	cancel context.CancelFunc
@@ -462,6 +476,7 @@ type load struct {
 func startLoad(t *testing.T, workers int, gets, posts []string) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{cancel: cancel}
+	run := loadRuns.Add(1)
 	client := &http.Client{Timeout: 60 * time.Second}
 	for w := range workers {
 		l.wg.Add(1)
@@ -471,7 +486,7 @@ func startLoad(t *testing.T, workers int, gets, posts []string) *load {
 				method, url, body := http.MethodGet, gets[i%len(gets)], ""
 				if len(posts) > 0 && i%4 == 0 {
 					method, url = http.MethodPost, posts[i%len(posts)]
-					body = fmt.Sprintf(`{"title":"t-%d-%d","done":false}`, w, i)
+					body = fmt.Sprintf(`{"title":"t-%d-%d-%d","done":false}`, run, w, i) // unique across loads: a repeat is a 409
 				}
 				req, _ := http.NewRequest(method, url, strings.NewReader(body))
 				req.Header.Set("x-user-id", "cluster-test")

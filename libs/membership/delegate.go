@@ -2,6 +2,7 @@ package membership
 
 import (
 	"log/slog"
+	"sync"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -9,8 +10,15 @@ import (
 // delegate gives memberlist the local member's metadata; the List sends
 // no messages or state of its own.
 type delegate struct {
-	meta []byte // encoded at Start, checked against memberlist.MetaMaxSize
+	mu   sync.Mutex
+	meta []byte // encoded at Start and by SetReady, checked against memberlist.MetaMaxSize
 	log  *slog.Logger
+}
+
+func (d *delegate) setMeta(b []byte) {
+	d.mu.Lock()
+	d.meta = b
+	d.mu.Unlock()
 }
 
 var _ memberlist.Delegate = (*delegate)(nil)
@@ -20,6 +28,8 @@ var _ memberlist.Delegate = (*delegate)(nil)
 // ever pass less, the member gossips no metadata (others skip it) rather
 // than make memberlist panic.
 func (d *delegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if len(d.meta) > limit {
 		d.log.Error("membership: node meta over memberlist's limit, not advertised", "bytes", len(d.meta), "limit", limit)
 		return nil

@@ -157,6 +157,10 @@ type Meta struct {
 	// advertises none (Options.GRPCPort 0).
 	GRPCAddr   string
 	Generation int64
+	// Ready is false while the member is still preparing (a runtime that
+	// is deploying the stacks it will own); placement leaves such runtimes
+	// out, so no traffic reaches them before they can serve it.
+	Ready bool
 }
 
 // Member is one live member.
@@ -187,6 +191,8 @@ type Options struct {
 	GRPCPort int
 	// Generation is the node's start time in nanoseconds; 0 uses now.
 	Generation int64
+	// Warming starts the member not Ready; SetReady(true) ends it.
+	Warming bool
 	// Logger receives the List's and memberlist's logs; nil discards them.
 	Logger *slog.Logger
 	// OnChange receives every live member (this one included) after each
@@ -205,8 +211,10 @@ type List struct {
 	cfg      Config
 	log      *slog.Logger
 	onChange func([]Member)
+	localMu  sync.Mutex // guards local's Ready after Start
 	local    Member
 	addr     string
+	dlg      *delegate
 
 	ml    *memberlist.Memberlist // nil when membership is off
 	wake  chan struct{}          // capacity 1: a change is pending
@@ -265,9 +273,9 @@ func Start(cfg Config, opts Options) (*List, error) {
 		quit:     make(chan struct{}),
 		warned:   make(map[string]bool),
 	}
-	name := opts.NodeName + "@" + strconv.FormatInt(opts.Generation, 10)
+	name := MemberName(opts.NodeName, opts.Generation)
 	meta := func(ip netip.Addr) Meta {
-		m := Meta{Role: opts.Role, Region: opts.Region, Generation: opts.Generation}
+		m := Meta{Role: opts.Role, Region: opts.Region, Generation: opts.Generation, Ready: !opts.Warming}
 		if opts.GRPCPort != 0 {
 			m.GRPCAddr = netip.AddrPortFrom(ip, uint16(opts.GRPCPort)).String()
 		}
@@ -336,7 +344,8 @@ func Start(cfg Config, opts Options) (*List, error) {
 	mc.GossipInterval = cfg.GossipInterval
 	mc.GossipNodes = cfg.GossipNodes
 	mc.RetransmitMult = cfg.RetransmitMult
-	mc.Delegate = &delegate{meta: metaBytes, log: log}
+	l.dlg = &delegate{meta: metaBytes, log: log}
+	mc.Delegate = l.dlg
 	mc.Events = &events{wake: l.wake}
 
 	ml, err := memberlist.Create(mc)
@@ -592,15 +601,54 @@ func (l *List) resolvable(ctx context.Context) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
+// MemberName is the member name of a node: its node name and generation,
+// unique per process lifetime, so a restarted node never fights its dead
+// predecessor's name.
+func MemberName(nodeName string, generation int64) string {
+	return nodeName + "@" + strconv.FormatInt(generation, 10)
+}
+
 // Local is the local member.
-func (l *List) Local() Member { return l.local }
+func (l *List) Local() Member {
+	l.localMu.Lock()
+	defer l.localMu.Unlock()
+	return l.local
+}
+
+// SetReady changes whether the local member is Ready and tells the other
+// members (a metadata update, gossiped within LeaveTimeout); OnChange sees
+// the change before SetReady returns. Safe for concurrent use; not after
+// Close.
+func (l *List) SetReady(ready bool) error {
+	l.localMu.Lock()
+	if l.local.Meta.Ready == ready {
+		l.localMu.Unlock()
+		return nil
+	}
+	l.local.Meta.Ready = ready
+	b, err := encodeMeta(l.local.Meta)
+	l.localMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("membership: set ready: %w", err)
+	}
+	if l.ml == nil {
+		l.notify([]Member{l.Local()})
+		return nil
+	}
+	l.dlg.setMeta(b)
+	if err := l.ml.UpdateNode(l.cfg.LeaveTimeout); err != nil {
+		return fmt.Errorf("membership: set ready: %w", err)
+	}
+	l.notifyNow()
+	return nil
+}
 
 // Members returns the live members, sorted by name: alive and suspect
 // ones, this one included. A member whose metadata does not decode is
 // left out (and warned about once). After Close it is the last view.
 func (l *List) Members() []Member {
 	if l.ml == nil {
-		return []Member{l.local}
+		return []Member{l.Local()}
 	}
 	nodes := l.ml.Members()
 	out := make([]Member, 0, len(nodes))

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/muprotocol/mu/libs/placement"
 )
 
 const (
@@ -271,6 +273,7 @@ func TestJoin(t *testing.T) {
 							Region:     testRegion,
 							GRPCAddr:   "127.0.0.1:" + strconv.Itoa(y.port),
 							Generation: y.gen,
+							Ready:      true,
 						},
 					}
 					if m != want {
@@ -318,7 +321,7 @@ func TestStartLocal(t *testing.T) {
 	if local.Addr != l.Addr() {
 		t.Errorf("advertised %q, bound %q", local.Addr, l.Addr())
 	}
-	if local.Meta != (Meta{Role: RoleGateway, Region: testRegion, GRPCAddr: "127.0.0.1:7000", Generation: gen}) {
+	if local.Meta != (Meta{Role: RoleGateway, Region: testRegion, GRPCAddr: "127.0.0.1:7000", Generation: gen, Ready: true}) {
 		t.Errorf("Meta = %+v", local.Meta)
 	}
 	// The port really is bound, for TCP and UDP.
@@ -706,7 +709,7 @@ func TestOff(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("OnChange called %d times, want 1", calls.Load())
 	}
-	want := Member{Name: "alone@42", Meta: Meta{Role: RoleRuntime, Region: testRegion, GRPCAddr: "127.0.0.1:7001", Generation: 42}}
+	want := Member{Name: "alone@42", Meta: Meta{Role: RoleRuntime, Region: testRegion, GRPCAddr: "127.0.0.1:7001", Generation: 42, Ready: true}}
 	if l.Local() != want || !slices.Equal(l.Members(), []Member{want}) || l.Addr() != "" {
 		t.Errorf("Local %+v, Members %+v, Addr %q", l.Local(), l.Members(), l.Addr())
 	}
@@ -801,4 +804,65 @@ func TestCloseWhileLeaving(t *testing.T) {
 	}
 	wg.Wait()
 	nodes[1].closed.Store(true)
+}
+
+// TestSetReady: a member that starts Warming is seen not Ready by the
+// others until SetReady(true), and its own OnChange sees the change before
+// SetReady returns.
+func TestSetReady(t *testing.T) {
+	a := start(t, "a", testConfig())
+	n := &node{t: t, gen: time.Now().UnixNano() + genSeq.Add(1), port: 9000 + int(genSeq.Add(1))}
+	cfg := testConfig()
+	cfg.Join = []string{a.l.Addr()}
+	l, err := Start(cfg, Options{NodeName: "b", Role: RoleRuntime, Region: testRegion, GRPCPort: n.port,
+		Generation: n.gen, Warming: true, Logger: testLogger(t), OnChange: n.onChange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.l = l
+	t.Cleanup(func() { n.close() })
+	ready := func(on *node, name string) (bool, bool) {
+		m, ok := find(on.seen(), name)
+		return m.Meta.Ready, ok
+	}
+	waitFor(t, converge, "a sees b, not ready", func() bool {
+		r, ok := ready(a, n.name())
+		return ok && !r
+	})
+	if err := l.SetReady(true); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := ready(n, n.name()); !r {
+		t.Fatal("b's own OnChange has not seen it ready when SetReady returned")
+	}
+	waitFor(t, converge, "a sees b ready", func() bool {
+		r, ok := ready(a, n.name())
+		return ok && r
+	})
+}
+
+func TestRuntimes_PicksTheReadyRuntimesOfTheRegionAndSelf(t *testing.T) {
+	m := func(name, role, region, addr string, gen int64, ready bool) Member {
+		return Member{Name: name, Meta: Meta{Role: role, Region: region, GRPCAddr: addr, Generation: gen, Ready: ready}}
+	}
+	members := []Member{
+		m("a", RoleRuntime, testRegion, "10.0.0.1:9000", 1, true),
+		m("b", RoleRuntime, testRegion, "10.0.0.2:9000", 2, false), // warming
+		m("c", RoleRuntime, testRegion, "10.0.0.3:9000", 3, false), // warming, but self
+		m("d", RoleGateway, testRegion, "10.0.0.4:9000", 4, true),
+		m("e", RoleRuntime, "other", "10.0.0.5:9000", 5, true),
+		m("f", RoleRuntime, testRegion, "host:9000", 6, true),     // not a literal ip
+		m("g", RoleRuntime, testRegion, "10.0.0.1:9000", 1, true), // a's id again
+	}
+	got, bad := Runtimes(members, testRegion, "c")
+	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "c" {
+		t.Fatalf("runtimes %v, want a and c", got)
+	}
+	want, _ := placement.NodeIDOf("10.0.0.1:9000", 1)
+	if got[0].ID != want {
+		t.Fatalf("a's id %s, want %s", got[0].ID, want)
+	}
+	if len(bad) != 1 || bad["f"] == nil {
+		t.Fatalf("bad %v, want f", bad)
+	}
 }

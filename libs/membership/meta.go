@@ -17,12 +17,21 @@ type wireMeta struct {
 	Region     string `json:"g"`
 	GRPCAddr   string `json:"a,omitempty"`
 	Generation int64  `json:"n"`
+	Warming    bool   `json:"w,omitempty"` // not Ready yet
+}
+
+func toWire(m Meta) wireMeta {
+	return wireMeta{Role: m.Role, Region: m.Region, GRPCAddr: m.GRPCAddr, Generation: m.Generation, Warming: !m.Ready}
+}
+
+func fromWire(w wireMeta) Meta {
+	return Meta{Role: w.Role, Region: w.Region, GRPCAddr: w.GRPCAddr, Generation: w.Generation, Ready: !w.Warming}
 }
 
 // encodeMeta is m on the wire; an error when it exceeds memberlist's
 // metadata limit.
 func encodeMeta(m Meta) ([]byte, error) {
-	b, err := json.Marshal(wireMeta(m))
+	b, err := json.Marshal(toWire(m))
 	if err != nil {
 		return nil, fmt.Errorf("encode node meta: %w", err)
 	}
@@ -63,5 +72,5 @@ func decodeMeta(b []byte) (Meta, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Meta{}, fmt.Errorf("decode node meta: %w", err)
 	}
-	return Meta(w), nil
+	return fromWire(w), nil
 }

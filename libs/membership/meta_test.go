@@ -16,6 +16,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		{Role: RoleRuntime, Region: testRegion, GRPCAddr: "10.0.0.1:9000", Generation: 1},
 		{Role: RoleGateway, Region: testRegion, GRPCAddr: "[fd00::1]:443", Generation: time.Now().UnixNano()},
 		{Role: RoleGateway, Generation: 1 << 62}, // no gRPC address, no region
+		{Role: RoleRuntime, Region: testRegion, GRPCAddr: "10.0.0.2:9000", Generation: 2, Ready: true},
 	} {
 		b, err := encodeMeta(m)
 		if err != nil {

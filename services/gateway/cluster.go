@@ -200,26 +200,17 @@ func (c *cluster) onChange(members []membership.Member) {
 	region := c.s.cfg.RegionID
 	want := make(map[placement.NodeID]*clusterNode, len(c.nodes)+1)
 	warned := make(map[string]bool, len(c.warned))
-	for _, m := range members {
-		if m.Meta.Role != membership.RoleRuntime || m.Meta.Region != region {
-			continue
+	// The Ready runtimes of the region, as every runtime computes them;
+	// one still warming up is left out until it can serve its stacks.
+	runtimes, bad := membership.Runtimes(members, region, "")
+	for name, err := range bad {
+		if !c.warned[name] {
+			c.s.log.Warn("ignoring a runtime member with a bad gRPC address", "member", name, "err", err)
 		}
-		id, err := placement.NodeIDOf(m.Meta.GRPCAddr, m.Meta.Generation)
-		if err != nil {
-			if !c.warned[m.Name] {
-				c.s.log.Warn("ignoring a runtime member with a bad gRPC address", "member", m.Name,
-					"grpc_addr", m.Meta.GRPCAddr, "err", err)
-			}
-			warned[m.Name] = true
-			continue
-		}
-		if dup := want[id]; dup != nil {
-			// Same address and generation: one node seen under two names
-			// (it cannot happen between honest members). Keep the first.
-			c.s.log.Warn("two runtime members with one node id", "member", m.Name, "other", dup.name, "node_id", id)
-			continue
-		}
-		want[id] = &clusterNode{id: id, name: m.Name, addr: m.Meta.GRPCAddr, generation: m.Meta.Generation, suspect: m.Suspect}
+		warned[name] = true
+	}
+	for _, m := range runtimes {
+		want[m.ID] = &clusterNode{id: m.ID, name: m.Name, addr: m.Meta.GRPCAddr, generation: m.Meta.Generation, suspect: m.Suspect}
 	}
 	c.warned = warned
 

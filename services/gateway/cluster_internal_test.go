@@ -56,7 +56,7 @@ func runtimeAt(port int) membership.Member {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	return membership.Member{
 		Name: "rt-" + strconv.Itoa(port), Addr: "127.0.0.1:1",
-		Meta: membership.Meta{Role: membership.RoleRuntime, Region: internalRegion, GRPCAddr: addr, Generation: int64(port)},
+		Meta: membership.Meta{Role: membership.RoleRuntime, Region: internalRegion, GRPCAddr: addr, Generation: int64(port), Ready: true},
 	}
 }
 
@@ -101,13 +101,15 @@ func TestCluster_OneChangeCountsEachMovedStackOnce(t *testing.T) {
 	elsewhere.Meta.Region = "22222222222222222222222222222222"
 	broken := runtimeAt(1005)
 	broken.Meta.GRPCAddr = "runtime.local:1005" // not a literal IP: skipped
+	warming := runtimeAt(1006)
+	warming.Meta.Ready = false // still deploying what it will own: no stacks yet
 
 	changes := func() float64 { return testutil.ToFloat64(s.metrics.ownerChanges) }
-	c.onChange([]membership.Member{gw, elsewhere, broken})
+	c.onChange([]membership.Member{gw, elsewhere, broken, warming})
 	if changes() != 0 {
 		t.Fatalf("no runtime: %v owner changes", changes())
 	}
-	if n, rt := c.counts(); n != 3 || rt != 0 {
+	if n, rt := c.counts(); n != 4 || rt != 0 {
 		t.Fatalf("counts = %d members %d runtimes, want 3 and 0", n, rt)
 	}
 

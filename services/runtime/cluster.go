@@ -29,8 +29,8 @@ type cluster struct {
 
 	mu      sync.Mutex
 	table   *placement.Table
-	self    placement.Node // zero until start
-	members []membership.Member
+	self    placement.Node       // zero until start
+	members []membership.Runtime // the ring's members, by name
 	// onMove receives the stacks whose ownership moved to or away from
 	// this node (the chain follower queues them). Called without mu held.
 	onMove func([]ids.StackID)
@@ -53,8 +53,8 @@ func (c *cluster) start() error {
 		c.mu.Lock()
 		c.self = self
 		moves := c.table.AddNode(self)
-		c.members = []membership.Member{{Name: cfg.NodeName, Meta: membership.Meta{
-			Role: membership.RoleRuntime, Region: cfg.RegionID, GRPCAddr: c.s.Addr(), Generation: c.gen}}}
+		c.members = []membership.Runtime{{ID: id, Member: membership.Member{Name: cfg.NodeName, Meta: membership.Meta{
+			Role: membership.RoleRuntime, Region: cfg.RegionID, GRPCAddr: c.s.Addr(), Generation: c.gen, Ready: true}}}}
 		c.mu.Unlock()
 		c.notify(moves)
 		return nil
@@ -73,8 +73,12 @@ func (c *cluster) start() error {
 		Region:     cfg.RegionID,
 		GRPCPort:   port,
 		Generation: c.gen,
-		Logger:     c.s.log,
-		OnChange:   c.onMembers,
+		// A node that follows the chain warms up first: gateways and the
+		// other runtimes leave it out of their rings until it has deployed
+		// the stacks it will own (setReady).
+		Warming:  c.s.follow != nil,
+		Logger:   c.s.log,
+		OnChange: c.onMembers,
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: cluster: %w", err)
@@ -100,20 +104,13 @@ func (c *cluster) start() error {
 // onMembers rebuilds the ring from the runtime members of the node's
 // region and re-places the stacks whose owner changed.
 func (c *cluster) onMembers(all []membership.Member) {
-	region := c.s.cfg.RegionID
+	runtimes, bad := membership.Runtimes(all, c.s.cfg.RegionID, membership.MemberName(c.s.cfg.NodeName, c.gen))
+	for name, err := range bad {
+		c.s.log.Warn("ignoring a member with a bad gRPC address", "member", name, "err", err)
+	}
 	want := map[placement.NodeID]placement.Node{}
-	var members []membership.Member
-	for _, m := range all {
-		if m.Meta.Role != membership.RoleRuntime || m.Meta.Region != region {
-			continue
-		}
-		id, err := placement.NodeIDOf(m.Meta.GRPCAddr, m.Meta.Generation)
-		if err != nil {
-			c.s.log.Warn("ignoring a member with a bad gRPC address", "member", m.Name, "err", err)
-			continue
-		}
-		want[id] = placement.Node{ID: id, Name: m.Name, Addr: m.Meta.GRPCAddr}
-		members = append(members, m)
+	for _, m := range runtimes {
+		want[m.ID] = placement.Node{ID: m.ID, Name: m.Name, Addr: m.Meta.GRPCAddr}
 	}
 	c.mu.Lock()
 	var moves []placement.Move
@@ -130,7 +127,7 @@ func (c *cluster) onMembers(all []membership.Member) {
 			joined++
 		}
 	}
-	c.members = members
+	c.members = runtimes
 	self := c.self.ID
 	c.mu.Unlock()
 	if joined+left == 0 {
@@ -252,16 +249,28 @@ func (c *cluster) status(resp *runtimev1.StatusResponse, only *ids.StackID) {
 		return true
 	})
 	for _, m := range c.members {
-		id, err := placement.NodeIDOf(m.Meta.GRPCAddr, m.Meta.Generation)
-		if err != nil {
-			continue
-		}
 		resp.Members = append(resp.Members, &runtimev1.RuntimeMember{
-			Name: m.Name, NodeId: id.String(), GrpcAddr: m.Meta.GRPCAddr, Generation: m.Meta.Generation,
-			Suspect: m.Suspect, Self: id == c.self.ID, OwnedStacks: owned[id],
+			Name: m.Name, NodeId: m.ID.String(), GrpcAddr: m.Meta.GRPCAddr, Generation: m.Meta.Generation,
+			Suspect: m.Suspect, Self: m.ID == c.self.ID, OwnedStacks: owned[m.ID],
 		})
 	}
 	slices.SortFunc(resp.Members, func(a, b *runtimev1.RuntimeMember) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// setReady tells the region the node has deployed the stacks it owns:
+// gateways and the other runtimes put it in their rings from now on.
+func (c *cluster) setReady() {
+	c.mu.Lock()
+	list := c.list
+	c.mu.Unlock()
+	if list == nil {
+		return
+	}
+	if err := list.SetReady(true); err != nil {
+		c.s.log.Warn("telling the region this node is ready", "err", err)
+		return
+	}
+	c.s.log.Info("ready: the node has the stacks it owns and takes traffic from the region", "owned_stacks", c.ownedCount())
 }
 
 // leave takes the node out of the gossip list and keeps it serving for

@@ -206,6 +206,23 @@ func (f *chainFollow) start() {
 		f.wg.Add(1)
 		go func() { defer f.wg.Done(); f.standby.run(ctx) }()
 	}
+	// The node is ready once it has its first snapshots and has applied
+	// every stack in them (a failed deploy is retried later; it does not
+	// hold readiness up).
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for _, ready := range []chan struct{}{f.stacksReady, f.regionReady} {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if f.queue.waitIdle() {
+			f.s.cluster.setReady()
+		}
+	}()
 	f.wg.Add(2 + f.s.cfg.ChainDeployWorkers)
 	go func() { defer f.wg.Done(); f.regions.Run(ctx) }()
 	go func() { defer f.wg.Done(); f.stacks.Run(ctx) }()
@@ -719,6 +736,17 @@ func (q *workQueue) done(id ids.StackID) {
 		q.order = append(q.order, id)
 	}
 	q.cond.Broadcast() // a get, or a lock waiting for id
+}
+
+// waitIdle blocks until no id is queued or being worked on (true), or the
+// queue is closed (false).
+func (q *workQueue) waitIdle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for (len(q.order) > 0 || len(q.busy) > 0) && !q.closed {
+		q.cond.Wait()
+	}
+	return !q.closed
 }
 
 // close wakes every get, which then returns false.
