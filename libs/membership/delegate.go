@@ -2,6 +2,7 @@ package membership
 
 import (
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/memberlist"
@@ -47,15 +48,52 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 // with its node lock held, so they only mark the list dirty (a send on a
 // channel with room for one, dropped when a wake-up is already pending)
 // and never block.
+//
+// They also keep a copy of each live node: memberlist's Members returns
+// pointers to nodes it keeps updating (a metadata update rewrites them in
+// place), so reading those outside its lock races; the callbacks run with
+// it held, so copying there is safe.
 type events struct {
 	wake chan<- struct{}
+
+	mu    sync.Mutex
+	nodes map[string]memberlist.Node // by name: copies taken in the callbacks
 }
 
 var _ memberlist.EventDelegate = (*events)(nil)
 
-func (e *events) NotifyJoin(*memberlist.Node)   { e.dirty() }
-func (e *events) NotifyLeave(*memberlist.Node)  { e.dirty() }
-func (e *events) NotifyUpdate(*memberlist.Node) { e.dirty() }
+func (e *events) NotifyJoin(n *memberlist.Node)   { e.keep(n) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { e.keep(n) }
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	e.mu.Lock()
+	delete(e.nodes, n.Name)
+	e.mu.Unlock()
+	e.dirty()
+}
+
+func (e *events) keep(n *memberlist.Node) {
+	c := *n
+	c.Addr = slices.Clone(n.Addr)
+	c.Meta = slices.Clone(n.Meta)
+	e.mu.Lock()
+	if e.nodes == nil {
+		e.nodes = map[string]memberlist.Node{}
+	}
+	e.nodes[n.Name] = c
+	e.mu.Unlock()
+	e.dirty()
+}
+
+// snapshot returns copies of the live nodes.
+func (e *events) snapshot() []memberlist.Node {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]memberlist.Node, 0, len(e.nodes))
+	for _, n := range e.nodes {
+		out = append(out, n)
+	}
+	return out
+}
 
 func (e *events) dirty() {
 	select {

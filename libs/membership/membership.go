@@ -215,6 +215,7 @@ type List struct {
 	local    Member
 	addr     string
 	dlg      *delegate
+	evs      *events
 
 	ml    *memberlist.Memberlist // nil when membership is off
 	wake  chan struct{}          // capacity 1: a change is pending
@@ -346,7 +347,8 @@ func Start(cfg Config, opts Options) (*List, error) {
 	mc.RetransmitMult = cfg.RetransmitMult
 	l.dlg = &delegate{meta: metaBytes, log: log}
 	mc.Delegate = l.dlg
-	mc.Events = &events{wake: l.wake}
+	l.evs = &events{wake: l.wake}
+	mc.Events = l.evs
 
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -650,10 +652,11 @@ func (l *List) Members() []Member {
 	if l.ml == nil {
 		return []Member{l.Local()}
 	}
-	nodes := l.ml.Members()
+	nodes := l.evs.snapshot()
 	out := make([]Member, 0, len(nodes))
 	var bad []string
-	for _, n := range nodes {
+	for i := range nodes {
+		n := &nodes[i]
 		meta, err := decodeMeta(n.Meta)
 		if err != nil {
 			bad = append(bad, n.Name)
