@@ -223,10 +223,23 @@ func (s *Server) warmLater(d *deployment) {
 	if n <= 0 {
 		return
 	}
+	// The warming counts as calls of d, so that a redeploy or drop that
+	// retires d meanwhile closes its modules only once the instances
+	// being started are done with them.
+	s.mu.RLock()
+	if d.retired.Load() {
+		s.mu.RUnlock()
+		return
+	}
+	for range d.functions {
+		d.enter()
+	}
+	s.mu.RUnlock()
 	for _, f := range d.functions {
 		s.warming.Add(1)
 		go func() {
 			defer s.warming.Done()
+			defer s.leave(d)
 			var insts []*wasm.Instance
 			defer func() {
 				for _, inst := range insts {
