@@ -177,131 +177,85 @@ func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logge
 	return out, nil
 }
 
-// mudb starts a muDB node as a child process and waits until it serves.
-func (s *processStarter) mudb(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
+// startChild starts service svc as a child process named name and waits
+// until it serves: it gives each of ports a concrete port (all but
+// optional ones, which stay off when empty), turns cfg (a pointer to the
+// service's Config, so the ports chosen reach it) into flags, adds extra,
+// and waits on the gRPC health of *grpcAddr.
+func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg any, grpcAddr *string, ports, optional []*string, extra ...string) (*Process, error) {
 	var err error
-	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
-		return nil, err
-	}
-	if cfg.AdminAddr != "" {
-		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
+	for _, a := range ports {
+		if *a, err = freePort(*a); err != nil {
 			return nil, err
 		}
 	}
-	args, err := config.Args(&cfg)
+	for _, a := range optional {
+		if *a != "" {
+			if *a, err = freePort(*a); err != nil {
+				return nil, err
+			}
+		}
+	}
+	args, err := config.Args(cfg)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.spawn(name, s.bins["mudb"], args)
+	p, err := s.spawn(name, s.bins[svc], append(args, extra...))
 	if err != nil {
 		return nil, err
 	}
-	n := &MudbNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
-	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
+	return p, s.waitReady(ctx, p, *grpcAddr)
+}
+
+// mudb starts a muDB node as a child process and waits until it serves.
+func (s *processStarter) mudb(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
+	p, err := s.startChild(ctx, name, "mudb", &cfg, &cfg.GRPCAddr, []*string{&cfg.GRPCAddr}, []*string{&cfg.AdminAddr})
+	if p == nil {
+		return nil, err
+	}
+	return &MudbNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}, err
 }
 
 // storage starts a storage node as a child process and waits until it serves.
 func (s *processStarter) storage(ctx context.Context, name string, cfg storage.Config) (*StorageNode, error) {
-	var err error
-	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+	p, err := s.startChild(ctx, name, "storage", &cfg, &cfg.GRPCAddr, []*string{&cfg.GRPCAddr, &cfg.HTTPAddr}, []*string{&cfg.AdminAddr})
+	if p == nil {
 		return nil, err
 	}
-	if cfg.HTTPAddr, err = freePort(cfg.HTTPAddr); err != nil {
-		return nil, err
-	}
-	if cfg.AdminAddr != "" {
-		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
-			return nil, err
-		}
-	}
-	args, err := config.Args(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.spawn(name, s.bins["storage"], args)
-	if err != nil {
-		return nil, err
-	}
-	n := &StorageNode{name: name, addr: cfg.GRPCAddr, httpAddr: cfg.HTTPAddr, adminAddr: cfg.AdminAddr, process: p}
-	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
+	return &StorageNode{name: name, addr: cfg.GRPCAddr, httpAddr: cfg.HTTPAddr, adminAddr: cfg.AdminAddr, process: p}, err
 }
 
 // chainIndexer starts the chain-indexer as a child process and waits until
 // it serves.
 func (s *processStarter) chainIndexer(ctx context.Context, name string, cfg chainindexer.Config) (*ChainIndexerNode, error) {
-	var err error
-	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
+	p, err := s.startChild(ctx, name, "chain-indexer", &cfg, &cfg.GRPCAddr, []*string{&cfg.GRPCAddr}, []*string{&cfg.AdminAddr})
+	if p == nil {
 		return nil, err
 	}
-	if cfg.AdminAddr != "" {
-		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
-			return nil, err
-		}
-	}
-	args, err := config.Args(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.spawn(name, s.bins["chain-indexer"], args)
-	if err != nil {
-		return nil, err
-	}
-	n := &ChainIndexerNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}
-	return n, s.waitReady(ctx, p, cfg.GRPCAddr)
+	return &ChainIndexerNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, process: p}, err
 }
 
 // runtime starts a runtime node as a child process and waits until it serves.
 func (s *processStarter) runtime(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
-	addr, err := freePort(cfg.GRPCAddr)
-	if err != nil {
+	p, err := s.startChild(ctx, name, "runtime", &cfg, &cfg.GRPCAddr, []*string{&cfg.GRPCAddr}, []*string{&cfg.AdminAddr})
+	if p == nil {
 		return nil, err
 	}
-	cfg.GRPCAddr = addr
-	if cfg.AdminAddr != "" {
-		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
-			return nil, err
-		}
-	}
-	args, err := config.Args(&cfg)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.spawn(name, s.bins["runtime"], args)
-	if err != nil {
-		return nil, err
-	}
-	n := &RuntimeNode{name: name, addr: addr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}
-	return n, s.waitReady(ctx, p, addr)
+	return &RuntimeNode{name: name, addr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}, err
 }
 
 // gateway starts a gateway as a child process in front of the runtime at
-// runtimeAddr and waits until it serves.
+// runtimeAddr (none: it routes by its cluster) and waits until it serves.
 func (s *processStarter) gateway(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string) (*GatewayNode, error) {
-	var err error
-	if cfg.HTTPAddr, err = freePort(cfg.HTTPAddr); err != nil {
-		return nil, err
-	}
-	if cfg.GRPCAddr, err = freePort(cfg.GRPCAddr); err != nil {
-		return nil, err
-	}
-	if cfg.AdminAddr != "" {
-		if cfg.AdminAddr, err = freePort(cfg.AdminAddr); err != nil {
-			return nil, err
-		}
-	}
-	args, err := config.Args(&cfg)
-	if err != nil {
-		return nil, err
-	}
+	var extra []string
 	if runtimeAddr != "" {
-		args = append(args, "--runtime-addr="+runtimeAddr)
+		extra = append(extra, "--runtime-addr="+runtimeAddr)
 	}
-	p, err := s.spawn(name, s.bins["gateway"], args)
-	if err != nil {
+	p, err := s.startChild(ctx, name, "gateway", &cfg, &cfg.GRPCAddr, []*string{&cfg.HTTPAddr, &cfg.GRPCAddr}, []*string{&cfg.AdminAddr}, extra...)
+	if p == nil {
 		return nil, err
 	}
-	g := &GatewayNode{name: name, addr: cfg.HTTPAddr, grpcAddr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}
-	return g, s.waitReady(ctx, p, cfg.GRPCAddr)
+	return &GatewayNode{name: name, addr: cfg.HTTPAddr, grpcAddr: cfg.GRPCAddr, adminAddr: cfg.AdminAddr, clusterAddr: cfg.Cluster.BindAddr, process: p}, err
 }
 
 // freePort replaces port 0 in addr with a port that is free right now. A
