@@ -267,14 +267,23 @@ func (r *Region) Post(ctx context.Context, developer *ledger.Keypair, seed uint6
 
 // WaitServed blocks until the gateway routes stack id at revision (or a
 // later one) and the runtimes that own it have it installed (every
-// runtime, without Options.Cluster: each alone owns every stack; its
-// owner by placement, with it), or ctx ends.
+// runtime, without Options.Cluster: each alone owns every stack; with
+// it, the runtime that owns it by placement, which must also be the owner
+// the gateway routes to), or ctx ends.
 func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64) error {
 	return r.waitFor(ctx, func(ctx context.Context) (bool, error) {
+		gatewayOwner := "" // node id of the owner in the gateway's ring (cluster mode)
 		if g := r.gateway; g != nil {
 			resp, err := g.client.Routes(ctx, &gatewayv1.RoutesRequest{StackId: id.Bytes()})
 			if err != nil || resp.GetRevision() < revision {
 				return false, nil
+			}
+			if r.opts.Cluster != nil {
+				p, err := g.client.Placement(ctx, &gatewayv1.PlacementRequest{StackIds: [][]byte{id.Bytes()}})
+				if err != nil || len(p.GetStacks()) == 0 || p.GetStacks()[0].GetOwner().GetNodeId() == "" {
+					return false, nil // the gateway does not see a runtime for it yet
+				}
+				gatewayOwner = p.GetStacks()[0].GetOwner().GetNodeId()
 			}
 		}
 		owned := false
@@ -284,7 +293,9 @@ func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64
 			if r.opts.Cluster == nil && !ok {
 				return false, nil // every lone runtime owns every stack
 			}
-			if ok && resp.GetStacks()[0].GetOwned() {
+			// In a cluster the stack is served once the runtime that owns it
+			// has deployed it and the gateway routes to that same runtime.
+			if ok && resp.GetStacks()[0].GetOwned() && (r.gateway == nil || resp.GetNodeId() == gatewayOwner) {
 				owned = true
 			}
 		}
