@@ -153,6 +153,12 @@ type GatewayOptions struct {
 	// RuntimeAddr is the gRPC address of the runtime that serves every
 	// stack; empty means the region's first runtime node.
 	RuntimeAddr string
+	// ViaGRPC makes a gateway in this process call runtimes in this process
+	// over loopback gRPC, as it calls runtimes elsewhere, instead of in
+	// process through the same RuntimeService interface (the default in
+	// InProcess mode). For benchmarks and for the remote half of the
+	// suites that run against both paths; process mode ignores it.
+	ViaGRPC bool
 	// Config, if set, adjusts the gateway's configuration before it
 	// starts; HTTPAddr, GRPCAddr and AdminAddr (free loopback ports) are set. In
 	// process mode the settings become the child's flags.
