@@ -41,6 +41,10 @@ type Runner struct {
 	health   *health.Server
 	metrics  *grpcprom.ServerMetrics
 	admin    *http.ServeMux
+	// unary are the unary interceptors, outermost first, of gRPC and
+	// in-process calls (NewUnary) alike; calls counts the in-process ones.
+	unary []grpc.UnaryServerInterceptor
+	calls *inflight
 
 	mu        sync.Mutex
 	started   bool
@@ -76,8 +80,13 @@ type RunnerOptions struct {
 	// several services can share a process.
 	Registry *prometheus.Registry
 	// GRPCOptions are added to the server's own (size limits,
-	// interceptors).
+	// interceptors). Interceptors given here apply to gRPC calls only; put
+	// unary ones in UnaryInterceptors to have in-process calls (NewUnary)
+	// pass through them too.
 	GRPCOptions []grpc.ServerOption
+	// UnaryInterceptors run inside the Runner's own (metrics, recovery)
+	// on every unary call, over gRPC and in process alike.
+	UnaryInterceptors []grpc.UnaryServerInterceptor
 }
 
 // NewRunner builds the gRPC server and the admin handler of service name
@@ -101,6 +110,7 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		admin:    http.NewServeMux(),
 		closing:  make(chan struct{}),
 		errc:     make(chan error, 4),
+		calls:    newInflight(),
 	}
 	if err := reg.Register(r.metrics); err != nil {
 		// Several services may share a caller's registry (mu-executor):
@@ -113,6 +123,8 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		}
 	}
 	recover := recovery.WithRecoveryHandler(r.recovered)
+	r.unary = append([]grpc.UnaryServerInterceptor{r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)},
+		opts.UnaryInterceptors...)
 	sopts := append([]grpc.ServerOption{
 		// A Close that outlasts ShutdownTimeout cancels the RPCs still
 		// running and waits for their handlers, so a service's drain never
@@ -120,7 +132,7 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(base.MaxMessageBytes),
 		grpc.MaxSendMsgSize(base.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)),
+		grpc.ChainUnaryInterceptor(r.unary...),
 		grpc.ChainStreamInterceptor(r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
 	}, opts.GRPCOptions...)
 	r.grpc = grpc.NewServer(sopts...)
@@ -227,6 +239,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.listeners = all
 	r.started = true
 	r.metrics.InitializeMetrics(r.grpc)
+	r.calls.start()
 	for _, l := range all {
 		go r.serve(l)
 	}
@@ -297,8 +310,10 @@ func (r *Runner) IsClosing() bool { return r.isClosing.Load() }
 
 // Close stops the service in order: /readyz turns 503 and grpc.health.v1
 // NOT_SERVING, Closing is closed; the gRPC and HTTP listeners stop
-// accepting and in-flight RPCs and requests get ShutdownTimeout to finish,
-// then their connections are cut; drain (the service's own: flush usage,
+// accepting and in-process calls (NewUnary) are refused, and in-flight
+// RPCs, in-process calls and requests get ShutdownTimeout to finish, then
+// their connections are cut and the calls cancelled (Close waits for their
+// handlers); drain (the service's own: flush usage,
 // close pools; may be nil) runs; last the admin listener closes, so
 // /metrics stays readable while the service drains. It blocks until done.
 // Safe to call twice and before Start; later calls return the first call's
@@ -310,6 +325,7 @@ func (r *Runner) Close(drain func() error) error {
 
 func (r *Runner) close(drain func() error) error {
 	r.isClosing.Store(true)
+	calls := r.calls.shut() // in-process calls from now on are refused
 	close(r.closing)
 	r.mu.Lock()
 	r.closed = true
@@ -339,10 +355,18 @@ func (r *Runner) close(drain func() error) error {
 				}
 			}()
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.calls.drain(ctx, calls) {
+				r.log.Warn("in-process calls outlasted the shutdown timeout; cancelled them")
+			}
+		}()
 		wg.Wait()
 		cancel()
 	} else {
 		r.grpc.Stop()
+		r.calls.drain(context.Background(), calls) // none ever entered
 	}
 	if drain != nil {
 		if err := drain(); err != nil {
