@@ -75,6 +75,7 @@ type Server struct {
 	storage *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
 	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
 	run     *service.Runner
+	inproc  *inProcessClient // InProcessClient
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
@@ -201,6 +202,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
+	s.inproc = newInProcessClient(s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
 	return s, nil
 }
@@ -289,7 +291,8 @@ func (s *Server) Close() error {
 		s.stacks = map[[32]byte]*deployment{}
 		s.mu.Unlock()
 		s.engine.Close()
-		s.closeClients()                           // the calls that used them have ended
+		s.closeClients() // the calls that used them have ended
+		s.inproc.close()
 		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
 	})
 }
