@@ -31,7 +31,8 @@ import (
 // holds exactly the installed stacks).
 type cluster struct {
 	s     *Server
-	conns *Conns // the gateway's own connections to the runtimes
+	conns *Conns         // the gateway's own connections to the runtimes
+	local *LocalRuntimes // runtimes in this process (Deps.Local); may be nil
 	view  atomic.Pointer[clusterView]
 	list  atomic.Pointer[membership.List] // set by start
 
@@ -42,6 +43,7 @@ type cluster struct {
 	nodes  map[placement.NodeID]*clusterNode // the runtime members in the table
 	warned map[string]bool                   // members whose metadata was refused, warned about once
 	drops  map[string]*time.Timer            // gRPC address → pending close of its connection
+	last   []membership.Member               // the members of the last change; nil before the first
 	closed bool
 }
 
@@ -53,7 +55,10 @@ type clusterNode struct {
 	addr       string // gRPC address, ip:port
 	generation int64
 	suspect    bool
-	client     runtimev1.RuntimeServiceClient
+	// inProcess: the runtime runs in this process (LocalRuntimes) and
+	// client calls it there; otherwise client is on a gRPC connection.
+	inProcess bool
+	client    runtimev1.RuntimeServiceClient
 }
 
 // clusterView is what requests read: immutable, replaced as a whole.
@@ -66,17 +71,33 @@ type clusterView struct {
 // candidateBuf is how many candidates a request finds without allocating.
 const candidateBuf = 8
 
-func newCluster(s *Server) *cluster {
+func newCluster(s *Server, local *LocalRuntimes) *cluster {
 	c := &cluster{
 		s:      s,
 		conns:  NewConns(),
+		local:  local,
 		table:  placement.NewTable(),
 		nodes:  map[placement.NodeID]*clusterNode{},
 		warned: map[string]bool{},
 		drops:  map[string]*time.Timer{},
 	}
 	c.view.Store(&clusterView{ring: placement.NewRing(), nodes: map[placement.NodeID]*clusterNode{}})
+	if local != nil {
+		local.onChange(c.refresh)
+	}
 	return c
+}
+
+// refresh rebuilds the view from the last members when the gateway's
+// LocalRuntimes change, so that a runtime registered there after it joined
+// is called in process from then on (and over gRPC once removed).
+func (c *cluster) refresh() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.last == nil {
+		return
+	}
+	c.rebuild(c.last)
 }
 
 // Candidates implements RuntimeResolver: the runtime members closest to
@@ -197,6 +218,14 @@ func (c *cluster) onChange(members []membership.Member) {
 	if c.closed {
 		return
 	}
+	c.last = members
+	c.rebuild(members)
+}
+
+// rebuild is onChange's work; the caller holds c.mu. A member in
+// LocalRuntimes gets its in-process client and no connection; any other
+// keeps the connection it had, or one is dialled.
+func (c *cluster) rebuild(members []membership.Member) {
 	region := c.s.cfg.RegionID
 	want := make(map[placement.NodeID]*clusterNode, len(c.nodes)+1)
 	warned := make(map[string]bool, len(c.warned))
@@ -234,19 +263,30 @@ func (c *cluster) onChange(members []membership.Member) {
 		}
 	}
 	for id, n := range want {
-		if old := c.nodes[id]; old != nil {
+		old := c.nodes[id]
+		switch lc := c.local.Get(n.addr); {
+		case lc != nil:
+			n.inProcess = true
+			n.client = c.s.metrics.countInvokes(lc, true)
+		case old != nil && !old.inProcess:
 			n.client = old.client
-			continue
+		default:
+			cc, err := c.conns.Get(n.addr)
+			if err != nil {
+				c.s.log.Warn("ignoring a runtime member", "member", n.name, "grpc_addr", n.addr, "err", err)
+				delete(want, id)
+				if old != nil {
+					record(c.table.RemoveNode(id))
+					left = append(left, old.name)
+				}
+				continue
+			}
+			n.client = c.s.metrics.countInvokes(runtimev1.NewRuntimeServiceClient(cc), false)
 		}
-		cc, err := c.conns.Get(n.addr)
-		if err != nil {
-			c.s.log.Warn("ignoring a runtime member", "member", n.name, "grpc_addr", n.addr, "err", err)
-			delete(want, id)
-			continue
+		if old == nil {
+			record(c.table.AddNode(placement.Node{ID: id, Name: n.name, Addr: n.addr}))
+			joined = append(joined, n.name)
 		}
-		n.client = runtimev1.NewRuntimeServiceClient(cc)
-		record(c.table.AddNode(placement.Node{ID: id, Name: n.name, Addr: n.addr}))
-		joined = append(joined, n.name)
 	}
 	changed := 0
 	for stack, mv := range before {
@@ -256,19 +296,23 @@ func (c *cluster) onChange(members []membership.Member) {
 		}
 	}
 
-	// Connections of members gone are closed once no request can be using
-	// them (see dropLater); one that came back (or whose address a new
-	// generation took) keeps its connection.
+	// Connections of members gone (or now called in process) are closed
+	// once no request can be using them (see dropLater); one that came
+	// back (or whose address a new generation took) keeps its connection.
+	// In-process members have none.
 	inUse := make(map[string]bool, len(want))
 	for _, n := range want {
+		if n.inProcess {
+			continue
+		}
 		inUse[n.addr] = true
 		if t := c.drops[n.addr]; t != nil {
 			t.Stop()
 			delete(c.drops, n.addr)
 		}
 	}
-	for id, old := range c.nodes {
-		if want[id] == nil && !inUse[old.addr] {
+	for _, old := range c.nodes {
+		if !old.inProcess && !inUse[old.addr] {
 			c.dropLater(old.addr)
 		}
 	}

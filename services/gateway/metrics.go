@@ -23,6 +23,8 @@ type metrics struct {
 	// ownerChanges counts the gateway's stacks whose owner changed with
 	// a change of the member list (cluster mode).
 	ownerChanges prometheus.Counter
+	// invokes counts Invoke calls by transport: in_process or grpc.
+	invokes *prometheus.CounterVec
 }
 
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -52,6 +54,11 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Stacks of this gateway whose owner runtime changed when the member list changed (cluster mode): " +
 				"a stack that moves counts once per change, also when its region had no runtime before or has none after.",
 		}),
+		invokes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "invokes_total",
+			Help: "Invoke calls sent to runtimes, retries included, by transport: in_process for a runtime in the gateway's own process " +
+				"(Deps.Local, NewLocalStaticRuntime), grpc for one over the network. Not counted for a Deps.Runtimes other than a StaticRuntime.",
+		}, []string{"transport"}),
 	}
 	for _, c := range statusClasses {
 		m.requests.WithLabelValues(c)
@@ -60,8 +67,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
 		m.retries.WithLabelValues(method)
 	}
+	m.invokes.WithLabelValues(transportInProcess)
+	m.invokes.WithLabelValues(transportGRPC)
 	cs := []prometheus.Collector{
-		m.requests, m.duration, m.errors, m.retries, m.ownerChanges,
+		m.requests, m.duration, m.errors, m.retries, m.ownerChanges, m.invokes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "mu", Subsystem: "gateway", Name: "cluster_members",
 			Help: "Live members of the gateway's member list, every role and this gateway included (0 when not clustered).",

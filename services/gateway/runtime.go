@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -48,6 +50,26 @@ const StaticNode = "static"
 type StaticRuntime struct {
 	client runtimev1.RuntimeServiceClient
 	target string // the connection's target, for Placement; "" if unknown
+	// inProcess says client calls a runtime in this process
+	// (NewLocalStaticRuntime), for mu_gateway_invokes_total.
+	inProcess bool
+}
+
+// NewLocalStaticRuntime returns a resolver that sends every stack to the
+// runtime in this process that c calls (runtime.Server.InProcessClient):
+// the gateway calls it through the RuntimeService interface without
+// encoding messages or crossing a socket. target names the runtime in
+// GatewayService.Placement (its gRPC address, say).
+func NewLocalStaticRuntime(c runtimev1.RuntimeServiceClient, target string) *StaticRuntime {
+	return &StaticRuntime{client: c, target: target, inProcess: true}
+}
+
+// counted is a copy of s whose client counts its Invoke calls in the
+// gateway's mu_gateway_invokes_total.
+func (s *StaticRuntime) counted(m *metrics) *StaticRuntime {
+	c := *s
+	c.client = m.countInvokes(s.client, s.inProcess)
+	return &c
 }
 
 // NewStaticRuntime returns a resolver whose client uses conn for every
@@ -68,6 +90,99 @@ func (s *StaticRuntime) Candidates(_ ids.StackID, limit int, dst []Candidate) []
 		return dst
 	}
 	return append(dst, Candidate{Node: StaticNode, Client: s.client})
+}
+
+// LocalRuntimes are the runtimes that run in the gateway's own process
+// (`mu run`, mu-executor), by the gRPC address each advertises to its
+// region's member list, with a client that calls each in process
+// (runtime.Server.InProcessClient). In cluster mode (Deps.Local) a runtime
+// member whose advertised address is here is called through that client:
+// the gateway dials no connection to it. Membership, placement, retries,
+// limits, errors and metering are the same either way. LocalRuntimes is
+// safe for concurrent use; the gateway reads it when it rebuilds its view
+// of the cluster, not per request, and rebuilds it when an address is
+// added or removed.
+type LocalRuntimes struct {
+	mu      sync.Mutex
+	clients map[string]runtimev1.RuntimeServiceClient
+	watch   []func() // called on every Add and Remove, outside mu
+}
+
+// NewLocalRuntimes returns an empty set.
+func NewLocalRuntimes() *LocalRuntimes {
+	return &LocalRuntimes{clients: map[string]runtimev1.RuntimeServiceClient{}}
+}
+
+// Add registers c as the in-process client of the runtime that advertises
+// grpcAddr, replacing any before it.
+func (l *LocalRuntimes) Add(grpcAddr string, c runtimev1.RuntimeServiceClient) {
+	l.mu.Lock()
+	l.clients[grpcAddr] = c
+	watch := l.watch
+	l.mu.Unlock()
+	for _, fn := range watch {
+		fn()
+	}
+}
+
+// Remove forgets the runtime at grpcAddr (it was closed, or left the
+// process); gateways call it over gRPC again.
+func (l *LocalRuntimes) Remove(grpcAddr string) {
+	l.mu.Lock()
+	_, ok := l.clients[grpcAddr]
+	delete(l.clients, grpcAddr)
+	watch := l.watch
+	l.mu.Unlock()
+	if ok {
+		for _, fn := range watch {
+			fn()
+		}
+	}
+}
+
+// Get returns the in-process client of the runtime at grpcAddr, or nil
+// when it does not run here. A nil LocalRuntimes holds none.
+func (l *LocalRuntimes) Get(grpcAddr string) runtimev1.RuntimeServiceClient {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.clients[grpcAddr]
+}
+
+// onChange registers fn to be called after every Add and Remove.
+func (l *LocalRuntimes) onChange(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watch = append(l.watch, fn)
+}
+
+// The transport label values of mu_gateway_invokes_total.
+const (
+	transportInProcess = "in_process"
+	transportGRPC      = "grpc"
+)
+
+// countInvokes wraps c so that its Invoke calls count under their
+// transport.
+func (m *metrics) countInvokes(c runtimev1.RuntimeServiceClient, inProcess bool) runtimev1.RuntimeServiceClient {
+	t := transportGRPC
+	if inProcess {
+		t = transportInProcess
+	}
+	return &countedClient{RuntimeServiceClient: c, invokes: m.invokes.WithLabelValues(t)}
+}
+
+// countedClient counts the Invoke calls of a runtime client by transport.
+type countedClient struct {
+	runtimev1.RuntimeServiceClient
+	invokes prometheus.Counter
+}
+
+func (c *countedClient) Invoke(ctx context.Context, in *runtimev1.InvokeRequest, opts ...grpc.CallOption) (*runtimev1.InvokeResponse, error) {
+	c.invokes.Inc()
+	return c.RuntimeServiceClient.Invoke(ctx, in, opts...)
 }
 
 // ErrConnsClosed is returned by Conns.Get after Close.

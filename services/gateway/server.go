@@ -45,6 +45,13 @@ type Deps struct {
 	// it after the Server. Nil with ChainIndexerAddr set dials it; nil
 	// without it leaves the gateway to PutStack and friends.
 	ChainIndexer grpc.ClientConnInterface
+	// Local, in cluster mode, holds the runtimes that run in this process
+	// by the gRPC address they advertise: a runtime member found there is
+	// called in process through its client, and no connection is dialled
+	// to it. Nil calls every member over gRPC. The caller keeps ownership
+	// and may add and remove runtimes at any time. With Deps.Runtimes use
+	// NewLocalStaticRuntime instead.
+	Local *LocalRuntimes
 }
 
 // Server is a gateway node: the public HTTP edge of the stacks it is told
@@ -121,7 +128,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			1<<31-1))),
 	}
 	if s.runtimes == nil {
-		s.cluster = newCluster(s)
+		s.cluster = newCluster(s, deps.Local)
 		s.runtimes = s.cluster
 	}
 	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
@@ -130,6 +137,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if sr, ok := s.runtimes.(*StaticRuntime); ok {
+		s.runtimes = sr.counted(m)
+	}
 	if deps.ChainIndexer != nil || cfg.ChainIndexerAddr != "" {
 		if s.follow, err = newChainFollow(s, deps.ChainIndexer); err != nil {
 			return nil, err
