@@ -88,9 +88,18 @@ func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.
 // gatewayInProcess starts a gateway in this process that sends every stack
 // to the runtime at runtimeAddr, as mu-gateway does, or, with runtimeAddr
 // empty, routes each stack to its owner among the members of its cluster.
-func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string) (*GatewayNode, error) {
+// Unless viaGRPC, it calls the region's runtimes that run in this process
+// in process (the fast path): the static runtime through
+// gateway.NewLocalStaticRuntime, cluster members through the gateway's
+// LocalRuntimes, keyed by the gRPC address each advertises.
+func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string, viaGRPC bool) (*GatewayNode, error) {
 	deps := gateway.Deps{Usage: r.Usage, Logger: r.log}
-	if runtimeAddr != "" {
+	switch {
+	case runtimeAddr != "":
+		if n := r.localRuntime(runtimeAddr); n != nil && !viaGRPC {
+			deps.Runtimes = gateway.NewLocalStaticRuntime(n.server.InProcessClient(), runtimeAddr)
+			break
+		}
 		conns := gateway.NewConns()
 		r.closers = append(r.closers, conns.Close)
 		rt, err := gateway.DialRuntime(conns, runtimeAddr)
@@ -98,6 +107,17 @@ func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.
 			return nil, err
 		}
 		deps.Runtimes = rt
+	case !viaGRPC:
+		local := gateway.NewLocalRuntimes()
+		r.mu.Lock()
+		r.local = local
+		for _, n := range r.runtimes {
+			if n.server != nil {
+				local.Add(n.server.AdvertisedAddr(), n.server.InProcessClient())
+			}
+		}
+		r.mu.Unlock()
+		deps.Local = local
 	}
 	gw, err := gateway.New(cfg, deps)
 	if err != nil {
@@ -108,4 +128,17 @@ func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	return &GatewayNode{name: name, addr: gw.Addr(), grpcAddr: gw.GRPCAddr(), adminAddr: gw.AdminAddr(), clusterAddr: gw.ClusterAddr(), server: gw}, nil
+}
+
+// localRuntime is the region's runtime in this process whose gRPC address
+// is addr, or nil.
+func (r *Region) localRuntime(addr string) *RuntimeNode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.runtimes {
+		if n.server != nil && n.addr == addr {
+			return n
+		}
+	}
+	return nil
 }

@@ -2,7 +2,9 @@
 // each from its own constructor, either all in this process or each as a
 // child process built from the repository's service commands. Either way
 // the services listen on 127.0.0.1 and talk to each other over real gRPC,
-// as they would between machines.
+// as they would between machines, except that a gateway in this process
+// calls the runtimes in this process in process, through the same
+// RuntimeService interface (GatewayOptions.ViaGRPC turns that off).
 //
 // `mu run` starts a runtime and a gateway in its own process; the
 // benchmarks and the end-to-end tests start whichever set they measure or
@@ -156,7 +158,10 @@ type GatewayOptions struct {
 	// ViaGRPC makes a gateway in this process call runtimes in this process
 	// over loopback gRPC, as it calls runtimes elsewhere, instead of in
 	// process through the same RuntimeService interface (the default in
-	// InProcess mode). For benchmarks and for the remote half of the
+	// InProcess mode, static and cluster alike: runtime.Server's
+	// InProcessClient, registered in the gateway's LocalRuntimes under the
+	// gRPC address the runtime advertises, runtimes added later with
+	// AddRuntime included). For benchmarks and for the remote half of the
 	// suites that run against both paths; process mode ignores it.
 	ViaGRPC bool
 	// Config, if set, adjusts the gateway's configuration before it
@@ -179,9 +184,12 @@ type Region struct {
 	uploader ed25519.PrivateKey
 	runtimes []*RuntimeNode
 	gateway  *GatewayNode
-	ledger   ledger.Ledger
-	market   *Market
-	indexer  *ChainIndexerNode
+	// local holds the in-process runtimes the in-process gateway calls in
+	// process, in cluster mode; nil otherwise (guarded by mu).
+	local   *gateway.LocalRuntimes
+	ledger  ledger.Ledger
+	market  *Market
+	indexer *ChainIndexerNode
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
@@ -476,7 +484,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if procs != nil {
 			g, err = procs.gateway(ctx, "gateway", cfg, runtimeAddr)
 		} else {
-			g, err = r.gatewayInProcess(ctx, "gateway", cfg, runtimeAddr)
+			g, err = r.gatewayInProcess(ctx, "gateway", cfg, runtimeAddr, gopts.ViaGRPC)
 		}
 		if g != nil {
 			r.gateway = g
@@ -534,6 +542,11 @@ func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) 
 	if n != nil {
 		r.mu.Lock()
 		r.runtimes = append(r.runtimes, n)
+		if r.local != nil && n.server != nil && err == nil {
+			// A runtime added to a running cluster: the gateway may have
+			// seen it join already; it switches to the in-process client.
+			r.local.Add(n.server.AdvertisedAddr(), n.server.InProcessClient())
+		}
 		r.mu.Unlock()
 	}
 	if err != nil {
