@@ -194,18 +194,19 @@ func (n *neighbour) finish(t *testing.T) {
 // gateway, with the neighbour (examples/hello) deployed and hammered.
 type advRegion struct {
 	*Region
+	p         *path // the gateway's path to the runtime; endings are recorded on it
 	hello     *manifest.Manifest
 	helloBins map[string][]byte
 	neighbour *neighbour
 }
 
-func startAdvRegion(t *testing.T) *advRegion {
+func startAdvRegion(t *testing.T, p *path) *advRegion {
 	t.Helper()
-	r := startRegion(t, Options{Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) {
+	r := p.start(t, Options{Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) {
 		c.CallTimeout = advTimeout
 		c.MaxFuelPerCall = advFuel
 	}}})
-	a := &advRegion{Region: r}
+	a := &advRegion{Region: r, p: p}
 	a.hello, a.helloBins = stackFromDir(t, "../examples/hello")
 	id := a.deploy(t, a.hello, a.helloBins)
 	a.neighbour = startNeighbour(a.url(id, "greeting", "/greet/neighbour"))
@@ -328,16 +329,21 @@ func checkFuel(t *testing.T, fuel uint64, b billing, got outcome) {
 	}
 }
 
+// The suite runs on both paths from the gateway to the runtime (in
+// process and over gRPC); every ending of the go and wat cases, and the
+// exact bills, must be the same on both.
 func TestAdversarial_HostileFunctionsAreStoppedBilledAndIsolated(t *testing.T) {
-	start := time.Now()
-	r := startAdvRegion(t)
-	t.Run("go", func(t *testing.T) { testHostileGo(t, r) })
-	t.Run("wat", func(t *testing.T) { testHostileWAT(t, r) })
-	t.Run("refused", func(t *testing.T) { testRefusedAtDeploy(t, r) })
-	t.Run("undeploy-mid-call", func(t *testing.T) { testUndeployMidCall(t, r) })
-	t.Run("undeploy-race", func(t *testing.T) { testUndeployRace(t, r) })
-	r.neighbour.finish(t)
-	t.Logf("suite ran %v", time.Since(start).Round(time.Millisecond))
+	bothPaths(t, func(t *testing.T, p *path) {
+		start := time.Now()
+		r := startAdvRegion(t, p)
+		t.Run("go", func(t *testing.T) { testHostileGo(t, r) })
+		t.Run("wat", func(t *testing.T) { testHostileWAT(t, r) })
+		t.Run("refused", func(t *testing.T) { testRefusedAtDeploy(t, r) })
+		t.Run("undeploy-mid-call", func(t *testing.T) { testUndeployMidCall(t, r) })
+		t.Run("undeploy-race", func(t *testing.T) { testUndeployRace(t, r) })
+		r.neighbour.finish(t)
+		t.Logf("suite ran %v", time.Since(start).Round(time.Millisecond))
+	})
 }
 
 // testHostileGo: the Go function in testdata/misbehave (the SDK, built as
@@ -384,6 +390,9 @@ func testHostileGo(t *testing.T, r *advRegion) {
 			}
 			got := send(t, "GET", r.url(id, "api", tc.path), nil)
 			checkAnswer(t, got, tc.want, tc.msg)
+			if len(tc.want) == 1 { // a flood ends on whichever limit comes first
+				r.p.record(t, "go"+tc.path, "%d %s", got.status, got.kind)
+			}
 			mbi := r.billed(t, id) - before
 			if mbi%mib != 0 {
 				t.Fatalf("billed %d megabyte-instructions, not a multiple of %d MiB", mbi, mib)
@@ -614,6 +623,13 @@ func testHostileWAT(t *testing.T, r *advRegion) {
 				}
 				f := mbi / mib
 				checkFuel(t, f, tc.bill, got.outcome)
+				if len(tc.want) == 1 {
+					ending := fmt.Sprintf("%d %s", got.status, got.kind)
+					if tc.bill == billExact { // what ran: the same instructions on both paths
+						ending += fmt.Sprintf(", billed %d fuel", f)
+					}
+					r.p.record(t, fmt.Sprintf("wat/%s/%d", tc.name, size), "%s", ending)
+				}
 				if lines != nil {
 					n := lines()
 					if n == 0 {

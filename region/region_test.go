@@ -21,7 +21,7 @@ import (
 
 // stackFromDir builds the Go function in dir (cached between test runs) and
 // returns its manifest with the binary id filled in.
-func stackFromDir(t *testing.T, dir string) (*manifest.Manifest, map[string][]byte) {
+func stackFromDir(t testing.TB, dir string) (*manifest.Manifest, map[string][]byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
