@@ -191,7 +191,11 @@ func TestDB_BatchIsAllOrNothing(t *testing.T) {
 }
 
 func TestDB_LimitsNameTheLimit(t *testing.T) {
-	r := startDBRegion(t, t.TempDir())
+	bothPaths(t, testDBLimitsNameTheLimit)
+}
+
+func testDBLimitsNameTheLimit(t *testing.T, path *path) {
+	r := path.start(t, Options{DataDir: t.TempDir(), Mudb: &MudbOptions{}, Storage: &StorageOptions{}})
 	p := deployProbe(t, r)
 	cfg := mudb.DefaultConfig()
 	cases := []struct {
@@ -205,6 +209,7 @@ func TestDB_LimitsNameTheLimit(t *testing.T) {
 	}
 	for _, tc := range cases {
 		code, b := p.call("POST", "/put", tc.q, "")
+		path.record(t, tc.what, "%d %s", code, b)
 		if code != 422 {
 			t.Errorf("%s: %d %s, want 422", tc.what, code, b)
 			continue
@@ -223,6 +228,7 @@ func TestDB_LimitsNameTheLimit(t *testing.T) {
 		items = append(items, fmt.Sprintf(`{"table":"items","key":"b%d","value":"x"}`, i))
 	}
 	code, b := p.call("POST", "/batch", nil, "["+strings.Join(items, ",")+"]")
+	path.record(t, "batch", "%d %s", code, b)
 	if code != 422 || !strings.Contains(b, fmt.Sprint(cfg.MaxBatchEntries)) {
 		t.Errorf("batch of %d: %d %s", len(items), code, b)
 	}

@@ -79,35 +79,41 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestInProcess_HelloEndToEnd(t *testing.T) {
-	r := startRegion(t, Options{})
-	m, bins := stackFromDir(t, "../examples/hello")
-	id, _, _ := ids.NewStackID()
-	if err := r.Deploy(context.Background(), id, 1, m, bins); err != nil {
-		t.Fatal(err)
-	}
-	urls := r.URLs(id, m)
-	if len(urls) != 1 || !strings.HasSuffix(urls[0].URL, "/"+id.String()+"/greeting/greet/{name}") || !strings.HasPrefix(urls[0].URL, "http://") {
-		t.Fatalf("urls %v", urls)
-	}
-	base := strings.TrimSuffix(urls[0].URL, "{name}")
-	for _, name := range []string{"world", "mu"} {
-		if code, body := get(t, base+name); code != 200 || body != "Hello, "+name+"!" {
-			t.Fatalf("GET %s: %d %q", name, code, body)
+	bothPaths(t, func(t *testing.T, p *path) {
+		r := p.start(t, Options{})
+		m, bins := stackFromDir(t, "../examples/hello")
+		id, _, _ := ids.NewStackID()
+		if err := r.Deploy(context.Background(), id, 1, m, bins); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if code, _ := get(t, strings.TrimSuffix(base, "greet/")+"nope"); code != 404 {
-		t.Fatalf("unknown path: %d", code)
-	}
-	if err := r.FlushUsage(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := r.Usage.Total(id, usage.GatewayRequests); got != 3 {
-		t.Fatalf("requests metered %d, want 3", got)
-	}
-	// Megabyte-instructions are fuel × 64 (memory_limit 64MiB).
-	if mbi := r.Usage.Total(id, usage.FunctionMBInstructions); mbi == 0 || mbi%64 != 0 {
-		t.Fatalf("megabyte-instructions %d", mbi)
-	}
+		urls := r.URLs(id, m)
+		if len(urls) != 1 || !strings.HasSuffix(urls[0].URL, "/"+id.String()+"/greeting/greet/{name}") || !strings.HasPrefix(urls[0].URL, "http://") {
+			t.Fatalf("urls %v", urls)
+		}
+		base := strings.TrimSuffix(urls[0].URL, "{name}")
+		for _, name := range []string{"world", "mu"} {
+			if code, body := get(t, base+name); code != 200 || body != "Hello, "+name+"!" {
+				t.Fatalf("GET %s: %d %q", name, code, body)
+			}
+		}
+		if code, _ := get(t, strings.TrimSuffix(base, "greet/")+"nope"); code != 404 {
+			t.Fatalf("unknown path: %d", code)
+		}
+		if err := r.FlushUsage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Usage.Total(id, usage.GatewayRequests); got != 3 {
+			t.Fatalf("requests metered %d, want 3", got)
+		}
+		// Megabyte-instructions are fuel × 64 (memory_limit 64MiB).
+		if mbi := r.Usage.Total(id, usage.FunctionMBInstructions); mbi == 0 || mbi%64 != 0 {
+			t.Fatalf("megabyte-instructions %d", mbi)
+		}
+		// The traffic bytes: the stack id is in the URL, so its length
+		// (base58) may differ by path; the rest is the same.
+		p.record(t, "requests", "%d", r.Usage.Total(id, usage.GatewayRequests))
+		p.record(t, "traffic", "%d", r.Usage.Total(id, usage.GatewayTrafficBytes)-3*uint64(len(id.String())))
+	})
 }
 
 type errorBody struct {

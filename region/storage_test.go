@@ -313,7 +313,12 @@ func TestStorage_StacksAreIsolated(t *testing.T) {
 }
 
 func TestStorage_StoredBytesAreExact(t *testing.T) {
-	a := newBoxApp(t)
+	bothPaths(t, testStorageStoredBytesAreExact)
+}
+
+func testStorageStoredBytesAreExact(t *testing.T, p *path) {
+	id, _, _ := ids.NewStackID()
+	a := deployBoxProbe(t, p.start(t, Options{Storage: &StorageOptions{}}), id)
 	steps := []struct {
 		what string
 		do   func()
@@ -340,9 +345,11 @@ func TestStorage_StoredBytesAreExact(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.do()
-		if n := a.storedBytes(); n != s.want {
+		n := a.storedBytes()
+		if n != s.want {
 			t.Fatalf("%s: stored bytes %d, want %d", s.what, n, s.want)
 		}
+		p.record(t, s.what, "%d stored bytes", n)
 	}
 }
 

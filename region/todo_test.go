@@ -167,7 +167,11 @@ func TestTodo_TodosSurviveARestartOfTheRegion(t *testing.T) {
 }
 
 func TestTodo_DBOpsAreMeteredExactly(t *testing.T) {
-	r := startDBRegion(t, t.TempDir())
+	bothPaths(t, testTodoDBOpsAreMeteredExactly)
+}
+
+func testTodoDBOpsAreMeteredExactly(t *testing.T, p *path) {
+	r := p.start(t, Options{DataDir: t.TempDir(), Mudb: &MudbOptions{}, Storage: &StorageOptions{}})
 	id, _, _ := ids.NewStackID()
 	app := deployTodo(t, r, id)
 	ctx := context.Background()
@@ -181,9 +185,11 @@ func TestTodo_DBOpsAreMeteredExactly(t *testing.T) {
 		if err := r.FlushUsage(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if dr, dw := r.Usage.Total(id, usage.DBReads)-reads, r.Usage.Total(id, usage.DBWrites)-writes; dr != wantReads || dw != wantWrites {
+		dr, dw := r.Usage.Total(id, usage.DBReads)-reads, r.Usage.Total(id, usage.DBWrites)-writes
+		if dr != wantReads || dw != wantWrites {
 			t.Errorf("%s: metered %d reads, %d writes; want %d, %d", what, dr, dw, wantReads, wantWrites)
 		}
+		p.record(t, what, "%d reads, %d writes", dr, dw)
 	}
 	// POST checks the title is free (1 read) before storing attachments,
 	// then inserts with CompareAndSwap (1 read + 2 writes).
