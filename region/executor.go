@@ -425,24 +425,16 @@ func (e *Executor) Start(ctx context.Context) error {
 		return err
 	}
 	go e.watch(r)
+	mudbAddr, storageAddr := e.cfg.MudbAddr, e.cfg.StorageAddr
+	if n := r.Mudb(); n != nil {
+		mudbAddr = n.Addr()
+	}
+	if n := r.Storage(); n != nil {
+		storageAddr = n.Addr()
+	}
 	e.log.Info("executor serving", "node", e.cfg.NodeName, "http", r.Gateway().Addr(), "runtime", r.Runtime().Addr(),
-		"mudb", e.cfg.MudbAddr+partAddr(r.Mudb()), "storage", e.cfg.StorageAddr+storageAddr(r.Storage()),
-		"gossip", r.Runtime().ClusterAddr())
+		"mudb", mudbAddr, "storage", storageAddr, "gossip", r.Runtime().ClusterAddr())
 	return nil
-}
-
-func partAddr(n *MudbNode) string {
-	if n == nil {
-		return ""
-	}
-	return n.Addr()
-}
-
-func storageAddr(n *StorageNode) string {
-	if n == nil {
-		return ""
-	}
-	return n.Addr()
 }
 
 // watch forwards the first error a part or the executor's own listeners
