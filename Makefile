@@ -19,6 +19,9 @@ GATEWAY_ADDR ?= 127.0.0.1:12080
 # Where `make cluster` keeps its processes' pids, logs, data and keys.
 CLUSTER_DIR ?= .mu/cluster
 CLUSTER_RUNTIMES ?= 3
+# EXECUTORS=N makes `make cluster` start N mu-executors (gateway and runtime in one process each)
+# instead of CLUSTER_RUNTIMES runtimes and a gateway.
+EXECUTORS ?=
 
 .PHONY: all build run cluster cluster-down test test-race vet versitygw test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
@@ -34,8 +37,8 @@ build: ## Build every module and the mu binary into .tmp/bin/mu.
 run: ## Start the local runtime with embedded defaults and serve the example stack.
 	$(GO) run ./cli run --gateway-addr $(GATEWAY_ADDR) $(RUN_DIR)
 
-cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtimes, muDB, storage, chain-indexer) serving examples/hello and examples/todo.
-	$(GO) run ./cli cluster up --repo $(CURDIR) --dir $(CLUSTER_DIR) --runtimes $(CLUSTER_RUNTIMES)
+cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtimes, muDB, storage, chain-indexer; EXECUTORS=3: 3 mu-executors instead of gateway and runtimes) serving examples/hello and examples/todo.
+	$(GO) run ./cli cluster up --repo $(CURDIR) --dir $(CLUSTER_DIR) $(if $(EXECUTORS),--executors $(EXECUTORS),--runtimes $(CLUSTER_RUNTIMES))
 
 cluster-down: ## Stop the processes `make cluster` started.
 	$(GO) run ./cli cluster down --dir $(CLUSTER_DIR)

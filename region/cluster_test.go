@@ -37,19 +37,57 @@ const (
 const fullServiceBound = 5 * time.Second
 
 // TestCluster_SpreadKillJoinAndGracefulStop runs a region of separate
-// processes (a gateway, three runtimes, muDB and storage; the ledger and
-// the chain-indexer in the test) with 200 hello stacks and 4 todo stacks
+// processes in both topologies — split: a gateway, three runtimes, muDB
+// and storage; executors: three mu-executors (gateway and runtime in one
+// process each) using one muDB and one storage process — with the ledger
+// and the chain-indexer in the test, 200 hello stacks and 4 todo stacks,
 // and checks, in turn: every stack is owned by exactly the runtime
 // placement names, with a spread that matches each node's share of the
-// key space; kill -9 of the busiest owner under a load of GETs fails no
-// GET and the region is back to full service within 5 s; a runtime that
-// joins under a load of GETs and POSTs takes over exactly the stacks now
-// closest to it and fails no request; a graceful stop under a load of
-// GETs and POSTs fails no request.
+// key space; kill -9 of the busiest owner under a load of GETs (through a
+// gateway that is not killed with it) fails no GET and the region is back
+// to full service within 5 s; a node that joins under a load of GETs and
+// POSTs takes over exactly the stacks now closest to it and fails no
+// request; a graceful stop under a load of GETs and POSTs fails no
+// request.
 func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the service commands")
 	}
+	runtimeConfig := func(c *runtime.Config) {
+		c.ChainDeployWorkers = 4
+		c.ReleaseGrace = 2 * time.Second
+	}
+	gatewayConfig := func(c *gateway.Config) { c.InvokeTimeout = 30 * time.Second }
+	t.Run("split", func(t *testing.T) {
+		clusterScenario(t, func(o *Options) {
+			o.Runtime = &RuntimeOptions{
+				Nodes:  3,
+				Name:   func(i int) string { return fmt.Sprintf("runtime-%d", i+1) },
+				Config: func(_ int, c *runtime.Config) { runtimeConfig(c) },
+			}
+			o.Gateway = &GatewayOptions{Config: gatewayConfig}
+		}, func(ctx context.Context, r *Region) (*RuntimeNode, error) { return r.AddRuntime(ctx) })
+	})
+	t.Run("executors", func(t *testing.T) {
+		clusterScenario(t, func(o *Options) {
+			o.Executors = &ExecutorOptions{Nodes: 3, Config: func(_ int, c *ExecutorConfig) {
+				runtimeConfig(&c.Runtime)
+				gatewayConfig(&c.Gateway)
+			}}
+		}, func(ctx context.Context, r *Region) (*RuntimeNode, error) {
+			n, err := r.AddExecutor(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return n.Runtime(), nil
+		})
+	})
+}
+
+// clusterScenario is TestCluster_SpreadKillJoinAndGracefulStop on the
+// topology that nodes adds to the region's options; add starts one more
+// runtime node.
+func clusterScenario(t *testing.T, nodes func(o *Options), add func(context.Context, *Region) (*RuntimeNode, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	repo, err := filepath.Abs("..")
@@ -62,24 +100,17 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Start(ctx, Options{
+	opts := Options{
 		Mode:    Processes,
 		DataDir: t.TempDir(),
 		Mudb:    &MudbOptions{},
 		Storage: &StorageOptions{},
 		Ledger:  &LedgerOptions{},
-		Runtime: &RuntimeOptions{
-			Nodes: 3,
-			Name:  func(i int) string { return fmt.Sprintf("runtime-%d", i+1) },
-			Config: func(_ int, c *runtime.Config) {
-				c.ChainDeployWorkers = 4
-				c.ReleaseGrace = 2 * time.Second
-			},
-		},
-		Gateway: &GatewayOptions{Config: func(c *gateway.Config) { c.InvokeTimeout = 30 * time.Second }},
 		Cluster: &ClusterOptions{},
 		Process: ProcessOptions{RepoDir: repo, LogDir: logDir, StopTimeout: 30 * time.Second},
-	})
+	}
+	nodes(&opts)
+	r, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,16 +170,17 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 		}
 	}
 
-	urls := func(stacks []ids.StackID) []string {
+	// The load goes through a gateway that the node stopped does not take
+	// down with it (executors: another executor's).
+	gets := func(g *GatewayNode) []string {
 		var out []string
-		for _, id := range stacks {
-			out = append(out, strings.Replace(r.URLs(id, hello)[0].URL, "{name}", "cluster", 1))
+		for _, id := range helloIDs {
+			out = append(out, "http://"+g.Addr()+"/"+id.String()+"/greeting/greet/cluster")
+		}
+		for _, id := range todoIDs {
+			out = append(out, "http://"+g.Addr()+"/"+id.String()+"/todo/")
 		}
 		return out
-	}
-	gets := urls(helloIDs)
-	for _, id := range todoIDs {
-		gets = append(gets, "http://"+r.Gateway().Addr()+"/"+id.String()+"/todo/")
 	}
 
 	// kill -9 of the busiest owner under a load of GETs.
@@ -159,8 +191,9 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 				victim = n
 			}
 		}
-		retriesBefore := gatewayCounter(t, r, "mu_gateway_invoke_retries_total")
-		l := startLoad(t, 8, gets, nil)
+		front := frontGateway(t, r, victim)
+		retriesBefore := gatewayCounter(t, front, "mu_gateway_invoke_retries_total")
+		l := startLoad(t, 8, gets(front), nil)
 		time.Sleep(time.Second)
 		killed := time.Now()
 		if err := victim.Process().Kill(); err != nil {
@@ -170,9 +203,9 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 		elapsed := waitFullService(ctx, t, r, rest, all, killed)
 		time.Sleep(time.Second)
 		ok, failed, fails := l.stop()
-		retries := gatewayCounter(t, r, "mu_gateway_invoke_retries_total") - retriesBefore
-		t.Logf("killed %s (owner of %d stacks): back to full service in %s; %d GETs served, %d failed, %.0f retried on the next candidate",
-			victim.Name(), len(view.owned[victim.Name()]), elapsed.Round(time.Millisecond), ok, failed, retries)
+		retries := gatewayCounter(t, front, "mu_gateway_invoke_retries_total") - retriesBefore
+		t.Logf("through %s: killed %s (owner of %d stacks): back to full service in %s; %d GETs served, %d failed, %.0f retried on the next candidate",
+			front.Name(), victim.Name(), len(view.owned[victim.Name()]), elapsed.Round(time.Millisecond), ok, failed, retries)
 		if failed > 0 {
 			t.Errorf("%d GETs failed during the kill, first: %v", failed, fails)
 		}
@@ -188,12 +221,13 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 	// A node that joins takes over exactly the stacks now closest to it.
 	t.Run("JoinTakesOverTheClosestStacks", func(t *testing.T) {
 		before := checkPlacement(ctx, t, r, live, all)
+		front := frontGateway(t, r, nil)
 		var posts []string
 		for _, id := range todoIDs {
-			posts = append(posts, "http://"+r.Gateway().Addr()+"/"+id.String()+"/todo/")
+			posts = append(posts, "http://"+front.Addr()+"/"+id.String()+"/todo/")
 		}
-		l := startLoad(t, 8, gets, posts)
-		n, err := r.AddRuntime(ctx)
+		l := startLoad(t, 8, gets(front), posts)
+		n, err := add(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,8 +268,9 @@ func TestCluster_SpreadKillJoinAndGracefulStop(t *testing.T) {
 				victim = n
 			}
 		}
-		posts := []string{"http://" + r.Gateway().Addr() + "/" + todoIDs[0].String() + "/todo/"}
-		l := startLoad(t, 8, gets, posts)
+		front := frontGateway(t, r, victim)
+		posts := []string{"http://" + front.Addr() + "/" + todoIDs[0].String() + "/todo/"}
+		l := startLoad(t, 8, gets(front), posts)
 		time.Sleep(time.Second)
 		stopped := time.Now()
 		if err := victim.Process().Stop(); err != nil {
@@ -313,14 +348,23 @@ func (v *placementView) mismatch(stacks []ids.StackID) error {
 	return nil
 }
 
-// gatewayAgrees reports the first stack whose owner on the gateway's
-// admin API (GatewayService.Placement, every page) is not the one the
-// runtimes report.
+// gatewayAgrees reports the first stack whose owner on a running
+// gateway's admin API (GatewayService.Placement, every page) is not the
+// one the runtimes report.
 func (v *placementView) gatewayAgrees(ctx context.Context, r *Region, stacks []ids.StackID) error {
+	for _, g := range liveGateways(r) {
+		if err := v.gatewayNodeAgrees(ctx, g, stacks); err != nil {
+			return fmt.Errorf("%s: %w", g.Name(), err)
+		}
+	}
+	return nil
+}
+
+func (v *placementView) gatewayNodeAgrees(ctx context.Context, g *GatewayNode, stacks []ids.StackID) error {
 	owners := map[ids.StackID]string{}
 	token := ""
 	for {
-		resp, err := r.Gateway().Client().Placement(ctx, &gatewayv1.PlacementRequest{PageSize: 50, PageToken: token})
+		resp, err := g.Client().Placement(ctx, &gatewayv1.PlacementRequest{PageSize: 50, PageToken: token})
 		if err != nil {
 			return err
 		}
@@ -441,7 +485,11 @@ func waitFullService(ctx context.Context, t *testing.T, r *Region, nodes []*Runt
 		if err := deployedByOwners(ctx, nodes, stacks, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if gatewayGauge(t, r, "mu_gateway_cluster_runtimes") == float64(len(nodes)) {
+		all := true
+		for _, g := range liveGateways(r) {
+			all = all && gatewayGauge(t, g, "mu_gateway_cluster_runtimes") == float64(len(nodes))
+		}
+		if all {
 			return time.Since(since)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -524,10 +572,34 @@ func (l *load) stop() (ok, failed int64, fails []string) {
 	return l.ok.Load(), l.failed.Load(), l.fails
 }
 
-// gatewayMetric sums the samples of a metric on the gateway's /metrics.
-func gatewayMetric(t *testing.T, r *Region, name string) float64 {
+// liveGateways are the region's gateways whose process runs.
+func liveGateways(r *Region) []*GatewayNode {
+	var out []*GatewayNode
+	for _, g := range r.Gateways() {
+		if g.Process() == nil || !exited(g.Process()) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// frontGateway is a running gateway that stopping victim (nil: none) does
+// not stop too: the region's own gateway, or another executor's.
+func frontGateway(t *testing.T, r *Region, victim *RuntimeNode) *GatewayNode {
 	t.Helper()
-	resp, err := http.Get("http://" + r.Gateway().AdminAddr() + "/metrics")
+	for _, g := range liveGateways(r) {
+		if victim == nil || g.Process() != victim.Process() {
+			return g
+		}
+	}
+	t.Fatal("no running gateway outside the node to stop")
+	return nil
+}
+
+// gatewayMetric sums the samples of a metric on a gateway's /metrics.
+func gatewayMetric(t *testing.T, g *GatewayNode, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + g.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,5 +621,9 @@ func gatewayMetric(t *testing.T, r *Region, name string) float64 {
 	return sum
 }
 
-func gatewayCounter(t *testing.T, r *Region, name string) float64 { return gatewayMetric(t, r, name) }
-func gatewayGauge(t *testing.T, r *Region, name string) float64   { return gatewayMetric(t, r, name) }
+func gatewayCounter(t *testing.T, g *GatewayNode, name string) float64 {
+	return gatewayMetric(t, g, name)
+}
+func gatewayGauge(t *testing.T, g *GatewayNode, name string) float64 {
+	return gatewayMetric(t, g, name)
+}

@@ -265,15 +265,19 @@ func (r *Region) Post(ctx context.Context, developer *ledger.Keypair, seed uint6
 	return r.ledger.UpdateStack(ctx, developer, st.ID, yml)
 }
 
-// WaitServed blocks until the gateway routes stack id at revision (or a
-// later one) and the runtimes that own it have it installed (every
+// WaitServed blocks until every running gateway (Gateways) routes stack id
+// at revision (or a later one) and the runtimes that own it have it installed (every
 // runtime, without Options.Cluster: each alone owns every stack; with
 // it, the runtime that owns it by placement, which must also be the owner
 // the gateway routes to), or ctx ends.
 func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64) error {
 	return r.waitFor(ctx, func(ctx context.Context) (bool, error) {
-		gatewayOwner := "" // node id of the owner in the gateway's ring (cluster mode)
-		if g := r.gateway; g != nil {
+		gatewayOwner := "" // node id of the owner in the gateways' rings (cluster mode)
+		gateways := r.Gateways()
+		for _, g := range gateways {
+			if g.process != nil && exited(g.process) {
+				continue // a killed executor's gateway
+			}
 			resp, err := g.client.Routes(ctx, &gatewayv1.RoutesRequest{StackId: id.Bytes()})
 			if err != nil || resp.GetRevision() < revision {
 				return false, nil
@@ -283,7 +287,11 @@ func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64
 				if err != nil || len(p.GetStacks()) == 0 || p.GetStacks()[0].GetOwner().GetNodeId() == "" {
 					return false, nil // the gateway does not see a runtime for it yet
 				}
-				gatewayOwner = p.GetStacks()[0].GetOwner().GetNodeId()
+				owner := p.GetStacks()[0].GetOwner().GetNodeId()
+				if gatewayOwner != "" && owner != gatewayOwner {
+					return false, nil // the gateways do not agree yet
+				}
+				gatewayOwner = owner
 			}
 		}
 		owned := false
@@ -295,7 +303,7 @@ func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64
 			}
 			// In a cluster the stack is served once the runtime that owns it
 			// has deployed it and the gateway routes to that same runtime.
-			if ok && resp.GetStacks()[0].GetOwned() && (r.gateway == nil || resp.GetNodeId() == gatewayOwner) {
+			if ok && resp.GetStacks()[0].GetOwned() && (len(gateways) == 0 || resp.GetNodeId() == gatewayOwner) {
 				owned = true
 			}
 		}
@@ -307,7 +315,7 @@ func (r *Region) WaitServed(ctx context.Context, id ids.StackID, revision uint64
 // id, or ctx ends.
 func (r *Region) WaitGone(ctx context.Context, id ids.StackID) error {
 	return r.waitFor(ctx, func(ctx context.Context) (bool, error) {
-		if g := r.gateway; g != nil {
+		if g := r.Gateway(); g != nil {
 			if _, err := g.client.Routes(ctx, &gatewayv1.RoutesRequest{StackId: id.Bytes()}); err == nil {
 				return false, nil
 			}
@@ -328,11 +336,12 @@ func (r *Region) WaitGone(ctx context.Context, id ids.StackID) error {
 // WaitEnabled blocks until the gateway reports stack id enabled (or
 // disabled, for enabled false), or ctx ends.
 func (r *Region) WaitEnabled(ctx context.Context, id ids.StackID, enabled bool) error {
-	if r.gateway == nil {
+	g := r.Gateway()
+	if g == nil {
 		return errors.New("region: WaitEnabled needs a gateway")
 	}
 	return r.waitFor(ctx, func(ctx context.Context) (bool, error) {
-		resp, err := r.gateway.client.Routes(ctx, &gatewayv1.RoutesRequest{StackId: id.Bytes()})
+		resp, err := g.client.Routes(ctx, &gatewayv1.RoutesRequest{StackId: id.Bytes()})
 		return err == nil && resp.GetEnabled() == enabled, nil
 	}, fmt.Sprintf("stack %s enabled=%v on the gateway", id, enabled))
 }

@@ -65,7 +65,12 @@ var commands = map[string]string{
 	"storage":       "mu-storage",
 	"runtime":       "mu-runtime",
 	"gateway":       "mu-gateway",
+	"executor":      "mu-executor",
 }
+
+// commandModules are the module directories of commands not under
+// services/<service>.
+var commandModules = map[string]string{"executor": "region"}
 
 // Readiness polling: how soon the first connection attempt is retried and
 // how far apart attempts and health checks may get.
@@ -133,6 +138,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	if opts.Gateway != nil {
 		services = append(services, "gateway")
 	}
+	if opts.Executors != nil {
+		services = append(services, "executor")
+	}
 	for _, svc := range services {
 		bin, err := buildCommand(ctx, po.RepoDir, po.BinDir, svc, log)
 		if err != nil {
@@ -147,7 +155,8 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 // across processes sharing a BinDir.
 var buildMu sync.Mutex
 
-// buildCommand builds services/<svc>/cmd/mu-<svc> of repo into binDir and
+// buildCommand builds services/<svc>/cmd/mu-<svc> (region/cmd/mu-executor
+// for the executor) of repo into binDir and
 // returns the binary's path. go build leaves an up-to-date binary alone.
 func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logger) (string, error) {
 	name := commands[svc]
@@ -167,6 +176,9 @@ func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logge
 	// works with and without the workspace (every go.mod has replaces).
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = filepath.Join(repo, "services", svc)
+	if m, ok := commandModules[svc]; ok {
+		cmd.Dir = filepath.Join(repo, m)
+	}
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -92,6 +93,10 @@ type Options struct {
 	Runtime *RuntimeOptions
 	// Gateway, if not nil, starts a gateway.
 	Gateway *GatewayOptions
+	// Executors, if not nil, starts mu-executor children in process mode
+	// (each a gateway and a runtime in one process; see ExecutorOptions),
+	// after the runtimes and before the gateway.
+	Executors *ExecutorOptions
 	// Ledger, if set, starts a marketplace ledger with a dev market and a
 	// chain-indexer; runtimes and the gateway follow the indexer.
 	Ledger *LedgerOptions
@@ -193,10 +198,14 @@ type Region struct {
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
+	// executors are the mu-executor children; their runtime parts are in
+	// runtimes too.
+	executors []*ExecutorNode
+
 	opts  Options
 	procs *processStarter // nil in process
-	// mu guards runtimes, closers and gossip after Start; addMu serialises
-	// AddRuntime.
+	// mu guards runtimes, executors, closers and gossip after Start; addMu
+	// serialises AddRuntime and AddExecutor.
 	mu    sync.Mutex
 	addMu sync.Mutex
 	// gossip lists the bound gossip addresses of the members started so
@@ -342,8 +351,8 @@ func (g *GatewayNode) Process() *Process { return g.process }
 // (building binaries included); the services run until Close. On error
 // whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Region, err error) {
-	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil && opts.Ledger == nil {
-		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Ledger, Options.Runtime or Options.Gateway")
+	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil && opts.Ledger == nil && opts.Executors == nil {
+		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Ledger, Options.Runtime, Options.Executors or Options.Gateway")
 	}
 	if opts.Mode != InProcess && opts.Mode != Processes {
 		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
@@ -449,6 +458,12 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			if _, err := r.startRuntime(ctx, i); err != nil {
 				return nil, err
 			}
+		}
+	}
+
+	if opts.Executors != nil {
+		if err := r.startExecutors(ctx); err != nil {
+			return nil, err
 		}
 	}
 
@@ -610,15 +625,25 @@ func (r *Region) Mudb() *MudbNode { return r.mudb }
 // Storage is the region's storage node, or nil if it has none.
 func (r *Region) Storage() *StorageNode { return r.storage }
 
-// Gateway is the region's gateway, or nil if it has none.
-func (r *Region) Gateway() *GatewayNode { return r.gateway }
+// Gateway is the region's gateway; without one (Options.Gateway), the
+// first executor's; nil if it has neither.
+func (r *Region) Gateway() *GatewayNode {
+	if r.gateway == nil && len(r.executors) > 0 {
+		return r.Executors()[0].gateway
+	}
+	return r.gateway
+}
 
-// Processes lists the region's child processes: runtimes, the gateway,
-// muDB, storage, then the chain-indexer (none in InProcess mode).
+// Processes lists the region's child processes: executors, runtimes, the
+// gateway, muDB, storage, then the chain-indexer (none in InProcess
+// mode), each once.
 func (r *Region) Processes() []*Process {
 	var out []*Process
+	for _, e := range r.Executors() {
+		out = append(out, e.process)
+	}
 	for _, n := range r.Runtimes() {
-		if n.process != nil {
+		if n.process != nil && !slices.Contains(out, n.process) {
 			out = append(out, n.process)
 		}
 	}
@@ -668,7 +693,7 @@ func (r *Region) Deploy(ctx context.Context, id ids.StackID, revision uint64, m 
 			return fmt.Errorf("deploy to %s: %w", n.name, err)
 		}
 	}
-	if g := r.gateway; g != nil {
+	for _, g := range r.Gateways() {
 		if _, err := g.client.PutStack(ctx, &gatewayv1.PutStackRequest{StackId: id.Bytes(), Revision: revision, ManifestYaml: yml}); err != nil {
 			return fmt.Errorf("deploy to %s: %w", g.name, err)
 		}
@@ -702,7 +727,7 @@ func (r *Region) uploadAs(ctx context.Context, key ed25519.PrivateKey, binaryID 
 // Remove takes a stack off the gateway (its URLs answer 404) and then off
 // every runtime node.
 func (r *Region) Remove(ctx context.Context, id ids.StackID) error {
-	if g := r.gateway; g != nil {
+	for _, g := range r.Gateways() {
 		if _, err := g.client.RemoveStack(ctx, &gatewayv1.RemoveStackRequest{StackId: id.Bytes()}); err != nil {
 			return fmt.Errorf("remove from %s: %w", g.name, err)
 		}
@@ -740,14 +765,15 @@ type Endpoint struct {
 	Method, URL, Function string
 }
 
-// URLs lists the endpoints of a stack on the region's gateway, one per
-// path and method, in the manifest's order (gateways as declared,
+// URLs lists the endpoints of a stack on the region's gateway (Gateway),
+// one per path and method, in the manifest's order (gateways as declared,
 // endpoints by path then method). Without a gateway there are none.
 func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
-	if r.gateway == nil {
+	g := r.Gateway()
+	if g == nil {
 		return nil
 	}
-	base := "http://" + r.gateway.addr
+	base := "http://" + g.addr
 	var out []Endpoint
 	for _, g := range m.Gateways {
 		for _, e := range g.Endpoints {
@@ -796,7 +822,8 @@ func (r *Region) Release() error {
 	return r.closeErr
 }
 
-// Close stops the gateway (draining requests), then the runtimes, newest
+// Close stops the executors (all at once; each stops its gateway first),
+// then the gateway (draining requests), then the runtimes, newest
 // first, then the chain-indexer, muDB and storage, then the ledger; child processes get SIGTERM and, after ProcessOptions.StopTimeout,
 // SIGKILL, and Close waits for each to exit. A node already stopped or
 // killed through its Process is skipped. Safe to call twice; later calls
@@ -808,6 +835,7 @@ func (r *Region) Close() error {
 
 func (r *Region) close() error {
 	var errs []error
+	errs = append(errs, r.stopExecutors())
 	if g := r.gateway; g != nil {
 		switch {
 		case g.server != nil:

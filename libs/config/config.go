@@ -14,7 +14,8 @@
 // sinks, other dependencies) are left alone. The fields of an embedded
 // struct are settings of their own, so a command can add its own settings
 // beside a service's Config; the fields of a named struct field are settings
-// prefixed with its name (Usage.BatchSize is usage_batch_size).
+// prefixed with its name (Usage.BatchSize is usage_batch_size), which a
+// YAML file may also write as a section (usage: {batch_size: 100}).
 //
 // --help lists every setting with its type, default, environment variable
 // and, given Docs (ParseDocs over the Go source of the config types), the
@@ -254,17 +255,18 @@ func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer,
 		for _, f := range fs {
 			byName[f.name] = f
 		}
-		keys := make([]string, 0, len(doc))
-		for k := range doc {
+		flat := map[string]*yaml.Node{}
+		if err := flatten(*configPath, "", doc, byName, flat); err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(flat))
+		for k := range flat {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			f, ok := byName[k]
-			if !ok {
-				return fmt.Errorf("config: %s: unknown setting %q", *configPath, k)
-			}
-			n := doc[k]
+			f := byName[k]
+			n := flat[k]
 			s := n.Value
 			if n.Kind == yaml.SequenceNode {
 				var items []string
@@ -299,6 +301,47 @@ func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer,
 		}
 	})
 	return ferr
+}
+
+// flatten turns the YAML mapping doc into settings by name: a key that
+// names a setting is that setting; a key whose value is a mapping is a
+// section, and its keys are settings under the key's name (section
+// "gateway" with key "http_addr" is gateway_http_addr), so a named struct
+// field's settings can be written either way. A setting given twice, or a
+// key that names neither a setting nor a section, is an error.
+func flatten(path, prefix string, doc map[string]yaml.Node, byName map[string]field, out map[string]*yaml.Node) error {
+	for k, n := range doc {
+		name := prefix + k
+		if _, ok := byName[name]; ok {
+			if _, dup := out[name]; dup {
+				return fmt.Errorf("config: %s: setting %q given twice", path, name)
+			}
+			out[name] = &n
+			continue
+		}
+		if n.Kind == yaml.MappingNode && isSection(name+"_", byName) {
+			var sub map[string]yaml.Node
+			if err := n.Decode(&sub); err != nil {
+				return fmt.Errorf("config: %s: %s: %v", path, name, err)
+			}
+			if err := flatten(path, name+"_", sub, byName, out); err != nil {
+				return err
+			}
+			continue
+		}
+		return fmt.Errorf("config: %s: unknown setting %q", path, name)
+	}
+	return nil
+}
+
+// isSection reports whether some setting's name starts with prefix.
+func isSection(prefix string, byName map[string]field) bool {
+	for name := range byName {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // flagValue holds a flag's text until the file and environment are applied,

@@ -123,3 +123,39 @@ func TestArgs_LoadReadsBackAnEqualConfig(t *testing.T) {
 		t.Error("non-pointer accepted")
 	}
 }
+
+func TestLoad_YAMLSectionsAreNamedStructFields(t *testing.T) {
+	type node struct {
+		NodeName string
+		Gateway  sample
+		Runtime  sample
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	yml := "node_name: n1\ngateway:\n  grpc_addr: g:1\n  peers: [a]\nruntime_grpc_addr: r:2\nruntime:\n  call_timeout: 2s\n"
+	if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var cfg node
+	if err := load("x", &cfg, []string{"--config", file}, nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeName != "n1" || cfg.Gateway.GRPCAddr != "g:1" || strings.Join(cfg.Gateway.Peers, ",") != "a" ||
+		cfg.Runtime.GRPCAddr != "r:2" || cfg.Runtime.CallTimeout != 2*time.Second {
+		t.Fatalf("got %+v", cfg)
+	}
+	for yml, want := range map[string]string{
+		"gateway:\n  grpc_adr: x\n":                        `unknown setting "gateway_grpc_adr"`,
+		"billing:\n  grpc_addr: x\n":                       `unknown setting "billing"`,
+		"gateway:\n  grpc_addr: x\ngateway_grpc_addr: y\n": `setting "gateway_grpc_addr" given twice`,
+		"node_name:\n  grpc_addr: x\n":                     "node_name: want a single value",
+	} {
+		if err := os.WriteFile(file, []byte(yml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var cfg node
+		if err := load("x", &cfg, []string{"--config", file}, nil, io.Discard); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", yml, err, want)
+		}
+	}
+}

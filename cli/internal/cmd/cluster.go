@@ -30,8 +30,11 @@ func newClusterCommand() *cobra.Command {
 provider runs one: a gateway, several runtimes that share the region's
 stacks by XOR placement over memberlist gossip, muDB on the embedded TiKV
 store, storage on a local directory, and the chain-indexer hosting a local
-marketplace ledger. It deploys the given projects through the ledger and
-leaves the processes running; 'mu cluster down' stops them.`,
+marketplace ledger (the split topology). With --executors it starts
+mu-executor nodes instead of the gateway and the runtimes: each runs a
+gateway and a runtime in one process, calls its own runtime in process and
+the owners of other stacks over gRPC. It deploys the given projects through
+the ledger and leaves the processes running; 'mu cluster down' stops them.`,
 	}
 	cmd.AddCommand(newClusterUpCommand(), newClusterDownCommand())
 	return cmd
@@ -39,18 +42,20 @@ leaves the processes running; 'mu cluster down' stops them.`,
 
 // clusterFile describes a running cluster (DIR/cluster.json).
 type clusterFile struct {
-	Gateway      string            `json:"gateway"`       // public HTTP base URL
-	GatewayAdmin string            `json:"gateway_admin"` // gRPC admin address
-	Storage      string            `json:"storage"`       // storage HTTP base URL
-	ChainIndexer string            `json:"chain_indexer"` // gRPC address
-	Runtimes     map[string]string `json:"runtimes"`      // name → gRPC address
-	Region       string            `json:"region"`        // region id on the ledger
-	Stacks       map[string]string `json:"stacks"`        // project dir → stack id
+	Gateway      string            `json:"gateway"`             // public HTTP base URL (the first gateway's)
+	GatewayAdmin string            `json:"gateway_admin"`       // gRPC admin address (the first gateway's)
+	Gateways     map[string]string `json:"gateways"`            // name → public HTTP base URL, every gateway
+	Executors    map[string]string `json:"executors,omitempty"` // name → gRPC health address, with --executors
+	Storage      string            `json:"storage"`             // storage HTTP base URL
+	ChainIndexer string            `json:"chain_indexer"`       // gRPC address
+	Runtimes     map[string]string `json:"runtimes"`            // name → gRPC address
+	Region       string            `json:"region"`              // region id on the ledger
+	Stacks       map[string]string `json:"stacks"`              // project dir → stack id
 }
 
 func newClusterUpCommand() *cobra.Command {
 	var dir, repo, gatewayAddr string
-	var runtimes int
+	var runtimes, executors int
 	cmd := &cobra.Command{
 		Use:   "up [PROJECT_DIR...]",
 		Short: "Start the region's processes and deploy projects through its ledger",
@@ -62,18 +67,34 @@ runtimes named runtime-1, runtime-2, … and a gateway — and deploys each
 PROJECT_DIR (default: the repository's examples/hello and examples/todo)
 through the ledger, then prints every endpoint URL on a line of its own.
 
+With --executors N it starts N mu-executor processes named executor-1,
+executor-2, … instead of the runtimes and the gateway: each runs a gateway
+(on a port of its own; cluster.json lists them all, the URLs printed go
+through executor-1's) and a runtime, joined in one member list. The
+embedded TiKV store lives inside one process and cannot be shared, so here
+the one muDB process on it stands in for the TiKV cluster and the executors
+use it through mudb_addr; likewise storage's local directory backend keeps
+its index in memory and cannot be shared by several processes, so the
+executors use the one storage process through storage_addr. In production
+each executor runs muDB in process against the TiKV cluster's PD endpoints
+and storage in process against the S3 bucket.
+
 Everything lives under --dir: each process's pid in NAME.pid, its output in
 logs/NAME.log, its data under data/, the market's keys under keys/, and the
 addresses in cluster.json. Running up again over the same --dir keeps the
 data and the ledger: the stacks keep their ids.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return clusterUp(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, repo, gatewayAddr, runtimes, args)
+			if executors > 0 && cmd.Flags().Changed("runtimes") {
+				return &exitError{code: ExitUsage, err: errors.New("--runtimes and --executors exclude each other: executors run the runtimes")}
+			}
+			return clusterUp(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, repo, gatewayAddr, runtimes, executors, args)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", filepath.Join(".mu", "cluster"), "directory for the cluster's pids, logs, data and keys")
 	cmd.Flags().StringVar(&repo, "repo", ".", "the mu repository to build the service commands from")
-	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:0", "address of the gateway's public HTTP listener")
-	cmd.Flags().IntVar(&runtimes, "runtimes", 3, "how many runtime processes to start")
+	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:0", "address of the gateway's public HTTP listener (with --executors, executor-1's)")
+	cmd.Flags().IntVar(&runtimes, "runtimes", 3, "how many runtime processes to start (the split topology)")
+	cmd.Flags().IntVar(&executors, "executors", 0, "start this many mu-executor processes (gateway and runtime in one process each) instead of the runtimes and the gateway")
 	return cmd
 }
 
@@ -84,7 +105,8 @@ func newClusterDownCommand() *cobra.Command {
 		Use:   "down",
 		Short: "Stop the processes of a cluster started with 'mu cluster up'",
 		Long: `Down sends SIGTERM to every process whose pid file is in --dir (the gateway
-first, then the runtimes, then the rest), waits for each to exit, sends
+and the executors first — an executor stops its own gateway before its
+runtime — then the runtimes, then the rest), waits for each to exit, sends
 SIGKILL to one that is still running after --timeout, and removes the pid
 files. Data, logs and keys stay.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,9 +121,12 @@ files. Data, logs and keys stay.`,
 // clusterStackSeed is the ledger seed of the i-th project's stack.
 func clusterStackSeed(i int) uint64 { return uint64(i) + 1 }
 
-func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gatewayAddr string, runtimes int, projects []string) error {
+func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gatewayAddr string, runtimes, executors int, projects []string) error {
 	if runtimes < 1 {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--runtimes must be at least 1, got %d", runtimes)}
+	}
+	if executors < 0 {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--executors must not be negative, got %d", executors)}
 	}
 	repo, err := filepath.Abs(repo)
 	if err != nil {
@@ -144,7 +169,7 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 	stacks := make([]ledger.Stack, len(builds))
 	start := time.Now()
 	fmt.Fprintf(stderr, "starting the cluster's processes (building the service commands first)\n")
-	r, err := region.Start(ctx, region.Options{
+	opts := region.Options{
 		Mode:        region.Processes,
 		DataDir:     filepath.Join(dir, "data"),
 		UploaderKey: keys.Developer.PrivateKey(),
@@ -164,11 +189,22 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 				return nil
 			},
 		},
-		Runtime: &region.RuntimeOptions{Nodes: runtimes, Name: func(i int) string { return fmt.Sprintf("runtime-%d", i+1) }},
-		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
 		Cluster: &region.ClusterOptions{},
 		Process: region.ProcessOptions{RepoDir: repo, LogDir: filepath.Join(dir, "logs"), Detach: true},
-	})
+	}
+	nodes := fmt.Sprintf("%d runtimes", runtimes)
+	if executors > 0 {
+		nodes = fmt.Sprintf("%d executors", executors)
+		opts.Executors = &region.ExecutorOptions{Nodes: executors, Config: func(i int, c *region.ExecutorConfig) {
+			if i == 0 {
+				c.Gateway.HTTPAddr = gatewayAddr
+			}
+		}}
+	} else {
+		opts.Runtime = &region.RuntimeOptions{Nodes: runtimes, Name: func(i int) string { return fmt.Sprintf("runtime-%d", i+1) }}
+		opts.Gateway = &region.GatewayOptions{HTTPAddr: gatewayAddr}
+	}
+	r, err := region.Start(ctx, opts)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("start the cluster: %w (logs in %s)", err, filepath.Join(dir, "logs"))}
 	}
@@ -179,6 +215,16 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 	info := clusterFile{
 		Gateway: "http://" + r.Gateway().Addr(), GatewayAdmin: r.Gateway().GRPCAddr(), Storage: r.Storage().URL(),
 		ChainIndexer: r.ChainIndexer().Addr(), Runtimes: map[string]string{}, Region: r.Market().Region.ID.String(), Stacks: map[string]string{},
+		Gateways: map[string]string{},
+	}
+	for _, g := range r.Gateways() {
+		info.Gateways[g.Name()] = "http://" + g.Addr()
+	}
+	for _, e := range r.Executors() {
+		if info.Executors == nil {
+			info.Executors = map[string]string{}
+		}
+		info.Executors[e.Name()] = e.Addr()
 	}
 	for _, n := range r.Runtimes() {
 		info.Runtimes[n.Name()] = n.Addr()
@@ -197,8 +243,8 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 			fmt.Fprintf(stderr, "warning: %v\n", err)
 		}
 	}
-	fmt.Fprintf(stderr, "cluster up in %s: %d runtimes, gateway %s, storage %s, chain-indexer %s (pids, logs and data in %s)\n",
-		time.Since(start).Round(time.Millisecond), runtimes, info.Gateway, info.Storage, info.ChainIndexer, dir)
+	fmt.Fprintf(stderr, "cluster up in %s: %s, gateway %s, storage %s, chain-indexer %s (pids, logs and data in %s)\n",
+		time.Since(start).Round(time.Millisecond), nodes, info.Gateway, info.Storage, info.ChainIndexer, dir)
 	for i, st := range stacks {
 		id := ids.StackID(st.ID)
 		fmt.Fprintf(stderr, "stack %s %q revision %d from %s\n", id, builds[i].b.Manifest.Name, st.Revision, builds[i].dir)
@@ -233,8 +279,8 @@ type clusterProc struct {
 	pid  int
 }
 
-// readPids lists the pid files of dir, the gateway first, then the
-// runtimes, then the rest, each group by name.
+// readPids lists the pid files of dir, the gateway and the executors
+// first, then the runtimes, then the rest, each group by name.
 func readPids(dir string) ([]clusterProc, error) {
 	matches, err := filepath.Glob(filepath.Join(dir, "*.pid"))
 	if err != nil {
@@ -254,7 +300,7 @@ func readPids(dir string) ([]clusterProc, error) {
 	}
 	rank := func(name string) int {
 		switch {
-		case name == "gateway":
+		case name == "gateway", strings.HasPrefix(name, "executor"):
 			return 0
 		case strings.HasPrefix(name, "runtime"):
 			return 1

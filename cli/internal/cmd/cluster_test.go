@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,14 +16,29 @@ import (
 )
 
 // TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop runs `mu
-// cluster up` as `make cluster` does (with two runtimes), calls both
-// examples through the printed URLs, checks the pid files and that a
-// second up is refused, stops it with `mu cluster down`, and starts it
-// again over the same directory: the stacks keep their ids.
+// cluster up` as `make cluster` does, in both topologies (two runtimes and
+// a gateway; two executors), calls both examples through the printed
+// URLs, checks the pid files, cluster.json and that a second up is
+// refused, stops it with `mu cluster down`, and starts it again over the
+// same directory: the stacks keep their ids (split only: the data lives
+// in the muDB, storage and chain-indexer processes, the same in both, and
+// a second start would add half a minute of CI).
 func TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the service commands and starts a region of processes")
 	}
+	t.Run("split", func(t *testing.T) {
+		clusterUpDown(t, []string{"--runtimes", "2"}, []string{"gateway", "runtime-1", "runtime-2"}, 1, true)
+	})
+	t.Run("executors", func(t *testing.T) {
+		clusterUpDown(t, []string{"--executors", "2"}, []string{"executor-1", "executor-2"}, 2, false)
+	})
+}
+
+// clusterUpDown is the cluster up/down scenario with nodeFlags, whose
+// node processes are named nodes and serve through gateways gateways;
+// restart starts it again over the same directory after down.
+func clusterUpDown(t *testing.T, nodeFlags, nodes []string, gateways int, restart bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	repo, err := filepath.Abs("../../..")
@@ -39,7 +55,7 @@ func TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop(t *testing.T) {
 	up := func() []string {
 		t.Helper()
 		var out, errb bytes.Buffer
-		code := Run(ctx, []string{"cluster", "up", "--repo", repo, "--dir", dir, "--runtimes", "2"}, nil, &out, &errb)
+		code := Run(ctx, append([]string{"cluster", "up", "--repo", repo, "--dir", dir}, nodeFlags...), nil, &out, &errb)
 		if code != ExitOK {
 			t.Fatalf("cluster up: exit %d\n%s", code, errb.String())
 		}
@@ -66,7 +82,7 @@ func TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop(t *testing.T) {
 		t.Fatalf("todo list %q, want the todo just added", body)
 	}
 
-	for _, name := range []string{"gateway", "runtime-1", "runtime-2", "mudb", "storage", "chain-indexer"} {
+	for _, name := range append(nodes, "mudb", "storage", "chain-indexer") {
 		b, err := os.ReadFile(filepath.Join(dir, name+".pid"))
 		if err != nil {
 			t.Fatal(err)
@@ -74,6 +90,22 @@ func TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop(t *testing.T) {
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 		if !alive(pid) {
 			t.Fatalf("%s (pid %d) is not running", name, pid)
+		}
+	}
+	var info clusterFile
+	if b, err := os.ReadFile(filepath.Join(dir, "cluster.json")); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal(b, &info); err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Gateways) != gateways {
+		t.Fatalf("cluster.json lists gateways %v, want %d", info.Gateways, gateways)
+	}
+	for name, base := range info.Gateways {
+		// Every gateway serves every stack, whichever node owns it.
+		u := base + strings.TrimPrefix(strings.Replace(urls[0], "{name}", "cluster", 1), info.Gateway)
+		if body := call(t, http.MethodGet, u, ""); body != "Hello, cluster!" {
+			t.Fatalf("hello through %s answered %q", name, body)
 		}
 	}
 	var out, errb bytes.Buffer
@@ -95,6 +127,9 @@ func TestClusterUpDown_SeparateProcessesServeTheExamplesAndStop(t *testing.T) {
 		t.Errorf("pid files left after down: %v", left)
 	}
 
+	if !restart {
+		return
+	}
 	// Up again over the same directory: the ledger and the data are kept.
 	again := up()
 	if !sameStacks(again, urls) {
