@@ -178,6 +178,12 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 		t.Fatalf("GET after the POST: %d %s, want the todo just added", code, body)
 	}
 
+	// The executor's gateway calls its own runtime in process, never over
+	// gRPC: both calls above went that way.
+	if in, remote := gatewayInvokes(t, parts, "in_process"), gatewayInvokes(t, parts, "grpc"); in != 2 || remote != 0 {
+		t.Errorf("gateway invokes: %v in process, %v over gRPC; want 2 and 0", in, remote)
+	}
+
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		if code, body := request(t, http.MethodGet, "http://"+e.AdminAddr()+path, ""); code != http.StatusOK {
 			t.Errorf("executor admin %s: %d %s", path, code, body)
