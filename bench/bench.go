@@ -53,7 +53,8 @@ type Options struct {
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
 	// coldstart, fuel, mudb, storage64, ledger, deadline, density,
-	// placement.
+	// placement. The figures and results.md sections of the other parts
+	// are kept from the results.json and results.md already in Out.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -95,15 +96,12 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		opts:      opts,
 		repo:      repo,
 		wasmCache: gobuild.TestCacheDir(),
-		res:       &Results{Quick: opts.Quick, Started: time.Now().UTC().Truncate(time.Second)},
+		res:       &Results{Quick: opts.Quick, Started: time.Now().UTC().Truncate(time.Second), ran: map[string]bool{}, only: opts.Only},
 	}
 	s.res.Machine = probeMachine(ctx)
 	start := time.Now()
 
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
+	steps := []suiteStep{
 		{"fuel", s.runFuel},
 		{"coldstart", s.runColdStart},
 		{"throughput", s.runThroughput},
@@ -119,6 +117,8 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			continue
 		}
 		t0 := time.Now()
+		s.res.step = st.name
+		s.res.ran[st.name] = true
 		s.logf("== %s", st.name)
 		if err := st.run(ctx); err != nil {
 			return s.res, fmt.Errorf("bench: %s: %w", st.name, err)
@@ -126,7 +126,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		s.logf("== %s done in %s", st.name, time.Since(t0).Round(100*time.Millisecond))
 	}
 	s.res.Duration = time.Since(start)
+	s.res.step = ""
 	s.annotate()
+	if !opts.Quick && len(opts.Only) > 0 {
+		// A partial run keeps the other steps' figures and sections.
+		if err := s.res.mergeEarlier(opts.Out, stepNames(steps)); err != nil {
+			return s.res, err
+		}
+	}
 	if !opts.Quick {
 		if err := s.res.WriteJSON(filepath.Join(opts.Out, "results.json")); err != nil {
 			return s.res, err
@@ -136,6 +143,20 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		}
 	}
 	return s.res, nil
+}
+
+// suiteStep is one part of the suite.
+type suiteStep struct {
+	name string
+	run  func(context.Context) error
+}
+
+func stepNames(steps []suiteStep) []string {
+	names := make([]string, len(steps))
+	for i, st := range steps {
+		names[i] = st.name
+	}
+	return names
 }
 
 // want tells whether the part name is to be run.
