@@ -304,9 +304,9 @@ func (s *Suite) runFuel(ctx context.Context) error {
 
 // runReactorFuel measures fuel on and off on SDK functions (fuelreactor.go).
 func (s *Suite) runReactorFuel(ctx context.Context) error {
-	calls := 20000
+	guests, calls := reactorGuests, 20000
 	if s.opts.Quick {
-		calls = 3000
+		guests, calls = reactorGuests[:1], 3000 // fuel_overhead_hello
 	}
 	on, err := newFuelEngine(true)
 	if err != nil {
@@ -318,7 +318,7 @@ func (s *Suite) runReactorFuel(ctx context.Context) error {
 		return err
 	}
 	defer off.close()
-	rs, err := measureReactorFuel(ctx, s, on, off, calls)
+	rs, err := measureReactorFuel(ctx, s, guests, on, off, calls)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -247,9 +250,9 @@ func (r *reactorFuelResult) ratio() float64 { return float64(r.on) / float64(r.o
 
 // measureReactorFuel serves each guest on both engines, one instance
 // each, alternating single calls between them after a warm-up.
-func measureReactorFuel(ctx context.Context, s *Suite, on, off *fuelEngine, calls int) ([]*reactorFuelResult, error) {
+func measureReactorFuel(ctx context.Context, s *Suite, guests []reactorGuest, on, off *fuelEngine, calls int) ([]*reactorFuelResult, error) {
 	var out []*reactorFuelResult
-	for _, g := range reactorGuests {
+	for _, g := range guests {
 		wasm, err := g.wasm(ctx, s)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", g.name, err)
@@ -261,7 +264,7 @@ func measureReactorFuel(ctx context.Context, s *Suite, on, off *fuelEngine, call
 		res := &reactorFuelResult{guest: g, calls: calls}
 		insts := map[bool]*reactorInstance{}
 		for _, e := range []*fuelEngine{on, off} {
-			mod, err := wasmtime.NewModule(e.engine, wasm)
+			mod, err := compileCached(e, wasm, s.wasmCache)
 			if err != nil {
 				return nil, fmt.Errorf("compile %s: %w", g.name, err)
 			}
@@ -332,4 +335,25 @@ func (r *Results) reactorFuelBound(name string) string {
 		parts = append(parts, "a real handler's call is partly host work (the stdio host calls, the SDK's framing) that metering does not touch, so it pays less than CPU-bound guests ("+strings.Join(cpu, ", ")+")")
 	}
 	return strings.Join(parts, "; ") + "."
+}
+
+// compileCached compiles wasm on e, or loads it from the artifact a
+// previous run left in dir (keyed by the module's content and the fuel
+// setting; an artifact wasmtime refuses is compiled again): compiling an
+// SDK function with Cranelift takes seconds, which the quick run cannot
+// spend twice per handler. Compile time is not what this step measures.
+func compileCached(e *fuelEngine, wasm []byte, dir string) (*wasmtime.Module, error) {
+	sum := sha256.Sum256(wasm)
+	path := filepath.Join(dir, fmt.Sprintf("mubench-fuel-%x-fuel%t.cwasm", sum[:12], e.fuel))
+	if mod, err := wasmtime.NewModuleDeserializeFile(e.engine, path); err == nil {
+		return mod, nil
+	}
+	mod, err := wasmtime.NewModule(e.engine, wasm)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := mod.Serialize(); err == nil && os.MkdirAll(dir, 0o755) == nil {
+		writeFile(path, b) // best effort: the next run compiles again without it
+	}
+	return mod, nil
 }
