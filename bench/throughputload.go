@@ -145,6 +145,9 @@ func (r *sideRun) perRequest(u procUse) (cpu time.Duration, allocs, syscalls flo
 
 // genResult turns the rounds into the row figures results.md prints.
 func (r *sideRun) genResult() *genResult {
+	if r == nil {
+		return nil
+	}
 	g := &genResult{RPS: r.rps(), P50: r.p50, P90: r.p90, P99: r.p99, Requests: r.requests, Errors: r.errors, FirstError: r.firstError,
 		Server: r.server, Client: r.client, InstanceStarts: r.starts}
 	g.Cores, g.MachineIdle = meanUse(r.use)
