@@ -29,7 +29,7 @@ func (s *Suite) annotate() {
 	}
 	for _, side := range []string{sideInProc, sideRemote} {
 		if m := r.Get("instance_starts_c64_steady" + sideSuffix(side)); m != nil {
-			m.target("≤", 0, "instances")
+			m.target("=", 0, "instances")
 			m.BoundBy = r.startsBound(side)
 		}
 	}
@@ -114,6 +114,9 @@ func (r *Results) throughputBound(side string) string {
 	}
 	parts = append(parts, fmt.Sprintf("the bench process used %.2f cores at %.0f req/s with the machine %.0f%% idle (%s); native %.2f cores at %.0f req/s, %.0f%% idle",
 		mu.Cores, mu.RPS, 100*mu.MachineIdle, idle, nat.Cores, nat.RPS, 100*nat.MachineIdle))
+	if cores := float64(max(r.Machine.Cores, 1)); mu.MachineIdle < 0.15 && mu.Cores+float64(mcl)/float64(max(mcpu, 1))*mu.Cores < 0.8*cores {
+		parts = append(parts, fmt.Sprintf("the servers and the load generator together used well under the %.0f cores while they were busy: other processes on the machine (load average %s at the start) took the rest, so the absolute req/s are low and the ratio is the figure to read", cores, r.Machine.LoadAverage))
+	}
 	parts = append(parts, fmt.Sprintf("per request %.0f allocations and %.1f syscalls against %.0f and %.1f native", malloc, msys, nalloc, nsys))
 	if side == sideRemote && row.Mu != nil {
 		icpu, ialloc, isys := row.Mu.perRequest(row.Mu.Server)
@@ -172,10 +175,14 @@ func (r *Results) latencyBound() string {
 	mcpu, malloc, msys := mu.perRequest(mu.Server)
 	ncpu, _, nsys := nat.perRequest(nat.Server)
 	mcl, _, _ := mu.perRequest(mu.Client)
-	parts = append(parts, fmt.Sprintf("at c=1 a request is served in series: p50 %s against %s native, %s more; the servers spend %s of CPU on it (native %s), the load generator %s, "+
-		"so about %s of the p50 is neither process computing: wake-ups of the goroutines and threads that pass the request along (%.1f syscalls per request against %.1f native)",
-		dur(mu.P50), dur(nat.P50), dur(mu.P50-nat.P50), dur(mcpu), dur(ncpu), dur(mcl), dur(max(mu.P50-mcpu-mcl, 0)), msys, nsys))
-	_ = malloc
+	parts = append(parts, fmt.Sprintf("at c=1 a request is served in series: p50 %s against %s native, %s more; the servers spend %s of CPU on it (native %s) with %.0f allocations and %.1f syscalls (native %.1f), the load generator %s",
+		dur(mu.P50), dur(nat.P50), dur(mu.P50-nat.P50), dur(mcpu), dur(ncpu), malloc, msys, nsys, dur(mcl)))
+	if wait := mu.P50 - mcpu - mcl; wait > mu.P50/10 {
+		parts = append(parts, fmt.Sprintf("about %s of the p50 is neither process computing: wake-ups of the goroutines and threads that pass the request along", dur(wait)))
+	} else {
+		parts = append(parts, fmt.Sprintf("the CPU both processes spend per request (%s) is as long as the p50 itself: the request is CPU-bound end to end, and with the machine %.0f%% idle other processes stretch that CPU time too",
+			dur(mcpu+mcl), 100*mu.MachineIdle))
+	}
 	if rem := row.Remote; rem != nil {
 		parts = append(parts, fmt.Sprintf("over loopback gRPC the same request takes %s at p50", dur(rem.P50)))
 	}

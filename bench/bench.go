@@ -3,13 +3,18 @@
 // It measures, each time side by side in the same run because the machines
 // it runs on are noisy:
 //
-//  1. throughput and latency of the Go hello function through gateway →
-//     runtime against a native net/http handler returning the same bytes,
-//     with one load generator (package load, and wrk when installed) at
-//     concurrency 1, 8 and 64;
+//  1. throughput and latency of the Go hello function two ways — the
+//     gateway calling the runtime in process, as `mu run` serves, and over
+//     loopback gRPC — against a native net/http handler returning the same
+//     bytes, at concurrency 1, 8 and 64, driven by a load generator in a
+//     process of its own (package load; wrk too when installed), with the
+//     servers' CPU, allocations and syscalls per request over exactly the
+//     measured phase and the instances started in steady state;
 //  2. cold start: the first request after deploy with an empty and with a
 //     warm artifact cache, and the cost of starting one instance;
-//  3. fuel overhead: CPU-bound guests with wasmtime fuel metering on and off;
+//  3. fuel overhead: CPU-bound guests and real SDK handlers (hello, a
+//     small JSON handler, served through mu_serve) with wasmtime fuel
+//     metering on and off;
 //  4. muDB: get and put through a function (gateway → runtime → muDB gRPC
 //     → TiKV), over muDB gRPC alone and as direct client-go calls on the
 //     same kind of embedded store, the load generator in its own process;
@@ -24,7 +29,9 @@
 //     lookups, stacks moved and re-placement time per join and leave).
 //
 // Run writes results.json and results.md; the figures are compared with the
-// targets of the benchmarks issue, and results.md says what bounds each.
+// targets of the benchmark issues, and results.md says what bounds each. A
+// run of some parts (Options.Only) merges its figures into the files
+// already there (merge.go).
 package bench
 
 import (

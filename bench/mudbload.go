@@ -28,9 +28,10 @@ import (
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 )
 
-// The muDB step's load generator runs in a process of its own: this
-// executable started again with childEnv set. MaybeRunChild is how a main
-// lets the suite do that; without it the suite builds cmd/mubench.
+// The load generator of the muDB, storage64 and throughput steps runs in a
+// process of its own: this executable started again with childEnv set.
+// MaybeRunChild is how a main lets the suite do that; without it the suite
+// builds cmd/mubench.
 //
 // The parent writes one childCmd per line on the child's stdin; the child
 // answers on file descriptor 3 (so that nothing a library prints on stdout

@@ -104,6 +104,8 @@ func (m *Metric) target(cmp string, limit float64, unit string) *Metric {
 		ok = m.Value >= limit
 	case "≤":
 		ok = m.Value <= limit
+	case "=":
+		ok = m.Value == limit
 	default:
 		panic("bench: unknown comparison " + cmp)
 	}
