@@ -21,8 +21,12 @@ func (r *Results) WriteMarkdown(path string) error {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# mu benchmark results\n\n")
-	w("Written by `make bench` (`go run ./bench/cmd/mubench -out bench`) on %s; the suite took %s. ",
-		r.Started.Format("2006-01-02 15:04 UTC"), r.Duration.Round(time.Second))
+	took := "the suite took"
+	if len(r.only) > 0 {
+		took = "this run took"
+	}
+	w("Written by `make bench` (`go run ./bench/cmd/mubench -out bench`) on %s; %s %s. ",
+		r.Started.Format("2006-01-02 15:04 UTC"), took, r.Duration.Round(time.Second))
 	w("Every comparison below was measured side by side in this run (mu and its baseline alternating), " +
 		"because absolute figures on a shared 2-core machine drift from run to run; read the ratios first.\n\n")
 	if len(r.runs) > 0 {
