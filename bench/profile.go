@@ -57,6 +57,7 @@ var profileParts = []struct {
 	{"network syscalls (syscall.Syscall)", "syscall.Syscall", false},
 	{"gRPC writers (loopy, both ends)", "google.golang.org/grpc/internal/transport.(*loopyWriter).run", false},
 	{"gRPC server reader", "google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams", false},
+	{"gRPC server unary calls (decode, interceptors, encode; the remote path)", "google.golang.org/grpc.(*Server).processUnaryRPC", false},
 	{"gRPC client reader", "google.golang.org/grpc/internal/transport.(*http2Client).reader", false},
 	{"net/http server connections (gateway's)", "net/http.(*conn).serve", false},
 	{"net/http client connections (load's)", "net/http.(*persistConn).readLoop", false},
