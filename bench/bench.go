@@ -3,13 +3,18 @@
 // It measures, each time side by side in the same run because the machines
 // it runs on are noisy:
 //
-//  1. throughput and latency of the Go hello function through gateway →
-//     runtime against a native net/http handler returning the same bytes,
-//     with one load generator (package load, and wrk when installed) at
-//     concurrency 1, 8 and 64;
+//  1. throughput and latency of the Go hello function two ways — the
+//     gateway calling the runtime in process, as `mu run` serves, and over
+//     loopback gRPC — against a native net/http handler returning the same
+//     bytes, at concurrency 1, 8 and 64, driven by a load generator in a
+//     process of its own (package load; wrk too when installed), with the
+//     servers' CPU, allocations and syscalls per request over exactly the
+//     measured phase and the instances started in steady state;
 //  2. cold start: the first request after deploy with an empty and with a
 //     warm artifact cache, and the cost of starting one instance;
-//  3. fuel overhead: CPU-bound guests with wasmtime fuel metering on and off;
+//  3. fuel overhead: CPU-bound guests and real SDK handlers (hello, a
+//     small JSON handler, served through mu_serve) with wasmtime fuel
+//     metering on and off;
 //  4. muDB: get and put through a function (gateway → runtime → muDB gRPC
 //     → TiKV), over muDB gRPC alone and as direct client-go calls on the
 //     same kind of embedded store, the load generator in its own process;
@@ -24,7 +29,9 @@
 //     lookups, stacks moved and re-placement time per join and leave).
 //
 // Run writes results.json and results.md; the figures are compared with the
-// targets of the benchmarks issue, and results.md says what bounds each.
+// targets of the benchmark issues, and results.md says what bounds each. A
+// run of some parts (Options.Only) merges its figures into the files
+// already there (merge.go).
 package bench
 
 import (
@@ -53,7 +60,8 @@ type Options struct {
 	Repo string
 	// Only, if not empty, runs just these parts: throughput, wrk, profile,
 	// coldstart, fuel, mudb, storage64, ledger, deadline, density,
-	// placement.
+	// placement. The figures and results.md sections of the other parts
+	// are kept from the results.json and results.md already in Out.
 	Only map[string]bool
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
@@ -95,15 +103,12 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		opts:      opts,
 		repo:      repo,
 		wasmCache: gobuild.TestCacheDir(),
-		res:       &Results{Quick: opts.Quick, Started: time.Now().UTC().Truncate(time.Second)},
+		res:       &Results{Quick: opts.Quick, Started: time.Now().UTC().Truncate(time.Second), ran: map[string]bool{}, only: opts.Only},
 	}
 	s.res.Machine = probeMachine(ctx)
 	start := time.Now()
 
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
+	steps := []suiteStep{
 		{"fuel", s.runFuel},
 		{"coldstart", s.runColdStart},
 		{"throughput", s.runThroughput},
@@ -119,6 +124,8 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			continue
 		}
 		t0 := time.Now()
+		s.res.step = st.name
+		s.res.ran[st.name] = true
 		s.logf("== %s", st.name)
 		if err := st.run(ctx); err != nil {
 			return s.res, fmt.Errorf("bench: %s: %w", st.name, err)
@@ -126,7 +133,14 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		s.logf("== %s done in %s", st.name, time.Since(t0).Round(100*time.Millisecond))
 	}
 	s.res.Duration = time.Since(start)
+	s.res.step = ""
 	s.annotate()
+	if !opts.Quick && len(opts.Only) > 0 {
+		// A partial run keeps the other steps' figures and sections.
+		if err := s.res.mergeEarlier(opts.Out, stepNames(steps)); err != nil {
+			return s.res, err
+		}
+	}
 	if !opts.Quick {
 		if err := s.res.WriteJSON(filepath.Join(opts.Out, "results.json")); err != nil {
 			return s.res, err
@@ -136,6 +150,20 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		}
 	}
 	return s.res, nil
+}
+
+// suiteStep is one part of the suite.
+type suiteStep struct {
+	name string
+	run  func(context.Context) error
+}
+
+func stepNames(steps []suiteStep) []string {
+	names := make([]string, len(steps))
+	for i, st := range steps {
+		names[i] = st.name
+	}
+	return names
 }
 
 // want tells whether the part name is to be run.

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/muprotocol/mu/bench/load"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	"github.com/muprotocol/mu/services/runtime"
@@ -28,9 +27,6 @@ type breakdown struct {
 	// fuelPerCall is the fuel one hello call burns.
 	fuelPerCall float64
 	calls       int
-	// mu and native are this process's system calls, context switches and
-	// CPU per request at c=1 (load generator included, on both sides).
-	mu, native cpuUse
 }
 
 func (s *Suite) measureBreakdown(ctx context.Context, t *helloTarget, stackID []byte, calls int) (*breakdown, error) {
@@ -68,18 +64,6 @@ func (s *Suite) measureBreakdown(ctx context.Context, t *helloTarget, stackID []
 		return median(ds), nil
 	}
 	b := &breakdown{calls: calls}
-	for _, side := range []struct {
-		url string
-		use *cpuUse
-	}{{t.muURL, &b.mu}, {t.nativeURL, &b.native}} {
-		var before cpuSnapshot
-		r, err := load.Run(ctx, load.Options{URL: side.url, Concurrency: 1, Requests: int64(calls), Warmup: 200 * time.Millisecond,
-			OnMeasure: func() { before = snapshotCPU() }})
-		if err != nil {
-			return nil, err
-		}
-		*side.use = snapshotCPU().since(before, r.Requests)
-	}
 	if b.nullRPC, err = timeEach(null); err != nil {
 		return nil, err
 	}

@@ -203,14 +203,20 @@ func measureFuel(ctx context.Context, s *Suite, guests []fuelGuest, instances in
 			return nil, err
 		}
 		res := &fuelResult{guest: g}
+		// The full run times both compiles; a quick run, which does not
+		// report them, loads the artifacts of an earlier run.
+		compile := func(e *fuelEngine) (*wasmtime.Module, error) { return wasmtime.NewModule(e.engine, wasm) }
+		if s.opts.Quick {
+			compile = func(e *fuelEngine) (*wasmtime.Module, error) { return compileCached(e, wasm, s.wasmCache) }
+		}
 		t0 := time.Now()
-		modOn, err := wasmtime.NewModule(on.engine, wasm)
+		modOn, err := compile(on)
 		if err != nil {
 			return nil, fmt.Errorf("compile %s: %w", g.name, err)
 		}
 		res.compileOn = time.Since(t0)
 		t0 = time.Now()
-		modOff, err := wasmtime.NewModule(off.engine, wasm)
+		modOff, err := compile(off)
 		if err != nil {
 			return nil, fmt.Errorf("compile %s: %w", g.name, err)
 		}
@@ -289,12 +295,47 @@ func (s *Suite) runFuel(ctx context.Context) error {
 		return err
 	}
 	s.res.fuel = rs
+	if err := s.runReactorFuel(ctx); err != nil {
+		return err
+	}
 	for _, r := range rs {
 		note := fmt.Sprintf("%s; median of %d guest-timed repetitions per side, fuel on ÷ fuel off, epoch interruption on in both", r.guest.what, r.samples)
 		s.res.add("fuel_overhead_"+r.guest.name, r.ratio(), "×", note)
 		s.res.add("fuel_overhead_"+r.guest.name+"_fastest", float64(r.minOn)/float64(r.minOff), "×", r.guest.what+"; fastest repetition fuel on ÷ fastest fuel off (noise only adds time)")
 		s.res.add("fuel_on_ms_"+r.guest.name, ms(r.on), "ms", r.guest.what+", fuel metering on")
 		s.res.add("fuel_off_ms_"+r.guest.name, ms(r.off), "ms", r.guest.what+", fuel metering off")
+	}
+	return nil
+}
+
+// runReactorFuel measures fuel on and off on SDK functions (fuelreactor.go).
+func (s *Suite) runReactorFuel(ctx context.Context) error {
+	guests, calls := reactorGuests, 20000
+	if s.opts.Quick {
+		guests, calls = reactorGuests[:1], 3000 // fuel_overhead_hello
+	}
+	on, err := newFuelEngine(true)
+	if err != nil {
+		return err
+	}
+	defer on.close()
+	off, err := newFuelEngine(false)
+	if err != nil {
+		return err
+	}
+	defer off.close()
+	rs, err := measureReactorFuel(ctx, s, guests, on, off, calls)
+	if err != nil {
+		return err
+	}
+	s.res.reactorFuel = rs
+	for _, r := range rs {
+		note := fmt.Sprintf("%s; median of %d warm mu_serve calls per side, one instance per engine, calls alternating; fuel on ÷ fuel off, epoch interruption on in both", r.guest.what, r.calls)
+		s.res.add("fuel_overhead_"+r.guest.name, r.ratio(), "×", note)
+		s.res.add("fuel_overhead_"+r.guest.name+"_fastest", float64(r.minOn)/float64(r.minOff), "×", r.guest.what+"; fastest call fuel on ÷ fastest fuel off")
+		s.res.add("fuel_on_us_"+r.guest.name, us(r.on), "µs", r.guest.what+"; one mu_serve call, fuel metering on")
+		s.res.add("fuel_off_us_"+r.guest.name, us(r.off), "µs", r.guest.what+"; one mu_serve call, fuel metering off")
+		s.res.add("fuel_per_call_"+r.guest.name, float64(r.fuelPerCall), "fuel", r.guest.what+"; fuel one call burns")
 	}
 	return nil
 }

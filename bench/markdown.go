@@ -2,13 +2,15 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
 // targetOrder is the order of the issue's targets in results.md.
 var targetOrder = []string{
-	"throughput_ratio_c64", "wrk_throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib",
+	"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "instance_starts_c64_steady", "instance_starts_c64_steady_remote",
+	"fuel_overhead_hello", "wrk_throughput_ratio_c64", "first_request_warm_cache_ms", "fuel_overhead_fib",
 	"mudb_get_ratio", "mudb_put_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
 	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }
@@ -19,10 +21,27 @@ func (r *Results) WriteMarkdown(path string) error {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# mu benchmark results\n\n")
-	w("Written by `make bench` (`go run ./bench/cmd/mubench -out bench`) on %s; the suite took %s. ",
-		r.Started.Format("2006-01-02 15:04 UTC"), r.Duration.Round(time.Second))
+	took := "the suite took"
+	if len(r.only) > 0 {
+		took = "this run took"
+	}
+	w("Written by `make bench` (`go run ./bench/cmd/mubench -out bench`) on %s; %s %s. ",
+		r.Started.Format("2006-01-02 15:04 UTC"), took, r.Duration.Round(time.Second))
 	w("Every comparison below was measured side by side in this run (mu and its baseline alternating), " +
 		"because absolute figures on a shared 2-core machine drift from run to run; read the ratios first.\n\n")
+	if len(r.runs) > 0 {
+		var ran, kept []string
+		for st := range r.ran {
+			ran = append(ran, st)
+		}
+		for st, at := range r.runs {
+			kept = append(kept, st+" ("+at.Format("2006-01-02 15:04 UTC")+")")
+		}
+		slices.Sort(ran)
+		slices.Sort(kept)
+		w("This run (`-only`) measured %s; the figures and sections of %s are kept from the earlier runs named, as the last column of the figures says.\n\n",
+			strings.Join(ran, ", "), strings.Join(kept, ", "))
+	}
 
 	m := r.Machine
 	w("## Machine\n\n| | |\n|---|---|\n")
@@ -55,44 +74,65 @@ func (r *Results) WriteMarkdown(path string) error {
 			}
 		}
 	}
-	w("\n## All figures\n\n| metric | value | target | met? | bound by | how measured |\n|---|---|---|---|---|---|\n")
+	w("\n## All figures\n\n| metric | value | target | met? | bound by | how measured | step, run |\n|---|---|---|---|---|---|---|\n")
 	for _, met := range r.Metrics {
-		w("| `%s` | %s | %s | %s | %s | %s |\n", met.Name, valueUnit(met), dash(met.Target), metText(met), dash(cell(met.BoundBy)), cell(met.Note))
+		w("| `%s` | %s | %s | %s | %s | %s | %s |\n", met.Name, valueUnit(met), dash(met.Target), metText(met), dash(cell(met.BoundBy)), cell(met.Note), stepRun(met))
 	}
 	for _, n := range r.NotYet {
-		w("| `%s` | %s | %s | — | — | — |\n", n.Name, n.Reason, n.Target)
+		w("| `%s` | %s | %s | — | — | — | — |\n", n.Name, n.Reason, n.Target)
 	}
 
+	sec := r.section(w, "throughput")
 	if len(r.throughput) > 0 || len(r.wrk) > 0 {
 		w("\n## 1. Throughput and latency\n\n")
-		w("`GET /{stack}/greeting/greet/world` on the hello stack (gateway → gRPC → runtime → wasm instance) against a native " +
-			"`net/http` handler in the same process answering the same status, headers and 13-byte body. " +
-			"Closed loop: each connection sends its next request when the previous answer is read. " +
-			"The load generator, the gateway, the runtime and the native server share the machine's cores, for both sides alike.\n\n")
-		w("| c | generator | mu req/s | native req/s | ratio | mu p50 | native p50 | mu p90 | native p90 | mu p99 | native p99 | CPU mu / native | machine idle mu / native |\n")
-		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("`GET /{stack}/greeting/greet/world` on the hello stack, three ways side by side, each served from the bench process: " +
+			"**in process** — a local region whose gateway calls its runtime's `RuntimeService` in the same process, as `mu run` serves (region default); " +
+			"**remote** — a second local region with `GatewayOptions.ViaGRPC`: gateway → gRPC over loopback TCP → runtime; " +
+			"**native** — a `net/http` handler answering the same status, headers and 13-byte body. " +
+			"The load generator (package load: closed loop, each connection sends its next request when the previous answer is read) runs in a process of its own " +
+			"and tells the bench process when its measured phase starts (after the warm-up) and ends, so CPU (getrusage user + system), allocations " +
+			"(runtime/metrics `/gc/heap/allocs:objects`) and syscalls (`/proc/self/io` syscr + syscw) per request are the servers' alone, over exactly the measured requests; " +
+			"percentiles are computed in the load generator over all rounds. The sides alternate round by round; all share the machine's 2 cores with the load generator.\n\n")
+		w("| c | generator | path | req/s | ÷ native | p50 | p90 | p99 | server CPU / req | allocs / req | syscalls / req | client CPU / req | server cores | machine idle | instance starts |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, row := range append(append([]*throughputRow(nil), r.throughput...), r.wrk...) {
-			w("| %d | %s | %.0f | %.0f | %.3f | %s | %s | %s | %s | %s | %s | %.2f / %.2f cores | %.0f%% / %.0f%% |\n", row.Concurrency, row.Gen, row.Mu.RPS, row.Native.RPS, row.ratio(),
-				dur(row.Mu.P50), dur(row.Native.P50), dur(row.Mu.P90), dur(row.Native.P90), dur(row.Mu.P99), dur(row.Native.P99),
-				row.Mu.Cores, row.Native.Cores, 100*row.Mu.MachineIdle, 100*row.Native.MachineIdle)
+			for _, side := range throughputSides {
+				g := row.side(side)
+				if g == nil {
+					continue
+				}
+				cpu, allocs, sys := g.perRequest(g.Server)
+				ccpu, _, _ := g.perRequest(g.Client)
+				perReq := fmt.Sprintf("%s | %.0f | %.1f | %s", dur(cpu), allocs, sys, dur(ccpu))
+				starts := fmt.Sprintf("%.0f", g.InstanceStarts)
+				if row.Gen == "wrk" {
+					perReq, starts = "— | — | — | —", "—"
+				}
+				if side == sideNative {
+					starts = "—"
+				}
+				w("| %d | %s | %s | %.0f | %.3f | %s | %s | %s | %s | %.2f | %.0f%% | %s |\n", row.Concurrency, row.Gen, sideLabel(side), g.RPS, ratioOf(g, row.Native),
+					dur(g.P50), dur(g.P90), dur(g.P99), perReq, g.Cores, 100*g.MachineIdle, starts)
+			}
 		}
-		w("\nCPU is this process's user + system time over the run (with package load the generator runs in it; wrk runs apart); " +
-			"machine idle is the idle share of all cores meanwhile.\n")
+		w("\nServer CPU, allocations and syscalls are the bench process's (gateways, runtimes, native server) over the measured phases divided by the requests served; " +
+			"client CPU is the load generator process's; server cores is the bench process's CPU over wall time; machine idle is the idle share of all cores meanwhile; " +
+			"instance starts is `mu_runtime_instances_started_total` of the path's runtime over the measured phases (after the warm-up: steady state).\n")
 	}
 	if b := r.breakdown; b != nil {
 		p50, _ := r.value("p50_us_c1")
 		nat, _ := r.value("native_p50_us_c1")
 		w("\n### Latency at c=1, hop by hop\n\n")
-		w("Measured alone, sequentially (%d calls each, medians), on the same region:\n\n| what | latency |\n|---|---|\n", b.calls)
+		w("Measured alone, sequentially (%d calls each, medians), on the in-process region:\n\n| what | latency |\n|---|---|\n", b.calls)
 		w("| native HTTP round trip (p50, c=1) | %.0f µs |\n", nat)
-		w("| gRPC null RPC gateway → runtime (health Check) | %s |\n", dur(b.nullRPC))
+		w("| gRPC null RPC to the runtime (health Check) | %s |\n", dur(b.nullRPC))
 		w("| runtime's own Invoke handler (mean, its mu_runtime_call_seconds) | %s |\n", dur(b.serverInvoke))
 		w("| Runtime.Invoke over gRPC, no gateway | %s |\n", dur(b.invoke))
-		w("| through the gateway (p50, c=1) | %.0f µs |\n", p50)
-		w("\nOne hello call burns %.0f fuel. Per request at c=1 this process (client included) made:\n\n", b.fuelPerCall)
-		w("| | read syscalls | write syscalls | voluntary context switches | CPU |\n|---|---|---|---|---|\n")
-		w("| mu | %.1f | %.1f | %.1f | %s |\n", b.mu.reads, b.mu.writes, b.mu.voluntary, dur(b.mu.cpuPerOp))
-		w("| native | %.1f | %.1f | %.1f | %s |\n", b.native.reads, b.native.writes, b.native.voluntary, dur(b.native.cpuPerOp))
+		w("| through the gateway, in process (p50, c=1) | %.0f µs |\n", p50)
+		if rp, ok := r.value("p50_us_c1_remote"); ok {
+			w("| through the gateway, remote (p50, c=1) | %.0f µs |\n", rp)
+		}
+		w("\nOne hello call burns %.0f fuel.\n", b.fuelPerCall)
 	}
 	if h := r.handoff; h != nil {
 		w("\n### Calling into an instance\n\n")
@@ -117,11 +157,14 @@ func (r *Results) WriteMarkdown(path string) error {
 		}
 		w("\nMeans of 2 runs each, alternating, changed in this process with runtime.GOMAXPROCS.\n")
 	}
-	if p := r.profile; p != nil {
-		w("\n### CPU profile of mu at c=64\n\n")
-		w("`%s`, taken in a separate %s run at %.0f req/s (the profiler costs a little throughput). "+
-			"The process holds the load generator, the gateway and the runtime; %s of CPU were sampled. "+
-			"Inspect with `go tool pprof -top %s`.\n\n", p.path, "c=64", p.rps, p.total, p.path)
+	for _, p := range []*profileSummary{r.profile, r.profileRemote} {
+		if p == nil {
+			continue
+		}
+		w("\n### CPU profile of the servers at c=64, %s\n\n", sideLabel(p.side))
+		w("`%s`, taken over the measured phase of a separate c=64 run at %.0f req/s (the profiler costs a little throughput). "+
+			"The bench process holds only the servers (the load generator runs apart); %s of CPU were sampled. "+
+			"Inspect with `go tool pprof -top %s`.\n\n", p.path, p.rps, p.total, p.path)
 		w("Where the CPU went (cumulative share of each part's entry point; parts nest, so shares overlap):\n\n| part | cum %% |\n|---|---|\n")
 		for _, pt := range p.parts {
 			w("| %s | %.1f%% |\n", strings.ReplaceAll(pt.Name, "  ", "↳ "), pt.CumPct)
@@ -131,6 +174,8 @@ func (r *Results) WriteMarkdown(path string) error {
 			w("| %s | %.1f%% | %.1f%% | `%s` |\n", row.Flat, row.FlatPct, row.CumPct, row.Name)
 		}
 	}
+	sec.end()
+	sec = r.section(w, "coldstart")
 	if c := r.coldStart; c != nil {
 		w("\n## 2. Cold start\n\n")
 		w("Each trial starts a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request), " +
@@ -158,6 +203,8 @@ func (r *Results) WriteMarkdown(path string) error {
 				len(c.instanceFirst), dur(median(c.instanceDeploy)), dur(median(c.instanceFirst)), dur(c.warmRequest), dur(c.instanceStart()), c.startupFuel)
 		}
 	}
+	sec.end()
+	sec = r.section(w, "fuel")
 	if len(r.fuel) > 0 {
 		w("\n## 3. Fuel overhead\n\n")
 		w("The same wasm on two wasmtime engines configured as the runtime's (Cranelift `speed`, epoch interruption on, 1 MiB wasm stack), " +
@@ -170,6 +217,9 @@ func (r *Results) WriteMarkdown(path string) error {
 				dur(f.minOff), dur(f.minOn), dur(f.startOff), dur(f.startOn), float64(f.fuelPerWorkload), dur(f.compileOff), dur(f.compileOn))
 		}
 	}
+	r.writeReactorFuelMarkdown(w)
+	sec.end()
+	sec = r.section(w, "mudb")
 	if m := r.mudb; m != nil {
 		w("\n## 4. muDB\n\n")
 		w("Get and put of 16-byte keys and %d-byte values (gets read %d preloaded keys round-robin; each put worker writes its own keys, so puts never conflict), "+
@@ -197,7 +247,11 @@ func (r *Results) WriteMarkdown(path string) error {
 			w("\nGet at c=1: %s.\n", b)
 		}
 	}
+	sec.end()
+	sec = r.section(w, "ledger")
 	r.writeLedgerMarkdown(w)
+	sec.end()
+	sec = r.section(w, "density")
 	if len(r.density) > 0 {
 		w("\n## 5. Density\n\n")
 		w("`mu-runtime` built from `services/runtime/cmd/mu-runtime` and started as a child process on 127.0.0.1 with a fresh data dir; " +
@@ -224,6 +278,8 @@ func (r *Results) WriteMarkdown(path string) error {
 			}
 		}
 	}
+	sec.end()
+	sec = r.section(w, "deadline")
 	if d := r.deadline; d != nil {
 		w("\n## 6. Deadlines under load\n\n")
 		w("A lone runtime (region.Start, in process) with CallTimeout %s, EpochTick %s and MaxFuelPerCall %.3g, so that only the wall-clock deadline ends a call, "+
@@ -250,7 +306,40 @@ func (r *Results) WriteMarkdown(path string) error {
 		w("\nStart delay: from sending the RPC to the guest's Log. A deadline kill is billed the call's whole fuel budget " +
 			"(the epoch trap loses the count; see RATIONALE.md).\n")
 	}
+	sec.end()
 	return writeFile(path, []byte(b.String()))
+}
+
+// stepRun says which step measured m and when its run started.
+func stepRun(m *Metric) string {
+	if m.Step == "" {
+		return "—"
+	}
+	return m.Step + ", " + m.Measured.Format("2006-01-02 15:04 UTC")
+}
+
+func sideLabel(side string) string {
+	switch side {
+	case sideRemote:
+		return "mu remote"
+	case sideNative:
+		return "native"
+	}
+	return "mu in process"
+}
+
+// writeReactorFuelMarkdown writes the fuel table of the SDK functions.
+func (r *Results) writeReactorFuelMarkdown(w func(string, ...any)) {
+	if len(r.reactorFuel) == 0 {
+		return
+	}
+	w("\nReal handlers: SDK functions built as reactors, served as the runtime serves them — `_initialize` and `mu_init` once, then one `mu_serve` call per request " +
+		"with the ExecuteFunction frame on stdin (fd_read and fd_write shadowed by host functions over byte slices, as the runtime does). " +
+		"One warm instance per engine, calls alternating between them, each `mu_serve` call timed on the host (the guest's work plus its few host calls); medians.\n\n")
+	w("| handler | calls per side | fuel off | fuel on | ratio | fastest off / on | fuel per call |\n|---|---|---|---|---|---|---|\n")
+	for _, f := range r.reactorFuel {
+		w("| %s (%s) | %d | %s | %s | %.3f× | %s / %s | %d |\n", f.guest.name, f.guest.what, f.calls, dur(f.off), dur(f.on), f.ratio(), dur(f.minOff), dur(f.minOn), f.fuelPerCall)
+	}
 }
 
 func valueUnit(m *Metric) string {

@@ -322,6 +322,12 @@ func (s *Suite) startLoadChild(ctx context.Context, dir string) (*loadChild, err
 // call sends cmd and waits for its answer; onMeasure runs when the child
 // starts its measured phase.
 func (l *loadChild) call(cmd childCmd, onMeasure func()) (childMsg, error) {
+	return l.callHooks(cmd, onMeasure, nil)
+}
+
+// callHooks is call with onEnd run when the child says its measured phase
+// is over (ops that say so: "http").
+func (l *loadChild) callHooks(cmd childCmd, onMeasure, onEnd func()) (childMsg, error) {
 	if err := l.stdin.Encode(cmd); err != nil {
 		return childMsg{}, fmt.Errorf("load generator: %w", err)
 	}
@@ -334,6 +340,11 @@ func (l *loadChild) call(cmd childCmd, onMeasure func()) (childMsg, error) {
 		case "measure":
 			if onMeasure != nil {
 				onMeasure()
+			}
+			continue
+		case "end":
+			if onEnd != nil {
+				onEnd()
 			}
 			continue
 		case "error":

@@ -28,9 +28,10 @@ import (
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 )
 
-// The muDB step's load generator runs in a process of its own: this
-// executable started again with childEnv set. MaybeRunChild is how a main
-// lets the suite do that; without it the suite builds cmd/mubench.
+// The load generator of the muDB, storage64 and throughput steps runs in a
+// process of its own: this executable started again with childEnv set.
+// MaybeRunChild is how a main lets the suite do that; without it the suite
+// builds cmd/mubench.
 //
 // The parent writes one childCmd per line on the child's stdin; the child
 // answers on file descriptor 3 (so that nothing a library prints on stdout
@@ -91,6 +92,11 @@ type childCmd struct {
 	Key  string   `json:"key,omitempty"`
 	Size int64    `json:"size,omitempty"`
 	S3   *s3Where `json:"s3,omitempty"`
+
+	// Op "http" (the throughput step, throughputload.go): a closed-loop
+	// GET of URL; the latencies join those of the earlier runs of the same
+	// Series, and the answer carries the series' percentiles.
+	Series string `json:"series,omitempty"`
 }
 
 // childMsg is one answer of the load generator.
@@ -107,6 +113,11 @@ type childMsg struct {
 	// Bytes and CRC32 are what a blob op moved (CRC32 for gets).
 	Bytes int64  `json:"bytes,omitempty"`
 	CRC32 uint32 `json:"crc32,omitempty"`
+	// Percentiles of an "http" op's series so far (every run of it merged),
+	// computed in the load generator; Samples stays empty.
+	P50 time.Duration `json:"p50,omitempty"`
+	P90 time.Duration `json:"p90,omitempty"`
+	P99 time.Duration `json:"p99,omitempty"`
 }
 
 // procUse is what one process spent over a measured phase, in totals.
@@ -167,12 +178,13 @@ type child struct {
 	valueSize int
 	value     []byte
 	conns     map[string]*grpc.ClientConn
-	clients   map[int]*http.Client // by concurrency
-	s3        *minio.Client        // the storage64 step's direct client
+	clients   map[int]*http.Client       // by concurrency
+	s3        *minio.Client              // the storage64 step's direct client
+	series    map[string][]time.Duration // the throughput step's latencies by series
 }
 
 func serveChild(ctx context.Context, in io.Reader, out io.Writer) error {
-	c := &child{conns: map[string]*grpc.ClientConn{}, clients: map[int]*http.Client{}}
+	c := &child{conns: map[string]*grpc.ClientConn{}, clients: map[int]*http.Client{}, series: map[string][]time.Duration{}}
 	defer c.close()
 	var mu sync.Mutex
 	send := func(m childMsg) error {
@@ -221,6 +233,8 @@ func (c *child) do(ctx context.Context, cmd childCmd, send func(childMsg) error)
 		return childMsg{Event: "ok"}, c.open(ctx, cmd)
 	case "blob":
 		return c.blob(ctx, cmd, send)
+	case "http":
+		return c.http(ctx, cmd, send)
 	case "run":
 		newOp, err := c.op(ctx, cmd)
 		if err != nil {

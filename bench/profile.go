@@ -21,6 +21,7 @@ type profRow struct {
 // profileSummary is what results.md shows of the c=64 profile.
 type profileSummary struct {
 	path  string
+	side  string // sideInProc or sideRemote
 	rps   float64
 	total time.Duration
 	rows  []profRow
@@ -35,6 +36,7 @@ type profPart struct {
 }
 
 // profileParts are the goroutine entry points of the benchmark process
+// (the servers: the load generator runs in a process of its own)
 // whose cumulative CPU tells where a request's cost goes.
 //
 // A name ending in ".func" matches its closures; other names match exactly.
@@ -43,7 +45,6 @@ var profileParts = []struct {
 	name, fn string
 	flat     bool
 }{
-	{"load generator (package load, client side of HTTP)", "github.com/muprotocol/mu/bench/load.phase.func", false},
 	{"gateway HTTP handler (gateway.(*Server).ServeHTTP)", "github.com/muprotocol/mu/services/gateway.(*Server).ServeHTTP", false},
 	{"  of which the Invoke RPC, client side (gRPC)", "github.com/muprotocol/mu/proto/mu/runtime/v1.(*runtimeServiceClient).Invoke", false},
 	{"runtime Invoke handler (runtime.(*Server).Invoke)", "github.com/muprotocol/mu/services/runtime.(*Server).Invoke", false},
@@ -56,6 +57,7 @@ var profileParts = []struct {
 	{"network syscalls (syscall.Syscall)", "syscall.Syscall", false},
 	{"gRPC writers (loopy, both ends)", "google.golang.org/grpc/internal/transport.(*loopyWriter).run", false},
 	{"gRPC server reader", "google.golang.org/grpc/internal/transport.(*http2Server).HandleStreams", false},
+	{"gRPC server unary calls (decode, interceptors, encode; the remote path)", "google.golang.org/grpc.(*Server).processUnaryRPC", false},
 	{"gRPC client reader", "google.golang.org/grpc/internal/transport.(*http2Client).reader", false},
 	{"net/http server connections (gateway's)", "net/http.(*conn).serve", false},
 	{"net/http client connections (load's)", "net/http.(*persistConn).readLoop", false},

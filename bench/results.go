@@ -26,6 +26,11 @@ type Metric struct {
 	BoundBy string `json:"bound_by,omitempty"`
 	// Note qualifies how the figure was measured.
 	Note string `json:"note,omitempty"`
+	// Step is the suite's step that measured it (throughput, fuel, …) and
+	// Measured when that run started: after a merge (-only) figures of one
+	// file can come from different runs.
+	Step     string    `json:"step,omitempty"`
+	Measured time.Time `json:"measured,omitzero"`
 }
 
 // Results is everything a run measured.
@@ -39,18 +44,34 @@ type Results struct {
 	// NotYet lists targets that cannot be measured yet, with the reason.
 	NotYet []NotYet `json:"-"`
 
+	// step is the step being run, stamped on the metrics it adds; ran
+	// names the steps this run ran.
+	step string
+	ran  map[string]bool
+	// only is Options.Only.
+	only map[string]bool
+	// kept are the sections of an earlier results.md, by step, for the
+	// steps this run did not run (see merge.go).
+	kept map[string]string
+	// runs are the earlier runs whose figures this file keeps: step → start.
+	runs map[string]time.Time
+
 	throughput []*throughputRow
 	wrk        []*throughputRow
 	coldStart  *coldStartResult
 	fuel       []*fuelResult
-	density    []*densityResult
-	profile    *profileSummary
-	handoff    *handoffResult
-	breakdown  *breakdown
-	gomaxprocs *gomaxprocsResult
-	deadline   *deadlineResult
-	mudb       *mudbResult
-	ledger     *ledgerResult
+	// reactorFuel is fuel on and off for SDK functions served through mu_serve.
+	reactorFuel []*reactorFuelResult
+	density     []*densityResult
+	profile     *profileSummary // mu in process at c=64
+	// profileRemote is mu remote (gateway → gRPC → runtime) at c=64.
+	profileRemote *profileSummary
+	handoff       *handoffResult
+	breakdown     *breakdown
+	gomaxprocs    *gomaxprocsResult
+	deadline      *deadlineResult
+	mudb          *mudbResult
+	ledger        *ledgerResult
 }
 
 // NotYet is a target whose subject does not exist yet.
@@ -60,7 +81,7 @@ type NotYet struct {
 
 // add records a metric and returns it so a target can be attached.
 func (r *Results) add(name string, value float64, unit, note string) *Metric {
-	m := &Metric{Name: name, Value: value, Unit: unit, Note: note}
+	m := &Metric{Name: name, Value: value, Unit: unit, Note: note, Step: r.step, Measured: r.Started}
 	r.Metrics = append(r.Metrics, m)
 	return m
 }
@@ -83,6 +104,8 @@ func (m *Metric) target(cmp string, limit float64, unit string) *Metric {
 		ok = m.Value >= limit
 	case "≤":
 		ok = m.Value <= limit
+	case "=":
+		ok = m.Value == limit
 	default:
 		panic("bench: unknown comparison " + cmp)
 	}
@@ -125,6 +148,10 @@ func (r *Results) WriteJSON(path string) error {
 		c.Value = roundSignificant(m.Value, 5)
 		metrics[m.Name] = &c
 	}
+	order := make([]string, 0, len(r.Metrics))
+	for _, m := range r.Metrics {
+		order = append(order, m.Name)
+	}
 	notYet := make(map[string]string, len(r.NotYet))
 	for _, n := range r.NotYet {
 		notYet[n.Name] = n.Reason
@@ -135,8 +162,9 @@ func (r *Results) WriteJSON(path string) error {
 		Started         time.Time          `json:"started"`
 		DurationSeconds float64            `json:"duration_seconds"`
 		Metrics         map[string]*Metric `json:"metrics"`
+		MetricOrder     []string           `json:"metric_order"`
 		NotYet          map[string]string  `json:"not_yet,omitempty"`
-	}{r.Machine, r.Quick, r.Started, math.Round(r.Duration.Seconds()*10) / 10, metrics, notYet}
+	}{r.Machine, r.Quick, r.Started, math.Round(r.Duration.Seconds()*10) / 10, metrics, order, notYet}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return err
@@ -159,7 +187,8 @@ func writeFile(path string, b []byte) error {
 // the issue lists them; figures not measured are left out.
 func (r *Results) QuickLines() []string {
 	var out []string
-	for _, name := range []string{"throughput_ratio_c64", "p50_us_c1", "first_request_warm_cache_ms", "fuel_overhead_fib", "mudb_get_ratio", "deadline_overrun_8_pct"} {
+	for _, name := range []string{"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "fuel_overhead_hello", "instance_starts_c64_steady",
+		"first_request_warm_cache_ms", "fuel_overhead_fib", "mudb_get_ratio", "deadline_overrun_8_pct"} {
 		if m := r.Get(name); m != nil {
 			out = append(out, fmt.Sprintf("%s: %s", name, formatValue(m.Value)))
 		}

@@ -9,10 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"time"
 
-	"github.com/muprotocol/mu/bench/load"
 	"github.com/muprotocol/mu/region"
+	"github.com/muprotocol/mu/services/runtime"
 )
 
 // genResult is one target driven by one generator at one concurrency.
@@ -22,47 +23,92 @@ type genResult struct {
 	Requests      int64
 	Errors        int64
 	FirstError    string
-	// Cores is the CPU this process used during the runs, in cores (the
-	// load generator included when it is package load); MachineIdle is the
-	// idle share of the whole machine's CPU meanwhile.
+	// Cores is the CPU the bench process (the servers; wrk and the load
+	// generator run apart) used during the runs, in cores; MachineIdle is
+	// the idle share of the whole machine's CPU meanwhile.
 	Cores, MachineIdle float64
+	// Server is what the bench process spent over the measured phases,
+	// Client what the load generator process spent (package load only).
+	Server, Client procUse
+	// InstanceStarts is how many instances the runtime started during the
+	// measured phases (mu sides, package load only).
+	InstanceStarts float64
 }
 
-// throughputRow compares mu with native at one concurrency and generator.
+// perRequest divides u by the requests served.
+func (g *genResult) perRequest(u procUse) (cpu time.Duration, allocs, syscalls float64) {
+	if g.Requests == 0 {
+		return 0, 0, 0
+	}
+	n := g.Requests
+	return u.CPU / time.Duration(n), float64(u.Allocs) / float64(n), float64(u.Syscalls) / float64(n)
+}
+
+// throughputRow compares mu with native at one concurrency and generator:
+// Mu is mu as `mu run` serves it (the gateway calls the runtime in
+// process), Remote the gateway calling the runtime over loopback gRPC
+// (nil for wrk rows).
 type throughputRow struct {
-	Concurrency int
-	Gen         string // "mubench" (package load) or "wrk"
-	Mu, Native  *genResult
+	Concurrency        int
+	Gen                string // "mubench" (package load, in its own process) or "wrk"
+	Mu, Remote, Native *genResult
 }
 
-func (r *throughputRow) ratio() float64 {
-	if r.Native.RPS == 0 {
+func (r *throughputRow) ratio() float64 { return ratioOf(r.Mu, r.Native) }
+
+func (r *throughputRow) ratioRemote() float64 { return ratioOf(r.Remote, r.Native) }
+
+func ratioOf(mu, native *genResult) float64 {
+	if mu == nil || native == nil || native.RPS == 0 {
 		return 0
 	}
-	return r.Mu.RPS / r.Native.RPS
+	return mu.RPS / native.RPS
 }
 
-func fromLoad(r *load.Result) *genResult {
-	return &genResult{
-		RPS: r.RPS(), P50: r.Percentile(0.50), P90: r.Percentile(0.90), P99: r.Percentile(0.99),
-		Requests: r.Requests, Errors: r.Errors, FirstError: r.FirstError,
+// The sides of the throughput step, and the suffix of their figures:
+// mu in process has the issue's plain names (throughput_ratio_c64), as
+// `mu run` serves.
+const (
+	sideNative = "native"
+	sideInProc = "inproc"
+	sideRemote = "remote"
+)
+
+var throughputSides = []string{sideInProc, sideRemote, sideNative}
+
+func sideSuffix(side string) string {
+	switch side {
+	case sideRemote:
+		return "_remote"
+	case sideNative:
+		return "_native"
 	}
+	return ""
+}
+
+var sideWhat = map[string]string{
+	sideInProc: "mu in process (gateway → runtime Invoke in the same process, as mu run serves)",
+	sideRemote: "mu remote (gateway → gRPC over loopback TCP → runtime)",
+	sideNative: "native net/http handler answering the same bytes",
 }
 
 // throughputPlan is how long and how often each side is driven.
 type throughputPlan struct {
 	concurrency []int
-	rounds      int           // mu and native alternate, rounds times each
-	duration    time.Duration // per round and side
-	warmup      time.Duration // before each round, unrecorded
-	wrk         time.Duration // per wrk run (0: no wrk)
-	profile     time.Duration // CPU profile of mu at c=64 (0: none)
-	breakdown   int           // sequential calls per hop for the c=1 breakdown (0: none)
+	rounds      int              // the sides alternate, rounds times each
+	duration    time.Duration    // per round and side
+	warmup      time.Duration    // before each round, unrecorded
+	wrk         time.Duration    // per wrk run (0: no wrk)
+	profile     time.Duration    // CPU profile of each mu side at c=64 (0: none)
+	breakdown   int              // sequential calls per hop for the c=1 breakdown (0: none)
+	skip        map[int][]string // sides not driven at a concurrency
 }
 
 func (s *Suite) throughputPlan() throughputPlan {
 	if s.opts.Quick {
-		return throughputPlan{concurrency: []int{1, 64}, rounds: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond}
+		// Only what bench-quick prints: in process at c=1 and 64, remote at 64.
+		return throughputPlan{concurrency: []int{1, 64}, rounds: 1, duration: 1500 * time.Millisecond, warmup: 500 * time.Millisecond,
+			skip: map[int][]string{1: {sideRemote}}}
 	}
 	p := throughputPlan{concurrency: []int{1, 8, 64}, rounds: 2, duration: 4 * time.Second, warmup: time.Second,
 		wrk: 5 * time.Second, profile: 5 * time.Second, breakdown: 2000}
@@ -81,14 +127,31 @@ func (s *Suite) throughputPlan() throughputPlan {
 	return p
 }
 
-// helloTarget is the hello stack deployed on a local region, and a native
-// server answering with the same status, headers and body.
+// helloPath is the hello stack deployed on a local region of its own.
+type helloPath struct {
+	side    string
+	region  *region.Region
+	url     string
+	stackID []byte
+}
+
+// started is the runtime's mu_runtime_instances_started_total.
+func (p *helloPath) started() float64 {
+	return counterValue(p.region.Runtime().Server(), "mu_runtime_instances_started_total")
+}
+
+// helloTarget is the hello stack deployed on two local regions, one whose
+// gateway calls its runtime in process (region's default, as `mu run`
+// serves) and one over loopback gRPC (ViaGRPC), and a native server
+// answering with the same status, headers and body; all in this process.
 type helloTarget struct {
+	// region, muURL and stackID are the in-process path's.
 	region    *region.Region
 	muURL     string
+	stackID   []byte
+	paths     map[string]*helloPath // by side; sideNative is absent
 	nativeURL string
 	native    *http.Server
-	stackID   []byte
 	body      []byte
 	header    http.Header
 	dataDir   string
@@ -98,23 +161,31 @@ func (t *helloTarget) close() {
 	if t.native != nil {
 		t.native.Close()
 	}
-	if t.region != nil {
-		t.region.Close()
+	for _, p := range t.paths {
+		p.region.Close()
 	}
 	if t.dataDir != "" {
 		os.RemoveAll(t.dataDir)
 	}
 }
 
-// startHello starts a local region (runtime and gateway in this process,
-// real gRPC between them, default configuration), deploys examples/hello,
-// asks it once for /greet/world and starts the native twin of its answer.
+func (t *helloTarget) url(side string) string {
+	if side == sideNative {
+		return t.nativeURL
+	}
+	return t.paths[side].url
+}
+
+// startHello starts the two local regions (runtime and gateway in this
+// process, default configuration but for ViaGRPC), deploys
+// examples/hello on each, asks each once for /greet/world and starts the
+// native twin of the answer.
 func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	h, err := s.helloWasm(ctx)
 	if err != nil {
 		return nil, err
 	}
-	t := &helloTarget{}
+	t := &helloTarget{paths: map[string]*helloPath{}}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -123,42 +194,39 @@ func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	if t.dataDir, err = os.MkdirTemp("", "mubench-region-"); err != nil {
 		return nil, err
 	}
-	t.region, err = region.Start(ctx, region.Options{
-		DataDir: t.dataDir,
-		Runtime: &region.RuntimeOptions{},
-		Gateway: &region.GatewayOptions{},
-	})
-	if err != nil {
-		return nil, err
-	}
-	id, err := newStackID()
-	if err != nil {
-		return nil, err
-	}
-	if err := t.region.Deploy(ctx, id, 1, h.manifest, h.binaries()); err != nil {
-		return nil, err
-	}
-	t.muURL = "http://" + t.region.Gateway().Addr() + "/" + id.String() + "/greeting/greet/world"
-	t.stackID = id.Bytes()
-
-	resp, err := http.Get(t.muURL)
-	if err != nil {
-		return nil, err
-	}
-	t.body, err = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK || string(t.body) != "Hello, world!" {
-		return nil, fmt.Errorf("hello answered %s %q, want 200 %q", resp.Status, t.body, "Hello, world!")
-	}
-	t.header = http.Header{}
-	for k, vs := range resp.Header {
-		if k != "Date" && k != "Content-Length" { // net/http writes these itself
-			t.header[k] = vs
+	for _, side := range []string{sideInProc, sideRemote} {
+		p := &helloPath{side: side}
+		// Each runtime keeps its compiled artifacts across runs (like a
+		// deployed node), so the step does not pay two module compiles.
+		artifacts := filepath.Join(filepath.Dir(s.wasmCache), "mubench-throughput-"+side)
+		p.region, err = region.Start(ctx, region.Options{
+			DataDir: filepath.Join(t.dataDir, side),
+			Runtime: &region.RuntimeOptions{Config: func(_ int, c *runtime.Config) { c.DataDir = artifacts }},
+			Gateway: &region.GatewayOptions{ViaGRPC: side == sideRemote},
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.paths[side] = p
+		id, err := newStackID()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.region.Deploy(ctx, id, 1, h.manifest, h.binaries()); err != nil {
+			return nil, err
+		}
+		p.url = "http://" + p.region.Gateway().Addr() + "/" + id.String() + "/greeting/greet/world"
+		p.stackID = id.Bytes()
+		body, header, err := helloAnswer(ctx, p.url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", side, err)
+		}
+		if t.body == nil {
+			t.body, t.header = body, header
 		}
 	}
+	in := t.paths[sideInProc]
+	t.region, t.muURL, t.stackID = in.region, in.url, in.stackID
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -179,6 +247,34 @@ func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	return t, nil
 }
 
+// helloAnswer asks url once and checks it greets the world; it returns the
+// body and the headers net/http does not write itself.
+func helloAnswer(ctx context.Context, url string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK || string(body) != "Hello, world!" {
+		return nil, nil, fmt.Errorf("hello answered %s %q, want 200 %q", resp.Status, body, "Hello, world!")
+	}
+	header := http.Header{}
+	for k, vs := range resp.Header {
+		if k != "Date" && k != "Content-Length" { // net/http writes these itself
+			header[k] = vs
+		}
+	}
+	return body, header, nil
+}
+
 func (s *Suite) runThroughput(ctx context.Context) error {
 	plan := s.throughputPlan()
 	t, err := s.startHello(ctx)
@@ -186,45 +282,56 @@ func (s *Suite) runThroughput(ctx context.Context) error {
 		return err
 	}
 	defer t.close()
-	s.logf("throughput: mu %s, native %s; both answer %d bytes with %v", t.muURL, t.nativeURL, len(t.body), t.header)
+	s.logf("throughput: mu in process %s, mu remote %s, native %s; all answer %d bytes with %v",
+		t.url(sideInProc), t.url(sideRemote), t.nativeURL, len(t.body), t.header)
+
+	var lg *loadChild
+	if len(plan.concurrency) > 0 || plan.profile > 0 {
+		tmp, err := os.MkdirTemp("", "mubench-throughput-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if lg, err = s.startLoadChild(ctx, tmp); err != nil {
+			return err
+		}
+		defer lg.close()
+	}
 
 	for _, c := range plan.concurrency {
-		var mu, native []*load.Result
-		use := map[string][]cpuUse{}
+		runs := map[string]*sideRun{}
 		for round := range plan.rounds {
-			order := []string{"mu", "native"}
-			if round%2 == 1 {
-				order = []string{"native", "mu"}
-			}
-			for _, side := range order {
-				url := t.muURL
-				if side == "native" {
-					url = t.nativeURL
+			for i := range throughputSides {
+				side := throughputSides[(i+round)%len(throughputSides)]
+				if slices.Contains(plan.skip[c], side) {
+					continue
 				}
-				var before cpuSnapshot
-				r, err := load.Run(ctx, load.Options{URL: url, Concurrency: c, Duration: plan.duration, Warmup: plan.warmup,
-					OnMeasure: func() { before = snapshotCPU() }})
-				if err != nil {
-					return err
+				run := runs[side]
+				if run == nil {
+					run = &sideRun{}
+					runs[side] = run
 				}
-				use[side] = append(use[side], snapshotCPU().since(before, r.Requests))
-				s.logf("throughput: c=%d %s round %d: %.0f req/s p50 %v p99 %v errors %d", c, side, round+1,
-					r.RPS(), r.Percentile(0.5), r.Percentile(0.99), r.Errors)
-				if side == "mu" {
-					mu = append(mu, r)
-				} else {
-					native = append(native, r)
+				var started measurer
+				if p := t.paths[side]; p != nil {
+					started = p.started
 				}
+				if _, err := lg.driveSide(fmt.Sprintf("%s-c%d", side, c), t.url(side), c, plan.duration, plan.warmup, started, run); err != nil {
+					return fmt.Errorf("%s c=%d: %w", side, c, err)
+				}
+				cpu, allocs, sys := run.perRequest(run.server)
+				s.logf("throughput: c=%d %s round %d: %.0f req/s so far, p50 %v p99 %v; server %v CPU, %.0f allocs, %.1f syscalls per request; %.0f instance starts",
+					c, side, round+1, run.rps(), run.p50, run.p99, cpu, allocs, sys, run.starts)
 			}
 		}
-		row := &throughputRow{Concurrency: c, Gen: "mubench", Mu: fromLoad(load.Merge(mu...)), Native: fromLoad(load.Merge(native...))}
-		row.Mu.Cores, row.Mu.MachineIdle = meanUse(use["mu"])
-		row.Native.Cores, row.Native.MachineIdle = meanUse(use["native"])
-		if row.Mu.Errors > 0 || row.Native.Errors > 0 {
-			return fmt.Errorf("c=%d: %d errors from mu (%s), %d from native (%s)", c, row.Mu.Errors, row.Mu.FirstError, row.Native.Errors, row.Native.FirstError)
+		row := &throughputRow{Concurrency: c, Gen: "mubench",
+			Mu: runs[sideInProc].genResult(), Remote: runs[sideRemote].genResult(), Native: runs[sideNative].genResult()}
+		for _, side := range throughputSides {
+			if g := row.side(side); g != nil && g.Errors > 0 {
+				return fmt.Errorf("c=%d: %d errors from %s, first: %s", c, g.Errors, side, g.FirstError)
+			}
 		}
 		s.res.throughput = append(s.res.throughput, row)
-		s.addThroughputMetrics(row, "")
+		s.addThroughputMetrics(row, plan)
 	}
 
 	if plan.breakdown > 0 {
@@ -235,20 +342,11 @@ func (s *Suite) runThroughput(ctx context.Context) error {
 		s.res.breakdown = b
 		s.logf("breakdown: gRPC null RPC %v, direct Invoke %v, runtime's own Invoke %v, %.0f fuel per call",
 			b.nullRPC, b.invoke, b.serverInvoke, b.fuelPerCall)
-		note := fmt.Sprintf("median of %d sequential calls on the throughput region", b.calls)
+		note := fmt.Sprintf("median of %d sequential calls on the in-process region", b.calls)
 		s.res.add("latency_c1_grpc_null_us", us(b.nullRPC), "µs", note+"; gRPC health Check on the runtime: the gateway → runtime hop with no work")
 		s.res.add("latency_c1_invoke_direct_us", us(b.invoke), "µs", note+"; Runtime.Invoke of hello over gRPC, no gateway")
 		s.res.add("latency_c1_runtime_invoke_us", us(b.serverInvoke), "µs", "mean of the runtime's own mu_runtime_call_seconds during those calls (pool, instance call, usage)")
 		s.res.add("fuel_per_request", b.fuelPerCall, "fuel", "fuel of one hello call (≈ wasm instructions)")
-		for _, side := range []struct {
-			name string
-			u    cpuUse
-		}{{"mu", b.mu}, {"native", b.native}} {
-			note := fmt.Sprintf("per request at c=1, whole process (package load client included), %d requests", b.calls)
-			s.res.add("syscalls_per_request_"+side.name, side.u.reads+side.u.writes, "syscalls", note+"; /proc/self/io syscr+syscw")
-			s.res.add("context_switches_per_request_"+side.name, side.u.voluntary, "switches", note+"; voluntary, getrusage")
-			s.res.add("cpu_per_request_us_"+side.name, us(side.u.cpuPerOp), "µs", note+"; user+system CPU")
-		}
 	}
 	if plan.wrk > 0 {
 		if err := s.runWrk(ctx, t, plan); err != nil {
@@ -256,67 +354,118 @@ func (s *Suite) runThroughput(ctx context.Context) error {
 		}
 	}
 	if plan.profile > 0 {
-		if err := s.profileC64(ctx, t, plan); err != nil {
+		if err := s.profileC64(ctx, t, lg, plan); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Suite) addThroughputMetrics(row *throughputRow, prefix string) {
+func (r *throughputRow) side(side string) *genResult {
+	switch side {
+	case sideRemote:
+		return r.Remote
+	case sideNative:
+		return r.Native
+	}
+	return r.Mu
+}
+
+func (s *Suite) addThroughputMetrics(row *throughputRow, plan throughputPlan) {
 	c := row.Concurrency
-	gen := "package load (Go net/http client, in process)"
-	if row.Gen == "wrk" {
-		gen = "wrk"
+	how := fmt.Sprintf("package load in its own process, c=%d, %d×%s per side, sides alternating", c, plan.rounds, plan.duration)
+	for _, side := range throughputSides {
+		g, sfx := row.side(side), sideSuffix(side)
+		if g == nil {
+			continue
+		}
+		note := sideWhat[side] + "; " + how
+		if side == sideNative {
+			// The native figures keep their names of earlier runs.
+			s.res.add(fmt.Sprintf("native_rps_c%d", c), g.RPS, "req/s", note)
+			s.res.add(fmt.Sprintf("native_p50_us_c%d", c), us(g.P50), "µs", note)
+			s.res.add(fmt.Sprintf("native_p99_us_c%d", c), us(g.P99), "µs", note)
+		} else {
+			s.res.add(fmt.Sprintf("throughput_rps_c%d%s", c, sfx), g.RPS, "req/s", note)
+			s.res.add(fmt.Sprintf("throughput_ratio_c%d%s", c, sfx), ratioOf(g, row.Native), "ratio", note+"; mu req/s ÷ native req/s")
+			s.res.add(fmt.Sprintf("p50_us_c%d%s", c, sfx), us(g.P50), "µs", note)
+			s.res.add(fmt.Sprintf("p99_us_c%d%s", c, sfx), us(g.P99), "µs", note)
+		}
+		cpu, allocs, sys := g.perRequest(g.Server)
+		server := "; the bench process (servers only: the load generator runs apart) over exactly the measured phases"
+		s.res.add(fmt.Sprintf("cpu_us_per_request_c%d%s", c, sfx), us(cpu), "µs", note+server+"; user+system CPU (getrusage)")
+		s.res.add(fmt.Sprintf("allocs_per_request_c%d%s", c, sfx), allocs, "allocs", note+server+"; Go heap objects (runtime/metrics /gc/heap/allocs:objects)")
+		s.res.add(fmt.Sprintf("syscalls_per_request_c%d%s", c, sfx), sys, "syscalls", note+server+"; /proc/self/io syscr+syscw")
+		ccpu, _, _ := g.perRequest(g.Client)
+		s.res.add(fmt.Sprintf("client_cpu_us_per_request_c%d%s", c, sfx), us(ccpu), "µs", note+"; the load generator process's user+system CPU")
+		if side != sideNative {
+			s.res.add(fmt.Sprintf("instance_starts_c%d_steady%s", c, sfx), g.InstanceStarts, "instances",
+				fmt.Sprintf("%s; instances the runtime started (mu_runtime_instances_started_total) during the measured phases, after each round's %s warm-up; %d requests", note, plan.warmup, g.Requests))
+		}
 	}
-	note := fmt.Sprintf("%s, c=%d", gen, c)
-	s.res.add(fmt.Sprintf("%sthroughput_rps_c%d", prefix, c), row.Mu.RPS, "req/s", note)
-	s.res.add(fmt.Sprintf("%snative_rps_c%d", prefix, c), row.Native.RPS, "req/s", note)
-	s.res.add(fmt.Sprintf("%sthroughput_ratio_c%d", prefix, c), row.ratio(), "ratio", note+"; mu req/s ÷ native req/s")
-	for _, p := range []struct {
-		name string
-		mu   time.Duration
-		nat  time.Duration
-	}{{"p50", row.Mu.P50, row.Native.P50}, {"p99", row.Mu.P99, row.Native.P99}} {
-		s.res.add(fmt.Sprintf("%s%s_us_c%d", prefix, p.name, c), us(p.mu), "µs", note+"; through gateway → runtime")
-		s.res.add(fmt.Sprintf("%snative_%s_us_c%d", prefix, p.name, c), us(p.nat), "µs", note)
-	}
+}
+
+// addWrkMetrics records a wrk row (mu in process against native).
+func (s *Suite) addWrkMetrics(row *throughputRow) {
+	c := row.Concurrency
+	note := fmt.Sprintf("wrk, c=%d; %s", c, sideWhat[sideInProc])
+	s.res.add(fmt.Sprintf("wrk_throughput_rps_c%d", c), row.Mu.RPS, "req/s", note)
+	s.res.add(fmt.Sprintf("wrk_native_rps_c%d", c), row.Native.RPS, "req/s", note)
+	s.res.add(fmt.Sprintf("wrk_throughput_ratio_c%d", c), row.ratio(), "ratio", note+"; mu req/s ÷ native req/s")
+	s.res.add(fmt.Sprintf("wrk_p50_us_c%d", c), us(row.Mu.P50), "µs", note)
+	s.res.add(fmt.Sprintf("wrk_native_p50_us_c%d", c), us(row.Native.P50), "µs", note)
+	s.res.add(fmt.Sprintf("wrk_p99_us_c%d", c), us(row.Mu.P99), "µs", note)
+	s.res.add(fmt.Sprintf("wrk_native_p99_us_c%d", c), us(row.Native.P99), "µs", note)
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
-// profileC64 takes a CPU profile of this process (load generator, gateway
-// and runtime) while package load drives mu at c=64, and summarises it.
-func (s *Suite) profileC64(ctx context.Context, t *helloTarget, plan throughputPlan) error {
+// profileC64 takes a CPU profile of this process — the servers only: the
+// load generator runs in its own process — over the measured phase while
+// the load generator drives each mu side at c=64, and summarises it.
+func (s *Suite) profileC64(ctx context.Context, t *helloTarget, lg *loadChild, plan throughputPlan) error {
 	dir := filepath.Join(s.opts.Out, "profiles")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "throughput_c64.cpu.pprof")
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+	for _, side := range []string{sideInProc, sideRemote} {
+		name := "throughput_c64.cpu.pprof"
+		if side == sideRemote {
+			name = "throughput_c64_remote.cpu.pprof"
+		}
+		path := filepath.Join(dir, name)
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		var perr error
+		msg, err := lg.callHooks(childCmd{Op: "http", URL: t.url(side), Concurrency: 64, Duration: plan.profile, Warmup: plan.warmup, Series: "profile-" + side},
+			func() { perr = pprof.StartCPUProfile(f) },
+			pprof.StopCPUProfile)
+		pprof.StopCPUProfile() // a no-op unless the load generator failed mid-phase
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
+		sum, err := summarizeProfile(ctx, path)
+		if err != nil {
+			return fmt.Errorf("summarise %s: %w", path, err)
+		}
+		sum.path = path
+		sum.side = side
+		if msg.Elapsed > 0 {
+			sum.rps = float64(msg.Requests) / msg.Elapsed.Seconds()
+		}
+		s.logf("profile: %s c=64 profiled; %s", side, path)
+		if side == sideRemote {
+			s.res.profileRemote = sum
+		} else {
+			s.res.profile = sum
+		}
 	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	r, err := load.Run(ctx, load.Options{URL: t.muURL, Concurrency: 64, Duration: plan.profile})
-	pprof.StopCPUProfile()
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	s.logf("profile: c=64 under the profiler: %.0f req/s; profile in %s", r.RPS(), path)
-	sum, err := summarizeProfile(ctx, path)
-	if err != nil {
-		return fmt.Errorf("summarise %s: %w", path, err)
-	}
-	sum.rps = r.RPS()
-	sum.path = path
-	s.res.profile = sum
 
 	h, err := measureHandoff(ctx, 20000)
 	if err != nil {

@@ -40,7 +40,7 @@ func (s *Suite) runWrk(ctx context.Context, t *helloTarget, plan throughputPlan)
 			}
 		}
 		s.res.wrk = append(s.res.wrk, row)
-		s.addThroughputMetrics(row, "wrk_")
+		s.addWrkMetrics(row)
 	}
 	return s.wrkGOMAXPROCS(ctx, path, t, plan)
 }

@@ -10,6 +10,11 @@
 // into a Storage box, GET /get?key= reads them back in chunks and answers
 // their count and CRC-32; its 32 MiB memory_limit is half the object.
 //
+// json (with its mu.yaml) is the fuel benchmark's small JSON handler: POST
+// /order decodes a small JSON order and answers its total as JSON; like
+// hello it is served through mu_serve, as a reactor, so the benchmark
+// compares fuel metering on and off on a real handler's work.
+//
 // The others are the CPU-bound guests of the fuel benchmark, plain WASI
 // commands:
 //

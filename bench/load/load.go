@@ -64,6 +64,10 @@ type Options struct {
 	// OnMeasure, if set, is called just before the measured phase starts
 	// (after the warm-up), for example to snapshot counters.
 	OnMeasure func()
+	// OnMeasureEnd, if set, is called as soon as the measured phase's
+	// workers have all returned, before the samples are sorted: the
+	// counterpart of OnMeasure.
+	OnMeasureEnd func()
 }
 
 // Result is what a run measured. Latencies of failed requests are not
@@ -201,7 +205,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	return run(ctx, loop{
 		concurrency: opts.Concurrency, duration: opts.Duration, requests: opts.Requests,
-		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure,
+		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure, onMeasureEnd: opts.OnMeasureEnd,
 		newOp: func(ctx context.Context, _ int) (func() error, error) {
 			req, err := http.NewRequestWithContext(ctx, opts.Method, opts.URL, nil)
 			if err != nil {
@@ -219,12 +223,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 type FuncOptions struct {
 	// Concurrency is the number of workers; at least 1.
 	Concurrency int
-	// Duration, Requests, Warmup, MaxSamples and OnMeasure are as in Options.
-	Duration   time.Duration
-	Requests   int64
-	Warmup     time.Duration
-	MaxSamples int
-	OnMeasure  func()
+	// Duration, Requests, Warmup, MaxSamples, OnMeasure and OnMeasureEnd
+	// are as in Options.
+	Duration     time.Duration
+	Requests     int64
+	Warmup       time.Duration
+	MaxSamples   int
+	OnMeasure    func()
+	OnMeasureEnd func()
 	// New returns worker w's operation for one phase (warm-up or
 	// measured); ctx ends with the phase. An operation returning an error
 	// counts as a failed request. Each worker calls its own operation
@@ -252,7 +258,7 @@ func RunFunc(ctx context.Context, opts FuncOptions) (*Result, error) {
 	}
 	return run(ctx, loop{
 		concurrency: opts.Concurrency, duration: opts.Duration, requests: opts.Requests,
-		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure,
+		warmup: opts.Warmup, maxSamples: opts.MaxSamples, onMeasure: opts.OnMeasure, onMeasureEnd: opts.OnMeasureEnd,
 		newOp: opts.New,
 	})
 }
@@ -264,6 +270,7 @@ type loop struct {
 	requests         int64
 	maxSamples       int
 	onMeasure        func()
+	onMeasureEnd     func()
 	newOp            func(ctx context.Context, w int) (func() error, error)
 }
 
@@ -346,6 +353,9 @@ func phase(ctx context.Context, l loop, d time.Duration, n int64, record bool) (
 		}()
 	}
 	wg.Wait()
+	if record && l.onMeasureEnd != nil {
+		l.onMeasureEnd()
+	}
 	res := &Result{Elapsed: time.Since(start), Errors: errs.Load(), Concurrency: l.concurrency}
 	if p := firstErr.Load(); p != nil {
 		res.FirstError = *p

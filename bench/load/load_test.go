@@ -257,3 +257,30 @@ func TestRunFunc_CountBoundAndErrors(t *testing.T) {
 		t.Fatal("ran without New")
 	}
 }
+
+// TestRun_MeasureHooksBracketExactlyTheMeasuredRequests checks that
+// OnMeasure runs after the warm-up's requests and OnMeasureEnd once every
+// measured request is answered, so counters snapshot in the hooks see the
+// measured phase and nothing else.
+func TestRun_MeasureHooksBracketExactlyTheMeasuredRequests(t *testing.T) {
+	srv, hits := counting(t)
+	var atStart, atEnd int64
+	starts, ends := 0, 0
+	r, err := Run(context.Background(), Options{URL: srv.URL, Concurrency: 4, Requests: 200, Warmup: 50 * time.Millisecond,
+		OnMeasure:    func() { starts++; atStart = hits.Load() },
+		OnMeasureEnd: func() { ends++; atEnd = hits.Load() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if starts != 1 || ends != 1 {
+		t.Fatalf("OnMeasure ran %d times and OnMeasureEnd %d times, want once each", starts, ends)
+	}
+	if atStart == 0 {
+		t.Errorf("OnMeasure saw no warm-up request answered")
+	}
+	// A warm-up request cut short in flight may still reach the handler
+	// after OnMeasure: at most one per worker.
+	if got := atEnd - atStart; r.Requests != 200 || got < 200 || got > 200+4 {
+		t.Errorf("between the hooks the server answered %d requests; the run counted %d, want 200 (and at most 4 late warm-up requests)", got, r.Requests)
+	}
+}

@@ -2,9 +2,11 @@
 //
 //	mubench [-out DIR] [-quick] [-only part,part]
 //
-// The full run writes DIR/results.json, DIR/results.md and a CPU profile
-// under DIR/profiles; -quick prints the key figures, one "name: value" per
-// line, and writes nothing. Progress goes to stderr.
+// The full run writes DIR/results.json, DIR/results.md and CPU profiles
+// under DIR/profiles; -only runs some parts and merges their figures into
+// the DIR/results.json and DIR/results.md already there; -quick prints the
+// key figures, one "name: value" per line, and writes nothing. Progress
+// goes to stderr.
 package main
 
 import (
@@ -20,10 +22,10 @@ import (
 )
 
 func main() {
-	bench.MaybeRunChild() // the muDB step's load generator is this binary in a process of its own
+	bench.MaybeRunChild() // the load generator (throughput, muDB and storage64 steps) is this binary in a process of its own
 	out := flag.String("out", "bench", "directory for results.json, results.md and profiles/")
 	quick := flag.Bool("quick", false, "measure the key figures only and print them (under a minute)")
-	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, throughput, wrk, profile, mudb, storage64, ledger, deadline, density, placement (default all)")
+	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, throughput, wrk, profile, mudb, storage64, ledger, deadline, density, placement (default all; the others' figures are kept from DIR)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
