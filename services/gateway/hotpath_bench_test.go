@@ -1,0 +1,230 @@
+package gateway_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/usage"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
+	"github.com/muprotocol/mu/services/gateway"
+)
+
+// helloManifest is examples/hello's stack: GET /greet/{name} → one
+// function.
+const helloManifest = `
+name: hello
+version: "0.1"
+services:
+  - type: Function
+    name: hello
+    binary: hello
+    runtime: wasi1.0
+    memory_limit: 64MiB
+  - type: Gateway
+    name: greeting
+    endpoints:
+      /greet/{name}:
+        - method: get
+          route_to: hello.greet_user
+`
+
+// helloRuntime answers every Invoke with what examples/hello answers
+// (mu.Text(200, "Hello, bob!")), built once: it isolates the gateway and
+// the gRPC hop from the wasm call.
+type helloRuntime struct {
+	runtimev1.UnimplementedRuntimeServiceServer
+	resp *runtimev1.InvokeResponse
+}
+
+func newHelloRuntime() *helloRuntime {
+	return &helloRuntime{resp: &runtimev1.InvokeResponse{
+		Response: &typesv1.HttpResponse{
+			Status:  200,
+			Headers: []*typesv1.Header{{Name: "Content-Type", Value: "text/plain; charset=utf-8"}},
+			Body:    []byte("Hello, bob!"),
+		},
+		FuelUsed: 120_000,
+	}}
+}
+
+func (h *helloRuntime) Invoke(context.Context, *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
+	return h.resp, nil
+}
+
+// directClient calls a RuntimeServiceServer's Invoke as a function call:
+// no serialization, no transport. Only Invoke is implemented.
+type directClient struct {
+	runtimev1.RuntimeServiceClient
+	srv runtimev1.RuntimeServiceServer
+}
+
+func (d directClient) Invoke(ctx context.Context, req *runtimev1.InvokeRequest, _ ...grpc.CallOption) (*runtimev1.InvokeResponse, error) {
+	return d.srv.Invoke(ctx, req)
+}
+
+type oneRuntime struct{ c runtimev1.RuntimeServiceClient }
+
+func (o oneRuntime) Candidates(_ ids.StackID, limit int, dst []gateway.Candidate) []gateway.Candidate {
+	return append(dst, gateway.Candidate{Node: gateway.StaticNode, Client: o.c})
+}
+
+// benchWriter is a ResponseWriter that keeps its header map, as net/http's
+// response does for one request, and drops the body.
+type benchWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(s int)   { w.status = s }
+func (w *benchWriter) Write(b []byte) (int, error) {
+	w.n += len(b)
+	return len(b), nil
+}
+
+func (w *benchWriter) reset() {
+	clear(w.h)
+	w.status, w.n = 0, 0
+}
+
+// startHelloGRPC serves a helloRuntime over loopback gRPC and returns a
+// connection to it.
+func startHelloGRPC(b *testing.B) *grpc.ClientConn {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	runtimev1.RegisterRuntimeServiceServer(gs, newHelloRuntime())
+	go gs.Serve(ln)
+	b.Cleanup(gs.Stop)
+	conns := gateway.NewConns()
+	b.Cleanup(func() { conns.Close() })
+	cc, err := conns.Get(ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cc
+}
+
+// newHelloGateway is a gateway serving the hello stack through res, with
+// usage discarded; it returns the server and the request path.
+func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool) (*gateway.Server, string) {
+	b.Helper()
+	cfg := gateway.DefaultConfig()
+	cfg.HTTPAddr, cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.NodeName = "bench"
+	cfg.ShutdownTimeout = 5 * time.Second
+	srv, err := gateway.New(cfg, gateway.Deps{Runtimes: res, Usage: usage.Discard{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	if start {
+		if err := srv.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	id, _, err := ids.NewStackID()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := manifest.Parse([]byte(helloManifest))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.PutStack(id, m, 1); err != nil {
+		b.Fatal(err)
+	}
+	return srv, "/" + id.String() + "/greeting/greet/bob"
+}
+
+// helloRequest is the request Go's HTTP client sends for GET path (what
+// the bench's load generator sends).
+func helloRequest(b *testing.B, path string) *http.Request {
+	b.Helper()
+	r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080"+path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.RequestURI = path
+	r.Header.Set("User-Agent", "Go-http-client/1.1")
+	r.Header.Set("Accept-Encoding", "gzip")
+	r.Body = http.NoBody
+	return r
+}
+
+func serveHandler(b *testing.B, srv *gateway.Server, path string) {
+	r := helloRequest(b, path)
+	w := &benchWriter{h: http.Header{}}
+	srv.ServeHTTP(w, r)
+	if w.status != http.StatusOK || w.n != len("Hello, bob!") {
+		b.Fatalf("got %d with %d body bytes", w.status, w.n)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w.reset()
+		srv.ServeHTTP(w, r)
+	}
+	if w.status != http.StatusOK {
+		b.Fatalf("got %d", w.status)
+	}
+}
+
+// BenchmarkHotPath_HelloGET measures one hello GET on the gateway's hot
+// path, to compare allocations and time per request before and after a
+// change:
+//
+//   - handler/direct: ServeHTTP → a runtime called as a function (no
+//     gRPC): the gateway's own work;
+//   - handler/grpc: ServeHTTP → the gRPC client → a runtime over loopback
+//     gRPC (client and server sides both count): the gateway plus the
+//     remote hop; minus handler/direct, the hop alone;
+//   - http/grpc: a Go HTTP client over loopback → the gateway's listener →
+//     gRPC → the runtime: the whole request as a load generator sees it
+//     (net/http's client and server count too).
+func BenchmarkHotPath_HelloGET(b *testing.B) {
+	b.Run("handler/direct", func(b *testing.B) {
+		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false)
+		serveHandler(b, srv, path)
+	})
+	b.Run("handler/grpc", func(b *testing.B) {
+		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), false)
+		serveHandler(b, srv, path)
+	})
+	b.Run("http/grpc", func(b *testing.B) {
+		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), true)
+		url := "http://" + srv.Addr() + path
+		client := &http.Client{Transport: &http.Transport{}}
+		b.Cleanup(client.CloseIdleConnections)
+		get := func() {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("got %d", resp.StatusCode)
+			}
+		}
+		get()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			get()
+		}
+	})
+}
