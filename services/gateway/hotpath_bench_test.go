@@ -71,7 +71,9 @@ func (d directClient) Invoke(ctx context.Context, req *runtimev1.InvokeRequest, 
 	return d.srv.Invoke(ctx, req)
 }
 
-type oneRuntime struct{ c runtimev1.RuntimeServiceClient }
+type oneRuntime struct {
+	c runtimev1.RuntimeServiceClient
+}
 
 func (o oneRuntime) Candidates(_ ids.StackID, limit int, dst []gateway.Candidate) []gateway.Candidate {
 	return append(dst, gateway.Candidate{Node: gateway.StaticNode, Client: o.c})
