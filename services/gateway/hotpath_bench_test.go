@@ -5,6 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,6 +170,38 @@ func helloRequest(b *testing.B, path string) *http.Request {
 	return r
 }
 
+// readWriteSyscalls is the process's count of read and write system
+// calls so far (syscr + syscw of /proc/self/io), or -1 where there is none.
+func readWriteSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	var n int64
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		if k == "syscr" || k == "syscw" {
+			c, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			n += c
+		}
+	}
+	return n
+}
+
+// reportSyscalls reports the read and write system calls per operation
+// since before (both sides of the loopback hop count: they share the
+// process).
+func reportSyscalls(b *testing.B, before int64) {
+	after := readWriteSyscalls()
+	if before < 0 || after < 0 || b.N == 0 {
+		return
+	}
+	b.ReportMetric(float64(after-before)/float64(b.N), "rw-syscalls/op")
+}
+
 func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 	r := helloRequest(b, path)
 	w := &benchWriter{h: http.Header{}}
@@ -175,11 +210,13 @@ func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 		b.Fatalf("got %d with %d body bytes", w.status, w.n)
 	}
 	b.ReportAllocs()
+	rw := readWriteSyscalls()
 	b.ResetTimer()
 	for b.Loop() {
 		w.reset()
 		srv.ServeHTTP(w, r)
 	}
+	reportSyscalls(b, rw)
 	if w.status != http.StatusOK {
 		b.Fatalf("got %d", w.status)
 	}
@@ -224,9 +261,11 @@ func BenchmarkHotPath_HelloGET(b *testing.B) {
 		}
 		get()
 		b.ReportAllocs()
+		rw := readWriteSyscalls()
 		b.ResetTimer()
 		for b.Loop() {
 			get()
 		}
+		reportSyscalls(b, rw)
 	})
 }
