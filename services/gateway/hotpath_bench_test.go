@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -102,21 +102,23 @@ func (w *benchWriter) reset() {
 	w.status, w.n = 0, 0
 }
 
-// startHelloGRPC serves a helloRuntime over loopback gRPC and returns a
-// connection to it.
+// startHelloGRPC serves a helloRuntime over loopback gRPC from a
+// service.Runner, the server the runtime serves Invoke from (same server
+// options and interceptors), and returns a connection to it from Conns,
+// as the gateway dials runtimes.
 func startHelloGRPC(b *testing.B) *grpc.ClientConn {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	base := service.DefaultBase("127.0.0.1:0", "")
+	base.MaxMessageBytes = 64 << 20 // the runtime's default max_message_bytes
+	run := service.NewRunner("runtime", base, service.RunnerOptions{})
+	runtimev1.RegisterRuntimeServiceServer(run.GRPC(), newHelloRuntime())
+	if err := run.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
-	runtimev1.RegisterRuntimeServiceServer(gs, newHelloRuntime())
-	go gs.Serve(ln)
-	b.Cleanup(gs.Stop)
+	b.Cleanup(func() { run.Close(nil) })
 	conns := gateway.NewConns()
 	b.Cleanup(func() { conns.Close() })
-	cc, err := conns.Get(ln.Addr().String())
+	cc, err := conns.Get(run.GRPCAddr())
 	if err != nil {
 		b.Fatal(err)
 	}
