@@ -5,8 +5,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +174,38 @@ func helloRequest(b *testing.B, path string) *http.Request {
 	return r
 }
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure is what a benchmark loop reports beside time and allocations:
+// the process's CPU time and read/write syscalls per request (both ends
+// of the loopback hop count: they share the process). On a shared
+// machine these are steadier than ns/op.
+type measure struct {
+	cpu time.Duration
+	rw  int64
+}
+
+func startMeasure() measure { return measure{cpu: cpuTime(), rw: readWriteSyscalls()} }
+
+func (m measure) report(b *testing.B) {
+	if b.N == 0 {
+		return
+	}
+	if cpu := cpuTime(); m.cpu >= 0 && cpu >= 0 {
+		b.ReportMetric(float64(cpu-m.cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+	}
+	if rw := readWriteSyscalls(); m.rw >= 0 && rw >= 0 {
+		b.ReportMetric(float64(rw-m.rw)/float64(b.N), "rw-syscalls/op")
+	}
+}
+
 // readWriteSyscalls is the process's count of read and write system
 // calls so far (syscr + syscw of /proc/self/io), or -1 where there is none.
 func readWriteSyscalls() int64 {
@@ -193,17 +227,6 @@ func readWriteSyscalls() int64 {
 	return n
 }
 
-// reportSyscalls reports the read and write system calls per operation
-// since before (both sides of the loopback hop count: they share the
-// process).
-func reportSyscalls(b *testing.B, before int64) {
-	after := readWriteSyscalls()
-	if before < 0 || after < 0 || b.N == 0 {
-		return
-	}
-	b.ReportMetric(float64(after-before)/float64(b.N), "rw-syscalls/op")
-}
-
 func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 	r := helloRequest(b, path)
 	w := &benchWriter{h: http.Header{}}
@@ -212,13 +235,12 @@ func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 		b.Fatalf("got %d with %d body bytes", w.status, w.n)
 	}
 	b.ReportAllocs()
-	rw := readWriteSyscalls()
-	b.ResetTimer()
+	m := startMeasure()
 	for b.Loop() {
 		w.reset()
 		srv.ServeHTTP(w, r)
 	}
-	reportSyscalls(b, rw)
+	m.report(b)
 	if w.status != http.StatusOK {
 		b.Fatalf("got %d", w.status)
 	}
@@ -235,7 +257,9 @@ func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 //     remote hop; minus handler/direct, the hop alone;
 //   - http/grpc: a Go HTTP client over loopback → the gateway's listener →
 //     gRPC → the runtime: the whole request as a load generator sees it
-//     (net/http's client and server count too).
+//     (net/http's client and server count too), one at a time;
+//   - http/grpc/c64: the same with 64 requests in flight, each client
+//     goroutine on a keep-alive connection of its own.
 func BenchmarkHotPath_HelloGET(b *testing.B) {
 	b.Run("handler/direct", func(b *testing.B) {
 		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false)
@@ -246,28 +270,51 @@ func BenchmarkHotPath_HelloGET(b *testing.B) {
 		serveHandler(b, srv, path)
 	})
 	b.Run("http/grpc", func(b *testing.B) {
-		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), true)
-		url := "http://" + srv.Addr() + path
-		client := &http.Client{Transport: &http.Transport{}}
-		b.Cleanup(client.CloseIdleConnections)
-		get := func() {
-			resp, err := client.Get(url)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("got %d", resp.StatusCode)
-			}
-		}
+		get := helloHTTP(b)
 		get()
 		b.ReportAllocs()
-		rw := readWriteSyscalls()
-		b.ResetTimer()
+		m := startMeasure()
 		for b.Loop() {
 			get()
 		}
-		reportSyscalls(b, rw)
+		m.report(b)
 	})
+	b.Run("http/grpc/c64", func(b *testing.B) {
+		const inFlight = 64
+		get := helloHTTP(b)
+		get()
+		b.SetParallelism(max(inFlight/runtime.GOMAXPROCS(0), 1))
+		b.ReportAllocs()
+		m := startMeasure()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				get()
+			}
+		})
+		b.StopTimer()
+		m.report(b)
+	})
+}
+
+// helloHTTP starts a gateway over loopback gRPC to a hello runtime and
+// returns a function sending it one hello GET over HTTP, safe to call
+// from many goroutines (up to 64 keep-alive connections).
+func helloHTTP(b *testing.B) func() {
+	srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), true)
+	url := "http://" + srv.Addr() + path
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.Cleanup(client.CloseIdleConnections)
+	return func() {
+		resp, err := client.Get(url)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Errorf("got %d", resp.StatusCode)
+		}
+	}
 }
