@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,17 @@ func NewKeys(prefix string) *Keys {
 	return &Keys{prefix: fmt.Sprintf("%s/%d", prefix, time.Now().UnixNano())}
 }
 
-// Next returns a new key.
+// Next returns a new key: the prefix, '/' and the sequence number. It
+// allocates the key's string and nothing else.
 func (k *Keys) Next() string {
-	return string(strconv.AppendUint(append(make([]byte, 0, len(k.prefix)+21), k.prefix+"/"...), k.seq.Add(1), 10))
+	var num [20]byte // the digits of a uint64
+	seq := strconv.AppendUint(num[:0], k.seq.Add(1), 10)
+	var b strings.Builder
+	b.Grow(len(k.prefix) + 1 + len(seq))
+	b.WriteString(k.prefix)
+	b.WriteByte('/')
+	b.Write(seq)
+	return b.String()
 }
 
 // Discard is a Sink that drops everything.

@@ -52,3 +52,15 @@ func TestMemory_DedupWindowIsBounded(t *testing.T) {
 		t.Errorf("window holds %d keys (%d in the ring), want 3", len(m.seen), len(m.ring))
 	}
 }
+
+func TestKeys_NextIsPrefixSlashSequenceAndAllocatesOnce(t *testing.T) {
+	k := NewKeys("gateway/n1")
+	first, second := k.Next(), k.Next()
+	if !strings.HasPrefix(first, "gateway/n1/") || !strings.HasSuffix(first, "/1") || !strings.HasSuffix(second, "/2") ||
+		strings.TrimSuffix(first, "1") != strings.TrimSuffix(second, "2") {
+		t.Fatalf("keys %q, %q", first, second)
+	}
+	if n := testing.AllocsPerRun(100, func() { k.Next() }); n != 1 {
+		t.Fatalf("Next allocates %v times, want 1 (the string)", n)
+	}
+}

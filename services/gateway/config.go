@@ -185,7 +185,7 @@ func DefaultConfig() Config {
 const endpointNameReserve = 4 << 10
 
 // minRequestHead is the least a request line and header section take
-// besides the method, the query and the fields, as requestHeaderSize
+// besides the method, the query and the fields, as readHeaders
 // counts them: the target's leading '/', two spaces, an 8-byte protocol
 // ("HTTP/1.1"), the request line's CRLF and the empty line's.
 const minRequestHead = 1 + 2 + 8 + 2 + 2

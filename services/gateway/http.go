@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -35,14 +36,21 @@ const (
 )
 
 // traceHeaders are the W3C Trace Context headers forwarded to the runtime
-// as gRPC metadata, so a trace continues gateway → runtime → mudb/storage.
-var traceHeaders = []string{"traceparent", "tracestate"}
+// as gRPC metadata, so a trace continues gateway → runtime → mudb/storage:
+// the metadata key and the header's canonical name (the key net/http
+// files it under, so looking it up needs no canonicalization).
+var traceHeaders = [...]struct{ key, header string }{
+	{"traceparent", "Traceparent"},
+	{"tracestate", "Tracestate"},
+}
 
+// withTraceContext adds the first value of each trace header of h to
+// ctx's outgoing metadata; without any, it returns ctx as it is.
 func withTraceContext(ctx context.Context, h http.Header) context.Context {
 	var kv []string
-	for _, name := range traceHeaders {
-		if v := h.Get(name); v != "" {
-			kv = append(kv, name, v)
+	for _, th := range traceHeaders {
+		if vs := h[th.header]; len(vs) > 0 && vs[0] != "" {
+			kv = append(kv, th.key, vs[0])
 		}
 	}
 	if len(kv) == 0 {
@@ -65,6 +73,9 @@ type exchange struct {
 	// cands holds the request's runtime candidates without an allocation
 	// of their own for up to len(cands) of them.
 	cands [4]Candidate
+	// recs are the usage records of the exchange, handed to the batcher
+	// (which copies them) without a slice of their own.
+	recs [2]usage.Record
 }
 
 // replayable reports whether a request of method may be sent to another
@@ -96,13 +107,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveInternal(w, r)
 		return
 	}
-	x := &exchange{w: w, r: r, start: time.Now()}
+	c := getCall()
+	defer putCall(c)
+	x := &c.x
+	x.w, x.r, x.start = w, r, time.Now()
 	if !s.flight.enter() {
 		s.finishError(x, errorf(http.StatusServiceUnavailable, KindShuttingDown, "the gateway is shutting down"))
 		return
 	}
 	defer s.flight.leave()
-	if herr := s.serve(x); herr != nil {
+	if herr := s.serve(c); herr != nil {
 		s.finishError(x, herr)
 	}
 }
@@ -125,13 +139,17 @@ func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve handles a stack request. It writes the response itself on success
-// and returns the error response to write otherwise.
-func (s *Server) serve(x *exchange) *httpError {
+// serve handles a stack request with c's exchange. It writes the
+// response itself on success and returns the error response to write
+// otherwise.
+func (s *Server) serve(c *call) *httpError {
+	x := &c.x
 	r := x.r
-	if n := requestHeaderSize(r); n > s.cfg.MaxHeaderBytes {
+	hs := readHeaders(r, c.names[:0])
+	c.names = hs.names
+	if hs.wire > s.cfg.MaxHeaderBytes {
 		return errorf(http.StatusRequestHeaderFieldsTooLarge, KindHeadersTooLarge,
-			"the request line and headers are %d bytes, the limit is %d", n, s.cfg.MaxHeaderBytes)
+			"the request line and headers are %d bytes, the limit is %d", hs.wire, s.cfg.MaxHeaderBytes)
 	}
 	esc := r.URL.EscapedPath()
 	stackSeg, rest, _ := strings.Cut(strings.TrimPrefix(esc, "/"), "/")
@@ -150,10 +168,7 @@ func (s *Server) serve(x *exchange) *httpError {
 	// From here on the request is the stack's, and metered unless the
 	// stack is disabled (a disabled stack is billed for nothing).
 	x.stack, x.metered = st, !disabled
-	x.reqBytes = int64(len(esc)+len(r.URL.RawQuery)) + httphdr.Size(r.Header)
-	if r.Host != "" {
-		x.reqBytes += int64(len("Host") + len(r.Host))
-	}
+	x.reqBytes = int64(len(esc)+len(r.URL.RawQuery)) + hs.metered
 
 	gwName, err := url.PathUnescape(gwSeg)
 	if err != nil {
@@ -164,13 +179,14 @@ func (s *Server) serve(x *exchange) *httpError {
 		return errorf(http.StatusNotFound, KindGatewayNotFound, "stack %s has no gateway %q", id, gwName)
 	}
 	if more {
-		epPath = "/" + epPath
+		epPath = rest[len(gwSeg):] // from the '/' after the gateway name
 	}
-	segs, err := router.SplitPath(epPath)
+	segs, err := router.AppendSplitPath(c.segs[:0], epPath)
+	c.segs = segs
 	if err != nil {
 		return errorf(http.StatusBadRequest, KindBadRequest, "%v", err)
 	}
-	m, allow, out := rt.Lookup(r.Method, segs)
+	m, allow, out := rt.LookupParams(r.Method, segs, c.paramsMap())
 	switch out {
 	case router.NotFound:
 		return errorf(http.StatusNotFound, KindRouteNotFound, "gateway %q of stack %s has no endpoint for path %q", gwName, id, orRoot(epPath))
@@ -189,7 +205,8 @@ func (s *Server) serve(x *exchange) *httpError {
 	}
 
 	// Everything but the body is checked before the body is read.
-	hreq, herr := s.buildRequest(r, m)
+	hreq := &c.hreq
+	headerBytes, herr := s.buildRequest(c, hreq, m)
 	if herr != nil {
 		return herr
 	}
@@ -198,7 +215,7 @@ func (s *Server) serve(x *exchange) *httpError {
 		return herr
 	}
 	hreq.Body = body
-	if herr := s.checkFrame(m.Function, hreq); herr != nil {
+	if herr := s.checkFrame(m.Function, hreq, headerBytes); herr != nil {
 		return herr
 	}
 	limit := 1 // a request that may not be replayed goes to the owner alone
@@ -215,10 +232,14 @@ func (s *Server) serve(x *exchange) *httpError {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.InvokeTimeout)
 	defer cancel()
 	ctx = withTraceContext(ctx, r.Header)
-	req := &runtimev1.InvokeRequest{StackId: st.id.Bytes(), Function: m.Function, Request: hreq}
+	c.stackID = append(c.stackID[:0], st.id[:]...)
+	req := &c.req
+	req.StackId, req.Function, req.Request = c.stackID, m.Function, hreq
+	c.opts[0] = s.recvLimitOpt
+	opts := c.opts[:]
 	var resp *runtimev1.InvokeResponse
-	for i, c := range cands {
-		resp, err = c.Client.Invoke(ctx, req, s.recvLimitOpt)
+	for i, cand := range cands {
+		resp, err = cand.Client.Invoke(ctx, req, opts...)
 		if err == nil || i+1 == len(cands) || !retryInvoke(ctx, err) {
 			break
 		}
@@ -231,7 +252,7 @@ func (s *Server) serve(x *exchange) *httpError {
 		// tell operators.
 		s.metrics.retries.WithLabelValues(r.Method).Inc()
 		s.log.Debug("runtime unavailable; retrying on the next node", "stack", id, "function", m.Function,
-			"method", r.Method, "from", c.Node, "to", cands[i+1].Node, "attempt", i+2, "err", err)
+			"method", r.Method, "from", cand.Node, "to", cands[i+1].Node, "attempt", i+2, "err", err)
 	}
 	if err != nil {
 		herr := rpcErrorStatus(r.Context(), err, m.Function)
@@ -259,24 +280,50 @@ func orRoot(p string) string {
 	return p
 }
 
-// requestHeaderSize is the size of the request line and header section as
-// a client writes them ("Name: value\r\n" per field, CRLF line ends), from
-// what net/http parsed. It matches the bytes on the wire for HTTP/1.1
-// requests written without extra whitespace.
-func requestHeaderSize(r *http.Request) int {
-	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+// requestHeaders is what one walk over a request's header map finds.
+type requestHeaders struct {
+	// wire is the size of the request line and header section as a
+	// client writes them ("Name: value\r\n" per field, CRLF line ends),
+	// from what net/http parsed. It matches the bytes on the wire for
+	// HTTP/1.1 requests written without extra whitespace, and is what
+	// Config.MaxHeaderBytes bounds.
+	wire int
+	// metered is the billed size of the headers: httphdr.Size of the
+	// header map, plus "Host" and the host when there is one.
+	metered int64
+	// names are the names of the end-to-end headers (those that cross
+	// the gateway; see httphdr.Filter), in map order.
+	names []string
+	// values is how many values the forwarded names have in all.
+	values int
+}
+
+// readHeaders walks r's header map once for everything the gateway
+// needs from it: the sizes to check and bill and the headers to forward,
+// whose names it appends to names.
+func readHeaders(r *http.Request, names []string) requestHeaders {
+	h := requestHeaders{wire: len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2}
 	if r.Host != "" {
-		n += len("Host: ") + len(r.Host) + 2
+		h.wire += len("Host: ") + len(r.Host) + 2
+		h.metered += int64(len("Host") + len(r.Host))
 	}
+	filter := httphdr.NewFilter(r.Header["Connection"])
 	for k, vs := range r.Header {
 		for _, v := range vs {
-			n += len(k) + 2 + len(v) + 2
+			h.wire += len(k) + 2 + len(v) + 2
+			h.metered += int64(len(k) + len(v))
+		}
+		if filter.Forward(k) {
+			names = append(names, k)
+			h.values += len(vs)
 		}
 	}
 	for _, te := range r.TransferEncoding { // net/http moves it out of Header
-		n += len("Transfer-Encoding: ") + len(te) + 2
+		h.wire += len("Transfer-Encoding: ") + len(te) + 2
 	}
-	return n + 2 // the empty line
+	h.wire += 2 // the empty line
+	h.names = names
+	return h
 }
 
 func (s *Server) readBody(x *exchange) ([]byte, *httpError) {
@@ -286,6 +333,9 @@ func (s *Server) readBody(x *exchange) ([]byte, *httpError) {
 	}
 	if r.ContentLength > limit {
 		return nil, tooLarge()
+	}
+	if r.Body == nil || r.Body == http.NoBody { // what net/http gives a request without a body
+		return nil, nil
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -302,54 +352,68 @@ func (s *Server) readBody(x *exchange) ([]byte, *httpError) {
 	return buf.Bytes(), nil
 }
 
-// buildRequest is the HttpRequest the function sees, without its body:
-// the method as received (HEAD stays HEAD when served by a GET endpoint),
-// the template's params, the first value of each query parameter (see
-// parseQuery) and every end-to-end header (Host first, then by name,
-// values in received order). A malformed query is a 400, and so is
-// anything that is not UTF-8, since protobuf strings must be.
-func (s *Server) buildRequest(r *http.Request, m router.Match) (*typesv1.HttpRequest, *httpError) {
+// buildRequest fills hreq with the HttpRequest the function sees, without
+// its body: the method as received (HEAD stays HEAD when served by a GET
+// endpoint), the template's params, the first value of each query
+// parameter (see parseQuery) and every end-to-end header (Host first, then
+// by name, values in received order), in c's reused storage. c.names must
+// hold the forwarded header names (readHeaders). It returns the bytes of
+// the headers' names and values, for checkFrame. A malformed query is a
+// 400, and so is anything that is not UTF-8, since protobuf strings must
+// be.
+func (s *Server) buildRequest(c *call, hreq *typesv1.HttpRequest, m router.Match) (int, *httpError) {
+	r := c.x.r
 	bad := func(what, v string) *httpError {
 		return errorf(http.StatusBadRequest, KindBadRequest, "%s %q is not valid UTF-8", what, v)
 	}
 	for k, v := range m.Params {
 		if !utf8.ValidString(v) {
-			return nil, bad("path parameter "+k, v)
+			return 0, bad("path parameter "+k, v)
 		}
 	}
-	query, herr := parseQuery(r.URL.RawQuery, s.cfg.MaxQueryParams)
-	if herr != nil {
-		return nil, herr
+	var query map[string]string
+	if raw := r.URL.RawQuery; raw != "" {
+		var herr *httpError
+		if query, herr = parseQuery(raw, s.cfg.MaxQueryParams, c.queryMap()); herr != nil {
+			return 0, herr
+		}
 	}
-	filter := httphdr.NewFilter(r.Header.Values("Connection"))
-	headers := make([]*typesv1.Header, 0, len(r.Header)+1)
+	n := 0
+	for _, k := range c.names {
+		n += len(r.Header[k])
+	}
+	if r.Host != "" {
+		n++
+	}
+	headers, hdrs := c.headersFor(n)
+	size := 0
+	add := func(name, value string) {
+		h := &hdrs[len(headers)]
+		h.Name, h.Value = name, value
+		headers = append(headers, h)
+		size += len(name) + len(value)
+	}
 	if r.Host != "" {
 		if !utf8.ValidString(r.Host) {
-			return nil, bad("Host", r.Host)
+			return 0, bad("Host", r.Host)
 		}
-		headers = append(headers, &typesv1.Header{Name: "Host", Value: r.Host})
+		add("Host", r.Host)
 	}
-	names := make([]string, 0, len(r.Header))
-	for k := range r.Header {
-		if filter.Forward(k) {
-			names = append(names, k)
-		}
-	}
-	slices.Sort(names)
-	for _, k := range names {
+	slices.Sort(c.names)
+	for _, k := range c.names {
 		for _, v := range r.Header[k] {
 			if !utf8.ValidString(v) {
-				return nil, bad("header "+k, v)
+				return 0, bad("header "+k, v)
 			}
-			headers = append(headers, &typesv1.Header{Name: k, Value: v})
+			add(k, v)
 		}
 	}
-	return &typesv1.HttpRequest{
-		Method:      r.Method,
-		PathParams:  m.Params,
-		QueryParams: query,
-		Headers:     headers,
-	}, nil
+	c.headers = headers
+	hreq.Method = r.Method
+	hreq.PathParams = m.Params
+	hreq.QueryParams = query
+	hreq.Headers = headers
+	return size, nil
 }
 
 // checkFrame answers 413 for a request whose ExecuteFunction frame would
@@ -357,14 +421,16 @@ func (s *Server) buildRequest(r *http.Request, m router.Match) (*typesv1.HttpReq
 // whole request had crossed the network. Validate keeps the limits within
 // the frame for endpoints whose names fit endpointNameReserve, so only a
 // request to an endpoint with longer names can fail here. function is the
-// whole route_to, at least what the runtime puts in the frame.
-func (s *Server) checkFrame(function string, req *typesv1.HttpRequest) *httpError {
+// whole route_to, at least what the runtime puts in the frame; headerBytes
+// the bytes of req's header names and values (from buildRequest).
+func (s *Server) checkFrame(function string, req *typesv1.HttpRequest, headerBytes int) *httpError {
 	b := fnproto.RequestBounds{
 		FunctionBytes: len(function),
 		MethodBytes:   len(req.GetMethod()),
 		PathParams:    len(req.GetPathParams()),
 		QueryParams:   len(req.GetQueryParams()),
 		Headers:       len(req.GetHeaders()),
+		HeaderBytes:   headerBytes,
 		BodyBytes:     int64(len(req.GetBody())),
 	}
 	for k, v := range req.GetPathParams() {
@@ -372,9 +438,6 @@ func (s *Server) checkFrame(function string, req *typesv1.HttpRequest) *httpErro
 	}
 	for k, v := range req.GetQueryParams() {
 		b.QueryParamBytes += len(k) + len(v)
-	}
-	for _, h := range req.GetHeaders() {
-		b.HeaderBytes += len(h.GetName()) + len(h.GetValue())
 	}
 	if n := fnproto.ExecuteFunctionFrameLen(b); n > int64(s.cfg.RuntimeMaxFrameSize) {
 		return errorf(http.StatusRequestEntityTooLarge, KindBodyTooLarge,
@@ -402,76 +465,101 @@ func (s *Server) writeFunctionResponse(x *exchange, resp *typesv1.HttpResponse) 
 		return errorf(http.StatusBadGateway, KindResponseTooLarge,
 			"the function's response body is %d bytes, the limit is %d", n, s.cfg.MaxResponseBytes)
 	}
-	var names, values []string
+	hs := resp.GetHeaders()
 	size := 0
-	for _, h := range resp.GetHeaders() {
-		names, values = append(names, h.GetName()), append(values, h.GetValue())
+	var conn []string // the Connection header's values, rarely any
+	for _, h := range hs {
 		size += len(h.GetName()) + len(h.GetValue())
+		if strings.EqualFold(h.GetName(), "Connection") {
+			conn = append(conn, h.GetValue())
+		}
 	}
 	if size > s.cfg.MaxResponseHeaderBytes {
 		return errorf(http.StatusBadGateway, KindResponseTooLarge,
 			"the function's response headers are %d bytes, the limit is %d", size, s.cfg.MaxResponseHeaderBytes)
 	}
-	filter := httphdr.NewFilter(httphdr.ConnectionValues(names, values))
-	h := make(http.Header, len(names)+1)
-	for i, name := range names {
+	// The headers go straight into the ResponseWriter's map, their values
+	// sliced from one array with a spare element for Content-Length.
+	filter := httphdr.NewFilter(conn)
+	wh := x.w.Header()
+	vals := make([]string, len(hs)+1)
+	var hdrBytes int64
+	for i, h := range hs {
+		name, value := h.GetName(), h.GetValue()
 		if !filter.Forward(name) || strings.EqualFold(name, "Content-Length") {
 			continue
 		}
-		if !httphdr.ValidName(name) || !httphdr.ValidValue(values[i]) {
+		if !httphdr.ValidName(name) || !httphdr.ValidValue(value) {
 			s.log.Warn("dropping malformed response header", "stack", x.stack.id, "function", x.function,
 				"header", name)
 			continue
 		}
-		h.Add(name, values[i])
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		if vs, ok := wh[key]; ok {
+			wh[key] = append(vs, value)
+		} else {
+			vals[i] = value
+			wh[key] = vals[i : i+1 : i+1]
+		}
+		hdrBytes += int64(len(key) + len(value))
 	}
-	if _, ok := h["Content-Type"]; !ok {
-		h["Content-Type"] = nil // pass the absence through: no sniffing
+	if _, ok := wh["Content-Type"]; !ok {
+		wh["Content-Type"] = nil // pass the absence through: no sniffing
 	}
-	s.finish(x, int(status), h, resp.GetBody())
+	s.finish(x, int(status), hdrBytes, resp.GetBody(), vals[len(hs):])
 	return nil
 }
 
 // finishError writes a gateway error as JSON.
 func (s *Server) finishError(x *exchange, e *httpError) {
-	h := http.Header{"Content-Type": {"application/json"}}
+	wh := x.w.Header()
+	var hdrBytes int64
+	set := func(name, value string) {
+		wh[name] = []string{value}
+		hdrBytes += int64(len(name) + len(value))
+	}
+	set("Content-Type", "application/json")
 	if len(e.allow) > 0 {
-		h.Set("Allow", strings.Join(e.allow, ", "))
+		set("Allow", strings.Join(e.allow, ", "))
 	}
 	if e.retry {
-		h.Set("Retry-After", s.retryAfter)
+		set("Retry-After", s.retryAfter)
 	}
 	s.metrics.errors.WithLabelValues(e.kind).Inc()
 	body, _ := json.Marshal(errorBody(e.kind, e.msg))
-	s.finish(x, e.status, h, append(body, '\n'))
+	s.finish(x, e.status, hdrBytes, append(body, '\n'), nil)
 }
 
-// finish meters the exchange, then writes status, h and body. Usage is
-// queued before the body is written, so a client that has the response can
-// rely on FlushUsage covering it.
-func (s *Server) finish(x *exchange, status int, h http.Header, body []byte) {
+// finish meters the exchange, then writes status and body. The response
+// headers are in x.w.Header() already, hdrBytes their metered size
+// (httphdr.Size of what the gateway set there); finish adds
+// Content-Length, in spare[0] when spare has room. Usage is queued before
+// the body is written, so a client that has the response can rely on
+// FlushUsage covering it.
+func (s *Server) finish(x *exchange, status int, hdrBytes int64, body []byte, spare []string) {
 	sent := body
 	if x.r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
 		sent = nil
 	}
+	wh := x.w.Header()
 	if status != http.StatusNoContent && status != http.StatusNotModified {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		if len(spare) == 0 {
+			spare = make([]string, 1)
+		}
+		spare[0] = strconv.Itoa(len(body))
+		wh["Content-Length"] = spare[:1:1]
+		hdrBytes += int64(len("Content-Length") + len(spare[0]))
 	}
-	respBytes := httphdr.Size(h) + int64(len(sent))
+	respBytes := hdrBytes + int64(len(sent))
 	if status == StatusClientClosedRequest {
 		respBytes = 0 // the client is gone: nothing reaches it
 	}
 	if x.metered {
 		traffic := x.reqBytes + respBytes
 		now := time.Now()
-		s.usage.Add(
-			usage.Record{Stack: x.stack.id, Kind: usage.GatewayRequests, Amount: 1, Key: s.keys.Next(), Time: now},
-			usage.Record{Stack: x.stack.id, Kind: usage.GatewayTrafficBytes, Amount: uint64(traffic), Key: s.keys.Next(), Time: now},
-		)
-	}
-	wh := x.w.Header()
-	for k, vs := range h {
-		wh[k] = vs
+		x.recs[0] = usage.Record{Stack: x.stack.id, Kind: usage.GatewayRequests, Amount: 1, Key: s.keys.Next(), Time: now}
+		x.recs[1] = usage.Record{Stack: x.stack.id, Kind: usage.GatewayTrafficBytes, Amount: uint64(traffic), Key: s.keys.Next(), Time: now}
+		s.usage.Add(x.recs[:]...)
 	}
 	x.w.WriteHeader(status)
 	if len(sent) > 0 {
@@ -480,7 +568,7 @@ func (s *Server) finish(x *exchange, status int, h http.Header, body []byte) {
 		}
 	}
 	s.metrics.observe(status, time.Since(x.start))
-	if x.stack != nil {
+	if x.stack != nil && s.log.Enabled(x.r.Context(), slog.LevelDebug) {
 		s.log.Debug("request", "stack", x.stack.id, "function", x.function, "method", x.r.Method,
 			"path", x.r.URL.Path, "status", status, "duration", time.Since(x.start))
 	}

@@ -11,14 +11,14 @@ import (
 	"github.com/muprotocol/mu/services/gateway"
 )
 
-// directClient calls a fakeRuntime's Invoke as a function, as a runtime's
+// inProcessFake calls a fakeRuntime's Invoke as a function, as a runtime's
 // InProcessClient calls its server.
-type directClient struct {
+type inProcessFake struct {
 	runtimev1.RuntimeServiceClient // other methods: not used here
 	f                              *fakeRuntime
 }
 
-func (d directClient) Invoke(ctx context.Context, in *runtimev1.InvokeRequest, _ ...grpc.CallOption) (*runtimev1.InvokeResponse, error) {
+func (d inProcessFake) Invoke(ctx context.Context, in *runtimev1.InvokeRequest, _ ...grpc.CallOption) (*runtimev1.InvokeResponse, error) {
 	return d.f.Invoke(ctx, in)
 }
 
@@ -30,7 +30,7 @@ func TestCluster_CallsLocalRuntimesInProcess(t *testing.T) {
 	local := gateway.NewLocalRuntimes()
 	ch := newClusterHarness(t, 24, func(_ *gateway.Config, d *gateway.Deps) { d.Local = local })
 	a, b := ch.joinRuntime("rt-a"), ch.joinRuntime("rt-b")
-	local.Add(a.addr, directClient{f: a.fakeRuntime}) // rt-a runs "in this process"; rt-b does not
+	local.Add(a.addr, inProcessFake{f: a.fakeRuntime}) // rt-a runs "in this process"; rt-b does not
 	ch.waitRuntimes(a, b)
 
 	// serveAll requests every stack once and returns the calls each
@@ -76,7 +76,7 @@ func TestCluster_CallsLocalRuntimesInProcess(t *testing.T) {
 	if a.conns.Load() == 0 {
 		t.Error("after Remove: no connection to the runtime")
 	}
-	local.Add(a.addr, directClient{f: a.fakeRuntime})
+	local.Add(a.addr, inProcessFake{f: a.fakeRuntime})
 	inproc0 = invokes(ch.harness, "in_process")
 	na, _ = serveAll()
 	if got := invokes(ch.harness, "in_process") - inproc0; got != float64(na) {
@@ -87,7 +87,7 @@ func TestCluster_CallsLocalRuntimesInProcess(t *testing.T) {
 func TestStatic_LocalRuntimeIsCalledInProcess(t *testing.T) {
 	rt := startRuntime(t) // called in process; newHarness's own runtime stays unused
 	h := newHarness(t, func(_ *gateway.Config, d *gateway.Deps) {
-		d.Runtimes = gateway.NewLocalStaticRuntime(directClient{f: rt}, rt.addr)
+		d.Runtimes = gateway.NewLocalStaticRuntime(inProcessFake{f: rt}, rt.addr)
 	})
 	for range 3 {
 		resp, body := h.do("GET", h.url("web/todos"), nil, nil)

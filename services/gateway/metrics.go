@@ -25,6 +25,12 @@ type metrics struct {
 	ownerChanges prometheus.Counter
 	// invokes counts Invoke calls by transport: in_process or grpc.
 	invokes *prometheus.CounterVec
+	// classes are requests' and duration's children for 1xx..5xx, looked
+	// up once so observe neither formats nor hashes a label.
+	classes [5]struct {
+		requests prometheus.Counter
+		duration prometheus.Observer
+	}
 }
 
 var statusClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -60,9 +66,9 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 				"(Deps.Local, NewLocalStaticRuntime), grpc for one over the network. Not counted for a Deps.Runtimes other than a StaticRuntime.",
 		}, []string{"transport"}),
 	}
-	for _, c := range statusClasses {
-		m.requests.WithLabelValues(c)
-		m.duration.WithLabelValues(c)
+	for i, c := range statusClasses {
+		m.classes[i].requests = m.requests.WithLabelValues(c)
+		m.classes[i].duration = m.duration.WithLabelValues(c)
 	}
 	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
 		m.retries.WithLabelValues(method)
@@ -124,6 +130,11 @@ func statusClass(status int) string {
 }
 
 func (m *metrics) observe(status int, d time.Duration) {
+	if i := status/100 - 1; status >= 100 && i < len(m.classes) {
+		m.classes[i].requests.Inc()
+		m.classes[i].duration.Observe(d.Seconds())
+		return
+	}
 	c := statusClass(status)
 	m.requests.WithLabelValues(c).Inc()
 	m.duration.WithLabelValues(c).Observe(d.Seconds())

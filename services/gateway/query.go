@@ -21,7 +21,11 @@ import (
 // The limit is ours, checked before anything is decoded, rather than
 // net/url's GODEBUG urlmaxqueryparams (10,000 by default since Go 1.26),
 // which parseQuery does not use.
-func parseQuery(raw string, max int) (map[string]string, *httpError) {
+//
+// The parameters go into dst, cleared first, when it is not nil (a map
+// the caller reuses request after request), else into a new map; a nil
+// map is returned for an empty query.
+func parseQuery(raw string, max int, dst map[string]string) (map[string]string, *httpError) {
 	if raw == "" {
 		return nil, nil
 	}
@@ -38,7 +42,12 @@ func parseQuery(raw string, max int) (map[string]string, *httpError) {
 			}
 		}
 	}
-	query := make(map[string]string, n)
+	query := dst
+	if query == nil {
+		query = make(map[string]string, n)
+	} else {
+		clear(query)
+	}
 	for i, rest := 0, raw; rest != ""; {
 		var setting string
 		setting, rest, _ = strings.Cut(rest, "&")

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,8 +17,13 @@ import (
 // testdata/fuzz/FuzzParseQuery.
 func FuzzParseQuery(f *testing.F) {
 	const max = 100
+	reused := map[string]string{"left over": "from an earlier request"}
 	f.Fuzz(func(t *testing.T, raw string) {
-		got, herr := parseQuery(raw, max)
+		got, herr := parseQuery(raw, max, nil)
+		again, aerr := parseQuery(raw, max, reused)
+		if (herr == nil) != (aerr == nil) || (herr == nil && !maps.Equal(got, again)) {
+			t.Fatalf("%q: into a new map %v (%v), into a reused one %v (%v)", raw, got, herr, again, aerr)
+		}
 		if herr != nil {
 			if herr.status != http.StatusBadRequest || herr.kind != KindBadRequest || !strings.HasPrefix(herr.msg, "query: ") {
 				t.Fatalf("refusal %v", herr)

@@ -205,7 +205,7 @@ type Conns struct {
 // loopback and a cluster-internal network.
 func NewConns(opts ...grpc.DialOption) *Conns {
 	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, runtimeWindowOptions...)
 	}
 	return &Conns{opts: opts, conns: map[string]*grpc.ClientConn{}}
 }

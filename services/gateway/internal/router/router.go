@@ -163,12 +163,19 @@ func (t *template) match(segs []string) bool {
 	return true
 }
 
-func (t *template) params(segs []string) map[string]string {
+// params returns the template's params of segs in dst (cleared first;
+// a new map when dst is nil), or nil when the template has none.
+func (t *template) params(segs []string, dst map[string]string) map[string]string {
 	var p map[string]string
 	for i, s := range t.segs {
 		if s.param != "" {
 			if p == nil {
-				p = map[string]string{}
+				p = dst
+				if p == nil {
+					p = map[string]string{}
+				} else {
+					clear(p)
+				}
 			}
 			p[s.param] = segs[i]
 		}
@@ -183,13 +190,22 @@ func (t *template) params(segs []string) map[string]string {
 // allow lists the methods the matching templates accept, sorted, with HEAD
 // added wherever GET is present.
 func (r *Router) Lookup(method string, segs []string) (m Match, allow []string, out Outcome) {
+	return r.LookupParams(method, segs, nil)
+}
+
+// LookupParams is Lookup with the params written to dst, which it clears
+// first, instead of a new map: Match.Params is dst when the matched
+// template has params, and nil otherwise (dst is then left as it was). A
+// nil dst makes it Lookup. The caller owns dst and may reuse it once it is
+// done with the Match.
+func (r *Router) LookupParams(method string, segs []string, dst map[string]string) (m Match, allow []string, out Outcome) {
 	var matched []*template
 	for _, t := range r.templates {
 		if !t.match(segs) {
 			continue
 		}
 		if fn, ok := t.methods[method]; ok {
-			return Match{Endpoint: Endpoint{Method: method, Path: t.path, Function: fn}, Params: t.params(segs)}, nil, Found
+			return Match{Endpoint: Endpoint{Method: method, Path: t.path, Function: fn}, Params: t.params(segs, dst)}, nil, Found
 		}
 		matched = append(matched, t)
 	}
@@ -199,7 +215,7 @@ func (r *Router) Lookup(method string, segs []string) (m Match, allow []string, 
 	if method == "HEAD" {
 		for _, t := range matched {
 			if fn, ok := t.methods["GET"]; ok {
-				return Match{Endpoint: Endpoint{Method: "GET", Path: t.path, Function: fn}, Params: t.params(segs)}, nil, Found
+				return Match{Endpoint: Endpoint{Method: "GET", Path: t.path, Function: fn}, Params: t.params(segs, dst)}, nil, Found
 			}
 		}
 	}
@@ -240,22 +256,31 @@ func (r *Router) Endpoints() []Endpoint {
 // "/greet/bob%20smith", or "" for the gateway root) into decoded segments
 // for Lookup. It fails on malformed percent-encoding.
 func SplitPath(escaped string) ([]string, error) {
+	return AppendSplitPath(nil, escaped)
+}
+
+// AppendSplitPath is SplitPath appending the segments to dst and
+// returning the extended slice, so a caller can reuse one slice for
+// every request. The segments are substrings of escaped, or new strings
+// where a segment has a percent escape.
+func AppendSplitPath(dst []string, escaped string) ([]string, error) {
 	if escaped == "" {
-		return []string{""}, nil
+		return append(dst, ""), nil
 	}
 	if !strings.HasPrefix(escaped, "/") {
-		return nil, fmt.Errorf("path %q does not start with '/'", escaped)
+		return dst, fmt.Errorf("path %q does not start with '/'", escaped)
 	}
-	raw := strings.Split(escaped[1:], "/")
-	for i, s := range raw {
-		if !strings.Contains(s, "%") {
-			continue
+	for rest, more := escaped[1:], true; more; {
+		var s string
+		s, rest, more = strings.Cut(rest, "/")
+		if strings.Contains(s, "%") {
+			d, err := url.PathUnescape(s)
+			if err != nil {
+				return dst, fmt.Errorf("path segment %q: %w", s, err)
+			}
+			s = d
 		}
-		d, err := url.PathUnescape(s)
-		if err != nil {
-			return nil, fmt.Errorf("path segment %q: %w", s, err)
-		}
-		raw[i] = d
+		dst = append(dst, s)
 	}
-	return raw, nil
+	return dst, nil
 }

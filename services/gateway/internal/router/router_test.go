@@ -2,6 +2,7 @@ package router
 
 import (
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +121,49 @@ func TestNew_RejectsMalformedTemplates(t *testing.T) {
 func TestSplitPath_RejectsBadEscapes(t *testing.T) {
 	if _, err := SplitPath("/a/%zz"); err == nil {
 		t.Fatal("no error")
+	}
+}
+
+func TestLookupParams_ReusesMapWithoutEarlierParams(t *testing.T) {
+	r := mustNew(t, ep("GET", "/a/{x}/{y}", "f.two"), ep("GET", "/b/{z}", "f.one"), ep("GET", "/c", "f.none"))
+	dst := map[string]string{}
+	m, _, _ := r.LookupParams("GET", []string{"a", "1", "2"}, dst)
+	if !maps.Equal(m.Params, map[string]string{"x": "1", "y": "2"}) {
+		t.Fatalf("params = %v", m.Params)
+	}
+	m, _, _ = r.LookupParams("GET", []string{"b", "3"}, dst)
+	if !maps.Equal(m.Params, map[string]string{"z": "3"}) {
+		t.Fatalf("reused map has %v, want only z", m.Params)
+	}
+	m, _, out := r.LookupParams("GET", []string{"c"}, dst)
+	if out != Found || m.Params != nil {
+		t.Fatalf("a template without params gave %v (%v)", m.Params, out)
+	}
+}
+
+func TestAppendSplitPath_MatchesSplitPathOnAReusedSlice(t *testing.T) {
+	buf := make([]string, 0, 8)
+	for _, p := range []string{"", "/", "/a", "/a/b%20c/", "//x", "/a%2Fb/c", "/long/path/with/many/segments/in/it/now"} {
+		want := strings.Split(p, "/")[1:]
+		if p == "" {
+			want = []string{""}
+		}
+		for i, s := range want {
+			if d, err := url.PathUnescape(s); err == nil {
+				want[i] = d
+			}
+		}
+		got, err := AppendSplitPath(buf[:0], p)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("AppendSplitPath(%q) = %q, %v; want %q", p, got, err, want)
+		}
+		if sp, _ := SplitPath(p); !slices.Equal(sp, got) {
+			t.Errorf("SplitPath(%q) = %q, AppendSplitPath %q", p, sp, got)
+		}
+		buf = got
+	}
+	if _, err := AppendSplitPath(nil, "/a/%zz"); err == nil {
+		t.Error("bad escape accepted")
 	}
 }
 
