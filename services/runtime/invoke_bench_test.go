@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/muprotocol/mu/libs/gobuild"
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/usage"
+	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
+)
+
+// helloFunc builds examples/hello, the real SDK function `mu run` serves
+// (cached between runs).
+func helloFunc(tb testing.TB) []byte {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds a Go function")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	path, err := gobuild.Cached(ctx, filepath.Join("..", "..", "examples", "hello"), gobuild.TestCacheDir(), gobuild.Reactor)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// helloManifest is examples/hello/mu.yaml with the binary's content id.
+func helloManifest(binary string) []byte {
+	return []byte(fmt.Sprintf(`name: hello
+version: "0.1"
+services:
+  - type: Function
+    name: hello
+    binary: %s
+    runtime: wasi1.0
+    memory_limit: 64MiB
+  - type: Gateway
+    name: greeting
+    endpoints:
+      /greet/{name}: {get: hello.greet_user}
+`, binary))
+}
+
+// newHelloServer starts a runtime (not listening) with the hello stack
+// deployed as id; edit adjusts the config.
+func newHelloServer(tb testing.TB, id ids.StackID, edit func(*Config)) *Server {
+	tb.Helper()
+	bin := helloFunc(tb)
+	cfg := DefaultConfig()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.AdminAddr = ""
+	cfg.DataDir = tb.TempDir()
+	if edit != nil {
+		edit(&cfg)
+	}
+	srv, err := New(cfg, Deps{Usage: usage.Discard{}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { srv.Close() })
+	bid := ids.BinaryID(bin)
+	if _, err := srv.Deploy(context.Background(), &runtimev1.DeployRequest{
+		Stack:    &runtimev1.Stack{Id: id.Bytes(), Revision: 1, Manifest: helloManifest(bid)},
+		Binaries: []*runtimev1.FunctionBinary{{BinaryId: bid, Wasm: bin}},
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return srv
+}
+
+// helloRequest is the request the gateway sends for GET /greet/bench.
+func helloRequest(id ids.StackID) *runtimev1.InvokeRequest {
+	return &runtimev1.InvokeRequest{StackId: id.Bytes(), Function: "hello.greet_user", Request: &typesv1.HttpRequest{
+		Method:     "GET",
+		PathParams: map[string]string{"name": "bench"},
+		Headers:    []*typesv1.Header{{Name: "accept", Value: "*/*"}, {Name: "user-agent", Value: "bench"}},
+	}}
+}
+
+func invokeHello(tb testing.TB, srv *Server, req *runtimev1.InvokeRequest) {
+	resp, err := srv.Invoke(context.Background(), req)
+	if err != nil || resp.GetError() != nil || resp.GetResponse().GetStatus() != 200 {
+		tb.Fatalf("invoke: %v %v", resp, err)
+	}
+}
+
+// BenchmarkInvoke_Hello calls (*Server).Invoke directly, one call at a
+// time, on a warm hello instance: the runtime's own share of a request
+// (allocations per call are the figure to watch).
+func BenchmarkInvoke_Hello(b *testing.B) {
+	id := ids.StackID{0xbe}
+	srv := newHelloServer(b, id, nil)
+	req := helloRequest(id)
+	invokeHello(b, srv, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		invokeHello(b, srv, req)
+	}
+}
+
+// BenchmarkInvoke_HelloParallel64 calls Invoke from 64 goroutines at once
+// (the bench's c=64) and reports the instances started per 1,000 calls
+// after warm-up, which a pool sized to the concurrency keeps at 0.
+func BenchmarkInvoke_HelloParallel64(b *testing.B) {
+	id := ids.StackID{0xbf}
+	srv := newHelloServer(b, id, nil)
+	req := helloRequest(id)
+	warm := func(n int) {
+		done := make(chan struct{})
+		for range 64 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for range n {
+					invokeHello(b, srv, req)
+				}
+			}()
+		}
+		for range 64 {
+			<-done
+		}
+	}
+	warm(20)
+	started := testutil.ToFloat64(srv.metrics.instancesStarted)
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 64/max(1, goruntime.GOMAXPROCS(0))))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			invokeHello(b, srv, req)
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(1000*(testutil.ToFloat64(srv.metrics.instancesStarted)-started)/float64(b.N), "starts/1000calls")
+}
