@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,9 +108,11 @@ func BenchmarkInvoke_Hello(b *testing.B) {
 	req := helloRequest(id)
 	invokeHello(b, srv, req)
 	b.ReportAllocs()
+	cpu0 := processCPU(b)
 	for b.Loop() {
 		invokeHello(b, srv, req)
 	}
+	reportCPU(b, cpu0)
 }
 
 // BenchmarkInvoke_HelloParallel64 calls Invoke from 64 goroutines at once
@@ -138,11 +141,49 @@ func BenchmarkInvoke_HelloParallel64(b *testing.B) {
 	b.ReportAllocs()
 	b.SetParallelism(max(1, 64/max(1, goruntime.GOMAXPROCS(0))))
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			invokeHello(b, srv, req)
 		}
 	})
 	b.StopTimer()
+	reportCPU(b, cpu0)
 	b.ReportMetric(1000*(testutil.ToFloat64(srv.metrics.instancesStarted)-started)/float64(b.N), "starts/1000calls")
+}
+
+// BenchmarkInvoke_HelloFreshGoroutine calls Invoke one call at a time, each
+// from a new goroutine, as gRPC runs each request: the call finds a small
+// stack and cold caches unless a call worker runs it.
+func BenchmarkInvoke_HelloFreshGoroutine(b *testing.B) {
+	id := ids.StackID{0xc0}
+	srv := newHelloServer(b, id, nil)
+	req := helloRequest(id)
+	invokeHello(b, srv, req)
+	done := make(chan struct{})
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			invokeHello(b, srv, req)
+		}()
+		<-done
+	}
+	reportCPU(b, cpu0)
+}
+
+// processCPU is the CPU time the process has used (user and system).
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process CPU per call since cpu0 (on a shared
+// machine a steadier figure than the wall clock).
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }

@@ -68,6 +68,7 @@ type Server struct {
 	keys    *usage.Keys
 	engine  *wasm.Engine
 	pool    *pool.Pool
+	workers *callWorkers // run the wasm part of calls (workers.go)
 	logs    *logs.Hub
 	metrics *metrics
 	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
@@ -202,6 +203,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
+	s.workers = newCallWorkers(cfg.CallWorkers, cfg.CallWorkerWait, s.metrics.workers)
 	return s, nil
 }
 
@@ -280,6 +282,7 @@ func (s *Server) Close() error {
 		}
 		s.bgCancel()
 		s.warming.Wait()
+		s.workers.stop() // the calls have drained; a straggler runs on its own goroutine
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {
