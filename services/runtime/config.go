@@ -100,12 +100,15 @@ type Config struct {
 	// instead of starting on a fresh goroutine; the most recently idle one
 	// takes the next call. Default: 2 × GOMAXPROCS.
 	CallWorkers int
-	// CallWorkerWait is how long a call waits for a free call worker
-	// before it runs on its own goroutine instead, so that calls that hold
-	// every worker for long (spinning until their deadline) delay other
-	// calls by at most this. While a worker is inside a db or storage call
-	// (which may block for long), calls that find no worker free run on
-	// their own goroutines at once. 0: never wait.
+	// CallWorkerWait protects calls from long calls of others: a call
+	// that finds every call worker busy waits for one, in order, but once
+	// it has waited this long while every worker has been in its current
+	// call for longer (functions spinning until their deadline, say), it
+	// runs on its own goroutine instead. Calls that only queue behind short ones
+	// under load keep waiting (their deadline bounds it). While a worker is
+	// inside a db or storage call (which may block for long), calls that
+	// find no worker free run on their own goroutines at once. 0: never
+	// wait.
 	CallWorkerWait time.Duration
 	// PrewarmInstances is how many instances of each function are started
 	// at deploy, ahead of the first request.
@@ -247,7 +250,7 @@ func DefaultConfig() Config {
 		ActiveMemoryBudget:   8 << 30,                     // 8 GiB reserved by running calls: 128 calls of 64 MiB
 		ActiveMemoryWait:     500 * time.Millisecond,      // then 503 with Retry-After
 		CallWorkers:          2 * goruntime.GOMAXPROCS(0), // hot goroutines running calls
-		CallWorkerWait:       time.Millisecond,            // then a call runs on its own goroutine
+		CallWorkerWait:       5 * time.Millisecond,        // one epoch tick; then a call runs on its own goroutine
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,

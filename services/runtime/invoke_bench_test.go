@@ -120,7 +120,11 @@ func BenchmarkInvoke_Hello(b *testing.B) {
 // after warm-up, which a pool sized to the concurrency keeps at 0.
 func BenchmarkInvoke_HelloParallel64(b *testing.B) {
 	id := ids.StackID{0xbf}
-	srv := newHelloServer(b, id, nil)
+	srv := newHelloServer(b, id, func(c *Config) {
+		if w := os.Getenv("MU_BENCH_CALL_WORKER_WAIT"); w != "" {
+			c.CallWorkerWait, _ = time.ParseDuration(w)
+		}
+	})
 	req := helloRequest(id)
 	warm := func(n int) {
 		done := make(chan struct{})
@@ -136,8 +140,17 @@ func BenchmarkInvoke_HelloParallel64(b *testing.B) {
 			<-done
 		}
 	}
-	warm(20)
+	// Warm up until a round of 64 × 50 calls starts no instance (the idle
+	// cap has caught up with the concurrency), or 20 rounds.
+	for range 20 {
+		before := testutil.ToFloat64(srv.metrics.instancesStarted)
+		warm(50)
+		if testutil.ToFloat64(srv.metrics.instancesStarted) == before {
+			break
+		}
+	}
 	started := testutil.ToFloat64(srv.metrics.instancesStarted)
+	overflowed := testutil.ToFloat64(srv.metrics.workers.overflowWait)
 	b.ReportAllocs()
 	b.SetParallelism(max(1, 64/max(1, goruntime.GOMAXPROCS(0))))
 	b.ResetTimer()
@@ -150,6 +163,9 @@ func BenchmarkInvoke_HelloParallel64(b *testing.B) {
 	b.StopTimer()
 	reportCPU(b, cpu0)
 	b.ReportMetric(1000*(testutil.ToFloat64(srv.metrics.instancesStarted)-started)/float64(b.N), "starts/1000calls")
+	b.ReportMetric(1000*(testutil.ToFloat64(srv.metrics.workers.overflowWait)-overflowed)/float64(b.N), "overflows/1000calls")
+	idle, _ := srv.pool.Stats(srv.stacks[id].functions["hello"].poolKey)
+	b.ReportMetric(float64(idle), "idle-instances")
 }
 
 // BenchmarkInvoke_HelloFreshGoroutine calls Invoke one call at a time, each
@@ -186,4 +202,30 @@ func processCPU(tb testing.TB) time.Duration {
 // machine a steadier figure than the wall clock).
 func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// BenchmarkInvoke_HelloLongLivedCaller calls Invoke one call at a time
+// from one long-lived goroutine woken for each call, as net/http's
+// connection goroutine calls the in-process runtime: its stack stays grown
+// between calls, but it sleeps between them.
+func BenchmarkInvoke_HelloLongLivedCaller(b *testing.B) {
+	id := ids.StackID{0xc1}
+	srv := newHelloServer(b, id, nil)
+	req := helloRequest(id)
+	invokeHello(b, srv, req)
+	calls, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		for range calls {
+			invokeHello(b, srv, req)
+			done <- struct{}{}
+		}
+	}()
+	defer close(calls)
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		calls <- struct{}{}
+		<-done
+	}
+	reportCPU(b, cpu0)
 }

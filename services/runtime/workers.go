@@ -18,8 +18,12 @@ import (
 // the next call (LIFO), the one whose stack and instance are most likely
 // still in cache.
 //
-// Neighbours keep their time: a call that finds no worker free waits at
-// most wait (call_worker_wait) and then runs on its own goroutine; and
+// Neighbours keep their time: a call that finds no worker free waits for
+// one, in order, but once it has waited wait (call_worker_wait) while
+// every worker has been in its current call for longer than wait, it runs
+// on its own goroutine instead (calls that only queue behind short ones
+// under load keep waiting: more goroutines running wasm than cores buys
+// nothing); and
 // while a worker is inside a db or storage host call, which may block for
 // long, a call that finds no worker free runs on its own goroutine at once
 // (the calls waiting when the worker entered it are released; see
@@ -32,6 +36,8 @@ type callWorkers struct {
 	size int
 	wait time.Duration
 	m    workerMetrics
+
+	all []*callWorker
 
 	mu      sync.Mutex
 	idle    []*callWorker // the most recently idle last
@@ -53,6 +59,9 @@ type workerMetrics struct {
 type callWorker struct {
 	w    *callWorkers
 	jobs chan *invocation // capacity 1: a call is handed over without waiting
+	// since is when the worker's current call began (Unix nanoseconds; 0
+	// while idle), read by stuck.
+	since atomic.Int64
 }
 
 // waiter is a call waiting for a worker. ch receives the worker handed to
@@ -69,6 +78,7 @@ func newCallWorkers(size int, wait time.Duration, m workerMetrics) *callWorkers 
 	for range size {
 		wk := &callWorker{w: w, jobs: make(chan *invocation, 1)}
 		w.idle = append(w.idle, wk)
+		w.all = append(w.all, wk)
 		go wk.loop()
 	}
 	return w
@@ -130,15 +140,21 @@ func (w *callWorkers) acquire(ctx context.Context) (*callWorker, error) {
 
 	t := time.NewTimer(w.wait)
 	defer t.Stop()
-	select {
-	case wk := <-wt.ch:
-		waiterPool.Put(wt)
-		if wk == nil {
-			w.m.overflowHostCall.Inc()
+	for waiting := true; waiting; {
+		select {
+		case wk := <-wt.ch:
+			waiterPool.Put(wt)
+			if wk == nil {
+				w.m.overflowHostCall.Inc()
+			}
+			return wk, nil
+		case <-t.C:
+			if waiting = !w.stuck(); waiting {
+				t.Reset(w.wait)
+			}
+		case <-ctx.Done():
+			waiting = false
 		}
-		return wk, nil
-	case <-t.C:
-	case <-ctx.Done():
 	}
 	w.mu.Lock()
 	queued := w.removeWaiterLocked(wt)
@@ -164,6 +180,19 @@ func (w *callWorkers) acquire(ctx context.Context) (*callWorker, error) {
 	}
 	w.m.overflowWait.Inc()
 	return nil, nil
+}
+
+// stuck reports whether every worker has been in its current call for
+// longer than wait: none has taken a call since, so waiting on is waiting
+// for long calls to end.
+func (w *callWorkers) stuck() bool {
+	now := time.Now().UnixNano()
+	for _, wk := range w.all {
+		if s := wk.since.Load(); s == 0 || now-s < int64(w.wait) {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *callWorkers) overflow(closed bool) {
@@ -270,7 +299,9 @@ func (wk *callWorker) release() bool {
 // loop serves the calls handed to wk until the workers stop.
 func (wk *callWorker) loop() {
 	for inv := range wk.jobs {
+		wk.since.Store(time.Now().UnixNano())
 		inv.runCaught()
+		wk.since.Store(0)
 		// wk is free before its caller resumes, so the caller's next call
 		// can find it (its caches are the warmest).
 		keep := wk.release()
