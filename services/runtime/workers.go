@@ -67,7 +67,8 @@ type callWorker struct {
 // waiter is a call waiting for a worker. ch receives the worker handed to
 // it, or nil: run on your own goroutine.
 type waiter struct {
-	ch chan *callWorker
+	ch     chan *callWorker
+	closed bool // set before nil is sent by stop
 }
 
 var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan *callWorker, 1)} }}
@@ -143,10 +144,7 @@ func (w *callWorkers) acquire(ctx context.Context) (*callWorker, error) {
 	for waiting := true; waiting; {
 		select {
 		case wk := <-wt.ch:
-			waiterPool.Put(wt)
-			if wk == nil {
-				w.m.overflowHostCall.Inc()
-			}
+			w.turned(wt, wk)
 			return wk, nil
 		case <-t.C:
 			if waiting = !w.stuck(); waiting {
@@ -162,15 +160,12 @@ func (w *callWorkers) acquire(ctx context.Context) (*callWorker, error) {
 	if !queued {
 		// Handed a worker (or a turn) while giving up.
 		wk := <-wt.ch
-		waiterPool.Put(wt)
+		w.turned(wt, wk)
 		if ctx.Err() == nil {
-			if wk == nil {
-				w.m.overflowHostCall.Inc()
-			}
 			return wk, nil
 		}
-		if wk != nil {
-			wk.release()
+		if wk != nil && !wk.release() {
+			close(wk.jobs) // stopped meanwhile: wk waits for a call that will not come
 		}
 	} else {
 		waiterPool.Put(wt)
@@ -193,6 +188,18 @@ func (w *callWorkers) stuck() bool {
 		}
 	}
 	return true
+}
+
+// turned counts what waiter wt was handed (a worker, or nil: run on your
+// own goroutine) and returns wt to its pool.
+func (w *callWorkers) turned(wt *waiter, wk *callWorker) {
+	if wt.closed {
+		w.m.overflowClosed.Inc()
+	} else if wk == nil {
+		w.m.overflowHostCall.Inc()
+	}
+	*wt = waiter{ch: wt.ch}
+	waiterPool.Put(wt)
 }
 
 func (w *callWorkers) overflow(closed bool) {
@@ -271,6 +278,7 @@ func (w *callWorkers) stop() {
 		close(wk.jobs)
 	}
 	for _, wt := range waiters {
+		wt.closed = true
 		wt.ch <- nil
 	}
 }

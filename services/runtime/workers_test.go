@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	goruntime "runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -330,5 +332,64 @@ func TestWorkers_PanicOnAWorkerReachesTheCaller(t *testing.T) {
 	}()
 	if len(w.idle) != 1 {
 		t.Fatalf("%d idle workers after the panic, want 1", len(w.idle))
+	}
+}
+
+func TestConfig_CallWorkersValidated(t *testing.T) {
+	if got, want := DefaultConfig().CallWorkers, 2*goruntime.GOMAXPROCS(0); got != want {
+		t.Errorf("default call_workers %d, want 2 × GOMAXPROCS = %d", got, want)
+	}
+	cfg := DefaultConfig()
+	cfg.CallWorkers = 0
+	cfg.CallWorkerWait = -time.Millisecond
+	err := cfg.Validate()
+	for _, field := range []string{"call_workers:", "call_worker_wait:"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%v does not name %s", err, field)
+		}
+	}
+}
+
+// Calls waiting for a worker when the workers stop run on their own
+// goroutines, as do later calls; none is lost.
+func TestWorkers_StopReleasesWaitersAndLaterCalls(t *testing.T) {
+	m, _ := newWorkerMetrics()
+	w := newCallWorkers(1, time.Hour, m)
+	hold, ran := make(chan struct{}), make(chan string, 3)
+	go func() {
+		wk, err := w.acquire(context.Background())
+		if err != nil || wk == nil {
+			t.Errorf("first acquire: %v %v", wk, err)
+		}
+		<-hold
+		if wk.release() {
+			t.Error("a worker released after stop is kept")
+		}
+		close(wk.jobs)
+		ran <- "first"
+	}()
+	waitFor(t, "the worker is taken", func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.idle) == 0 })
+	go func() {
+		wk, err := w.acquire(context.Background())
+		if err != nil || wk != nil {
+			t.Errorf("waiter after stop: %v %v, want its own goroutine", wk, err)
+		}
+		ran <- "waiter"
+	}()
+	waitFor(t, "a call waits", func() bool { return w.nwait.Load() == 1 })
+	w.stop()
+	if got := <-ran; got != "waiter" {
+		t.Fatalf("%s ran first", got)
+	}
+	if wk, err := w.acquire(context.Background()); wk != nil || err != nil {
+		t.Errorf("acquire after stop: %v %v", wk, err)
+	}
+	close(hold)
+	<-ran
+	if got := testutil.ToFloat64(m.overflowClosed); got != 2 {
+		t.Errorf("%v calls overflowed as closed, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.overflowHostCall) + testutil.ToFloat64(m.overflowWait); got != 0 {
+		t.Errorf("%v overflows counted under other reasons", got)
 	}
 }
