@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"net"
 	"path/filepath"
+	goruntime "runtime"
 	"time"
 
 	"github.com/muprotocol/mu/libs/chainwatch"
@@ -68,8 +69,11 @@ type Config struct {
 	// keeps.
 	MaxTrapFrames int
 
-	// MaxIdlePerFunction is how many idle warm instances one function may
-	// keep.
+	// MaxIdlePerFunction is the least number of idle warm instances one
+	// function may keep. It keeps more when it had more calls running at
+	// once within the last IdleTimeout (one to two IdleTimeouts), up to
+	// MaxActivePerFunction, so a steady load finds an idle instance for
+	// every call and starts none; IdleMemoryBudget still bounds them all.
 	MaxIdlePerFunction int
 	// MaxActivePerFunction is how many calls of one function may run at
 	// once; more wait for a free slot.
@@ -90,6 +94,22 @@ type Config struct {
 	// ActiveMemoryWait is how long a call waits for room in
 	// ActiveMemoryBudget before it is refused.
 	ActiveMemoryWait time.Duration
+	// CallWorkers is how many long-lived goroutines run the wasm part of
+	// calls (taking an instance, the guest with its host calls, putting
+	// the instance back), so that calls find a grown stack and warm caches
+	// instead of starting on a fresh goroutine; the most recently idle one
+	// takes the next call. Default: 2 × GOMAXPROCS.
+	CallWorkers int
+	// CallWorkerWait protects calls from long calls of others: a call
+	// that finds every call worker busy waits for one, in order, but once
+	// it has waited this long while every worker has been in its current
+	// call for longer (functions spinning until their deadline, say), it
+	// runs on its own goroutine instead. Calls that only queue behind short ones
+	// under load keep waiting (their deadline bounds it). While a worker is
+	// inside a db or storage call (which may block for long), calls that
+	// find no worker free run on their own goroutines at once. 0: never
+	// wait.
+	CallWorkerWait time.Duration
 	// PrewarmInstances is how many instances of each function are started
 	// at deploy, ahead of the first request.
 	PrewarmInstances int
@@ -227,8 +247,10 @@ func DefaultConfig() Config {
 		MaxActivePerFunction: 64,
 		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory
 		IdleTimeout:          5 * time.Minute,
-		ActiveMemoryBudget:   8 << 30,                // 8 GiB reserved by running calls: 128 calls of 64 MiB
-		ActiveMemoryWait:     500 * time.Millisecond, // then 503 with Retry-After
+		ActiveMemoryBudget:   8 << 30,                     // 8 GiB reserved by running calls: 128 calls of 64 MiB
+		ActiveMemoryWait:     500 * time.Millisecond,      // then 503 with Retry-After
+		CallWorkers:          2 * goruntime.GOMAXPROCS(0), // hot goroutines running calls
+		CallWorkerWait:       5 * time.Millisecond,        // one epoch tick; then a call runs on its own goroutine
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
@@ -280,6 +302,8 @@ func (c Config) Validate() error {
 	if c.ActiveMemoryBudget <= 0 || uint64(c.ActiveMemoryBudget) < c.MaxMemory {
 		p.Addf("active_memory_budget", "%d must hold at least one call of the largest memory_limit, max_memory %d", c.ActiveMemoryBudget, c.MaxMemory)
 	}
+	p.Positive("call_workers", int64(c.CallWorkers))
+	p.NotNegativeDuration("call_worker_wait", c.CallWorkerWait)
 	p.NotNegative("prewarm_instances", int64(c.PrewarmInstances))
 	if c.MinMemory == 0 || c.MaxMemory < c.MinMemory {
 		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -27,7 +28,9 @@ const levelInfo = fnproto.LogLevelInfo
 // Invoke runs one call of "assembly.function" of a deployed stack. Function
 // failures come back in InvokeResponse.error with the fuel burnt, which is
 // billed like any call; gRPC errors are about the call itself (unknown
-// stack or function, bad arguments, node busy or closing).
+// stack or function, bad arguments, node busy or closing). The wasm part of
+// the call runs on one of the node's call workers (workers.go), whichever
+// way Invoke is reached (gRPC or in process).
 func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {
 	start := time.Now()
 	id, err := ids.StackIDFromBytes(req.GetStackId())
@@ -62,13 +65,113 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	if f == nil {
 		return nil, rpcerr.Errorf(codes.NotFound, rpcerr.FunctionNotFound, "stack %s has no function %q", id, assembly)
 	}
-	fr := toFnRequest(req.GetRequest())
-	lim := wasm.Limits{Fuel: s.fuelLimit(), Timeout: s.cfg.CallTimeout}
 
-	var (
-		res *wasm.Result
-		ce  *wasm.CallError
-	)
+	inv := invocationPool.Get().(*invocation)
+	defer inv.reset()
+	inv.s, inv.ctx, inv.id, inv.d, inv.f, inv.fnName = s, ctx, id, d, f, fnName
+	inv.setRequest(req.GetRequest())
+	inv.lim = wasm.Limits{Fuel: s.fuelLimit(), Timeout: s.cfg.CallTimeout}
+	if err := s.workers.do(ctx, inv); err != nil {
+		return nil, err
+	}
+	if inv.err != nil {
+		return nil, inv.err
+	}
+	res, ce := inv.res, inv.ce
+	f.invocations.Add(1)
+
+	out := &invokeOut{}
+	resp := &out.resp
+	if ce != nil {
+		resp.FuelUsed = ce.Fuel
+		resp.Error = &runtimev1.InvokeError{Kind: errorKind(ce.Kind), Message: ce.Message}
+		if ce.Kind != wasm.KindFunctionError {
+			s.logs.Publish(logs.Entry{Stack: id, Function: req.GetFunction(), Source: logs.SourceRuntime, Level: fnproto.LogLevelError, Body: ce.Error()})
+		}
+		s.metrics.invocationsBy(ce.Kind).Inc()
+	} else {
+		resp.FuelUsed = res.Fuel
+		resp.Response = out.httpResponse(&res.Response)
+		s.metrics.invocationsOK.Inc()
+	}
+	resp.MbInstructions = mulSat(resp.FuelUsed, f.memoryMiB)
+	s.metrics.fuel.Add(float64(resp.FuelUsed))
+	s.metrics.callSeconds.Observe(time.Since(start).Seconds())
+	if resp.MbInstructions > 0 {
+		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
+	}
+	return resp, nil
+}
+
+// invocation is the wasm part of one call, handed to a call worker: its
+// inputs, and its outcome (res or ce, or err for the call itself). Invoke
+// takes it from invocationPool and puts it back, so the request's header
+// list and the completion channel are reused.
+type invocation struct {
+	s      *Server
+	ctx    context.Context
+	id     ids.StackID
+	d      *deployment
+	f      *function
+	fnName string
+	req    fnproto.Request
+	lim    wasm.Limits
+	worker *callWorker // the worker running it (nil: the caller's goroutine); set by do
+
+	res      *wasm.Result
+	ce       *wasm.CallError
+	err      error
+	panicked any           // a panic of run on a worker, raised again by do
+	done     chan struct{} // a worker signals the end of run (capacity 1)
+}
+
+var invocationPool = sync.Pool{New: func() any { return &invocation{done: make(chan struct{}, 1)} }}
+
+// setRequest converts the gateway's request into the function protocol's,
+// reusing the header list of an earlier call.
+func (inv *invocation) setRequest(r *typesv1.HttpRequest) {
+	inv.req.Method = r.GetMethod()
+	inv.req.PathParams = r.GetPathParams()
+	inv.req.QueryParams = r.GetQueryParams()
+	inv.req.Body = r.GetBody()
+	hs := r.GetHeaders()
+	if len(hs) == 0 {
+		inv.req.Headers = nil
+		return
+	}
+	if cap(inv.req.Headers) < len(hs) {
+		inv.req.Headers = make([]fnproto.Header, len(hs))
+	}
+	inv.req.Headers = inv.req.Headers[:len(hs)]
+	for i, h := range hs {
+		inv.req.Headers[i] = fnproto.Header{Name: h.GetName(), Value: h.GetValue()}
+	}
+}
+
+// reset drops what inv refers to and returns it to the pool.
+func (inv *invocation) reset() {
+	hs := inv.req.Headers
+	clear(hs)
+	*inv = invocation{req: fnproto.Request{Headers: hs[:0]}, done: inv.done}
+	invocationPool.Put(inv)
+}
+
+// runCaught is run on a worker: a panic is kept for do to raise on the
+// caller's goroutine.
+func (inv *invocation) runCaught() {
+	defer func() {
+		if p := recover(); p != nil {
+			inv.panicked = p
+		}
+	}()
+	inv.run()
+}
+
+// run is the wasm part of the call: it takes an instance (starting one if
+// none is idle), reserves the node's memory for it, runs the guest with its
+// host calls and puts the instance back.
+func (inv *invocation) run() {
+	s, ctx, f := inv.s, inv.ctx, inv.f
 	// The node's memory for running calls is reserved once the call holds
 	// one of its function's instance slots (pool.Get), so calls queued
 	// behind a busy function hold no memory that other stacks could use.
@@ -84,69 +187,85 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		inst, err := s.pool.Get(ctx, f.poolKey, f.start)
 		if err != nil {
 			if c, ok := wasm.AsCallError(err); ok {
-				ce = c
-				ce.Message = "instance failed to start: " + ce.Message
-				break
+				inv.ce = c
+				inv.ce.Message = "instance failed to start: " + inv.ce.Message
+				return
 			}
 			if errors.Is(err, pool.ErrRemoved) {
 				s.mu.RLock()
-				reason, off := s.disabled[id]
+				reason, off := s.disabled[inv.id]
 				s.mu.RUnlock()
 				if off { // disabled while the call waited for an instance
-					return nil, disabledError(id, reason)
+					inv.err = disabledError(inv.id, reason)
+					return
 				}
 			}
-			return nil, poolStatus(err)
+			inv.err = poolStatus(err)
+			return
 		}
 		if !reserved {
 			if err := s.reserveMemory(ctx, f); err != nil {
 				s.pool.Put(f.poolKey, inst)
-				return nil, err
+				inv.err = err
+				return
 			}
 			reserved = true
 		}
-		host := d.newCall()
-		res, err = inst.Call(ctx, fnName, fr, host.handle, lim)
+		host := inv.d.newCall()
+		host.worker = inv.worker
+		res, err := inst.Call(ctx, inv.fnName, &inv.req, host.handle, inv.lim)
 		host.end()
 		s.pool.Put(f.poolKey, inst)
 		if err == nil {
-			ce = nil
-			break
+			inv.res, inv.ce = res, nil
+			return
 		}
 		if errors.Is(err, wasm.ErrRequestTooLarge) {
-			return nil, rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: %v", err)
+			inv.err = rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: %v", err)
+			return
 		}
 		c, ok := wasm.AsCallError(err)
 		if !ok {
-			return nil, status.Errorf(codes.Internal, "invoke: %v", err)
+			inv.err = status.Errorf(codes.Internal, "invoke: %v", err)
+			return
 		}
-		ce = c
+		inv.ce = c
 		if c.Kind != wasm.KindUnavailable || ctx.Err() != nil {
-			break
+			return
 		}
 	}
-	f.invocations.Add(1)
+}
 
-	resp := &runtimev1.InvokeResponse{}
-	if ce != nil {
-		resp.FuelUsed = ce.Fuel
-		resp.Error = &runtimev1.InvokeError{Kind: errorKind(ce.Kind), Message: ce.Message}
-		if ce.Kind != wasm.KindFunctionError {
-			s.logs.Publish(logs.Entry{Stack: id, Function: req.GetFunction(), Source: logs.SourceRuntime, Level: fnproto.LogLevelError, Body: ce.Error()})
+// invokeOut holds an InvokeResponse and the messages it points to, so that
+// a response of at most invokeOutHeaders headers is one allocation.
+type invokeOut struct {
+	resp runtimev1.InvokeResponse
+	http typesv1.HttpResponse
+	hdr  [invokeOutHeaders]typesv1.Header
+	hdrp [invokeOutHeaders]*typesv1.Header
+}
+
+// invokeOutHeaders is how many response headers invokeOut holds inline:
+// what the SDK's text and JSON responses set (content-type).
+const invokeOutHeaders = 2
+
+// httpResponse converts the function's response into out's HttpResponse.
+func (out *invokeOut) httpResponse(r *fnproto.Response) *typesv1.HttpResponse {
+	h := &out.http
+	h.Status, h.Body = uint32(r.Status), r.Body
+	if n := len(r.Headers); n > 0 {
+		var hdr []typesv1.Header
+		if n <= invokeOutHeaders {
+			hdr, h.Headers = out.hdr[:n], out.hdrp[:n]
+		} else {
+			hdr, h.Headers = make([]typesv1.Header, n), make([]*typesv1.Header, n)
 		}
-		s.metrics.invocations.WithLabelValues(ce.Kind.String()).Inc()
-	} else {
-		resp.FuelUsed = res.Fuel
-		resp.Response = toHTTPResponse(&res.Response)
-		s.metrics.invocations.WithLabelValues("ok").Inc()
+		for i, rh := range r.Headers {
+			hdr[i].Name, hdr[i].Value = rh.Name, rh.Value
+			h.Headers[i] = &hdr[i]
+		}
 	}
-	resp.MbInstructions = mulSat(resp.FuelUsed, f.memoryMiB)
-	s.metrics.fuel.Add(float64(resp.FuelUsed))
-	s.metrics.callSeconds.Observe(time.Since(start).Seconds())
-	if resp.MbInstructions > 0 {
-		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
-	}
-	return resp, nil
+	return h
 }
 
 // lookup finds the deployment of stack id and its function assembly, and
@@ -236,33 +355,6 @@ func errorKind(k wasm.ErrorKind) runtimev1.InvokeError_Kind {
 	return runtimev1.InvokeError_KIND_CRASH
 }
 
-func toFnRequest(r *typesv1.HttpRequest) *fnproto.Request {
-	out := &fnproto.Request{
-		Method:      r.GetMethod(),
-		PathParams:  r.GetPathParams(),
-		QueryParams: r.GetQueryParams(),
-		Body:        r.GetBody(),
-	}
-	if hs := r.GetHeaders(); len(hs) > 0 {
-		out.Headers = make([]fnproto.Header, len(hs))
-		for i, h := range hs {
-			out.Headers[i] = fnproto.Header{Name: h.GetName(), Value: h.GetValue()}
-		}
-	}
-	return out
-}
-
-func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
-	out := &typesv1.HttpResponse{Status: uint32(r.Status), Body: r.Body}
-	if len(r.Headers) > 0 {
-		out.Headers = make([]*typesv1.Header, len(r.Headers))
-		for i, h := range r.Headers {
-			out.Headers[i] = &typesv1.Header{Name: h.Name, Value: h.Value}
-		}
-	}
-	return out
-}
-
 // callHost answers the host requests of one call of a deployment's
 // function: db requests go to muDB and storage requests to the storage
 // service, both as that deployment's stack; outbound HTTP is not wired into
@@ -272,19 +364,31 @@ func toHTTPResponse(r *fnproto.Response) *typesv1.HttpResponse {
 // left open (its unfinished uploads are aborted).
 type callHost struct {
 	db      *stackDB
-	storage *storageCall
+	storage storageCall
+	// worker is the call worker the call runs on (nil: its own
+	// goroutine); while it is in a host call that may block, calls that
+	// find no worker free do not wait (callWorkers.enterHost).
+	worker *callWorker
 }
 
 func (d *deployment) newCall() *callHost {
-	return &callHost{db: d.db, storage: d.storage.newCall()}
+	return &callHost{db: d.db, storage: storageCall{s: d.storage}}
 }
 
 // handle is the call's wasm.Handler.
 func (h *callHost) handle(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
 	switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
 	case fnproto.ClassDb:
+		if h.worker != nil {
+			h.worker.w.enterHost()
+			defer h.worker.w.leaveHost()
+		}
 		return h.db.serve(ctx, m)
 	case fnproto.ClassStorage:
+		if h.worker != nil {
+			h.worker.w.enterHost()
+			defer h.worker.w.leaveHost()
+		}
 		return h.storage.serve(ctx, m)
 	case fnproto.ClassHTTP:
 		msg := "outbound HTTP is not enabled on this runtime node"

@@ -8,12 +8,18 @@ import (
 
 	"github.com/muprotocol/mu/libs/fnproto"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 // metrics are per Server (not global), so several nodes can share a process.
 type metrics struct {
-	invocations      *prometheus.CounterVec
+	invocations *prometheus.CounterVec
+	// invocationsOK and invocationsKind are invocations' series, resolved
+	// once so that a call does not look its label up.
+	invocationsOK    prometheus.Counter
+	invocationsKind  map[wasm.ErrorKind]prometheus.Counter
+	workers          workerMetrics
 	fuel             prometheus.Counter
 	startupFuel      prometheus.Counter
 	instancesStarted prometheus.Counter
@@ -100,12 +106,48 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.standbyCompiles = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_standby_compiles_total", Help: "Binaries compiled into the artifact cache ahead of a takeover, for stacks whose next candidate after the owner is this node.",
 	})
-	for _, c := range []prometheus.Collector{m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries} {
+	workers, workerCollectors := newWorkerMetrics()
+	m.workers = workers
+	m.invocationsOK = m.invocations.WithLabelValues("ok")
+	m.invocationsKind = make(map[wasm.ErrorKind]prometheus.Counter)
+	for k := wasm.KindFuelExhausted; k <= wasm.KindUnavailable; k++ {
+		m.invocationsKind[k] = m.invocations.WithLabelValues(k.String())
+	}
+	for _, c := range append(workerCollectors, m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// newWorkerMetrics makes the call workers' metrics and returns them with
+// the collectors to register.
+func newWorkerMetrics() (workerMetrics, []prometheus.Collector) {
+	var w workerMetrics
+	w.busy = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mu_runtime_call_workers_busy", Help: "Call workers running a call (of call_workers).",
+	})
+	waited := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mu_runtime_call_worker_waits_total", Help: "Calls that found every call worker busy and waited for one (up to call_worker_wait).",
+	})
+	w.waited = waited
+	overflows := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mu_runtime_call_worker_overflows_total",
+		Help: "Calls that ran on their own goroutine instead of a call worker, by reason: wait (no worker free within call_worker_wait), host_call (a call worker was inside a db or storage call, which may block), closed (the node is shutting down).",
+	}, []string{"reason"})
+	w.overflowWait = overflows.WithLabelValues("wait")
+	w.overflowHostCall = overflows.WithLabelValues("host_call")
+	w.overflowClosed = overflows.WithLabelValues("closed")
+	return w, []prometheus.Collector{w.busy, waited, overflows}
+}
+
+// invocationsBy is the invocations counter of calls that failed with k.
+func (m *metrics) invocationsBy(k wasm.ErrorKind) prometheus.Counter {
+	if c, ok := m.invocationsKind[k]; ok {
+		return c
+	}
+	return m.invocations.WithLabelValues(k.String())
 }
 
 func toLogEntry(e *logs.Entry) *runtimev1.LogEntry {

@@ -68,6 +68,7 @@ type Server struct {
 	keys    *usage.Keys
 	engine  *wasm.Engine
 	pool    *pool.Pool
+	workers *callWorkers // run the wasm part of calls (workers.go)
 	logs    *logs.Hub
 	metrics *metrics
 	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
@@ -204,6 +205,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.inproc = newInProcessClient(s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
+	s.workers = newCallWorkers(cfg.CallWorkers, cfg.CallWorkerWait, s.metrics.workers)
 	return s, nil
 }
 
@@ -282,6 +284,7 @@ func (s *Server) Close() error {
 		}
 		s.bgCancel()
 		s.warming.Wait()
+		s.workers.stop() // the calls have drained; a straggler runs on its own goroutine
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {

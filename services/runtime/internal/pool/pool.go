@@ -3,7 +3,10 @@
 // and hundreds of thousands of fuel; a reused one answers in microseconds).
 //
 // Each function has a cap on concurrent instances (further calls wait for
-// one to come back) and a cap on idle ones. Across all functions, the
+// one to come back) and a cap on idle ones, sized to its concurrency: it
+// keeps as many idle instances as it had calls running at once within the
+// last IdleTimeout (at least MaxIdlePerFunction), so a steady load starts
+// no instances. Across all functions, the
 // memory idle instances hold (linear memory and tables) is kept under a
 // budget: when it is exceeded, the function whose warm set is least valuable loses its idle
 // instances, chosen by the GDSF policy of package evict with cost = the
@@ -24,7 +27,10 @@ import (
 
 // Config bounds the pool.
 type Config struct {
-	// MaxIdlePerFunction is how many idle instances one function keeps.
+	// MaxIdlePerFunction is the least number of idle instances one
+	// function may keep; it keeps more, up to the most instances it had in
+	// use at once within the last IdleTimeout, so that a steady load finds
+	// an idle instance for every call.
 	MaxIdlePerFunction int
 	// MaxActivePerFunction caps concurrent instances of one function; more
 	// concurrent calls wait for an instance to be returned.
@@ -94,6 +100,22 @@ type function struct {
 	idleBytes int64
 	startup   time.Duration
 	gone      bool
+	// peak is the most instances in use at once since window began, and
+	// prevPeak the same over the window before: the idle cap (idleCap)
+	// follows them, so it tracks the function's concurrency over the last
+	// IdleTimeout.
+	peak, prevPeak int
+	window         time.Time
+}
+
+// idleCapLocked is how many idle instances f may keep.
+func (p *Pool) idleCapLocked(f *function) int {
+	return max(p.cfg.MaxIdlePerFunction, f.peak, f.prevPeak)
+}
+
+// inUseLocked records that f has one more instance in use.
+func (f *function) inUseLocked() {
+	f.peak = max(f.peak, len(f.active))
 }
 
 type idle struct {
@@ -117,7 +139,7 @@ func New(cfg Config) (*Pool, error) {
 func (p *Pool) addLocked(key string) *function {
 	f := p.fns[key]
 	if f == nil {
-		f = &function{key: key, sem: make(chan struct{}, p.cfg.MaxActivePerFunction), removed: make(chan struct{}), active: map[*wasm.Instance]struct{}{}}
+		f = &function{key: key, sem: make(chan struct{}, p.cfg.MaxActivePerFunction), removed: make(chan struct{}), active: map[*wasm.Instance]struct{}{}, window: time.Now()}
 		p.fns[key] = f
 	}
 	return f
@@ -176,6 +198,7 @@ func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Inst
 		if it.inst.Alive() {
 			p.touch(f)
 			f.active[it.inst] = struct{}{}
+			f.inUseLocked()
 			p.mu.Unlock()
 			return it.inst, nil
 		}
@@ -194,6 +217,7 @@ func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Inst
 		p.touch(f)
 	}
 	f.active[inst] = struct{}{}
+	f.inUseLocked()
 	p.mu.Unlock()
 	return inst, nil
 }
@@ -204,7 +228,8 @@ func (p *Pool) touch(f *function) {
 }
 
 // Put returns an instance taken with Get. A dead instance, one over the
-// idle cap, or one of a removed function is closed.
+// idle cap (see MaxIdlePerFunction), or one of a removed function is
+// closed.
 func (p *Pool) Put(key string, inst *wasm.Instance) {
 	p.mu.Lock()
 	f := p.fns[key]
@@ -217,7 +242,7 @@ func (p *Pool) Put(key string, inst *wasm.Instance) {
 	}
 	delete(f.active, inst)
 	<-f.sem
-	if p.closed || f.gone || !inst.Alive() || len(f.idle) >= p.cfg.MaxIdlePerFunction {
+	if p.closed || f.gone || !inst.Alive() || len(f.idle) >= p.idleCapLocked(f) {
 		p.mu.Unlock()
 		go inst.Close()
 		return
@@ -366,6 +391,9 @@ func (p *Pool) expire(now time.Time) {
 	var victims []*wasm.Instance
 	p.mu.Lock()
 	for _, f := range p.fns {
+		if now.Sub(f.window) >= p.cfg.IdleTimeout {
+			f.prevPeak, f.peak, f.window = f.peak, len(f.active), now
+		}
 		kept := f.idle[:0]
 		for _, it := range f.idle {
 			if now.Sub(it.since) > p.cfg.IdleTimeout || !it.inst.Alive() {

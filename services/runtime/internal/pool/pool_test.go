@@ -122,11 +122,62 @@ func TestPool_CapsActiveAndIdle(t *testing.T) {
 		t.Fatalf("third concurrent Get: %v", err)
 	}
 	p.Put("f", a)
-	p.Put("f", b) // over the idle cap: closed
-	if idle, active := p.Stats("f"); idle != 1 || active != 0 {
+	p.Put("f", b) // over max_idle_per_function, but the function ran 2 at once: kept
+	if idle, active := p.Stats("f"); idle != 2 || active != 0 {
 		t.Fatalf("idle %d active %d", idle, active)
 	}
-	if !eventually(func() bool { return !b.Alive() }) {
+	if !a.Alive() || !b.Alive() {
+		t.Fatal("an instance within the function's concurrency was closed")
+	}
+}
+
+// The idle cap follows the most instances a function had in use at once
+// within the last IdleTimeout: a steady load keeps an idle instance for
+// each of its concurrent calls, so it starts none, and once the load has
+// been lower for two windows the cap falls back.
+func TestPool_IdleCapFollowsConcurrency(t *testing.T) {
+	v := newEnv(t)
+	cfg := DefaultConfig()
+	cfg.MaxActivePerFunction = 8
+	cfg.MaxIdlePerFunction = 1
+	p := newPool(t, cfg, "f")
+	ctx := context.Background()
+	for round := range 3 {
+		var insts []*wasm.Instance
+		for range 3 {
+			inst, err := p.Get(ctx, "f", v.factory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			insts = append(insts, inst)
+		}
+		for _, inst := range insts {
+			p.Put("f", inst)
+		}
+		if idle, _ := p.Stats("f"); idle != 3 {
+			t.Fatalf("round %d: %d idle, want the 3 the function ran at once", round, idle)
+		}
+	}
+	if got := v.started.Load(); got != 3 {
+		t.Fatalf("%d instances started for 3 rounds of 3 concurrent calls, want 3", got)
+	}
+	// Two windows of IdleTimeout without use: the cap is back to
+	// max_idle_per_function (the idle instances themselves are younger
+	// than IdleTimeout and stay until they expire).
+	for range 2 {
+		p.mu.Lock()
+		p.fns["f"].window = time.Now().Add(-cfg.IdleTimeout)
+		p.mu.Unlock()
+		p.expire(time.Now())
+	}
+	x, _ := p.Get(ctx, "f", v.factory)
+	y, _ := p.Get(ctx, "f", v.factory)
+	p.Put("f", x)
+	p.Put("f", y) // 2 idle already, and 2 is the most in use since: closed
+	if idle, _ := p.Stats("f"); idle != 2 {
+		t.Fatalf("idle %d, want 2", idle)
+	}
+	if !eventually(func() bool { return !y.Alive() }) {
 		t.Fatal("instance over the idle cap was not closed")
 	}
 }

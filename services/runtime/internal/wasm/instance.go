@@ -80,7 +80,8 @@ type Instance struct {
 	mem   *wasmtime.Memory
 	mode  mode
 
-	quit chan struct{} // closed by Close
+	quit chan struct{}           // closed by Close
+	exec fnproto.ExecuteFunction // the request being encoded by Call (under callMu)
 
 	closeOnce sync.Once
 	callMu    sync.Mutex
@@ -274,24 +275,45 @@ func (i *Instance) endStartup(ce *CallError) {
 // KindFunctionError the instance is dead afterwards (Alive reports false).
 // ctx cancellation and lim.Timeout both bound the call.
 func (i *Instance) Call(ctx context.Context, function string, req *fnproto.Request, h Handler, lim Limits) (*Result, error) {
-	frame, err := fnproto.AppendFrame(nil, &fnproto.ExecuteFunction{Function: function, Request: *req})
+	if lim.Fuel == 0 || lim.Timeout <= 0 {
+		return nil, fmt.Errorf("wasm: call limits must be positive (fuel %d, timeout %s)", lim.Fuel, lim.Timeout)
+	}
+	i.callMu.Lock()
+	defer i.callMu.Unlock()
+	// The request is encoded into a buffer of its exact size, through a
+	// message kept in the instance (callMu serialises its use).
+	i.exec = fnproto.ExecuteFunction{Function: function, Request: *req}
+	frame, err := fnproto.AppendFrame(make([]byte, 0, executeFrameLen(function, req)), &i.exec)
+	i.exec = fnproto.ExecuteFunction{}
 	if err != nil {
 		return nil, fmt.Errorf("wasm: encode request: %w", err)
 	}
 	if len(frame)-4 > i.e.cfg.MaxFrameSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrRequestTooLarge, len(frame)-4, i.e.cfg.MaxFrameSize)
 	}
-	if lim.Fuel == 0 || lim.Timeout <= 0 {
-		return nil, fmt.Errorf("wasm: call limits must be positive (fuel %d, timeout %s)", lim.Fuel, lim.Timeout)
-	}
-	i.callMu.Lock()
-	defer i.callMu.Unlock()
 	if i.dead.Load() {
 		return nil, &CallError{Kind: KindUnavailable, Message: "instance is no longer running"}
 	}
 	cctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 	return i.mode.call(&call{ctx: cctx, frame: frame, handler: h, limits: lim, first: i.served.Load() == 0})
+}
+
+// executeFrameLen is the length of the ExecuteFunction frame of function
+// and req: the frame header (u32 length, u16 kind), then Borsh strings and
+// byte arrays as u32 length + bytes, maps and lists as u32 count + entries.
+func executeFrameLen(function string, req *fnproto.Request) int {
+	n := 4 + 2 + 4 + len(function) + 4 + len(req.Method) + 4 + 4 + 4 + 4 + len(req.Body)
+	for k, v := range req.PathParams {
+		n += 8 + len(k) + len(v)
+	}
+	for k, v := range req.QueryParams {
+		n += 8 + len(k) + len(v)
+	}
+	for _, h := range req.Headers {
+		n += 8 + len(h.Name) + len(h.Value)
+	}
+	return n
 }
 
 // begin makes c the current call: its request frame becomes the guest's
