@@ -116,8 +116,10 @@ func BenchmarkInvoke_Hello(b *testing.B) {
 }
 
 // BenchmarkInvoke_HelloParallel64 calls Invoke from 64 goroutines at once
-// (the bench's c=64) and reports the instances started per 1,000 calls
-// after warm-up, which a pool sized to the concurrency keeps at 0.
+// (the bench's c=64) and reports, after warm-up, the instances started and
+// the calls that ran beside the call workers per 1,000 calls, which a pool
+// sized to the concurrency and workers that are not stuck keep near 0.
+// MU_BENCH_CALL_WORKER_WAIT overrides call_worker_wait (a duration).
 func BenchmarkInvoke_HelloParallel64(b *testing.B) {
 	id := ids.StackID{0xbf}
 	srv := newHelloServer(b, id, func(c *Config) {
