@@ -115,7 +115,7 @@ func DefaultConfig() Config {
 		),
 		HTTPAddr:               "127.0.0.1:12032",  // public HTTP API
 		DataDir:                "mu-data/storage",  // key and local objects
-		S3Bucket:               "mu",               // one bucket for the region
+		S3Bucket:               "mu-region",        // one bucket for the region (S3 names: 3 to 63 characters)
 		S3PartSize:             16 << 20,           // 16 MiB parts
 		MaxObjectBytes:         5 << 30,            // 5 GiB per object
 		MaxKeyBytes:            900,                // bytes per key

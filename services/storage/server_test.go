@@ -52,6 +52,17 @@ func TestConfig_InvalidNamesTheField(t *testing.T) {
 			t.Errorf("got %v, want it to name %s", err, field)
 		}
 	}
+	// The defaults with only an endpoint given are valid: the default
+	// bucket name is one S3 accepts.
+	cfg = DefaultConfig()
+	cfg.S3Endpoint = "127.0.0.1:1"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("the defaults with s3_endpoint set: %v", err)
+	}
+	cfg.S3Bucket = "mu"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `s3_bucket: "mu" must be 3..63 characters`) {
+		t.Errorf("a 2-character bucket: %v", err)
+	}
 	cfg = DefaultConfig()
 	cfg.S3Endpoint, cfg.S3PartSize = "127.0.0.1:1", 1<<20
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "s3_part_size") {
