@@ -166,40 +166,30 @@ func toStatus(err error) error {
 	return status.FromContextError(err).Err()
 }
 
-// inflight counts the in-process calls running on a Runner, so that Close
-// can refuse new ones, wait for those in flight and cancel them at
-// ShutdownTimeout.
-type inflight struct {
-	// kill is cancelled when Close stops waiting; every call's context
-	// ends with it.
-	kill       context.Context
-	killCancel context.CancelFunc
-
+// Flight counts calls in flight so that a Close can refuse new ones and
+// wait for those running. The zero Flight admits calls. Safe for
+// concurrent use; Enter and Leave do not block.
+type Flight struct {
 	mu     sync.Mutex
-	open   bool // between Start and Close
-	closed bool // shut: open never again
 	n      int
-	idle   chan struct{} // closed when n drops to 0 after Close began; nil otherwise
+	closed bool          // Shut was called: no call enters again
+	idle   chan struct{} // closed when n drops to 0 after Shut; nil otherwise
 }
 
-func newInflight() *inflight {
-	f := &inflight{}
-	f.kill, f.killCancel = context.WithCancel(context.Background())
-	return f
-}
-
-// enter counts a call in, or reports false when the Runner is not serving.
-func (f *inflight) enter() bool {
+// Enter counts a call in, or reports false once Shut was called. A call
+// that entered must Leave.
+func (f *Flight) Enter() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.open {
+	if f.closed {
 		return false
 	}
 	f.n++
 	return true
 }
 
-func (f *inflight) leave() {
+// Leave counts a call out.
+func (f *Flight) Leave() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n--
@@ -209,27 +199,71 @@ func (f *inflight) leave() {
 	}
 }
 
-// start lets calls in (Runner.Start), unless shut already.
+// Count is the number of calls in flight now.
+func (f *Flight) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// Shut refuses new calls from now on and returns a channel that is closed
+// once the calls in flight have left. Calling it again is allowed.
+func (f *Flight) Shut() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	if f.n == 0 {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	return f.idle
+}
+
+// inflight counts the in-process calls running on a Runner: a Flight that
+// admits calls only between Start and Close, and whose calls' contexts
+// end when Close gives up waiting at ShutdownTimeout.
+type inflight struct {
+	Flight
+	// kill is cancelled when Close stops waiting; every call's context
+	// ends with it.
+	kill       context.Context
+	killCancel context.CancelFunc
+
+	mu      sync.Mutex
+	started bool
+}
+
+func newInflight() *inflight {
+	f := &inflight{}
+	f.kill, f.killCancel = context.WithCancel(context.Background())
+	return f
+}
+
+// enter counts a call in, or reports false when the Runner is not serving
+// (before Start, or once Close began).
+func (f *inflight) enter() bool {
+	f.mu.Lock()
+	started := f.started
+	f.mu.Unlock()
+	return started && f.Enter()
+}
+
+func (f *inflight) leave() { f.Leave() }
+
+// start lets calls in (Runner.Start); after shut they stay refused.
 func (f *inflight) start() {
 	f.mu.Lock()
-	f.open = !f.closed
+	f.started = true
 	f.mu.Unlock()
 }
 
 // shut refuses new calls and returns a channel that is closed once the
 // calls in flight have ended.
-func (f *inflight) shut() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.open, f.closed = false, true
-	done := make(chan struct{})
-	if f.n == 0 {
-		close(done)
-	} else {
-		f.idle = done
-	}
-	return done
-}
+func (f *inflight) shut() <-chan struct{} { return f.Shut() }
 
 // drain waits for the calls in flight (done, from shut) as GracefulStop
 // waits for RPCs: until ctx ends, then it cancels them and waits for their

@@ -60,7 +60,7 @@ func (a *adminService) Status(context.Context, *gatewayv1.StatusRequest) (*gatew
 		NodeName:       a.s.cfg.NodeName,
 		Stacks:         uint32(stacks),
 		DisabledStacks: uint32(disabled),
-		InFlight:       uint32(a.s.flight.count()),
+		InFlight:       uint32(a.s.flight.Count()),
 		PublicUrl:      a.s.baseURL(),
 	}
 	if c := a.s.cluster; c != nil {

@@ -111,11 +111,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putCall(c)
 	x := &c.x
 	x.w, x.r, x.start = w, r, time.Now()
-	if !s.flight.enter() {
+	if !s.flight.Enter() {
 		s.finishError(x, errorf(http.StatusServiceUnavailable, KindShuttingDown, "the gateway is shutting down"))
 		return
 	}
-	defer s.flight.leave()
+	defer s.flight.Leave()
 	if herr := s.serve(c); herr != nil {
 		s.finishError(x, herr)
 	}

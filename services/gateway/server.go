@@ -3,12 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,9 +65,9 @@ type Server struct {
 	usage    *usage.Batcher
 	run      *service.Runner
 	metrics  *metrics
-	flight   inflight
-	follow   *chainFollow // nil when the gateway does not follow the chain
-	cluster  *cluster     // the resolver in cluster mode (also s.runtimes); nil otherwise
+	flight   service.Flight // running handlers, so Close can wait for them
+	follow   *chainFollow   // nil when the gateway does not follow the chain
+	cluster  *cluster       // the resolver in cluster mode (also s.runtimes); nil otherwise
 	// recvLimitOpt bounds an InvokeResponse on the wire: the response
 	// body and header limits plus grpcEnvelopeSlack.
 	recvLimitOpt grpc.CallOption
@@ -253,8 +251,11 @@ func (s *Server) Close() error {
 		// before the final flush.
 		wctx, wcancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer wcancel()
-		if err := s.flight.closeAndWait(wctx); err != nil {
-			s.log.Warn("requests still running at close", "err", err)
+		n := s.flight.Count()
+		select {
+		case <-s.flight.Shut():
+		case <-wctx.Done():
+			s.log.Warn("requests still running at close", "handlers", n, "err", wctx.Err())
 		}
 		var errs []error
 		if s.cluster != nil {
@@ -263,58 +264,4 @@ func (s *Server) Close() error {
 		errs = append(errs, s.usage.Close(context.Background())) // bounded by usage_close_timeout
 		return errors.Join(errs...)
 	})
-}
-
-// inflight counts running handlers so Close can wait for them.
-type inflight struct {
-	mu     sync.Mutex
-	n      int
-	closed bool
-	idle   chan struct{}
-}
-
-// count is the number of handlers running now.
-func (f *inflight) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.n
-}
-
-func (f *inflight) enter() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false
-	}
-	f.n++
-	return true
-}
-
-func (f *inflight) leave() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n--
-	if f.n == 0 && f.idle != nil {
-		close(f.idle)
-		f.idle = nil
-	}
-}
-
-func (f *inflight) closeAndWait(ctx context.Context) error {
-	f.mu.Lock()
-	f.closed = true
-	if f.n == 0 {
-		f.mu.Unlock()
-		return nil
-	}
-	ch := make(chan struct{})
-	f.idle = ch
-	n := f.n
-	f.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%d handlers: %w", n, ctx.Err())
-	}
 }
