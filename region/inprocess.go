@@ -100,7 +100,7 @@ func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.
 			deps.Runtimes = gateway.NewLocalStaticRuntime(n.server.InProcessClient(), runtimeAddr)
 			break
 		}
-		conns := gateway.NewConns()
+		conns := gateway.NewConns(gateway.RuntimeDialOptions(cfg.Base)...)
 		r.closers = append(r.closers, conns.Close)
 		rt, err := gateway.DialRuntime(conns, runtimeAddr)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"time"
@@ -33,6 +34,20 @@ type Base struct {
 	Pprof bool
 	// MaxMessageBytes bounds one gRPC message received or sent, in bytes.
 	MaxMessageBytes int
+	// GRPCStreamWindow is the HTTP/2 flow-control window of one gRPC call,
+	// in bytes, on the service's gRPC server and on the connections it
+	// dials to other services (a gateway's to its runtimes). A fixed window
+	// turns off gRPC's bandwidth-delay estimator, which on loopback or a
+	// LAN pings the peer for about every small call (6 allocations and 3
+	// read/write syscalls of a gateway → runtime Invoke; see the gateway's
+	// BenchmarkHotPath_HelloGET). The default is about what the estimator
+	// would reach, so a message of max_message_bytes still streams in a few
+	// round trips. A window bounds what a peer may send before it is read,
+	// not what is kept (max_message_bytes does). At least 64 KiB.
+	GRPCStreamWindow int
+	// GRPCConnWindow is the flow-control window of one gRPC connection, all
+	// its calls together, in bytes; at least GRPCStreamWindow.
+	GRPCConnWindow int
 	// ShutdownTimeout is how long Close lets in-flight requests and RPCs
 	// finish before it cuts connections.
 	ShutdownTimeout time.Duration
@@ -47,17 +62,28 @@ type Base struct {
 // how Main finds the shared settings of any service.
 func (b Base) ServiceBase() Base { return b }
 
+// The default flow-control windows (Base.GRPCStreamWindow and
+// GRPCConnWindow), in bytes.
+const (
+	DefaultGRPCStreamWindow = 4 << 20  // per call
+	DefaultGRPCConnWindow   = 16 << 20 // per connection, gRPC's own bound for its estimator
+	// minGRPCWindow is the least window gRPC honours (smaller ones it ignores).
+	minGRPCWindow = 64 << 10
+)
+
 // DefaultBase returns the shared defaults with the given listener
 // addresses.
 func DefaultBase(grpcAddr, adminAddr string) Base {
 	return Base{
-		NodeName:        hostName(),
-		GRPCAddr:        grpcAddr,
-		AdminAddr:       adminAddr,
-		MaxMessageBytes: 4 << 20,          // 4 MiB, gRPC's own default
-		ShutdownTimeout: 30 * time.Second, // drain on Close
-		LogLevel:        "info",
-		LogFormat:       "text",
+		NodeName:         hostName(),
+		GRPCAddr:         grpcAddr,
+		AdminAddr:        adminAddr,
+		MaxMessageBytes:  4 << 20, // 4 MiB, gRPC's own default
+		GRPCStreamWindow: DefaultGRPCStreamWindow,
+		GRPCConnWindow:   DefaultGRPCConnWindow,
+		ShutdownTimeout:  30 * time.Second, // drain on Close
+		LogLevel:         "info",
+		LogFormat:        "text",
 	}
 }
 
@@ -85,6 +111,12 @@ func (b Base) Validate() []error {
 	}
 	if b.MaxMessageBytes < 1<<10 {
 		p.Addf("max_message_bytes", "must be at least 1 KiB, got %d", b.MaxMessageBytes)
+	}
+	if b.GRPCStreamWindow < minGRPCWindow || b.GRPCStreamWindow > math.MaxInt32 {
+		p.Addf("grpc_stream_window", "%d must be in %d..%d bytes", b.GRPCStreamWindow, minGRPCWindow, math.MaxInt32)
+	}
+	if b.GRPCConnWindow < b.GRPCStreamWindow || b.GRPCConnWindow > math.MaxInt32 {
+		p.Addf("grpc_conn_window", "%d must be in grpc_stream_window (%d)..%d bytes", b.GRPCConnWindow, b.GRPCStreamWindow, math.MaxInt32)
 	}
 	p.PositiveDuration("shutdown_timeout", b.ShutdownTimeout)
 	var level slog.Level

@@ -89,22 +89,6 @@ type RunnerOptions struct {
 	UnaryInterceptors []grpc.UnaryServerInterceptor
 }
 
-// Flow-control windows of every service's gRPC server, in bytes. Left to
-// itself, gRPC sizes a receive window by estimating the bandwidth-delay
-// product: it pings the client whenever data arrives and no ping is out,
-// which for small unary calls on loopback or a LAN is a ping, an ack and
-// their frames for about every call (6 allocations and 3 read/write
-// syscalls of a gateway → runtime Invoke; see the gateway's
-// BenchmarkHotPath_HelloGET). Fixed windows turn the estimator off; these
-// are about the sizes it would reach (its bound is 16 MiB), so a message
-// of Base.MaxMessageBytes still streams in a few round trips. A window
-// bounds what a client may send before the server reads it, not what the
-// server keeps (MaxMessageBytes does).
-const (
-	grpcStreamWindow = 4 << 20  // per call
-	grpcConnWindow   = 16 << 20 // per connection, all calls on it
-)
-
 // NewRunner builds the gRPC server and the admin handler of service name
 // (used in logs and errors). Nothing listens until Start.
 func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
@@ -148,9 +132,9 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(base.MaxMessageBytes),
 		grpc.MaxSendMsgSize(base.MaxMessageBytes),
-		// Fixed windows: no BDP ping and ack per call (see grpcStreamWindow).
-		grpc.InitialWindowSize(grpcStreamWindow),
-		grpc.InitialConnWindowSize(grpcConnWindow),
+		// Fixed windows: no BDP ping and ack per call (see Base.GRPCStreamWindow).
+		grpc.InitialWindowSize(int32(base.GRPCStreamWindow)),
+		grpc.InitialConnWindowSize(int32(base.GRPCConnWindow)),
 		grpc.ChainUnaryInterceptor(r.unary...),
 		grpc.ChainStreamInterceptor(r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
 	}, opts.GRPCOptions...)

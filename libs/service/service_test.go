@@ -211,13 +211,19 @@ func TestBase_ValidateNamesEveryField(t *testing.T) {
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("not ErrInvalidConfig: %v", err)
 	}
-	for _, want := range []string{"svc config:", "node_name", "grpc_addr", "admin_addr", "max_message_bytes", "shutdown_timeout", "log_level", "log_format"} {
+	for _, want := range []string{"svc config:", "node_name", "grpc_addr", "admin_addr", "max_message_bytes", "shutdown_timeout", "log_level", "log_format",
+		"grpc_stream_window: 0 must be in 65536..2147483647 bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
 	if Invalid("svc", DefaultBase("127.0.0.1:1", "").Validate()) != nil {
 		t.Error("defaults invalid")
+	}
+	b = DefaultBase("127.0.0.1:1", "")
+	b.GRPCConnWindow = b.GRPCStreamWindow - 1
+	if err := Invalid("svc", b.Validate()); err == nil || !strings.Contains(err.Error(), "grpc_conn_window: 4194303 must be in grpc_stream_window (4194304)") {
+		t.Errorf("a connection window under the stream window: %v", err)
 	}
 }
 

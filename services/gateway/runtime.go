@@ -8,9 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/service"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
 
@@ -201,11 +201,11 @@ type Conns struct {
 }
 
 // NewConns returns an empty pool. opts are passed to grpc.NewClient; with
-// none, connections are plaintext (insecure credentials), which suits
-// loopback and a cluster-internal network.
+// none, RuntimeDialOptions of the default windows: plaintext (insecure
+// credentials), which suits loopback and a cluster-internal network.
 func NewConns(opts ...grpc.DialOption) *Conns {
 	if len(opts) == 0 {
-		opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, runtimeWindowOptions...)
+		opts = RuntimeDialOptions(service.Base{GRPCStreamWindow: service.DefaultGRPCStreamWindow, GRPCConnWindow: service.DefaultGRPCConnWindow})
 	}
 	return &Conns{opts: opts, conns: map[string]*grpc.ClientConn{}}
 }

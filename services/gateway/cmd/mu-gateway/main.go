@@ -70,7 +70,7 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 			"set runtime_addr for one runtime, or cluster_bind_addr (and cluster_join) to place stacks on the cluster's runtimes")})
 	}
 	deps := gateway.Deps{Usage: usage.Discard{}, Logger: log}
-	conns := gateway.NewConns()
+	conns := gateway.NewConns(gateway.RuntimeDialOptions(o.Base)...)
 	if o.RuntimeAddr != "" {
 		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 		if err != nil {
