@@ -3,7 +3,6 @@ package region
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -171,10 +170,10 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 		t.Fatal(err)
 	}
 	url := "http://" + parts.Gateway().Addr() + "/" + id.String() + "/todo/"
-	if code, body := request(t, http.MethodPost, url, `{"title":"milk","done":false}`); code != http.StatusOK && code != http.StatusCreated {
+	if code, body := doAs(t, http.MethodPost, url, "executor", `{"title":"milk","done":false}`); code != http.StatusOK && code != http.StatusCreated {
 		t.Fatalf("POST: %d %s", code, body)
 	}
-	if code, body := request(t, http.MethodGet, url, ""); code != http.StatusOK || !strings.Contains(body, `"milk"`) {
+	if code, body := doAs(t, http.MethodGet, url, "executor", ""); code != http.StatusOK || !strings.Contains(body, `"milk"`) {
 		t.Fatalf("GET after the POST: %d %s, want the todo just added", code, body)
 	}
 
@@ -185,7 +184,7 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 	}
 
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		if code, body := request(t, http.MethodGet, "http://"+e.AdminAddr()+path, ""); code != http.StatusOK {
+		if code, body := doAs(t, http.MethodGet, "http://"+e.AdminAddr()+path, "executor", ""); code != http.StatusOK {
 			t.Errorf("executor admin %s: %d %s", path, code, body)
 		}
 	}
@@ -215,20 +214,3 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 	}
 }
 
-// request makes one request as x-user-id "executor" and returns the status
-// and body.
-func request(t *testing.T, method, url, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("x-user-id", "executor")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
