@@ -35,8 +35,9 @@ type Base struct {
 	// MaxMessageBytes bounds one gRPC message received or sent, in bytes.
 	MaxMessageBytes int
 	// GRPCStreamWindow is the HTTP/2 flow-control window of one gRPC call,
-	// in bytes, on the service's gRPC server and on the connections it
-	// dials to other services (a gateway's to its runtimes). A fixed window
+	// in bytes, on the service's gRPC server and on a gateway's connections
+	// to its runtimes (a runtime's own connections to muDB and storage
+	// still size theirs by gRPC's estimator). A fixed window
 	// turns off gRPC's bandwidth-delay estimator, which on loopback or a
 	// LAN pings the peer for about every small call (6 allocations and 3
 	// read/write syscalls of a gateway → runtime Invoke; see the gateway's
