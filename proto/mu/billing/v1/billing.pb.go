@@ -13,6 +13,7 @@ import (
 	v1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -285,7 +286,12 @@ type UsageTotal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  v1.UsageKind           `protobuf:"varint,1,opt,name=kind,proto3,enum=mu.types.v1.UsageKind" json:"kind,omitempty"`
 	// Sum of the amounts, in the kind's unit.
-	Amount        *v1.Uint128 `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount *v1.Uint128 `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The price of amount at the stack's region's current rates, token base units, rounded down
+	// (amount x rate / quantity; the ledger carries the remainders between settlements, so the
+	// charges of several settlements may add up to one unit more). Unset when billing does not
+	// know the region's rates.
+	Cost          *v1.Uint128 `protobuf:"bytes,3,opt,name=cost,proto3" json:"cost,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -330,6 +336,13 @@ func (x *UsageTotal) GetKind() v1.UsageKind {
 func (x *UsageTotal) GetAmount() *v1.Uint128 {
 	if x != nil {
 		return x.Amount
+	}
+	return nil
+}
+
+func (x *UsageTotal) GetCost() *v1.Uint128 {
+	if x != nil {
+		return x.Cost
 	}
 	return nil
 }
@@ -404,7 +417,13 @@ type GetUsageResponse struct {
 	// All usage in the period, one entry per kind with a non-zero amount, in UsageKind order.
 	Totals []*UsageTotal `protobuf:"bytes,1,rep,name=totals,proto3" json:"totals,omitempty"`
 	// The part of totals not yet settled on the ledger, same shape.
-	Unsettled     []*UsageTotal `protobuf:"bytes,2,rep,name=unsettled,proto3" json:"unsettled,omitempty"`
+	Unsettled []*UsageTotal `protobuf:"bytes,2,rep,name=unsettled,proto3" json:"unsettled,omitempty"`
+	// 32-byte Region.id of the stack; empty when billing does not know the stack's region.
+	RegionId []byte `protobuf:"bytes,3,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// The region's rates used for the costs; unset when unknown.
+	Rates *v1.Rates `protobuf:"bytes,4,opt,name=rates,proto3" json:"rates,omitempty"`
+	// The stack owner's escrow with the region's provider and its projection; unset when unknown.
+	Escrow        *EscrowStatus `protobuf:"bytes,5,opt,name=escrow,proto3" json:"escrow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +472,120 @@ func (x *GetUsageResponse) GetUnsettled() []*UsageTotal {
 	return nil
 }
 
+func (x *GetUsageResponse) GetRegionId() []byte {
+	if x != nil {
+		return x.RegionId
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetRates() *v1.Rates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+func (x *GetUsageResponse) GetEscrow() *EscrowStatus {
+	if x != nil {
+		return x.Escrow
+	}
+	return nil
+}
+
+// EscrowStatus is a developer's escrow with a provider as billing sees it after its latest
+// settlement, and how long it lasts at the recent burn rate.
+type EscrowStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Balance in token base units, as the ledger (through the chain indexer) last reported it.
+	Balance uint64 `protobuf:"varint,1,opt,name=balance,proto3" json:"balance,omitempty"`
+	// The region's min_escrow_balance: under it the developer's stacks at the provider are disabled.
+	MinEscrowBalance uint64 `protobuf:"varint,2,opt,name=min_escrow_balance,json=minEscrowBalance,proto3" json:"min_escrow_balance,omitempty"`
+	// Whether the stack is enabled (false: the gateway answers 402).
+	Enabled bool `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Tokens charged per hour over the recent window (burn_window), base units.
+	BurnPerHour uint64 `protobuf:"varint,4,opt,name=burn_per_hour,json=burnPerHour,proto3" json:"burn_per_hour,omitempty"`
+	// How long until the balance falls under the minimum at burn_per_hour; unset when nothing burns,
+	// zero when it is already under.
+	TimeLeft *durationpb.Duration `protobuf:"bytes,5,opt,name=time_left,json=timeLeft,proto3" json:"time_left,omitempty"`
+	// The window burn_per_hour was measured over.
+	BurnWindow    *durationpb.Duration `protobuf:"bytes,6,opt,name=burn_window,json=burnWindow,proto3" json:"burn_window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EscrowStatus) Reset() {
+	*x = EscrowStatus{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EscrowStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EscrowStatus) ProtoMessage() {}
+
+func (x *EscrowStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EscrowStatus.ProtoReflect.Descriptor instead.
+func (*EscrowStatus) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EscrowStatus) GetBalance() uint64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *EscrowStatus) GetMinEscrowBalance() uint64 {
+	if x != nil {
+		return x.MinEscrowBalance
+	}
+	return 0
+}
+
+func (x *EscrowStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *EscrowStatus) GetBurnPerHour() uint64 {
+	if x != nil {
+		return x.BurnPerHour
+	}
+	return 0
+}
+
+func (x *EscrowStatus) GetTimeLeft() *durationpb.Duration {
+	if x != nil {
+		return x.TimeLeft
+	}
+	return nil
+}
+
+func (x *EscrowStatus) GetBurnWindow() *durationpb.Duration {
+	if x != nil {
+		return x.BurnWindow
+	}
+	return nil
+}
+
 // ListUnsettledRequest selects stacks with unsettled usage, one page at a time.
 type ListUnsettledRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -468,7 +601,7 @@ type ListUnsettledRequest struct {
 
 func (x *ListUnsettledRequest) Reset() {
 	*x = ListUnsettledRequest{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +613,7 @@ func (x *ListUnsettledRequest) String() string {
 func (*ListUnsettledRequest) ProtoMessage() {}
 
 func (x *ListUnsettledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +626,7 @@ func (x *ListUnsettledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnsettledRequest.ProtoReflect.Descriptor instead.
 func (*ListUnsettledRequest) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListUnsettledRequest) GetRegionId() []byte {
@@ -529,7 +662,7 @@ type ListUnsettledResponse struct {
 
 func (x *ListUnsettledResponse) Reset() {
 	*x = ListUnsettledResponse{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +674,7 @@ func (x *ListUnsettledResponse) String() string {
 func (*ListUnsettledResponse) ProtoMessage() {}
 
 func (x *ListUnsettledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +687,7 @@ func (x *ListUnsettledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUnsettledResponse.ProtoReflect.Descriptor instead.
 func (*ListUnsettledResponse) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListUnsettledResponse) GetStacks() []*UnsettledUsage {
@@ -588,7 +721,7 @@ type UnsettledUsage struct {
 
 func (x *UnsettledUsage) Reset() {
 	*x = UnsettledUsage{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +733,7 @@ func (x *UnsettledUsage) String() string {
 func (*UnsettledUsage) ProtoMessage() {}
 
 func (x *UnsettledUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +746,7 @@ func (x *UnsettledUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsettledUsage.ProtoReflect.Descriptor instead.
 func (*UnsettledUsage) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{8}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UnsettledUsage) GetStackId() []byte {
@@ -655,7 +788,7 @@ type SettleRequest struct {
 
 func (x *SettleRequest) Reset() {
 	*x = SettleRequest{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +800,7 @@ func (x *SettleRequest) String() string {
 func (*SettleRequest) ProtoMessage() {}
 
 func (x *SettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +813,7 @@ func (x *SettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleRequest.ProtoReflect.Descriptor instead.
 func (*SettleRequest) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{9}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SettleRequest) GetStackIds() [][]byte {
@@ -700,7 +833,7 @@ type SettleResponse struct {
 
 func (x *SettleResponse) Reset() {
 	*x = SettleResponse{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +845,7 @@ func (x *SettleResponse) String() string {
 func (*SettleResponse) ProtoMessage() {}
 
 func (x *SettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +858,7 @@ func (x *SettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettleResponse.ProtoReflect.Descriptor instead.
 func (*SettleResponse) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{10}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SettleResponse) GetSettlements() []*Settlement {
@@ -761,7 +894,7 @@ type Settlement struct {
 
 func (x *Settlement) Reset() {
 	*x = Settlement{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +906,7 @@ func (x *Settlement) String() string {
 func (*Settlement) ProtoMessage() {}
 
 func (x *Settlement) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +919,7 @@ func (x *Settlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
 func (*Settlement) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{11}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Settlement) GetStackId() []byte {
@@ -871,7 +1004,7 @@ type ListSettlementsRequest struct {
 
 func (x *ListSettlementsRequest) Reset() {
 	*x = ListSettlementsRequest{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1016,7 @@ func (x *ListSettlementsRequest) String() string {
 func (*ListSettlementsRequest) ProtoMessage() {}
 
 func (x *ListSettlementsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1029,7 @@ func (x *ListSettlementsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettlementsRequest.ProtoReflect.Descriptor instead.
 func (*ListSettlementsRequest) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListSettlementsRequest) GetStackId() []byte {
@@ -946,7 +1079,7 @@ type ListSettlementsResponse struct {
 
 func (x *ListSettlementsResponse) Reset() {
 	*x = ListSettlementsResponse{}
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1091,7 @@ func (x *ListSettlementsResponse) String() string {
 func (*ListSettlementsResponse) ProtoMessage() {}
 
 func (x *ListSettlementsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1104,7 @@ func (x *ListSettlementsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSettlementsResponse.ProtoReflect.Descriptor instead.
 func (*ListSettlementsResponse) Descriptor() ([]byte, []int) {
-	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{13}
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListSettlementsResponse) GetSettlements() []*Settlement {
@@ -988,11 +1121,707 @@ func (x *ListSettlementsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Receipt is what the runtime measured for one sampled call: enough to re-run the call on the same
+// binary with the same engine settings and compare the fuel (`mu audit`).
+type Receipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id of the call (the runtime's request id); receipts are de-duplicated by it.
+	ReceiptId string `protobuf:"bytes,1,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	// 32-byte stack public key.
+	StackId []byte `protobuf:"bytes,2,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// 32-byte Region.id; filled by billing when the sender leaves it empty.
+	RegionId []byte `protobuf:"bytes,3,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// The function as the manifest names it: assembly.function.
+	Function string `protobuf:"bytes,4,opt,name=function,proto3" json:"function,omitempty"`
+	// Content id of the function's binary in storage.
+	BinaryId string `protobuf:"bytes,5,opt,name=binary_id,json=binaryId,proto3" json:"binary_id,omitempty"`
+	// SHA-256 of request (the exact bytes below).
+	RequestHash []byte `protobuf:"bytes,6,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
+	// The request as the function received it: a mu.types.v1.HttpRequest in protobuf encoding. Empty
+	// when it was larger than the runtime's receipt_max_request_bytes (the receipt then says so in
+	// nondeterministic_inputs with "request_not_kept", and the call cannot be re-run from it).
+	Request []byte `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`
+	// Fuel the call consumed (wasmtime instructions).
+	Fuel uint64 `protobuf:"varint,8,opt,name=fuel,proto3" json:"fuel,omitempty"`
+	// The function's memory_limit in bytes.
+	MemoryLimitBytes uint64 `protobuf:"varint,9,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	// Billed megabyte-instructions: fuel x memory_limit in MiB rounded up.
+	MbInstructions uint64 `protobuf:"varint,10,opt,name=mb_instructions,json=mbInstructions,proto3" json:"mb_instructions,omitempty"`
+	// The engine settings the call ran with (wasmtime version, fuel costs, features), as a string the
+	// runtime derives; an audit must run with the same.
+	Engine string `protobuf:"bytes,11,opt,name=engine,proto3" json:"engine,omitempty"`
+	// Inputs the call read that a re-run cannot reproduce from the request alone, in the order first
+	// read: "clock" and "random" (replayed from tape), "db", "storage", "http" (outside data: an
+	// audit of such a call is reported as not reproducible), "request_not_kept".
+	NondeterministicInputs []string `protobuf:"bytes,12,rep,name=nondeterministic_inputs,json=nondeterministicInputs,proto3" json:"nondeterministic_inputs,omitempty"`
+	// The clock and random values the instance received from its start through the call, in order,
+	// so that an audit replays them; empty when none were read.
+	Tape *ReplayTape `protobuf:"bytes,13,opt,name=tape,proto3" json:"tape,omitempty"`
+	// When the call ended.
+	Time *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=time,proto3" json:"time,omitempty"`
+	// HTTP status the function answered, 0 when the call ended without a response.
+	Status uint32 `protobuf:"varint,15,opt,name=status,proto3" json:"status,omitempty"`
+	// How the call ended: "ok", "error", "out_of_fuel", "deadline", "trap", "exit", "protocol_error".
+	Outcome       string `protobuf:"bytes,16,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Receipt) Reset() {
+	*x = Receipt{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Receipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Receipt) ProtoMessage() {}
+
+func (x *Receipt) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
+func (*Receipt) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Receipt) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+func (x *Receipt) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *Receipt) GetRegionId() []byte {
+	if x != nil {
+		return x.RegionId
+	}
+	return nil
+}
+
+func (x *Receipt) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *Receipt) GetBinaryId() string {
+	if x != nil {
+		return x.BinaryId
+	}
+	return ""
+}
+
+func (x *Receipt) GetRequestHash() []byte {
+	if x != nil {
+		return x.RequestHash
+	}
+	return nil
+}
+
+func (x *Receipt) GetRequest() []byte {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Receipt) GetFuel() uint64 {
+	if x != nil {
+		return x.Fuel
+	}
+	return 0
+}
+
+func (x *Receipt) GetMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *Receipt) GetMbInstructions() uint64 {
+	if x != nil {
+		return x.MbInstructions
+	}
+	return 0
+}
+
+func (x *Receipt) GetEngine() string {
+	if x != nil {
+		return x.Engine
+	}
+	return ""
+}
+
+func (x *Receipt) GetNondeterministicInputs() []string {
+	if x != nil {
+		return x.NondeterministicInputs
+	}
+	return nil
+}
+
+func (x *Receipt) GetTape() *ReplayTape {
+	if x != nil {
+		return x.Tape
+	}
+	return nil
+}
+
+func (x *Receipt) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Receipt) GetStatus() uint32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *Receipt) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+// ReplayTape is the sequence of values a sampled instance read from WASI's clock_time_get and
+// random_get, from its instantiation through the sampled call.
+type ReplayTape struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per host call, in order.
+	Entries       []*TapeEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayTape) Reset() {
+	*x = ReplayTape{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayTape) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayTape) ProtoMessage() {}
+
+func (x *ReplayTape) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayTape.ProtoReflect.Descriptor instead.
+func (*ReplayTape) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplayTape) GetEntries() []*TapeEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// TapeEntry is one clock_time_get or random_get answer.
+type TapeEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value given to the instance.
+	//
+	// Types that are valid to be assigned to Value:
+	//
+	//	*TapeEntry_Clock
+	//	*TapeEntry_Random
+	Value         isTapeEntry_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TapeEntry) Reset() {
+	*x = TapeEntry{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TapeEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TapeEntry) ProtoMessage() {}
+
+func (x *TapeEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TapeEntry.ProtoReflect.Descriptor instead.
+func (*TapeEntry) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TapeEntry) GetValue() isTapeEntry_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *TapeEntry) GetClock() uint64 {
+	if x != nil {
+		if x, ok := x.Value.(*TapeEntry_Clock); ok {
+			return x.Clock
+		}
+	}
+	return 0
+}
+
+func (x *TapeEntry) GetRandom() []byte {
+	if x != nil {
+		if x, ok := x.Value.(*TapeEntry_Random); ok {
+			return x.Random
+		}
+	}
+	return nil
+}
+
+type isTapeEntry_Value interface {
+	isTapeEntry_Value()
+}
+
+type TapeEntry_Clock struct {
+	// Nanoseconds returned by clock_time_get.
+	Clock uint64 `protobuf:"varint,1,opt,name=clock,proto3,oneof"`
+}
+
+type TapeEntry_Random struct {
+	// Bytes returned by random_get.
+	Random []byte `protobuf:"bytes,2,opt,name=random,proto3,oneof"`
+}
+
+func (*TapeEntry_Clock) isTapeEntry_Value() {}
+
+func (*TapeEntry_Random) isTapeEntry_Value() {}
+
+// SignedReceipt is a Receipt signed by the region's usage signer: the ed25519 signature of the
+// exact receipt bytes, so anyone can check it against the signer the ledger names for the region.
+type SignedReceipt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A Receipt in protobuf encoding; the signature covers exactly these bytes.
+	Receipt []byte `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// 32-byte ed25519 public key of the signer (the region's authorized usage signer).
+	Signer []byte `protobuf:"bytes,2,opt,name=signer,proto3" json:"signer,omitempty"`
+	// 64-byte ed25519 signature of "mu-receipt/v1\x00" followed by receipt.
+	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedReceipt) Reset() {
+	*x = SignedReceipt{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedReceipt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedReceipt) ProtoMessage() {}
+
+func (x *SignedReceipt) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedReceipt.ProtoReflect.Descriptor instead.
+func (*SignedReceipt) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SignedReceipt) GetReceipt() []byte {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *SignedReceipt) GetSigner() []byte {
+	if x != nil {
+		return x.Signer
+	}
+	return nil
+}
+
+func (x *SignedReceipt) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// ReportReceiptsRequest is a batch of receipts.
+type ReportReceiptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most the service's configured batch size.
+	Receipts      []*Receipt `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReceiptsRequest) Reset() {
+	*x = ReportReceiptsRequest{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReceiptsRequest) ProtoMessage() {}
+
+func (x *ReportReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ReportReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ReportReceiptsRequest) GetReceipts() []*Receipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+// ReportReceiptsResponse says how each receipt was taken.
+type ReportReceiptsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ids of receipts signed and kept by this call.
+	AcceptedIds []string `protobuf:"bytes,1,rep,name=accepted_ids,json=acceptedIds,proto3" json:"accepted_ids,omitempty"`
+	// Ids already known; those receipts were ignored.
+	DuplicateIds  []string `protobuf:"bytes,2,rep,name=duplicate_ids,json=duplicateIds,proto3" json:"duplicate_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportReceiptsResponse) Reset() {
+	*x = ReportReceiptsResponse{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportReceiptsResponse) ProtoMessage() {}
+
+func (x *ReportReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ReportReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReportReceiptsResponse) GetAcceptedIds() []string {
+	if x != nil {
+		return x.AcceptedIds
+	}
+	return nil
+}
+
+func (x *ReportReceiptsResponse) GetDuplicateIds() []string {
+	if x != nil {
+		return x.DuplicateIds
+	}
+	return nil
+}
+
+// GetReceiptRequest names a receipt.
+type GetReceiptRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReceiptId     string                 `protobuf:"bytes,1,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptRequest) Reset() {
+	*x = GetReceiptRequest{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptRequest) ProtoMessage() {}
+
+func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
+func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetReceiptRequest) GetReceiptId() string {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return ""
+}
+
+// GetReceiptResponse is one signed receipt.
+type GetReceiptResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Receipt       *SignedReceipt         `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReceiptResponse) Reset() {
+	*x = GetReceiptResponse{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReceiptResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReceiptResponse) ProtoMessage() {}
+
+func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
+func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetReceiptResponse) GetReceipt() *SignedReceipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+// ListReceiptsRequest selects a stack's receipts, one page at a time.
+type ListReceiptsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key.
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// Maximum receipts per page; 0 means the service default (100).
+	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page, else next_page_token from the previous response.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptsRequest) Reset() {
+	*x = ListReceiptsRequest{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptsRequest) ProtoMessage() {}
+
+func (x *ListReceiptsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptsRequest.ProtoReflect.Descriptor instead.
+func (*ListReceiptsRequest) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListReceiptsRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *ListReceiptsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListReceiptsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListReceiptsResponse is one page of receipts, newest first.
+type ListReceiptsResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Receipts []*SignedReceipt       `protobuf:"bytes,1,rep,name=receipts,proto3" json:"receipts,omitempty"`
+	// Non-empty when more receipts may follow.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReceiptsResponse) Reset() {
+	*x = ListReceiptsResponse{}
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReceiptsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReceiptsResponse) ProtoMessage() {}
+
+func (x *ListReceiptsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_billing_v1_billing_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReceiptsResponse.ProtoReflect.Descriptor instead.
+func (*ListReceiptsResponse) Descriptor() ([]byte, []int) {
+	return file_mu_billing_v1_billing_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListReceiptsResponse) GetReceipts() []*SignedReceipt {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
+func (x *ListReceiptsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_mu_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_mu_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmu/billing/v1/billing.proto\x12\rmu.billing.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17mu/types/v1/types.proto\"\xe2\x01\n" +
+	"\x1bmu/billing/v1/billing.proto\x12\rmu.billing.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17mu/types/v1/types.proto\"\xe2\x01\n" +
 	"\vUsageRecord\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.mu.types.v1.UsageKindR\x04kind\x12\x16\n" +
@@ -1004,19 +1833,31 @@ const file_mu_billing_v1_billing_proto_rawDesc = "" +
 	"\arecords\x18\x01 \x03(\v2\x1a.mu.billing.v1.UsageRecordR\arecords\"a\n" +
 	"\x13ReportUsageResponse\x12#\n" +
 	"\raccepted_keys\x18\x01 \x03(\tR\facceptedKeys\x12%\n" +
-	"\x0eduplicate_keys\x18\x02 \x03(\tR\rduplicateKeys\"f\n" +
+	"\x0eduplicate_keys\x18\x02 \x03(\tR\rduplicateKeys\"\x90\x01\n" +
 	"\n" +
 	"UsageTotal\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.mu.types.v1.UsageKindR\x04kind\x12,\n" +
-	"\x06amount\x18\x02 \x01(\v2\x14.mu.types.v1.Uint128R\x06amount\"\x9e\x01\n" +
+	"\x06amount\x18\x02 \x01(\v2\x14.mu.types.v1.Uint128R\x06amount\x12(\n" +
+	"\x04cost\x18\x03 \x01(\v2\x14.mu.types.v1.Uint128R\x04cost\"\x9e\x01\n" +
 	"\x0fGetUsageRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x129\n" +
 	"\n" +
 	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"~\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xfa\x01\n" +
 	"\x10GetUsageResponse\x121\n" +
 	"\x06totals\x18\x01 \x03(\v2\x19.mu.billing.v1.UsageTotalR\x06totals\x127\n" +
-	"\tunsettled\x18\x02 \x03(\v2\x19.mu.billing.v1.UsageTotalR\tunsettled\"o\n" +
+	"\tunsettled\x18\x02 \x03(\v2\x19.mu.billing.v1.UsageTotalR\tunsettled\x12\x1b\n" +
+	"\tregion_id\x18\x03 \x01(\fR\bregionId\x12(\n" +
+	"\x05rates\x18\x04 \x01(\v2\x12.mu.types.v1.RatesR\x05rates\x123\n" +
+	"\x06escrow\x18\x05 \x01(\v2\x1b.mu.billing.v1.EscrowStatusR\x06escrow\"\x88\x02\n" +
+	"\fEscrowStatus\x12\x18\n" +
+	"\abalance\x18\x01 \x01(\x04R\abalance\x12,\n" +
+	"\x12min_escrow_balance\x18\x02 \x01(\x04R\x10minEscrowBalance\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12\"\n" +
+	"\rburn_per_hour\x18\x04 \x01(\x04R\vburnPerHour\x126\n" +
+	"\ttime_left\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\btimeLeft\x12:\n" +
+	"\vburn_window\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"burnWindow\"o\n" +
 	"\x14ListUnsettledRequest\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\fR\bregionId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
@@ -1055,18 +1896,70 @@ const file_mu_billing_v1_billing_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"~\n" +
 	"\x17ListSettlementsResponse\x12;\n" +
 	"\vsettlements\x18\x01 \x03(\v2\x19.mu.billing.v1.SettlementR\vsettlements\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x04\n" +
+	"\aReceipt\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x01 \x01(\tR\treceiptId\x12\x19\n" +
+	"\bstack_id\x18\x02 \x01(\fR\astackId\x12\x1b\n" +
+	"\tregion_id\x18\x03 \x01(\fR\bregionId\x12\x1a\n" +
+	"\bfunction\x18\x04 \x01(\tR\bfunction\x12\x1b\n" +
+	"\tbinary_id\x18\x05 \x01(\tR\bbinaryId\x12!\n" +
+	"\frequest_hash\x18\x06 \x01(\fR\vrequestHash\x12\x18\n" +
+	"\arequest\x18\a \x01(\fR\arequest\x12\x12\n" +
+	"\x04fuel\x18\b \x01(\x04R\x04fuel\x12,\n" +
+	"\x12memory_limit_bytes\x18\t \x01(\x04R\x10memoryLimitBytes\x12'\n" +
+	"\x0fmb_instructions\x18\n" +
+	" \x01(\x04R\x0embInstructions\x12\x16\n" +
+	"\x06engine\x18\v \x01(\tR\x06engine\x127\n" +
+	"\x17nondeterministic_inputs\x18\f \x03(\tR\x16nondeterministicInputs\x12-\n" +
+	"\x04tape\x18\r \x01(\v2\x19.mu.billing.v1.ReplayTapeR\x04tape\x12.\n" +
+	"\x04time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
+	"\x06status\x18\x0f \x01(\rR\x06status\x12\x18\n" +
+	"\aoutcome\x18\x10 \x01(\tR\aoutcome\"@\n" +
+	"\n" +
+	"ReplayTape\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.mu.billing.v1.TapeEntryR\aentries\"F\n" +
+	"\tTapeEntry\x12\x16\n" +
+	"\x05clock\x18\x01 \x01(\x04H\x00R\x05clock\x12\x18\n" +
+	"\x06random\x18\x02 \x01(\fH\x00R\x06randomB\a\n" +
+	"\x05value\"_\n" +
+	"\rSignedReceipt\x12\x18\n" +
+	"\areceipt\x18\x01 \x01(\fR\areceipt\x12\x16\n" +
+	"\x06signer\x18\x02 \x01(\fR\x06signer\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"K\n" +
+	"\x15ReportReceiptsRequest\x122\n" +
+	"\breceipts\x18\x01 \x03(\v2\x16.mu.billing.v1.ReceiptR\breceipts\"`\n" +
+	"\x16ReportReceiptsResponse\x12!\n" +
+	"\faccepted_ids\x18\x01 \x03(\tR\vacceptedIds\x12#\n" +
+	"\rduplicate_ids\x18\x02 \x03(\tR\fduplicateIds\"2\n" +
+	"\x11GetReceiptRequest\x12\x1d\n" +
+	"\n" +
+	"receipt_id\x18\x01 \x01(\tR\treceiptId\"L\n" +
+	"\x12GetReceiptResponse\x126\n" +
+	"\areceipt\x18\x01 \x01(\v2\x1c.mu.billing.v1.SignedReceiptR\areceipt\"l\n" +
+	"\x13ListReceiptsRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
+	"\x14ListReceiptsResponse\x128\n" +
+	"\breceipts\x18\x01 \x03(\v2\x1c.mu.billing.v1.SignedReceiptR\breceipts\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x9d\x01\n" +
 	"\x10SettlementStatus\x12!\n" +
 	"\x1dSETTLEMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19SETTLEMENT_STATUS_SETTLED\x10\x01\x12)\n" +
 	"%SETTLEMENT_STATUS_INSUFFICIENT_ESCROW\x10\x02\x12\x1c\n" +
-	"\x18SETTLEMENT_STATUS_FAILED\x10\x032\xb8\x03\n" +
+	"\x18SETTLEMENT_STATUS_FAILED\x10\x032\xc3\x05\n" +
 	"\x0eBillingService\x12T\n" +
 	"\vReportUsage\x12!.mu.billing.v1.ReportUsageRequest\x1a\".mu.billing.v1.ReportUsageResponse\x12K\n" +
 	"\bGetUsage\x12\x1e.mu.billing.v1.GetUsageRequest\x1a\x1f.mu.billing.v1.GetUsageResponse\x12Z\n" +
 	"\rListUnsettled\x12#.mu.billing.v1.ListUnsettledRequest\x1a$.mu.billing.v1.ListUnsettledResponse\x12E\n" +
 	"\x06Settle\x12\x1c.mu.billing.v1.SettleRequest\x1a\x1d.mu.billing.v1.SettleResponse\x12`\n" +
-	"\x0fListSettlements\x12%.mu.billing.v1.ListSettlementsRequest\x1a&.mu.billing.v1.ListSettlementsResponseB8Z6github.com/muprotocol/mu/proto/mu/billing/v1;billingv1b\x06proto3"
+	"\x0fListSettlements\x12%.mu.billing.v1.ListSettlementsRequest\x1a&.mu.billing.v1.ListSettlementsResponse\x12]\n" +
+	"\x0eReportReceipts\x12$.mu.billing.v1.ReportReceiptsRequest\x1a%.mu.billing.v1.ReportReceiptsResponse\x12Q\n" +
+	"\n" +
+	"GetReceipt\x12 .mu.billing.v1.GetReceiptRequest\x1a!.mu.billing.v1.GetReceiptResponse\x12W\n" +
+	"\fListReceipts\x12\".mu.billing.v1.ListReceiptsRequest\x1a#.mu.billing.v1.ListReceiptsResponseB8Z6github.com/muprotocol/mu/proto/mu/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_mu_billing_v1_billing_proto_rawDescOnce sync.Once
@@ -1081,7 +1974,7 @@ func file_mu_billing_v1_billing_proto_rawDescGZIP() []byte {
 }
 
 var file_mu_billing_v1_billing_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mu_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mu_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_mu_billing_v1_billing_proto_goTypes = []any{
 	(SettlementStatus)(0),           // 0: mu.billing.v1.SettlementStatus
 	(*UsageRecord)(nil),             // 1: mu.billing.v1.UsageRecord
@@ -1090,53 +1983,83 @@ var file_mu_billing_v1_billing_proto_goTypes = []any{
 	(*UsageTotal)(nil),              // 4: mu.billing.v1.UsageTotal
 	(*GetUsageRequest)(nil),         // 5: mu.billing.v1.GetUsageRequest
 	(*GetUsageResponse)(nil),        // 6: mu.billing.v1.GetUsageResponse
-	(*ListUnsettledRequest)(nil),    // 7: mu.billing.v1.ListUnsettledRequest
-	(*ListUnsettledResponse)(nil),   // 8: mu.billing.v1.ListUnsettledResponse
-	(*UnsettledUsage)(nil),          // 9: mu.billing.v1.UnsettledUsage
-	(*SettleRequest)(nil),           // 10: mu.billing.v1.SettleRequest
-	(*SettleResponse)(nil),          // 11: mu.billing.v1.SettleResponse
-	(*Settlement)(nil),              // 12: mu.billing.v1.Settlement
-	(*ListSettlementsRequest)(nil),  // 13: mu.billing.v1.ListSettlementsRequest
-	(*ListSettlementsResponse)(nil), // 14: mu.billing.v1.ListSettlementsResponse
-	(v1.UsageKind)(0),               // 15: mu.types.v1.UsageKind
-	(*timestamppb.Timestamp)(nil),   // 16: google.protobuf.Timestamp
-	(*v1.Uint128)(nil),              // 17: mu.types.v1.Uint128
+	(*EscrowStatus)(nil),            // 7: mu.billing.v1.EscrowStatus
+	(*ListUnsettledRequest)(nil),    // 8: mu.billing.v1.ListUnsettledRequest
+	(*ListUnsettledResponse)(nil),   // 9: mu.billing.v1.ListUnsettledResponse
+	(*UnsettledUsage)(nil),          // 10: mu.billing.v1.UnsettledUsage
+	(*SettleRequest)(nil),           // 11: mu.billing.v1.SettleRequest
+	(*SettleResponse)(nil),          // 12: mu.billing.v1.SettleResponse
+	(*Settlement)(nil),              // 13: mu.billing.v1.Settlement
+	(*ListSettlementsRequest)(nil),  // 14: mu.billing.v1.ListSettlementsRequest
+	(*ListSettlementsResponse)(nil), // 15: mu.billing.v1.ListSettlementsResponse
+	(*Receipt)(nil),                 // 16: mu.billing.v1.Receipt
+	(*ReplayTape)(nil),              // 17: mu.billing.v1.ReplayTape
+	(*TapeEntry)(nil),               // 18: mu.billing.v1.TapeEntry
+	(*SignedReceipt)(nil),           // 19: mu.billing.v1.SignedReceipt
+	(*ReportReceiptsRequest)(nil),   // 20: mu.billing.v1.ReportReceiptsRequest
+	(*ReportReceiptsResponse)(nil),  // 21: mu.billing.v1.ReportReceiptsResponse
+	(*GetReceiptRequest)(nil),       // 22: mu.billing.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),      // 23: mu.billing.v1.GetReceiptResponse
+	(*ListReceiptsRequest)(nil),     // 24: mu.billing.v1.ListReceiptsRequest
+	(*ListReceiptsResponse)(nil),    // 25: mu.billing.v1.ListReceiptsResponse
+	(v1.UsageKind)(0),               // 26: mu.types.v1.UsageKind
+	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
+	(*v1.Uint128)(nil),              // 28: mu.types.v1.Uint128
+	(*v1.Rates)(nil),                // 29: mu.types.v1.Rates
+	(*durationpb.Duration)(nil),     // 30: google.protobuf.Duration
 }
 var file_mu_billing_v1_billing_proto_depIdxs = []int32{
-	15, // 0: mu.billing.v1.UsageRecord.kind:type_name -> mu.types.v1.UsageKind
-	16, // 1: mu.billing.v1.UsageRecord.time:type_name -> google.protobuf.Timestamp
+	26, // 0: mu.billing.v1.UsageRecord.kind:type_name -> mu.types.v1.UsageKind
+	27, // 1: mu.billing.v1.UsageRecord.time:type_name -> google.protobuf.Timestamp
 	1,  // 2: mu.billing.v1.ReportUsageRequest.records:type_name -> mu.billing.v1.UsageRecord
-	15, // 3: mu.billing.v1.UsageTotal.kind:type_name -> mu.types.v1.UsageKind
-	17, // 4: mu.billing.v1.UsageTotal.amount:type_name -> mu.types.v1.Uint128
-	16, // 5: mu.billing.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	16, // 6: mu.billing.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
-	4,  // 7: mu.billing.v1.GetUsageResponse.totals:type_name -> mu.billing.v1.UsageTotal
-	4,  // 8: mu.billing.v1.GetUsageResponse.unsettled:type_name -> mu.billing.v1.UsageTotal
-	9,  // 9: mu.billing.v1.ListUnsettledResponse.stacks:type_name -> mu.billing.v1.UnsettledUsage
-	4,  // 10: mu.billing.v1.UnsettledUsage.totals:type_name -> mu.billing.v1.UsageTotal
-	16, // 11: mu.billing.v1.UnsettledUsage.oldest:type_name -> google.protobuf.Timestamp
-	12, // 12: mu.billing.v1.SettleResponse.settlements:type_name -> mu.billing.v1.Settlement
-	4,  // 13: mu.billing.v1.Settlement.usage:type_name -> mu.billing.v1.UsageTotal
-	0,  // 14: mu.billing.v1.Settlement.status:type_name -> mu.billing.v1.SettlementStatus
-	16, // 15: mu.billing.v1.Settlement.time:type_name -> google.protobuf.Timestamp
-	16, // 16: mu.billing.v1.ListSettlementsRequest.start_time:type_name -> google.protobuf.Timestamp
-	16, // 17: mu.billing.v1.ListSettlementsRequest.end_time:type_name -> google.protobuf.Timestamp
-	12, // 18: mu.billing.v1.ListSettlementsResponse.settlements:type_name -> mu.billing.v1.Settlement
-	2,  // 19: mu.billing.v1.BillingService.ReportUsage:input_type -> mu.billing.v1.ReportUsageRequest
-	5,  // 20: mu.billing.v1.BillingService.GetUsage:input_type -> mu.billing.v1.GetUsageRequest
-	7,  // 21: mu.billing.v1.BillingService.ListUnsettled:input_type -> mu.billing.v1.ListUnsettledRequest
-	10, // 22: mu.billing.v1.BillingService.Settle:input_type -> mu.billing.v1.SettleRequest
-	13, // 23: mu.billing.v1.BillingService.ListSettlements:input_type -> mu.billing.v1.ListSettlementsRequest
-	3,  // 24: mu.billing.v1.BillingService.ReportUsage:output_type -> mu.billing.v1.ReportUsageResponse
-	6,  // 25: mu.billing.v1.BillingService.GetUsage:output_type -> mu.billing.v1.GetUsageResponse
-	8,  // 26: mu.billing.v1.BillingService.ListUnsettled:output_type -> mu.billing.v1.ListUnsettledResponse
-	11, // 27: mu.billing.v1.BillingService.Settle:output_type -> mu.billing.v1.SettleResponse
-	14, // 28: mu.billing.v1.BillingService.ListSettlements:output_type -> mu.billing.v1.ListSettlementsResponse
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	26, // 3: mu.billing.v1.UsageTotal.kind:type_name -> mu.types.v1.UsageKind
+	28, // 4: mu.billing.v1.UsageTotal.amount:type_name -> mu.types.v1.Uint128
+	28, // 5: mu.billing.v1.UsageTotal.cost:type_name -> mu.types.v1.Uint128
+	27, // 6: mu.billing.v1.GetUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 7: mu.billing.v1.GetUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: mu.billing.v1.GetUsageResponse.totals:type_name -> mu.billing.v1.UsageTotal
+	4,  // 9: mu.billing.v1.GetUsageResponse.unsettled:type_name -> mu.billing.v1.UsageTotal
+	29, // 10: mu.billing.v1.GetUsageResponse.rates:type_name -> mu.types.v1.Rates
+	7,  // 11: mu.billing.v1.GetUsageResponse.escrow:type_name -> mu.billing.v1.EscrowStatus
+	30, // 12: mu.billing.v1.EscrowStatus.time_left:type_name -> google.protobuf.Duration
+	30, // 13: mu.billing.v1.EscrowStatus.burn_window:type_name -> google.protobuf.Duration
+	10, // 14: mu.billing.v1.ListUnsettledResponse.stacks:type_name -> mu.billing.v1.UnsettledUsage
+	4,  // 15: mu.billing.v1.UnsettledUsage.totals:type_name -> mu.billing.v1.UsageTotal
+	27, // 16: mu.billing.v1.UnsettledUsage.oldest:type_name -> google.protobuf.Timestamp
+	13, // 17: mu.billing.v1.SettleResponse.settlements:type_name -> mu.billing.v1.Settlement
+	4,  // 18: mu.billing.v1.Settlement.usage:type_name -> mu.billing.v1.UsageTotal
+	0,  // 19: mu.billing.v1.Settlement.status:type_name -> mu.billing.v1.SettlementStatus
+	27, // 20: mu.billing.v1.Settlement.time:type_name -> google.protobuf.Timestamp
+	27, // 21: mu.billing.v1.ListSettlementsRequest.start_time:type_name -> google.protobuf.Timestamp
+	27, // 22: mu.billing.v1.ListSettlementsRequest.end_time:type_name -> google.protobuf.Timestamp
+	13, // 23: mu.billing.v1.ListSettlementsResponse.settlements:type_name -> mu.billing.v1.Settlement
+	17, // 24: mu.billing.v1.Receipt.tape:type_name -> mu.billing.v1.ReplayTape
+	27, // 25: mu.billing.v1.Receipt.time:type_name -> google.protobuf.Timestamp
+	18, // 26: mu.billing.v1.ReplayTape.entries:type_name -> mu.billing.v1.TapeEntry
+	16, // 27: mu.billing.v1.ReportReceiptsRequest.receipts:type_name -> mu.billing.v1.Receipt
+	19, // 28: mu.billing.v1.GetReceiptResponse.receipt:type_name -> mu.billing.v1.SignedReceipt
+	19, // 29: mu.billing.v1.ListReceiptsResponse.receipts:type_name -> mu.billing.v1.SignedReceipt
+	2,  // 30: mu.billing.v1.BillingService.ReportUsage:input_type -> mu.billing.v1.ReportUsageRequest
+	5,  // 31: mu.billing.v1.BillingService.GetUsage:input_type -> mu.billing.v1.GetUsageRequest
+	8,  // 32: mu.billing.v1.BillingService.ListUnsettled:input_type -> mu.billing.v1.ListUnsettledRequest
+	11, // 33: mu.billing.v1.BillingService.Settle:input_type -> mu.billing.v1.SettleRequest
+	14, // 34: mu.billing.v1.BillingService.ListSettlements:input_type -> mu.billing.v1.ListSettlementsRequest
+	20, // 35: mu.billing.v1.BillingService.ReportReceipts:input_type -> mu.billing.v1.ReportReceiptsRequest
+	22, // 36: mu.billing.v1.BillingService.GetReceipt:input_type -> mu.billing.v1.GetReceiptRequest
+	24, // 37: mu.billing.v1.BillingService.ListReceipts:input_type -> mu.billing.v1.ListReceiptsRequest
+	3,  // 38: mu.billing.v1.BillingService.ReportUsage:output_type -> mu.billing.v1.ReportUsageResponse
+	6,  // 39: mu.billing.v1.BillingService.GetUsage:output_type -> mu.billing.v1.GetUsageResponse
+	9,  // 40: mu.billing.v1.BillingService.ListUnsettled:output_type -> mu.billing.v1.ListUnsettledResponse
+	12, // 41: mu.billing.v1.BillingService.Settle:output_type -> mu.billing.v1.SettleResponse
+	15, // 42: mu.billing.v1.BillingService.ListSettlements:output_type -> mu.billing.v1.ListSettlementsResponse
+	21, // 43: mu.billing.v1.BillingService.ReportReceipts:output_type -> mu.billing.v1.ReportReceiptsResponse
+	23, // 44: mu.billing.v1.BillingService.GetReceipt:output_type -> mu.billing.v1.GetReceiptResponse
+	25, // 45: mu.billing.v1.BillingService.ListReceipts:output_type -> mu.billing.v1.ListReceiptsResponse
+	38, // [38:46] is the sub-list for method output_type
+	30, // [30:38] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_mu_billing_v1_billing_proto_init() }
@@ -1144,13 +2067,17 @@ func file_mu_billing_v1_billing_proto_init() {
 	if File_mu_billing_v1_billing_proto != nil {
 		return
 	}
+	file_mu_billing_v1_billing_proto_msgTypes[17].OneofWrappers = []any{
+		(*TapeEntry_Clock)(nil),
+		(*TapeEntry_Random)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_billing_v1_billing_proto_rawDesc), len(file_mu_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

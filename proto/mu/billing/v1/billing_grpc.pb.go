@@ -27,6 +27,9 @@ const (
 	BillingService_ListUnsettled_FullMethodName   = "/mu.billing.v1.BillingService/ListUnsettled"
 	BillingService_Settle_FullMethodName          = "/mu.billing.v1.BillingService/Settle"
 	BillingService_ListSettlements_FullMethodName = "/mu.billing.v1.BillingService/ListSettlements"
+	BillingService_ReportReceipts_FullMethodName  = "/mu.billing.v1.BillingService/ReportReceipts"
+	BillingService_GetReceipt_FullMethodName      = "/mu.billing.v1.BillingService/GetReceipt"
+	BillingService_ListReceipts_FullMethodName    = "/mu.billing.v1.BillingService/ListReceipts"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -62,6 +65,14 @@ type BillingServiceClient interface {
 	Settle(ctx context.Context, in *SettleRequest, opts ...grpc.CallOption) (*SettleResponse, error)
 	// ListSettlements lists the settlements of a stack, newest first.
 	ListSettlements(ctx context.Context, in *ListSettlementsRequest, opts ...grpc.CallOption) (*ListSettlementsResponse, error)
+	// ReportReceipts hands billing the receipts of sampled calls (the runtime sends them). Billing
+	// signs each with the region's usage signer key and keeps it; a receipt whose id is known is a
+	// duplicate and ignored. All or nothing, as ReportUsage.
+	ReportReceipts(ctx context.Context, in *ReportReceiptsRequest, opts ...grpc.CallOption) (*ReportReceiptsResponse, error)
+	// GetReceipt returns one signed receipt by id (NOT_FOUND when billing has none by that id).
+	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
+	// ListReceipts lists a stack's signed receipts, newest first.
+	ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error)
 }
 
 type billingServiceClient struct {
@@ -122,6 +133,36 @@ func (c *billingServiceClient) ListSettlements(ctx context.Context, in *ListSett
 	return out, nil
 }
 
+func (c *billingServiceClient) ReportReceipts(ctx context.Context, in *ReportReceiptsRequest, opts ...grpc.CallOption) (*ReportReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportReceiptsResponse)
+	err := c.cc.Invoke(ctx, BillingService_ReportReceipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReceiptResponse)
+	err := c.cc.Invoke(ctx, BillingService_GetReceipt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *billingServiceClient) ListReceipts(ctx context.Context, in *ListReceiptsRequest, opts ...grpc.CallOption) (*ListReceiptsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReceiptsResponse)
+	err := c.cc.Invoke(ctx, BillingService_ListReceipts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -155,6 +196,14 @@ type BillingServiceServer interface {
 	Settle(context.Context, *SettleRequest) (*SettleResponse, error)
 	// ListSettlements lists the settlements of a stack, newest first.
 	ListSettlements(context.Context, *ListSettlementsRequest) (*ListSettlementsResponse, error)
+	// ReportReceipts hands billing the receipts of sampled calls (the runtime sends them). Billing
+	// signs each with the region's usage signer key and keeps it; a receipt whose id is known is a
+	// duplicate and ignored. All or nothing, as ReportUsage.
+	ReportReceipts(context.Context, *ReportReceiptsRequest) (*ReportReceiptsResponse, error)
+	// GetReceipt returns one signed receipt by id (NOT_FOUND when billing has none by that id).
+	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
+	// ListReceipts lists a stack's signed receipts, newest first.
+	ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -179,6 +228,15 @@ func (UnimplementedBillingServiceServer) Settle(context.Context, *SettleRequest)
 }
 func (UnimplementedBillingServiceServer) ListSettlements(context.Context, *ListSettlementsRequest) (*ListSettlementsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSettlements not implemented")
+}
+func (UnimplementedBillingServiceServer) ReportReceipts(context.Context, *ReportReceiptsRequest) (*ReportReceiptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportReceipts not implemented")
+}
+func (UnimplementedBillingServiceServer) GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReceipt not implemented")
+}
+func (UnimplementedBillingServiceServer) ListReceipts(context.Context, *ListReceiptsRequest) (*ListReceiptsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReceipts not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -291,6 +349,60 @@ func _BillingService_ListSettlements_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_ReportReceipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ReportReceipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ReportReceipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ReportReceipts(ctx, req.(*ReportReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_GetReceipt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReceiptRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).GetReceipt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_GetReceipt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).GetReceipt(ctx, req.(*GetReceiptRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BillingService_ListReceipts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReceiptsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ListReceipts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ListReceipts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ListReceipts(ctx, req.(*ListReceiptsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -317,6 +429,18 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSettlements",
 			Handler:    _BillingService_ListSettlements_Handler,
+		},
+		{
+			MethodName: "ReportReceipts",
+			Handler:    _BillingService_ReportReceipts_Handler,
+		},
+		{
+			MethodName: "GetReceipt",
+			Handler:    _BillingService_GetReceipt_Handler,
+		},
+		{
+			MethodName: "ListReceipts",
+			Handler:    _BillingService_ListReceipts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
