@@ -27,6 +27,7 @@ import (
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
+	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
@@ -104,7 +105,14 @@ var services = []serviceSpec{
 		methods: map[string]string{
 			"ReportUsage": unary, "GetUsage": unary, "ListUnsettled": unary,
 			"Settle": unary, "ListSettlements": unary,
+			"ReportReceipts": unary, "GetReceipt": unary, "ListReceipts": unary,
 		},
+	},
+	{
+		file:    ledgerv1.File_mu_ledger_v1_ledger_proto,
+		grpc:    &ledgerv1.LedgerService_ServiceDesc,
+		name:    "mu.ledger.v1.LedgerService",
+		methods: map[string]string{"UpdateUsage": unary},
 	},
 }
 
