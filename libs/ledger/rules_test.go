@@ -223,3 +223,21 @@ func TestCommission_FloorsAndConserves(t *testing.T) {
 		}
 	}
 }
+
+func TestUnitOf_RoundTripsEveryUnit(t *testing.T) {
+	for u := Unit(0); u < NumUnits; u++ {
+		k := u.Kind()
+		back, ok := UnitOf(k)
+		if !ok || back != u {
+			t.Fatalf("%s: kind %v maps back to %v %v", u, k, back, ok)
+		}
+		var x Usage
+		x.Set(u, U128(7))
+		if x.Amount(u) != U128(7) || x.IsZero() {
+			t.Fatalf("%s: Set/Amount disagree", u)
+		}
+	}
+	if _, ok := UnitOf(0); ok {
+		t.Fatal("UNSPECIFIED has a unit")
+	}
+}

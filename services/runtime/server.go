@@ -29,6 +29,10 @@ type Deps struct {
 	// Usage receives a FUNCTION_MB_INSTRUCTIONS record per call, in
 	// batches, from a background goroutine. Nil discards usage.
 	Usage usage.Sink
+	// Receipts receives the signed-receipt material of sampled calls
+	// (Config.ReceiptSampleRate), best effort. Nil without
+	// Config.BillingAddr keeps no receipts.
+	Receipts usage.ReceiptSink
 	// Logger receives the node's own logs; nil discards them.
 	Logger *slog.Logger
 	// Registry is where the node registers its metrics and what the admin
