@@ -61,6 +61,7 @@ type ProcessOptions struct {
 // commands are the service commands process mode builds, by service.
 var commands = map[string]string{
 	"chain-indexer": "mu-chain-indexer",
+	"billing":       "mu-billing",
 	"mudb":          "mu-mudb",
 	"storage":       "mu-storage",
 	"runtime":       "mu-runtime",
@@ -131,6 +132,9 @@ func newProcessStarter(ctx context.Context, opts Options, log *slog.Logger) (*pr
 	}
 	if opts.Ledger != nil && opts.Ledger.IndexerProcess {
 		services = append(services, "chain-indexer")
+	}
+	if opts.Billing != nil {
+		services = append(services, "billing")
 	}
 	if opts.Runtime != nil {
 		services = append(services, "runtime")
@@ -212,11 +216,18 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.spawn(name, s.bins[svc], append(args, extra...))
-	if err != nil {
-		return nil, err
+	args = append(args, extra...)
+	bin, addr := s.bins[svc], *grpcAddr
+	var launch func(ctx context.Context) (*Process, error)
+	launch = func(ctx context.Context) (*Process, error) {
+		p, err := s.spawn(name, bin, args)
+		if err != nil {
+			return nil, err
+		}
+		p.relaunch = launch
+		return p, s.waitReady(ctx, p, addr)
 	}
-	return p, s.waitReady(ctx, p, *grpcAddr)
+	return launch(ctx)
 }
 
 // mudb starts a muDB node as a child process and waits until it serves.
@@ -299,6 +310,9 @@ type Process struct {
 	logFile     string
 	stopTimeout time.Duration
 	tail        *tail
+
+	// relaunch starts the same command with the same settings again.
+	relaunch func(ctx context.Context) (*Process, error)
 
 	done      chan struct{} // closed once the process has exited and been reaped
 	waitErr   error         // cmd.Wait's result, set before done closes
@@ -523,4 +537,79 @@ func (t *tail) quote() string {
 		return ""
 	}
 	return "; last output:\n\t" + strings.Join(lines, "\n\t")
+}
+
+// Restart starts node p again after it exited (killed for a crash test,
+// or stopped): the same command with the same settings, ports and data
+// directory, and waits until it serves. The region's node now refers to
+// the new process, which Restart returns; p itself stays exited.
+func (r *Region) Restart(ctx context.Context, p *Process) (*Process, error) {
+	select {
+	case <-p.done:
+	default:
+		return nil, fmt.Errorf("region: restart %s: it is still running; Kill or Stop it first", p.name)
+	}
+	if p.relaunch == nil {
+		return nil, fmt.Errorf("region: restart %s: not a process this region started", p.name)
+	}
+	np, err := p.relaunch(ctx)
+	if np == nil {
+		return nil, fmt.Errorf("region: restart %s: %w", p.name, err)
+	}
+	r.mu.Lock()
+	swap := func(q **Process) {
+		if *q == p {
+			*q = np
+		}
+	}
+	for _, n := range r.runtimes {
+		swap(&n.process)
+	}
+	for _, e := range r.executors {
+		swap(&e.process)
+		if e.runtime != nil {
+			swap(&e.runtime.process)
+		}
+		if e.gateway != nil {
+			swap(&e.gateway.process)
+		}
+	}
+	for _, q := range []**Process{nodeProcess(r.gateway), nodeProcess(r.mudb), nodeProcess(r.storage), nodeProcess(r.indexer), nodeProcess(r.billing)} {
+		if q != nil {
+			swap(q)
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return np, fmt.Errorf("region: restart %s: %w", p.name, err)
+	}
+	return np, nil
+}
+
+// nodeProcess is the address of a node's process field, nil for a node
+// the region does not have.
+func nodeProcess(n any) **Process {
+	switch n := n.(type) {
+	case *GatewayNode:
+		if n != nil {
+			return &n.process
+		}
+	case *MudbNode:
+		if n != nil {
+			return &n.process
+		}
+	case *StorageNode:
+		if n != nil {
+			return &n.process
+		}
+	case *ChainIndexerNode:
+		if n != nil {
+			return &n.process
+		}
+	case *BillingNode:
+		if n != nil {
+			return &n.process
+		}
+	}
+	return nil
 }

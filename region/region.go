@@ -101,6 +101,11 @@ type Options struct {
 	// chain-indexer; runtimes and the gateway follow the indexer.
 	Ledger *LedgerOptions
 
+	// Billing, if set, starts a billing node; every service of the region
+	// reports its usage to it instead of to Region.Usage, and with Ledger
+	// it settles on the ledger.
+	Billing *BillingOptions
+
 	// Cluster, if set, makes the runtimes and the gateway members of one
 	// gossip list (hashicorp/memberlist on loopback): each runtime owns
 	// the stacks closest to it (design section 5), the gateway routes to
@@ -195,6 +200,10 @@ type Region struct {
 	ledger  ledger.Ledger
 	market  *Market
 	indexer *ChainIndexerNode
+	billing *BillingNode
+	// billingAddr is the billing node's gRPC address, chosen at Start
+	// before any sender starts; "" without Options.Billing.
+	billingAddr string
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
@@ -351,7 +360,7 @@ func (g *GatewayNode) Process() *Process { return g.process }
 // (building binaries included); the services run until Close. On error
 // whatever was started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Region, err error) {
-	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil && opts.Ledger == nil && opts.Executors == nil {
+	if opts.Mudb == nil && opts.Storage == nil && opts.Runtime == nil && opts.Gateway == nil && opts.Ledger == nil && opts.Executors == nil && opts.Billing == nil {
 		return nil, errors.New("region: nothing to start: set Options.Mudb, Options.Storage, Options.Ledger, Options.Runtime, Options.Executors or Options.Gateway")
 	}
 	if opts.Mode != InProcess && opts.Mode != Processes {
@@ -372,6 +381,17 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			r.Close()
 		}
 	}()
+	if opts.Billing != nil {
+		// Senders are told billing's address before it starts (it needs
+		// the ledger, which may need storage); they spool and retry.
+		addr := opts.Billing.Addr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		if r.billingAddr, err = freePort(addr); err != nil {
+			return nil, err
+		}
+	}
 	var procs *processStarter
 	if opts.Mode == Processes {
 		if procs, err = newProcessStarter(ctx, opts, log); err != nil {
@@ -386,6 +406,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "mudb"
 		cfg.DataDir = nodeDir(opts.DataDir, "mudb")
+		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("mudb")
 		if mo.Config != nil {
 			mo.Config(&cfg)
 		}
@@ -416,6 +437,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "storage"
 		cfg.DataDir = nodeDir(opts.DataDir, "storage")
+		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("storage")
 		if cfg.DataDir == "" {
 			dir, err := os.MkdirTemp("", "mu-region-storage-")
 			if err != nil {
@@ -453,6 +475,12 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		}
 	}
 
+	if opts.Billing != nil {
+		if err := r.startBilling(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	if ro := opts.Runtime; ro != nil {
 		for i := range max(ro.Nodes, 1) {
 			if _, err := r.startRuntime(ctx, i); err != nil {
@@ -483,6 +511,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.GRPCAddr = "127.0.0.1:0"
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "gateway"
+		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("gateway")
 		if r.indexer != nil {
 			cfg.ChainIndexerAddr = r.indexer.addr
 			cfg.RegionID = r.market.Region.ID.String()
@@ -531,6 +560,7 @@ func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) 
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = name
 	cfg.DataDir = nodeDir(r.opts.DataDir, name)
+	cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir(name)
 	if r.mudb != nil {
 		cfg.MudbAddr = r.mudb.addr
 	}
@@ -658,6 +688,9 @@ func (r *Region) Processes() []*Process {
 	}
 	if r.indexer != nil && r.indexer.process != nil {
 		out = append(out, r.indexer.process)
+	}
+	if r.billing != nil && r.billing.process != nil {
+		out = append(out, r.billing.process)
 	}
 	return out
 }
@@ -871,6 +904,16 @@ func (r *Region) close() error {
 		}
 	}
 	if n := r.storage; n != nil {
+		switch {
+		case n.server != nil:
+			errs = append(errs, n.server.Close())
+		case n.process != nil:
+			errs = append(errs, n.process.Stop())
+		}
+	}
+	// Billing stops last of the services: every sender above has handed it
+	// its final records on the way down.
+	if n := r.billing; n != nil {
 		switch {
 		case n.server != nil:
 			errs = append(errs, n.server.Close())

@@ -48,6 +48,7 @@ type clusterFile struct {
 	Executors    map[string]string `json:"executors,omitempty"` // name → gRPC health address, with --executors
 	Storage      string            `json:"storage"`             // storage HTTP base URL
 	ChainIndexer string            `json:"chain_indexer"`       // gRPC address
+	Billing      string            `json:"billing"`             // gRPC address
 	Runtimes     map[string]string `json:"runtimes"`            // name → gRPC address
 	Region       string            `json:"region"`              // region id on the ledger
 	Stacks       map[string]string `json:"stacks"`              // project dir → stack id
@@ -189,6 +190,7 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 				return nil
 			},
 		},
+		Billing: &region.BillingOptions{},
 		Cluster: &region.ClusterOptions{},
 		Process: region.ProcessOptions{RepoDir: repo, LogDir: filepath.Join(dir, "logs"), Detach: true},
 	}
@@ -214,7 +216,7 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 	}
 	info := clusterFile{
 		Gateway: "http://" + r.Gateway().Addr(), GatewayAdmin: r.Gateway().GRPCAddr(), Storage: r.Storage().URL(),
-		ChainIndexer: r.ChainIndexer().Addr(), Runtimes: map[string]string{}, Region: r.Market().Region.ID.String(), Stacks: map[string]string{},
+		ChainIndexer: r.ChainIndexer().Addr(), Billing: r.Billing().Addr(), Runtimes: map[string]string{}, Region: r.Market().Region.ID.String(), Stacks: map[string]string{},
 		Gateways: map[string]string{},
 	}
 	for _, g := range r.Gateways() {

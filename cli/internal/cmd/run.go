@@ -15,14 +15,16 @@ import (
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/project"
-	"github.com/muprotocol/mu/libs/usage"
+	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	"github.com/muprotocol/mu/region"
+	billing "github.com/muprotocol/mu/services/billing"
 	chainindexer "github.com/muprotocol/mu/services/chain-indexer"
 	"github.com/muprotocol/mu/services/runtime/logs"
 )
 
 func newRunCommand() *cobra.Command {
-	var gatewayAddr, indexerAddr, dataDir string
+	var gatewayAddr, indexerAddr, billingAddr, dataDir string
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
@@ -52,11 +54,12 @@ under DIR/.mu/data, so data written in one run is there in the next.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, dataDir)
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir)
 		},
 	}
 	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
 	cmd.Flags().StringVar(&indexerAddr, "chain-indexer-addr", "127.0.0.1:12040", "address of the local chain-indexer's gRPC API (reflection on)")
+	cmd.Flags().StringVar(&billingAddr, "billing-addr", "127.0.0.1:12050", "address of the local billing service's gRPC API (mu usage asks it)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where the local region keeps its data (default DIR/.mu/data)")
 	return cmd
 }
@@ -93,7 +96,7 @@ func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*p
 // project, whose developer key lives in the project's DIR/.mu/keys.
 const devStackSeed = 1
 
-func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, dataDir string) error {
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string) error {
 	p, err := loadProject(stderr, dir)
 	if err != nil {
 		return err
@@ -120,6 +123,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			Keys:    keys,
 			Indexer: func(c *chainindexer.Config) { c.GRPCAddr = indexerAddr },
 		},
+		Billing: &region.BillingOptions{Addr: billingAddr, Config: func(c *billing.Config) { c.SettleInterval = devSettleInterval }},
 		Runtime: &region.RuntimeOptions{},
 		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
 	})
@@ -164,13 +168,14 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	ix := local.ChainIndexer()
 	fmt.Fprintf(stdout, "%s\n", ix.Addr())
 	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
+	fmt.Fprintf(stderr, "  billing: gRPC at %s, settling on the local ledger every %s (mu usage %s)\n", local.Billing().Addr(), devSettleInterval, id)
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(stderr, "stopping")
+			printUsage(stderr, local, id)
 			local.Close()
-			printUsage(stderr, local.Usage, id)
 			return nil
 		case e, ok := <-sub.C:
 			if !ok {
@@ -188,9 +193,35 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	}
 }
 
-// printUsage prints what the stack used during the run, in billing units.
-func printUsage(w io.Writer, m *usage.Memory, id ids.StackID) {
-	fmt.Fprintf(w, "usage: %d requests, %d traffic bytes, %d megabyte-instructions, %d db reads, %d db writes, %d storage bytes moved\n",
-		m.Total(id, usage.GatewayRequests), m.Total(id, usage.GatewayTrafficBytes), m.Total(id, usage.FunctionMBInstructions),
-		m.Total(id, usage.DBReads), m.Total(id, usage.DBWrites), m.Total(id, usage.StorageTrafficBytes))
+// devSettleInterval is how often `mu run`'s billing settles on the local
+// ledger: often, so that a developer sees the escrow move.
+const devSettleInterval = 10 * time.Second
+
+// printUsage prints what billing counted for the stack during the run and
+// since (the local region keeps its billing data), in billing units.
+func printUsage(w io.Writer, local *region.Region, id ids.StackID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := local.FlushUsage(ctx); err != nil {
+		fmt.Fprintf(w, "usage: not all usage reached billing: %v\n", err)
+	}
+	resp, err := local.Billing().Client().GetUsage(ctx, &billingv1.GetUsageRequest{StackId: id.Bytes()})
+	if err != nil {
+		fmt.Fprintf(w, "usage: billing did not answer: %v\n", err)
+		return
+	}
+	got := map[typesv1.UsageKind]string{}
+	for _, x := range resp.GetTotals() {
+		got[x.GetKind()] = ledger.Uint128{Hi: x.GetAmount().GetHi(), Lo: x.GetAmount().GetLo()}.String()
+	}
+	amount := func(k typesv1.UsageKind) string {
+		if v, ok := got[k]; ok {
+			return v
+		}
+		return "0"
+	}
+	fmt.Fprintf(w, "usage (mu usage %s for more): %s requests, %s traffic bytes, %s megabyte-instructions, %s db reads, %s db writes, %s storage bytes moved\n",
+		id, amount(typesv1.UsageKind_USAGE_KIND_GATEWAY_REQUESTS), amount(typesv1.UsageKind_USAGE_KIND_GATEWAY_TRAFFIC_BYTES),
+		amount(typesv1.UsageKind_USAGE_KIND_FUNCTION_MB_INSTRUCTIONS), amount(typesv1.UsageKind_USAGE_KIND_DB_READS),
+		amount(typesv1.UsageKind_USAGE_KIND_DB_WRITES), amount(typesv1.UsageKind_USAGE_KIND_STORAGE_TRAFFIC_BYTES))
 }
