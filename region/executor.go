@@ -59,6 +59,11 @@ type ExecutorConfig struct {
 	// runs storage in process (against the S3 bucket of the storage
 	// section).
 	StorageAddr string
+	// BillingAddr, if set, is host:port of the region's billing service;
+	// every part reports its usage there (each through its own durable
+	// sender, spooled in its section's usage_spool_dir). Empty discards
+	// usage.
+	BillingAddr string
 
 	// Cluster makes the runtime and the gateway members of the region's
 	// member list; off (no cluster_bind_addr), the gateway sends every
@@ -159,6 +164,7 @@ func (c ExecutorConfig) parts() (gateway.Config, runtime.Config, mudb.Config, st
 	gw.ChainIndexerAddr, gw.RegionID = c.ChainIndexerAddr, c.RegionID
 	rt.ChainIndexerAddr, rt.RegionID = c.ChainIndexerAddr, c.RegionID
 	rt.MudbAddr, rt.StorageAddr = c.MudbAddr, c.StorageAddr
+	gw.BillingAddr, rt.BillingAddr, db.BillingAddr, st.BillingAddr = c.BillingAddr, c.BillingAddr, c.BillingAddr, c.BillingAddr
 	rt.Cluster = c.Cluster.Config
 	gw.Cluster = c.gatewayCluster()
 	return gw, rt, db, st
@@ -189,6 +195,10 @@ var executorSets = []struct {
 	{"runtime", "region_id", "region_id", func(c ExecutorConfig) any { return c.Runtime.RegionID }, func(d ExecutorConfig) any { return d.Runtime.RegionID }},
 	{"runtime", "mudb_addr", "mudb_addr", func(c ExecutorConfig) any { return c.Runtime.MudbAddr }, func(d ExecutorConfig) any { return d.Runtime.MudbAddr }},
 	{"runtime", "storage_addr", "storage_addr", func(c ExecutorConfig) any { return c.Runtime.StorageAddr }, func(d ExecutorConfig) any { return d.Runtime.StorageAddr }},
+	{"gateway", "billing_addr", "billing_addr", func(c ExecutorConfig) any { return c.Gateway.BillingAddr }, func(d ExecutorConfig) any { return d.Gateway.BillingAddr }},
+	{"runtime", "billing_addr", "billing_addr", func(c ExecutorConfig) any { return c.Runtime.BillingAddr }, func(d ExecutorConfig) any { return d.Runtime.BillingAddr }},
+	{"mudb", "billing_addr", "billing_addr", func(c ExecutorConfig) any { return c.Mudb.BillingAddr }, func(d ExecutorConfig) any { return d.Mudb.BillingAddr }},
+	{"storage", "billing_addr", "billing_addr", func(c ExecutorConfig) any { return c.Storage.BillingAddr }, func(d ExecutorConfig) any { return d.Storage.BillingAddr }},
 	{"gateway", "cluster", "cluster", func(c ExecutorConfig) any { return c.Gateway.Cluster }, func(d ExecutorConfig) any { return d.Gateway.Cluster }},
 	{"runtime", "cluster", "cluster", func(c ExecutorConfig) any { return c.Runtime.Cluster }, func(d ExecutorConfig) any { return d.Runtime.Cluster }},
 }
@@ -209,7 +219,7 @@ func (c ExecutorConfig) Validate() error {
 			p.Addf(s.section+"_"+s.field, "is set by the executor; set %s instead (shared by its parts)", s.instead)
 		}
 	}
-	for _, a := range []struct{ name, addr string }{{"mudb_addr", c.MudbAddr}, {"storage_addr", c.StorageAddr}, {"chain_indexer_addr", c.ChainIndexerAddr}} {
+	for _, a := range []struct{ name, addr string }{{"mudb_addr", c.MudbAddr}, {"storage_addr", c.StorageAddr}, {"chain_indexer_addr", c.ChainIndexerAddr}, {"billing_addr", c.BillingAddr}} {
 		if a.addr == "" {
 			continue
 		}
@@ -413,7 +423,9 @@ func (e *Executor) Start(ctx context.Context) error {
 		return errors.New("executor: already started")
 	}
 	e.started = true
-	e.log.Warn("no billing service configured yet: usage records are only counted in memory")
+	if e.cfg.BillingAddr == "" {
+		e.log.Warn("no billing_addr: usage records are only counted in memory and are not billed")
+	}
 	r, err := Start(ctx, e.options())
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)

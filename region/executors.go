@@ -152,6 +152,17 @@ func (r *Region) startExecutor(ctx context.Context, i int) (*ExecutorNode, error
 		cfg.Storage.GRPCAddr, cfg.Storage.HTTPAddr, cfg.Storage.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Storage.DataDir = filepath.Join(dir, "storage")
 	}
+	cfg.BillingAddr = r.billingAddr
+	if dir != "" && r.billingAddr != "" {
+		cfg.Gateway.Usage.SpoolDir = filepath.Join(dir, "gateway", "usage-spool")
+		cfg.Runtime.Usage.SpoolDir = filepath.Join(dir, "runtime", "usage-spool")
+		if r.mudb == nil {
+			cfg.Mudb.Usage.SpoolDir = filepath.Join(dir, "mudb", "usage-spool")
+		}
+		if r.storage == nil {
+			cfg.Storage.Usage.SpoolDir = filepath.Join(dir, "storage", "usage-spool")
+		}
+	}
 	if r.indexer != nil {
 		cfg.ChainIndexerAddr = r.indexer.addr
 		cfg.RegionID = r.market.Region.ID.String()

@@ -42,7 +42,7 @@ func dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, erro
 
 // mudbInProcess starts a muDB node in this process.
 func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
-	db, err := mudb.New(cfg, mudb.Deps{Usage: r.usageSink(), Logger: r.log})
+	db, err := mudb.New(cfg, mudb.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +55,7 @@ func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config
 
 // storageInProcess starts a storage node in this process.
 func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.Config) (*StorageNode, error) {
-	st, err := storage.New(cfg, storage.Deps{Usage: r.usageSink(), Logger: r.log})
+	st, err := storage.New(cfg, storage.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.
 
 // runtimeInProcess starts a runtime node in this process.
 func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
-	deps := runtime.Deps{Usage: r.usageSink(), Logger: r.log}
+	deps := runtime.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log}
 	if r.mudb != nil {
 		deps.Mudb = r.mudb.client
 	}
@@ -94,7 +94,7 @@ func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.
 // gateway.NewLocalStaticRuntime, cluster members through the gateway's
 // LocalRuntimes, keyed by the gRPC address each advertises.
 func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string, viaGRPC bool) (*GatewayNode, error) {
-	deps := gateway.Deps{Usage: r.usageSink(), Logger: r.log}
+	deps := gateway.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log}
 	switch {
 	case runtimeAddr != "":
 		if n := r.localRuntime(runtimeAddr); n != nil && !viaGRPC {
@@ -144,11 +144,11 @@ func (r *Region) localRuntime(addr string) *RuntimeNode {
 	return nil
 }
 
-// usageSink is what the services in this process report usage to: the
-// region's Usage, or nil with a billing node (they report to billing_addr
-// then, through their durable senders).
-func (r *Region) usageSink() usage.Sink {
-	if r.billingAddr != "" {
+// usageSink is what a service in this process reports usage to: the
+// region's Usage, or nil when the service has a billing_addr (it reports
+// there then, through its durable sender).
+func (r *Region) usageSink(billingAddr string) usage.Sink {
+	if billingAddr != "" {
 		return nil
 	}
 	return r.Usage
