@@ -181,7 +181,7 @@ type presigned struct {
 	sig []byte
 }
 
-func (p presigned) Pubkey() ledger.Pubkey        { return p.pk }
+func (p presigned) Pubkey() ledger.Pubkey       { return p.pk }
 func (p presigned) Sign([]byte) ([]byte, error) { return p.sig, nil }
 
 // UpdateUsage validates the request and applies it to the hosted ledger.
