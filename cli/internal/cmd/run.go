@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ escrow with it.
 Run prints each endpoint URL, then the storage service's base URL, then the
 chain-indexer's gRPC address (for grpcurl; reflection is on), each on a
 line of its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+While it runs, the region's addresses are recorded in region.json under
+the user's state directory ($MU_STATE_DIR, else $XDG_STATE_HOME/mu, else
+~/.local/state/mu), where 'mu usage' finds them; the file is removed on
+exit.
 
 The keys are kept in DIR/.mu/keys (Solana JSON keypairs); the stack's id is
 derived from the developer key, so URLs stay the same between runs. The
@@ -164,6 +169,14 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	ix := local.ChainIndexer()
 	fmt.Fprintf(stdout, "%s\n", ix.Addr())
 	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
+	rec := describeRegion(local, "mu run", []string{id.String()})
+	rec.PID = os.Getpid()
+	if path, err := writeRegionFile(rec); err != nil {
+		fmt.Fprintf(stderr, "warning: %v (mu usage will need --billing)\n", err)
+	} else {
+		defer removeRegionFile(func(f regionFile) bool { return f.PID == rec.PID && f.Started.Equal(rec.Started) })
+		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
+	}
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
 		select {
