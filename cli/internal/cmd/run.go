@@ -154,6 +154,15 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	}
 	fmt.Fprintf(stderr, "stack %s %q revision %d (%s on the ledger) served in %s (%s from the ledger write)\n",
 		id, b.Manifest.Name, st.Revision, what, time.Since(start).Round(time.Millisecond), time.Since(posted).Round(time.Millisecond))
+	// Recorded before the URLs are printed: whoever reads them finds it.
+	rec := describeRegion(local, "mu run", []string{id.String()})
+	rec.PID = os.Getpid()
+	if path, err := writeRegionFile(rec); err != nil {
+		fmt.Fprintf(stderr, "warning: %v (mu usage will need --billing)\n", err)
+	} else {
+		defer removeRegionFile(func(f regionFile) bool { return f.PID == rec.PID && f.Started.Equal(rec.Started) })
+		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
+	}
 	printed := map[string]bool{}
 	for _, e := range local.URLs(id, b.Manifest) {
 		if !printed[e.URL] { // one line per URL, whatever its methods
@@ -169,14 +178,6 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	ix := local.ChainIndexer()
 	fmt.Fprintf(stdout, "%s\n", ix.Addr())
 	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
-	rec := describeRegion(local, "mu run", []string{id.String()})
-	rec.PID = os.Getpid()
-	if path, err := writeRegionFile(rec); err != nil {
-		fmt.Fprintf(stderr, "warning: %v (mu usage will need --billing)\n", err)
-	} else {
-		defer removeRegionFile(func(f regionFile) bool { return f.PID == rec.PID && f.Started.Equal(rec.Started) })
-		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
-	}
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
 		select {
