@@ -4,9 +4,12 @@ go 1.26.0
 
 require (
 	github.com/muprotocol/mu/libs v0.0.0
+	github.com/muprotocol/mu/proto v0.0.0
 	github.com/muprotocol/mu/region v0.0.0
 	github.com/muprotocol/mu/services/runtime v0.0.0
 	github.com/spf13/cobra v1.10.2
+	google.golang.org/grpc v1.85.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -36,7 +39,6 @@ require (
 	github.com/mr-tron/base58 v1.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/muprotocol/mu/libs/fnproto v0.0.0 // indirect
-	github.com/muprotocol/mu/proto v0.0.0 // indirect
 	github.com/muprotocol/mu/services/gateway v0.0.0 // indirect
 	github.com/muprotocol/mu/services/mudb v0.0.0-00010101000000-000000000000 // indirect
 	github.com/muprotocol/mu/services/storage v0.0.0-00010101000000-000000000000 // indirect
@@ -76,8 +78,6 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
-	google.golang.org/grpc v1.85.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/ini.v1 v1.67.3 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.0.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect

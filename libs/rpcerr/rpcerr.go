@@ -55,6 +55,27 @@ const (
 	// the stack cannot be deployed (its manifest or binaries are refused);
 	// no other node would do better (FAILED_PRECONDITION).
 	NotDeployable Reason = "NOT_DEPLOYABLE"
+
+	// Reasons of mu.ledger.v1.LedgerService, one per typed ledger error
+	// (package libs/ledger) a write can end with; the client maps them
+	// back to the same sentinels.
+
+	// StackNotFound: the ledger has no such stack (NOT_FOUND; the
+	// ledger's ErrNotFound).
+	StackNotFound Reason = "STACK_NOT_FOUND"
+	// BadSigner: a signature is missing or does not verify, or the key
+	// that signed is not the one the rules require, such as the region's
+	// usage signer (PERMISSION_DENIED; ErrBadSigner).
+	BadSigner Reason = "BAD_SIGNER"
+	// ReplayedSeed: the update's seed was used before for the stack; the
+	// earlier update stands (ALREADY_EXISTS; ErrReplayedSeed).
+	ReplayedSeed Reason = "REPLAYED_SEED"
+	// LedgerOverflow: an amount would exceed the token's 64-bit range
+	// (INVALID_ARGUMENT; ErrOverflow).
+	LedgerOverflow Reason = "LEDGER_OVERFLOW"
+	// LedgerNotInitialized: the ledger's state account does not exist yet
+	// (FAILED_PRECONDITION; ErrNotInitialized).
+	LedgerNotInitialized Reason = "LEDGER_NOT_INITIALIZED"
 )
 
 // Errorf returns a status error with code, the formatted message and an

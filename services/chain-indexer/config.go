@@ -14,8 +14,8 @@ import (
 // Durations are time.Duration values.
 type Config struct {
 	// Base holds the settings every service shares: node_name, grpc_addr
-	// (mu.chainindexer.v1.ChainIndexerService, grpc.health.v1,
-	// reflection), admin_addr (/metrics, /healthz, /readyz),
+	// (mu.chainindexer.v1.ChainIndexerService, mu.ledger.v1.LedgerService
+	// when serve_ledger is on, grpc.health.v1, reflection), admin_addr (/metrics, /healthz, /readyz),
 	// max_message_bytes (bounds a List response and a Watch event),
 	// shutdown_timeout, logging.
 	service.Base
@@ -24,6 +24,16 @@ type Config struct {
 	// ledger_pd_endpoints, ledger_data_dir. A ledger given in Deps takes
 	// precedence over it.
 	Ledger LedgerConfig
+	// ServeLedger also serves the hosted local ledger's writes on
+	// grpc_addr as mu.ledger.v1.LedgerService (update_usage, which billing
+	// sends when it runs in another process). Every write is
+	// signature-checked as a chain checks a transaction: the caller sends
+	// the public key and ed25519 signature of the key the ledger rules
+	// require (the region's usage signer), the node holds no key, and a
+	// forged, altered or replayed write is refused. Applies when the node
+	// hosts the ledger (ledger_backend local, or a ledger given in
+	// process).
+	ServeLedger bool
 
 	// DataDir is where the indexer keeps its view (the file view.bin:
 	// every object, the ledger slot it reflects and the retained events)
@@ -103,6 +113,7 @@ func DefaultConfig() Config {
 			"127.0.0.1:12041", // /metrics, /healthz, /readyz
 		),
 		Ledger:           LedgerConfig{Backend: BackendLocal},
+		ServeLedger:      true,   // LedgerService on grpc_addr
 		HistoryEvents:    10_000, // events kept for resuming watches
 		PersistInterval:  time.Second,
 		PollInterval:     time.Second,

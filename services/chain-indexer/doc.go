@@ -2,6 +2,8 @@
 // serves providers, regions, stacks and escrow balances with List and Watch
 // streams as mu.chainindexer.v1.ChainIndexerService (proto/mu/chainindexer/v1).
 //
-// Until its API lands with its issue, the service is the empty shell of the
-// service contract (libs/service): health, reflection and the admin port.
+// When it hosts the local ledger and serve_ledger is on, it also serves the
+// ledger's signed writes as mu.ledger.v1.LedgerService (package
+// libs/ledger/ledgerrpc), so billing in another process can settle usage on
+// it; every write is verified against the signature it carries.
 package chainindexer

@@ -11,8 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
 	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
 	"github.com/muprotocol/mu/services/chain-indexer/internal/index"
 )
 
@@ -49,10 +51,10 @@ type Server struct {
 	now     func() time.Time
 	born    time.Time
 
-	bg       context.Context
-	stopBg   context.CancelFunc
-	bgWG     sync.WaitGroup
-	bgOnce   sync.Once
+	bg     context.Context
+	stopBg context.CancelFunc
+	bgWG   sync.WaitGroup
+	bgOnce sync.Once
 }
 
 // New checks cfg, loads the persisted view from DataDir (so the node
@@ -104,9 +106,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil
 	})
 	chainindexerv1.RegisterChainIndexerServiceServer(s.run.GRPC(), s)
+	if s.hostsLedger(deps) {
+		ledgerv1.RegisterLedgerServiceServer(s.run.GRPC(), ledgerrpc.NewServer(s.led))
+	}
 	s.fol = &follower{led: s.led, idx: idx, cfg: cfg, log: log, m: s.m, now: s.now}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// hostsLedger reports whether the node serves its ledger's writes: when
+// serve_ledger is on and the ledger is hosted here (the local backend, or
+// one given in process).
+func (s *Server) hostsLedger(deps Deps) bool {
+	return s.cfg.ServeLedger && (deps.Ledger != nil || s.cfg.Ledger.Backend == BackendLocal)
 }
 
 // Start binds the gRPC and admin listeners and serves them in the

@@ -67,6 +67,9 @@ provider, its region and a funded escrow of the developer), --runtimes
 runtimes named runtime-1, runtime-2, … and a gateway — and deploys each
 PROJECT_DIR (default: the repository's examples/hello and examples/todo)
 through the ledger, then prints every endpoint URL on a line of its own.
+The region's addresses are also recorded in region.json under the user's
+state directory (as 'mu run' does), where 'mu usage' finds them, until
+'mu cluster down' removes it.
 
 With --executors N it starts N mu-executor processes named executor-1,
 executor-2, … instead of the runtimes and the gateway: each runs a gateway
@@ -109,7 +112,8 @@ func newClusterDownCommand() *cobra.Command {
 and the executors first — an executor stops its own gateway before its
 runtime — then the runtimes, then the rest), waits for each to exit, sends
 SIGKILL to one that is still running after --timeout, and removes the pid
-files. Data, logs and keys stay.`,
+files and the recorded addresses (region.json in the user's state
+directory) when they name this cluster. Data, logs and keys stay.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return clusterDown(cmd.ErrOrStderr(), dir, timeout)
 		},
@@ -243,6 +247,18 @@ func clusterUp(ctx context.Context, stdout, stderr io.Writer, dir, repo, gateway
 		err = os.WriteFile(filepath.Join(dir, "cluster.json"), append(b, '\n'), 0o644)
 		if err != nil {
 			fmt.Fprintf(stderr, "warning: %v\n", err)
+		}
+	}
+	stackIDs := []string{}
+	for _, st := range stacks {
+		stackIDs = append(stackIDs, ids.StackID(st.ID).String())
+	}
+	rec := describeRegion(r, "mu cluster up", stackIDs)
+	if rec.ClusterDir, err = filepath.Abs(dir); err == nil {
+		if path, err := writeRegionFile(rec); err != nil {
+			fmt.Fprintf(stderr, "warning: %v (mu usage will need --billing)\n", err)
+		} else {
+			fmt.Fprintf(stderr, "addresses recorded in %s (removed by mu cluster down)\n", path)
 		}
 	}
 	fmt.Fprintf(stderr, "cluster up in %s: %s, gateway %s, storage %s, chain-indexer %s (pids, logs and data in %s)\n",
@@ -382,6 +398,9 @@ func clusterDown(stderr io.Writer, dir string, timeout time.Duration) error {
 			fmt.Fprintf(stderr, "stopped %s (pid %d)\n", p.name, p.pid)
 		}
 		os.Remove(pidFile(dir, p.name))
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		removeRegionFile(func(f regionFile) bool { return f.ClusterDir == abs })
 	}
 	if len(errs) > 0 {
 		return &exitError{code: ExitUsage, err: errors.Join(errs...)}

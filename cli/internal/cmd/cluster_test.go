@@ -108,6 +108,14 @@ func clusterUpDown(t *testing.T, nodeFlags, nodes []string, gateways int, restar
 			t.Fatalf("hello through %s answered %q", name, body)
 		}
 	}
+	rec, recPath, err := readRegionFile()
+	if err != nil {
+		t.Fatalf("cluster up recorded no region: %v", err)
+	}
+	if rec.StartedBy != "mu cluster up" || rec.ClusterDir != dir || rec.Gateway != info.Gateway || rec.ChainIndexer != info.ChainIndexer ||
+		rec.StorageHTTP != info.Storage || rec.StorageGRPC == "" || rec.Mudb == "" || rec.Region != info.Region || len(rec.Stacks) != 2 {
+		t.Fatalf("recorded region %+v does not match cluster.json %+v", rec, info)
+	}
 	var out, errb bytes.Buffer
 	if code := Run(ctx, []string{"cluster", "up", "--repo", repo, "--dir", dir}, nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "already running") {
 		t.Fatalf("a second up over a running cluster: exit %d\n%s", code, errb.String())
@@ -125,6 +133,9 @@ func clusterUpDown(t *testing.T, nodeFlags, nodes []string, gateways int, restar
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*.pid")); len(left) > 0 {
 		t.Errorf("pid files left after down: %v", left)
+	}
+	if _, err := os.Stat(recPath); !os.IsNotExist(err) {
+		t.Errorf("cluster down left the region file %s: %v", recPath, err)
 	}
 
 	if !restart {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ escrow with it.
 Run prints each endpoint URL, then the storage service's base URL, then the
 chain-indexer's gRPC address (for grpcurl; reflection is on), each on a
 line of its own, and streams the functions' logs until Ctrl-C or SIGTERM.
+While it runs, the region's addresses are recorded in region.json under
+the user's state directory ($MU_STATE_DIR, else $XDG_STATE_HOME/mu, else
+~/.local/state/mu), where 'mu usage' finds them; the file is removed on
+exit.
 
 The keys are kept in DIR/.mu/keys (Solana JSON keypairs); the stack's id is
 derived from the developer key, so URLs stay the same between runs. The
@@ -153,6 +158,15 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	}
 	fmt.Fprintf(stderr, "stack %s %q revision %d (%s on the ledger) served in %s (%s from the ledger write)\n",
 		id, b.Manifest.Name, st.Revision, what, time.Since(start).Round(time.Millisecond), time.Since(posted).Round(time.Millisecond))
+	// Recorded before the URLs are printed: whoever reads them finds it.
+	rec := describeRegion(local, "mu run", []string{id.String()})
+	rec.PID = os.Getpid()
+	if path, err := writeRegionFile(rec); err != nil {
+		fmt.Fprintf(stderr, "warning: %v (mu usage will need --billing)\n", err)
+	} else {
+		defer removeRegionFile(func(f regionFile) bool { return f.PID == rec.PID && f.Started.Equal(rec.Started) })
+		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
+	}
 	printed := map[string]bool{}
 	for _, e := range local.URLs(id, b.Manifest) {
 		if !printed[e.URL] { // one line per URL, whatever its methods

@@ -80,6 +80,17 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 		t.Fatalf("run printed %q\n%s", url, stderr.String())
 	}
 	go io.Copy(io.Discard, pr) // keep the log stream flowing
+	// The region's addresses are recorded for mu usage while it runs.
+	rec, recPath, err := readRegionFile()
+	if err != nil {
+		t.Fatalf("mu run recorded no region: %v", err)
+	}
+	if rec.StartedBy != "mu run" || rec.PID != os.Getpid() || !strings.HasPrefix(url, rec.Gateway+"/") ||
+		rec.ChainIndexer == "" || rec.StorageGRPC == "" || !strings.HasPrefix(rec.StorageHTTP, "http://") ||
+		len(rec.Runtimes) != 1 || rec.Mudb == "" || len(rec.Stacks) != 1 || !strings.Contains(url, rec.Stacks[0]) {
+		t.Fatalf("recorded region %+v does not match the run (endpoint %s)", rec, url)
+	}
+	checkIndexer(t, rec.ChainIndexer)
 	resp, err := http.Get(strings.Replace(url, "{name}", "dev", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +108,9 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop after cancel")
+	}
+	if _, err := os.Stat(recPath); !os.IsNotExist(err) {
+		t.Errorf("mu run left its region file %s behind: %v", recPath, err)
 	}
 	if !strings.Contains(stderr.String(), "usage: 1 requests") {
 		t.Fatalf("no usage summary:\n%s", stderr.String())

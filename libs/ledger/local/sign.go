@@ -57,3 +57,12 @@ func authorize(op, instruction string, s ledger.Signer, args any) (ledger.Pubkey
 	}
 	return pk, nil
 }
+
+// UpdateUsageMessage returns the exact message the usage signer signs for
+// UpdateUsage(stack, seed, u) on the local ledger, signed by signer: a
+// process that hosts no ledger (billing talking to the chain indexer over
+// mu.ledger.v1.LedgerService) signs it and sends the signature along, and
+// the hosting ledger verifies it as if the signer were in process.
+func UpdateUsageMessage(stack ledger.Pubkey, seed ledger.Uint128, u ledger.Usage, signer ledger.Pubkey) ([]byte, error) {
+	return Message("update_usage", newUsageArgs(stack, seed, u), signer)
+}
