@@ -74,7 +74,9 @@ func describeRegion(r *region.Region, startedBy string, stacks []string) regionF
 	if m := r.Mudb(); m != nil {
 		f.Mudb = m.Addr()
 	}
-	f.Billing = "" // LEAD: fill with r.Billing().Addr() (nil-checked) once region.Region has Billing()
+	if b := r.Billing(); b != nil {
+		f.Billing = b.Addr()
+	}
 	return f
 }
 
