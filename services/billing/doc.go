@@ -45,14 +45,14 @@
 // region ids 32 bytes):
 //
 //	billing/k/<idempotency key>                      first-seen time (u64 unix ns)
-//	billing/kt/<u64 unix ns><idempotency key>        empty; the sweeper's index (key_retention)
+//	billing/kt/<u64 unix ns><idempotency key>        marker; the sweeper's index (key_retention)
 //	billing/b/<stack><u64 bucket start ns><u8 unit>  u128 total of the bucket (16 bytes big-endian)
 //	billing/s/<stack>                                JSON: region, unsettled totals, oldest record,
 //	                                                 pending settlement, last seed
 //	billing/t/<stack><u64 seed>                      mu.billing.v1.Settlement
 //	billing/e/<owner><provider><u64 ns><stack><u64 seed>  u64 charged: the escrow's burn index
 //	billing/r/<receipt id>                           mu.billing.v1.SignedReceipt
-//	billing/rs/<stack><u64 receipt time ns><receipt id>   empty; ListReceipts' index
+//	billing/rs/<stack><u64 receipt time ns><receipt id>   marker; ListReceipts' index
 //
 // Units are ledger.Unit numbers (the UsageKinds minus one). Buckets are
 // stored by their start time, so bucket_size may change between runs.

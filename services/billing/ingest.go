@@ -224,7 +224,7 @@ func (s *Server) commit(group []*commitReq) {
 				if err := txn.Set(idemKey(r.key), nowBytes); err != nil {
 					return fmt.Errorf("%w: %w", errStore, err)
 				}
-				if err := txn.Set(idemTimeKey(nowNS, r.key), []byte{}); err != nil {
+				if err := txn.Set(idemTimeKey(nowNS, r.key), marker); err != nil {
 					return fmt.Errorf("%w: %w", errStore, err)
 				}
 				if r.amount == 0 {

@@ -11,13 +11,13 @@ import (
 // Key layout in the TiKV store, all under "billing/" (see doc.go).
 var (
 	prefixKey        = []byte("billing/k/")  // + idempotency key → u64 BE unix ns when first seen
-	prefixKeyTime    = []byte("billing/kt/") // + u64 BE unix ns + key → empty (sweeper index)
+	prefixKeyTime    = []byte("billing/kt/") // + u64 BE unix ns + key → marker (sweeper index)
 	prefixBucket     = []byte("billing/b/")  // + stack(32) + u64 BE bucket start unix ns + kind(1) → u128 BE
 	prefixStack      = []byte("billing/s/")  // + stack(32) → stackRec (JSON)
 	prefixSettlement = []byte("billing/t/")  // + stack(32) + u64 BE seed → billingv1.Settlement
 	prefixBurn       = []byte("billing/e/")  // + owner(32) + provider(32) + u64 BE unix ns + stack(32) + seed(8) → u64 BE charged
 	prefixReceipt    = []byte("billing/r/")  // + receipt id → billingv1.SignedReceipt
-	prefixReceiptIdx = []byte("billing/rs/") // + stack(32) + u64 BE unix ns + receipt id → empty
+	prefixReceiptIdx = []byte("billing/rs/") // + stack(32) + u64 BE unix ns + receipt id → marker
 )
 
 func cat(parts ...[]byte) []byte {
@@ -154,3 +154,6 @@ func (r *stackRec) encode() []byte {
 	}
 	return b
 }
+
+// marker is the value of index keys: TiKV stores no empty values.
+var marker = []byte{1}

@@ -93,7 +93,7 @@ func (s *Server) ReportReceipts(ctx context.Context, req *billingv1.ReportReceip
 			if err := txn.Set(receiptKey(it.id), b); err != nil {
 				return fmt.Errorf("%w: %w", errStore, err)
 			}
-			if err := txn.Set(receiptIdxKey(it.stack, uint64(it.ns), it.id), []byte{}); err != nil {
+			if err := txn.Set(receiptIdxKey(it.stack, uint64(it.ns), it.id), marker); err != nil {
 				return fmt.Errorf("%w: %w", errStore, err)
 			}
 			resp.AcceptedIds = append(resp.AcceptedIds, it.id)
