@@ -45,7 +45,8 @@
 // region ids 32 bytes):
 //
 //	billing/k/<idempotency key>                      first-seen time (u64 unix ns)
-//	billing/kt/<u64 unix ns><idempotency key>        marker; the sweeper's index (key_retention)
+//	billing/kt/<u64 unix ns><u32 chunk>              the keys first seen then (u8 length + bytes each,
+//	                                                 up to 1000): the sweeper's index (key_retention)
 //	billing/b/<stack><u64 bucket start ns><u8 unit>  u128 total of the bucket (16 bytes big-endian)
 //	billing/s/<stack>                                JSON: region, unsettled totals, oldest record,
 //	                                                 pending settlement, last seed

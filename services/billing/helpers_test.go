@@ -241,7 +241,7 @@ type node struct {
 	cfg Config
 }
 
-func testConfig(t *testing.T, m *testMarket) Config {
+func testConfig(t testing.TB, m *testMarket) Config {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -264,7 +264,7 @@ func testDeps(m *testMarket, l ledger.UsageUpdater) Deps {
 	return d
 }
 
-func startNode(t *testing.T, cfg Config, deps Deps) *node {
+func startNode(t testing.TB, cfg Config, deps Deps) *node {
 	t.Helper()
 	s, err := New(cfg, deps)
 	if err != nil {
@@ -285,7 +285,7 @@ func startNode(t *testing.T, cfg Config, deps Deps) *node {
 	return n
 }
 
-func (n *node) close(t *testing.T) {
+func (n *node) close(t testing.TB) {
 	if n.s == nil {
 		return
 	}

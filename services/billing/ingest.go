@@ -211,6 +211,18 @@ func (s *Server) commit(group []*commitReq) {
 		stacks := map[ledger.Pubkey]*stackAgg{}
 		nowNS := uint64(s.now().UnixNano())
 		nowBytes := be64(nowNS)
+		var list []byte
+		chunk, inChunk := uint32(0), 0
+		flush := func() error {
+			if inChunk == 0 {
+				return nil
+			}
+			if err := txn.Set(idemTimeKey(nowNS, chunk), list); err != nil {
+				return fmt.Errorf("%w: %w", errStore, err)
+			}
+			list, inChunk, chunk = nil, 0, chunk+1
+			return nil
+		}
 		bucketNS := s.cfg.BucketSize.Nanoseconds()
 		for i, cr := range group {
 			res := commitResult{}
@@ -224,8 +236,11 @@ func (s *Server) commit(group []*commitReq) {
 				if err := txn.Set(idemKey(r.key), nowBytes); err != nil {
 					return fmt.Errorf("%w: %w", errStore, err)
 				}
-				if err := txn.Set(idemTimeKey(nowNS, r.key), marker); err != nil {
-					return fmt.Errorf("%w: %w", errStore, err)
+				list, inChunk = appendKeyList(list, r.key), inChunk+1
+				if inChunk == keysPerChunk {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 				if r.amount == 0 {
 					continue
@@ -249,6 +264,9 @@ func (s *Server) commit(group []*commitReq) {
 				}
 			}
 			results[i] = res
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		if err := s.addBuckets(ctx, txn, buckets); err != nil {
 			return err

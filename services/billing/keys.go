@@ -11,7 +11,7 @@ import (
 // Key layout in the TiKV store, all under "billing/" (see doc.go).
 var (
 	prefixKey        = []byte("billing/k/")  // + idempotency key → u64 BE unix ns when first seen
-	prefixKeyTime    = []byte("billing/kt/") // + u64 BE unix ns + key → marker (sweeper index)
+	prefixKeyTime    = []byte("billing/kt/") // + u64 BE unix ns + u32 BE chunk → keyList (sweeper index)
 	prefixBucket     = []byte("billing/b/")  // + stack(32) + u64 BE bucket start unix ns + kind(1) → u128 BE
 	prefixStack      = []byte("billing/s/")  // + stack(32) → stackRec (JSON)
 	prefixSettlement = []byte("billing/t/")  // + stack(32) + u64 BE seed → billingv1.Settlement
@@ -47,8 +47,31 @@ func prefixEnd(p []byte) []byte {
 }
 
 func idemKey(key string) []byte { return cat(prefixKey, []byte(key)) }
-func idemTimeKey(ns uint64, key string) []byte {
-	return cat(prefixKeyTime, be64(ns), []byte(key))
+func idemTimeKey(ns uint64, chunk uint32) []byte {
+	return cat(prefixKeyTime, be64(ns), binary.BigEndian.AppendUint32(nil, chunk))
+}
+
+// keysPerChunk is how many idempotency keys one sweeper index entry lists
+// (at most 1000 × 129 bytes: far below TiKV's entry size limit).
+const keysPerChunk = 1000
+
+// appendKeyList appends key to a sweeper index entry: u8 length + bytes.
+func appendKeyList(list []byte, key string) []byte {
+	return append(append(list, byte(len(key))), key...)
+}
+
+// splitKeyList returns the keys of a sweeper index entry.
+func splitKeyList(list []byte) ([]string, error) {
+	var keys []string
+	for len(list) > 0 {
+		n := int(list[0])
+		if 1+n > len(list) {
+			return nil, fmt.Errorf("billing: sweeper index entry is truncated")
+		}
+		keys = append(keys, string(list[1:1+n]))
+		list = list[1+n:]
+	}
+	return keys, nil
 }
 func bucketKey(stack ledger.Pubkey, start uint64, unit ledger.Unit) []byte {
 	return cat(prefixBucket, stack[:], be64(start), []byte{byte(unit)})

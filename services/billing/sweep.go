@@ -23,7 +23,7 @@ func (s *Server) sweepLoop() {
 				if err != nil {
 					s.log.Warn("key sweep failed", "err", err)
 				}
-				if err != nil || n < s.cfg.SweepBatch || s.loopCtx.Err() != nil {
+				if err != nil || n == 0 || s.loopCtx.Err() != nil {
 					break
 				}
 			}
@@ -31,8 +31,9 @@ func (s *Server) sweepLoop() {
 	}
 }
 
-// sweepOnce deletes up to SweepBatch expired keys in one transaction and
-// returns how many it deleted.
+// sweepOnce deletes the expired keys of sweeper index entries in one
+// transaction, entry by entry until SweepBatch keys or more, and returns
+// how many it deleted.
 func (s *Server) sweepOnce() (int, error) {
 	ctx, cancel := s.storeCtx()
 	defer cancel()
@@ -40,19 +41,27 @@ func (s *Server) sweepOnce() (int, error) {
 	n := 0
 	err := s.update(ctx, func(txn *transaction.KVTxn) error {
 		n = 0
-		var dead [][]byte
-		err := scan(txn, prefixKeyTime, cat(prefixKeyTime, be64(cutoff)), false, func(k, _ []byte) (bool, error) {
-			dead = append(dead, append([]byte(nil), k...))
+		var entries [][]byte
+		var dead []string
+		err := scan(txn, prefixKeyTime, cat(prefixKeyTime, be64(cutoff)), false, func(k, v []byte) (bool, error) {
+			keys, err := splitKeyList(v)
+			if err != nil {
+				return false, err
+			}
+			entries = append(entries, append([]byte(nil), k...))
+			dead = append(dead, keys...)
 			return len(dead) < s.cfg.SweepBatch, nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range dead {
+		for _, k := range entries {
 			if err := txn.Delete(k); err != nil {
 				return fmt.Errorf("%w: %w", errStore, err)
 			}
-			if err := txn.Delete(idemKey(string(k[len(prefixKeyTime)+8:]))); err != nil {
+		}
+		for _, k := range dead {
+			if err := txn.Delete(idemKey(k)); err != nil {
 				return fmt.Errorf("%w: %w", errStore, err)
 			}
 		}
