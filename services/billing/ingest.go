@@ -130,6 +130,15 @@ func (s *Server) ReportUsage(ctx context.Context, req *billingv1.ReportUsageRequ
 			return nil, toStatus(ctx, "report usage", res.err)
 		}
 		return &billingv1.ReportUsageResponse{AcceptedKeys: res.accepted, DuplicateKeys: res.duplicate}, nil
+	case <-s.committerDone: // shut down after taking the call, or before reaching it
+		select {
+		case res := <-cr.done:
+			if res.err == nil {
+				return &billingv1.ReportUsageResponse{AcceptedKeys: res.accepted, DuplicateKeys: res.duplicate}, nil
+			}
+		default:
+		}
+		return nil, toStatus(ctx, "report usage", errClosing)
 	case <-ctx.Done(): // the commit may still land: the sender's retry finds its keys known
 		return nil, toStatus(ctx, "report usage", ctx.Err())
 	}
