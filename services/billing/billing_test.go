@@ -686,3 +686,32 @@ func TestListUnsettled_PagesAndFiltersByRegion(t *testing.T) {
 		t.Fatalf("bad token: %v", err)
 	}
 }
+
+func TestSettleLoop_SettlesEveryIntervalAndIgnoresZeroAmounts(t *testing.T) {
+	m := newTestMarket(t, 1_000_000, 1)
+	cfg := testConfig(t, m)
+	cfg.SettleInterval = 50 * time.Millisecond
+	n := startNode(t, cfg, testDeps(m, nil))
+	ctx := t.Context()
+	stack := m.stacks[0].ID
+	escrow0 := m.escrowBalance()
+	resp, err := n.c.ReportUsage(ctx, &billingv1.ReportUsageRequest{Records: []*billingv1.UsageRecord{
+		rec(stack, kindReq, 0, "zero"), rec(stack, kindReq, 1_000_000, "g1"),
+	}})
+	must(t, err)
+	if len(resp.AcceptedKeys) != 2 {
+		t.Fatalf("zero-amount record not accepted: %v", resp)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for m.escrowBalance() == escrow0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := escrow0 - m.escrowBalance(); got != 30_000 {
+		t.Fatalf("escrow decreased %d, want 30000 from the loop", got)
+	}
+	list, err := n.c.ListSettlements(ctx, &billingv1.ListSettlementsRequest{StackId: stack.Bytes()})
+	must(t, err)
+	if len(list.Settlements) != 1 || len(list.Settlements[0].Usage) != 1 {
+		t.Fatalf("settlements = %v", list.Settlements)
+	}
+}

@@ -197,9 +197,10 @@ func (s *Server) Registry() *prometheus.Registry { return s.run.Registry() }
 
 // Close stops serving: health turns NOT_SERVING and in-flight RPCs get
 // ShutdownTimeout to finish; then the committer answers what is queued
-// (UNAVAILABLE), the settlement loop and the sweeper stop (a settlement in
-// flight finishes its ledger call and records the answer), and the store
-// and the clients are closed. Safe to call twice and before Start; later
+// (UNAVAILABLE), the settlement loop and the sweeper stop (a settlement
+// loop's ledger call in flight is cancelled: it stays pending and is
+// resumed with its seed at the next Start), and the store and the clients
+// are closed. Safe to call twice and before Start; later
 // calls return the first call's result.
 func (s *Server) Close() error {
 	return s.run.Close(func() error {

@@ -281,7 +281,9 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 
 	sctx2, cancel2 := s.storeCtx()
 	defer cancel2()
+	gone := false // another node (same cluster) recorded this seed's answer first
 	err = s.update(sctx2, func(txn *transaction.KVTxn) error {
+		gone = false
 		b, err := get(sctx2, txn, stackKey(stack))
 		if err != nil {
 			return err
@@ -294,7 +296,8 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 			return err
 		}
 		if rec.Pending == nil || rec.Pending.Seed != p.Seed {
-			return fmt.Errorf("billing: pending settlement %d of %s changed during its settlement", p.Seed, stack)
+			gone = true
+			return nil
 		}
 		switch out {
 		case outcomeRetry:
@@ -336,6 +339,9 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		// The ledger answered but billing could not record it: the
 		// settlement stays pending and its retry is recognised by the seed.
 		return nil, err
+	}
+	if gone {
+		return nil, nil
 	}
 	s.metrics.settlements.WithLabelValues(statusLabel(set.Status)).Inc()
 	if m != nil {
