@@ -1,0 +1,71 @@
+package billing
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muprotocol/mu/libs/service"
+)
+
+func TestConfig_DefaultsAreValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.RegionID = "not-base58-0OIl"
+	cfg.MaxBatchRecords = 999
+	cfg.MaxCommitRecords = 10
+	cfg.SettleInterval = 0
+	cfg.BucketSize = -time.Second
+	cfg.DefaultPageSize, cfg.MaxPageSize = 500, 100
+	cfg.PDEndpoints = []string{"pd:2379", " "}
+	err := cfg.Validate()
+	if !errors.Is(err, service.ErrInvalidConfig) {
+		t.Fatalf("got %v", err)
+	}
+	for _, want := range []string{
+		"region_id: public key",
+		"max_batch_records: 999 is below the senders' default usage_batch_size 1000",
+		"max_commit_records: 10 is below max_batch_records 999",
+		"settle_interval: must be positive",
+		"bucket_size: must be positive",
+		"default_page_size: 500 is above max_page_size 100",
+		"pd_endpoints: entry 1 is empty",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not say %q", err, want)
+		}
+	}
+	cfg = DefaultConfig()
+	cfg.MaxMessageBytes = 1 << 20
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_batch_records: 10000 records of up to 256 bytes do not fit max_message_bytes 1048576") {
+		t.Errorf("message size check: %v", err)
+	}
+}
+
+func TestNew_BadSignerKeyFileAndUnwiredLedgerNameTheSetting(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SignerKeyFile = t.TempDir() + "/missing.json"
+	if _, err := New(cfg, Deps{}); err == nil || !strings.Contains(err.Error(), "signer_key_file") {
+		t.Errorf("missing key file: %v", err)
+	}
+	cfg.SignerKeyFile = ""
+	cfg.LedgerAddr = "127.0.0.1:1"
+	if _, err := New(cfg, Deps{}); err == nil || !strings.Contains(err.Error(), "ledger_addr") {
+		t.Errorf("ledger_addr: %v", err)
+	}
+	// A ledger in Deps takes precedence over ledger_addr.
+	s, err := New(cfg, Deps{Ledger: &flakyLedger{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
