@@ -2,6 +2,7 @@ package mudb
 
 import (
 	_ "embed"
+	"net"
 	"strings"
 	"time"
 
@@ -75,6 +76,11 @@ type Config struct {
 	// transaction.
 	TTLSweepBatch int
 
+	// BillingAddr is host:port of the billing service's gRPC API, where
+	// the node's usage records go (dialled without TLS) when no sink is
+	// passed in-process (Deps.Usage). Empty: usage goes to Deps.Usage, or
+	// is discarded without it.
+	BillingAddr string
 	// Usage batches the node's usage records (DB_READS and DB_WRITES per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -159,6 +165,11 @@ func (c Config) Validate() error {
 	p.PositiveDuration("max_txn_duration", c.MaxTxnDuration)
 	p.PositiveDuration("ttl_sweep_interval", c.TTLSweepInterval)
 	p.Positive("ttl_sweep_batch", int64(c.TTLSweepBatch))
+	if c.BillingAddr != "" {
+		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
+			p.Addf("billing_addr", "%q is not host:port", c.BillingAddr)
+		}
+	}
 	p.Add(c.Usage.Validate())
 	return p.Err("mudb")
 }

@@ -45,6 +45,7 @@ type Server struct {
 	kv      *txnkv.Client
 	run     *service.Runner
 	usage   *usage.Batcher
+	billing *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage or without BillingAddr
 	keys    *usage.Keys
 	metrics *metrics
 	// keyLocks queues atomic writes of the same keys on this node.
@@ -69,10 +70,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "mudb", "node", cfg.NodeName)
-	sink := deps.Usage
-	if sink == nil {
-		sink = usage.Discard{}
-	}
 	kv, err := kvstore.Open(cfg.PDEndpoints, cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("mudb: %w", err)
@@ -96,7 +93,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	mudbv1.RegisterMudbServiceServer(s.run.GRPC(), s)
-	s.usage = usage.NewBatcher(sink, cfg.Usage, log)
+	sink := deps.Usage
+	if sink == nil && cfg.BillingAddr != "" {
+		var bs *usage.BillingSink
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+			kv.Close()
+			return nil, fmt.Errorf("mudb: %w", err)
+		}
+		sink = bs
+	}
+	if sink == nil {
+		sink = usage.Discard{}
+	}
+	if s.usage, err = usage.NewBatcher(sink, cfg.Usage, log); err != nil {
+		if s.billing != nil {
+			_ = s.billing.Close()
+		}
+		kv.Close()
+		return nil, fmt.Errorf("mudb: %w", err)
+	}
 	return s, nil
 }
 
@@ -141,6 +156,9 @@ func (s *Server) Close() error {
 		var errs []error
 		if err := s.usage.Close(context.Background()); err != nil { // bounded by usage_close_timeout
 			errs = append(errs, err)
+		}
+		if s.billing != nil {
+			errs = append(errs, s.billing.Close()) // after the final flush
 		}
 		if err := s.kv.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("mudb: close store: %w", err))
