@@ -156,12 +156,14 @@ func (s *spool) recover() ([]Record, []uint64, error) {
 	slices.SortFunc(s.segs, func(a, b segment) int { return cmp.Compare(a.first, b.first) })
 	var recs []Record
 	var seqs []uint64
+	var end uint64 // the end of the frames read so far
 	for _, seg := range s.segs {
-		s.next = max(s.next, seg.first)
-		if err := s.readSegment(seg, &recs, &seqs); err != nil {
+		end = max(end, seg.first)
+		if err := s.readSegment(seg, &end, &recs, &seqs); err != nil {
 			return nil, nil, err
 		}
 	}
+	s.next = max(s.cursor, end)
 	// Drop the segments that hold nothing unacknowledged.
 	s.deleteAcked(s.cursor, true)
 	return recs, seqs, nil
@@ -169,14 +171,14 @@ func (s *spool) recover() ([]Record, []uint64, error) {
 
 // readSegment appends the unacknowledged records of seg and truncates it
 // at the first frame that is torn or damaged.
-func (s *spool) readSegment(seg segment, recs *[]Record, seqs *[]uint64) error {
+func (s *spool) readSegment(seg segment, end *uint64, recs *[]Record, seqs *[]uint64) error {
 	data, err := os.ReadFile(seg.path)
 	if err != nil {
 		return fmt.Errorf("usage: spool: read %s: %w", seg.path, err)
 	}
 	off := 0
 	for off < len(data) {
-		n, frameRecs, first, reason := decodeFrame(data[off:], s.next)
+		n, frameRecs, first, reason := decodeFrame(data[off:], *end)
 		if reason != "" {
 			s.log.Warn("usage spool: torn or damaged tail dropped", "segment", seg.path,
 				"offset", off, "dropped_bytes", len(data)-off, "reason", reason)
@@ -191,7 +193,7 @@ func (s *spool) readSegment(seg segment, recs *[]Record, seqs *[]uint64) error {
 				*seqs = append(*seqs, seq)
 			}
 		}
-		s.next = first + uint64(len(frameRecs))
+		*end = first + uint64(len(frameRecs))
 		off += n
 	}
 	return nil
@@ -336,16 +338,18 @@ func (s *spool) rotate() error {
 // write failed), they are still queued in memory and the failure is
 // logged.
 func (s *spool) append(recs []Record) (first uint64, onDisk bool) {
+	if !s.closed && (s.broken || s.size >= s.segBytes) {
+		if err := s.rotate(); err != nil { // names the segment s.next: before the records take it
+			first = s.next
+			s.next += uint64(len(recs))
+			s.failed(len(recs), err)
+			return first, false
+		}
+	}
 	first = s.next
 	s.next += uint64(len(recs))
 	if s.closed {
 		return first, false
-	}
-	if s.broken || s.size >= s.segBytes {
-		if err := s.rotate(); err != nil {
-			s.failed(len(recs), err)
-			return first, false
-		}
 	}
 	s.buf = appendFrame(s.buf[:0], first, recs)
 	n, err := s.active.Write(s.buf)
