@@ -165,7 +165,7 @@ func (s *spool) recover() ([]Record, []uint64, error) {
 	}
 	s.next = max(s.cursor, end)
 	// Drop the segments that hold nothing unacknowledged.
-	s.deleteAcked(s.cursor, true)
+	s.remove(s.deleteAcked(s.cursor, true))
 	return recs, seqs, nil
 }
 
@@ -379,11 +379,15 @@ func (s *spool) failed(records int, err error) {
 }
 
 // ack persists cursor (every record below it was accepted) by temp file,
-// fsync and rename, and deletes the segments it covers. It takes s.mu.
+// fsync and rename, and deletes the segments it covers. Only the Batcher's
+// worker calls it, one call at a time; it holds s.mu only to read and
+// update the segment list, not during the file operations, so Adds do not
+// wait for the fsync.
 func (s *spool) ack(cursor uint64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || cursor <= s.cursor {
+	stale := s.closed || cursor <= s.cursor
+	s.mu.Unlock()
+	if stale {
 		return
 	}
 	var b [12]byte
@@ -396,12 +400,24 @@ func (s *spool) ack(cursor uint64) {
 		return
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		s.log.Warn("usage spool: ack cursor not saved", "err", err)
+		s.log.Warn("usage spool: ack cursor not saved; those records may be resent after a restart (billing drops them by key)", "err", err)
 		return
 	}
+	s.mu.Lock()
 	s.cursor = cursor
 	s.dirDirty = true
-	s.deleteAcked(cursor, false)
+	gone := s.deleteAcked(cursor, false)
+	s.mu.Unlock()
+	s.remove(gone)
+}
+
+// remove deletes acknowledged segment files.
+func (s *spool) remove(paths []string) {
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("usage spool: acknowledged segment not removed; it is removed at the next start", "segment", p, "err", err)
+		}
+	}
 }
 
 func writeSynced(path string, b []byte) error {
@@ -420,16 +436,16 @@ func writeSynced(path string, b []byte) error {
 	return f.Close()
 }
 
-// deleteAcked removes every segment, except the active one, all of whose
-// records are below cursor. At recovery (no active segment yet) the last
-// segment may go too when it is entirely acknowledged.
-func (s *spool) deleteAcked(cursor uint64, recovering bool) {
+// deleteAcked drops from the list every segment, except the active one,
+// all of whose records are below cursor, and returns their paths for
+// remove. At recovery (no active segment yet) the last segment may go too
+// when it is entirely acknowledged.
+func (s *spool) deleteAcked(cursor uint64, recovering bool) (gone []string) {
 	keep := s.segs[:0]
 	for i, seg := range s.segs {
-		last := i == len(s.segs)-1
 		var end uint64 // every record of seg is below end
 		switch {
-		case !last:
+		case i < len(s.segs)-1:
 			end = s.segs[i+1].first
 		case recovering:
 			end = s.next
@@ -438,16 +454,14 @@ func (s *spool) deleteAcked(cursor uint64, recovering bool) {
 			continue
 		}
 		if end <= cursor {
-			if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				s.log.Warn("usage spool: acknowledged segment not removed", "segment", seg.path, "err", err)
-				keep = append(keep, seg)
-			}
+			gone = append(gone, seg.path)
 			s.dirDirty = true
 			continue
 		}
 		keep = append(keep, seg)
 	}
 	s.segs = keep
+	return gone
 }
 
 // sync fsyncs what was written since the last sync. It takes s.mu only
