@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
@@ -29,6 +30,9 @@ type Deps struct {
 	// (amounts as in the reply's MeteredOps), in batches, from a
 	// background goroutine. Nil discards usage.
 	Usage usage.Sink
+	// Now is the node's clock for stored byte-seconds; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // keyLockStripes is how many queues keyLocks hashes keys onto.
@@ -55,6 +59,10 @@ type Server struct {
 	sweepCancel context.CancelFunc
 	sweepOnce   sync.Once
 	sweepDone   chan struct{}
+
+	now        func() time.Time
+	stored     *storedMeter
+	storedDone chan struct{} // closed when storedLoop ends; nil when it never ran
 }
 
 // New checks cfg, opens the store (the TiKV cluster of PDEndpoints, or the
@@ -81,6 +89,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:      usage.NewKeys("mudb/" + cfg.NodeName),
 		sweepDone: make(chan struct{}),
 		keyLocks:  newKeyLocks(keyLockStripes),
+		now:       deps.Now,
+		stored:    newStoredMeter(),
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.sweepCtx, s.sweepCancel = context.WithCancel(context.Background())
 	s.run = service.NewRunner("mudb", cfg.Base, service.RunnerOptions{
@@ -122,7 +135,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.run.Start(ctx); err != nil {
 		return err
 	}
-	s.sweepOnce.Do(func() { go s.sweepLoop() })
+	s.sweepOnce.Do(func() {
+		go s.sweepLoop()
+		if s.cfg.StoredSampleInterval > 0 {
+			s.storedDone = make(chan struct{})
+			go s.storedLoop()
+		}
+	})
 	return nil
 }
 
@@ -153,6 +172,10 @@ func (s *Server) Close() error {
 		s.sweepCancel()
 		s.sweepOnce.Do(func() { close(s.sweepDone) }) // never started: nothing to wait for
 		<-s.sweepDone
+		if s.storedDone != nil {
+			<-s.storedDone
+			s.reportStored() // the byte-seconds accrued since the last report
+		}
 		var errs []error
 		if err := s.usage.Close(context.Background()); err != nil { // bounded by usage_close_timeout
 			errs = append(errs, err)
