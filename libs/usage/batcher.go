@@ -150,8 +150,10 @@ type Batcher struct {
 // NewBatcher starts a Batcher reporting to sink; log may be nil. With
 // cfg.SpoolDir it locks the directory (failing with ErrSpoolLocked when
 // another Batcher has it), recovers the records a previous Batcher there
-// left unacknowledged and queues them first, with their keys. Call Close
-// to stop it.
+// left unacknowledged and queues them first, with their keys (all of
+// them, even beyond QueueSize; new Adds then wait until the queue is under
+// it). A torn or damaged tail of a segment (a crash in mid-write) is cut
+// off with a warning. Call Close to stop it.
 func NewBatcher(sink Sink, cfg BatchConfig, log *slog.Logger) (*Batcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
