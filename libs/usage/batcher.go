@@ -31,8 +31,26 @@ type BatchConfig struct {
 	RetryMax time.Duration
 	// CloseTimeout is how long closing the service keeps retrying to hand
 	// the last usage records to the sink; records still unsent then are
-	// logged as lost.
+	// logged as lost (with a spool dir they stay on disk and are sent
+	// after the next start instead).
 	CloseTimeout time.Duration
+	// SpoolDir is the directory where usage records wait on disk until
+	// billing has accepted them, so that a crash of the process loses none
+	// and a restart resends them with their idempotency keys. Every
+	// record is written there (one write(2) per batch of records) before
+	// the call that metered it returns. Empty keeps records in memory
+	// only: a crash loses the ones not yet sent. One directory per service
+	// and node: a second process (or batcher) on the same directory fails
+	// to start.
+	SpoolDir string
+	// SpoolSyncInterval is how often the spool is fsynced: a crash of the
+	// process loses nothing, a crash of the machine at most the records
+	// written in this interval.
+	SpoolSyncInterval time.Duration
+	// SpoolSegmentBytes is the size at which the spool starts a new
+	// segment file; a segment is deleted once billing has accepted all its
+	// records.
+	SpoolSegmentBytes int64
 }
 
 // DefaultBatchConfig returns the batching every service starts from.
@@ -45,6 +63,9 @@ func DefaultBatchConfig() BatchConfig {
 		RetryMin:      100 * time.Millisecond, // first retry
 		RetryMax:      10 * time.Second,       // retry ceiling
 		CloseTimeout:  30 * time.Second,       // final flush on close
+		// SpoolDir empty: memory only unless the service sets it.
+		SpoolSyncInterval: time.Second, // a machine crash loses at most 1s of records
+		SpoolSegmentBytes: 64 << 20,    // 64 MiB segment files
 	}
 }
 
@@ -73,11 +94,22 @@ func (c BatchConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("usage_%s: must be positive, got %v", d.field, d.v))
 		}
 	}
+	if c.SpoolDir != "" {
+		if c.SpoolSyncInterval <= 0 {
+			errs = append(errs, fmt.Errorf("usage_spool_sync_interval: must be positive with usage_spool_dir, got %v", c.SpoolSyncInterval))
+		}
+		if c.SpoolSegmentBytes < minSegmentBytes {
+			errs = append(errs, fmt.Errorf("usage_spool_segment_bytes: must be at least %d with usage_spool_dir, got %d", minSegmentBytes, c.SpoolSegmentBytes))
+		}
+	}
 	if c.RetryMax < c.RetryMin {
 		errs = append(errs, fmt.Errorf("usage_retry_max: %v is below usage_retry_min %v", c.RetryMax, c.RetryMin))
 	}
 	return errors.Join(errs...)
 }
+
+// minSegmentBytes is the least usage_spool_segment_bytes.
+const minSegmentBytes = 4 << 10
 
 // ErrClosed is returned by Flush after Close.
 var ErrClosed = errors.New("usage: batcher closed")
@@ -85,15 +117,24 @@ var ErrClosed = errors.New("usage: batcher closed")
 // Batcher moves usage records off the request path: Add queues them, a
 // background goroutine hands them to a Sink in batches and retries a failed
 // batch (same records, same idempotency keys) until the sink accepts it, so
-// a record is neither lost nor counted twice. Its methods are safe for
-// concurrent use.
+// a record is neither lost nor counted twice. With a SpoolDir, Add also
+// appends the records to a file there before it returns, and a new Batcher
+// on that directory resends what the sink had not accepted, so a crash of
+// the process loses nothing either. Its methods are safe for concurrent
+// use.
 type Batcher struct {
 	sink Sink
 	cfg  BatchConfig
 	log  *slog.Logger
 
+	// spool is nil without SpoolDir. Lock order: spool.mu, then mu.
+	spool    *spool
+	syncStop chan struct{}
+	syncDone chan struct{}
+
 	mu       sync.Mutex
 	queue    []Record
+	seqs     []uint64      // with a spool: the sequence number of each queued record
 	added    uint64        // records ever queued
 	acked    uint64        // records the sink accepted (a prefix of added: FIFO)
 	progress chan struct{} // closed and replaced whenever acked moves or the worker stops
@@ -106,9 +147,17 @@ type Batcher struct {
 	done   chan struct{}
 }
 
-// NewBatcher starts a Batcher reporting to sink; cfg must be valid (see
-// BatchConfig.Validate) and log may be nil. Call Close to stop it.
-func NewBatcher(sink Sink, cfg BatchConfig, log *slog.Logger) *Batcher {
+// NewBatcher starts a Batcher reporting to sink; log may be nil. With
+// cfg.SpoolDir it locks the directory (failing with ErrSpoolLocked when
+// another Batcher has it), recovers the records a previous Batcher there
+// left unacknowledged and queues them first, with their keys (all of
+// them, even beyond QueueSize; new Adds then wait until the queue is under
+// it). A torn or damaged tail of a segment (a crash in mid-write) is cut
+// off with a warning. Call Close to stop it.
+func NewBatcher(sink Sink, cfg BatchConfig, log *slog.Logger) (*Batcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -123,16 +172,52 @@ func NewBatcher(sink Sink, cfg BatchConfig, log *slog.Logger) *Batcher {
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
+	if cfg.SpoolDir != "" {
+		sp, recs, seqs, err := openSpool(cfg.SpoolDir, cfg.SpoolSegmentBytes, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		b.spool, b.queue, b.seqs = sp, recs, seqs
+		b.added = uint64(len(recs))
+		if len(recs) > 0 {
+			log.Info("usage spool: resending records not acknowledged before the last stop",
+				"dir", cfg.SpoolDir, "records", len(recs))
+			b.signal()
+		}
+		b.syncStop, b.syncDone = make(chan struct{}), make(chan struct{})
+		go b.syncLoop()
+	}
 	go b.run()
-	return b
+	return b, nil
+}
+
+func (b *Batcher) syncLoop() {
+	defer close(b.syncDone)
+	t := time.NewTicker(b.cfg.SpoolSyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.spool.sync()
+		case <-b.syncStop:
+			return
+		}
+	}
 }
 
 // Add queues records. It does not wait for the sink; it blocks only while
 // the queue holds QueueSize records or more (the sink is slow or down), so
-// that memory stays bounded and no record is dropped. After Close, Add
-// reports synchronously (one attempt) and logs what the sink refused.
+// that memory stays bounded and no record is dropped. With a spool it
+// writes the records to the spool (one write(2), no fsync) before it
+// returns. After Close, Add reports synchronously (one attempt) and logs
+// what the sink refused.
 func (b *Batcher) Add(recs ...Record) {
 	if len(recs) == 0 {
+		return
+	}
+	if b.spool != nil {
+		b.addSpooled(recs)
 		return
 	}
 	b.mu.Lock()
@@ -145,12 +230,7 @@ func (b *Batcher) Add(recs ...Record) {
 	}
 	if b.closed {
 		b.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ReportTimeout)
-		defer cancel()
-		if err := b.sink.Report(ctx, recs...); err != nil {
-			b.log.Error("usage records lost: reported after close and the sink refused them",
-				"records", len(recs), "err", err)
-		}
+		b.reportLate(recs)
 		return
 	}
 	b.queue = append(b.queue, recs...)
@@ -160,6 +240,64 @@ func (b *Batcher) Add(recs ...Record) {
 	if full {
 		b.signal()
 	}
+}
+
+func (b *Batcher) addSpooled(recs []Record) {
+	for {
+		b.spool.mu.Lock()
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			b.spool.mu.Unlock()
+			b.reportLate(recs)
+			return
+		}
+		if len(b.queue) < b.cfg.QueueSize {
+			break
+		}
+		ch := b.progress
+		b.mu.Unlock()
+		b.spool.mu.Unlock()
+		b.signal()
+		<-ch
+	}
+	// Holding spool.mu keeps the queue in the order of the spool and Close
+	// out; mu is released during the write so the worker can go on.
+	b.mu.Unlock()
+	first, _ := b.spool.append(recs)
+	b.mu.Lock()
+	b.queue = append(b.queue, recs...)
+	for i := range recs {
+		b.seqs = append(b.seqs, first+uint64(i))
+	}
+	b.added += uint64(len(recs))
+	full := len(b.queue) >= b.cfg.BatchSize
+	b.mu.Unlock()
+	b.spool.mu.Unlock()
+	if full {
+		b.signal()
+	}
+}
+
+// reportLate hands records added after Close to the sink directly.
+func (b *Batcher) reportLate(recs []Record) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ReportTimeout)
+	defer cancel()
+	if err := b.sink.Report(ctx, recs...); err != nil {
+		b.log.Error("usage records lost: reported after close and the sink refused them",
+			"records", len(recs), "err", err)
+	}
+}
+
+// SpoolErrors returns how many Add calls could not write their records to
+// the spool (those records were kept in memory only); 0 without a spool.
+func (b *Batcher) SpoolErrors() uint64 {
+	if b.spool == nil {
+		return 0
+	}
+	b.spool.mu.Lock()
+	defer b.spool.mu.Unlock()
+	return b.spool.errs
 }
 
 // Pending returns the number of queued records not yet accepted by the sink.
@@ -217,19 +355,30 @@ func (b *Batcher) isDone() bool {
 // Close sends every queued record and stops the worker. It keeps retrying
 // until ctx ends or the config's CloseTimeout has passed, whichever comes
 // first; records still unsent then are lost, logged and counted in the
-// returned error. Later calls return nil at once.
+// returned error. With a spool they are not lost: they stay in the spool
+// (logged) for the next Batcher on it, and Close returns nil; it then
+// fsyncs the spool and releases its lock. Later calls return nil at once.
 func (b *Batcher) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.CloseTimeout)
 	defer cancel()
+	if b.spool != nil {
+		b.spool.mu.Lock() // no Add is between its spool write and its queueing
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		if b.spool != nil {
+			b.spool.mu.Unlock()
+		}
 		return nil
 	}
 	b.closed = true
 	target := b.added
 	b.broadcastLocked() // wake Adds blocked on a full queue: they now report directly
 	b.mu.Unlock()
+	if b.spool != nil {
+		b.spool.mu.Unlock()
+	}
 	b.signal()
 
 	select {
@@ -242,6 +391,16 @@ func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
 	lost := target - b.acked
 	b.mu.Unlock()
+	if b.spool != nil {
+		close(b.syncStop)
+		<-b.syncDone
+		err := b.spool.close()
+		if lost > 0 {
+			b.log.Warn("usage records not yet accepted by the sink stay in the spool; the next start sends them",
+				"records", lost, "dir", b.cfg.SpoolDir)
+		}
+		return err
+	}
 	if lost > 0 {
 		b.log.Error("usage records lost: the sink did not accept them before the close deadline", "records", lost)
 		return fmt.Errorf("usage: %d usage records not accepted by the sink before close", lost)
@@ -311,6 +470,19 @@ func (b *Batcher) sendAll() bool {
 			if len(b.queue) == 0 {
 				b.queue = nil // let the backing array go
 			}
+			var cursor uint64
+			if b.spool != nil {
+				cursor = b.seqs[n-1] + 1
+				b.seqs = b.seqs[n:]
+				if len(b.seqs) == 0 {
+					b.seqs = nil
+				}
+			}
+			b.mu.Unlock()
+			if b.spool != nil {
+				b.spool.ack(cursor)
+			}
+			b.mu.Lock()
 			b.acked += uint64(n)
 			b.broadcastLocked()
 			b.mu.Unlock()

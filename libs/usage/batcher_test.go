@@ -63,6 +63,15 @@ func (s *flakySink) calls() [][]Record {
 	return append([][]Record(nil), s.all...)
 }
 
+func mustBatcher(t testing.TB, sink Sink, cfg BatchConfig) *Batcher {
+	t.Helper()
+	b, err := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func recs(keys *Keys, n int) []Record {
 	out := make([]Record, n)
 	for i := range out {
@@ -73,7 +82,7 @@ func recs(keys *Keys, n int) []Record {
 
 func TestBatcher_FlushSendsInBatches(t *testing.T) {
 	sink := &flakySink{mem: NewMemory()}
-	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, testBatchConfig())
 	defer b.Close(context.Background())
 	keys := NewKeys("t")
 	b.Add(recs(keys, 3)...)
@@ -96,7 +105,7 @@ func TestBatcher_FlushSendsInBatches(t *testing.T) {
 
 func TestBatcher_RetriesWithSameKeys(t *testing.T) {
 	sink := &flakySink{mem: NewMemory(), fail: 3}
-	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, testBatchConfig())
 	defer b.Close(context.Background())
 	keys := NewKeys("t")
 	b.Add(recs(keys, 2)...)
@@ -121,7 +130,7 @@ func TestBatcher_IntervalSendsWithoutFlush(t *testing.T) {
 	cfg := testBatchConfig()
 	cfg.FlushInterval = 5 * time.Millisecond
 	sink := &flakySink{mem: NewMemory()}
-	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, cfg)
 	defer b.Close(context.Background())
 	b.Add(recs(NewKeys("t"), 1)...)
 	deadline := time.Now().Add(5 * time.Second)
@@ -135,7 +144,7 @@ func TestBatcher_IntervalSendsWithoutFlush(t *testing.T) {
 
 func TestBatcher_CloseFlushesEverything(t *testing.T) {
 	sink := &flakySink{mem: NewMemory(), fail: 2}
-	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, testBatchConfig())
 	b.Add(recs(NewKeys("t"), 9)...)
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -158,7 +167,7 @@ func TestBatcher_CloseFlushesEverything(t *testing.T) {
 
 func TestBatcher_CloseDeadlineReportsLoss(t *testing.T) {
 	sink := &flakySink{mem: NewMemory(), fail: 1 << 30}
-	b := NewBatcher(sink, testBatchConfig(), slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, testBatchConfig())
 	b.Add(recs(NewKeys("t"), 3)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -172,7 +181,7 @@ func TestBatcher_FullQueueBlocksAdd(t *testing.T) {
 	cfg.QueueSize = 2
 	cfg.BatchSize = 2
 	sink := &flakySink{mem: NewMemory(), gate: make(chan struct{})}
-	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, cfg)
 	defer b.Close(context.Background())
 	keys := NewKeys("t")
 	b.Add(recs(keys, 2)...) // fills the queue; the worker blocks in Report
@@ -206,7 +215,7 @@ func TestBatcher_CloseIsBoundedByCloseTimeout(t *testing.T) {
 	sink := &flakySink{mem: NewMemory(), fail: 1 << 30}
 	cfg := testBatchConfig()
 	cfg.CloseTimeout = 30 * time.Millisecond
-	b := NewBatcher(sink, cfg, slog.New(slog.DiscardHandler))
+	b := mustBatcher(t, sink, cfg)
 	b.Add(recs(NewKeys("t"), 3)...)
 	done := make(chan error, 1)
 	go func() { done <- b.Close(context.Background()) }()

@@ -30,6 +30,7 @@ const (
 	GatewayTrafficBytes      = typesv1.UsageKind_USAGE_KIND_GATEWAY_TRAFFIC_BYTES
 	StorageTrafficBytes      = typesv1.UsageKind_USAGE_KIND_STORAGE_TRAFFIC_BYTES
 	StorageStoredByteSeconds = typesv1.UsageKind_USAGE_KIND_STORAGE_STORED_BYTE_SECONDS
+	DBStoredByteSeconds      = typesv1.UsageKind_USAGE_KIND_DB_STORED_BYTE_SECONDS
 )
 
 // Record is one metered amount for one stack.

@@ -131,6 +131,10 @@ type Config struct {
 	// chain_retry_max, with jitter).
 	ChainRetry chainwatch.Backoff
 
+	// BillingAddr is host:port of the billing service's gRPC API, where
+	// the usage records go (dialled without TLS) when no sink is passed
+	// in-process (Deps.Usage). Empty: usage goes to Deps.Usage only.
+	BillingAddr string
 	// Usage batches the gateway's usage records (requests and traffic
 	// bytes) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -293,6 +297,11 @@ func (c Config) Validate() error {
 	if c.RegionID != "" {
 		if _, err := ledger.ParsePubkey(c.RegionID); err != nil {
 			bad("region_id", "%v", err)
+		}
+	}
+	if c.BillingAddr != "" {
+		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
+			bad("billing_addr", "%q is not host:port", c.BillingAddr)
 		}
 	}
 	p.Add(c.ChainRetry.Validate())

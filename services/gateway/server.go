@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
@@ -63,6 +65,7 @@ type Server struct {
 	stacks   *registry
 	keys     *usage.Keys
 	usage    *usage.Batcher
+	billing  *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage
 	run      *service.Runner
 	metrics  *metrics
 	flight   service.Flight // running handlers, so Close can wait for them
@@ -104,8 +107,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, errors.New("gateway: Deps.Runtimes and cluster_bind_addr (Config.Cluster.BindAddr) exclude each other: " +
 			"pass one runtime resolver, or let the gateway place stacks on the member list's runtimes")
 	}
-	if deps.Usage == nil {
-		return nil, errors.New("gateway: Deps.Usage is required (usage.Discard{} drops usage on purpose)")
+	if deps.Usage == nil && cfg.BillingAddr == "" {
+		return nil, errors.New("gateway: Deps.Usage or billing_addr is required (usage.Discard{} drops usage on purpose)")
 	}
 	if deps.ChainIndexer != nil && cfg.RegionID == "" {
 		return nil, service.Invalid("gateway", []error{errors.New("region_id: is required with Deps.ChainIndexer (the base58 address of the region whose stacks this gateway serves)")})
@@ -161,8 +164,35 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}, s.limitConnections)
-	s.usage = usage.NewBatcher(deps.Usage, cfg.Usage, log)
+	sink := deps.Usage
+	if sink == nil {
+		var region []byte
+		if cfg.RegionID != "" {
+			pk, _ := ledger.ParsePubkey(cfg.RegionID) // checked by Validate
+			region = pk[:]
+		}
+		var bs *usage.BillingSink
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region); err != nil {
+			s.stopSetup()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		sink = bs
+	}
+	if s.usage, err = usage.NewBatcher(sink, cfg.Usage, log); err != nil {
+		s.stopSetup()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	return s, nil
+}
+
+// stopSetup undoes what New started before it failed.
+func (s *Server) stopSetup() {
+	if s.follow != nil {
+		s.follow.stop()
+	}
+	if s.billing != nil {
+		_ = s.billing.Close()
+	}
 }
 
 // Start binds the public HTTP listener (HTTPAddr), the gRPC admin listener
@@ -262,6 +292,9 @@ func (s *Server) Close() error {
 			errs = append(errs, s.cluster.close())
 		}
 		errs = append(errs, s.usage.Close(context.Background())) // bounded by usage_close_timeout
+		if s.billing != nil {
+			errs = append(errs, s.billing.Close())
+		}
 		return errors.Join(errs...)
 	})
 }

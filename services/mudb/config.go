@@ -2,6 +2,7 @@ package mudb
 
 import (
 	_ "embed"
+	"net"
 	"strings"
 	"time"
 
@@ -75,6 +76,24 @@ type Config struct {
 	// transaction.
 	TTLSweepBatch int
 
+	// StoredSampleInterval is how often the node scans every stack's keys
+	// to count the bytes it stores (user keys plus values of live
+	// entries), billed as DB_STORED_BYTE_SECONDS: the bytes of the last
+	// sample times the seconds since. A scan reads the whole store, in
+	// pages of max_scan_page keys. 0 turns the sampling and its reports
+	// off: in a region where several muDB nodes share one TiKV cluster,
+	// leave it on in exactly one of them, or each would bill the same
+	// bytes.
+	StoredSampleInterval time.Duration
+	// StoredReportInterval is how often the stored byte-seconds accrued
+	// since the last report are sent, one record per stack.
+	StoredReportInterval time.Duration
+
+	// BillingAddr is host:port of the billing service's gRPC API, where
+	// the node's usage records go (dialled without TLS) when no sink is
+	// passed in-process (Deps.Usage). Empty: usage goes to Deps.Usage, or
+	// is discarded without it.
+	BillingAddr string
 	// Usage batches the node's usage records (DB_READS and DB_WRITES per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
@@ -104,7 +123,10 @@ func DefaultConfig() Config {
 		MaxTxnDuration:      5 * time.Second,
 		TTLSweepInterval:    time.Second,
 		TTLSweepBatch:       1000, // expired keys per sweep transaction
-		Usage:               usage.DefaultBatchConfig(),
+		// Stored bytes: a full scan every 5 minutes, reports every minute.
+		StoredSampleInterval: 5 * time.Minute,
+		StoredReportInterval: time.Minute,
+		Usage:                usage.DefaultBatchConfig(),
 	}
 }
 
@@ -159,6 +181,15 @@ func (c Config) Validate() error {
 	p.PositiveDuration("max_txn_duration", c.MaxTxnDuration)
 	p.PositiveDuration("ttl_sweep_interval", c.TTLSweepInterval)
 	p.Positive("ttl_sweep_batch", int64(c.TTLSweepBatch))
+	p.NotNegativeDuration("stored_sample_interval", c.StoredSampleInterval)
+	if c.StoredSampleInterval > 0 {
+		p.PositiveDuration("stored_report_interval", c.StoredReportInterval)
+	}
+	if c.BillingAddr != "" {
+		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
+			p.Addf("billing_addr", "%q is not host:port", c.BillingAddr)
+		}
+	}
 	p.Add(c.Usage.Validate())
 	return p.Err("mudb")
 }

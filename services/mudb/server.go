@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
@@ -29,6 +30,9 @@ type Deps struct {
 	// (amounts as in the reply's MeteredOps), in batches, from a
 	// background goroutine. Nil discards usage.
 	Usage usage.Sink
+	// Now is the node's clock for stored byte-seconds; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // keyLockStripes is how many queues keyLocks hashes keys onto.
@@ -45,6 +49,7 @@ type Server struct {
 	kv      *txnkv.Client
 	run     *service.Runner
 	usage   *usage.Batcher
+	billing *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage or without BillingAddr
 	keys    *usage.Keys
 	metrics *metrics
 	// keyLocks queues atomic writes of the same keys on this node.
@@ -54,6 +59,10 @@ type Server struct {
 	sweepCancel context.CancelFunc
 	sweepOnce   sync.Once
 	sweepDone   chan struct{}
+
+	now        func() time.Time
+	stored     *storedMeter
+	storedDone chan struct{} // closed when storedLoop ends; nil when it never ran
 }
 
 // New checks cfg, opens the store (the TiKV cluster of PDEndpoints, or the
@@ -69,10 +78,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "mudb", "node", cfg.NodeName)
-	sink := deps.Usage
-	if sink == nil {
-		sink = usage.Discard{}
-	}
 	kv, err := kvstore.Open(cfg.PDEndpoints, cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("mudb: %w", err)
@@ -84,6 +89,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:      usage.NewKeys("mudb/" + cfg.NodeName),
 		sweepDone: make(chan struct{}),
 		keyLocks:  newKeyLocks(keyLockStripes),
+		now:       deps.Now,
+		stored:    newStoredMeter(),
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.sweepCtx, s.sweepCancel = context.WithCancel(context.Background())
 	s.run = service.NewRunner("mudb", cfg.Base, service.RunnerOptions{
@@ -96,7 +106,25 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	mudbv1.RegisterMudbServiceServer(s.run.GRPC(), s)
-	s.usage = usage.NewBatcher(sink, cfg.Usage, log)
+	sink := deps.Usage
+	if sink == nil && cfg.BillingAddr != "" {
+		var bs *usage.BillingSink
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+			kv.Close()
+			return nil, fmt.Errorf("mudb: %w", err)
+		}
+		sink = bs
+	}
+	if sink == nil {
+		sink = usage.Discard{}
+	}
+	if s.usage, err = usage.NewBatcher(sink, cfg.Usage, log); err != nil {
+		if s.billing != nil {
+			_ = s.billing.Close()
+		}
+		kv.Close()
+		return nil, fmt.Errorf("mudb: %w", err)
+	}
 	return s, nil
 }
 
@@ -107,7 +135,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.run.Start(ctx); err != nil {
 		return err
 	}
-	s.sweepOnce.Do(func() { go s.sweepLoop() })
+	s.sweepOnce.Do(func() {
+		go s.sweepLoop()
+		if s.cfg.StoredSampleInterval > 0 {
+			s.storedDone = make(chan struct{})
+			go s.storedLoop()
+		}
+	})
 	return nil
 }
 
@@ -138,9 +172,16 @@ func (s *Server) Close() error {
 		s.sweepCancel()
 		s.sweepOnce.Do(func() { close(s.sweepDone) }) // never started: nothing to wait for
 		<-s.sweepDone
+		if s.storedDone != nil {
+			<-s.storedDone
+			s.reportStored() // the byte-seconds accrued since the last report
+		}
 		var errs []error
 		if err := s.usage.Close(context.Background()); err != nil { // bounded by usage_close_timeout
 			errs = append(errs, err)
+		}
+		if s.billing != nil {
+			errs = append(errs, s.billing.Close()) // after the final flush
 		}
 		if err := s.kv.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("mudb: close store: %w", err))

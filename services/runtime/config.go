@@ -124,6 +124,12 @@ type Config struct {
 	// before lines are dropped for it.
 	LogBuffer int
 
+	// BillingAddr is host:port of the billing service's gRPC API, where
+	// the node's usage records and sampled receipts go (dialled without
+	// TLS) when no sink is passed in-process (Deps.Usage, Deps.Receipts).
+	// Empty: usage goes to Deps.Usage only.
+	BillingAddr string
+
 	// MudbAddr is host:port of the muDB service's gRPC API; empty:
 	// functions' db requests get a DbError saying muDB is not configured
 	// (stacks that declare tables still deploy). The node dials it without
@@ -309,6 +315,11 @@ func (c Config) Validate() error {
 		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
 	}
 	p.Positive("log_buffer", int64(c.LogBuffer))
+	if c.BillingAddr != "" {
+		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
+			p.Addf("billing_addr", "%q is not host:port", c.BillingAddr)
+		}
+	}
 	if c.MudbAddr != "" {
 		if host, port, err := net.SplitHostPort(c.MudbAddr); err != nil || host == "" || port == "" {
 			p.Addf("mudb_addr", "%q is not host:port", c.MudbAddr)

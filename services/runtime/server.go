@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
@@ -81,6 +83,14 @@ type Server struct {
 	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
 	run     *service.Runner
 	inproc  *inProcessClient // InProcessClient
+
+	// billing is dialled from BillingAddr; nil when Deps.Usage and
+	// Deps.Receipts are used or none is configured.
+	billing *grpc.ClientConn
+	// receipts is Deps.Receipts, or the billing sink of BillingAddr; nil
+	// keeps no receipts.
+	receipts usage.ReceiptSink
+
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
@@ -119,10 +129,6 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	sink := deps.Usage
-	if sink == nil {
-		sink = usage.Discard{}
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -208,9 +214,56 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.inproc = newInProcessClient(s)
-	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
+	if err := s.openUsage(cfg, deps); err != nil {
+		if s.follow != nil {
+			s.follow.stop()
+		}
+		s.inproc.close()
+		s.closeClients()
+		s.pool.Close()
+		s.engine.Close()
+		return nil, err
+	}
 	s.workers = newCallWorkers(cfg.CallWorkers, cfg.CallWorkerWait, s.metrics.workers)
 	return s, nil
+}
+
+// openUsage starts the usage batcher on Deps.Usage, else on the billing
+// service at BillingAddr (which then takes the receipts too unless
+// Deps.Receipts is set), else discarding usage.
+func (s *Server) openUsage(cfg Config, deps Deps) error {
+	sink := deps.Usage
+	s.receipts = deps.Receipts
+	if (sink == nil || s.receipts == nil) && cfg.BillingAddr != "" {
+		var region []byte
+		if cfg.RegionID != "" {
+			pk, _ := ledger.ParsePubkey(cfg.RegionID) // checked by Validate
+			region = pk[:]
+		}
+		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region,
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+		if err != nil {
+			return fmt.Errorf("runtime: %w", err)
+		}
+		s.billing = conn
+		if sink == nil {
+			sink = bs
+		}
+		if s.receipts == nil {
+			s.receipts = bs
+		}
+	}
+	if sink == nil {
+		sink = usage.Discard{}
+	}
+	var err error
+	if s.usage, err = usage.NewBatcher(sink, cfg.Usage, s.log); err != nil {
+		if s.billing != nil {
+			_ = s.billing.Close()
+		}
+		return fmt.Errorf("runtime: %w", err)
+	}
+	return nil
 }
 
 // closeClients closes the connections New dialled to muDB and storage.
@@ -300,6 +353,10 @@ func (s *Server) Close() error {
 		s.engine.Close()
 		s.closeClients() // the calls that used them have ended
 		s.inproc.close()
-		return s.usage.Close(context.Background()) // bounded by usage_close_timeout
+		err := s.usage.Close(context.Background()) // bounded by usage_close_timeout
+		if s.billing != nil {
+			err = errors.Join(err, s.billing.Close()) // after the final flush
+		}
+		return err
 	})
 }

@@ -99,6 +99,11 @@ type Config struct {
 	// StoredReportInterval is how often stored byte-seconds are reported
 	// per stack.
 	StoredReportInterval time.Duration
+	// BillingAddr is host:port of the billing service's gRPC API, where
+	// the node's usage records go (dialled without TLS) when no sink is
+	// passed in-process (Deps.Usage). Empty: usage goes to Deps.Usage, or
+	// is discarded without it.
+	BillingAddr string
 	// Usage batches the node's usage records (storage traffic bytes and
 	// stored byte-seconds) to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, …
@@ -192,6 +197,11 @@ func (c Config) Validate() error {
 	p.PositiveDuration("http_read_header_timeout", c.HTTPReadHeaderTimeout)
 	p.PositiveDuration("http_idle_timeout", c.HTTPIdleTimeout)
 	p.PositiveDuration("stored_report_interval", c.StoredReportInterval)
+	if c.BillingAddr != "" {
+		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
+			p.Addf("billing_addr", "%q is not host:port", c.BillingAddr)
+		}
+	}
 	p.Add(c.Usage.Validate())
 	return p.Err("storage")
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
@@ -55,9 +56,10 @@ type Server struct {
 	now     func() time.Time
 	signKey []byte
 
-	usage  *usage.Batcher
-	keys   *usage.Keys
-	stored *meter.Stored
+	usage   *usage.Batcher
+	billing *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage or without BillingAddr
+	keys    *usage.Keys
+	stored  *meter.Stored
 
 	boxMu sync.Mutex
 	boxes map[boxRef]boxEntry
@@ -129,10 +131,22 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	})
 	s.registerMetrics(s.run.Registry())
 	sink := deps.Usage
+	if sink == nil && cfg.BillingAddr != "" {
+		var bs *usage.BillingSink
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		sink = bs
+	}
 	if sink == nil {
 		sink = usage.Discard{}
 	}
-	s.usage = usage.NewBatcher(sink, cfg.Usage, log)
+	if s.usage, err = usage.NewBatcher(sink, cfg.Usage, log); err != nil {
+		if s.billing != nil {
+			_ = s.billing.Close()
+		}
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	return s, nil
 }
 
@@ -328,6 +342,9 @@ func (s *Server) Close() error {
 			s.reportStored()
 		}
 		err = errors.Join(err, s.usage.Close(context.Background()))
+		if s.billing != nil {
+			err = errors.Join(err, s.billing.Close()) // after the final flush
+		}
 	})
 	return err
 }
