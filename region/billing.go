@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
-	billing "github.com/muprotocol/mu/services/billing"
+	billingsvc "github.com/muprotocol/mu/services/billing"
 )
 
 // BillingOptions ask for the region's billing node, named billing. Every
@@ -26,7 +26,7 @@ type BillingOptions struct {
 	// GRPCAddr (Addr, which the senders were told: leave it), AdminAddr, NodeName, DataDir and, with a ledger, RegionID,
 	// ChainIndexerAddr and the ledger and signer are set. In process mode
 	// the settings become the child's flags.
-	Config func(c *billing.Config)
+	Config func(c *billingsvc.Config)
 }
 
 // BillingNode is the billing node of a region.
@@ -34,7 +34,7 @@ type BillingNode struct {
 	name      string
 	addr      string
 	adminAddr string
-	server    *billing.Server
+	server    *billingsvc.Server
 	process   *Process
 	client    billingv1.BillingServiceClient
 }
@@ -52,7 +52,7 @@ func (n *BillingNode) AdminAddr() string { return n.adminAddr }
 func (n *BillingNode) Client() billingv1.BillingServiceClient { return n.client }
 
 // Server is the node when it runs in this process, nil in process mode.
-func (n *BillingNode) Server() *billing.Server { return n.server }
+func (n *BillingNode) Server() *billingsvc.Server { return n.server }
 
 // Process is the node's child process in process mode, nil in this process.
 func (n *BillingNode) Process() *Process { return n.process }
@@ -77,12 +77,12 @@ func (r *Region) spoolDir(name string) string {
 // startBilling starts the billing node on r.billingAddr, after the ledger
 // and the chain-indexer (when the region has them).
 func (r *Region) startBilling(ctx context.Context) error {
-	cfg := billing.DefaultConfig()
+	cfg := billingsvc.DefaultConfig()
 	cfg.GRPCAddr = r.billingAddr
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = "billing"
 	cfg.DataDir = nodeDir(r.opts.DataDir, "billing")
-	deps := billing.Deps{Logger: r.log}
+	deps := billingsvc.Deps{Logger: r.log}
 	if r.market != nil {
 		cfg.RegionID = r.market.Region.ID.String()
 		cfg.ChainIndexerAddr = r.indexer.addr
@@ -147,8 +147,8 @@ func (r *Region) startBilling(ctx context.Context) error {
 }
 
 // billingInProcess starts the billing node in this process.
-func (r *Region) billingInProcess(ctx context.Context, name string, cfg billing.Config, deps billing.Deps) (*BillingNode, error) {
-	s, err := billing.New(cfg, deps)
+func (r *Region) billingInProcess(ctx context.Context, name string, cfg billingsvc.Config, deps billingsvc.Deps) (*BillingNode, error) {
+	s, err := billingsvc.New(cfg, deps)
 	if err != nil {
 		return nil, fmt.Errorf("region: billing: %w", err)
 	}
@@ -161,7 +161,7 @@ func (r *Region) billingInProcess(ctx context.Context, name string, cfg billing.
 
 // billing starts the billing node as a child process and waits until it
 // serves; its gRPC address is already concrete (chosen at Start).
-func (s *processStarter) billing(ctx context.Context, name string, cfg billing.Config) (*BillingNode, error) {
+func (s *processStarter) billing(ctx context.Context, name string, cfg billingsvc.Config) (*BillingNode, error) {
 	p, err := s.startChild(ctx, name, "billing", &cfg, &cfg.GRPCAddr, []*string{&cfg.GRPCAddr}, []*string{&cfg.AdminAddr})
 	if p == nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
-	billing "github.com/muprotocol/mu/services/billing"
+	billingsvc "github.com/muprotocol/mu/services/billing"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/runtime"
 )
@@ -105,7 +105,7 @@ func billingRegionOptions(t *testing.T, market func(*MarketSettings)) Options {
 		Storage: &StorageOptions{},
 		Ledger:  &LedgerOptions{Market: market},
 		// Settlement only when the test asks (Settle).
-		Billing: &BillingOptions{Config: func(c *billing.Config) { c.SettleInterval = time.Hour }},
+		Billing: &BillingOptions{Config: func(c *billingsvc.Config) { c.SettleInterval = time.Hour }},
 	}
 }
 
@@ -264,8 +264,9 @@ func TestBilling_KillNineOfBillingAndOfASenderLosesAndDoublesNothing(t *testing.
 	r, err := Start(ctx, Options{
 		Mode:    Processes,
 		DataDir: t.TempDir(),
+		Storage: &StorageOptions{},
 		Ledger:  &LedgerOptions{},
-		Billing: &BillingOptions{Config: func(c *billing.Config) { c.SettleInterval = time.Hour }},
+		Billing: &BillingOptions{Config: func(c *billingsvc.Config) { c.SettleInterval = time.Hour }},
 		Runtime: &RuntimeOptions{Config: func(_ int, c *runtime.Config) {
 			c.Usage.FlushInterval = 50 * time.Millisecond
 			c.Usage.RetryMax = 200 * time.Millisecond

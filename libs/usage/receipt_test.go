@@ -24,10 +24,9 @@ func TestReceipt_SignVerifyAndAlteredIsRefused(t *testing.T) {
 		t.Fatalf("verify = %v %s %v", got, pk, err)
 	}
 
-	altered := *sr
-	altered.Receipt = append([]byte(nil), sr.Receipt...)
+	altered := &billingv1.SignedReceipt{Receipt: append([]byte(nil), sr.Receipt...), Signer: sr.Signer, Signature: sr.Signature}
 	altered.Receipt[len(altered.Receipt)-1] ^= 1 // the fuel's last byte
-	if _, _, err := VerifyReceipt(&altered); !errors.Is(err, ErrBadReceipt) {
+	if _, _, err := VerifyReceipt(altered); !errors.Is(err, ErrBadReceipt) {
 		t.Fatalf("altered receipt: %v", err)
 	}
 
