@@ -220,7 +220,10 @@ type Config struct {
 	// Usage batches the node's usage records (megabyte-instructions per
 	// call) on their way to billing: usage_batch_size, usage_queue_size,
 	// usage_flush_interval, usage_report_timeout, usage_retry_min,
-	// usage_retry_max, usage_close_timeout.
+	// usage_retry_max, usage_close_timeout, and the disk spool that keeps
+	// unacknowledged records across a crash: usage_spool_dir (empty by
+	// default: memory only), usage_spool_sync_interval,
+	// usage_spool_segment_bytes.
 	Usage usage.BatchConfig
 }
 

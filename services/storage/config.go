@@ -106,7 +106,9 @@ type Config struct {
 	BillingAddr string
 	// Usage batches the node's usage records (storage traffic bytes and
 	// stored byte-seconds) to billing: usage_batch_size, usage_queue_size,
-	// usage_flush_interval, …
+	// usage_flush_interval, …, and the disk spool that keeps unacknowledged
+	// records across a crash: usage_spool_dir (empty by default: memory
+	// only), usage_spool_sync_interval, usage_spool_segment_bytes.
 	Usage usage.BatchConfig
 }
 
