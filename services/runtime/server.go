@@ -66,21 +66,23 @@ type Deps struct {
 type Server struct {
 	runtimev1.UnimplementedRuntimeServiceServer
 
-	cfg     Config
-	log     *slog.Logger
-	usage   *usage.Batcher
-	keys    *usage.Keys
-	engine  *wasm.Engine
-	pool    *pool.Pool
-	workers *callWorkers // run the wasm part of calls (workers.go)
-	logs    *logs.Hub
-	metrics *metrics
-	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
-	mudb    *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
-	storage *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
-	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
-	run     *service.Runner
-	inproc  *inProcessClient // InProcessClient
+	cfg Config
+	log *slog.Logger
+	// receipts samples calls and sends their receipts (receipts.go).
+	receipts *receipts
+	usage    *usage.Batcher
+	keys     *usage.Keys
+	engine   *wasm.Engine
+	pool     *pool.Pool
+	workers  *callWorkers // run the wasm part of calls (workers.go)
+	logs     *logs.Hub
+	metrics  *metrics
+	db       *dbBridge        // functions' db requests, per deployment (deployment.host)
+	mudb     *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
+	storage  *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
+	stconn   *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
+	run      *service.Runner
+	inproc   *inProcessClient // InProcessClient
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
@@ -206,6 +208,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, err
 	}
+	// Receipts of sampled calls (receipts.go).
+	if s.receipts, err = newReceipts(cfg, deps.Receipts, s.engine, s.run.Registry(), s.log); err != nil {
+		if s.follow != nil {
+			s.follow.stop()
+		}
+		s.closeClients()
+		s.pool.Close()
+		s.engine.Close()
+		return nil, err
+	}
 	runtimev1.RegisterRuntimeServiceServer(s.run.GRPC(), s)
 	s.inproc = newInProcessClient(s)
 	s.usage = usage.NewBatcher(sink, cfg.Usage, s.log)
@@ -288,7 +300,8 @@ func (s *Server) Close() error {
 		}
 		s.bgCancel()
 		s.warming.Wait()
-		s.workers.stop() // the calls have drained; a straggler runs on its own goroutine
+		s.workers.stop()   // the calls have drained; a straggler runs on its own goroutine
+		s.receipts.close() // sends what sampled calls left queued
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {
