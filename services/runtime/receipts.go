@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
@@ -58,6 +59,7 @@ type receipts struct {
 	cfg    Config
 	sink   usage.ReceiptSink // nil: no receipts
 	engine string
+	region []byte // Receipt.region_id: Config.RegionID, or empty for billing to fill
 	keys   *usage.Keys
 	log    *slog.Logger
 	queue  chan *billingv1.Receipt
@@ -84,6 +86,13 @@ func newReceipts(cfg Config, sink usage.ReceiptSink, engine *wasm.Engine, reg pr
 		made:    vec.WithLabelValues("made"),
 		sent:    vec.WithLabelValues("sent"),
 		dropped: vec.WithLabelValues("dropped"),
+	}
+	if cfg.RegionID != "" {
+		pk, err := ledger.ParsePubkey(cfg.RegionID) // Validate has checked it
+		if err != nil {
+			return nil, fmt.Errorf("runtime: region_id: %w", err)
+		}
+		r.region = pk[:]
 	}
 	if sink == nil {
 		close(r.done)
@@ -200,6 +209,7 @@ func (r *receipts) receipt(inv *invocation, req *typesv1.HttpRequest, fuel, mbi 
 	rc := &billingv1.Receipt{
 		ReceiptId:              r.keys.Next(),
 		StackId:                inv.id.Bytes(),
+		RegionId:               r.region,
 		Function:               inv.f.assembly + "." + inv.fnName,
 		BinaryId:               inv.f.binaryID,
 		RequestHash:            usage.RequestHash(reqBytes),
