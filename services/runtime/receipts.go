@@ -45,10 +45,12 @@ func (c Config) validateReceipts(p *service.Problems) {
 // engineString is Receipt.engine for an engine built from cfg: the wasm
 // engine's fingerprint (wasmtime version, metering, stack, opt level,
 // features, instrumentation and bulk price) and the other settings a
-// call's fuel depends on: the price of random bytes and the frame limit
-// the guest is told (FrameSizeEnv).
+// call's fuel depends on: the price of random bytes, the frame limit the
+// guest is told (FrameSizeEnv) and the table bounds (which decide how much
+// of the memory limit a table may take, so which grows succeed).
 func engineString(e *wasm.Engine, cfg Config) string {
-	return e.Fingerprint() + ";random=" + strconv.Itoa(cfg.RandomBytesPerFuel) + ";frame=" + strconv.Itoa(cfg.MaxFrameSize)
+	return e.Fingerprint() + ";random=" + strconv.Itoa(cfg.RandomBytesPerFuel) + ";frame=" + strconv.Itoa(cfg.MaxFrameSize) +
+		";tables=" + strconv.Itoa(cfg.MaxTables) + "x" + strconv.FormatUint(cfg.MaxTableElements, 10)
 }
 
 // receipts samples calls and sends their receipts to the sink in the
@@ -254,8 +256,12 @@ func outcomeOf(ce *wasm.CallError) string {
 		return "deadline"
 	case wasm.KindProtocol:
 		return "protocol_error"
+	case wasm.KindCrash:
+		if ce.Exited {
+			return "exit"
+		}
 	}
-	return "trap" // KindCrash, KindMemoryLimit: the guest trapped or exited
+	return "trap" // KindCrash, KindMemoryLimit: the guest trapped
 }
 
 // runSampled is the wasm part of a sampled call: it runs on a fresh

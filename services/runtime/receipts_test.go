@@ -15,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/usage"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
+	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 )
 
 // receiptSink keeps the receipts it is given.
@@ -255,5 +256,25 @@ func TestConfig_ReceiptSettingsAreValidated(t *testing.T) {
 	}
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReceipts_OutcomeNamesEveryEnding(t *testing.T) {
+	for _, tc := range []struct {
+		ce   *wasm.CallError
+		want string
+	}{
+		{nil, "ok"},
+		{&wasm.CallError{Kind: wasm.KindFunctionError}, "error"},
+		{&wasm.CallError{Kind: wasm.KindFuelExhausted}, "out_of_fuel"},
+		{&wasm.CallError{Kind: wasm.KindDeadline}, "deadline"},
+		{&wasm.CallError{Kind: wasm.KindCrash}, "trap"},
+		{&wasm.CallError{Kind: wasm.KindCrash, Exited: true}, "exit"},
+		{&wasm.CallError{Kind: wasm.KindMemoryLimit}, "trap"},
+		{&wasm.CallError{Kind: wasm.KindProtocol}, "protocol_error"},
+	} {
+		if got := outcomeOf(tc.ce); got != tc.want {
+			t.Errorf("outcomeOf(%v) = %q, want %q", tc.ce, got, tc.want)
+		}
 	}
 }
