@@ -66,26 +66,27 @@ type Deps struct {
 type Server struct {
 	runtimev1.UnimplementedRuntimeServiceServer
 
-	cfg Config
-	log *slog.Logger
-	// receipts samples calls and sends their receipts (receipts.go).
-	receipts *receipts
-	usage    *usage.Batcher
-	keys     *usage.Keys
-	engine   *wasm.Engine
-	pool     *pool.Pool
-	workers  *callWorkers // run the wasm part of calls (workers.go)
-	logs     *logs.Hub
-	metrics  *metrics
-	db       *dbBridge        // functions' db requests, per deployment (deployment.host)
-	mudb     *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
-	storage  *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
-	stconn   *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
-	run      *service.Runner
-	inproc   *inProcessClient // InProcessClient
+	cfg     Config
+	log     *slog.Logger
+	usage   *usage.Batcher
+	keys    *usage.Keys
+	engine  *wasm.Engine
+	pool    *pool.Pool
+	workers *callWorkers // run the wasm part of calls (workers.go)
+	logs    *logs.Hub
+	metrics *metrics
+	db      *dbBridge        // functions' db requests, per deployment (deployment.host)
+	mudb    *grpc.ClientConn // dialled from MudbAddr; nil when Deps.Mudb is used or none is configured
+	storage *storageBridge   // functions' storage requests, per call (callHost); boxes and binaries at deploy
+	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
+	run     *service.Runner
+	inproc  *inProcessClient // InProcessClient
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
+
+	// receipts samples calls and sends their receipts (receipts.go).
+	receipts *receipts
 
 	// cluster places the region's stacks on its runtime nodes.
 	cluster *cluster
