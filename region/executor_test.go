@@ -213,4 +213,3 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 	default:
 	}
 }
-

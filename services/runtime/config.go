@@ -225,6 +225,28 @@ type Config struct {
 	// default: memory only), usage_spool_sync_interval,
 	// usage_spool_segment_bytes.
 	Usage usage.BatchConfig
+
+	// Receipts: checkable bills (receipts.go, `mu audit`).
+
+	// ReceiptSampleRate is the share of calls, 0..1, that run on a fresh
+	// instance with their clock and random reads recorded and produce a
+	// receipt (sent to billing, which signs and keeps it) that anyone can
+	// re-run with `mu audit`; 0 keeps no receipts, 1 makes one per call.
+	// Needs a receipt sink (billing).
+	ReceiptSampleRate float64
+	// ReceiptMaxRequestBytes is the largest request, in bytes (protobuf
+	// encoding), a receipt carries; a larger one is hashed but not kept
+	// (the receipt says "request_not_kept" and cannot be re-run).
+	ReceiptMaxRequestBytes int
+	// ReceiptQueueSize is how many receipts wait for the background sender
+	// at most; receipts beyond it are dropped and counted
+	// (mu_runtime_receipts_total{result="dropped"}).
+	ReceiptQueueSize int
+	// ReceiptBatchSize is the most receipts sent to billing in one call.
+	ReceiptBatchSize int
+	// ReceiptSendTimeout bounds one send of receipts to billing; a batch
+	// that fails is dropped and counted (receipts are evidence, not money).
+	ReceiptSendTimeout time.Duration
 }
 
 // wasmDefaults are the engine's own defaults (internal/wasm documents each).
@@ -276,6 +298,12 @@ func DefaultConfig() Config {
 		OnDemandDeploys:      4,               // deploys started by calls at once
 		LeaveDrain:           2 * time.Second, // serving after leaving the ring, before the listeners close
 		Usage:                usage.DefaultBatchConfig(),
+
+		ReceiptSampleRate:      0.01,     // one call in a hundred gets a receipt
+		ReceiptMaxRequestBytes: 64 << 10, // 64 KiB of request kept in a receipt
+		ReceiptQueueSize:       1024,     // receipts waiting for the sender
+		ReceiptBatchSize:       100,      // receipts per ReportReceipts
+		ReceiptSendTimeout:     5 * time.Second,
 	}
 }
 
@@ -359,6 +387,7 @@ func (c Config) Validate() error {
 		p.Addf("max_list_page", "must be 1..1000, got %d", c.MaxListPage)
 	}
 	p.Add(c.engineConfig().Validate(), c.Usage.Validate())
+	c.validateReceipts(&p)
 	return p.Err("runtime")
 }
 

@@ -454,27 +454,9 @@ func (s *Server) finalizeLocked(d *deployment) {
 
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
 func (s *Server) factory(f *function) pool.Factory {
-	// The guest learns the frame limit from the environment (the SDK reads
-	// it), so both sides bound frames alike.
-	env := make(map[string]string, len(f.env)+1)
-	for k, v := range f.env {
-		env[k] = v
-	}
-	env[fnproto.FrameSizeEnv] = strconv.Itoa(s.cfg.MaxFrameSize)
+	cfg := s.instanceConfig(f, nil)
 	return func(ctx context.Context) (*wasm.Instance, error) {
-		inst, err := s.engine.NewInstance(ctx, f.mod, wasm.InstanceConfig{
-			MemoryLimit: f.memoryLimit,
-			CallTimeout: s.cfg.CallTimeout,
-			Env:         env,
-			Args:        []string{f.assembly},
-			Log: func(l wasm.Log) {
-				src := logs.SourceLog
-				if l.Source == wasm.SourceStderr {
-					src = logs.SourceStderr
-				}
-				s.logs.Publish(logs.Entry{Stack: f.stack, Function: f.assembly, Level: l.Level, Body: l.Body, Source: src})
-			},
-		})
+		inst, err := s.engine.NewInstance(ctx, f.mod, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -482,6 +464,38 @@ func (s *Server) factory(f *function) pool.Factory {
 		s.metrics.startupFuel.Add(float64(inst.StartupFuel))
 		return inst, nil
 	}
+}
+
+// instanceConfig is how instances of f start: its memory limit, its env
+// (with the frame limit), its logs to the hub; tape, if not nil, records or
+// replays its clock and random reads (sampled calls, audits).
+func (s *Server) instanceConfig(f *function, tape *wasm.Tape) wasm.InstanceConfig {
+	return wasm.InstanceConfig{
+		MemoryLimit: f.memoryLimit,
+		CallTimeout: s.cfg.CallTimeout,
+		Env:         instanceEnv(f.env, s.cfg.MaxFrameSize),
+		Args:        []string{f.assembly},
+		Tape:        tape,
+		Log: func(l wasm.Log) {
+			src := logs.SourceLog
+			if l.Source == wasm.SourceStderr {
+				src = logs.SourceStderr
+			}
+			s.logs.Publish(logs.Entry{Stack: f.stack, Function: f.assembly, Level: l.Level, Body: l.Body, Source: src})
+		},
+	}
+}
+
+// instanceEnv is the WASI environment of a function with env: the guest
+// learns the frame limit from it (the SDK reads it), so both sides bound
+// frames alike.
+func instanceEnv(env map[string]string, maxFrame int) map[string]string {
+	out := make(map[string]string, len(env)+1)
+	for k, v := range env {
+		out[k] = v
+	}
+	out[fnproto.FrameSizeEnv] = strconv.Itoa(maxFrame)
+	return out
 }
 
 // Undeploy removes a stack from this node; its idle instances are closed

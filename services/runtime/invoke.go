@@ -71,6 +71,9 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	inv.s, inv.ctx, inv.id, inv.d, inv.f, inv.fnName = s, ctx, id, d, f, fnName
 	inv.setRequest(req.GetRequest())
 	inv.lim = wasm.Limits{Fuel: s.fuelLimit(), Timeout: s.cfg.CallTimeout}
+	if s.receipts.sample() {
+		inv.sampled = newSampledCall()
+	}
 	if err := s.workers.do(ctx, inv); err != nil {
 		return nil, err
 	}
@@ -100,6 +103,11 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 	if resp.MbInstructions > 0 {
 		s.usage.Add(usage.Record{Stack: id, Kind: usage.FunctionMBInstructions, Amount: resp.MbInstructions, Key: s.keys.Next(), Time: time.Now()})
 	}
+	if inv.sampled != nil {
+		if rc := s.receipts.receipt(inv, req.GetRequest(), resp.FuelUsed, resp.MbInstructions, resp.GetResponse().GetStatus(), outcomeOf(ce)); rc != nil {
+			s.receipts.add(rc)
+		}
+	}
 	return resp, nil
 }
 
@@ -117,6 +125,9 @@ type invocation struct {
 	req    fnproto.Request
 	lim    wasm.Limits
 	worker *callWorker // the worker running it (nil: the caller's goroutine); set by do
+	// sampled is set when the call gets a receipt: it runs on a fresh,
+	// taped instance (runSampled).
+	sampled *sampledCall
 
 	res      *wasm.Result
 	ce       *wasm.CallError
@@ -171,6 +182,10 @@ func (inv *invocation) runCaught() {
 // none is idle), reserves the node's memory for it, runs the guest with its
 // host calls and puts the instance back.
 func (inv *invocation) run() {
+	if inv.sampled != nil {
+		inv.runSampled()
+		return
+	}
 	s, ctx, f := inv.s, inv.ctx, inv.f
 	// The node's memory for running calls is reserved once the call holds
 	// one of its function's instance slots (pool.Get), so calls queued
@@ -216,24 +231,31 @@ func (inv *invocation) run() {
 		res, err := inst.Call(ctx, inv.fnName, &inv.req, host.handle, inv.lim)
 		host.end()
 		s.pool.Put(f.poolKey, inst)
-		if err == nil {
-			inv.res, inv.ce = res, nil
-			return
-		}
-		if errors.Is(err, wasm.ErrRequestTooLarge) {
-			inv.err = rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: %v", err)
-			return
-		}
-		c, ok := wasm.AsCallError(err)
-		if !ok {
-			inv.err = status.Errorf(codes.Internal, "invoke: %v", err)
-			return
-		}
-		inv.ce = c
-		if c.Kind != wasm.KindUnavailable || ctx.Err() != nil {
+		if !inv.finish(res, err) || ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// finish keeps the outcome of the call that returned res and err, and
+// reports whether it may be retried on another instance (the instance had
+// died while idle: the call never ran).
+func (inv *invocation) finish(res *wasm.Result, err error) (retry bool) {
+	if err == nil {
+		inv.res, inv.ce = res, nil
+		return false
+	}
+	if errors.Is(err, wasm.ErrRequestTooLarge) {
+		inv.err = rpcerr.Errorf(codes.InvalidArgument, rpcerr.RequestTooLarge, "request: %v", err)
+		return false
+	}
+	c, ok := wasm.AsCallError(err)
+	if !ok {
+		inv.err = status.Errorf(codes.Internal, "invoke: %v", err)
+		return false
+	}
+	inv.ce = c
+	return c.Kind == wasm.KindUnavailable
 }
 
 // invokeOut holds an InvokeResponse and the messages it points to, so that
@@ -369,6 +391,9 @@ type callHost struct {
 	// goroutine); while it is in a host call that may block, calls that
 	// find no worker free do not wait (callWorkers.enterHost).
 	worker *callWorker
+	// sampled is the receipt material of a sampled call (nil otherwise):
+	// db, storage and HTTP requests are marked as inputs from outside.
+	sampled *sampledCall
 }
 
 func (d *deployment) newCall() *callHost {
@@ -377,7 +402,18 @@ func (d *deployment) newCall() *callHost {
 
 // handle is the call's wasm.Handler.
 func (h *callHost) handle(ctx context.Context, m fnproto.Message) (fnproto.Message, error) {
-	switch fnproto.ClassOf(fnproto.FromFunction, m.Kind()) {
+	class := fnproto.ClassOf(fnproto.FromFunction, m.Kind())
+	if h.sampled != nil {
+		switch class {
+		case fnproto.ClassDb:
+			h.sampled.note(InputDB)
+		case fnproto.ClassStorage:
+			h.sampled.note(InputStorage)
+		case fnproto.ClassHTTP:
+			h.sampled.note(InputHTTP)
+		}
+	}
+	switch class {
 	case fnproto.ClassDb:
 		if h.worker != nil {
 			h.worker.w.enterHost()

@@ -87,13 +87,16 @@ type Server struct {
 	// billing is dialled from BillingAddr; nil when Deps.Usage and
 	// Deps.Receipts are used or none is configured.
 	billing *grpc.ClientConn
-	// receipts is Deps.Receipts, or the billing sink of BillingAddr; nil
-	// keeps no receipts.
-	receipts usage.ReceiptSink
+	// receiptSink is Deps.Receipts, or the billing sink of BillingAddr;
+	// nil keeps no receipts.
+	receiptSink usage.ReceiptSink
 
 	// active reserves each running call's memory_limit in
 	// ActiveMemoryBudget bytes.
 	active *semaphore.Weighted
+
+	// receipts samples calls and sends their receipts (receipts.go).
+	receipts *receipts
 
 	// cluster places the region's stacks on its runtime nodes.
 	cluster *cluster
@@ -224,6 +227,21 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, err
 	}
+	// Receipts of sampled calls (receipts.go), sent where usage goes.
+	if s.receipts, err = newReceipts(cfg, s.receiptSink, s.engine, s.run.Registry(), s.log); err != nil {
+		if s.follow != nil {
+			s.follow.stop()
+		}
+		s.inproc.close()
+		_ = s.usage.Close(context.Background())
+		if s.billing != nil {
+			_ = s.billing.Close()
+		}
+		s.closeClients()
+		s.pool.Close()
+		s.engine.Close()
+		return nil, err
+	}
 	s.workers = newCallWorkers(cfg.CallWorkers, cfg.CallWorkerWait, s.metrics.workers)
 	return s, nil
 }
@@ -233,8 +251,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 // Deps.Receipts is set), else discarding usage.
 func (s *Server) openUsage(cfg Config, deps Deps) error {
 	sink := deps.Usage
-	s.receipts = deps.Receipts
-	if (sink == nil || s.receipts == nil) && cfg.BillingAddr != "" {
+	s.receiptSink = deps.Receipts
+	if (sink == nil || s.receiptSink == nil) && cfg.BillingAddr != "" {
 		var region []byte
 		if cfg.RegionID != "" {
 			pk, _ := ledger.ParsePubkey(cfg.RegionID) // checked by Validate
@@ -249,8 +267,8 @@ func (s *Server) openUsage(cfg Config, deps Deps) error {
 		if sink == nil {
 			sink = bs
 		}
-		if s.receipts == nil {
-			s.receipts = bs
+		if s.receiptSink == nil {
+			s.receiptSink = bs
 		}
 	}
 	if sink == nil {
@@ -341,7 +359,8 @@ func (s *Server) Close() error {
 		}
 		s.bgCancel()
 		s.warming.Wait()
-		s.workers.stop() // the calls have drained; a straggler runs on its own goroutine
+		s.workers.stop()   // the calls have drained; a straggler runs on its own goroutine
+		s.receipts.close() // sends what sampled calls left queued
 		s.pool.Close()
 		s.mu.Lock()
 		for _, m := range s.modules {

@@ -51,7 +51,7 @@ manifest, and runs the stack on any mu provider or on your own machine.`,
 		SilenceErrors: true, // Run reports errors and picks the exit code
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newValidateCommand(), newRunCommand(), newBuildCommand(), newInitCommand(), newClusterCommand(), newUsageCommand())
+	root.AddCommand(newValidateCommand(), newRunCommand(), newBuildCommand(), newInitCommand(), newClusterCommand(), newUsageCommand(), newAuditCommand())
 	return root
 }
 

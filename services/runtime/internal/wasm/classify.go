@@ -62,7 +62,7 @@ func (i *Instance) classify(err error) *CallError {
 			if ce := i.memoryError(msg); ce != nil {
 				return ce
 			}
-			return &CallError{Kind: KindCrash, Message: msg}
+			return &CallError{Kind: KindCrash, Message: msg, Exited: true}
 		}
 		msg := trapCause(werr.Error())
 		if ce := i.memoryError(msg); ce != nil {

@@ -136,6 +136,7 @@ type Engine struct {
 	cfg         Config
 	engine      *wasmtime.Engine
 	linker      *wasmtime.Linker
+	tapeLinker  *wasmtime.Linker // for instances with a Tape (tape.go)
 	fingerprint string
 	cache       *artifactCache
 
@@ -236,11 +237,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 		stop:  make(chan struct{}),
 		start: time.Now(),
 	}
-	linker, err := newLinker(e.engine)
+	linker, err := newLinker(e.engine, false)
 	if err != nil {
 		return nil, err
 	}
 	e.linker = linker
+	if e.tapeLinker, err = newLinker(e.engine, true); err != nil {
+		return nil, err
+	}
 	if cfg.CacheDir != "" {
 		c, err := openArtifactCache(cfg.CacheDir, cfg.CacheMaxBytes)
 		if err != nil {
@@ -252,6 +256,12 @@ func NewEngine(cfg Config) (*Engine, error) {
 	go e.tick()
 	return e, nil
 }
+
+// Fingerprint names the engine settings that decide how compiled code
+// burns fuel (wasmtime version, fuel and epoch metering, wasm stack, opt
+// level, features, the instrumentation and its bulk price). It is computed
+// once, in NewEngine.
+func (e *Engine) Fingerprint() string { return e.fingerprint }
 
 // tick keeps wasmtime's epoch at time.Since(start)/EpochTick. The ticker
 // only wakes it: the epoch is read off the monotonic clock, so ticks the

@@ -54,6 +54,9 @@ type CallError struct {
 	Kind    ErrorKind
 	Message string
 	Fuel    uint64
+	// Exited marks a KindCrash that is the guest calling proc_exit, not a
+	// trap (receipts tell the two apart).
+	Exited bool
 }
 
 func (e *CallError) Error() string { return e.Kind.String() + ": " + e.Message }

@@ -40,6 +40,10 @@ type InstanceConfig struct {
 	// stderr left unterminated at the end, never concurrently, and must not
 	// block. Nil drops logs.
 	Log func(Log)
+	// Tape, if not nil, records or replays the values the instance reads
+	// from WASI clock_time_get and random_get from its instantiation on
+	// (tape.go). Nil: the host's clock and randomness, unrecorded.
+	Tape *Tape
 }
 
 // Limits bound one call.
@@ -232,7 +236,11 @@ func (i *Instance) startup(enter func(*wasmtime.Instance) *CallError) *CallError
 	if ce := i.setBudget(i.e.cfg.StartupFuel, timeout); ce != nil {
 		return ce
 	}
-	inst, err := i.e.linker.Instantiate(i.store, i.mod.m)
+	linker := i.e.linker
+	if i.cfg.Tape != nil {
+		linker = i.e.tapeLinker
+	}
+	inst, err := linker.Instantiate(i.store, i.mod.m)
 	if err != nil {
 		return i.classify(err)
 	}

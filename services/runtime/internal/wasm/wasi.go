@@ -37,7 +37,11 @@ const (
 // its instance through the store's data. Callbacks run on the goroutine that
 // is inside the guest: the caller of Call in reactor mode, the instance's
 // own goroutine in command mode (see mode).
-func newLinker(engine *wasmtime.Engine) (*wasmtime.Linker, error) {
+//
+// A taped linker (taped true, for instances with InstanceConfig.Tape) also
+// shadows clock_time_get and answers random_get through the tape
+// (tape.go), so that the values the guest reads are recorded or replayed.
+func newLinker(engine *wasmtime.Engine, taped bool) (*wasmtime.Linker, error) {
 	l := wasmtime.NewLinker(engine)
 	if err := l.DefineWasi(); err != nil {
 		return nil, fmt.Errorf("wasm: define wasi: %w", err)
@@ -59,6 +63,17 @@ func newLinker(engine *wasmtime.Engine) (*wasmtime.Linker, error) {
 		{"random_get", func(c *wasmtime.Caller, buf, n int32) (int32, *wasmtime.Trap) {
 			return instanceOf(c).randomGet(c, buf, n)
 		}},
+	}
+	if taped {
+		defs[3].fn = func(c *wasmtime.Caller, buf, n int32) (int32, *wasmtime.Trap) {
+			return instanceOf(c).randomGetTaped(c, buf, n)
+		}
+		defs = append(defs, struct {
+			name string
+			fn   any
+		}{"clock_time_get", func(c *wasmtime.Caller, id int32, precision int64, out int32) (int32, *wasmtime.Trap) {
+			return instanceOf(c).clockTimeGet(c, id, precision, out)
+		}})
 	}
 	for _, d := range defs {
 		if err := l.FuncWrap(wasiModule, d.name, d.fn); err != nil {
