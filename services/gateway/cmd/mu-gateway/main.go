@@ -69,7 +69,11 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr and cluster_bind_addr exclude each other: " +
 			"set runtime_addr for one runtime, or cluster_bind_addr (and cluster_join) to place stacks on the cluster's runtimes")})
 	}
-	deps := gateway.Deps{Usage: usage.Discard{}, Logger: log}
+	deps := gateway.Deps{Logger: log}
+	if o.BillingAddr == "" {
+		log.Warn("no billing_addr: usage is discarded, nothing is billed")
+		deps.Usage = usage.Discard{}
+	}
 	conns := gateway.NewConns(gateway.RuntimeDialOptions(o.Base)...)
 	if o.RuntimeAddr != "" {
 		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
