@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 )
 
@@ -48,7 +49,7 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestNew_BadSignerKeyFileAndUnwiredLedgerNameTheSetting(t *testing.T) {
+func TestNew_BadSignerKeyFileNamesTheSettingAndLedgerAddrDialsLazily(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SignerKeyFile = t.TempDir() + "/missing.json"
@@ -56,14 +57,28 @@ func TestNew_BadSignerKeyFileAndUnwiredLedgerNameTheSetting(t *testing.T) {
 		t.Errorf("missing key file: %v", err)
 	}
 	cfg.SignerKeyFile = ""
+	// Nothing listens on port 1: New must still succeed (an unreachable
+	// ledger keeps settlements pending, it does not stop billing from
+	// taking usage), and the ledger client is released on Close.
 	cfg.LedgerAddr = "127.0.0.1:1"
-	if _, err := New(cfg, Deps{}); err == nil || !strings.Contains(err.Error(), "ledger_addr") {
-		t.Errorf("ledger_addr: %v", err)
+	s, err := New(cfg, Deps{})
+	if err != nil {
+		t.Fatalf("ledger_addr to a down ledger: %v", err)
+	}
+	if s.ledger == nil {
+		t.Fatal("ledger_addr set but no ledger client")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 	// A ledger in Deps takes precedence over ledger_addr.
-	s, err := New(cfg, Deps{Ledger: &flakyLedger{}})
+	fl := &flakyLedger{}
+	s, err = New(cfg, Deps{Ledger: fl})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.ledger != ledger.UsageUpdater(fl) {
+		t.Errorf("ledger is %T, want the one from Deps", s.ledger)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
