@@ -169,7 +169,7 @@ func TestBinary_InitRunWithoutCheckout(t *testing.T) {
 	}
 
 	start = time.Now()
-	run := exec.Command(mu, "run", "--gateway-addr", "127.0.0.1:0", "myapp")
+	run := exec.Command(mu, "run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", "myapp")
 	run.Dir, run.Env = work, env
 	var stderr lockedBuffer
 	run.Stderr = &stderr
@@ -243,7 +243,7 @@ func TestBinary_InitRunWithoutCheckout(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("mu run did not stop on SIGINT\n%s", stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "usage: 1 requests") {
+	if !strings.Contains(stderr.String(), "): 1 requests, ") {
 		t.Fatalf("no usage summary:\n%s", stderr.String())
 	}
 }

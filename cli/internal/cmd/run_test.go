@@ -65,7 +65,7 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(runCtx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", dir}, nil, pw, &stderr)
+		done <- Run(runCtx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", dir}, nil, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -112,7 +112,7 @@ func TestInitBuildRun_NewProjectServesItsEndpoint(t *testing.T) {
 	if _, err := os.Stat(recPath); !os.IsNotExist(err) {
 		t.Errorf("mu run left its region file %s behind: %v", recPath, err)
 	}
-	if !strings.Contains(stderr.String(), "usage: 1 requests") {
+	if !strings.Contains(stderr.String(), "): 1 requests, ") {
 		t.Fatalf("no usage summary:\n%s", stderr.String())
 	}
 }
@@ -139,7 +139,7 @@ func startRun(t *testing.T, dir, dataDir string) (url, indexer string, stop func
 	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
+		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
