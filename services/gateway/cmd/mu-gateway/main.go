@@ -83,7 +83,6 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 		}
 		deps.Runtimes = rt
 	}
-	log.Warn("no billing service configured yet: usage records are discarded")
 	srv, err := gateway.New(o.Config, deps)
 	if err != nil {
 		conns.Close()

@@ -22,7 +22,9 @@ func command() service.Command[runtime.Config] {
 		Config: runtime.DefaultConfig(),
 		Docs:   runtime.ConfigDocs(),
 		New: func(_ context.Context, cfg runtime.Config, log *slog.Logger) (service.Service, error) {
-			log.Warn("no billing service configured yet: usage records are discarded")
+			if cfg.BillingAddr == "" {
+				log.Warn("no billing_addr: usage is discarded, nothing is billed")
+			}
 			return runtime.New(cfg, runtime.Deps{Logger: log})
 		},
 	}
