@@ -42,6 +42,11 @@ import (
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// ErrCheckConfig is returned by the loaders, with cfg fully loaded, when
+// the arguments hold --check-config: the program is asked to check its
+// settings and exit rather than start.
+var ErrCheckConfig = errors.New("config: --check-config")
+
 type field struct {
 	name  string // snake_case, with the prefixes of named struct fields
 	doc   string // the key of its doc comment in Docs: "Type.Field"
@@ -190,9 +195,11 @@ func get(f field) string {
 
 // Load applies the YAML file, environment and flags (args, without the
 // program name) to cfg. service names the environment prefix
-// (MU_<SERVICE>_). Unknown YAML keys and unknown flags are errors.
+// (MU_<SERVICE>_). Unknown YAML keys, unknown flags and environment
+// variables with the prefix that name no setting are errors.
 // -h/--help prints the settings with their defaults to stderr and returns
-// flag.ErrHelp.
+// flag.ErrHelp; --check-config loads everything and then returns
+// ErrCheckConfig, for the caller to check the result and exit.
 func Load(service string, cfg any, args []string) error {
 	return load(service, cfg, args, os.Environ(), os.Stderr)
 }
@@ -225,9 +232,25 @@ func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer,
 		}
 	}
 
+	known := map[string]bool{prefix + "CONFIG": true}
+	for _, f := range fs {
+		known[prefix+strings.ToUpper(f.name)] = true
+	}
+	var unknown []string
+	for k := range env {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config: environment: %s names no setting of %s (mu-%s --help lists them)", strings.Join(unknown, ", "), service, service)
+	}
+
 	set1 := flag.NewFlagSet(service, flag.ContinueOnError)
 	set1.SetOutput(stderr)
 	configPath := set1.String("config", env[prefix+"CONFIG"], "YAML file with settings (keys in snake_case)")
+	checkOnly := set1.Bool("check-config", false, "load and check the settings, then exit")
 	values := map[string]*flagValue{}
 	for _, f := range fs {
 		fv := &flagValue{s: get(f), isBool: f.value.Kind() == reflect.Bool}
@@ -291,7 +314,7 @@ func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer,
 	}
 	var ferr error
 	set1.Visit(func(fl *flag.Flag) {
-		if ferr != nil || fl.Name == "config" {
+		if ferr != nil || fl.Name == "config" || fl.Name == "check-config" {
 			return
 		}
 		for _, f := range fs {
@@ -300,6 +323,9 @@ func loadDocs(service string, cfg any, args, environ []string, stderr io.Writer,
 			}
 		}
 	})
+	if ferr == nil && *checkOnly {
+		return ErrCheckConfig
+	}
 	return ferr
 }
 

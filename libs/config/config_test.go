@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -65,6 +66,7 @@ func TestLoad_ErrorsNameTheSetting(t *testing.T) {
 		{nil, []string{"MU_S_MAX_FUEL_PER_CALL=-1"}, "max_fuel_per_call (MU_S_MAX_FUEL_PER_CALL)"},
 		{[]string{"--config", bad}, nil, `unknown setting "grpc_adr"`},
 		{[]string{"--nope"}, nil, "not defined"},
+		{nil, []string{"MU_S_MAX_FUEL_PER_CAL=1", "MU_S_CONFIG=", "MU_SX_OTHER=1"}, "MU_S_MAX_FUEL_PER_CAL names no setting of s"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "no such file"},
 	}
@@ -74,6 +76,13 @@ func TestLoad_ErrorsNameTheSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
 		}
+	}
+	var cfg sample
+	if err := load("s", &cfg, []string{"--check-config", "--call-timeout=3s"}, nil, io.Discard); !errors.Is(err, ErrCheckConfig) || cfg.CallTimeout != 3*time.Second {
+		t.Errorf("--check-config: %v, call_timeout %v: want ErrCheckConfig with everything loaded", err, cfg.CallTimeout)
+	}
+	if err := load("s", &cfg, []string{"--check-config", "--call-timeout=soon"}, nil, io.Discard); err == nil || errors.Is(err, ErrCheckConfig) {
+		t.Errorf("--check-config with a bad value: %v", err)
 	}
 	if err := load("s", sample{}, nil, nil, io.Discard); err == nil {
 		t.Error("non-pointer accepted")

@@ -66,6 +66,7 @@ func Merge(docs ...Docs) Docs {
 func usage(w io.Writer, service, envPrefix string, fs []field, docs Docs) {
 	fmt.Fprintf(w, "Settings of %s, each from (later wins) a YAML file (--config), the environment or a flag:\n\n", service)
 	fmt.Fprintf(w, "  --config FILE\n      YAML file with settings, keys in snake_case. env %sCONFIG\n", envPrefix)
+	fmt.Fprintf(w, "\n  --check-config\n      Load the settings (file, environment, flags), check them, say\n      whether they are valid and exit (0 valid, 2 not) without starting.\n")
 	for _, f := range fs {
 		fmt.Fprintf(w, "\n  --%s %s (default %s)\n", strings.ReplaceAll(f.name, "_", "-"), typeName(f.value.Type()), quoteDefault(f))
 		if d := docs[f.doc]; d != "" {

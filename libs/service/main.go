@@ -40,6 +40,30 @@ type Command[C Settings] struct {
 	// New builds the service from the loaded settings; log is the
 	// binary's logger. Errors wrapping ErrInvalidConfig exit with 2.
 	New func(ctx context.Context, cfg C, log *slog.Logger) (Service, error)
+	// Check, if set, checks what the command's own settings require
+	// beyond Base and the config's Validate (such as settings that exclude
+	// each other); New must refuse what it refuses. --check-config runs it.
+	Check func(cfg C) error
+}
+
+// validator is a Config with a Validate that reports every problem.
+type validator interface{ Validate() error }
+
+// check runs every check of the loaded settings that needs no I/O: Base,
+// the config's Validate and the command's Check.
+func (c Command[C]) check(cfg C) error {
+	if errs := cfg.ServiceBase().Validate(); len(errs) > 0 {
+		return Invalid(c.Name, errs)
+	}
+	if v, ok := any(cfg).(validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.Check != nil {
+		return c.Check(cfg)
+	}
+	return nil
 }
 
 // Exit codes of a service binary.
@@ -73,7 +97,14 @@ func Run[C Settings](ctx context.Context, c Command[C], args []string, stderr io
 	}
 	cfg := c.Config
 	if err := config.LoadWithDocsTo(c.Name, &cfg, args, c.Docs, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return ExitOK
+		case errors.Is(err, config.ErrCheckConfig):
+			if err := c.check(cfg); err != nil {
+				return fail(ExitUsage, err)
+			}
+			fmt.Fprintf(stderr, "%s: settings are valid\n", prog)
 			return ExitOK
 		}
 		return fail(ExitUsage, err)

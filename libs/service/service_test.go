@@ -252,13 +252,24 @@ func testCommand(started chan<- *testSvc) Command[testConfig] {
 			if cfg.Answer < 0 {
 				return nil, Invalid("test", []error{errors.New("answer: must not be negative")})
 			}
+			if err := checkAnswer(cfg); err != nil {
+				return nil, err
+			}
 			s := &testSvc{r: NewRunner("test", cfg.Base, RunnerOptions{Logger: log})}
 			if started != nil {
 				started <- s
 			}
 			return s, nil
 		},
+		Check: checkAnswer,
 	}
+}
+
+func checkAnswer(cfg testConfig) error {
+	if cfg.Answer == 13 {
+		return Invalid("test", []error{errors.New("answer: 13 is unlucky")})
+	}
+	return nil
 }
 
 func TestRun_ExitCodes(t *testing.T) {
@@ -275,6 +286,10 @@ func TestRun_ExitCodes(t *testing.T) {
 		{"invalid base", []string{"--log-format=xml"}, ExitUsage, "log_format"},
 		{"invalid service setting", []string{"--answer=-1"}, ExitUsage, "answer: must not be negative"},
 		{"bind failure", []string{"--grpc-addr=256.0.0.1:1"}, ExitFailure, "listen grpc"},
+		{"check valid, binds nothing", []string{"--check-config", "--grpc-addr=256.0.0.1:1"}, ExitOK, "mu-test: settings are valid"},
+		{"check invalid base", []string{"--check-config", "--log-format=xml"}, ExitUsage, "log_format"},
+		{"check the command's own", []string{"--check-config", "--answer=13"}, ExitUsage, "answer: 13 is unlucky"},
+		{"check bad value", []string{"--check-config", "--answer=x"}, ExitUsage, "answer (--answer)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

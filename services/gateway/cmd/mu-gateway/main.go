@@ -47,6 +47,7 @@ func command() service.Command[options] {
 		Config: options{Config: gateway.DefaultConfig()},
 		Docs:   config.Merge(gateway.ConfigDocs(), config.MustParseDocs(source)),
 		New:    newNode,
+		Check:  checkMode,
 	}
 }
 
@@ -59,15 +60,23 @@ type node struct {
 
 func (n *node) Close() error { return errors.Join(n.Server.Close(), n.conns.Close()) }
 
-func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, error) {
+// checkMode requires exactly one of runtime_addr and cluster_bind_addr.
+func checkMode(o options) error {
 	switch clustered := o.Cluster.Enabled(); {
 	case o.RuntimeAddr == "" && !clustered:
-		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) " +
+		return service.Invalid("gateway", []error{errors.New("runtime_addr (--runtime-addr, MU_GATEWAY_RUNTIME_ADDR) " +
 			"or cluster_bind_addr (--cluster-bind-addr, MU_GATEWAY_CLUSTER_BIND_ADDR) is required: one runtime for every stack, " +
 			"or placement on the runtime members of the cluster")})
 	case o.RuntimeAddr != "" && clustered:
-		return nil, service.Invalid("gateway", []error{errors.New("runtime_addr and cluster_bind_addr exclude each other: " +
+		return service.Invalid("gateway", []error{errors.New("runtime_addr and cluster_bind_addr exclude each other: " +
 			"set runtime_addr for one runtime, or cluster_bind_addr (and cluster_join) to place stacks on the cluster's runtimes")})
+	}
+	return nil
+}
+
+func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, error) {
+	if err := checkMode(o); err != nil {
+		return nil, err
 	}
 	deps := gateway.Deps{Logger: log}
 	if o.BillingAddr == "" {
