@@ -7,13 +7,21 @@ export CGO_ENABLED := 1
 
 # Every module of the workspace (go.work), in dependency order.
 MODULES := libs/fnproto proto libs sdk/go services/runtime services/gateway services/mudb services/storage \
-           services/chain-indexer services/billing region cli bench examples
+           services/chain-indexer services/billing region cli bench examples deployments/check
 
 TEST_FLAGS ?= -count=1 -timeout=20m
 # The S3 server of the storage tests (design section 2), installed into .tmp/bin at this version.
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(CURDIR)/.tmp/bin/versitygw
 export MU_VERSITYGW := $(VERSITYGW)
+# helm, for the chart checks (helm lint --strict, helm template and deployments/check), installed into .tmp/bin.
+HELM_VERSION := v4.3.2
+HELM := $(CURDIR)/.tmp/bin/helm
+export MU_HELM := $(HELM)
+# helm keeps its cache, config and plugins here, not in the user's home; it needs no network for lint and template.
+HELM_ENV := HELM_CACHE_HOME=$(CURDIR)/.tmp/helm/cache HELM_CONFIG_HOME=$(CURDIR)/.tmp/helm/config HELM_DATA_HOME=$(CURDIR)/.tmp/helm/data
+# A go-installed helm assumes Kubernetes 1.20; the chart needs 1.24 or later.
+KUBE_VERSION := 1.30.0
 RUN_DIR ?= examples/hello
 GATEWAY_ADDR ?= 127.0.0.1:12080
 # Where `make cluster` keeps its processes' pids, logs, data and keys.
@@ -23,7 +31,7 @@ CLUSTER_RUNTIMES ?= 3
 # instead of CLUSTER_RUNTIMES runtimes and a gateway.
 EXECUTORS ?=
 
-.PHONY: all build run cluster cluster-down test test-race vet versitygw test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run cluster cluster-down test test-race vet versitygw helm chart test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
 all: build
 
@@ -43,7 +51,7 @@ cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtim
 cluster-down: ## Stop the processes `make cluster` started.
 	$(GO) run ./cli cluster down --dir $(CLUSTER_DIR)
 
-test: versitygw vet test-wasm test-race ## Vet and test every module (the README's test command; CI runs this).
+test: versitygw helm vet test-wasm chart test-race ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...) || exit 1; \
@@ -61,6 +69,21 @@ versitygw: ## Install the pinned versitygw (the storage tests' S3 server) into .
 		mkdir -p .tmp/bin && cd .tmp && GOWORK=off GOFLAGS=-mod=mod GOBIN=$(CURDIR)/.tmp/bin \
 			$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION); \
 	fi
+
+helm: ## Install the pinned helm (the chart checks) into .tmp/bin.
+	@have=$$($(GO) version -m $(HELM) 2>/dev/null | awk '$$1 == "mod" && $$2 == "helm.sh/helm/v4" { print $$3 }'); \
+	if [ "$$have" != "$(HELM_VERSION)" ]; then \
+		echo "installing helm.sh/helm/v4@$(HELM_VERSION)"; \
+		mkdir -p .tmp/bin && cd .tmp && GOWORK=off GOFLAGS=-mod=mod GOBIN=$(CURDIR)/.tmp/bin \
+			$(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION); \
+	fi
+
+chart: helm ## helm lint --strict and helm template of helm/mu with each values file in helm/mu/ci.
+	@for v in helm/mu/ci/*.yaml; do \
+		echo "== helm lint --strict, helm template -f $$v"; \
+		$(HELM_ENV) $(HELM) lint --strict --kube-version $(KUBE_VERSION) helm/mu -f $$v >/dev/null || { $(HELM_ENV) $(HELM) lint --strict --kube-version $(KUBE_VERSION) helm/mu -f $$v; exit 1; }; \
+		$(HELM_ENV) $(HELM) template mu helm/mu --kube-version $(KUBE_VERSION) -f $$v >/dev/null || exit 1; \
+	done
 
 vet: ## go vet across every module.
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
