@@ -36,6 +36,9 @@ COPY . .
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/mu-executor ./region/cmd/mu-executor
+# The state directory, owned by the nonroot user: a volume mounted on /var/lib/mu starts with
+# this owner (docker copies it into an empty named volume), so the service can write there.
+RUN mkdir -p /out/state
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG VERSION=dev
@@ -47,6 +50,7 @@ LABEL org.opencontainers.image.source="https://github.com/muprotocol/mu" \
       org.opencontainers.image.licenses="${LICENSE}" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/mu-executor /mu-executor
+COPY --from=build --chown=65532:65532 /out/state /var/lib/mu
 USER 65532:65532
 # ports of deployments/config/executor.yaml: gateway http 8080, storage http 8081, executor grpc 9090 / admin 9091, gateway grpc 9100, runtime grpc 9110, muDB grpc 9120, storage grpc 9130, gossip 7946 (runtime) and 7947 (gateway) tcp+udp
 EXPOSE 8080/tcp 8081/tcp 9090/tcp 9091/tcp 9100/tcp 9110/tcp 9120/tcp 9130/tcp 7946/tcp 7946/udp 7947/tcp 7947/udp

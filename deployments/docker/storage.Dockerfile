@@ -35,6 +35,9 @@ COPY . .
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/mu-storage ./services/storage/cmd/mu-storage
+# The state directory, owned by the nonroot user: a volume mounted on /var/lib/mu starts with
+# this owner (docker copies it into an empty named volume), so the service can write there.
+RUN mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
@@ -46,6 +49,7 @@ LABEL org.opencontainers.image.source="https://github.com/muprotocol/mu" \
       org.opencontainers.image.licenses="${LICENSE}" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/mu-storage /mu-storage
+COPY --from=build --chown=65532:65532 /out/state /var/lib/mu
 USER 65532:65532
 # http 8080 (uploads, public reads, signed URLs), grpc 9090, admin 9091 (/metrics /healthz /readyz)
 EXPOSE 8080/tcp 9090/tcp 9091/tcp
