@@ -1,0 +1,171 @@
+{{/*
+The pod template of a component. Argument: dict "root" $ "component" name.
+*/}}
+{{- define "mu.podTemplate" -}}
+{{- $root := .root }}
+{{- $c := .component }}
+{{- $v := index $root.Values (include "mu.valuesKey" $c) }}
+{{- $env := upper (replace "-" "_" $c) }}
+{{- $gossip := or (eq $c "gateway") (eq $c "runtime") }}
+{{- $http := or (eq $c "gateway") (eq $c "storage") }}
+metadata:
+  labels:
+    {{- include "mu.labels" (dict "root" $root "component" $c) | nindent 4 }}
+    {{- with $v.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+    {{- with $v.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "mu.serviceAccountName" $root }}
+  automountServiceAccountToken: {{ $root.Values.serviceAccount.automount }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+  {{- with $root.Values.podSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ $c }}
+      image: {{ include "mu.image" (dict "root" $root "component" $c) | quote }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args: ["--config", "/etc/mu/{{ $c }}.yaml"]
+      env:
+        - name: POD_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+        - name: MU_{{ $env }}_NODE_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        {{- if $gossip }}
+        - name: MU_{{ $env }}_CLUSTER_ADVERTISE_ADDR
+          value: "$(POD_IP):7946"
+        {{- if $root.Values.gossip.encryption.enabled }}
+        - name: MU_{{ $env }}_CLUSTER_SECRET_KEY
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "mu.gossipSecretName" $root }}
+              key: key
+        {{- end }}
+        {{- end }}
+        {{- if eq $c "storage" }}
+        - name: MU_STORAGE_S3_ACCESS_KEY
+          valueFrom:
+            secretKeyRef:
+              name: {{ $root.Values.s3.existingSecret }}
+              key: {{ $root.Values.s3.accessKeyKey }}
+        - name: MU_STORAGE_S3_SECRET_KEY
+          valueFrom:
+            secretKeyRef:
+              name: {{ $root.Values.s3.existingSecret }}
+              key: {{ $root.Values.s3.secretKeyKey }}
+        - name: MU_STORAGE_URL_SIGNING_KEY
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "mu.urlKeySecretName" $root }}
+              key: key
+        {{- end }}
+      ports:
+        - name: grpc
+          containerPort: 9090
+          protocol: TCP
+        - name: admin
+          containerPort: 9091
+          protocol: TCP
+        {{- if $http }}
+        - name: http
+          containerPort: 8080
+          protocol: TCP
+        {{- end }}
+        {{- if $gossip }}
+        - name: gossip-tcp
+          containerPort: 7946
+          protocol: TCP
+        - name: gossip-udp
+          containerPort: 7946
+          protocol: UDP
+        {{- end }}
+      {{- if eq $c "runtime" }}
+      startupProbe:
+        grpc:
+          port: 9090
+        periodSeconds: {{ $v.startupProbe.periodSeconds }}
+        failureThreshold: {{ $v.startupProbe.failureThreshold }}
+        timeoutSeconds: 2
+      {{- end }}
+      readinessProbe:
+        grpc:
+          port: 9090
+        periodSeconds: 5
+        timeoutSeconds: 2
+        failureThreshold: 2
+      livenessProbe:
+        grpc:
+          port: 9090
+        {{- if ne $c "runtime" }}
+        initialDelaySeconds: 10
+        {{- end }}
+        periodSeconds: 10
+        timeoutSeconds: 3
+        failureThreshold: 6
+      {{- with $v.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.securityContext }}
+      securityContext:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/mu
+          readOnly: true
+        - name: data
+          mountPath: /var/lib/mu
+        - name: tmp
+          mountPath: /tmp
+        {{- if eq $c "billing" }}
+        - name: signer
+          mountPath: /var/run/mu/signer
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "mu.fullname" $root }}-config
+    {{- if not (and (eq $c "runtime") $v.persistence.enabled) }}
+    - name: data
+      emptyDir: {}
+    {{- end }}
+    - name: tmp
+      emptyDir: {}
+    {{- if eq $c "billing" }}
+    - name: signer
+      secret:
+        secretName: {{ $root.Values.ledger.signer.existingSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ $root.Values.ledger.signer.key }}
+            path: {{ $root.Values.ledger.signer.key }}
+    {{- end }}
+  {{- with $v.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
