@@ -201,9 +201,19 @@ func load(t *testing.T, values string) *rendered {
 }
 
 // documentedSecrets are the Secrets a values file names for the provider
-// to create (keys named existingSecret anywhere in it).
+// to create: keys named existingSecret anywhere in it, and the
+// imagePullSecrets.
 func (r *rendered) documentedSecrets() map[string]bool {
 	out := map[string]bool{}
+	if ps, ok := r.values["imagePullSecrets"].([]any); ok {
+		for _, p := range ps {
+			if m, ok := p.(map[string]any); ok {
+				if n, ok := m["name"].(string); ok {
+					out[n] = true
+				}
+			}
+		}
+	}
 	var walk func(v any)
 	walk = func(v any) {
 		switch v := v.(type) {
