@@ -16,6 +16,8 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/muprotocol/mu/libs/service"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -521,6 +523,10 @@ func checkContainers(t *testing.T, r *rendered) {
 					t.Errorf("%s container %s: %s probe is not a native gRPC probe", w, c.Name, p.name)
 				case p.probe.GRPC.Port != grpc.ContainerPort:
 					t.Errorf("%s container %s: %s probe on port %d, gRPC is on %d", w, c.Name, p.name, p.probe.GRPC.Port, grpc.ContainerPort)
+				case p.name == "liveness" && (p.probe.GRPC.Service == nil || *p.probe.GRPC.Service != service.LivenessService):
+					t.Errorf("%s container %s: liveness probe asks for %v, want %q (\"\" is readiness: a service waiting on TiKV would be restarted)", w, c.Name, p.probe.GRPC.Service, service.LivenessService)
+				case p.name == "readiness" && p.probe.GRPC.Service != nil && *p.probe.GRPC.Service != "":
+					t.Errorf("%s container %s: readiness probe asks for %q, want \"\" (the readiness checks)", w, c.Name, *p.probe.GRPC.Service)
 				}
 			}
 			if c.Name == "gateway" || c.Name == "runtime" {

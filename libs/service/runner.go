@@ -139,7 +139,7 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		grpc.ChainStreamInterceptor(r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
 	}, opts.GRPCOptions...)
 	r.grpc = grpc.NewServer(sopts...)
-	healthpb.RegisterHealthServer(r.grpc, r.health)
+	healthpb.RegisterHealthServer(r.grpc, readyHealth{Server: r.health, r: r})
 	reflection.Register(r.grpc)
 	r.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 
@@ -194,8 +194,9 @@ func (r *Runner) AddHTTPListener(name, addr string, srv *http.Server, wrap func(
 	r.listeners = append(r.listeners, &listener{name: name, addr: addr, http: srv, wrap: wrap})
 }
 
-// AddReadiness adds a check that /readyz runs: the service is ready when
-// it is started, not closing, and every check returns nil. Checks must be
+// AddReadiness adds a check that /readyz and the gRPC health check of ""
+// run: the service is ready when it is started, not closing, and every
+// check returns nil. Checks must be
 // quick and safe for concurrent use.
 func (r *Runner) AddReadiness(name string, check func() error) {
 	r.mu.Lock()
@@ -247,6 +248,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		go r.serve(l)
 	}
 	r.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	r.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	for name := range r.grpc.GetServiceInfo() {
 		r.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
@@ -414,6 +416,38 @@ func (r *Runner) stop(ctx context.Context, l *listener) error {
 func (r *Runner) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+}
+
+// LivenessService is the grpc.health.v1 service name that is SERVING from
+// Start until Close whatever the readiness checks say: the liveness probe
+// (a Kubernetes grpc probe with service mu.liveness), where "" is the
+// readiness probe.
+const LivenessService = "mu.liveness"
+
+// readyHealth is grpc.health.v1 whose overall status ("") also runs the
+// readiness checks of AddReadiness, so a gRPC health probe (Kubernetes'
+// native grpc probe) agrees with /readyz. Named services keep their
+// static status, as does Watch.
+type readyHealth struct {
+	*health.Server
+	r *Runner
+}
+
+// Check answers NOT_SERVING for "" while a readiness check fails.
+func (h readyHealth) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	resp, err := h.Server.Check(ctx, req)
+	if err != nil || req.GetService() != "" || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return resp, err
+	}
+	h.r.mu.Lock()
+	checks := append([]readyCheck(nil), h.r.ready...)
+	h.r.mu.Unlock()
+	for _, c := range checks {
+		if c.check() != nil {
+			return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
+		}
+	}
+	return resp, nil
 }
 
 func (r *Runner) serveReadyz(w http.ResponseWriter, _ *http.Request) {

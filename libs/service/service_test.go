@@ -60,8 +60,31 @@ func TestRunner_AdminServesMetricsHealthAndReadiness(t *testing.T) {
 	if code, body := get(t, admin+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
+	conn, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	healthOf := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		hr, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("health of %q: %v", service, err)
+		}
+		return hr.GetStatus()
+	}
 	if code, body := get(t, admin+"/readyz"); code != 503 || !strings.Contains(body, "warm: warming up") {
 		t.Errorf("/readyz before ready = %d %q", code, body)
+	}
+	// A gRPC health probe (Kubernetes' grpc probe) agrees with /readyz.
+	if s := healthOf(""); s != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("grpc health before ready = %v", s)
+	}
+	if s := healthOf("grpc.health.v1.Health"); s != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("a named service's health = %v, want its own status", s)
+	}
+	if s := healthOf(LivenessService); s != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness before ready = %v: a service warming up is alive", s)
 	}
 	mu.Lock()
 	readyErr = nil
@@ -69,18 +92,11 @@ func TestRunner_AdminServesMetricsHealthAndReadiness(t *testing.T) {
 	if code, _ := get(t, admin+"/readyz"); code != 200 {
 		t.Errorf("/readyz when ready = %d", code)
 	}
-
-	conn, err := grpc.NewClient(r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	hr, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
-	if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health = %v, %v", hr, err)
+	if s := healthOf(""); s != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("grpc health when ready = %v", s)
 	}
 	code, body := get(t, admin+"/metrics")
-	if code != 200 || !strings.Contains(body, `grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 1`) {
+	if code != 200 || !strings.Contains(body, `grpc_server_handled_total{grpc_code="OK",grpc_method="Check",grpc_service="grpc.health.v1.Health",grpc_type="unary"} 4`) {
 		t.Errorf("/metrics lacks the gRPC metrics of the health check: %d\n%s", code, body)
 	}
 	if !strings.Contains(body, "go_goroutines") {

@@ -97,10 +97,15 @@ spec:
       startupProbe:
         grpc:
           port: 9090
+          service: mu.liveness
         periodSeconds: {{ $v.startupProbe.periodSeconds }}
         failureThreshold: {{ $v.startupProbe.failureThreshold }}
         timeoutSeconds: 2
       {{- end }}
+      # grpc.health.v1 "" is SERVING when the service is ready (its
+      # readiness checks pass: what /readyz says); mu.liveness is SERVING
+      # from start to shutdown, so a service waiting on TiKV or the ledger is
+      # taken out of its Service, not restarted.
       readinessProbe:
         grpc:
           port: 9090
@@ -110,6 +115,7 @@ spec:
       livenessProbe:
         grpc:
           port: 9090
+          service: mu.liveness
         {{- if ne $c "runtime" }}
         initialDelaySeconds: 10
         {{- end }}
