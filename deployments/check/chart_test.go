@@ -609,11 +609,26 @@ func checkPolicy(t *testing.T, r *rendered) {
 	if pdbs == 0 && !strings.Contains(r.name, "no-pdb") {
 		t.Errorf("no PodDisruptionBudgets rendered")
 	}
+	// Limits that meet agree: the gateway sizes requests for the frames
+	// the runtimes accept, and waits at least as long as a call may run.
+	configs := map[string]map[string]any{}
+	for _, w := range r.workloads {
+		for _, c := range w.pod.Spec.Containers {
+			configs[c.Name] = r.serviceConfig(t, w, c)
+		}
+	}
+	gwFrame, rtFrame := fmt.Sprint(configs["gateway"]["runtime_max_frame_size"]), fmt.Sprint(configs["runtime"]["max_frame_size"])
+	if gwFrame != rtFrame {
+		t.Errorf("gateway runtime_max_frame_size %s, runtime max_frame_size %s: they must be equal", gwFrame, rtFrame)
+	}
+	if call, invoke := dur(t, configs["runtime"], "call_timeout", 10*time.Second), dur(t, configs["gateway"], "invoke_timeout", 30*time.Second); invoke < call {
+		t.Errorf("gateway invoke_timeout %v is shorter than the runtime's call_timeout %v", invoke, call)
+	}
 	// Graceful termination outlasts the drain: leave the ring, wait,
 	// then drain within shutdown_timeout.
 	for _, w := range r.workloads {
 		for _, c := range w.pod.Spec.Containers {
-			cfg := r.serviceConfig(t, w, c)
+			cfg := configs[c.Name]
 			need := dur(t, cfg, "shutdown_timeout", 30*time.Second)
 			if c.Name == "runtime" || c.Name == "gateway" {
 				need += dur(t, cfg, "cluster_leave_timeout", 2*time.Second)
