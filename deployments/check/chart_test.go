@@ -708,7 +708,7 @@ var (
 		"spec.nodeName":      "node-1",
 	}
 	secretPlaceholders = map[string]string{
-		"MU_STORAGE_URL_SIGNING_KEY": strings.Repeat("ab", 32),
+		"MU_STORAGE_URL_SIGNING_KEY":    strings.Repeat("ab", 32),
 		"MU_GATEWAY_CLUSTER_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"MU_RUNTIME_CLUSTER_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	}
