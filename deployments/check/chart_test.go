@@ -624,6 +624,21 @@ func checkPolicy(t *testing.T, r *rendered) {
 	if call, invoke := dur(t, configs["runtime"], "call_timeout", 10*time.Second), dur(t, configs["gateway"], "invoke_timeout", 30*time.Second); invoke < call {
 		t.Errorf("gateway invoke_timeout %v is shorter than the runtime's call_timeout %v", invoke, call)
 	}
+	// The runtime's instance memory (active + idle budgets) stays within
+	// three quarters of its container's memory limit: the rest is the
+	// node's own, and a budget past the limit is an OOM kill, not a 503.
+	for _, w := range r.workloads {
+		for _, c := range w.pod.Spec.Containers {
+			if c.Name != "runtime" {
+				continue
+			}
+			active, idle := bytesOf(t, configs["runtime"], "active_memory_budget", 8<<30), bytesOf(t, configs["runtime"], "idle_memory_budget", 1<<30)
+			limit := c.Resources.Limits.Memory().Value()
+			if 4*(active+idle) > 3*limit {
+				t.Errorf("%s: active_memory_budget %d + idle_memory_budget %d is more than 3/4 of the memory limit %d", w, active, idle, limit)
+			}
+		}
+	}
 	// Graceful termination outlasts the drain: leave the ring, wait,
 	// then drain within shutdown_timeout.
 	for _, w := range r.workloads {
@@ -663,6 +678,26 @@ func serviceHasPort(svc *corev1.Service, b networkingv1.ServiceBackendPort) bool
 		}
 	}
 	return false
+}
+
+func bytesOf(t *testing.T, cfg map[string]any, key string, def int64) int64 {
+	t.Helper()
+	v, ok := cfg[key]
+	if !ok {
+		return def
+	}
+	switch n := v.(type) {
+	case int:
+		return int64(n)
+	case int64:
+		return n
+	case uint64:
+		return int64(n)
+	case float64:
+		return int64(n)
+	}
+	t.Errorf("%s: %v is not a number of bytes", key, v)
+	return def
 }
 
 func dur(t *testing.T, cfg map[string]any, key string, def time.Duration) time.Duration {
