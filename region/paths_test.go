@@ -184,9 +184,24 @@ func TestPaths_ClusterCallsEveryOwnerInProcess(t *testing.T) {
 			t.Fatalf("the gateway never saw the 3 runtimes: %v %v", pl, err)
 		}
 	}
-	const stacks = 12
+	// With three nodes every one owns at least a quarter of the id space
+	// under XOR distance, so 12 random stacks leave one of them without any
+	// about 6% of the time: deploy until each owns one (or 48 stacks, when
+	// (3/4)^48 makes a miss a real failure).
+	ownsAll := func() bool {
+		pl, err := r.Gateway().Client().Placement(ctx, &gatewayv1.PlacementRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range pl.GetMembers() {
+			if m.GetOwnedStacks() == 0 {
+				return false
+			}
+		}
+		return true
+	}
 	var sent int
-	for range stacks {
+	for stacks := 0; stacks < 12 || (stacks < 48 && !ownsAll()); stacks++ {
 		id, _, _ := ids.NewStackID()
 		if err := r.Deploy(ctx, id, 1, m, bins); err != nil {
 			t.Fatal(err)
