@@ -22,8 +22,10 @@ import (
 const (
 	testRegion = "5ZWj7a1f8tWkjBESHKgrLmXshuXxqeY9SYcfbshpAqPG"
 	// converge bounds how long the tests wait for what should take a few
-	// gossip rounds; generous so that a loaded CI machine never flakes.
-	converge = 10 * time.Second
+	// gossip rounds; generous so that a loaded CI machine never flakes
+	// (10 s once did not suffice for 5 members in CI, 2026-12-03, with no
+	// record of who missed whom: cluster now logs that on failure).
+	converge = 20 * time.Second
 )
 
 // testConfig is DefaultConfig on loopback with a free port; the join
@@ -242,14 +244,32 @@ func cluster(t *testing.T, n int, cfg Config) []*node {
 	for i := 1; i < n; i++ {
 		nodes = append(nodes, start(t, fmt.Sprintf("n%d", i), join))
 	}
-	took := waitFor(t, converge, "all members see all", func() bool {
+	all := func() bool {
 		for _, x := range nodes {
 			if len(x.seen()) != n {
 				return false
 			}
 		}
 		return true
-	})
+	}
+	begin := time.Now()
+	for !all() && time.Since(begin) < converge {
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(begin)
+	if !all() {
+		// Say who misses whom, and what memberlist itself holds, so a
+		// failure here tells a lost OnChange from a member that gossip
+		// did not carry.
+		for _, x := range nodes {
+			var held []string
+			for _, m := range x.l.ml.Members() {
+				held = append(held, fmt.Sprintf("%s(state %d)", m.Name, m.State))
+			}
+			t.Errorf("%s: OnChange last showed %v; memberlist holds %v; OnChange calls %d", x.name(), names(x.seen()), held, x.calls.Load())
+		}
+		t.Fatalf("not within %v: all members see all", converge)
+	}
 	t.Logf("%d members converged %v after the last Start", n, took)
 	return nodes
 }
