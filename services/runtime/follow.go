@@ -305,6 +305,15 @@ func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindex
 		st = proto.CloneOf(st)
 		st.State, st.Enabled = chainindexerv1.StackState_STACK_STATE_DELETED, false
 	}
+	active := st.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE
+	if active {
+		// The enabled state at once (no I/O), so that no path serves a
+		// disabled stack while its turn in the queue is still to come,
+		// and before the wanted state is published: a call that finds
+		// the stack wanted (and would deploy it on demand) must already
+		// find it disabled.
+		f.s.SetStackEnabled(id, st.GetEnabled(), disabledReason(st))
+	}
 	f.mu.Lock()
 	w := f.want[id]
 	if w == nil {
@@ -315,10 +324,7 @@ func (f *chainFollow) onStack(_ context.Context, ev chainwatch.Event[*chainindex
 	w.gen++
 	w.binaries = manifestBinaries(st.GetManifest())
 	f.mu.Unlock()
-	if st.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE {
-		// The enabled state at once (no I/O), so that no path serves a
-		// disabled stack while its turn in the queue is still to come.
-		f.s.SetStackEnabled(id, st.GetEnabled(), disabledReason(st))
+	if active {
 		f.s.cluster.place(id)
 		if f.standby != nil {
 			f.standby.poke()
@@ -543,6 +549,11 @@ func (f *chainFollow) prepare(ctx context.Context, id ids.StackID) error {
 		return rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "the node is shutting down")
 	}
 	if st == nil || st.GetState() != chainindexerv1.StackState_STACK_STATE_ACTIVE {
+		return nil
+	}
+	if !st.GetEnabled() {
+		// Disabled since the caller looked (its second lookup says so):
+		// a call never deploys a disabled stack.
 		return nil
 	}
 	ch := f.flight.DoChan(id.String(), func() (any, error) { return nil, f.deployOnDemand(id) })
