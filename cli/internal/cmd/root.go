@@ -51,7 +51,9 @@ manifest, and runs the stack on any mu provider or on your own machine.`,
 		SilenceErrors: true, // Run reports errors and picks the exit code
 		SilenceUsage:  true,
 	}
-	root.AddCommand(newValidateCommand(), newRunCommand(), newBuildCommand(), newInitCommand(), newClusterCommand(), newUsageCommand(), newAuditCommand())
+	root.PersistentFlags().String("profile", "", "the profile (a region's endpoints, ledger and keypair; see mu config) to use instead of the current one")
+	root.AddCommand(newValidateCommand(), newRunCommand(), newBuildCommand(), newInitCommand(), newClusterCommand(), newUsageCommand(), newAuditCommand(),
+		newConfigCommand(), newKeygenCommand())
 	return root
 }
 

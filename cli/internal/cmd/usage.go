@@ -41,12 +41,24 @@ the recent burn per hour and the time left at that rate.
 
 --from and --to take an RFC 3339 time (2026-01-02T15:04:05Z) or a duration
 meaning that long ago (24h, 90m); the period is [from, to). Without
---billing, mu usage talks to the local region that 'mu run' or 'mu cluster
+--billing, mu usage asks the profile's billing (--profile, else the current
+profile; see mu config), else the local region that 'mu run' or 'mu cluster
 up' started (its addresses are recorded in region.json under the user's
 state directory). --json prints billing's answer as protojson, with exact
 amounts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if billing == "" {
+				c, _, err := loadUserConfig()
+				if err != nil {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				_, p, err := c.profile(profileFlag(cmd))
+				if err != nil {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				billing = p.Billing
+			}
 			return showUsage(cmd.Context(), cmd.OutOrStdout(), args[0], billing, from, to, asJSON, timeout, time.Now())
 		},
 	}

@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Setenv("MU_STATE_DIR", dir)
+	// Nor read or write the user's profiles and keys.
+	os.Setenv("MU_CONFIG_DIR", filepath.Join(dir, "config"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
