@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -96,7 +97,8 @@ type workload struct {
 	kind, name  string
 	labels      map[string]string
 	pod         corev1.PodTemplateSpec
-	serviceName string // a StatefulSet's governing Service
+	serviceName string   // a StatefulSet's governing Service
+	claims      []string // a StatefulSet's volumeClaimTemplates
 }
 
 func (w workload) String() string { return w.kind + "/" + w.name }
@@ -191,7 +193,11 @@ func load(t *testing.T, values string) *rendered {
 				t.Errorf("%s: Deployment/%s has no selector", r.name, o.Name)
 			}
 		case *appsv1.StatefulSet:
-			r.workloads = append(r.workloads, workload{kind: "StatefulSet", name: o.Name, labels: o.Spec.Selector.MatchLabels, pod: o.Spec.Template, serviceName: o.Spec.ServiceName})
+			w := workload{kind: "StatefulSet", name: o.Name, labels: o.Spec.Selector.MatchLabels, pod: o.Spec.Template, serviceName: o.Spec.ServiceName}
+			for _, c := range o.Spec.VolumeClaimTemplates {
+				w.claims = append(w.claims, c.Name)
+			}
+			r.workloads = append(r.workloads, w)
 		}
 	}
 	for _, w := range r.workloads {
@@ -449,7 +455,7 @@ func checkReferences(t *testing.T, r *rendered) {
 				}
 			}
 			for _, m := range c.VolumeMounts {
-				if !hasVolume(spec, m.Name) && !w.hasClaim(r, m.Name) {
+				if !hasVolume(spec, m.Name) && !slices.Contains(w.claims, m.Name) {
 					t.Errorf("%s container %s mounts %q, which is no volume", w, c.Name, m.Name)
 				}
 			}
@@ -480,19 +486,6 @@ func hasVolume(spec corev1.PodSpec, name string) bool {
 	for _, v := range spec.Volumes {
 		if v.Name == name {
 			return true
-		}
-	}
-	return false
-}
-
-func (w workload) hasClaim(r *rendered, name string) bool {
-	for _, o := range r.objects {
-		if s, ok := o.(*appsv1.StatefulSet); ok && s.Name == w.name {
-			for _, c := range s.Spec.VolumeClaimTemplates {
-				if c.Name == name {
-					return true
-				}
-			}
 		}
 	}
 	return false

@@ -439,10 +439,7 @@ func (h readyHealth) Check(ctx context.Context, req *healthpb.HealthCheckRequest
 	if err != nil || req.GetService() != "" || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		return resp, err
 	}
-	h.r.mu.Lock()
-	checks := append([]readyCheck(nil), h.r.ready...)
-	h.r.mu.Unlock()
-	for _, c := range checks {
+	for _, c := range h.r.readyChecks() {
 		if c.check() != nil {
 			return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
 		}
@@ -450,11 +447,18 @@ func (h readyHealth) Check(ctx context.Context, req *healthpb.HealthCheckRequest
 	return resp, nil
 }
 
+// readyChecks is a copy of the AddReadiness checks, to run without the lock.
+func (r *Runner) readyChecks() []readyCheck {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]readyCheck(nil), r.ready...)
+}
+
 func (r *Runner) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	r.mu.Lock()
 	started := r.started
-	checks := append([]readyCheck(nil), r.ready...)
 	r.mu.Unlock()
+	checks := r.readyChecks()
 	var problems []string
 	switch {
 	case r.isClosing.Load():

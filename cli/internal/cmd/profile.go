@@ -153,6 +153,29 @@ func (c *userConfig) profile(name string) (string, *Profile, error) {
 	return name, p, nil
 }
 
+// selected is the profile a command runs with, and the config it is in.
+type selected struct {
+	cfg     *userConfig
+	path    string // config.yaml
+	name    string // "" when there is no profile at all
+	profile *Profile
+}
+
+// selectProfile loads config.yaml and picks --profile, else the current
+// profile; every command that talks to a region starts here. Errors are
+// usage errors (exit 2) that name the file, the key or the profile.
+func selectProfile(cmd *cobra.Command) (selected, error) {
+	c, path, err := loadUserConfig()
+	if err != nil {
+		return selected{}, &exitError{code: ExitUsage, err: err}
+	}
+	name, p, err := c.profile(profileFlag(cmd))
+	if err != nil {
+		return selected{}, &exitError{code: ExitUsage, err: err}
+	}
+	return selected{c, path, name, p}, nil
+}
+
 // profileFlag is the root's --profile.
 func profileFlag(cmd *cobra.Command) string {
 	f := cmd.Flag("profile")
@@ -178,14 +201,11 @@ takes --profile NAME, and its own flags override the profile's values.`,
 		Short: "Print a profile (--profile, else the current one) and where it comes from",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, path, err := loadUserConfig()
+			sel, err := selectProfile(cmd)
 			if err != nil {
-				return &exitError{code: ExitUsage, err: err}
+				return err
 			}
-			name, p, err := c.profile(profileFlag(cmd))
-			if err != nil {
-				return &exitError{code: ExitUsage, err: err}
-			}
+			c, path, name, p := sel.cfg, sel.path, sel.name, sel.profile
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)

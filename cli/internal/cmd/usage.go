@@ -49,15 +49,11 @@ amounts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if billing == "" {
-				c, _, err := loadUserConfig()
+				sel, err := selectProfile(cmd)
 				if err != nil {
-					return &exitError{code: ExitUsage, err: err}
+					return err
 				}
-				_, p, err := c.profile(profileFlag(cmd))
-				if err != nil {
-					return &exitError{code: ExitUsage, err: err}
-				}
-				billing = p.Billing
+				billing = sel.profile.Billing
 			}
 			return showUsage(cmd.Context(), cmd.OutOrStdout(), args[0], billing, from, to, asJSON, timeout, time.Now())
 		},
