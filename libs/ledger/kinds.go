@@ -78,3 +78,53 @@ func (x Usage) IsZero() bool {
 	}
 	return true
 }
+
+// Set sets the rate of unit u (an unknown unit is ignored).
+func (r *Rates) Set(u Unit, rate uint64) {
+	switch u {
+	case UnitFunctionMBInstructions:
+		r.FunctionPerTeraMBInstructions = rate
+	case UnitDBReads:
+		r.DBPerMillionReads = rate
+	case UnitDBWrites:
+		r.DBPerMillionWrites = rate
+	case UnitDBStoredByteSeconds:
+		r.DBPerGiBMonthStored = rate
+	case UnitGatewayRequests:
+		r.GatewayPerMillionRequests = rate
+	case UnitGatewayTrafficBytes:
+		r.GatewayPerGiBTraffic = rate
+	case UnitStorageStoredByteSeconds:
+		r.StoragePerGiBMonthStored = rate
+	case UnitStorageTrafficBytes:
+		r.StoragePerGiBTraffic = rate
+	}
+}
+
+// Proto is the wire form of r.
+func (r Rates) Proto() *typesv1.Rates {
+	return &typesv1.Rates{
+		FunctionPerTeraMbInstructions: r.FunctionPerTeraMBInstructions,
+		DbPerMillionReads:             r.DBPerMillionReads,
+		DbPerMillionWrites:            r.DBPerMillionWrites,
+		DbPerGibMonthStored:           r.DBPerGiBMonthStored,
+		GatewayPerMillionRequests:     r.GatewayPerMillionRequests,
+		GatewayPerGibTraffic:          r.GatewayPerGiBTraffic,
+		StoragePerGibMonthStored:      r.StoragePerGiBMonthStored,
+		StoragePerGibTraffic:          r.StoragePerGiBTraffic,
+	}
+}
+
+// RatesFromProto reads the wire form of rates (nil is all zero).
+func RatesFromProto(r *typesv1.Rates) Rates {
+	return Rates{
+		FunctionPerTeraMBInstructions: r.GetFunctionPerTeraMbInstructions(),
+		DBPerMillionReads:             r.GetDbPerMillionReads(),
+		DBPerMillionWrites:            r.GetDbPerMillionWrites(),
+		DBPerGiBMonthStored:           r.GetDbPerGibMonthStored(),
+		GatewayPerMillionRequests:     r.GetGatewayPerMillionRequests(),
+		GatewayPerGiBTraffic:          r.GetGatewayPerGibTraffic(),
+		StoragePerGiBMonthStored:      r.GetStoragePerGibMonthStored(),
+		StoragePerGiBTraffic:          r.GetStoragePerGibTraffic(),
+	}
+}

@@ -104,7 +104,7 @@ func (s *Server) GetUsage(ctx context.Context, req *billingv1.GetUsageRequest) (
 	m, err := s.lookup(ctx, stack)
 	switch {
 	case err == nil:
-		r := ratesOf(m.region.GetRates())
+		r := ledger.RatesFromProto(m.region.GetRates())
 		rates = &r
 		resp.RegionId = m.region.GetId()
 		resp.Rates = m.region.GetRates()

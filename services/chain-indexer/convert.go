@@ -3,7 +3,6 @@ package chainindexer
 import (
 	"github.com/muprotocol/mu/libs/ledger"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
-	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	"github.com/muprotocol/mu/services/chain-indexer/internal/index"
 )
 
@@ -21,19 +20,6 @@ func providerProto(p ledger.Provider) *chainindexerv1.Provider {
 	}
 }
 
-func ratesProto(r ledger.Rates) *typesv1.Rates {
-	return &typesv1.Rates{
-		FunctionPerTeraMbInstructions: r.FunctionPerTeraMBInstructions,
-		DbPerMillionReads:             r.DBPerMillionReads,
-		DbPerMillionWrites:            r.DBPerMillionWrites,
-		DbPerGibMonthStored:           r.DBPerGiBMonthStored,
-		GatewayPerMillionRequests:     r.GatewayPerMillionRequests,
-		GatewayPerGibTraffic:          r.GatewayPerGiBTraffic,
-		StoragePerGibMonthStored:      r.StoragePerGiBMonthStored,
-		StoragePerGibTraffic:          r.StoragePerGiBTraffic,
-	}
-}
-
 func regionProto(r ledger.Region) *chainindexerv1.Region {
 	out := &chainindexerv1.Region{
 		Id:                         r.ID.Bytes(),
@@ -41,7 +27,7 @@ func regionProto(r ledger.Region) *chainindexerv1.Region {
 		RegionNum:                  r.Number,
 		Name:                       r.Name,
 		BaseUrl:                    r.BaseURL,
-		Rates:                      ratesProto(r.Rates),
+		Rates:                      r.Rates.Proto(),
 		MinEscrowBalance:           r.MinEscrowBalance,
 		MaxGigaInstructionsPerCall: r.MaxGigaInstructionsPerCall,
 		MinMemoryLimitBytes:        r.MinMemoryLimitBytes,
