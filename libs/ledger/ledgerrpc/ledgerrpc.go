@@ -111,7 +111,9 @@ func fromStatus(ctx context.Context, op string, err error) error {
 			return fmt.Errorf("%s: %w", op, ctx.Err())
 		}
 		return fmt.Errorf("%s: %w: %w", op, ledger.ErrUnavailable, err)
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.ResourceExhausted:
+		// RESOURCE_EXHAUSTED without a reason is gRPC's own: the request
+		// is over the host's message size limit.
 		return fmt.Errorf("%s: %w: %w", op, ledger.ErrInvalidArgument, err)
 	}
 	if _, ok := status.FromError(err); !ok {
