@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerpb"
 	"github.com/muprotocol/mu/libs/ledger/local"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
@@ -146,19 +147,6 @@ type indexer struct {
 	l                                        ledger.Ledger
 }
 
-func pbRates(r ledger.Rates) *typesv1.Rates {
-	return &typesv1.Rates{
-		FunctionPerTeraMbInstructions: r.FunctionPerTeraMBInstructions,
-		DbPerMillionReads:             r.DBPerMillionReads,
-		DbPerMillionWrites:            r.DBPerMillionWrites,
-		DbPerGibMonthStored:           r.DBPerGiBMonthStored,
-		GatewayPerMillionRequests:     r.GatewayPerMillionRequests,
-		GatewayPerGibTraffic:          r.GatewayPerGiBTraffic,
-		StoragePerGibMonthStored:      r.StoragePerGiBMonthStored,
-		StoragePerGibTraffic:          r.StoragePerGiBTraffic,
-	}
-}
-
 func (x indexer) ListStacks(ctx context.Context, req *chainindexerv1.ListStacksRequest, _ ...grpc.CallOption) (*chainindexerv1.ListStacksResponse, error) {
 	resp := &chainindexerv1.ListStacksResponse{}
 	for _, id := range req.GetStackIds() {
@@ -182,7 +170,7 @@ func (x indexer) ListRegions(ctx context.Context, _ *chainindexerv1.ListRegionsR
 	}
 	resp := &chainindexerv1.ListRegionsResponse{}
 	for _, r := range rs {
-		resp.Regions = append(resp.Regions, &chainindexerv1.Region{Id: r.ID.Bytes(), ProviderId: r.Provider.Bytes(), Rates: pbRates(r.Rates), MinEscrowBalance: r.MinEscrowBalance})
+		resp.Regions = append(resp.Regions, &chainindexerv1.Region{Id: r.ID.Bytes(), ProviderId: r.Provider.Bytes(), Rates: ledgerpb.RatesProto(r.Rates), MinEscrowBalance: r.MinEscrowBalance})
 	}
 	return resp, nil
 }

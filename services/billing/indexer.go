@@ -70,20 +70,6 @@ func (s *Server) lookup(ctx context.Context, stack ledger.Pubkey) (*market, erro
 	return m, nil
 }
 
-// ratesOf converts the indexer's rates to the ledger's.
-func ratesOf(r *typesv1.Rates) ledger.Rates {
-	return ledger.Rates{
-		FunctionPerTeraMBInstructions: r.GetFunctionPerTeraMbInstructions(),
-		DBPerMillionReads:             r.GetDbPerMillionReads(),
-		DBPerMillionWrites:            r.GetDbPerMillionWrites(),
-		DBPerGiBMonthStored:           r.GetDbPerGibMonthStored(),
-		GatewayPerMillionRequests:     r.GetGatewayPerMillionRequests(),
-		GatewayPerGiBTraffic:          r.GetGatewayPerGibTraffic(),
-		StoragePerGiBMonthStored:      r.GetStoragePerGibMonthStored(),
-		StoragePerGiBTraffic:          r.GetStoragePerGibTraffic(),
-	}
-}
-
 func u128pb(x ledger.Uint128) *typesv1.Uint128 { return &typesv1.Uint128{Hi: x.Hi, Lo: x.Lo} }
 
 // totals converts amounts to UsageTotals (non-zero kinds, in kind order:

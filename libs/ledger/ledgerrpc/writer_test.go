@@ -206,18 +206,26 @@ func (w *world) writes() []struct {
 		as   *ledger.Keypair
 		do   func(c ledger.Writer, s ledger.Signer) error
 	}{
-		{"Initialize", w.auth, func(c ledger.Writer, s ledger.Signer) error { return c.Initialize(ctx, s, ledger.InitParams{ProviderDeposit: 5}) }},
+		{"Initialize", w.auth, func(c ledger.Writer, s ledger.Signer) error {
+			return c.Initialize(ctx, s, ledger.InitParams{ProviderDeposit: 5})
+		}},
 		{"Mint", w.auth, func(c ledger.Writer, s ledger.Signer) error { return c.Mint(ctx, s, w.dev.Pubkey(), 3) }},
 		{"Transfer", w.dev, func(c ledger.Writer, s ledger.Signer) error { return c.Transfer(ctx, s, w.bob.Pubkey(), 3) }},
 		{"CreateProvider", w.bob, func(c ledger.Writer, s ledger.Signer) error { _, err := c.CreateProvider(ctx, s, "bob"); return err }},
 		{"AuthorizeProvider", w.auth, func(c ledger.Writer, s ledger.Signer) error { return c.AuthorizeProvider(ctx, s, w.provider.ID) }},
 		{"UpdateProviderDeposit", w.auth, func(c ledger.Writer, s ledger.Signer) error { return c.UpdateProviderDeposit(ctx, s, 7) }},
 		{"CreateRegion", w.prov, func(c ledger.Writer, s ledger.Signer) error { _, err := c.CreateRegion(ctx, s, 2, cfg); return err }},
-		{"UpdateRegion", w.prov, func(c ledger.Writer, s ledger.Signer) error { _, err := c.UpdateRegion(ctx, s, w.region.ID, cfg); return err }},
+		{"UpdateRegion", w.prov, func(c ledger.Writer, s ledger.Signer) error {
+			_, err := c.UpdateRegion(ctx, s, w.region.ID, cfg)
+			return err
+		}},
 		{"CreateUsageSigner", w.prov, func(c ledger.Writer, s ledger.Signer) error {
 			return c.CreateUsageSigner(ctx, s, w.region.ID, w.usage.Pubkey())
 		}},
-		{"CreateEscrow", w.bob, func(c ledger.Writer, s ledger.Signer) error { _, err := c.CreateEscrow(ctx, s, w.provider.ID); return err }},
+		{"CreateEscrow", w.bob, func(c ledger.Writer, s ledger.Signer) error {
+			_, err := c.CreateEscrow(ctx, s, w.provider.ID)
+			return err
+		}},
 		{"RechargeEscrow", w.dev, func(c ledger.Writer, s ledger.Signer) error {
 			_, err := c.RechargeEscrow(ctx, s, w.provider.ID, 3)
 			return err
