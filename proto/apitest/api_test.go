@@ -109,9 +109,9 @@ var services = []serviceSpec{
 		},
 	},
 	{
-		file:    ledgerv1.File_mu_ledger_v1_ledger_proto,
-		grpc:    &ledgerv1.LedgerService_ServiceDesc,
-		name:    "mu.ledger.v1.LedgerService",
+		file: ledgerv1.File_mu_ledger_v1_ledger_proto,
+		grpc: &ledgerv1.LedgerService_ServiceDesc,
+		name: "mu.ledger.v1.LedgerService",
 		methods: map[string]string{
 			"Initialize": unary, "Mint": unary, "Transfer": unary,
 			"CreateProvider": unary, "AuthorizeProvider": unary, "UpdateProviderDeposit": unary,
