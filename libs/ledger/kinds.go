@@ -100,31 +100,3 @@ func (r *Rates) Set(u Unit, rate uint64) {
 		r.StoragePerGiBTraffic = rate
 	}
 }
-
-// Proto is the wire form of r.
-func (r Rates) Proto() *typesv1.Rates {
-	return &typesv1.Rates{
-		FunctionPerTeraMbInstructions: r.FunctionPerTeraMBInstructions,
-		DbPerMillionReads:             r.DBPerMillionReads,
-		DbPerMillionWrites:            r.DBPerMillionWrites,
-		DbPerGibMonthStored:           r.DBPerGiBMonthStored,
-		GatewayPerMillionRequests:     r.GatewayPerMillionRequests,
-		GatewayPerGibTraffic:          r.GatewayPerGiBTraffic,
-		StoragePerGibMonthStored:      r.StoragePerGiBMonthStored,
-		StoragePerGibTraffic:          r.StoragePerGiBTraffic,
-	}
-}
-
-// RatesFromProto reads the wire form of rates (nil is all zero).
-func RatesFromProto(r *typesv1.Rates) Rates {
-	return Rates{
-		FunctionPerTeraMBInstructions: r.GetFunctionPerTeraMbInstructions(),
-		DBPerMillionReads:             r.GetDbPerMillionReads(),
-		DBPerMillionWrites:            r.GetDbPerMillionWrites(),
-		DBPerGiBMonthStored:           r.GetDbPerGibMonthStored(),
-		GatewayPerMillionRequests:     r.GetGatewayPerMillionRequests(),
-		GatewayPerGiBTraffic:          r.GetGatewayPerGibTraffic(),
-		StoragePerGiBMonthStored:      r.GetStoragePerGibMonthStored(),
-		StoragePerGiBTraffic:          r.GetStoragePerGibTraffic(),
-	}
-}

@@ -60,9 +60,45 @@ const (
 	// (package libs/ledger) a write can end with; the client maps them
 	// back to the same sentinels.
 
-	// StackNotFound: the ledger has no such stack (NOT_FOUND; the
-	// ledger's ErrNotFound).
+	// StackNotFound: the ledger has no such stack; what UpdateUsage
+	// answers for the ledger's ErrNotFound (NOT_FOUND).
 	StackNotFound Reason = "STACK_NOT_FOUND"
+	// AccountNotFound: the account a write names (provider, escrow,
+	// stack) does not exist (NOT_FOUND; ErrNotFound).
+	AccountNotFound Reason = "ACCOUNT_NOT_FOUND"
+	// AccountExists: the account a write creates exists already: the
+	// signer's provider, a region number, a stack seed, an escrow
+	// (ALREADY_EXISTS; ErrAlreadyExists).
+	AccountExists Reason = "ACCOUNT_EXISTS"
+	// UnknownRegion: the region named does not exist (NOT_FOUND;
+	// ErrUnknownRegion).
+	UnknownRegion Reason = "UNKNOWN_REGION"
+	// ProviderNotAuthorized: the provider is not authorized yet
+	// (FAILED_PRECONDITION; ErrUnauthorizedProvider).
+	ProviderNotAuthorized Reason = "PROVIDER_NOT_AUTHORIZED"
+	// InsufficientFunds: a wallet cannot pay a deposit, recharge or
+	// transfer (FAILED_PRECONDITION; ErrInsufficientFunds).
+	InsufficientFunds Reason = "INSUFFICIENT_FUNDS"
+	// InsufficientEscrow: an escrow holds less than a withdrawal asks
+	// for, or less than a region's minimum at stack creation
+	// (FAILED_PRECONDITION; ErrInsufficientEscrow).
+	InsufficientEscrow Reason = "INSUFFICIENT_ESCROW"
+	// BelowRegionMinimum: a withdrawal would leave active stacks under
+	// their region's minimum escrow balance (FAILED_PRECONDITION;
+	// ErrBelowMinimum).
+	BelowRegionMinimum Reason = "BELOW_REGION_MINIMUM"
+	// StackDeleted: the stack was deleted and cannot be changed
+	// (FAILED_PRECONDITION; ErrStackDeleted).
+	StackDeleted Reason = "STACK_DELETED"
+	// LedgerAlreadyInitialized: the ledger's state account exists
+	// (ALREADY_EXISTS; ErrAlreadyInitialized).
+	LedgerAlreadyInitialized Reason = "LEDGER_ALREADY_INITIALIZED"
+	// ChangesCompacted: the ledger no longer keeps the changes asked for;
+	// read the accounts again (OUT_OF_RANGE; ErrCompacted).
+	ChangesCompacted Reason = "CHANGES_COMPACTED"
+	// LedgerUnavailable: the ledger's store failed or it is closing; the
+	// call may be retried (UNAVAILABLE; ErrUnavailable).
+	LedgerUnavailable Reason = "LEDGER_UNAVAILABLE"
 	// BadSigner: a signature is missing or does not verify, or the key
 	// that signed is not the one the rules require, such as the region's
 	// usage signer (PERMISSION_DENIED; ErrBadSigner).

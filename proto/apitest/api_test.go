@@ -109,10 +109,17 @@ var services = []serviceSpec{
 		},
 	},
 	{
-		file:    ledgerv1.File_mu_ledger_v1_ledger_proto,
-		grpc:    &ledgerv1.LedgerService_ServiceDesc,
-		name:    "mu.ledger.v1.LedgerService",
-		methods: map[string]string{"UpdateUsage": unary},
+		file: ledgerv1.File_mu_ledger_v1_ledger_proto,
+		grpc: &ledgerv1.LedgerService_ServiceDesc,
+		name: "mu.ledger.v1.LedgerService",
+		methods: map[string]string{
+			"Initialize": unary, "Mint": unary, "Transfer": unary,
+			"CreateProvider": unary, "AuthorizeProvider": unary, "UpdateProviderDeposit": unary,
+			"CreateRegion": unary, "UpdateRegion": unary, "CreateUsageSigner": unary,
+			"CreateEscrow": unary, "RechargeEscrow": unary, "WithdrawEscrow": unary,
+			"CreateStack": unary, "UpdateStack": unary, "DeleteStack": unary,
+			"UpdateUsage": unary, "GetState": unary, "GetBalance": unary,
+		},
 	},
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerpb"
 	"github.com/muprotocol/mu/libs/ledger/local"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
@@ -169,7 +170,7 @@ func (x indexer) ListRegions(ctx context.Context, _ *chainindexerv1.ListRegionsR
 	}
 	resp := &chainindexerv1.ListRegionsResponse{}
 	for _, r := range rs {
-		resp.Regions = append(resp.Regions, &chainindexerv1.Region{Id: r.ID.Bytes(), ProviderId: r.Provider.Bytes(), Rates: r.Rates.Proto(), MinEscrowBalance: r.MinEscrowBalance})
+		resp.Regions = append(resp.Regions, &chainindexerv1.Region{Id: r.ID.Bytes(), ProviderId: r.Provider.Bytes(), Rates: ledgerpb.RatesProto(r.Rates), MinEscrowBalance: r.MinEscrowBalance})
 	}
 	return resp, nil
 }

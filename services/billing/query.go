@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerpb"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 )
 
@@ -104,7 +105,7 @@ func (s *Server) GetUsage(ctx context.Context, req *billingv1.GetUsageRequest) (
 	m, err := s.lookup(ctx, stack)
 	switch {
 	case err == nil:
-		r := ledger.RatesFromProto(m.region.GetRates())
+		r := ledgerpb.ParseRates(m.region.GetRates())
 		rates = &r
 		resp.RegionId = m.region.GetId()
 		resp.Rates = m.region.GetRates()

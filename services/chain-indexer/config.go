@@ -25,14 +25,16 @@ type Config struct {
 	// precedence over it.
 	Ledger LedgerConfig
 	// ServeLedger also serves the hosted local ledger's writes on
-	// grpc_addr as mu.ledger.v1.LedgerService (update_usage, which billing
-	// sends when it runs in another process). Every write is
-	// signature-checked as a chain checks a transaction: the caller sends
-	// the public key and ed25519 signature of the key the ledger rules
-	// require (the region's usage signer), the node holds no key, and a
-	// forged, altered or replayed write is refused. Applies when the node
-	// hosts the ledger (ledger_backend local, or a ledger given in
-	// process).
+	// grpc_addr as mu.ledger.v1.LedgerService: every write (update_usage,
+	// which billing sends when it runs in another process, and the
+	// marketplace writes the mu CLI sends) plus the state and wallet
+	// balances. Every write is signature-checked as a chain checks a
+	// transaction: the caller sends the public key and ed25519 signature
+	// of the key the ledger rules require (the authority, the provider's
+	// or stack's owner, the region's usage signer), the node holds no
+	// key, and a forged, altered or replayed write is refused. Applies
+	// when the node hosts the ledger (ledger_backend local, or a ledger
+	// given in process).
 	ServeLedger bool
 
 	// DataDir is where the indexer keeps its view (the file view.bin:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerpb"
 	"github.com/muprotocol/mu/services/chain-indexer/internal/index"
 )
 
@@ -263,13 +264,13 @@ func (f *follower) resync(ctx context.Context) error {
 		objs[k] = o
 	}
 	for _, p := range providers {
-		put(index.Object{Provider: providerProto(p)})
+		put(index.Object{Provider: ledgerpb.ProviderProto(p)})
 	}
 	for _, r := range regions {
-		put(index.Object{Region: regionProto(r)})
+		put(index.Object{Region: ledgerpb.RegionProto(r)})
 	}
 	for _, s := range stacks {
-		put(index.Object{Stack: stackProto(s)})
+		put(index.Object{Stack: ledgerpb.StackProto(s)})
 	}
 	for _, e := range escrows {
 		put(index.Object{Escrow: escrowProto(e)})

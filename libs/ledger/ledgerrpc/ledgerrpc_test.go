@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func newMarket(t *testing.T) *market {
 
 // serve serves l's LedgerService on 127.0.0.1:0 and returns a client
 // connection and a function that stops the server.
-func serve(t *testing.T, l ledger.UsageUpdater) (*grpc.ClientConn, func()) {
+func serve(t *testing.T, l ledger.Writer, opts ...grpc.DialOption) (*grpc.ClientConn, func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -96,7 +95,8 @@ func serve(t *testing.T, l ledger.UsageUpdater) (*grpc.ClientConn, func()) {
 	ledgerv1.RegisterLedgerServiceServer(srv, ledgerrpc.NewServer(l))
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(lis.Addr().String(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,40 +358,78 @@ func TestServer_InvalidRequestsNameTheField(t *testing.T) {
 }
 
 func TestClient_MapsEveryLedgerErrorBack(t *testing.T) {
+	seenReasons := map[rpcerr.Reason]error{}
 	for _, tc := range []struct {
 		sentinel error
 		code     codes.Code
 	}{
+		{ledger.ErrNotInitialized, codes.FailedPrecondition},
+		{ledger.ErrAlreadyInitialized, codes.AlreadyExists},
 		{ledger.ErrNotFound, codes.NotFound},
+		{ledger.ErrAlreadyExists, codes.AlreadyExists},
+		{ledger.ErrUnknownRegion, codes.NotFound},
+		{ledger.ErrUnauthorizedProvider, codes.FailedPrecondition},
 		{ledger.ErrBadSigner, codes.PermissionDenied},
 		{ledger.ErrReplayedSeed, codes.AlreadyExists},
-		{ledger.ErrOverflow, codes.InvalidArgument},
+		{ledger.ErrInsufficientFunds, codes.FailedPrecondition},
+		{ledger.ErrInsufficientEscrow, codes.FailedPrecondition},
+		{ledger.ErrBelowMinimum, codes.FailedPrecondition},
+		{ledger.ErrStackDeleted, codes.FailedPrecondition},
 		{ledger.ErrInvalidArgument, codes.InvalidArgument},
-		{ledger.ErrNotInitialized, codes.FailedPrecondition},
+		{ledger.ErrOverflow, codes.InvalidArgument},
+		{ledger.ErrCompacted, codes.OutOfRange},
 		{ledger.ErrUnavailable, codes.Unavailable},
 	} {
 		t.Run(tc.sentinel.Error(), func(t *testing.T) {
-			answer := fmt.Errorf("ledger: update usage: %w: the detail", tc.sentinel)
-			cc, _ := serve(t, failing{answer})
-			_, err := ledgerrpc.NewClient(cc).UpdateUsage(t.Context(), key(t, "x"), ledger.Pubkey{1}, ledger.U128(1), ledger.Usage{})
-			if !errors.Is(err, tc.sentinel) || status.Code(err) != tc.code {
-				t.Fatalf("got %v (code %v), want %v over %v", err, status.Code(err), tc.sentinel, tc.code)
-			}
-			if !strings.Contains(err.Error(), "the detail") {
-				t.Errorf("%q lost the server's message", err)
-			}
-			for _, other := range []error{ledger.ErrNotFound, ledger.ErrBadSigner, ledger.ErrReplayedSeed, ledger.ErrUnavailable} {
-				if other != tc.sentinel && errors.Is(err, other) {
-					t.Errorf("%v also matches %v", err, other)
+			answer := fmt.Errorf("ledger: withdraw escrow: %w: escrow holds 10, region minimum 1000", tc.sentinel)
+			cc, _ := serve(t, failing{err: answer})
+			c := ledgerrpc.NewClient(cc)
+			_, usageErr := c.UpdateUsage(t.Context(), key(t, "x"), ledger.Pubkey{1}, ledger.U128(1), ledger.Usage{})
+			_, withdrawErr := c.WithdrawEscrow(t.Context(), key(t, "x"), ledger.Pubkey{2}, 5)
+			for _, err := range []error{usageErr, withdrawErr} {
+				if !errors.Is(err, tc.sentinel) || status.Code(err) != tc.code {
+					t.Fatalf("got %v (code %v), want %v over %v", err, status.Code(err), tc.sentinel, tc.code)
 				}
+				for _, m := range allSentinels {
+					if m != tc.sentinel && errors.Is(err, m) {
+						t.Errorf("%v also matches %v", err, m)
+					}
+				}
+			}
+			// The ledger's text reaches the caller as it was (people read it).
+			if withdrawErr.Error() != answer.Error() {
+				t.Errorf("client error %q, the ledger said %q", withdrawErr, answer)
+			}
+			if reason := rpcerr.ReasonOf(withdrawErr); reason == "" || seenReasons[reason] != nil && seenReasons[reason] != tc.sentinel {
+				t.Errorf("reason %q of %v is empty or shared with %v", reason, tc.sentinel, seenReasons[reason])
+			} else {
+				seenReasons[reason] = tc.sentinel
 			}
 		})
 	}
+	if len(seenReasons) != len(allSentinels) {
+		t.Errorf("%d reasons for %d sentinels", len(seenReasons), len(allSentinels))
+	}
 }
 
-// failing is a ledger whose UpdateUsage always fails with err.
-type failing struct{ err error }
+var allSentinels = []error{
+	ledger.ErrNotInitialized, ledger.ErrAlreadyInitialized, ledger.ErrNotFound, ledger.ErrAlreadyExists,
+	ledger.ErrUnknownRegion, ledger.ErrUnauthorizedProvider, ledger.ErrBadSigner, ledger.ErrReplayedSeed,
+	ledger.ErrInsufficientFunds, ledger.ErrInsufficientEscrow, ledger.ErrBelowMinimum, ledger.ErrStackDeleted,
+	ledger.ErrInvalidArgument, ledger.ErrOverflow, ledger.ErrCompacted, ledger.ErrUnavailable,
+}
+
+// failing is a ledger whose UpdateUsage and WithdrawEscrow always fail
+// with err (its other methods are not called).
+type failing struct {
+	ledger.Writer
+	err error
+}
 
 func (f failing) UpdateUsage(context.Context, ledger.Signer, ledger.Pubkey, ledger.Uint128, ledger.Usage) (ledger.UsageResult, error) {
 	return ledger.UsageResult{}, f.err
+}
+
+func (f failing) WithdrawEscrow(context.Context, ledger.Signer, ledger.Pubkey, uint64) (ledger.Escrow, error) {
+	return ledger.Escrow{}, f.err
 }

@@ -101,7 +101,7 @@ type escrowArgs struct {
 // CreateEscrow opens the signer's escrow with provider; see ledger.Ledger.
 func (l *Ledger) CreateEscrow(ctx context.Context, developer ledger.Signer, provider ledger.Pubkey) (ledger.Escrow, error) {
 	op := fmt.Sprintf("create escrow with provider %s", provider)
-	signer, err := authorize(op, "create_escrow", developer, escrowArgs{Provider: provider})
+	signer, err := authorize(op, developer, createEscrowInstr(provider))
 	if err != nil {
 		return ledger.Escrow{}, err
 	}
@@ -136,7 +136,7 @@ func (l *Ledger) CreateEscrow(ctx context.Context, developer ledger.Signer, prov
 // has none).
 func (l *Ledger) RechargeEscrow(ctx context.Context, developer ledger.Signer, provider ledger.Pubkey, amount uint64) (ledger.Escrow, error) {
 	op := fmt.Sprintf("recharge escrow with provider %s", provider)
-	return l.moveEscrow(ctx, op, "recharge_escrow", developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
+	return l.moveEscrow(ctx, op, rechargeEscrowInstr(provider, amount), developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
 		if err := w.debit(signer, amount, "the recharge"); err != nil {
 			return old, nil, err
 		}
@@ -160,7 +160,7 @@ func (l *Ledger) RechargeEscrow(ctx context.Context, developer ledger.Signer, pr
 // ledger.Ledger.
 func (l *Ledger) WithdrawEscrow(ctx context.Context, developer ledger.Signer, provider ledger.Pubkey, amount uint64) (ledger.Escrow, error) {
 	op := fmt.Sprintf("withdraw from escrow with provider %s", provider)
-	return l.moveEscrow(ctx, op, "withdraw_escrow", developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
+	return l.moveEscrow(ctx, op, withdrawEscrowInstr(provider, amount), developer, provider, amount, func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error) {
 		if old.Balance < amount {
 			return old, nil, w.fail(ledger.ErrInsufficientEscrow, "withdrawing %d, the escrow holds %d", amount, old.Balance)
 		}
@@ -181,15 +181,15 @@ func (l *Ledger) WithdrawEscrow(ctx context.Context, developer ledger.Signer, pr
 }
 
 // moveEscrow is the shared frame of a recharge and a withdrawal: the
-// amount must not be 0, the developer signs instruction, and the escrow
-// must exist; move computes the new escrow record and the stacks whose
-// enabled flag it may flip, in the same transaction.
-func (l *Ledger) moveEscrow(ctx context.Context, op, instruction string, developer ledger.Signer, provider ledger.Pubkey, amount uint64,
+// amount must not be 0, the developer signs the instruction in, and the
+// escrow must exist; move computes the new escrow record and the stacks
+// whose enabled flag it may flip, in the same transaction.
+func (l *Ledger) moveEscrow(ctx context.Context, op string, in instruction, developer ledger.Signer, provider ledger.Pubkey, amount uint64,
 	move func(w *wtx, signer ledger.Pubkey, old escrowRec) (escrowRec, []escrowStack, error)) (ledger.Escrow, error) {
 	if amount == 0 {
 		return ledger.Escrow{}, fail(op, ledger.ErrInvalidArgument, "amount is 0")
 	}
-	signer, err := authorize(op, instruction, developer, escrowArgs{provider, amount})
+	signer, err := authorize(op, developer, in)
 	if err != nil {
 		return ledger.Escrow{}, err
 	}

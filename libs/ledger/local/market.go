@@ -90,7 +90,7 @@ func (l *Ledger) Initialize(ctx context.Context, authority ledger.Signer, p ledg
 	if p.CommissionMicros > 1_000_000 {
 		return fail(op, ledger.ErrInvalidArgument, "commission_micros is %d, limit 1000000", p.CommissionMicros)
 	}
-	signer, err := authorize(op, "initialize", authority, initArgs{p.ProviderDeposit, p.CommissionMicros})
+	signer, err := authorize(op, authority, initializeInstr(p))
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ type depositArgs struct{ Amount uint64 }
 // UpdateProviderDeposit sets the provider deposit; see ledger.Ledger.
 func (l *Ledger) UpdateProviderDeposit(ctx context.Context, authority ledger.Signer, amount uint64) error {
 	const op = "update provider deposit"
-	signer, err := authorize(op, "update_provider_deposit", authority, depositArgs{amount})
+	signer, err := authorize(op, authority, updateProviderDepositInstr(amount))
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (l *Ledger) CreateProvider(ctx context.Context, owner ledger.Signer, name s
 	if err := l.cfg.checkName(op, "name", name); err != nil {
 		return ledger.Provider{}, err
 	}
-	signer, err := authorize(op, "create_provider", owner, createProviderArgs{name})
+	signer, err := authorize(op, owner, createProviderInstr(name))
 	if err != nil {
 		return ledger.Provider{}, err
 	}
@@ -183,7 +183,7 @@ type authorizeProviderArgs struct{ Provider ledger.Pubkey }
 // slot.
 func (l *Ledger) AuthorizeProvider(ctx context.Context, authority ledger.Signer, provider ledger.Pubkey) error {
 	const op = "authorize provider"
-	signer, err := authorize(op, "authorize_provider", authority, authorizeProviderArgs{provider})
+	signer, err := authorize(op, authority, authorizeProviderInstr(provider))
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (l *Ledger) CreateRegion(ctx context.Context, owner ledger.Signer, number u
 	if err := l.cfg.checkRegionConfig(op, cfg); err != nil {
 		return ledger.Region{}, err
 	}
-	signer, err := authorize(op, "create_region", owner, newRegionArgs(ledger.Pubkey{}, number, cfg))
+	signer, err := authorize(op, owner, createRegionInstr(number, cfg))
 	if err != nil {
 		return ledger.Region{}, err
 	}
@@ -295,7 +295,7 @@ func (l *Ledger) UpdateRegion(ctx context.Context, owner ledger.Signer, region l
 	if err := l.cfg.checkRegionConfig(op, cfg); err != nil {
 		return ledger.Region{}, err
 	}
-	signer, err := authorize(op, "update_region", owner, newRegionArgs(region, 0, cfg))
+	signer, err := authorize(op, owner, updateRegionInstr(region, cfg))
 	if err != nil {
 		return ledger.Region{}, err
 	}
@@ -375,7 +375,7 @@ func (l *Ledger) CreateUsageSigner(ctx context.Context, owner ledger.Signer, reg
 	if usageSigner.IsZero() {
 		return fail(op, ledger.ErrInvalidArgument, "signer is the zero key")
 	}
-	signer, err := authorize(op, "create_usage_signer", owner, usageSignerArgs{region, usageSigner})
+	signer, err := authorize(op, owner, createUsageSignerInstr(region, usageSigner))
 	if err != nil {
 		return err
 	}

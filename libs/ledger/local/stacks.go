@@ -67,7 +67,7 @@ func (l *Ledger) CreateStack(ctx context.Context, owner ledger.Signer, region le
 		return ledger.Stack{}, err
 	}
 	manifest = append([]byte(nil), manifest...)
-	signer, err := authorize(op, "create_stack", owner, createStackArgs{region, seed, manifest})
+	signer, err := authorize(op, owner, createStackInstr(region, seed, manifest))
 	if err != nil {
 		return ledger.Stack{}, err
 	}
@@ -164,7 +164,7 @@ func (l *Ledger) UpdateStack(ctx context.Context, owner ledger.Signer, stack led
 		return ledger.Stack{}, err
 	}
 	manifest = append([]byte(nil), manifest...)
-	signer, err := authorize(op, "update_stack", owner, updateStackArgs{stack, manifest})
+	signer, err := authorize(op, owner, updateStackInstr(stack, manifest))
 	if err != nil {
 		return ledger.Stack{}, err
 	}
@@ -195,7 +195,7 @@ type deleteStackArgs struct{ Stack ledger.Pubkey }
 // false); see ledger.Ledger.
 func (l *Ledger) DeleteStack(ctx context.Context, owner ledger.Signer, stack ledger.Pubkey) (ledger.Stack, error) {
 	op := fmt.Sprintf("delete stack %s", stack)
-	signer, err := authorize(op, "delete_stack", owner, deleteStackArgs{stack})
+	signer, err := authorize(op, owner, deleteStackInstr(stack))
 	if err != nil {
 		return ledger.Stack{}, err
 	}
@@ -268,7 +268,7 @@ func newUsageArgs(stack ledger.Pubkey, seed ledger.Uint128, u ledger.Usage) usag
 // and seeds are unique per stack for ever.
 func (l *Ledger) UpdateUsage(ctx context.Context, signer ledger.Signer, stack ledger.Pubkey, seed ledger.Uint128, u ledger.Usage) (ledger.UsageResult, error) {
 	op := fmt.Sprintf("update usage of stack %s seed %s", stack, seed)
-	key, err := authorize(op, "update_usage", signer, newUsageArgs(stack, seed, u))
+	key, err := authorize(op, signer, updateUsageInstr(stack, seed, u))
 	if err != nil {
 		return ledger.UsageResult{}, err
 	}

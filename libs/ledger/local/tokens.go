@@ -70,7 +70,7 @@ func (l *Ledger) Mint(ctx context.Context, authority ledger.Signer, to ledger.Pu
 	if amount == 0 {
 		return fail(op, ledger.ErrInvalidArgument, "amount is 0")
 	}
-	signer, err := authorize(op, "mint", authority, mintArgs{to, amount})
+	signer, err := authorize(op, authority, mintInstr(to, amount))
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (l *Ledger) Transfer(ctx context.Context, from ledger.Signer, to ledger.Pub
 	if amount == 0 {
 		return fail(op, ledger.ErrInvalidArgument, "amount is 0")
 	}
-	signer, err := authorize(op, "transfer", from, transferArgs{to, amount})
+	signer, err := authorize(op, from, transferInstr(to, amount))
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,25 @@
 // chain's RPC node does. Every write carries the public key and ed25519 signature of each key the
 // ledger rules require; the host verifies them over the same message the in-process ledger signs
 // (libs/ledger/local.Message), so a forwarded write is exactly as authorised as a local one.
+//
+// Every write of the ledger (libs/ledger.Writer) is one RPC of the same name, and two reads a
+// writer needs that mu.chainindexer.v1 does not serve: GetState and GetBalance. Conventions of
+// mu.types.v1 hold: keys and account addresses are raw 32-byte values, amounts are token base
+// units. A request field of the wrong size, or a required message left unset, is INVALID_ARGUMENT
+// (INVALID_REQUEST) with a message naming the field, its size and the size expected.
+//
+// Errors carry the ledger's typed error as a google.rpc.ErrorInfo reason (libs/rpcerr) and the
+// ledger's own error text as the message. Every RPC can also fail with PERMISSION_DENIED
+// (BAD_SIGNER: the signature is missing, does not verify over the write's message, or the key is
+// not the one the rules require), FAILED_PRECONDITION (LEDGER_NOT_INITIALIZED) for any write but
+// Initialize, and UNAVAILABLE (LEDGER_UNAVAILABLE, or none: the ledger could not be reached or its
+// store failed; the write may be retried). The lists below name the errors a call adds.
 
 package ledgerv1
 
 import (
-	v1 "github.com/muprotocol/mu/proto/mu/types/v1"
+	v1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+	v11 "github.com/muprotocol/mu/proto/mu/types/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -83,13 +97,1748 @@ func (x *Signature) GetSignature() []byte {
 	return nil
 }
 
+// InitializeRequest is a signed initialize.
+type InitializeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deposit CreateProvider moves into the deposit vault, token base units.
+	ProviderDeposit uint64 `protobuf:"varint,1,opt,name=provider_deposit,json=providerDeposit,proto3" json:"provider_deposit,omitempty"`
+	// The marketplace's share of every usage charge, in millionths (0..1,000,000).
+	CommissionMicros uint32 `protobuf:"varint,2,opt,name=commission_micros,json=commissionMicros,proto3" json:"commission_micros,omitempty"`
+	// The key that becomes the marketplace authority.
+	Authority     *Signature `protobuf:"bytes,3,opt,name=authority,proto3" json:"authority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitializeRequest) Reset() {
+	*x = InitializeRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitializeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitializeRequest) ProtoMessage() {}
+
+func (x *InitializeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitializeRequest.ProtoReflect.Descriptor instead.
+func (*InitializeRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InitializeRequest) GetProviderDeposit() uint64 {
+	if x != nil {
+		return x.ProviderDeposit
+	}
+	return 0
+}
+
+func (x *InitializeRequest) GetCommissionMicros() uint32 {
+	if x != nil {
+		return x.CommissionMicros
+	}
+	return 0
+}
+
+func (x *InitializeRequest) GetAuthority() *Signature {
+	if x != nil {
+		return x.Authority
+	}
+	return nil
+}
+
+// InitializeResponse is empty: the state is GetState's.
+type InitializeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitializeResponse) Reset() {
+	*x = InitializeResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitializeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitializeResponse) ProtoMessage() {}
+
+func (x *InitializeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitializeResponse.ProtoReflect.Descriptor instead.
+func (*InitializeResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{2}
+}
+
+// MintRequest is a signed mint.
+type MintRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte public key of the wallet that receives the tokens.
+	To []byte `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	// Tokens to create, token base units; not 0.
+	Amount uint64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The marketplace authority.
+	Authority     *Signature `protobuf:"bytes,3,opt,name=authority,proto3" json:"authority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintRequest) Reset() {
+	*x = MintRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintRequest) ProtoMessage() {}
+
+func (x *MintRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintRequest.ProtoReflect.Descriptor instead.
+func (*MintRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MintRequest) GetTo() []byte {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *MintRequest) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *MintRequest) GetAuthority() *Signature {
+	if x != nil {
+		return x.Authority
+	}
+	return nil
+}
+
+// MintResponse is empty.
+type MintResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MintResponse) Reset() {
+	*x = MintResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MintResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MintResponse) ProtoMessage() {}
+
+func (x *MintResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
+func (*MintResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{4}
+}
+
+// TransferRequest is a signed transfer.
+type TransferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte public key of the wallet that receives the tokens.
+	To []byte `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	// Tokens to move, token base units; not 0.
+	Amount uint64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The wallet the tokens leave.
+	From          *Signature `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferRequest) Reset() {
+	*x = TransferRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferRequest) ProtoMessage() {}
+
+func (x *TransferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferRequest.ProtoReflect.Descriptor instead.
+func (*TransferRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TransferRequest) GetTo() []byte {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *TransferRequest) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *TransferRequest) GetFrom() *Signature {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+// TransferResponse is empty.
+type TransferResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferResponse) Reset() {
+	*x = TransferResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferResponse) ProtoMessage() {}
+
+func (x *TransferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferResponse.ProtoReflect.Descriptor instead.
+func (*TransferResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{6}
+}
+
+// CreateProviderRequest is a signed create_provider.
+type CreateProviderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider's display name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The provider's owner; its wallet pays the deposit.
+	Owner         *Signature `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateProviderRequest) Reset() {
+	*x = CreateProviderRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateProviderRequest) ProtoMessage() {}
+
+func (x *CreateProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateProviderRequest.ProtoReflect.Descriptor instead.
+func (*CreateProviderRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreateProviderRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateProviderRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// CreateProviderResponse is the new provider.
+type CreateProviderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The provider account (authorized false).
+	Provider      *v1.Provider `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateProviderResponse) Reset() {
+	*x = CreateProviderResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateProviderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateProviderResponse) ProtoMessage() {}
+
+func (x *CreateProviderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateProviderResponse.ProtoReflect.Descriptor instead.
+func (*CreateProviderResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateProviderResponse) GetProvider() *v1.Provider {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+// AuthorizeProviderRequest is a signed authorize_provider.
+type AuthorizeProviderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the provider account.
+	ProviderId []byte `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The marketplace authority.
+	Authority     *Signature `protobuf:"bytes,2,opt,name=authority,proto3" json:"authority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeProviderRequest) Reset() {
+	*x = AuthorizeProviderRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeProviderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeProviderRequest) ProtoMessage() {}
+
+func (x *AuthorizeProviderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeProviderRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeProviderRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuthorizeProviderRequest) GetProviderId() []byte {
+	if x != nil {
+		return x.ProviderId
+	}
+	return nil
+}
+
+func (x *AuthorizeProviderRequest) GetAuthority() *Signature {
+	if x != nil {
+		return x.Authority
+	}
+	return nil
+}
+
+// AuthorizeProviderResponse is empty.
+type AuthorizeProviderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeProviderResponse) Reset() {
+	*x = AuthorizeProviderResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeProviderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeProviderResponse) ProtoMessage() {}
+
+func (x *AuthorizeProviderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeProviderResponse.ProtoReflect.Descriptor instead.
+func (*AuthorizeProviderResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{10}
+}
+
+// UpdateProviderDepositRequest is a signed update_provider_deposit.
+type UpdateProviderDepositRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new provider deposit, token base units.
+	Amount uint64 `protobuf:"varint,1,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The marketplace authority.
+	Authority     *Signature `protobuf:"bytes,2,opt,name=authority,proto3" json:"authority,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProviderDepositRequest) Reset() {
+	*x = UpdateProviderDepositRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProviderDepositRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProviderDepositRequest) ProtoMessage() {}
+
+func (x *UpdateProviderDepositRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProviderDepositRequest.ProtoReflect.Descriptor instead.
+func (*UpdateProviderDepositRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateProviderDepositRequest) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *UpdateProviderDepositRequest) GetAuthority() *Signature {
+	if x != nil {
+		return x.Authority
+	}
+	return nil
+}
+
+// UpdateProviderDepositResponse is empty.
+type UpdateProviderDepositResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateProviderDepositResponse) Reset() {
+	*x = UpdateProviderDepositResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateProviderDepositResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateProviderDepositResponse) ProtoMessage() {}
+
+func (x *UpdateProviderDepositResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateProviderDepositResponse.ProtoReflect.Descriptor instead.
+func (*UpdateProviderDepositResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{12}
+}
+
+// RegionConfig is what a provider sets on a region.
+type RegionConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The region's display name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Base URL of the region's gateways, e.g. "https://eu1.example.com".
+	BaseUrl string `protobuf:"bytes,2,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	// Prices, token base units per the quantity each rate names. Required.
+	Rates *v11.Rates `protobuf:"bytes,3,opt,name=rates,proto3" json:"rates,omitempty"`
+	// A developer's escrow with the provider must hold at least this, token base units, or their
+	// stacks in the region are disabled.
+	MinEscrowBalance uint64 `protobuf:"varint,4,opt,name=min_escrow_balance,json=minEscrowBalance,proto3" json:"min_escrow_balance,omitempty"`
+	// Fuel limit of one function call, in units of 10^9 instructions (0: the runtime's own limit).
+	MaxGigaInstructionsPerCall uint64 `protobuf:"varint,5,opt,name=max_giga_instructions_per_call,json=maxGigaInstructionsPerCall,proto3" json:"max_giga_instructions_per_call,omitempty"`
+	// Smallest memory_limit a function may declare, bytes (0: no bound of the region's own).
+	MinMemoryLimitBytes uint64 `protobuf:"varint,6,opt,name=min_memory_limit_bytes,json=minMemoryLimitBytes,proto3" json:"min_memory_limit_bytes,omitempty"`
+	// Largest memory_limit a function may declare, bytes (0: no bound of the region's own).
+	MaxMemoryLimitBytes uint64 `protobuf:"varint,7,opt,name=max_memory_limit_bytes,json=maxMemoryLimitBytes,proto3" json:"max_memory_limit_bytes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RegionConfig) Reset() {
+	*x = RegionConfig{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegionConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegionConfig) ProtoMessage() {}
+
+func (x *RegionConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegionConfig.ProtoReflect.Descriptor instead.
+func (*RegionConfig) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RegionConfig) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegionConfig) GetBaseUrl() string {
+	if x != nil {
+		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *RegionConfig) GetRates() *v11.Rates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+func (x *RegionConfig) GetMinEscrowBalance() uint64 {
+	if x != nil {
+		return x.MinEscrowBalance
+	}
+	return 0
+}
+
+func (x *RegionConfig) GetMaxGigaInstructionsPerCall() uint64 {
+	if x != nil {
+		return x.MaxGigaInstructionsPerCall
+	}
+	return 0
+}
+
+func (x *RegionConfig) GetMinMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MinMemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *RegionConfig) GetMaxMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MaxMemoryLimitBytes
+	}
+	return 0
+}
+
+// CreateRegionRequest is a signed create_region.
+type CreateRegionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The region's number within the signer's provider.
+	Number uint32 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// The region's settings. Required.
+	Config *RegionConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// The provider's owner.
+	Owner         *Signature `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRegionRequest) Reset() {
+	*x = CreateRegionRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRegionRequest) ProtoMessage() {}
+
+func (x *CreateRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRegionRequest.ProtoReflect.Descriptor instead.
+func (*CreateRegionRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateRegionRequest) GetNumber() uint32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CreateRegionRequest) GetConfig() *RegionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *CreateRegionRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// CreateRegionResponse is the new region.
+type CreateRegionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The region account (no usage signer yet).
+	Region        *v1.Region `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRegionResponse) Reset() {
+	*x = CreateRegionResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRegionResponse) ProtoMessage() {}
+
+func (x *CreateRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRegionResponse.ProtoReflect.Descriptor instead.
+func (*CreateRegionResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateRegionResponse) GetRegion() *v1.Region {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+// UpdateRegionRequest is a signed update_region.
+type UpdateRegionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the region account.
+	RegionId []byte `protobuf:"bytes,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// The region's new settings. Required.
+	Config *RegionConfig `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// The owner of the region's provider.
+	Owner         *Signature `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegionRequest) Reset() {
+	*x = UpdateRegionRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegionRequest) ProtoMessage() {}
+
+func (x *UpdateRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegionRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRegionRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpdateRegionRequest) GetRegionId() []byte {
+	if x != nil {
+		return x.RegionId
+	}
+	return nil
+}
+
+func (x *UpdateRegionRequest) GetConfig() *RegionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *UpdateRegionRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// UpdateRegionResponse is the updated region.
+type UpdateRegionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The region account after the update.
+	Region        *v1.Region `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegionResponse) Reset() {
+	*x = UpdateRegionResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegionResponse) ProtoMessage() {}
+
+func (x *UpdateRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegionResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRegionResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateRegionResponse) GetRegion() *v1.Region {
+	if x != nil {
+		return x.Region
+	}
+	return nil
+}
+
+// CreateUsageSignerRequest is a signed create_usage_signer.
+type CreateUsageSignerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the region account.
+	RegionId []byte `protobuf:"bytes,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// 32-byte public key allowed to sign UpdateUsage for the region from now on; not all zeros.
+	UsageSigner []byte `protobuf:"bytes,2,opt,name=usage_signer,json=usageSigner,proto3" json:"usage_signer,omitempty"`
+	// The owner of the region's provider.
+	Owner         *Signature `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUsageSignerRequest) Reset() {
+	*x = CreateUsageSignerRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUsageSignerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUsageSignerRequest) ProtoMessage() {}
+
+func (x *CreateUsageSignerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUsageSignerRequest.ProtoReflect.Descriptor instead.
+func (*CreateUsageSignerRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateUsageSignerRequest) GetRegionId() []byte {
+	if x != nil {
+		return x.RegionId
+	}
+	return nil
+}
+
+func (x *CreateUsageSignerRequest) GetUsageSigner() []byte {
+	if x != nil {
+		return x.UsageSigner
+	}
+	return nil
+}
+
+func (x *CreateUsageSignerRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// CreateUsageSignerResponse is empty.
+type CreateUsageSignerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUsageSignerResponse) Reset() {
+	*x = CreateUsageSignerResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUsageSignerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUsageSignerResponse) ProtoMessage() {}
+
+func (x *CreateUsageSignerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUsageSignerResponse.ProtoReflect.Descriptor instead.
+func (*CreateUsageSignerResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{19}
+}
+
+// Escrow is a developer's escrow with one provider as the ledger keeps it.
+type Escrow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte public key of the developer.
+	Developer []byte `protobuf:"bytes,1,opt,name=developer,proto3" json:"developer,omitempty"`
+	// 32-byte address of the provider account.
+	ProviderId []byte `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// Balance, token base units.
+	Balance uint64 `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	// Set when an UpdateUsage could not be paid in full; cleared by a recharge that meets every
+	// active stack's region minimum.
+	Overdrawn     bool `protobuf:"varint,4,opt,name=overdrawn,proto3" json:"overdrawn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Escrow) Reset() {
+	*x = Escrow{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Escrow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Escrow) ProtoMessage() {}
+
+func (x *Escrow) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Escrow.ProtoReflect.Descriptor instead.
+func (*Escrow) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Escrow) GetDeveloper() []byte {
+	if x != nil {
+		return x.Developer
+	}
+	return nil
+}
+
+func (x *Escrow) GetProviderId() []byte {
+	if x != nil {
+		return x.ProviderId
+	}
+	return nil
+}
+
+func (x *Escrow) GetBalance() uint64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
+func (x *Escrow) GetOverdrawn() bool {
+	if x != nil {
+		return x.Overdrawn
+	}
+	return false
+}
+
+// CreateEscrowRequest is a signed create_escrow.
+type CreateEscrowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the provider account.
+	ProviderId []byte `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// The developer who owns the escrow.
+	Developer     *Signature `protobuf:"bytes,2,opt,name=developer,proto3" json:"developer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEscrowRequest) Reset() {
+	*x = CreateEscrowRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEscrowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEscrowRequest) ProtoMessage() {}
+
+func (x *CreateEscrowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEscrowRequest.ProtoReflect.Descriptor instead.
+func (*CreateEscrowRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateEscrowRequest) GetProviderId() []byte {
+	if x != nil {
+		return x.ProviderId
+	}
+	return nil
+}
+
+func (x *CreateEscrowRequest) GetDeveloper() *Signature {
+	if x != nil {
+		return x.Developer
+	}
+	return nil
+}
+
+// CreateEscrowResponse is the new escrow.
+type CreateEscrowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The escrow account (balance 0).
+	Escrow        *Escrow `protobuf:"bytes,1,opt,name=escrow,proto3" json:"escrow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEscrowResponse) Reset() {
+	*x = CreateEscrowResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEscrowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEscrowResponse) ProtoMessage() {}
+
+func (x *CreateEscrowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEscrowResponse.ProtoReflect.Descriptor instead.
+func (*CreateEscrowResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateEscrowResponse) GetEscrow() *Escrow {
+	if x != nil {
+		return x.Escrow
+	}
+	return nil
+}
+
+// RechargeEscrowRequest is a signed recharge_escrow.
+type RechargeEscrowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the provider account.
+	ProviderId []byte `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// Tokens to move from the developer's wallet into the escrow, token base units; not 0.
+	Amount uint64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The developer who owns the escrow.
+	Developer     *Signature `protobuf:"bytes,3,opt,name=developer,proto3" json:"developer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RechargeEscrowRequest) Reset() {
+	*x = RechargeEscrowRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RechargeEscrowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RechargeEscrowRequest) ProtoMessage() {}
+
+func (x *RechargeEscrowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RechargeEscrowRequest.ProtoReflect.Descriptor instead.
+func (*RechargeEscrowRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RechargeEscrowRequest) GetProviderId() []byte {
+	if x != nil {
+		return x.ProviderId
+	}
+	return nil
+}
+
+func (x *RechargeEscrowRequest) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *RechargeEscrowRequest) GetDeveloper() *Signature {
+	if x != nil {
+		return x.Developer
+	}
+	return nil
+}
+
+// RechargeEscrowResponse is the recharged escrow.
+type RechargeEscrowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The escrow account after the recharge.
+	Escrow        *Escrow `protobuf:"bytes,1,opt,name=escrow,proto3" json:"escrow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RechargeEscrowResponse) Reset() {
+	*x = RechargeEscrowResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RechargeEscrowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RechargeEscrowResponse) ProtoMessage() {}
+
+func (x *RechargeEscrowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RechargeEscrowResponse.ProtoReflect.Descriptor instead.
+func (*RechargeEscrowResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RechargeEscrowResponse) GetEscrow() *Escrow {
+	if x != nil {
+		return x.Escrow
+	}
+	return nil
+}
+
+// WithdrawEscrowRequest is a signed withdraw_escrow.
+type WithdrawEscrowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the provider account.
+	ProviderId []byte `protobuf:"bytes,1,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	// Tokens to move from the escrow to the developer's wallet, token base units; not 0.
+	Amount uint64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The developer who owns the escrow.
+	Developer     *Signature `protobuf:"bytes,3,opt,name=developer,proto3" json:"developer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawEscrowRequest) Reset() {
+	*x = WithdrawEscrowRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawEscrowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawEscrowRequest) ProtoMessage() {}
+
+func (x *WithdrawEscrowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawEscrowRequest.ProtoReflect.Descriptor instead.
+func (*WithdrawEscrowRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *WithdrawEscrowRequest) GetProviderId() []byte {
+	if x != nil {
+		return x.ProviderId
+	}
+	return nil
+}
+
+func (x *WithdrawEscrowRequest) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *WithdrawEscrowRequest) GetDeveloper() *Signature {
+	if x != nil {
+		return x.Developer
+	}
+	return nil
+}
+
+// WithdrawEscrowResponse is the escrow after the withdrawal.
+type WithdrawEscrowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The escrow account after the withdrawal.
+	Escrow        *Escrow `protobuf:"bytes,1,opt,name=escrow,proto3" json:"escrow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WithdrawEscrowResponse) Reset() {
+	*x = WithdrawEscrowResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WithdrawEscrowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WithdrawEscrowResponse) ProtoMessage() {}
+
+func (x *WithdrawEscrowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WithdrawEscrowResponse.ProtoReflect.Descriptor instead.
+func (*WithdrawEscrowResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *WithdrawEscrowResponse) GetEscrow() *Escrow {
+	if x != nil {
+		return x.Escrow
+	}
+	return nil
+}
+
+// CreateStackRequest is a signed create_stack.
+type CreateStackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte address of the region account.
+	RegionId []byte `protobuf:"bytes,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// The owner's seed; the stack id derives from (owner, region, seed).
+	Seed uint64 `protobuf:"varint,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	// The stack manifest, YAML (design section 9).
+	Manifest []byte `protobuf:"bytes,3,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// The stack's owner.
+	Owner         *Signature `protobuf:"bytes,4,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateStackRequest) Reset() {
+	*x = CreateStackRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateStackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateStackRequest) ProtoMessage() {}
+
+func (x *CreateStackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateStackRequest.ProtoReflect.Descriptor instead.
+func (*CreateStackRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateStackRequest) GetRegionId() []byte {
+	if x != nil {
+		return x.RegionId
+	}
+	return nil
+}
+
+func (x *CreateStackRequest) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *CreateStackRequest) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *CreateStackRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// CreateStackResponse is the new stack.
+type CreateStackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stack account (revision 1).
+	Stack         *v1.Stack `protobuf:"bytes,1,opt,name=stack,proto3" json:"stack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateStackResponse) Reset() {
+	*x = CreateStackResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateStackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateStackResponse) ProtoMessage() {}
+
+func (x *CreateStackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateStackResponse.ProtoReflect.Descriptor instead.
+func (*CreateStackResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateStackResponse) GetStack() *v1.Stack {
+	if x != nil {
+		return x.Stack
+	}
+	return nil
+}
+
+// UpdateStackRequest is a signed update_stack.
+type UpdateStackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key (the stack account address).
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// The new stack manifest, YAML.
+	Manifest []byte `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// The stack's owner.
+	Owner         *Signature `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStackRequest) Reset() {
+	*x = UpdateStackRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStackRequest) ProtoMessage() {}
+
+func (x *UpdateStackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStackRequest.ProtoReflect.Descriptor instead.
+func (*UpdateStackRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateStackRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *UpdateStackRequest) GetManifest() []byte {
+	if x != nil {
+		return x.Manifest
+	}
+	return nil
+}
+
+func (x *UpdateStackRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// UpdateStackResponse is the updated stack.
+type UpdateStackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stack account after the update.
+	Stack         *v1.Stack `protobuf:"bytes,1,opt,name=stack,proto3" json:"stack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStackResponse) Reset() {
+	*x = UpdateStackResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStackResponse) ProtoMessage() {}
+
+func (x *UpdateStackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStackResponse.ProtoReflect.Descriptor instead.
+func (*UpdateStackResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpdateStackResponse) GetStack() *v1.Stack {
+	if x != nil {
+		return x.Stack
+	}
+	return nil
+}
+
+// DeleteStackRequest is a signed delete_stack.
+type DeleteStackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte stack public key (the stack account address).
+	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
+	// The stack's owner.
+	Owner         *Signature `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteStackRequest) Reset() {
+	*x = DeleteStackRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteStackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteStackRequest) ProtoMessage() {}
+
+func (x *DeleteStackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteStackRequest.ProtoReflect.Descriptor instead.
+func (*DeleteStackRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteStackRequest) GetStackId() []byte {
+	if x != nil {
+		return x.StackId
+	}
+	return nil
+}
+
+func (x *DeleteStackRequest) GetOwner() *Signature {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+// DeleteStackResponse is the deleted stack.
+type DeleteStackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stack account, state STACK_STATE_DELETED.
+	Stack         *v1.Stack `protobuf:"bytes,1,opt,name=stack,proto3" json:"stack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteStackResponse) Reset() {
+	*x = DeleteStackResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteStackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteStackResponse) ProtoMessage() {}
+
+func (x *DeleteStackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteStackResponse.ProtoReflect.Descriptor instead.
+func (*DeleteStackResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteStackResponse) GetStack() *v1.Stack {
+	if x != nil {
+		return x.Stack
+	}
+	return nil
+}
+
 // UpdateUsageRequest is a signed update_usage.
 type UpdateUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key.
 	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
 	// The update's unique seed.
-	Seed *v1.Uint128 `protobuf:"bytes,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	Seed *v11.Uint128 `protobuf:"bytes,2,opt,name=seed,proto3" json:"seed,omitempty"`
 	// The usage per kind; kinds not listed are zero. A kind listed twice is INVALID_ARGUMENT.
 	Usage []*UsageAmount `protobuf:"bytes,3,rep,name=usage,proto3" json:"usage,omitempty"`
 	// The region's usage signer.
@@ -100,7 +1849,7 @@ type UpdateUsageRequest struct {
 
 func (x *UpdateUsageRequest) Reset() {
 	*x = UpdateUsageRequest{}
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[1]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +1861,7 @@ func (x *UpdateUsageRequest) String() string {
 func (*UpdateUsageRequest) ProtoMessage() {}
 
 func (x *UpdateUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[1]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +1874,7 @@ func (x *UpdateUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUsageRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUsageRequest) Descriptor() ([]byte, []int) {
-	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{1}
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateUsageRequest) GetStackId() []byte {
@@ -135,7 +1884,7 @@ func (x *UpdateUsageRequest) GetStackId() []byte {
 	return nil
 }
 
-func (x *UpdateUsageRequest) GetSeed() *v1.Uint128 {
+func (x *UpdateUsageRequest) GetSeed() *v11.Uint128 {
 	if x != nil {
 		return x.Seed
 	}
@@ -158,16 +1907,18 @@ func (x *UpdateUsageRequest) GetSigner() *Signature {
 
 // UsageAmount is an amount of one usage kind.
 type UsageAmount struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          v1.UsageKind           `protobuf:"varint,1,opt,name=kind,proto3,enum=mu.types.v1.UsageKind" json:"kind,omitempty"`
-	Amount        *v1.Uint128            `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind; USAGE_KIND_UNSPECIFIED and unknown kinds are INVALID_ARGUMENT.
+	Kind v11.UsageKind `protobuf:"varint,1,opt,name=kind,proto3,enum=mu.types.v1.UsageKind" json:"kind,omitempty"`
+	// The amount, in the kind's unit (mu.types.v1.UsageKind).
+	Amount        *v11.Uint128 `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UsageAmount) Reset() {
 	*x = UsageAmount{}
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[2]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +1930,7 @@ func (x *UsageAmount) String() string {
 func (*UsageAmount) ProtoMessage() {}
 
 func (x *UsageAmount) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[2]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,17 +1943,17 @@ func (x *UsageAmount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageAmount.ProtoReflect.Descriptor instead.
 func (*UsageAmount) Descriptor() ([]byte, []int) {
-	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{2}
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{34}
 }
 
-func (x *UsageAmount) GetKind() v1.UsageKind {
+func (x *UsageAmount) GetKind() v11.UsageKind {
 	if x != nil {
 		return x.Kind
 	}
-	return v1.UsageKind(0)
+	return v11.UsageKind(0)
 }
 
-func (x *UsageAmount) GetAmount() *v1.Uint128 {
+func (x *UsageAmount) GetAmount() *v11.Uint128 {
 	if x != nil {
 		return x.Amount
 	}
@@ -213,14 +1964,14 @@ func (x *UsageAmount) GetAmount() *v1.Uint128 {
 type UpdateUsageResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Whole-unit price of the usage, earlier remainders included.
-	Due *v1.Uint128 `protobuf:"bytes,1,opt,name=due,proto3" json:"due,omitempty"`
+	Due *v11.Uint128 `protobuf:"bytes,1,opt,name=due,proto3" json:"due,omitempty"`
 	// What the escrow paid: due, or the balance when short.
 	Charged uint64 `protobuf:"varint,2,opt,name=charged,proto3" json:"charged,omitempty"`
 	// The part of charged that went to the commission account.
 	Commission uint64 `protobuf:"varint,3,opt,name=commission,proto3" json:"commission,omitempty"`
 	// due - charged; non-zero means the escrow is overdrawn and the owner's stacks at the provider
 	// are disabled.
-	Shortfall *v1.Uint128 `protobuf:"bytes,4,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
+	Shortfall *v11.Uint128 `protobuf:"bytes,4,opt,name=shortfall,proto3" json:"shortfall,omitempty"`
 	// The ledger slot of the write.
 	Slot          uint64 `protobuf:"varint,5,opt,name=slot,proto3" json:"slot,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -229,7 +1980,7 @@ type UpdateUsageResponse struct {
 
 func (x *UpdateUsageResponse) Reset() {
 	*x = UpdateUsageResponse{}
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[3]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +1992,7 @@ func (x *UpdateUsageResponse) String() string {
 func (*UpdateUsageResponse) ProtoMessage() {}
 
 func (x *UpdateUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[3]
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,10 +2005,10 @@ func (x *UpdateUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUsageResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUsageResponse) Descriptor() ([]byte, []int) {
-	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{3}
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{35}
 }
 
-func (x *UpdateUsageResponse) GetDue() *v1.Uint128 {
+func (x *UpdateUsageResponse) GetDue() *v11.Uint128 {
 	if x != nil {
 		return x.Due
 	}
@@ -278,7 +2029,7 @@ func (x *UpdateUsageResponse) GetCommission() uint64 {
 	return 0
 }
 
-func (x *UpdateUsageResponse) GetShortfall() *v1.Uint128 {
+func (x *UpdateUsageResponse) GetShortfall() *v11.Uint128 {
 	if x != nil {
 		return x.Shortfall
 	}
@@ -292,14 +2043,369 @@ func (x *UpdateUsageResponse) GetSlot() uint64 {
 	return 0
 }
 
+// GetStateRequest asks for the state account.
+type GetStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateRequest) Reset() {
+	*x = GetStateRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateRequest) ProtoMessage() {}
+
+func (x *GetStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateRequest.ProtoReflect.Descriptor instead.
+func (*GetStateRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{36}
+}
+
+// State is the marketplace's state account.
+type State struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte public key of the marketplace authority (also the token's mint authority).
+	Authority []byte `protobuf:"bytes,1,opt,name=authority,proto3" json:"authority,omitempty"`
+	// What CreateProvider moves into the deposit vault, token base units.
+	ProviderDeposit uint64 `protobuf:"varint,2,opt,name=provider_deposit,json=providerDeposit,proto3" json:"provider_deposit,omitempty"`
+	// The marketplace's share of every usage charge, in millionths.
+	CommissionMicros uint32 `protobuf:"varint,3,opt,name=commission_micros,json=commissionMicros,proto3" json:"commission_micros,omitempty"`
+	// 32-byte address of the token account holding providers' deposits.
+	DepositVault []byte `protobuf:"bytes,4,opt,name=deposit_vault,json=depositVault,proto3" json:"deposit_vault,omitempty"`
+	// 32-byte address of the token account receiving the commission.
+	CommissionAccount []byte `protobuf:"bytes,5,opt,name=commission_account,json=commissionAccount,proto3" json:"commission_account,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *State) Reset() {
+	*x = State{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *State) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*State) ProtoMessage() {}
+
+func (x *State) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use State.ProtoReflect.Descriptor instead.
+func (*State) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *State) GetAuthority() []byte {
+	if x != nil {
+		return x.Authority
+	}
+	return nil
+}
+
+func (x *State) GetProviderDeposit() uint64 {
+	if x != nil {
+		return x.ProviderDeposit
+	}
+	return 0
+}
+
+func (x *State) GetCommissionMicros() uint32 {
+	if x != nil {
+		return x.CommissionMicros
+	}
+	return 0
+}
+
+func (x *State) GetDepositVault() []byte {
+	if x != nil {
+		return x.DepositVault
+	}
+	return nil
+}
+
+func (x *State) GetCommissionAccount() []byte {
+	if x != nil {
+		return x.CommissionAccount
+	}
+	return nil
+}
+
+// GetStateResponse is the state account.
+type GetStateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state account.
+	State         *State `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStateResponse) Reset() {
+	*x = GetStateResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStateResponse) ProtoMessage() {}
+
+func (x *GetStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStateResponse.ProtoReflect.Descriptor instead.
+func (*GetStateResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetStateResponse) GetState() *State {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// GetBalanceRequest names a wallet.
+type GetBalanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 32-byte public key of the wallet's owner.
+	Account       []byte `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBalanceRequest) Reset() {
+	*x = GetBalanceRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBalanceRequest) ProtoMessage() {}
+
+func (x *GetBalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBalanceRequest.ProtoReflect.Descriptor instead.
+func (*GetBalanceRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetBalanceRequest) GetAccount() []byte {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+// GetBalanceResponse is a wallet's balance.
+type GetBalanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tokens in the wallet, token base units.
+	Balance       uint64 `protobuf:"varint,1,opt,name=balance,proto3" json:"balance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBalanceResponse) Reset() {
+	*x = GetBalanceResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBalanceResponse) ProtoMessage() {}
+
+func (x *GetBalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBalanceResponse.ProtoReflect.Descriptor instead.
+func (*GetBalanceResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetBalanceResponse) GetBalance() uint64 {
+	if x != nil {
+		return x.Balance
+	}
+	return 0
+}
+
 var File_mu_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"\n" +
-	"\x19mu/ledger/v1/ledger.proto\x12\fmu.ledger.v1\x1a\x17mu/types/v1/types.proto\"A\n" +
+	"\x19mu/ledger/v1/ledger.proto\x12\fmu.ledger.v1\x1a%mu/chainindexer/v1/chainindexer.proto\x1a\x17mu/types/v1/types.proto\"A\n" +
 	"\tSignature\x12\x16\n" +
 	"\x06pubkey\x18\x01 \x01(\fR\x06pubkey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xbb\x01\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xa2\x01\n" +
+	"\x11InitializeRequest\x12)\n" +
+	"\x10provider_deposit\x18\x01 \x01(\x04R\x0fproviderDeposit\x12+\n" +
+	"\x11commission_micros\x18\x02 \x01(\rR\x10commissionMicros\x125\n" +
+	"\tauthority\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\tauthority\"\x14\n" +
+	"\x12InitializeResponse\"l\n" +
+	"\vMintRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\fR\x02to\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x04R\x06amount\x125\n" +
+	"\tauthority\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\tauthority\"\x0e\n" +
+	"\fMintResponse\"f\n" +
+	"\x0fTransferRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\fR\x02to\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x04R\x06amount\x12+\n" +
+	"\x04from\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\x04from\"\x12\n" +
+	"\x10TransferResponse\"Z\n" +
+	"\x15CreateProviderRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x05owner\x18\x02 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"R\n" +
+	"\x16CreateProviderResponse\x128\n" +
+	"\bprovider\x18\x01 \x01(\v2\x1c.mu.chainindexer.v1.ProviderR\bprovider\"r\n" +
+	"\x18AuthorizeProviderRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\fR\n" +
+	"providerId\x125\n" +
+	"\tauthority\x18\x02 \x01(\v2\x17.mu.ledger.v1.SignatureR\tauthority\"\x1b\n" +
+	"\x19AuthorizeProviderResponse\"m\n" +
+	"\x1cUpdateProviderDepositRequest\x12\x16\n" +
+	"\x06amount\x18\x01 \x01(\x04R\x06amount\x125\n" +
+	"\tauthority\x18\x02 \x01(\v2\x17.mu.ledger.v1.SignatureR\tauthority\"\x1f\n" +
+	"\x1dUpdateProviderDepositResponse\"\xc3\x02\n" +
+	"\fRegionConfig\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bbase_url\x18\x02 \x01(\tR\abaseUrl\x12(\n" +
+	"\x05rates\x18\x03 \x01(\v2\x12.mu.types.v1.RatesR\x05rates\x12,\n" +
+	"\x12min_escrow_balance\x18\x04 \x01(\x04R\x10minEscrowBalance\x12B\n" +
+	"\x1emax_giga_instructions_per_call\x18\x05 \x01(\x04R\x1amaxGigaInstructionsPerCall\x123\n" +
+	"\x16min_memory_limit_bytes\x18\x06 \x01(\x04R\x13minMemoryLimitBytes\x123\n" +
+	"\x16max_memory_limit_bytes\x18\a \x01(\x04R\x13maxMemoryLimitBytes\"\x90\x01\n" +
+	"\x13CreateRegionRequest\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\rR\x06number\x122\n" +
+	"\x06config\x18\x02 \x01(\v2\x1a.mu.ledger.v1.RegionConfigR\x06config\x12-\n" +
+	"\x05owner\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"J\n" +
+	"\x14CreateRegionResponse\x122\n" +
+	"\x06region\x18\x01 \x01(\v2\x1a.mu.chainindexer.v1.RegionR\x06region\"\x95\x01\n" +
+	"\x13UpdateRegionRequest\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\fR\bregionId\x122\n" +
+	"\x06config\x18\x02 \x01(\v2\x1a.mu.ledger.v1.RegionConfigR\x06config\x12-\n" +
+	"\x05owner\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"J\n" +
+	"\x14UpdateRegionResponse\x122\n" +
+	"\x06region\x18\x01 \x01(\v2\x1a.mu.chainindexer.v1.RegionR\x06region\"\x89\x01\n" +
+	"\x18CreateUsageSignerRequest\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\fR\bregionId\x12!\n" +
+	"\fusage_signer\x18\x02 \x01(\fR\vusageSigner\x12-\n" +
+	"\x05owner\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"\x1b\n" +
+	"\x19CreateUsageSignerResponse\"\x7f\n" +
+	"\x06Escrow\x12\x1c\n" +
+	"\tdeveloper\x18\x01 \x01(\fR\tdeveloper\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\fR\n" +
+	"providerId\x12\x18\n" +
+	"\abalance\x18\x03 \x01(\x04R\abalance\x12\x1c\n" +
+	"\toverdrawn\x18\x04 \x01(\bR\toverdrawn\"m\n" +
+	"\x13CreateEscrowRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\fR\n" +
+	"providerId\x125\n" +
+	"\tdeveloper\x18\x02 \x01(\v2\x17.mu.ledger.v1.SignatureR\tdeveloper\"D\n" +
+	"\x14CreateEscrowResponse\x12,\n" +
+	"\x06escrow\x18\x01 \x01(\v2\x14.mu.ledger.v1.EscrowR\x06escrow\"\x87\x01\n" +
+	"\x15RechargeEscrowRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\fR\n" +
+	"providerId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x04R\x06amount\x125\n" +
+	"\tdeveloper\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\tdeveloper\"F\n" +
+	"\x16RechargeEscrowResponse\x12,\n" +
+	"\x06escrow\x18\x01 \x01(\v2\x14.mu.ledger.v1.EscrowR\x06escrow\"\x87\x01\n" +
+	"\x15WithdrawEscrowRequest\x12\x1f\n" +
+	"\vprovider_id\x18\x01 \x01(\fR\n" +
+	"providerId\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x04R\x06amount\x125\n" +
+	"\tdeveloper\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\tdeveloper\"F\n" +
+	"\x16WithdrawEscrowResponse\x12,\n" +
+	"\x06escrow\x18\x01 \x01(\v2\x14.mu.ledger.v1.EscrowR\x06escrow\"\x90\x01\n" +
+	"\x12CreateStackRequest\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\fR\bregionId\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\x04R\x04seed\x12\x1a\n" +
+	"\bmanifest\x18\x03 \x01(\fR\bmanifest\x12-\n" +
+	"\x05owner\x18\x04 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"F\n" +
+	"\x13CreateStackResponse\x12/\n" +
+	"\x05stack\x18\x01 \x01(\v2\x19.mu.chainindexer.v1.StackR\x05stack\"z\n" +
+	"\x12UpdateStackRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
+	"\bmanifest\x18\x02 \x01(\fR\bmanifest\x12-\n" +
+	"\x05owner\x18\x03 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"F\n" +
+	"\x13UpdateStackResponse\x12/\n" +
+	"\x05stack\x18\x01 \x01(\v2\x19.mu.chainindexer.v1.StackR\x05stack\"^\n" +
+	"\x12DeleteStackRequest\x12\x19\n" +
+	"\bstack_id\x18\x01 \x01(\fR\astackId\x12-\n" +
+	"\x05owner\x18\x02 \x01(\v2\x17.mu.ledger.v1.SignatureR\x05owner\"F\n" +
+	"\x13DeleteStackResponse\x12/\n" +
+	"\x05stack\x18\x01 \x01(\v2\x19.mu.chainindexer.v1.StackR\x05stack\"\xbb\x01\n" +
 	"\x12UpdateUsageRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12(\n" +
 	"\x04seed\x18\x02 \x01(\v2\x14.mu.types.v1.Uint128R\x04seed\x12/\n" +
@@ -315,9 +2421,41 @@ const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"commission\x18\x03 \x01(\x04R\n" +
 	"commission\x122\n" +
 	"\tshortfall\x18\x04 \x01(\v2\x14.mu.types.v1.Uint128R\tshortfall\x12\x12\n" +
-	"\x04slot\x18\x05 \x01(\x04R\x04slot2c\n" +
-	"\rLedgerService\x12R\n" +
-	"\vUpdateUsage\x12 .mu.ledger.v1.UpdateUsageRequest\x1a!.mu.ledger.v1.UpdateUsageResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
+	"\x04slot\x18\x05 \x01(\x04R\x04slot\"\x11\n" +
+	"\x0fGetStateRequest\"\xd1\x01\n" +
+	"\x05State\x12\x1c\n" +
+	"\tauthority\x18\x01 \x01(\fR\tauthority\x12)\n" +
+	"\x10provider_deposit\x18\x02 \x01(\x04R\x0fproviderDeposit\x12+\n" +
+	"\x11commission_micros\x18\x03 \x01(\rR\x10commissionMicros\x12#\n" +
+	"\rdeposit_vault\x18\x04 \x01(\fR\fdepositVault\x12-\n" +
+	"\x12commission_account\x18\x05 \x01(\fR\x11commissionAccount\"=\n" +
+	"\x10GetStateResponse\x12)\n" +
+	"\x05state\x18\x01 \x01(\v2\x13.mu.ledger.v1.StateR\x05state\"-\n" +
+	"\x11GetBalanceRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\fR\aaccount\".\n" +
+	"\x12GetBalanceResponse\x12\x18\n" +
+	"\abalance\x18\x01 \x01(\x04R\abalance2\xb0\f\n" +
+	"\rLedgerService\x12O\n" +
+	"\n" +
+	"Initialize\x12\x1f.mu.ledger.v1.InitializeRequest\x1a .mu.ledger.v1.InitializeResponse\x12=\n" +
+	"\x04Mint\x12\x19.mu.ledger.v1.MintRequest\x1a\x1a.mu.ledger.v1.MintResponse\x12I\n" +
+	"\bTransfer\x12\x1d.mu.ledger.v1.TransferRequest\x1a\x1e.mu.ledger.v1.TransferResponse\x12[\n" +
+	"\x0eCreateProvider\x12#.mu.ledger.v1.CreateProviderRequest\x1a$.mu.ledger.v1.CreateProviderResponse\x12d\n" +
+	"\x11AuthorizeProvider\x12&.mu.ledger.v1.AuthorizeProviderRequest\x1a'.mu.ledger.v1.AuthorizeProviderResponse\x12p\n" +
+	"\x15UpdateProviderDeposit\x12*.mu.ledger.v1.UpdateProviderDepositRequest\x1a+.mu.ledger.v1.UpdateProviderDepositResponse\x12U\n" +
+	"\fCreateRegion\x12!.mu.ledger.v1.CreateRegionRequest\x1a\".mu.ledger.v1.CreateRegionResponse\x12U\n" +
+	"\fUpdateRegion\x12!.mu.ledger.v1.UpdateRegionRequest\x1a\".mu.ledger.v1.UpdateRegionResponse\x12d\n" +
+	"\x11CreateUsageSigner\x12&.mu.ledger.v1.CreateUsageSignerRequest\x1a'.mu.ledger.v1.CreateUsageSignerResponse\x12U\n" +
+	"\fCreateEscrow\x12!.mu.ledger.v1.CreateEscrowRequest\x1a\".mu.ledger.v1.CreateEscrowResponse\x12[\n" +
+	"\x0eRechargeEscrow\x12#.mu.ledger.v1.RechargeEscrowRequest\x1a$.mu.ledger.v1.RechargeEscrowResponse\x12[\n" +
+	"\x0eWithdrawEscrow\x12#.mu.ledger.v1.WithdrawEscrowRequest\x1a$.mu.ledger.v1.WithdrawEscrowResponse\x12R\n" +
+	"\vCreateStack\x12 .mu.ledger.v1.CreateStackRequest\x1a!.mu.ledger.v1.CreateStackResponse\x12R\n" +
+	"\vUpdateStack\x12 .mu.ledger.v1.UpdateStackRequest\x1a!.mu.ledger.v1.UpdateStackResponse\x12R\n" +
+	"\vDeleteStack\x12 .mu.ledger.v1.DeleteStackRequest\x1a!.mu.ledger.v1.DeleteStackResponse\x12R\n" +
+	"\vUpdateUsage\x12 .mu.ledger.v1.UpdateUsageRequest\x1a!.mu.ledger.v1.UpdateUsageResponse\x12I\n" +
+	"\bGetState\x12\x1d.mu.ledger.v1.GetStateRequest\x1a\x1e.mu.ledger.v1.GetStateResponse\x12O\n" +
+	"\n" +
+	"GetBalance\x12\x1f.mu.ledger.v1.GetBalanceRequest\x1a .mu.ledger.v1.GetBalanceResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_mu_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -331,30 +2469,133 @@ func file_mu_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_mu_ledger_v1_ledger_proto_rawDescData
 }
 
-var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_mu_ledger_v1_ledger_proto_goTypes = []any{
-	(*Signature)(nil),           // 0: mu.ledger.v1.Signature
-	(*UpdateUsageRequest)(nil),  // 1: mu.ledger.v1.UpdateUsageRequest
-	(*UsageAmount)(nil),         // 2: mu.ledger.v1.UsageAmount
-	(*UpdateUsageResponse)(nil), // 3: mu.ledger.v1.UpdateUsageResponse
-	(*v1.Uint128)(nil),          // 4: mu.types.v1.Uint128
-	(v1.UsageKind)(0),           // 5: mu.types.v1.UsageKind
+	(*Signature)(nil),                     // 0: mu.ledger.v1.Signature
+	(*InitializeRequest)(nil),             // 1: mu.ledger.v1.InitializeRequest
+	(*InitializeResponse)(nil),            // 2: mu.ledger.v1.InitializeResponse
+	(*MintRequest)(nil),                   // 3: mu.ledger.v1.MintRequest
+	(*MintResponse)(nil),                  // 4: mu.ledger.v1.MintResponse
+	(*TransferRequest)(nil),               // 5: mu.ledger.v1.TransferRequest
+	(*TransferResponse)(nil),              // 6: mu.ledger.v1.TransferResponse
+	(*CreateProviderRequest)(nil),         // 7: mu.ledger.v1.CreateProviderRequest
+	(*CreateProviderResponse)(nil),        // 8: mu.ledger.v1.CreateProviderResponse
+	(*AuthorizeProviderRequest)(nil),      // 9: mu.ledger.v1.AuthorizeProviderRequest
+	(*AuthorizeProviderResponse)(nil),     // 10: mu.ledger.v1.AuthorizeProviderResponse
+	(*UpdateProviderDepositRequest)(nil),  // 11: mu.ledger.v1.UpdateProviderDepositRequest
+	(*UpdateProviderDepositResponse)(nil), // 12: mu.ledger.v1.UpdateProviderDepositResponse
+	(*RegionConfig)(nil),                  // 13: mu.ledger.v1.RegionConfig
+	(*CreateRegionRequest)(nil),           // 14: mu.ledger.v1.CreateRegionRequest
+	(*CreateRegionResponse)(nil),          // 15: mu.ledger.v1.CreateRegionResponse
+	(*UpdateRegionRequest)(nil),           // 16: mu.ledger.v1.UpdateRegionRequest
+	(*UpdateRegionResponse)(nil),          // 17: mu.ledger.v1.UpdateRegionResponse
+	(*CreateUsageSignerRequest)(nil),      // 18: mu.ledger.v1.CreateUsageSignerRequest
+	(*CreateUsageSignerResponse)(nil),     // 19: mu.ledger.v1.CreateUsageSignerResponse
+	(*Escrow)(nil),                        // 20: mu.ledger.v1.Escrow
+	(*CreateEscrowRequest)(nil),           // 21: mu.ledger.v1.CreateEscrowRequest
+	(*CreateEscrowResponse)(nil),          // 22: mu.ledger.v1.CreateEscrowResponse
+	(*RechargeEscrowRequest)(nil),         // 23: mu.ledger.v1.RechargeEscrowRequest
+	(*RechargeEscrowResponse)(nil),        // 24: mu.ledger.v1.RechargeEscrowResponse
+	(*WithdrawEscrowRequest)(nil),         // 25: mu.ledger.v1.WithdrawEscrowRequest
+	(*WithdrawEscrowResponse)(nil),        // 26: mu.ledger.v1.WithdrawEscrowResponse
+	(*CreateStackRequest)(nil),            // 27: mu.ledger.v1.CreateStackRequest
+	(*CreateStackResponse)(nil),           // 28: mu.ledger.v1.CreateStackResponse
+	(*UpdateStackRequest)(nil),            // 29: mu.ledger.v1.UpdateStackRequest
+	(*UpdateStackResponse)(nil),           // 30: mu.ledger.v1.UpdateStackResponse
+	(*DeleteStackRequest)(nil),            // 31: mu.ledger.v1.DeleteStackRequest
+	(*DeleteStackResponse)(nil),           // 32: mu.ledger.v1.DeleteStackResponse
+	(*UpdateUsageRequest)(nil),            // 33: mu.ledger.v1.UpdateUsageRequest
+	(*UsageAmount)(nil),                   // 34: mu.ledger.v1.UsageAmount
+	(*UpdateUsageResponse)(nil),           // 35: mu.ledger.v1.UpdateUsageResponse
+	(*GetStateRequest)(nil),               // 36: mu.ledger.v1.GetStateRequest
+	(*State)(nil),                         // 37: mu.ledger.v1.State
+	(*GetStateResponse)(nil),              // 38: mu.ledger.v1.GetStateResponse
+	(*GetBalanceRequest)(nil),             // 39: mu.ledger.v1.GetBalanceRequest
+	(*GetBalanceResponse)(nil),            // 40: mu.ledger.v1.GetBalanceResponse
+	(*v1.Provider)(nil),                   // 41: mu.chainindexer.v1.Provider
+	(*v11.Rates)(nil),                     // 42: mu.types.v1.Rates
+	(*v1.Region)(nil),                     // 43: mu.chainindexer.v1.Region
+	(*v1.Stack)(nil),                      // 44: mu.chainindexer.v1.Stack
+	(*v11.Uint128)(nil),                   // 45: mu.types.v1.Uint128
+	(v11.UsageKind)(0),                    // 46: mu.types.v1.UsageKind
 }
 var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
-	4, // 0: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
-	2, // 1: mu.ledger.v1.UpdateUsageRequest.usage:type_name -> mu.ledger.v1.UsageAmount
-	0, // 2: mu.ledger.v1.UpdateUsageRequest.signer:type_name -> mu.ledger.v1.Signature
-	5, // 3: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
-	4, // 4: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
-	4, // 5: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
-	4, // 6: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
-	1, // 7: mu.ledger.v1.LedgerService.UpdateUsage:input_type -> mu.ledger.v1.UpdateUsageRequest
-	3, // 8: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: mu.ledger.v1.InitializeRequest.authority:type_name -> mu.ledger.v1.Signature
+	0,  // 1: mu.ledger.v1.MintRequest.authority:type_name -> mu.ledger.v1.Signature
+	0,  // 2: mu.ledger.v1.TransferRequest.from:type_name -> mu.ledger.v1.Signature
+	0,  // 3: mu.ledger.v1.CreateProviderRequest.owner:type_name -> mu.ledger.v1.Signature
+	41, // 4: mu.ledger.v1.CreateProviderResponse.provider:type_name -> mu.chainindexer.v1.Provider
+	0,  // 5: mu.ledger.v1.AuthorizeProviderRequest.authority:type_name -> mu.ledger.v1.Signature
+	0,  // 6: mu.ledger.v1.UpdateProviderDepositRequest.authority:type_name -> mu.ledger.v1.Signature
+	42, // 7: mu.ledger.v1.RegionConfig.rates:type_name -> mu.types.v1.Rates
+	13, // 8: mu.ledger.v1.CreateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
+	0,  // 9: mu.ledger.v1.CreateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
+	43, // 10: mu.ledger.v1.CreateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	13, // 11: mu.ledger.v1.UpdateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
+	0,  // 12: mu.ledger.v1.UpdateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
+	43, // 13: mu.ledger.v1.UpdateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	0,  // 14: mu.ledger.v1.CreateUsageSignerRequest.owner:type_name -> mu.ledger.v1.Signature
+	0,  // 15: mu.ledger.v1.CreateEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
+	20, // 16: mu.ledger.v1.CreateEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
+	0,  // 17: mu.ledger.v1.RechargeEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
+	20, // 18: mu.ledger.v1.RechargeEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
+	0,  // 19: mu.ledger.v1.WithdrawEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
+	20, // 20: mu.ledger.v1.WithdrawEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
+	0,  // 21: mu.ledger.v1.CreateStackRequest.owner:type_name -> mu.ledger.v1.Signature
+	44, // 22: mu.ledger.v1.CreateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	0,  // 23: mu.ledger.v1.UpdateStackRequest.owner:type_name -> mu.ledger.v1.Signature
+	44, // 24: mu.ledger.v1.UpdateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	0,  // 25: mu.ledger.v1.DeleteStackRequest.owner:type_name -> mu.ledger.v1.Signature
+	44, // 26: mu.ledger.v1.DeleteStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	45, // 27: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
+	34, // 28: mu.ledger.v1.UpdateUsageRequest.usage:type_name -> mu.ledger.v1.UsageAmount
+	0,  // 29: mu.ledger.v1.UpdateUsageRequest.signer:type_name -> mu.ledger.v1.Signature
+	46, // 30: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
+	45, // 31: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
+	45, // 32: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
+	45, // 33: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
+	37, // 34: mu.ledger.v1.GetStateResponse.state:type_name -> mu.ledger.v1.State
+	1,  // 35: mu.ledger.v1.LedgerService.Initialize:input_type -> mu.ledger.v1.InitializeRequest
+	3,  // 36: mu.ledger.v1.LedgerService.Mint:input_type -> mu.ledger.v1.MintRequest
+	5,  // 37: mu.ledger.v1.LedgerService.Transfer:input_type -> mu.ledger.v1.TransferRequest
+	7,  // 38: mu.ledger.v1.LedgerService.CreateProvider:input_type -> mu.ledger.v1.CreateProviderRequest
+	9,  // 39: mu.ledger.v1.LedgerService.AuthorizeProvider:input_type -> mu.ledger.v1.AuthorizeProviderRequest
+	11, // 40: mu.ledger.v1.LedgerService.UpdateProviderDeposit:input_type -> mu.ledger.v1.UpdateProviderDepositRequest
+	14, // 41: mu.ledger.v1.LedgerService.CreateRegion:input_type -> mu.ledger.v1.CreateRegionRequest
+	16, // 42: mu.ledger.v1.LedgerService.UpdateRegion:input_type -> mu.ledger.v1.UpdateRegionRequest
+	18, // 43: mu.ledger.v1.LedgerService.CreateUsageSigner:input_type -> mu.ledger.v1.CreateUsageSignerRequest
+	21, // 44: mu.ledger.v1.LedgerService.CreateEscrow:input_type -> mu.ledger.v1.CreateEscrowRequest
+	23, // 45: mu.ledger.v1.LedgerService.RechargeEscrow:input_type -> mu.ledger.v1.RechargeEscrowRequest
+	25, // 46: mu.ledger.v1.LedgerService.WithdrawEscrow:input_type -> mu.ledger.v1.WithdrawEscrowRequest
+	27, // 47: mu.ledger.v1.LedgerService.CreateStack:input_type -> mu.ledger.v1.CreateStackRequest
+	29, // 48: mu.ledger.v1.LedgerService.UpdateStack:input_type -> mu.ledger.v1.UpdateStackRequest
+	31, // 49: mu.ledger.v1.LedgerService.DeleteStack:input_type -> mu.ledger.v1.DeleteStackRequest
+	33, // 50: mu.ledger.v1.LedgerService.UpdateUsage:input_type -> mu.ledger.v1.UpdateUsageRequest
+	36, // 51: mu.ledger.v1.LedgerService.GetState:input_type -> mu.ledger.v1.GetStateRequest
+	39, // 52: mu.ledger.v1.LedgerService.GetBalance:input_type -> mu.ledger.v1.GetBalanceRequest
+	2,  // 53: mu.ledger.v1.LedgerService.Initialize:output_type -> mu.ledger.v1.InitializeResponse
+	4,  // 54: mu.ledger.v1.LedgerService.Mint:output_type -> mu.ledger.v1.MintResponse
+	6,  // 55: mu.ledger.v1.LedgerService.Transfer:output_type -> mu.ledger.v1.TransferResponse
+	8,  // 56: mu.ledger.v1.LedgerService.CreateProvider:output_type -> mu.ledger.v1.CreateProviderResponse
+	10, // 57: mu.ledger.v1.LedgerService.AuthorizeProvider:output_type -> mu.ledger.v1.AuthorizeProviderResponse
+	12, // 58: mu.ledger.v1.LedgerService.UpdateProviderDeposit:output_type -> mu.ledger.v1.UpdateProviderDepositResponse
+	15, // 59: mu.ledger.v1.LedgerService.CreateRegion:output_type -> mu.ledger.v1.CreateRegionResponse
+	17, // 60: mu.ledger.v1.LedgerService.UpdateRegion:output_type -> mu.ledger.v1.UpdateRegionResponse
+	19, // 61: mu.ledger.v1.LedgerService.CreateUsageSigner:output_type -> mu.ledger.v1.CreateUsageSignerResponse
+	22, // 62: mu.ledger.v1.LedgerService.CreateEscrow:output_type -> mu.ledger.v1.CreateEscrowResponse
+	24, // 63: mu.ledger.v1.LedgerService.RechargeEscrow:output_type -> mu.ledger.v1.RechargeEscrowResponse
+	26, // 64: mu.ledger.v1.LedgerService.WithdrawEscrow:output_type -> mu.ledger.v1.WithdrawEscrowResponse
+	28, // 65: mu.ledger.v1.LedgerService.CreateStack:output_type -> mu.ledger.v1.CreateStackResponse
+	30, // 66: mu.ledger.v1.LedgerService.UpdateStack:output_type -> mu.ledger.v1.UpdateStackResponse
+	32, // 67: mu.ledger.v1.LedgerService.DeleteStack:output_type -> mu.ledger.v1.DeleteStackResponse
+	35, // 68: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
+	38, // 69: mu.ledger.v1.LedgerService.GetState:output_type -> mu.ledger.v1.GetStateResponse
+	40, // 70: mu.ledger.v1.LedgerService.GetBalance:output_type -> mu.ledger.v1.GetBalanceResponse
+	53, // [53:71] is the sub-list for method output_type
+	35, // [35:53] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_mu_ledger_v1_ledger_proto_init() }
@@ -368,7 +2609,7 @@ func file_mu_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_ledger_v1_ledger_proto_rawDesc), len(file_mu_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

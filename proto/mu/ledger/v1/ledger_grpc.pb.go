@@ -9,6 +9,19 @@
 // chain's RPC node does. Every write carries the public key and ed25519 signature of each key the
 // ledger rules require; the host verifies them over the same message the in-process ledger signs
 // (libs/ledger/local.Message), so a forwarded write is exactly as authorised as a local one.
+//
+// Every write of the ledger (libs/ledger.Writer) is one RPC of the same name, and two reads a
+// writer needs that mu.chainindexer.v1 does not serve: GetState and GetBalance. Conventions of
+// mu.types.v1 hold: keys and account addresses are raw 32-byte values, amounts are token base
+// units. A request field of the wrong size, or a required message left unset, is INVALID_ARGUMENT
+// (INVALID_REQUEST) with a message naming the field, its size and the size expected.
+//
+// Errors carry the ledger's typed error as a google.rpc.ErrorInfo reason (libs/rpcerr) and the
+// ledger's own error text as the message. Every RPC can also fail with PERMISSION_DENIED
+// (BAD_SIGNER: the signature is missing, does not verify over the write's message, or the key is
+// not the one the rules require), FAILED_PRECONDITION (LEDGER_NOT_INITIALIZED) for any write but
+// Initialize, and UNAVAILABLE (LEDGER_UNAVAILABLE, or none: the ledger could not be reached or its
+// store failed; the write may be retried). The lists below name the errors a call adds.
 
 package ledgerv1
 
@@ -25,21 +38,106 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LedgerService_UpdateUsage_FullMethodName = "/mu.ledger.v1.LedgerService/UpdateUsage"
+	LedgerService_Initialize_FullMethodName            = "/mu.ledger.v1.LedgerService/Initialize"
+	LedgerService_Mint_FullMethodName                  = "/mu.ledger.v1.LedgerService/Mint"
+	LedgerService_Transfer_FullMethodName              = "/mu.ledger.v1.LedgerService/Transfer"
+	LedgerService_CreateProvider_FullMethodName        = "/mu.ledger.v1.LedgerService/CreateProvider"
+	LedgerService_AuthorizeProvider_FullMethodName     = "/mu.ledger.v1.LedgerService/AuthorizeProvider"
+	LedgerService_UpdateProviderDeposit_FullMethodName = "/mu.ledger.v1.LedgerService/UpdateProviderDeposit"
+	LedgerService_CreateRegion_FullMethodName          = "/mu.ledger.v1.LedgerService/CreateRegion"
+	LedgerService_UpdateRegion_FullMethodName          = "/mu.ledger.v1.LedgerService/UpdateRegion"
+	LedgerService_CreateUsageSigner_FullMethodName     = "/mu.ledger.v1.LedgerService/CreateUsageSigner"
+	LedgerService_CreateEscrow_FullMethodName          = "/mu.ledger.v1.LedgerService/CreateEscrow"
+	LedgerService_RechargeEscrow_FullMethodName        = "/mu.ledger.v1.LedgerService/RechargeEscrow"
+	LedgerService_WithdrawEscrow_FullMethodName        = "/mu.ledger.v1.LedgerService/WithdrawEscrow"
+	LedgerService_CreateStack_FullMethodName           = "/mu.ledger.v1.LedgerService/CreateStack"
+	LedgerService_UpdateStack_FullMethodName           = "/mu.ledger.v1.LedgerService/UpdateStack"
+	LedgerService_DeleteStack_FullMethodName           = "/mu.ledger.v1.LedgerService/DeleteStack"
+	LedgerService_UpdateUsage_FullMethodName           = "/mu.ledger.v1.LedgerService/UpdateUsage"
+	LedgerService_GetState_FullMethodName              = "/mu.ledger.v1.LedgerService/GetState"
+	LedgerService_GetBalance_FullMethodName            = "/mu.ledger.v1.LedgerService/GetBalance"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// LedgerService applies signed writes to the hosted ledger. Errors carry the ledger's typed error
-// as a google.rpc.ErrorInfo reason (see UpdateUsage).
+// LedgerService applies signed writes to the hosted ledger and answers the reads a writer needs.
 type LedgerServiceClient interface {
+	// Initialize creates the state account once; the signer becomes the marketplace authority.
+	// Errors: ALREADY_EXISTS (LEDGER_ALREADY_INITIALIZED), INVALID_ARGUMENT (INVALID_REQUEST:
+	// commission_micros over 1,000,000).
+	Initialize(ctx context.Context, in *InitializeRequest, opts ...grpc.CallOption) (*InitializeResponse, error)
+	// Mint creates new tokens in a wallet; signed by the authority. Errors: INVALID_ARGUMENT
+	// (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW: the supply would pass 2^64-1).
+	Mint(ctx context.Context, in *MintRequest, opts ...grpc.CallOption) (*MintResponse, error)
+	// Transfer moves tokens between wallets; signed by the wallet they leave. Errors:
+	// FAILED_PRECONDITION (INSUFFICIENT_FUNDS), INVALID_ARGUMENT (INVALID_REQUEST: amount 0;
+	// LEDGER_OVERFLOW).
+	Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (*TransferResponse, error)
+	// CreateProvider registers the signer's provider, moving the state's provider deposit from the
+	// signer's wallet to the deposit vault. Errors: ALREADY_EXISTS (ACCOUNT_EXISTS: the signer has a
+	// provider), FAILED_PRECONDITION (INSUFFICIENT_FUNDS), INVALID_ARGUMENT (INVALID_REQUEST: name
+	// empty or too long).
+	CreateProvider(ctx context.Context, in *CreateProviderRequest, opts ...grpc.CallOption) (*CreateProviderResponse, error)
+	// AuthorizeProvider marks a provider authorized (after KYC, out of band); signed by the authority.
+	// Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: no such provider).
+	AuthorizeProvider(ctx context.Context, in *AuthorizeProviderRequest, opts ...grpc.CallOption) (*AuthorizeProviderResponse, error)
+	// UpdateProviderDeposit sets the deposit CreateProvider moves from then on; signed by the
+	// authority. Errors: only the common ones.
+	UpdateProviderDeposit(ctx context.Context, in *UpdateProviderDepositRequest, opts ...grpc.CallOption) (*UpdateProviderDepositResponse, error)
+	// CreateRegion creates a region of the signer's provider. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: the
+	// signer has no provider), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED), ALREADY_EXISTS
+	// (ACCOUNT_EXISTS: the number is taken), INVALID_ARGUMENT (INVALID_REQUEST: a config field out of
+	// bounds, named in the message).
+	CreateRegion(ctx context.Context, in *CreateRegionRequest, opts ...grpc.CallOption) (*CreateRegionResponse, error)
+	// UpdateRegion replaces a region's name, URL, rates and limits; signed by its provider's owner.
+	// Stacks whose escrow falls under a raised minimum become disabled. Errors: NOT_FOUND
+	// (UNKNOWN_REGION), INVALID_ARGUMENT (INVALID_REQUEST).
+	UpdateRegion(ctx context.Context, in *UpdateRegionRequest, opts ...grpc.CallOption) (*UpdateRegionResponse, error)
+	// CreateUsageSigner sets the one key allowed to sign UpdateUsage for a region, replacing any
+	// earlier one; signed by the provider's owner. Errors: NOT_FOUND (UNKNOWN_REGION),
+	// INVALID_ARGUMENT (INVALID_REQUEST: the zero key).
+	CreateUsageSigner(ctx context.Context, in *CreateUsageSignerRequest, opts ...grpc.CallOption) (*CreateUsageSignerResponse, error)
+	// CreateEscrow opens the signer's escrow with an authorized provider, balance 0. Errors:
+	// NOT_FOUND (ACCOUNT_NOT_FOUND: no such provider), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED),
+	// ALREADY_EXISTS (ACCOUNT_EXISTS).
+	CreateEscrow(ctx context.Context, in *CreateEscrowRequest, opts ...grpc.CallOption) (*CreateEscrowResponse, error)
+	// RechargeEscrow moves tokens from the signer's wallet into its escrow with a provider; stacks
+	// disabled for lack of escrow are enabled again once every region's minimum is met. Errors:
+	// NOT_FOUND (ACCOUNT_NOT_FOUND: no such escrow), FAILED_PRECONDITION (INSUFFICIENT_FUNDS),
+	// INVALID_ARGUMENT (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW).
+	RechargeEscrow(ctx context.Context, in *RechargeEscrowRequest, opts ...grpc.CallOption) (*RechargeEscrowResponse, error)
+	// WithdrawEscrow moves tokens from the signer's escrow with a provider back to its wallet.
+	// Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: no such escrow), FAILED_PRECONDITION (INSUFFICIENT_ESCROW:
+	// the balance is short; BELOW_REGION_MINIMUM: an active stack's region minimum would no longer be
+	// met), INVALID_ARGUMENT (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW).
+	WithdrawEscrow(ctx context.Context, in *WithdrawEscrowRequest, opts ...grpc.CallOption) (*WithdrawEscrowResponse, error)
+	// CreateStack posts a stack (revision 1) of the signer in a region; its id is derived from
+	// (owner, region, seed). Errors: NOT_FOUND (UNKNOWN_REGION), ALREADY_EXISTS (ACCOUNT_EXISTS: the
+	// seed was used), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED; INSUFFICIENT_ESCROW: no escrow
+	// with the region's provider, or it holds less than the region's minimum or is overdrawn),
+	// INVALID_ARGUMENT (INVALID_REQUEST: manifest empty or too large, or a stack
+	// limit reached).
+	CreateStack(ctx context.Context, in *CreateStackRequest, opts ...grpc.CallOption) (*CreateStackResponse, error)
+	// UpdateStack replaces an active stack's manifest; the revision goes up by one. Signed by the
+	// stack's owner. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND), FAILED_PRECONDITION (STACK_DELETED),
+	// INVALID_ARGUMENT (INVALID_REQUEST).
+	UpdateStack(ctx context.Context, in *UpdateStackRequest, opts ...grpc.CallOption) (*UpdateStackResponse, error)
+	// DeleteStack marks a stack deleted; signed by its owner. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND),
+	// FAILED_PRECONDITION (STACK_DELETED).
+	DeleteStack(ctx context.Context, in *DeleteStackRequest, opts ...grpc.CallOption) (*DeleteStackResponse, error)
 	// UpdateUsage charges a stack's escrow for usage at its region's rates (design section 7). Errors:
-	// NOT_FOUND (STACK_NOT_FOUND), PERMISSION_DENIED (BAD_SIGNER), ALREADY_EXISTS (REPLAYED_SEED: the
-	// seed was used before for the stack; the earlier update stands), INVALID_ARGUMENT (OVERFLOW,
-	// INVALID_ARGUMENT), UNAVAILABLE (the ledger could not be reached: retry with the same seed).
+	// NOT_FOUND (STACK_NOT_FOUND), PERMISSION_DENIED (BAD_SIGNER), ALREADY_EXISTS
+	// (REPLAYED_SEED: the seed was used before for the stack; the earlier update stands),
+	// INVALID_ARGUMENT (LEDGER_OVERFLOW, INVALID_REQUEST), UNAVAILABLE (the ledger could not be reached:
+	// retry with the same seed).
 	UpdateUsage(ctx context.Context, in *UpdateUsageRequest, opts ...grpc.CallOption) (*UpdateUsageResponse, error)
+	// GetState returns the state account. Errors: FAILED_PRECONDITION (LEDGER_NOT_INITIALIZED).
+	GetState(ctx context.Context, in *GetStateRequest, opts ...grpc.CallOption) (*GetStateResponse, error)
+	// GetBalance returns the tokens in one wallet (0 if it never held any). Errors: only the common
+	// ones.
+	GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*GetBalanceResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -48,6 +146,156 @@ type ledgerServiceClient struct {
 
 func NewLedgerServiceClient(cc grpc.ClientConnInterface) LedgerServiceClient {
 	return &ledgerServiceClient{cc}
+}
+
+func (c *ledgerServiceClient) Initialize(ctx context.Context, in *InitializeRequest, opts ...grpc.CallOption) (*InitializeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InitializeResponse)
+	err := c.cc.Invoke(ctx, LedgerService_Initialize_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) Mint(ctx context.Context, in *MintRequest, opts ...grpc.CallOption) (*MintResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MintResponse)
+	err := c.cc.Invoke(ctx, LedgerService_Mint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) Transfer(ctx context.Context, in *TransferRequest, opts ...grpc.CallOption) (*TransferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferResponse)
+	err := c.cc.Invoke(ctx, LedgerService_Transfer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CreateProvider(ctx context.Context, in *CreateProviderRequest, opts ...grpc.CallOption) (*CreateProviderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateProviderResponse)
+	err := c.cc.Invoke(ctx, LedgerService_CreateProvider_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) AuthorizeProvider(ctx context.Context, in *AuthorizeProviderRequest, opts ...grpc.CallOption) (*AuthorizeProviderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthorizeProviderResponse)
+	err := c.cc.Invoke(ctx, LedgerService_AuthorizeProvider_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) UpdateProviderDeposit(ctx context.Context, in *UpdateProviderDepositRequest, opts ...grpc.CallOption) (*UpdateProviderDepositResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateProviderDepositResponse)
+	err := c.cc.Invoke(ctx, LedgerService_UpdateProviderDeposit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CreateRegion(ctx context.Context, in *CreateRegionRequest, opts ...grpc.CallOption) (*CreateRegionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateRegionResponse)
+	err := c.cc.Invoke(ctx, LedgerService_CreateRegion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) UpdateRegion(ctx context.Context, in *UpdateRegionRequest, opts ...grpc.CallOption) (*UpdateRegionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateRegionResponse)
+	err := c.cc.Invoke(ctx, LedgerService_UpdateRegion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CreateUsageSigner(ctx context.Context, in *CreateUsageSignerRequest, opts ...grpc.CallOption) (*CreateUsageSignerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUsageSignerResponse)
+	err := c.cc.Invoke(ctx, LedgerService_CreateUsageSigner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CreateEscrow(ctx context.Context, in *CreateEscrowRequest, opts ...grpc.CallOption) (*CreateEscrowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateEscrowResponse)
+	err := c.cc.Invoke(ctx, LedgerService_CreateEscrow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) RechargeEscrow(ctx context.Context, in *RechargeEscrowRequest, opts ...grpc.CallOption) (*RechargeEscrowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RechargeEscrowResponse)
+	err := c.cc.Invoke(ctx, LedgerService_RechargeEscrow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) WithdrawEscrow(ctx context.Context, in *WithdrawEscrowRequest, opts ...grpc.CallOption) (*WithdrawEscrowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WithdrawEscrowResponse)
+	err := c.cc.Invoke(ctx, LedgerService_WithdrawEscrow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CreateStack(ctx context.Context, in *CreateStackRequest, opts ...grpc.CallOption) (*CreateStackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateStackResponse)
+	err := c.cc.Invoke(ctx, LedgerService_CreateStack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) UpdateStack(ctx context.Context, in *UpdateStackRequest, opts ...grpc.CallOption) (*UpdateStackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateStackResponse)
+	err := c.cc.Invoke(ctx, LedgerService_UpdateStack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) DeleteStack(ctx context.Context, in *DeleteStackRequest, opts ...grpc.CallOption) (*DeleteStackResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteStackResponse)
+	err := c.cc.Invoke(ctx, LedgerService_DeleteStack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *ledgerServiceClient) UpdateUsage(ctx context.Context, in *UpdateUsageRequest, opts ...grpc.CallOption) (*UpdateUsageResponse, error) {
@@ -60,18 +308,106 @@ func (c *ledgerServiceClient) UpdateUsage(ctx context.Context, in *UpdateUsageRe
 	return out, nil
 }
 
+func (c *ledgerServiceClient) GetState(ctx context.Context, in *GetStateRequest, opts ...grpc.CallOption) (*GetStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStateResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*GetBalanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBalanceResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetBalance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
 //
-// LedgerService applies signed writes to the hosted ledger. Errors carry the ledger's typed error
-// as a google.rpc.ErrorInfo reason (see UpdateUsage).
+// LedgerService applies signed writes to the hosted ledger and answers the reads a writer needs.
 type LedgerServiceServer interface {
+	// Initialize creates the state account once; the signer becomes the marketplace authority.
+	// Errors: ALREADY_EXISTS (LEDGER_ALREADY_INITIALIZED), INVALID_ARGUMENT (INVALID_REQUEST:
+	// commission_micros over 1,000,000).
+	Initialize(context.Context, *InitializeRequest) (*InitializeResponse, error)
+	// Mint creates new tokens in a wallet; signed by the authority. Errors: INVALID_ARGUMENT
+	// (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW: the supply would pass 2^64-1).
+	Mint(context.Context, *MintRequest) (*MintResponse, error)
+	// Transfer moves tokens between wallets; signed by the wallet they leave. Errors:
+	// FAILED_PRECONDITION (INSUFFICIENT_FUNDS), INVALID_ARGUMENT (INVALID_REQUEST: amount 0;
+	// LEDGER_OVERFLOW).
+	Transfer(context.Context, *TransferRequest) (*TransferResponse, error)
+	// CreateProvider registers the signer's provider, moving the state's provider deposit from the
+	// signer's wallet to the deposit vault. Errors: ALREADY_EXISTS (ACCOUNT_EXISTS: the signer has a
+	// provider), FAILED_PRECONDITION (INSUFFICIENT_FUNDS), INVALID_ARGUMENT (INVALID_REQUEST: name
+	// empty or too long).
+	CreateProvider(context.Context, *CreateProviderRequest) (*CreateProviderResponse, error)
+	// AuthorizeProvider marks a provider authorized (after KYC, out of band); signed by the authority.
+	// Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: no such provider).
+	AuthorizeProvider(context.Context, *AuthorizeProviderRequest) (*AuthorizeProviderResponse, error)
+	// UpdateProviderDeposit sets the deposit CreateProvider moves from then on; signed by the
+	// authority. Errors: only the common ones.
+	UpdateProviderDeposit(context.Context, *UpdateProviderDepositRequest) (*UpdateProviderDepositResponse, error)
+	// CreateRegion creates a region of the signer's provider. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: the
+	// signer has no provider), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED), ALREADY_EXISTS
+	// (ACCOUNT_EXISTS: the number is taken), INVALID_ARGUMENT (INVALID_REQUEST: a config field out of
+	// bounds, named in the message).
+	CreateRegion(context.Context, *CreateRegionRequest) (*CreateRegionResponse, error)
+	// UpdateRegion replaces a region's name, URL, rates and limits; signed by its provider's owner.
+	// Stacks whose escrow falls under a raised minimum become disabled. Errors: NOT_FOUND
+	// (UNKNOWN_REGION), INVALID_ARGUMENT (INVALID_REQUEST).
+	UpdateRegion(context.Context, *UpdateRegionRequest) (*UpdateRegionResponse, error)
+	// CreateUsageSigner sets the one key allowed to sign UpdateUsage for a region, replacing any
+	// earlier one; signed by the provider's owner. Errors: NOT_FOUND (UNKNOWN_REGION),
+	// INVALID_ARGUMENT (INVALID_REQUEST: the zero key).
+	CreateUsageSigner(context.Context, *CreateUsageSignerRequest) (*CreateUsageSignerResponse, error)
+	// CreateEscrow opens the signer's escrow with an authorized provider, balance 0. Errors:
+	// NOT_FOUND (ACCOUNT_NOT_FOUND: no such provider), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED),
+	// ALREADY_EXISTS (ACCOUNT_EXISTS).
+	CreateEscrow(context.Context, *CreateEscrowRequest) (*CreateEscrowResponse, error)
+	// RechargeEscrow moves tokens from the signer's wallet into its escrow with a provider; stacks
+	// disabled for lack of escrow are enabled again once every region's minimum is met. Errors:
+	// NOT_FOUND (ACCOUNT_NOT_FOUND: no such escrow), FAILED_PRECONDITION (INSUFFICIENT_FUNDS),
+	// INVALID_ARGUMENT (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW).
+	RechargeEscrow(context.Context, *RechargeEscrowRequest) (*RechargeEscrowResponse, error)
+	// WithdrawEscrow moves tokens from the signer's escrow with a provider back to its wallet.
+	// Errors: NOT_FOUND (ACCOUNT_NOT_FOUND: no such escrow), FAILED_PRECONDITION (INSUFFICIENT_ESCROW:
+	// the balance is short; BELOW_REGION_MINIMUM: an active stack's region minimum would no longer be
+	// met), INVALID_ARGUMENT (INVALID_REQUEST: amount 0; LEDGER_OVERFLOW).
+	WithdrawEscrow(context.Context, *WithdrawEscrowRequest) (*WithdrawEscrowResponse, error)
+	// CreateStack posts a stack (revision 1) of the signer in a region; its id is derived from
+	// (owner, region, seed). Errors: NOT_FOUND (UNKNOWN_REGION), ALREADY_EXISTS (ACCOUNT_EXISTS: the
+	// seed was used), FAILED_PRECONDITION (PROVIDER_NOT_AUTHORIZED; INSUFFICIENT_ESCROW: no escrow
+	// with the region's provider, or it holds less than the region's minimum or is overdrawn),
+	// INVALID_ARGUMENT (INVALID_REQUEST: manifest empty or too large, or a stack
+	// limit reached).
+	CreateStack(context.Context, *CreateStackRequest) (*CreateStackResponse, error)
+	// UpdateStack replaces an active stack's manifest; the revision goes up by one. Signed by the
+	// stack's owner. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND), FAILED_PRECONDITION (STACK_DELETED),
+	// INVALID_ARGUMENT (INVALID_REQUEST).
+	UpdateStack(context.Context, *UpdateStackRequest) (*UpdateStackResponse, error)
+	// DeleteStack marks a stack deleted; signed by its owner. Errors: NOT_FOUND (ACCOUNT_NOT_FOUND),
+	// FAILED_PRECONDITION (STACK_DELETED).
+	DeleteStack(context.Context, *DeleteStackRequest) (*DeleteStackResponse, error)
 	// UpdateUsage charges a stack's escrow for usage at its region's rates (design section 7). Errors:
-	// NOT_FOUND (STACK_NOT_FOUND), PERMISSION_DENIED (BAD_SIGNER), ALREADY_EXISTS (REPLAYED_SEED: the
-	// seed was used before for the stack; the earlier update stands), INVALID_ARGUMENT (OVERFLOW,
-	// INVALID_ARGUMENT), UNAVAILABLE (the ledger could not be reached: retry with the same seed).
+	// NOT_FOUND (STACK_NOT_FOUND), PERMISSION_DENIED (BAD_SIGNER), ALREADY_EXISTS
+	// (REPLAYED_SEED: the seed was used before for the stack; the earlier update stands),
+	// INVALID_ARGUMENT (LEDGER_OVERFLOW, INVALID_REQUEST), UNAVAILABLE (the ledger could not be reached:
+	// retry with the same seed).
 	UpdateUsage(context.Context, *UpdateUsageRequest) (*UpdateUsageResponse, error)
+	// GetState returns the state account. Errors: FAILED_PRECONDITION (LEDGER_NOT_INITIALIZED).
+	GetState(context.Context, *GetStateRequest) (*GetStateResponse, error)
+	// GetBalance returns the tokens in one wallet (0 if it never held any). Errors: only the common
+	// ones.
+	GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -82,8 +418,59 @@ type LedgerServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedLedgerServiceServer struct{}
 
+func (UnimplementedLedgerServiceServer) Initialize(context.Context, *InitializeRequest) (*InitializeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Initialize not implemented")
+}
+func (UnimplementedLedgerServiceServer) Mint(context.Context, *MintRequest) (*MintResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Mint not implemented")
+}
+func (UnimplementedLedgerServiceServer) Transfer(context.Context, *TransferRequest) (*TransferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Transfer not implemented")
+}
+func (UnimplementedLedgerServiceServer) CreateProvider(context.Context, *CreateProviderRequest) (*CreateProviderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateProvider not implemented")
+}
+func (UnimplementedLedgerServiceServer) AuthorizeProvider(context.Context, *AuthorizeProviderRequest) (*AuthorizeProviderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthorizeProvider not implemented")
+}
+func (UnimplementedLedgerServiceServer) UpdateProviderDeposit(context.Context, *UpdateProviderDepositRequest) (*UpdateProviderDepositResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateProviderDeposit not implemented")
+}
+func (UnimplementedLedgerServiceServer) CreateRegion(context.Context, *CreateRegionRequest) (*CreateRegionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateRegion not implemented")
+}
+func (UnimplementedLedgerServiceServer) UpdateRegion(context.Context, *UpdateRegionRequest) (*UpdateRegionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateRegion not implemented")
+}
+func (UnimplementedLedgerServiceServer) CreateUsageSigner(context.Context, *CreateUsageSignerRequest) (*CreateUsageSignerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUsageSigner not implemented")
+}
+func (UnimplementedLedgerServiceServer) CreateEscrow(context.Context, *CreateEscrowRequest) (*CreateEscrowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateEscrow not implemented")
+}
+func (UnimplementedLedgerServiceServer) RechargeEscrow(context.Context, *RechargeEscrowRequest) (*RechargeEscrowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RechargeEscrow not implemented")
+}
+func (UnimplementedLedgerServiceServer) WithdrawEscrow(context.Context, *WithdrawEscrowRequest) (*WithdrawEscrowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WithdrawEscrow not implemented")
+}
+func (UnimplementedLedgerServiceServer) CreateStack(context.Context, *CreateStackRequest) (*CreateStackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateStack not implemented")
+}
+func (UnimplementedLedgerServiceServer) UpdateStack(context.Context, *UpdateStackRequest) (*UpdateStackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateStack not implemented")
+}
+func (UnimplementedLedgerServiceServer) DeleteStack(context.Context, *DeleteStackRequest) (*DeleteStackResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteStack not implemented")
+}
 func (UnimplementedLedgerServiceServer) UpdateUsage(context.Context, *UpdateUsageRequest) (*UpdateUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateUsage not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetState(context.Context, *GetStateRequest) (*GetStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetState not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBalance not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -106,6 +493,276 @@ func RegisterLedgerServiceServer(s grpc.ServiceRegistrar, srv LedgerServiceServe
 	s.RegisterService(&LedgerService_ServiceDesc, srv)
 }
 
+func _LedgerService_Initialize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InitializeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).Initialize(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_Initialize_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).Initialize(ctx, req.(*InitializeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_Mint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MintRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).Mint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_Mint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).Mint(ctx, req.(*MintRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_Transfer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).Transfer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_Transfer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).Transfer(ctx, req.(*TransferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CreateProvider_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateProviderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CreateProvider(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CreateProvider_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CreateProvider(ctx, req.(*CreateProviderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_AuthorizeProvider_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthorizeProviderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).AuthorizeProvider(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_AuthorizeProvider_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).AuthorizeProvider(ctx, req.(*AuthorizeProviderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_UpdateProviderDeposit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateProviderDepositRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).UpdateProviderDeposit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_UpdateProviderDeposit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).UpdateProviderDeposit(ctx, req.(*UpdateProviderDepositRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CreateRegion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateRegionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CreateRegion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CreateRegion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CreateRegion(ctx, req.(*CreateRegionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_UpdateRegion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRegionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).UpdateRegion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_UpdateRegion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).UpdateRegion(ctx, req.(*UpdateRegionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CreateUsageSigner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUsageSignerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CreateUsageSigner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CreateUsageSigner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CreateUsageSigner(ctx, req.(*CreateUsageSignerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CreateEscrow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateEscrowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CreateEscrow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CreateEscrow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CreateEscrow(ctx, req.(*CreateEscrowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_RechargeEscrow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RechargeEscrowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).RechargeEscrow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_RechargeEscrow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).RechargeEscrow(ctx, req.(*RechargeEscrowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_WithdrawEscrow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WithdrawEscrowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).WithdrawEscrow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_WithdrawEscrow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).WithdrawEscrow(ctx, req.(*WithdrawEscrowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CreateStack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateStackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CreateStack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CreateStack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CreateStack(ctx, req.(*CreateStackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_UpdateStack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateStackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).UpdateStack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_UpdateStack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).UpdateStack(ctx, req.(*UpdateStackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_DeleteStack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteStackRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).DeleteStack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_DeleteStack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).DeleteStack(ctx, req.(*DeleteStackRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LedgerService_UpdateUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UpdateUsageRequest)
 	if err := dec(in); err != nil {
@@ -124,6 +781,42 @@ func _LedgerService_UpdateUsage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_GetState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetState(ctx, req.(*GetStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_GetBalance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBalanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetBalance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetBalance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetBalance(ctx, req.(*GetBalanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -132,8 +825,76 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*LedgerServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
+			MethodName: "Initialize",
+			Handler:    _LedgerService_Initialize_Handler,
+		},
+		{
+			MethodName: "Mint",
+			Handler:    _LedgerService_Mint_Handler,
+		},
+		{
+			MethodName: "Transfer",
+			Handler:    _LedgerService_Transfer_Handler,
+		},
+		{
+			MethodName: "CreateProvider",
+			Handler:    _LedgerService_CreateProvider_Handler,
+		},
+		{
+			MethodName: "AuthorizeProvider",
+			Handler:    _LedgerService_AuthorizeProvider_Handler,
+		},
+		{
+			MethodName: "UpdateProviderDeposit",
+			Handler:    _LedgerService_UpdateProviderDeposit_Handler,
+		},
+		{
+			MethodName: "CreateRegion",
+			Handler:    _LedgerService_CreateRegion_Handler,
+		},
+		{
+			MethodName: "UpdateRegion",
+			Handler:    _LedgerService_UpdateRegion_Handler,
+		},
+		{
+			MethodName: "CreateUsageSigner",
+			Handler:    _LedgerService_CreateUsageSigner_Handler,
+		},
+		{
+			MethodName: "CreateEscrow",
+			Handler:    _LedgerService_CreateEscrow_Handler,
+		},
+		{
+			MethodName: "RechargeEscrow",
+			Handler:    _LedgerService_RechargeEscrow_Handler,
+		},
+		{
+			MethodName: "WithdrawEscrow",
+			Handler:    _LedgerService_WithdrawEscrow_Handler,
+		},
+		{
+			MethodName: "CreateStack",
+			Handler:    _LedgerService_CreateStack_Handler,
+		},
+		{
+			MethodName: "UpdateStack",
+			Handler:    _LedgerService_UpdateStack_Handler,
+		},
+		{
+			MethodName: "DeleteStack",
+			Handler:    _LedgerService_DeleteStack_Handler,
+		},
+		{
 			MethodName: "UpdateUsage",
 			Handler:    _LedgerService_UpdateUsage_Handler,
+		},
+		{
+			MethodName: "GetState",
+			Handler:    _LedgerService_GetState_Handler,
+		},
+		{
+			MethodName: "GetBalance",
+			Handler:    _LedgerService_GetBalance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
