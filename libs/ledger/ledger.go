@@ -50,9 +50,6 @@ type Ledger interface {
 	// Stacks returns every stack, deleted ones included, ordered by id.
 	Stacks(ctx context.Context) ([]Stack, error)
 
-	// Slot is the ledger's current position: the slot of the latest
-	// applied write (0 before any).
-	Slot(ctx context.Context) (uint64, error)
 	// Changes returns up to limit changes with Slot > after, in slot
 	// order. Every write produces changes carrying the complete new state
 	// of every account it touched, including stacks whose Enabled flag it

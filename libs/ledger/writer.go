@@ -2,9 +2,9 @@ package ledger
 
 import "context"
 
-// Writer is every write of a Ledger, and the two reads a writer needs
-// that the chain indexer does not serve (the state account and wallet
-// balances). Every Ledger is a Writer, and so is the client of a ledger
+// Writer is every write of a Ledger, and the reads a writer needs that
+// the chain indexer does not serve (the state account, wallet balances
+// and the slot). Every Ledger is a Writer, and so is the client of a ledger
 // hosted in another process (libs/ledger/ledgerrpc), which sends each
 // write with the signature its Signer made over the backend's message.
 // Implementations are safe for concurrent use; every write is atomic and,
@@ -85,4 +85,9 @@ type Writer interface {
 	// Balance returns the tokens in the wallet of account (0 if it never
 	// held any).
 	Balance(ctx context.Context, account Pubkey) (uint64, error)
+	// Slot is the ledger's current position: the slot of the latest
+	// applied write (0 before any). A reader of a follower (the chain
+	// indexer) that waits for the follower to reach it sees every write
+	// made before.
+	Slot(ctx context.Context) (uint64, error)
 }

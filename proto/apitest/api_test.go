@@ -118,7 +118,7 @@ var services = []serviceSpec{
 			"CreateRegion": unary, "UpdateRegion": unary, "CreateUsageSigner": unary,
 			"CreateEscrow": unary, "RechargeEscrow": unary, "WithdrawEscrow": unary,
 			"CreateStack": unary, "UpdateStack": unary, "DeleteStack": unary,
-			"UpdateUsage": unary, "GetState": unary, "GetBalance": unary,
+			"UpdateUsage": unary, "GetState": unary, "GetBalance": unary, "GetSlot": unary,
 		},
 	},
 }

@@ -7,7 +7,7 @@ import (
 	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
 )
 
-// The two reads a writer needs that the chain indexer does not serve.
+// The reads a writer needs that the chain indexer does not serve.
 
 // State returns the hosted ledger's state account (ErrNotInitialized
 // before Initialize).
@@ -64,5 +64,22 @@ func (s *server) GetBalance(ctx context.Context, req *ledgerv1.GetBalanceRequest
 	return apply(ctx, &f, func() (*ledgerv1.GetBalanceResponse, error) {
 		b, err := s.l.Balance(ctx, account)
 		return &ledgerv1.GetBalanceResponse{Balance: b}, err
+	})
+}
+
+// Slot returns the hosted ledger's slot.
+func (c *Client) Slot(ctx context.Context) (uint64, error) {
+	resp, err := c.c.GetSlot(ctx, &ledgerv1.GetSlotRequest{})
+	if err != nil {
+		return 0, fromStatus(ctx, "ledgerrpc: slot", err)
+	}
+	return resp.GetSlot(), nil
+}
+
+func (s *server) GetSlot(ctx context.Context, _ *ledgerv1.GetSlotRequest) (*ledgerv1.GetSlotResponse, error) {
+	var f fields
+	return apply(ctx, &f, func() (*ledgerv1.GetSlotResponse, error) {
+		n, err := s.l.Slot(ctx)
+		return &ledgerv1.GetSlotResponse{Slot: n}, err
 	})
 }

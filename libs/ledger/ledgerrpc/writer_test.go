@@ -164,6 +164,13 @@ func buildMarket(t *testing.T, l *local.Ledger, c *ledgerrpc.Client) *world {
 	if b, _ := c.Balance(ctx, w.bob.Pubkey()); b != 1000 {
 		t.Errorf("bob holds %d after a transfer of 1000", b)
 	}
+	slot, err := c.Slot(ctx)
+	ok(t, "Slot", err)
+	lslot, err := l.Slot(ctx)
+	same("slot", slot, lslot, err)
+	if slot == 0 {
+		t.Error("slot 0 after a whole market's writes")
+	}
 	return w
 }
 

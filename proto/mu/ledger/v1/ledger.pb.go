@@ -11,7 +11,7 @@
 // (libs/ledger/local.Message), so a forwarded write is exactly as authorised as a local one.
 //
 // Every write of the ledger (libs/ledger.Writer) is one RPC of the same name, and two reads a
-// writer needs that mu.chainindexer.v1 does not serve: GetState and GetBalance. Conventions of
+// writer needs that mu.chainindexer.v1 does not serve: GetState, GetBalance and GetSlot. Conventions of
 // mu.types.v1 hold: keys and account addresses are raw 32-byte values, amounts are token base
 // units. A request field of the wrong size, or a required message left unset, is INVALID_ARGUMENT
 // (INVALID_REQUEST) with a message naming the field, its size and the size expected.
@@ -2300,6 +2300,89 @@ func (x *GetBalanceResponse) GetBalance() uint64 {
 	return 0
 }
 
+// GetSlotRequest asks for the ledger's slot.
+type GetSlotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlotRequest) Reset() {
+	*x = GetSlotRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlotRequest) ProtoMessage() {}
+
+func (x *GetSlotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlotRequest.ProtoReflect.Descriptor instead.
+func (*GetSlotRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{41}
+}
+
+// GetSlotResponse is the ledger's slot.
+type GetSlotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The slot of the latest applied write.
+	Slot          uint64 `protobuf:"varint,1,opt,name=slot,proto3" json:"slot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlotResponse) Reset() {
+	*x = GetSlotResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlotResponse) ProtoMessage() {}
+
+func (x *GetSlotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlotResponse.ProtoReflect.Descriptor instead.
+func (*GetSlotResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetSlotResponse) GetSlot() uint64 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
 var File_mu_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
@@ -2434,7 +2517,10 @@ const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x11GetBalanceRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\fR\aaccount\".\n" +
 	"\x12GetBalanceResponse\x12\x18\n" +
-	"\abalance\x18\x01 \x01(\x04R\abalance2\xb0\f\n" +
+	"\abalance\x18\x01 \x01(\x04R\abalance\"\x10\n" +
+	"\x0eGetSlotRequest\"%\n" +
+	"\x0fGetSlotResponse\x12\x12\n" +
+	"\x04slot\x18\x01 \x01(\x04R\x04slot2\xf8\f\n" +
 	"\rLedgerService\x12O\n" +
 	"\n" +
 	"Initialize\x12\x1f.mu.ledger.v1.InitializeRequest\x1a .mu.ledger.v1.InitializeResponse\x12=\n" +
@@ -2455,7 +2541,8 @@ const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"\vUpdateUsage\x12 .mu.ledger.v1.UpdateUsageRequest\x1a!.mu.ledger.v1.UpdateUsageResponse\x12I\n" +
 	"\bGetState\x12\x1d.mu.ledger.v1.GetStateRequest\x1a\x1e.mu.ledger.v1.GetStateResponse\x12O\n" +
 	"\n" +
-	"GetBalance\x12\x1f.mu.ledger.v1.GetBalanceRequest\x1a .mu.ledger.v1.GetBalanceResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
+	"GetBalance\x12\x1f.mu.ledger.v1.GetBalanceRequest\x1a .mu.ledger.v1.GetBalanceResponse\x12F\n" +
+	"\aGetSlot\x12\x1c.mu.ledger.v1.GetSlotRequest\x1a\x1d.mu.ledger.v1.GetSlotResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_mu_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -2469,7 +2556,7 @@ func file_mu_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_mu_ledger_v1_ledger_proto_rawDescData
 }
 
-var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_mu_ledger_v1_ledger_proto_goTypes = []any{
 	(*Signature)(nil),                     // 0: mu.ledger.v1.Signature
 	(*InitializeRequest)(nil),             // 1: mu.ledger.v1.InitializeRequest
@@ -2512,28 +2599,30 @@ var file_mu_ledger_v1_ledger_proto_goTypes = []any{
 	(*GetStateResponse)(nil),              // 38: mu.ledger.v1.GetStateResponse
 	(*GetBalanceRequest)(nil),             // 39: mu.ledger.v1.GetBalanceRequest
 	(*GetBalanceResponse)(nil),            // 40: mu.ledger.v1.GetBalanceResponse
-	(*v1.Provider)(nil),                   // 41: mu.chainindexer.v1.Provider
-	(*v11.Rates)(nil),                     // 42: mu.types.v1.Rates
-	(*v1.Region)(nil),                     // 43: mu.chainindexer.v1.Region
-	(*v1.Stack)(nil),                      // 44: mu.chainindexer.v1.Stack
-	(*v11.Uint128)(nil),                   // 45: mu.types.v1.Uint128
-	(v11.UsageKind)(0),                    // 46: mu.types.v1.UsageKind
+	(*GetSlotRequest)(nil),                // 41: mu.ledger.v1.GetSlotRequest
+	(*GetSlotResponse)(nil),               // 42: mu.ledger.v1.GetSlotResponse
+	(*v1.Provider)(nil),                   // 43: mu.chainindexer.v1.Provider
+	(*v11.Rates)(nil),                     // 44: mu.types.v1.Rates
+	(*v1.Region)(nil),                     // 45: mu.chainindexer.v1.Region
+	(*v1.Stack)(nil),                      // 46: mu.chainindexer.v1.Stack
+	(*v11.Uint128)(nil),                   // 47: mu.types.v1.Uint128
+	(v11.UsageKind)(0),                    // 48: mu.types.v1.UsageKind
 }
 var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 0: mu.ledger.v1.InitializeRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 1: mu.ledger.v1.MintRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 2: mu.ledger.v1.TransferRequest.from:type_name -> mu.ledger.v1.Signature
 	0,  // 3: mu.ledger.v1.CreateProviderRequest.owner:type_name -> mu.ledger.v1.Signature
-	41, // 4: mu.ledger.v1.CreateProviderResponse.provider:type_name -> mu.chainindexer.v1.Provider
+	43, // 4: mu.ledger.v1.CreateProviderResponse.provider:type_name -> mu.chainindexer.v1.Provider
 	0,  // 5: mu.ledger.v1.AuthorizeProviderRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 6: mu.ledger.v1.UpdateProviderDepositRequest.authority:type_name -> mu.ledger.v1.Signature
-	42, // 7: mu.ledger.v1.RegionConfig.rates:type_name -> mu.types.v1.Rates
+	44, // 7: mu.ledger.v1.RegionConfig.rates:type_name -> mu.types.v1.Rates
 	13, // 8: mu.ledger.v1.CreateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
 	0,  // 9: mu.ledger.v1.CreateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
-	43, // 10: mu.ledger.v1.CreateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	45, // 10: mu.ledger.v1.CreateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
 	13, // 11: mu.ledger.v1.UpdateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
 	0,  // 12: mu.ledger.v1.UpdateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
-	43, // 13: mu.ledger.v1.UpdateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	45, // 13: mu.ledger.v1.UpdateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
 	0,  // 14: mu.ledger.v1.CreateUsageSignerRequest.owner:type_name -> mu.ledger.v1.Signature
 	0,  // 15: mu.ledger.v1.CreateEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
 	20, // 16: mu.ledger.v1.CreateEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
@@ -2542,18 +2631,18 @@ var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 19: mu.ledger.v1.WithdrawEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
 	20, // 20: mu.ledger.v1.WithdrawEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
 	0,  // 21: mu.ledger.v1.CreateStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	44, // 22: mu.ledger.v1.CreateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	46, // 22: mu.ledger.v1.CreateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
 	0,  // 23: mu.ledger.v1.UpdateStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	44, // 24: mu.ledger.v1.UpdateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	46, // 24: mu.ledger.v1.UpdateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
 	0,  // 25: mu.ledger.v1.DeleteStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	44, // 26: mu.ledger.v1.DeleteStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
-	45, // 27: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
+	46, // 26: mu.ledger.v1.DeleteStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	47, // 27: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
 	34, // 28: mu.ledger.v1.UpdateUsageRequest.usage:type_name -> mu.ledger.v1.UsageAmount
 	0,  // 29: mu.ledger.v1.UpdateUsageRequest.signer:type_name -> mu.ledger.v1.Signature
-	46, // 30: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
-	45, // 31: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
-	45, // 32: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
-	45, // 33: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
+	48, // 30: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
+	47, // 31: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
+	47, // 32: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
+	47, // 33: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
 	37, // 34: mu.ledger.v1.GetStateResponse.state:type_name -> mu.ledger.v1.State
 	1,  // 35: mu.ledger.v1.LedgerService.Initialize:input_type -> mu.ledger.v1.InitializeRequest
 	3,  // 36: mu.ledger.v1.LedgerService.Mint:input_type -> mu.ledger.v1.MintRequest
@@ -2573,26 +2662,28 @@ var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	33, // 50: mu.ledger.v1.LedgerService.UpdateUsage:input_type -> mu.ledger.v1.UpdateUsageRequest
 	36, // 51: mu.ledger.v1.LedgerService.GetState:input_type -> mu.ledger.v1.GetStateRequest
 	39, // 52: mu.ledger.v1.LedgerService.GetBalance:input_type -> mu.ledger.v1.GetBalanceRequest
-	2,  // 53: mu.ledger.v1.LedgerService.Initialize:output_type -> mu.ledger.v1.InitializeResponse
-	4,  // 54: mu.ledger.v1.LedgerService.Mint:output_type -> mu.ledger.v1.MintResponse
-	6,  // 55: mu.ledger.v1.LedgerService.Transfer:output_type -> mu.ledger.v1.TransferResponse
-	8,  // 56: mu.ledger.v1.LedgerService.CreateProvider:output_type -> mu.ledger.v1.CreateProviderResponse
-	10, // 57: mu.ledger.v1.LedgerService.AuthorizeProvider:output_type -> mu.ledger.v1.AuthorizeProviderResponse
-	12, // 58: mu.ledger.v1.LedgerService.UpdateProviderDeposit:output_type -> mu.ledger.v1.UpdateProviderDepositResponse
-	15, // 59: mu.ledger.v1.LedgerService.CreateRegion:output_type -> mu.ledger.v1.CreateRegionResponse
-	17, // 60: mu.ledger.v1.LedgerService.UpdateRegion:output_type -> mu.ledger.v1.UpdateRegionResponse
-	19, // 61: mu.ledger.v1.LedgerService.CreateUsageSigner:output_type -> mu.ledger.v1.CreateUsageSignerResponse
-	22, // 62: mu.ledger.v1.LedgerService.CreateEscrow:output_type -> mu.ledger.v1.CreateEscrowResponse
-	24, // 63: mu.ledger.v1.LedgerService.RechargeEscrow:output_type -> mu.ledger.v1.RechargeEscrowResponse
-	26, // 64: mu.ledger.v1.LedgerService.WithdrawEscrow:output_type -> mu.ledger.v1.WithdrawEscrowResponse
-	28, // 65: mu.ledger.v1.LedgerService.CreateStack:output_type -> mu.ledger.v1.CreateStackResponse
-	30, // 66: mu.ledger.v1.LedgerService.UpdateStack:output_type -> mu.ledger.v1.UpdateStackResponse
-	32, // 67: mu.ledger.v1.LedgerService.DeleteStack:output_type -> mu.ledger.v1.DeleteStackResponse
-	35, // 68: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
-	38, // 69: mu.ledger.v1.LedgerService.GetState:output_type -> mu.ledger.v1.GetStateResponse
-	40, // 70: mu.ledger.v1.LedgerService.GetBalance:output_type -> mu.ledger.v1.GetBalanceResponse
-	53, // [53:71] is the sub-list for method output_type
-	35, // [35:53] is the sub-list for method input_type
+	41, // 53: mu.ledger.v1.LedgerService.GetSlot:input_type -> mu.ledger.v1.GetSlotRequest
+	2,  // 54: mu.ledger.v1.LedgerService.Initialize:output_type -> mu.ledger.v1.InitializeResponse
+	4,  // 55: mu.ledger.v1.LedgerService.Mint:output_type -> mu.ledger.v1.MintResponse
+	6,  // 56: mu.ledger.v1.LedgerService.Transfer:output_type -> mu.ledger.v1.TransferResponse
+	8,  // 57: mu.ledger.v1.LedgerService.CreateProvider:output_type -> mu.ledger.v1.CreateProviderResponse
+	10, // 58: mu.ledger.v1.LedgerService.AuthorizeProvider:output_type -> mu.ledger.v1.AuthorizeProviderResponse
+	12, // 59: mu.ledger.v1.LedgerService.UpdateProviderDeposit:output_type -> mu.ledger.v1.UpdateProviderDepositResponse
+	15, // 60: mu.ledger.v1.LedgerService.CreateRegion:output_type -> mu.ledger.v1.CreateRegionResponse
+	17, // 61: mu.ledger.v1.LedgerService.UpdateRegion:output_type -> mu.ledger.v1.UpdateRegionResponse
+	19, // 62: mu.ledger.v1.LedgerService.CreateUsageSigner:output_type -> mu.ledger.v1.CreateUsageSignerResponse
+	22, // 63: mu.ledger.v1.LedgerService.CreateEscrow:output_type -> mu.ledger.v1.CreateEscrowResponse
+	24, // 64: mu.ledger.v1.LedgerService.RechargeEscrow:output_type -> mu.ledger.v1.RechargeEscrowResponse
+	26, // 65: mu.ledger.v1.LedgerService.WithdrawEscrow:output_type -> mu.ledger.v1.WithdrawEscrowResponse
+	28, // 66: mu.ledger.v1.LedgerService.CreateStack:output_type -> mu.ledger.v1.CreateStackResponse
+	30, // 67: mu.ledger.v1.LedgerService.UpdateStack:output_type -> mu.ledger.v1.UpdateStackResponse
+	32, // 68: mu.ledger.v1.LedgerService.DeleteStack:output_type -> mu.ledger.v1.DeleteStackResponse
+	35, // 69: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
+	38, // 70: mu.ledger.v1.LedgerService.GetState:output_type -> mu.ledger.v1.GetStateResponse
+	40, // 71: mu.ledger.v1.LedgerService.GetBalance:output_type -> mu.ledger.v1.GetBalanceResponse
+	42, // 72: mu.ledger.v1.LedgerService.GetSlot:output_type -> mu.ledger.v1.GetSlotResponse
+	54, // [54:73] is the sub-list for method output_type
+	35, // [35:54] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -2609,7 +2700,7 @@ func file_mu_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_ledger_v1_ledger_proto_rawDesc), len(file_mu_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

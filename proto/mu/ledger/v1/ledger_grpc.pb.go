@@ -11,7 +11,7 @@
 // (libs/ledger/local.Message), so a forwarded write is exactly as authorised as a local one.
 //
 // Every write of the ledger (libs/ledger.Writer) is one RPC of the same name, and two reads a
-// writer needs that mu.chainindexer.v1 does not serve: GetState and GetBalance. Conventions of
+// writer needs that mu.chainindexer.v1 does not serve: GetState, GetBalance and GetSlot. Conventions of
 // mu.types.v1 hold: keys and account addresses are raw 32-byte values, amounts are token base
 // units. A request field of the wrong size, or a required message left unset, is INVALID_ARGUMENT
 // (INVALID_REQUEST) with a message naming the field, its size and the size expected.
@@ -56,6 +56,7 @@ const (
 	LedgerService_UpdateUsage_FullMethodName           = "/mu.ledger.v1.LedgerService/UpdateUsage"
 	LedgerService_GetState_FullMethodName              = "/mu.ledger.v1.LedgerService/GetState"
 	LedgerService_GetBalance_FullMethodName            = "/mu.ledger.v1.LedgerService/GetBalance"
+	LedgerService_GetSlot_FullMethodName               = "/mu.ledger.v1.LedgerService/GetSlot"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -138,6 +139,10 @@ type LedgerServiceClient interface {
 	// GetBalance returns the tokens in one wallet (0 if it never held any). Errors: only the common
 	// ones.
 	GetBalance(ctx context.Context, in *GetBalanceRequest, opts ...grpc.CallOption) (*GetBalanceResponse, error)
+	// GetSlot returns the ledger's current slot: the slot of the latest applied write (0 before any).
+	// A client that waits for the chain indexer's GetStatus.ledger_slot to reach it reads its own
+	// writes (and everyone's before them) from the indexer. Errors: only the common ones.
+	GetSlot(ctx context.Context, in *GetSlotRequest, opts ...grpc.CallOption) (*GetSlotResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -328,6 +333,16 @@ func (c *ledgerServiceClient) GetBalance(ctx context.Context, in *GetBalanceRequ
 	return out, nil
 }
 
+func (c *ledgerServiceClient) GetSlot(ctx context.Context, in *GetSlotRequest, opts ...grpc.CallOption) (*GetSlotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSlotResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetSlot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -408,6 +423,10 @@ type LedgerServiceServer interface {
 	// GetBalance returns the tokens in one wallet (0 if it never held any). Errors: only the common
 	// ones.
 	GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error)
+	// GetSlot returns the ledger's current slot: the slot of the latest applied write (0 before any).
+	// A client that waits for the chain indexer's GetStatus.ledger_slot to reach it reads its own
+	// writes (and everyone's before them) from the indexer. Errors: only the common ones.
+	GetSlot(context.Context, *GetSlotRequest) (*GetSlotResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -471,6 +490,9 @@ func (UnimplementedLedgerServiceServer) GetState(context.Context, *GetStateReque
 }
 func (UnimplementedLedgerServiceServer) GetBalance(context.Context, *GetBalanceRequest) (*GetBalanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetBalance not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetSlot(context.Context, *GetSlotRequest) (*GetSlotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSlot not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -817,6 +839,24 @@ func _LedgerService_GetBalance_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_GetSlot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSlotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetSlot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetSlot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetSlot(ctx, req.(*GetSlotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -895,6 +935,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetBalance",
 			Handler:    _LedgerService_GetBalance_Handler,
+		},
+		{
+			MethodName: "GetSlot",
+			Handler:    _LedgerService_GetSlot_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
