@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -806,7 +807,14 @@ func (r *Region) URLs(id ids.StackID, m *manifest.Manifest) []Endpoint {
 	if g == nil {
 		return nil
 	}
-	base := "http://" + g.addr
+	return StackEndpoints("http://"+g.addr, id, m)
+}
+
+// StackEndpoints lists the endpoints of stack id with manifest m on the
+// gateway at base (its public URL), one per path and method, in the
+// manifest's order.
+func StackEndpoints(base string, id ids.StackID, m *manifest.Manifest) []Endpoint {
+	base = strings.TrimSuffix(base, "/")
 	var out []Endpoint
 	for _, g := range m.Gateways {
 		for _, e := range g.Endpoints {

@@ -26,6 +26,7 @@ import (
 
 func newRunCommand() *cobra.Command {
 	var gatewayAddr, indexerAddr, billingAddr, dataDir string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
@@ -52,20 +53,27 @@ The keys are kept in DIR/.mu/keys (Solana JSON keypairs); the stack's id is
 derived from the developer key, so URLs stay the same between runs. The
 ledger, the indexer's view, the stack's tables (the embedded TiKV store),
 its boxes and binaries (a local directory) and compiled artifacts are kept
-under DIR/.mu/data, so data written in one run is there in the next.`,
+under DIR/.mu/data, so data written in one run is there in the next.
+
+With --watch, a change to the project's Go files, go.mod, go.sum or mu.yaml
+rebuilds it and posts the new revision; the runtime starts the new
+revision's instances before it retires the old ones, so requests in flight
+finish on the old revision and none is dropped. A build that fails is
+reported and the last good revision keeps serving.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir)
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir, watch)
 		},
 	}
 	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
 	cmd.Flags().StringVar(&indexerAddr, "chain-indexer-addr", "127.0.0.1:12040", "address of the local chain-indexer's gRPC API (reflection on)")
 	cmd.Flags().StringVar(&billingAddr, "billing-addr", "127.0.0.1:12050", "address of the local billing service's gRPC API (mu usage asks it)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where the local region keeps its data (default DIR/.mu/data)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "rebuild and redeploy when the project's sources change")
 	return cmd
 }
 
@@ -101,7 +109,7 @@ func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*p
 // project, whose developer key lives in the project's DIR/.mu/keys.
 const devStackSeed = 1
 
-func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string) error {
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string, watch bool) error {
 	p, err := loadProject(stderr, dir)
 	if err != nil {
 		return err
@@ -168,13 +176,16 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
 	}
 	printed := map[string]bool{}
-	for _, e := range local.URLs(id, b.Manifest) {
-		if !printed[e.URL] { // one line per URL, whatever its methods
-			printed[e.URL] = true
-			fmt.Fprintf(stdout, "%s\n", e.URL)
+	printURLs := func(m *manifest.Manifest) {
+		for _, e := range local.URLs(id, m) {
+			if !printed[e.URL] { // one line per URL, whatever its methods
+				printed[e.URL] = true
+				fmt.Fprintf(stdout, "%s\n", e.URL)
+			}
+			fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
 		}
-		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
 	}
+	printURLs(b.Manifest)
 	if st := local.Storage(); st != nil {
 		fmt.Fprintf(stdout, "%s\n", st.URL())
 		fmt.Fprintf(stderr, "  storage: public boxes at %s/%s/{box}/{key}, binary uploads at %s/binaries\n", st.URL(), id, st.URL())
@@ -183,9 +194,28 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	fmt.Fprintf(stdout, "%s\n", ix.Addr())
 	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
 	fmt.Fprintf(stderr, "  billing: gRPC at %s, settling on the local ledger every %s (mu usage %s)\n", local.Billing().Addr(), devSettleInterval, id)
+	var changes <-chan struct{}
+	var watchErrs <-chan error
+	if watch {
+		w, err := watchSources(p.Dir, 300*time.Millisecond)
+		if err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("watch %s: %w", p.Dir, err)}
+		}
+		defer w.Close()
+		changes, watchErrs = w.C, w.Errors
+		fmt.Fprintf(stderr, "watching %s for changes to Go files, go.mod, go.sum and %s\n", p.Dir, project.ManifestFile)
+	}
+	revision := st.Revision
 	fmt.Fprintln(stderr, "serving; press Ctrl-C to stop")
 	for {
 		select {
+		case <-changes:
+			if m, rev, ok := redeploy(ctx, stderr, local, keys.Developer, dir, id, revision); ok {
+				revision = rev
+				printURLs(m)
+			}
+		case err := <-watchErrs:
+			fmt.Fprintf(stderr, "watch: %v\n", err)
 		case <-ctx.Done():
 			fmt.Fprintln(stderr, "stopping")
 			printUsage(stderr, local, id)
@@ -205,6 +235,42 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), strings.ToUpper(e.Level.String()), fn, e.Body)
 		}
 	}
+}
+
+// redeploy rebuilds the project after a change and posts the new
+// revision; on any failure it says so and the revision served stays. It
+// returns the new manifest and revision, and whether one is served.
+func redeploy(ctx context.Context, stderr io.Writer, local *region.Region, dev *ledger.Keypair, dir string, id ids.StackID, serving uint64) (*manifest.Manifest, uint64, bool) {
+	start := time.Now()
+	fmt.Fprintln(stderr, "change detected: rebuilding")
+	keep := func(what string, err error) (*manifest.Manifest, uint64, bool) {
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", what, err)
+		}
+		fmt.Fprintf(stderr, "revision %d keeps serving\n", serving)
+		return nil, 0, false
+	}
+	p, err := loadProject(stderr, dir)
+	if err != nil {
+		return keep("the manifest is not valid", errors.Unwrap(err))
+	}
+	b, err := buildProject(ctx, stderr, p)
+	if err != nil {
+		return keep("build failed", errors.Unwrap(err))
+	}
+	st, err := local.Post(ctx, dev, devStackSeed, b.Manifest, b.Binaries)
+	if err != nil {
+		return keep("post the new revision", err)
+	}
+	if st.Revision == serving {
+		fmt.Fprintf(stderr, "the stack did not change: revision %d keeps serving\n", serving)
+		return nil, 0, false
+	}
+	if err := local.WaitServed(ctx, id, st.Revision); err != nil {
+		return keep(fmt.Sprintf("revision %d was posted but is not served", st.Revision), err)
+	}
+	fmt.Fprintf(stderr, "revision %d served in %s\n", st.Revision, time.Since(start).Round(time.Millisecond))
+	return b.Manifest, st.Revision, true
 }
 
 // devSettleInterval is how often `mu run`'s billing settles on the local

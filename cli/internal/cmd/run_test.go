@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +306,112 @@ func TestRun_EditedCodeIsServedAtTheNextRevision(t *testing.T) {
 	}
 	if out := stop(); !strings.Contains(out, "revision 2 (updated on the ledger)") {
 		t.Fatalf("second run did not update the stack:\n%s", out)
+	}
+}
+
+// TestRunWatch_EditsAreServedWithoutDroppingRequestsAndABrokenBuildKeepsTheLastGood
+// runs mu run --watch under a load of GETs: an edit is served at the next
+// revision with no request failing on the way, and an edit that does not
+// compile is reported while the last good revision keeps serving.
+func TestRunWatch_EditsAreServedWithoutDroppingRequestsAndABrokenBuildKeepsTheLastGood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm")
+	}
+	dir := filepath.Join(t.TempDir(), "greeter")
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"init", dir, "--sdk-dir", sdk}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("init: exit %d\n%s", code, errb.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	stderr := &followed{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"run", "--watch", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), dir}, nil, pw, stderr)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var url string
+	for lines.Scan() {
+		if l := lines.Text(); strings.HasPrefix(l, "http://") {
+			url = strings.Replace(l, "{name}", "dev", 1)
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" || !stderr.waitFor("watching", 10*time.Second) {
+		t.Fatalf("run --watch printed no URL or is not watching\n%s", stderr.String())
+	}
+	var failed, served atomic.Int64
+	var last atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := http.Get(url)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					continue
+				}
+				served.Add(1)
+				last.Store(string(b))
+			}
+		}()
+	}
+	src := filepath.Join(dir, "main.go")
+	orig, _ := os.ReadFile(src)
+	edit := func(s string) {
+		if err := os.WriteFile(src, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(strings.Replace(string(orig), `"Hello, "`, `"Howdy, "`, 1))
+	if !stderr.waitFor("revision 2 served", 2*time.Minute) {
+		t.Fatalf("the edit was not served\n%s", stderr.String())
+	}
+	for end := time.Now().Add(10 * time.Second); last.Load() != "Howdy, dev!" && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := last.Load(); got != "Howdy, dev!" {
+		t.Fatalf("after the edit the stack answers %v", got)
+	}
+	edit(strings.Replace(string(orig), `"Hello, "`, `"Howdy, " + undefinedName`, 1))
+	if !stderr.waitFor("revision 2 keeps serving", 2*time.Minute) {
+		t.Fatalf("a broken build was not reported\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "build failed") || !strings.Contains(stderr.String(), "undefinedName") {
+		t.Fatalf("the build error is not shown\n%s", stderr.String())
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if got := last.Load(); got != "Howdy, dev!" {
+		t.Fatalf("after the broken edit the stack answers %v, want the last good revision", got)
+	}
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed across the redeploys", failed.Load(), failed.Load()+served.Load())
+	}
+	t.Logf("%d requests served across two edits, 0 failed", served.Load())
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("run --watch did not stop")
 	}
 }

@@ -180,6 +180,26 @@ type Client struct {
 	HTTP *http.Client
 	// Now is the clock for signing; nil means time.Now.
 	Now func() time.Time
+	// Progress, if set, is called as the body is sent with the bytes sent
+	// so far and the total (from the goroutine sending the request; it
+	// must not block).
+	Progress func(sent, total int64)
+}
+
+// progressReader reports what has been read of a body.
+type progressReader struct {
+	r           io.Reader
+	sent, total int64
+	report      func(sent, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.sent += int64(n)
+		p.report(p.sent, p.total)
+	}
+	return n, err
 }
 
 // Upload signs wasm with priv and uploads it; uploading the same bytes
@@ -190,10 +210,15 @@ func (c *Client) Upload(ctx context.Context, priv ed25519.PrivateKey, wasm []byt
 	if c.Now != nil {
 		now = c.Now
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+Path, bytes.NewReader(wasm))
+	var send io.Reader = bytes.NewReader(wasm)
+	if c.Progress != nil {
+		send = &progressReader{r: send, total: int64(len(wasm)), report: c.Progress}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+Path, send)
 	if err != nil {
 		return Result{}, err
 	}
+	req.ContentLength = int64(len(wasm))
 	for k, v := range SignHeaders(priv, wasm, now()) {
 		req.Header[k] = v
 	}

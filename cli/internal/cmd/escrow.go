@@ -1,0 +1,349 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/muprotocol/mu/libs/ledger"
+	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+)
+
+// parseAmount reads a token amount argument.
+func parseAmount(arg, v string) (uint64, error) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("%s %q: want a positive whole number of token base units", arg, v)}
+	}
+	return n, nil
+}
+
+func newWalletCommand() *cobra.Command {
+	c := &cobra.Command{Use: "wallet", Short: "Token balances and transfers on the ledger"}
+	var bf *regionFlags
+	balance := &cobra.Command{
+		Use:   "balance [ADDRESS]",
+		Short: "Show the tokens in a wallet (default: your key's)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd, bf, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var who ledger.Pubkey
+			if len(args) == 1 {
+				if who, err = ledger.ParsePubkey(args[0]); err != nil {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("ADDRESS: %v", err)}
+				}
+			} else {
+				key, err := s.t.keypair()
+				if err != nil {
+					return err
+				}
+				who = key.Pubkey()
+			}
+			ctx, cancel := s.c.ctx(cmd.Context())
+			defer cancel()
+			n, err := s.l.Balance(ctx, who)
+			if err != nil {
+				return s.ledErr(err)
+			}
+			if s.t.output == "json" {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"address": who.String(), "balance": n})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s holds %s\n", who, groupDigits(fmt.Sprint(n)))
+			return nil
+		},
+	}
+	bf = addRegionFlags(balance, true)
+	move := func(use, short string, mint bool) *cobra.Command {
+		var f *regionFlags
+		cmd := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				to, err := ledger.ParsePubkey(args[0])
+				if err != nil {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("TO: %v", err)}
+				}
+				amount, err := parseAmount("AMOUNT", args[1])
+				if err != nil {
+					return err
+				}
+				s, err := openSession(cmd, f, true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				key, err := s.t.keypair()
+				if err != nil {
+					return err
+				}
+				ctx, cancel := s.c.ctx(cmd.Context())
+				defer cancel()
+				if mint {
+					st, err := s.l.State(ctx)
+					if err != nil {
+						return s.ledErr(err)
+					}
+					if st.Authority != key.Pubkey() {
+						return &exitError{code: ExitUsage, err: fmt.Errorf("only the marketplace authority %s mints; %s (from %s) is not it: pass --keypair AUTHORITY_KEY", st.Authority, key.Pubkey(), s.t.kp.from)}
+					}
+					err = s.l.Mint(ctx, key, to, amount)
+				} else {
+					err = s.l.Transfer(ctx, key, to, amount)
+				}
+				if errors.Is(err, ledger.ErrInsufficientFunds) {
+					bal, _ := s.l.Balance(ctx, key.Pubkey())
+					return &exitError{code: ExitUsage, err: fmt.Errorf("wallet %s holds %d, less than %d: %s", key.Pubkey(), bal, amount, fundsHint(key.Pubkey()))}
+				}
+				if err != nil {
+					return s.ledErr(err)
+				}
+				bal, err := s.l.Balance(ctx, to)
+				if err != nil {
+					return s.ledErr(err)
+				}
+				verb := "sent"
+				if mint {
+					verb = "minted"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s to %s; it now holds %s\n", verb, groupDigits(fmt.Sprint(amount)), to, groupDigits(fmt.Sprint(bal)))
+				return nil
+			},
+		}
+		f = addRegionFlags(cmd, false)
+		return cmd
+	}
+	c.AddCommand(balance,
+		move("transfer TO AMOUNT", "Send tokens from your wallet", false),
+		move("mint TO AMOUNT", "Create tokens in a wallet (the marketplace authority's key; local ledgers)", true))
+	return c
+}
+
+func newEscrowCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "escrow",
+		Short: "Your prepaid escrow with a provider: create, recharge, withdraw, view",
+		Long: `A developer prepays each provider into an escrow; the provider's regions charge
+usage from it. Under a region's minimum balance your stacks there are
+disabled (their URLs answer 402) until a recharge. PROVIDER is a provider's
+id or name (mu list providers).`,
+	}
+	// act runs one signed escrow write.
+	act := func(use, short string, run func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, args []string) error, nargs int) *cobra.Command {
+		var f *regionFlags
+		cmd := &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.ExactArgs(nargs),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				s, err := openSession(cmd, f, true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				key, err := s.t.keypair()
+				if err != nil {
+					return err
+				}
+				p, err := s.findProvider(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return run(cmd, s, key, p, args[1:])
+			},
+		}
+		f = addRegionFlags(cmd, true)
+		return cmd
+	}
+	create := act("create PROVIDER", "Open your escrow with a provider (balance 0)", func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, _ []string) error {
+		ctx, cancel := s.c.ctx(cmd.Context())
+		defer cancel()
+		pid := ledger.Pubkey(p.GetId())
+		_, err := s.l.CreateEscrow(ctx, key, pid)
+		switch {
+		case errors.Is(err, ledger.ErrAlreadyExists):
+			return &exitError{code: ExitUsage, err: fmt.Errorf("you already have an escrow with %s: see mu escrow view %s", p.GetName(), p.GetName())}
+		case errors.Is(err, ledger.ErrUnauthorizedProvider):
+			return &exitError{code: ExitUsage, err: fmt.Errorf("provider %s is not authorized yet: the marketplace authority authorizes it with mu provider authorize %s", p.GetName(), pid)}
+		case err != nil:
+			return s.ledErr(err)
+		}
+		min := s.maxMinimum(cmd, p)
+		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s (%s) created, balance 0; fund it with: mu escrow recharge %s AMOUNT (its regions need at least %s)\n", p.GetName(), pid, p.GetName(), groupDigits(fmt.Sprint(min)))
+		return nil
+	}, 1)
+	recharge := act("recharge PROVIDER AMOUNT", "Move tokens from your wallet into the escrow", func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, args []string) error {
+		amount, err := parseAmount("AMOUNT", args[0])
+		if err != nil {
+			return err
+		}
+		ctx, cancel := s.c.ctx(cmd.Context())
+		defer cancel()
+		e, err := s.l.RechargeEscrow(ctx, key, ledger.Pubkey(p.GetId()), amount)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			return noEscrow(p)
+		case errors.Is(err, ledger.ErrInsufficientFunds):
+			bal, _ := s.l.Balance(ctx, key.Pubkey())
+			return &exitError{code: ExitUsage, err: fmt.Errorf("wallet %s holds %d, less than %d: %s", key.Pubkey(), bal, amount, fundsHint(key.Pubkey()))}
+		case err != nil:
+			return s.ledErr(err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s: balance %s\n", p.GetName(), groupDigits(fmt.Sprint(e.Balance)))
+		return nil
+	}, 2)
+	withdraw := act("withdraw PROVIDER AMOUNT", "Move tokens from the escrow back to your wallet", func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, args []string) error {
+		amount, err := parseAmount("AMOUNT", args[0])
+		if err != nil {
+			return err
+		}
+		ctx, cancel := s.c.ctx(cmd.Context())
+		defer cancel()
+		e, err := s.l.WithdrawEscrow(ctx, key, ledger.Pubkey(p.GetId()), amount)
+		switch {
+		case errors.Is(err, ledger.ErrNotFound):
+			return noEscrow(p)
+		case errors.Is(err, ledger.ErrBelowMinimum), errors.Is(err, ledger.ErrInsufficientEscrow):
+			return &exitError{code: ExitUsage, err: fmt.Errorf("cannot withdraw %d: %v; mu escrow view %s shows the balance and the minimum your active stacks need", amount, err, p.GetName())}
+		case err != nil:
+			return s.ledErr(err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s: balance %s\n", p.GetName(), groupDigits(fmt.Sprint(e.Balance)))
+		return nil
+	}, 2)
+	view := act("view PROVIDER", "Show the balance, the minimum, the recent burn rate and the time left", func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, _ []string) error {
+		return viewEscrow(cmd, s, key.Pubkey(), p)
+	}, 1)
+	c.AddCommand(create, recharge, withdraw, view)
+	return c
+}
+
+func noEscrow(p *chainindexerv1.Provider) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf("you have no escrow with %s: create it with mu escrow create %s, then mu escrow recharge %s AMOUNT", p.GetName(), p.GetName(), p.GetName())}
+}
+
+// maxMinimum is the highest minimum escrow of p's regions (0 if unknown).
+func (s *session) maxMinimum(cmd *cobra.Command, p *chainindexerv1.Provider) uint64 {
+	rs, err := s.regions(cmd.Context(), p.GetId())
+	if err != nil {
+		return 0
+	}
+	var m uint64
+	for _, r := range rs {
+		m = max(m, r.GetMinEscrowBalance())
+	}
+	return m
+}
+
+// escrowJSON is mu escrow view --output json.
+type escrowJSON struct {
+	Developer   string         `json:"developer"`
+	Provider    string         `json:"provider"`
+	Balance     uint64         `json:"balance"`
+	Minimum     uint64         `json:"minimum"` // the highest minimum of the regions with your active stacks (else of all the provider's regions)
+	Regions     map[string]any `json:"regions"`
+	Stacks      int            `json:"active_stacks"`
+	BurnPerHour *uint64        `json:"burn_per_hour,omitempty"`
+	TimeLeft    string         `json:"time_left,omitempty"`
+	Billing     string         `json:"billing_error,omitempty"`
+}
+
+func viewEscrow(cmd *cobra.Command, s *session, dev ledger.Pubkey, p *chainindexerv1.Provider) error {
+	ctx, cancel := s.c.ctx(cmd.Context())
+	defer cancel()
+	er, err := s.ix.ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: dev.Bytes(), ProviderId: p.GetId()})
+	if err != nil {
+		return s.ixErr(err)
+	}
+	if len(er.GetEscrows()) == 0 {
+		return noEscrow(p)
+	}
+	v := escrowJSON{Developer: dev.String(), Provider: ledger.Pubkey(p.GetId()).String(), Balance: er.GetEscrows()[0].GetBalance(), Regions: map[string]any{}}
+	rs, err := s.regions(cmd.Context(), p.GetId())
+	if err != nil {
+		return err
+	}
+	st, err := s.ix.ListStacks(ctx, &chainindexerv1.ListStacksRequest{Owner: dev.Bytes()})
+	if err != nil {
+		return s.ixErr(err)
+	}
+	inRegion := map[string]int{}
+	var sample []byte // a stack of dev at p, for billing's projection
+	for _, x := range st.GetStacks() {
+		inRegion[string(x.GetRegionId())]++
+	}
+	var anyMin, usedMin uint64
+	for _, r := range rs {
+		anyMin = max(anyMin, r.GetMinEscrowBalance())
+		if n := inRegion[string(r.GetId())]; n > 0 {
+			usedMin = max(usedMin, r.GetMinEscrowBalance())
+			v.Stacks += n
+			v.Regions[r.GetName()] = map[string]any{"id": ledger.Pubkey(r.GetId()).String(), "minimum": r.GetMinEscrowBalance(), "stacks": n}
+		}
+	}
+	for _, x := range st.GetStacks() {
+		for _, r := range rs {
+			if string(x.GetRegionId()) == string(r.GetId()) && sample == nil {
+				sample = x.GetId()
+			}
+		}
+	}
+	v.Minimum = usedMin
+	if v.Stacks == 0 {
+		v.Minimum = anyMin
+	}
+	if sample != nil && s.t.billing.v != "" {
+		cc, err := s.c.dial(s.t.billing, "billing")
+		if err == nil {
+			resp, err := billingv1.NewBillingServiceClient(cc).GetUsage(ctx, &billingv1.GetUsageRequest{StackId: sample})
+			if err != nil {
+				v.Billing = remoteErr(s.t.billing, "billing", err).Error()
+			} else if es := resp.GetEscrow(); es != nil {
+				b := es.GetBurnPerHour()
+				v.BurnPerHour = &b
+				if es.TimeLeft != nil {
+					v.TimeLeft = es.GetTimeLeft().AsDuration().Round(time.Minute).String()
+				}
+			}
+		}
+	}
+	if s.t.output == "json" {
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "escrow of %s with %s (%s)\n", dev, p.GetName(), v.Provider)
+	fmt.Fprintf(out, "  balance      %s\n", groupDigits(fmt.Sprint(v.Balance)))
+	fmt.Fprintf(out, "  minimum      %s", groupDigits(fmt.Sprint(v.Minimum)))
+	if v.Stacks > 0 {
+		fmt.Fprintf(out, " (the highest of the regions of your %d active stacks)\n", v.Stacks)
+	} else {
+		fmt.Fprintln(out, " (the highest of the provider's regions; you have no stacks there)")
+	}
+	if v.Balance < v.Minimum {
+		fmt.Fprintf(out, "  UNDER THE MINIMUM: add at least %s with mu escrow recharge %s %d\n", groupDigits(fmt.Sprint(v.Minimum-v.Balance)), p.GetName(), v.Minimum-v.Balance)
+	}
+	switch {
+	case v.BurnPerHour != nil:
+		fmt.Fprintf(out, "  burn         %s per hour (recent)\n", groupDigits(fmt.Sprint(*v.BurnPerHour)))
+		if v.TimeLeft != "" {
+			fmt.Fprintf(out, "  time left    %s at that rate\n", v.TimeLeft)
+		} else {
+			fmt.Fprintln(out, "  time left    unbounded: nothing burns")
+		}
+	case v.Billing != "":
+		fmt.Fprintf(out, "  burn         unknown: %s\n", v.Billing)
+	case sample == nil:
+		fmt.Fprintln(out, "  burn         0: no stacks")
+	default:
+		fmt.Fprintln(out, "  burn         unknown: no billing address (pass --billing)")
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
+)
+
+// regionFlags are the flags of every command that talks to a region: each
+// one set overrides the profile.
+type regionFlags struct {
+	gateway, storage, indexer, billing, ledgerAddr, keypair string
+	timeout                                                 time.Duration
+	output                                                  string // listings: text or json
+}
+
+// addRegionFlags gives cmd the region flags; listing commands also get
+// --output.
+func addRegionFlags(cmd *cobra.Command, listing bool) *regionFlags {
+	f := &regionFlags{}
+	fs := cmd.Flags()
+	fs.StringVar(&f.gateway, "gateway", "", "the region's public gateway URL (overrides the profile)")
+	fs.StringVar(&f.storage, "storage", "", "the region's storage HTTP URL, for uploads (overrides the profile)")
+	fs.StringVar(&f.indexer, "indexer", "", "gRPC address of the region's chain-indexer (overrides the profile)")
+	fs.StringVar(&f.billing, "billing", "", "gRPC address of the region's billing service (overrides the profile)")
+	fs.StringVar(&f.ledgerAddr, "ledger-addr", "", "the ledger's address: the mu.ledger.v1 gRPC address of the local ledger (default: the indexer's)")
+	fs.StringVar(&f.keypair, "keypair", "", "the Solana JSON keypair that signs (overrides the profile; default: keys/id.json under the user's config directory)")
+	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "how long to wait for each answer of the region")
+	if listing {
+		fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	}
+	return f
+}
+
+// setting is one endpoint or path a command uses, and where it came from
+// (for errors a person can act on).
+type setting struct {
+	v    string
+	from string // "--indexer", "profile dev", "the local region (region.json)", "the default"
+}
+
+// target is what a command talks to.
+type target struct {
+	profile                                                          string
+	gateway, storage, indexer, billing, ledgerBackend, ledgerAddr, kp setting
+	timeout                                                          time.Duration
+	output                                                           string
+}
+
+// resolveTarget picks every setting: a flag, else the profile (--profile,
+// else the current one), else the local region that mu run or mu cluster
+// up recorded; the keypair defaults to keys/id.json under the config dir.
+func resolveTarget(cmd *cobra.Command, f *regionFlags) (*target, error) {
+	sel, err := selectProfile(cmd)
+	if err != nil {
+		return nil, err
+	}
+	if f.timeout <= 0 {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--timeout must be positive, got %s", f.timeout)}
+	}
+	if f.output != "" && f.output != "text" && f.output != "json" {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--output %q: want text or json", f.output)}
+	}
+	t := &target{profile: sel.name, timeout: f.timeout, output: f.output}
+	p := sel.profile
+	fromProfile := "profile " + sel.name
+	pick := func(flagName, flagV, profV string) setting {
+		switch {
+		case flagV != "":
+			return setting{flagV, "--" + flagName}
+		case profV != "":
+			return setting{profV, fromProfile}
+		}
+		return setting{}
+	}
+	t.gateway = pick("gateway", f.gateway, p.Gateway)
+	t.storage = pick("storage", f.storage, p.Storage)
+	t.indexer = pick("indexer", f.indexer, p.Indexer)
+	t.billing = pick("billing", f.billing, p.Billing)
+	t.ledgerAddr = pick("ledger-addr", f.ledgerAddr, p.LedgerAddr)
+	t.ledgerBackend = pick("", "", p.LedgerBackend)
+	t.kp = pick("keypair", f.keypair, p.Keypair)
+
+	// What neither gives comes from the local region, if one is recorded.
+	if t.gateway.v == "" || t.storage.v == "" || t.indexer.v == "" || t.billing.v == "" {
+		if rec, path, err := readRegionFile(); err == nil {
+			from := fmt.Sprintf("the local region started by %s (%s)", rec.StartedBy, path)
+			fill := func(s *setting, v string) {
+				if s.v == "" && v != "" {
+					*s = setting{v, from}
+				}
+			}
+			fill(&t.gateway, rec.Gateway)
+			fill(&t.storage, rec.StorageHTTP)
+			fill(&t.indexer, rec.ChainIndexer)
+			fill(&t.billing, rec.Billing)
+		}
+	}
+	if t.ledgerAddr.v == "" && t.indexer.v != "" {
+		t.ledgerAddr = setting{t.indexer.v, t.indexer.from + ", the indexer's address"}
+	}
+	if t.ledgerBackend.v == "" {
+		t.ledgerBackend = setting{"local", "the default"}
+	}
+	if t.kp.v == "" {
+		d, err := configDir()
+		if err != nil {
+			return nil, &exitError{code: ExitUsage, err: err}
+		}
+		t.kp = setting{filepath.Join(d, "keys", "id.json"), "the default"}
+	}
+	return t, nil
+}
+
+// where names a setting for an error: "the chain-indexer at ADDR (from
+// profile dev)".
+func (s setting) where(what string) string {
+	if s.from == "" {
+		return what
+	}
+	return fmt.Sprintf("%s at %s (from %s)", what, s.v, s.from)
+}
+
+// need fails when a setting is missing, saying how to give it.
+func (t *target) need(s setting, what, flag, key string) error {
+	if s.v != "" {
+		return nil
+	}
+	prof := "NAME"
+	if t.profile != "" {
+		prof = t.profile
+	}
+	return &exitError{code: ExitUsage, err: fmt.Errorf("no %s: pass --%s, or set it with mu config set %s %s=..., or start a local region with make cluster / mu run", what, flag, prof, key)}
+}
+
+// keypair loads the signing key.
+func (t *target) keypair() (*ledger.Keypair, error) {
+	k, err := ledger.LoadKeypair(t.kp.v)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("no keypair at %s (from %s): make one with mu keygen, or pass --keypair FILE", t.kp.v, t.kp.from)}
+	}
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("keypair %s (from %s): %w", t.kp.v, t.kp.from, err)}
+	}
+	return k, nil
+}
+
+// conns holds a command's connections to the region.
+type conns struct {
+	t   *target
+	ccs []*grpc.ClientConn
+}
+
+func (c *conns) Close() {
+	for _, cc := range c.ccs {
+		cc.Close()
+	}
+}
+
+func (c *conns) dial(s setting, what string) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(s.v, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
+	}
+	c.ccs = append(c.ccs, cc)
+	return cc, nil
+}
+
+// indexer is a ChainIndexerService client.
+func (c *conns) indexer() (chainindexerv1.ChainIndexerServiceClient, error) {
+	if err := c.t.need(c.t.indexer, "chain-indexer address", "indexer", "indexer"); err != nil {
+		return nil, err
+	}
+	cc, err := c.dial(c.t.indexer, "the chain-indexer")
+	if err != nil {
+		return nil, err
+	}
+	return chainindexerv1.NewChainIndexerServiceClient(cc), nil
+}
+
+// ledger is the ledger the profile names, for writes.
+func (c *conns) ledger() (ledger.Writer, error) {
+	switch c.t.ledgerBackend.v {
+	case "local":
+	case "solana":
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend solana (from %s): this mu cannot sign Solana transactions yet; use a region whose ledger is local", c.t.ledgerBackend.from)}
+	default:
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend %q (from %s): want local or solana", c.t.ledgerBackend.v, c.t.ledgerBackend.from)}
+	}
+	if err := c.t.need(c.t.ledgerAddr, "ledger address", "ledger-addr", "ledger_addr"); err != nil {
+		return nil, err
+	}
+	cc, err := c.dial(c.t.ledgerAddr, "the ledger")
+	if err != nil {
+		return nil, err
+	}
+	return ledgerrpc.NewClient(cc), nil
+}
+
+// ctx bounds one call to the region.
+func (c *conns) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, c.t.timeout)
+}
+
+// remoteErr turns a failed call to a region service into an error a
+// person can act on: an unreachable service names its address and where
+// the address came from.
+func remoteErr(s setting, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var xerr *exitError
+	if errors.As(err, &xerr) {
+		return err
+	}
+	code := status.Code(err)
+	if errors.Is(err, ledger.ErrUnavailable) || code == codes.Unavailable || code == codes.DeadlineExceeded {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass it with a flag", s.where(what), status.Convert(unwrapStatus(err)).Message())}
+	}
+	if st, ok := status.FromError(err); ok && !errors.Is(err, ledger.ErrNotFound) {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %s", s.where(what), st.Message())}
+	}
+	return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
+}
+
+// unwrapStatus finds the gRPC status inside a wrapped error.
+func unwrapStatus(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if _, ok := status.FromError(e); ok {
+			return e
+		}
+	}
+	return err
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
