@@ -365,7 +365,11 @@ type followed struct {
 func (f *followed) String() string { f.mu.Lock(); defer f.mu.Unlock(); return f.buf.String() }
 
 // Write makes a followed an io.Writer safe for concurrent use.
-func (f *followed) Write(b []byte) (int, error) { f.mu.Lock(); defer f.mu.Unlock(); return f.buf.Write(b) }
+func (f *followed) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.Write(b)
+}
 
 func (f *followed) waitFor(s string, d time.Duration) bool {
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {

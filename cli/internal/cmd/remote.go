@@ -56,10 +56,10 @@ type setting struct {
 
 // target is what a command talks to.
 type target struct {
-	profile                                                          string
+	profile                                                           string
 	gateway, storage, indexer, billing, ledgerBackend, ledgerAddr, kp setting
-	timeout                                                          time.Duration
-	output                                                           string
+	timeout                                                           time.Duration
+	output                                                            string
 }
 
 // resolveTarget picks every setting: a flag, else the profile (--profile,
