@@ -114,7 +114,13 @@ func TestDeployFlow_ProviderToDeleteAgainstAClusterOfProcesses(t *testing.T) {
 	m.ok("cluster", "up", "--repo", repo, "--dir", clusterDir, "--runtimes", "2")
 	authority := filepath.Join(clusterDir, "keys", "authority.json")
 
-	// Unreachable region: the error names the endpoint and the profile.
+	// A profile for the region (the first becomes the current one), and a
+	// broken one: the error names the endpoint and the profile.
+	rec, _, err := readRegionFileIn(filepath.Join(home, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ok("config", "set", "cluster", "gateway="+rec.Gateway, "storage="+rec.StorageHTTP, "indexer="+rec.ChainIndexer, "billing="+rec.Billing)
 	m.ok("config", "set", "broken", "indexer=127.0.0.1:1")
 	m.fails([]string{"127.0.0.1:1", "profile broken", "unreachable"}, "list", "regions", "--profile", "broken", "--timeout", "2s")
 
@@ -210,41 +216,13 @@ func TestDeployFlow_ProviderToDeleteAgainstAClusterOfProcesses(t *testing.T) {
 	if err := os.WriteFile(src, []byte(strings.Replace(string(b), `"Hello, "`, `"Howdy, "`, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var failed, served atomic.Int64
-	stopLoad := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stopLoad:
-					return
-				default:
-				}
-				resp, err := http.Get(url)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || (string(body) != "Hello, dev!" && string(body) != "Howdy, dev!") {
-					failed.Add(1)
-				} else {
-					served.Add(1)
-				}
-			}
-		}()
-	}
+	load := startLoad(url, 4, func(body string) bool { return body == "Hello, dev!" || body == "Howdy, dev!" })
 	ptyOut := deployOnPty(t, m, proj)
-	close(stopLoad)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during the update", failed.Load(), failed.Load()+served.Load())
+	served, failed := load.stop()
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed during the update", failed, failed+served)
 	}
-	t.Logf("update under load: %d requests served, 0 failed", served.Load())
+	t.Logf("update under load: %d requests served, 0 failed", served)
 	if body := getBody(t, url); body != "Howdy, dev!" {
 		t.Fatalf("after the update: %q", body)
 	}
@@ -285,10 +263,6 @@ func TestDeployFlow_ProviderToDeleteAgainstAClusterOfProcesses(t *testing.T) {
 	}
 
 	// Delete: 404 afterwards, tables and boxes gone.
-	rec, _, err := readRegionFileIn(filepath.Join(home, "state"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	id, _ := ids.ParseStackID(stackID)
 	if n, boxes := stackData(t, rec, id); n != 1 || boxes != 1 {
 		t.Fatalf("before delete: %d tables, %d boxes; want 1 and 1", n, boxes)
@@ -459,4 +433,73 @@ func stackData(t *testing.T, rec regionFile, id ids.StackID) (tables, boxes int)
 		t.Fatalf("storage ListBoxes: %v", err)
 	}
 	return len(tl.GetTables()), len(bl.GetBoxes())
+}
+
+func TestCompletion_ShellScriptsNameTheCommands(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		var out, errb bytes.Buffer
+		if code := Run(context.Background(), []string{"completion", shell}, nil, &out, &errb); code != ExitOK {
+			t.Fatalf("completion %s: exit %d\n%s", shell, code, errb.String())
+		}
+		if !strings.Contains(out.String(), "mu") || out.Len() < 500 {
+			t.Fatalf("completion %s printed %d bytes", shell, out.Len())
+		}
+	}
+	// Dynamic completion of subcommands, as the shells call it.
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"__complete", "esc"}, nil, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "escrow") {
+		t.Fatalf("__complete esc: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := Run(context.Background(), []string{"__complete", "provider", "region", ""}, nil, &out, &errb); code != ExitOK || !strings.Contains(out.String(), "create") || !strings.Contains(out.String(), "list") {
+		t.Fatalf("__complete provider region: exit %d, %q", code, out.String())
+	}
+}
+
+// load is GETs of one URL from several goroutines until stopped.
+type load struct {
+	served, failed atomic.Int64
+	last           atomic.Value // the latest good body
+	done           chan struct{}
+	wg             sync.WaitGroup
+}
+
+// startLoad GETs url from n goroutines; an answer is good when its
+// status is 200 and ok accepts its body.
+func startLoad(url string, n int, ok func(body string) bool) *load {
+	l := &load{done: make(chan struct{})}
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				resp, err := http.Get(url)
+				if err != nil {
+					l.failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !ok(string(b)) {
+					l.failed.Add(1)
+					continue
+				}
+				l.served.Add(1)
+				l.last.Store(string(b))
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and returns how many requests were served and failed.
+func (l *load) stop() (served, failed int64) {
+	close(l.done)
+	l.wg.Wait()
+	return l.served.Load(), l.failed.Load()
 }

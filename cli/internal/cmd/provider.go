@@ -154,6 +154,19 @@ func (s *session) providerOf(ctx context.Context, owner ledger.Pubkey) (*chainin
 	return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s owns no provider: register one with mu provider create NAME --deposit AMOUNT (signed by this key), or pass --keypair of the provider's owner", owner)}
 }
 
+// providerArg is the provider an optional PROVIDER argument names, else
+// the one the signing key owns.
+func (s *session) providerArg(ctx context.Context, args []string) (*chainindexerv1.Provider, error) {
+	if len(args) == 1 {
+		return s.findProvider(ctx, args[0])
+	}
+	key, err := s.t.keypair()
+	if err != nil {
+		return nil, err
+	}
+	return s.providerOf(ctx, key.Pubkey())
+}
+
 // findProvider resolves a provider given by id (base58) or by name.
 func (s *session) findProvider(ctx context.Context, arg string) (*chainindexerv1.Provider, error) {
 	ps, err := s.providers(ctx)
@@ -289,15 +302,7 @@ func newProviderStatusCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var p *chainindexerv1.Provider
-			if len(args) == 1 {
-				p, err = s.findProvider(cmd.Context(), args[0])
-			} else {
-				var key *ledger.Keypair
-				if key, err = s.t.keypair(); err == nil {
-					p, err = s.providerOf(cmd.Context(), key.Pubkey())
-				}
-			}
+			p, err := s.providerArg(cmd.Context(), args)
 			if err != nil {
 				return err
 			}
@@ -514,15 +519,7 @@ func newRegionListCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var p *chainindexerv1.Provider
-			if len(args) == 1 {
-				p, err = s.findProvider(cmd.Context(), args[0])
-			} else {
-				var key *ledger.Keypair
-				if key, err = s.t.keypair(); err == nil {
-					p, err = s.providerOf(cmd.Context(), key.Pubkey())
-				}
-			}
+			p, err := s.providerArg(cmd.Context(), args)
 			if err != nil {
 				return err
 			}

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,36 +342,7 @@ func TestRunWatch_EditsAreServedWithoutDroppingRequestsAndABrokenBuildKeepsTheLa
 	if url == "" || !stderr.waitFor("watching", 10*time.Second) {
 		t.Fatalf("run --watch printed no URL or is not watching\n%s", stderr.String())
 	}
-	var failed, served atomic.Int64
-	var last atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				resp, err := http.Get(url)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					failed.Add(1)
-					continue
-				}
-				served.Add(1)
-				last.Store(string(b))
-			}
-		}()
-	}
+	l := startLoad(url, 2, func(string) bool { return true })
 	src := filepath.Join(dir, "main.go")
 	orig, _ := os.ReadFile(src)
 	edit := func(s string) {
@@ -385,10 +354,10 @@ func TestRunWatch_EditsAreServedWithoutDroppingRequestsAndABrokenBuildKeepsTheLa
 	if !stderr.waitFor("revision 2 served", 2*time.Minute) {
 		t.Fatalf("the edit was not served\n%s", stderr.String())
 	}
-	for end := time.Now().Add(10 * time.Second); last.Load() != "Howdy, dev!" && time.Now().Before(end); {
+	for end := time.Now().Add(10 * time.Second); l.last.Load() != "Howdy, dev!" && time.Now().Before(end); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := last.Load(); got != "Howdy, dev!" {
+	if got := l.last.Load(); got != "Howdy, dev!" {
 		t.Fatalf("after the edit the stack answers %v", got)
 	}
 	edit(strings.Replace(string(orig), `"Hello, "`, `"Howdy, " + undefinedName`, 1))
@@ -399,15 +368,14 @@ func TestRunWatch_EditsAreServedWithoutDroppingRequestsAndABrokenBuildKeepsTheLa
 		t.Fatalf("the build error is not shown\n%s", stderr.String())
 	}
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if got := last.Load(); got != "Howdy, dev!" {
+	served, failed := l.stop()
+	if got := l.last.Load(); got != "Howdy, dev!" {
 		t.Fatalf("after the broken edit the stack answers %v, want the last good revision", got)
 	}
-	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed across the redeploys", failed.Load(), failed.Load()+served.Load())
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed across the redeploys", failed, failed+served)
 	}
-	t.Logf("%d requests served across two edits, 0 failed", served.Load())
+	t.Logf("%d requests served across two edits, 0 failed", served)
 	cancel()
 	select {
 	case <-done:
