@@ -25,7 +25,7 @@ import (
 )
 
 func newUsageCommand() *cobra.Command {
-	var billing, from, to string
+	var billing, from, to, output string
 	var asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -55,13 +55,21 @@ amounts.`,
 				}
 				billing = sel.profile.Billing
 			}
+			switch output {
+			case "json":
+				asJSON = true
+			case "text":
+			default:
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--output %q: want text or json", output)}
+			}
 			return showUsage(cmd.Context(), cmd.OutOrStdout(), args[0], billing, from, to, asJSON, timeout, time.Now())
 		},
 	}
 	cmd.Flags().StringVar(&billing, "billing", "", "gRPC address of the billing service (default: the local region's, from region.json)")
 	cmd.Flags().StringVar(&from, "from", "", "start of the period, inclusive: RFC 3339 or a duration ago such as 24h (default: no lower bound)")
 	cmd.Flags().StringVar(&to, "to", "", "end of the period, exclusive: RFC 3339 or a duration ago (default: now, no upper bound)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print billing's GetUsage response as protojson")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print billing's GetUsage response as protojson (the same as --output json)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json (billing's GetUsage response as protojson)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for billing's answer")
 	return cmd
 }

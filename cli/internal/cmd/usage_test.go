@@ -181,16 +181,22 @@ escrow: balance 5, minimum 100, burn 1/hour over the last 1h0m0s, time left none
 func TestUsage_JSONIsTheResponse(t *testing.T) {
 	f := &fakeBilling{resp: fullResponse()}
 	addr := serveBilling(t, f)
+	for _, flag := range [][]string{{"--json"}, {"-o", "json"}} {
+		var out, errb bytes.Buffer
+		if code := Run(t.Context(), append([]string{"usage", testStack.String(), "--billing", addr}, flag...), nil, &out, &errb); code != ExitOK {
+			t.Fatalf("%v: exit %d: %s", flag, code, errb.String())
+		}
+		var got billingv1.GetUsageResponse
+		if err := protojson.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatalf("%v: not protojson: %v\n%s", flag, err, out.String())
+		}
+		if !proto.Equal(&got, f.resp) {
+			t.Fatalf("%v printed %v, billing answered %v", flag, &got, f.resp)
+		}
+	}
 	var out, errb bytes.Buffer
-	if code := Run(t.Context(), []string{"usage", testStack.String(), "--billing", addr, "--json"}, nil, &out, &errb); code != ExitOK {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	var got billingv1.GetUsageResponse
-	if err := protojson.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("not protojson: %v\n%s", err, out.String())
-	}
-	if !proto.Equal(&got, f.resp) {
-		t.Fatalf("--json printed %v, billing answered %v", &got, f.resp)
+	if code := Run(t.Context(), []string{"usage", testStack.String(), "--billing", addr, "-o", "yaml"}, nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "want text or json") {
+		t.Fatalf("-o yaml: exit %d: %s", code, errb.String())
 	}
 }
 
