@@ -1,10 +1,16 @@
 package upload
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -35,5 +41,42 @@ func TestVerifyHeaders_AcceptsItsOwnSignatureOnly(t *testing.T) {
 	}
 	if ID(sha256.Sum256(nil)) != "GKot5hBsd81kMupNCXHaqbhv3huEbxAFMLnpcX2hniwn" {
 		t.Fatal("content id is not ids.BinaryID's form")
+	}
+}
+
+func TestClient_ProgressSeesEveryByteInOrder(t *testing.T) {
+	body := bytes.Repeat([]byte("wasm"), 300_000) // 1.2 MB: several reads
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.ContentLength != int64(len(body)) || len(b) != len(body) {
+			http.Error(w, "short body", http.StatusBadRequest)
+			return
+		}
+		d := sha256.Sum256(b)
+		json.NewEncoder(w).Encode(Result{BinaryID: ID(d), Size: uint64(len(b))})
+	}))
+	defer srv.Close()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	var calls []int64
+	c := Client{BaseURL: srv.URL, Progress: func(sent, total int64) {
+		if total != int64(len(body)) {
+			t.Errorf("total %d, want %d", total, len(body))
+		}
+		calls = append(calls, sent)
+	}}
+	res, err := c.Upload(context.Background(), priv, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size != uint64(len(body)) {
+		t.Fatalf("result %+v", res)
+	}
+	if len(calls) < 2 || calls[len(calls)-1] != int64(len(body)) {
+		t.Fatalf("progress calls %v, want several ending at %d", calls, len(body))
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i] <= calls[i-1] {
+			t.Fatalf("progress went from %d to %d", calls[i-1], calls[i])
+		}
 	}
 }
