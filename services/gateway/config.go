@@ -95,6 +95,34 @@ type Config struct {
 	// rounded up to whole seconds.
 	OverloadRetryAfter time.Duration
 
+	// StatusTimeout bounds the RuntimeService.Status call that
+	// GET /_mu/stacks/{stack_id} makes to the stack's owner runtime; past
+	// it the answer's owner.error says the runtime did not answer.
+	StatusTimeout time.Duration
+	// LogsMaxTail is the largest tail a GET /_mu/stacks/{stack_id}/logs may
+	// ask for (more gets 400), and the tail of one that names none. The
+	// owner runtime sends at most its own log_history_lines.
+	LogsMaxTail int
+	// LogsMaxStreams is the most log streams (/_mu/stacks/{stack_id}/logs)
+	// the gateway serves at once, followed or not; one more gets 429
+	// too_many_log_streams.
+	LogsMaxStreams int
+	// LogsMaxSkew is how far the Mu-Timestamp of a signed log request
+	// (libs/reqsign) may be from the gateway's clock, either way; further
+	// gets 401.
+	LogsMaxSkew time.Duration
+	// LogsAllowUnsigned serves the logs of stacks whose owner the gateway
+	// does not know (installed through PutStack, not from the chain: a
+	// gateway without chain_indexer_addr) to anyone, unsigned. Off (the
+	// default), such a request gets 403. Stacks from the chain always
+	// need their owner's signature.
+	LogsAllowUnsigned bool
+	// LogsReconnectDelay is how long a followed log stream waits before
+	// it reconnects to the stack's owner after the previous one became
+	// unavailable (it shut down or left, and ownership moved), and
+	// between further tries.
+	LogsReconnectDelay time.Duration
+
 	// ChainIndexerAddr is host:port of the chain indexer's gRPC API; empty
 	// (the default) leaves the gateway to the stacks it is given with
 	// PutStack, RemoveStack and SetStackEnabled (and their GatewayService
@@ -170,6 +198,12 @@ func DefaultConfig() Config {
 
 		MaxConnections:     10_000,      // open client connections
 		OverloadRetryAfter: time.Second, // Retry-After: 1
+
+		StatusTimeout:      2 * time.Second,        // the owner's Status, for /_mu/stacks/{id}
+		LogsMaxTail:        1000,                   // recent log lines a request may ask for
+		LogsMaxStreams:     256,                    // open log streams
+		LogsMaxSkew:        5 * time.Minute,        // signed log requests' clock skew
+		LogsReconnectDelay: 500 * time.Millisecond, // between reconnections of a followed log stream
 
 		ChainRetry: chainwatch.DefaultBackoff(),
 		Cluster:    membership.DefaultConfig(), // off: no cluster_bind_addr
@@ -278,6 +312,11 @@ func (c Config) Validate() error {
 		}
 	}
 	p.PositiveDuration("invoke_timeout", c.InvokeTimeout)
+	p.PositiveDuration("status_timeout", c.StatusTimeout)
+	positive("logs_max_tail", int64(c.LogsMaxTail))
+	positive("logs_max_streams", int64(c.LogsMaxStreams))
+	p.PositiveDuration("logs_max_skew", c.LogsMaxSkew)
+	p.PositiveDuration("logs_reconnect_delay", c.LogsReconnectDelay)
 	if c.InvokeAttempts < 1 {
 		bad("invoke_attempts", "must be at least 1 (1: no retries), got %d", c.InvokeAttempts)
 	}

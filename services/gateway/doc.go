@@ -163,7 +163,7 @@
 //
 // # Errors
 //
-// Every response the gateway makes itself has a JSON body
+// Every response the gateway makes itself (log streams' lines aside) has a JSON body
 //
 //	{"error": {"kind": "fuel_exhausted", "message": "..."}}
 //
@@ -236,6 +236,62 @@
 // Config.MaxConnections caps the client connections the public listener
 // holds open (limit.go): further clients wait in the accept queue.
 //
+// # Stack status and logs
+//
+// Two public endpoints under /_mu/stacks/ (StacksPath) tell a deployer
+// (`mu deploy`, `mu logs`) what the region serves; neither is metered.
+//
+// GET (or HEAD) /_mu/stacks/{stack_id} answers 200 with StackStatus:
+//
+//	{"stack":"<base58>","revision":3,"enabled":true,"disabled_reason":"",
+//	 "owner":{"node":"runtime-1","revision":3,"deployed":true,"error":""}}
+//
+// revision, enabled and disabled_reason are the gateway's own routing
+// state (as GatewayService.Routes); owner is what the stack's first
+// candidate runtime answers to RuntimeService.Status within
+// Config.StatusTimeout: deployed when it has the stack, at revision. A
+// runtime that cannot be asked fills owner.error (the answer stays 200);
+// one that does not have the stack is deployed=false with no error. A
+// deploy of revision N is served once revision >= N, owner.deployed and
+// owner.revision >= N. Unknown or malformed stack: 404 stack_not_found;
+// other methods: 405.
+//
+// GET /_mu/stacks/{stack_id}/logs streams the stack's function logs from
+// its owner runtime (RuntimeService.StreamLogs) as NDJSON
+// (Content-Type application/x-ndjson), one LogLine per line, flushed per
+// line:
+//
+//	{"time":"2026-01-02T03:04:05.000000006Z","stack":"<base58>","function":"api.get",
+//	 "level":"info","source":"log","body":"...","node":"runtime-1","dropped":0}
+//
+// Query: function (an assembly, or assembly.function), tail (the recent
+// lines to send first, at most Config.LogsMaxTail, which is also the
+// default; the runtime keeps its log_history_lines per stack) and follow
+// (1 or true: then live lines until the client leaves or the gateway
+// closes; otherwise the response ends after the recent lines). A followed
+// stream whose runtime becomes UNAVAILABLE (it shut down or left, and the
+// stack moved) reconnects every Config.LogsReconnectDelay to the stack's
+// first candidate then and goes on without history. A stream that breaks
+// otherwise ends with a line {"error":{"kind":...,"message":...}}. Close
+// ends open streams at once (they do not hold the shutdown). Each line is
+// written within WriteTimeout of its own.
+//
+// The request must be signed by the stack's owner, the developer key that
+// posted it on the ledger (libs/reqsign: Mu-Public-Key, Mu-Timestamp,
+// Mu-Signature over the method, the path and the query), with a timestamp
+// within Config.LogsMaxSkew. Missing, malformed, wrong or stale: 401
+// unauthorized with WWW-Authenticate: Mu-Signature. Valid but another key:
+// 403 forbidden ("signed by X, stack S is owned by Y"). The gateway knows
+// owners from the chain; a stack given to it through PutStack (a gateway
+// without a chain indexer) has none, and its logs get 403 ("the gateway
+// does not know the owner of stack S") unless Config.LogsAllowUnsigned
+// serves them unsigned. `mu run` posts its stack on its local ledger, so
+// its gateway knows the owner: the project's developer key signs. Then:
+// a malformed query or a tail over the maximum 400; Config.LogsMaxStreams
+// streams already open 429 too_many_log_streams; no runtime for the stack
+// 503 runtime_unavailable with Retry-After. The gauge
+// mu_gateway_log_streams counts open streams.
+//
 // # Operations
 //
 // On the public port, /_mu/health answers 200 {"status":"ok"} (503 while
@@ -244,7 +300,7 @@
 // Metrics:
 // mu_gateway_http_requests_total and mu_gateway_http_request_duration_seconds
 // by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
-// mu_gateway_stacks_disabled, mu_gateway_usage_pending_records,
+// mu_gateway_stacks_disabled, mu_gateway_log_streams, mu_gateway_usage_pending_records,
 // mu_gateway_usage_report_failures_total, mu_gateway_invoke_retries_total
 // by method, mu_gateway_owner_changes_total, mu_gateway_cluster_members
 // (live members of the list, every role, this gateway included) and

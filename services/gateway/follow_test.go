@@ -39,15 +39,15 @@ type chainHarness struct {
 	x *chainwatchtest.Indexer
 }
 
-func newChainHarness(t *testing.T) *chainHarness {
+func newChainHarness(t *testing.T, opts ...harnessOpt) *chainHarness {
 	t.Helper()
 	x := chainwatchtest.New(t)
 	x.PutRegion(&chainindexerv1.Region{Id: chainRegion, ProviderId: chainProvider, Name: "test-1", MinEscrowBalance: 1000})
-	h := newHarness(t, func(c *gateway.Config, _ *gateway.Deps) {
+	h := newHarness(t, append([]harnessOpt{func(c *gateway.Config, _ *gateway.Deps) {
 		c.ChainIndexerAddr = x.Addr()
 		c.RegionID = base58.Encode(chainRegion)
 		c.ChainRetry = chainwatch.Backoff{Initial: time.Millisecond, Max: 50 * time.Millisecond}
-	})
+	}}, opts...)...)
 	return &chainHarness{harness: h, x: x}
 }
 

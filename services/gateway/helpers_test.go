@@ -71,6 +71,10 @@ type fakeRuntime struct {
 	calls  []*runtimev1.InvokeRequest
 	md     []metadata.MD // incoming metadata per call
 	handle func(context.Context, *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error)
+	// status answers Status (nil: UNIMPLEMENTED); logs serves StreamLogs
+	// (nil: UNIMPLEMENTED). See stackapi_test.go.
+	status func(context.Context, *runtimev1.StatusRequest) (*runtimev1.StatusResponse, error)
+	logs   func(*runtimev1.StreamLogsRequest, runtimev1.RuntimeService_StreamLogsServer) error
 }
 
 func (f *fakeRuntime) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*runtimev1.InvokeResponse, error) {

@@ -122,11 +122,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveInternal(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, StacksPath); ok {
+		s.serveStack(w, r, rest)
+		return
+	}
 	switch r.URL.Path {
 	case HealthPath:
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody(KindMethodNotAllowed, "use GET"))
+		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 			return
 		}
 		if s.run.IsClosing() {

@@ -106,6 +106,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Installed stacks that are disabled (answering 402).",
 		}, func() float64 { _, d := s.stacks.counts(); return float64(d) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "log_streams",
+			Help: "Log streams (/_mu/stacks/{stack_id}/logs) open on the public port.",
+		}, func() float64 { return float64(len(s.logSlots)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "mu", Subsystem: "gateway", Name: "usage_pending_records",
 			Help: "Usage records waiting to be accepted by the usage sink.",
 		}, func() float64 { return float64(s.usage.Pending()) }),

@@ -77,6 +77,8 @@ type Server struct {
 	// retryAfter is the Retry-After value of retryable 503s: whole
 	// seconds of OverloadRetryAfter, rounded up.
 	retryAfter string
+	// logSlots holds a token per open log stream, up to LogsMaxStreams.
+	logSlots chan struct{}
 }
 
 // grpcEnvelopeSlack is what an InvokeResponse may add on the wire to the
@@ -125,6 +127,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stacks:     newRegistry(),
 		keys:       usage.NewKeys("gateway/" + cfg.NodeName),
 		retryAfter: retryAfterSeconds(cfg.OverloadRetryAfter),
+		logSlots:   make(chan struct{}, cfg.LogsMaxStreams),
 		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
 			1<<31-1))),
 	}

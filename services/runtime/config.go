@@ -123,6 +123,17 @@ type Config struct {
 	// LogBuffer is how many log lines a slow StreamLogs subscriber may lag
 	// before lines are dropped for it.
 	LogBuffer int
+	// LogHistoryLines is how many recent log lines the node keeps per
+	// stack for StreamLogs' tail (the gateway's /_mu/stacks/{id}/logs,
+	// `mu logs`), oldest evicted first; a stack's lines are dropped when it
+	// leaves the node. Each kept body is cut to 16 KiB, the limit of a
+	// stderr line (the engine's max stderr line). 0 keeps no history.
+	LogHistoryLines int
+	// LogHistoryBytes bounds the kept lines of all stacks together, in
+	// bytes (bodies and function names plus 128 bytes a line): past it
+	// the oldest line of any stack goes, so stacks that log a lot cannot
+	// grow the node's memory. 200 lines of 16 KiB are 3.2 MiB a stack.
+	LogHistoryBytes int64
 
 	// BillingAddr is host:port of the billing service's gRPC API, where
 	// the node's usage records and sampled receipts go (dialled without
@@ -285,9 +296,11 @@ func DefaultConfig() Config {
 		PrewarmInstances:     1,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
-		LogBuffer:            1024, // lines per log subscriber
-		MaxUploadsPerCall:    4,    // open uploads per call
-		MaxListPage:          1000, // objects per StorageListPage
+		LogBuffer:            1024,     // lines per log subscriber
+		LogHistoryLines:      200,      // recent lines kept per stack
+		LogHistoryBytes:      64 << 20, // 64 MiB of recent lines on the node
+		MaxUploadsPerCall:    4,        // open uploads per call
+		MaxListPage:          1000,     // objects per StorageListPage
 		ChainRetry:           chainwatch.DefaultBackoff(),
 		ChainDeployWorkers:   2,               // stacks deployed at once
 		ChainDeployTimeout:   2 * time.Minute, // fetch, compile and prewarm one stack
@@ -346,6 +359,8 @@ func (c Config) Validate() error {
 		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
 	}
 	p.Positive("log_buffer", int64(c.LogBuffer))
+	p.NotNegative("log_history_lines", int64(c.LogHistoryLines))
+	p.Positive("log_history_bytes", c.LogHistoryBytes)
 	if c.BillingAddr != "" {
 		if host, port, err := net.SplitHostPort(c.BillingAddr); err != nil || host == "" || port == "" {
 			p.Addf("billing_addr", "%q is not host:port", c.BillingAddr)

@@ -517,18 +517,21 @@ func (s *Server) Undeploy(ctx context.Context, req *runtimev1.UndeployRequest) (
 }
 
 // drop removes stack id from this node, keeping its enabled state: its
-// idle instances are closed and calls in progress finish on the revision
-// they started on. It reports whether the stack was deployed.
+// idle instances are closed, calls in progress finish on the revision
+// they started on, and its kept log lines are forgotten. It reports
+// whether the stack was deployed.
 func (s *Server) drop(id ids.StackID) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	d := s.stacks[id]
-	if d == nil {
-		return false
+	if d != nil {
+		delete(s.stacks, id)
+		s.retireLocked(d)
 	}
-	delete(s.stacks, id)
-	s.retireLocked(d)
-	return true
+	s.mu.Unlock()
+	if d != nil {
+		s.logs.Forget(id)
+	}
+	return d != nil
 }
 
 // Status reports deployed stacks (one, or all when stack_id is empty; an

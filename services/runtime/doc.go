@@ -3,6 +3,18 @@
 // serves RuntimeService over gRPC: Deploy and Undeploy stacks, Invoke a
 // function, Status, and StreamLogs.
 //
+// # Logs
+//
+// Functions' Log messages and stderr lines, and the node's own lines about
+// them (deploys, crashes), go to a hub (logs.Hub; Server.Logs) that fans
+// them out to StreamLogs callers without blocking: a caller that falls more
+// than LogBuffer lines behind loses lines, counted in the next entry's
+// dropped. The hub keeps the last LogHistoryLines lines of each stack (each
+// body cut to 16 KiB, the stderr line limit; LogHistoryBytes for all
+// stacks together, oldest first out), which StreamLogs sends first when
+// asked for a tail, and drops them when the stack leaves the node
+// (Undeploy, release, delete). With no_follow the stream ends after them.
+//
 // # Where stacks come from
 //
 // Deploy, Undeploy and SetStackEnabled install, remove, enable and disable

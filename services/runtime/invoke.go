@@ -436,7 +436,11 @@ func (h *callHost) handle(ctx context.Context, m fnproto.Message) (fnproto.Messa
 // end aborts the call's unfinished uploads.
 func (h *callHost) end() { h.storage.end() }
 
-// StreamLogs streams function logs until the client goes away.
+// StreamLogs streams function logs: up to req.tail kept lines of the
+// filter first (at most LogHistoryLines), then, unless req.no_follow, new
+// lines until the client goes away or the node closes (UNAVAILABLE). The
+// header metadata goes out first, so a caller learns the stream was
+// accepted before any line exists.
 func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.RuntimeService_StreamLogsServer) error {
 	var f logs.Filter
 	if len(req.GetStackId()) > 0 {
@@ -447,8 +451,26 @@ func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.R
 		f.Stack = id
 	}
 	f.Function = req.GetFunction()
-	sub := s.logs.Subscribe(f)
-	defer sub.Close()
+	tail := int(min(req.GetTail(), uint32(max(s.cfg.LogHistoryLines, 0))))
+	var sub *logs.Subscription
+	var recent []logs.Entry
+	if req.GetNoFollow() {
+		recent = s.logs.Recent(f, tail)
+	} else {
+		sub, recent = s.logs.SubscribeTail(f, tail)
+		defer sub.Close()
+	}
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
+	for i := range recent {
+		if err := stream.Send(&runtimev1.StreamLogsResponse{Entry: s.toLogEntry(&recent[i])}); err != nil {
+			return err
+		}
+	}
+	if sub == nil {
+		return nil
+	}
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -459,7 +481,7 @@ func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.R
 			if !ok {
 				return nil
 			}
-			if err := stream.Send(&runtimev1.StreamLogsResponse{Entry: toLogEntry(&e)}); err != nil {
+			if err := stream.Send(&runtimev1.StreamLogsResponse{Entry: s.toLogEntry(&e)}); err != nil {
 				return err
 			}
 		}

@@ -150,7 +150,8 @@ func (m *metrics) invocationsBy(k wasm.ErrorKind) prometheus.Counter {
 	return m.invocations.WithLabelValues(k.String())
 }
 
-func toLogEntry(e *logs.Entry) *runtimev1.LogEntry {
+// toLogEntry is e as StreamLogs sends it, from this node.
+func (s *Server) toLogEntry(e *logs.Entry) *runtimev1.LogEntry {
 	src := runtimev1.LogSource_LOG_SOURCE_LOG
 	switch e.Source {
 	case logs.SourceStderr:
@@ -165,6 +166,8 @@ func toLogEntry(e *logs.Entry) *runtimev1.LogEntry {
 		Body:     e.Body,
 		Time:     timestamppb.New(e.Time),
 		Source:   src,
+		Dropped:  e.Dropped,
+		Node:     s.cfg.NodeName,
 	}
 }
 

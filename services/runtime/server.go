@@ -133,11 +133,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	hub := logs.NewHub(cfg.LogBuffer, logs.History{
+		Lines:      cfg.LogHistoryLines,
+		LineBytes:  wasmDefaults.MaxStderrLine, // the limit of a stderr line, for Log messages too
+		TotalBytes: cfg.LogHistoryBytes,
+	})
 	s := &Server{
 		cfg:      cfg,
 		log:      log.With("service", "runtime", "node", cfg.NodeName),
 		keys:     usage.NewKeys("runtime/" + cfg.NodeName),
-		logs:     logs.NewHub(cfg.LogBuffer),
+		logs:     hub,
 		stacks:   make(map[[32]byte]*deployment),
 		disabled: make(map[ids.StackID]string),
 		modules:  make(map[string]*moduleRef),

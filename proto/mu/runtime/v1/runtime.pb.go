@@ -1121,8 +1121,13 @@ type StreamLogsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 32-byte stack public key; empty streams all stacks.
 	StackId []byte `protobuf:"bytes,1,opt,name=stack_id,json=stackId,proto3" json:"stack_id,omitempty"`
-	// "assembly.function"; empty streams all functions.
-	Function      string `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	// "assembly.function", or an assembly name for all its functions; empty streams all functions.
+	Function string `protobuf:"bytes,2,opt,name=function,proto3" json:"function,omitempty"`
+	// How many recent entries of the filter to send first, oldest first; at most what the node keeps
+	// (its log_history_lines per stack). 0 sends none.
+	Tail uint32 `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	// End the stream after the recent entries instead of following new ones.
+	NoFollow      bool `protobuf:"varint,4,opt,name=no_follow,json=noFollow,proto3" json:"no_follow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,6 +1174,20 @@ func (x *StreamLogsRequest) GetFunction() string {
 		return x.Function
 	}
 	return ""
+}
+
+func (x *StreamLogsRequest) GetTail() uint32 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+func (x *StreamLogsRequest) GetNoFollow() bool {
+	if x != nil {
+		return x.NoFollow
+	}
+	return false
 }
 
 // StreamLogsResponse carries one log entry.
@@ -1226,8 +1245,13 @@ type LogEntry struct {
 	Level    LogLevel `protobuf:"varint,3,opt,name=level,proto3,enum=mu.runtime.v1.LogLevel" json:"level,omitempty"`
 	Body     string   `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
 	// When the runtime received the entry.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
-	Source        LogSource              `protobuf:"varint,6,opt,name=source,proto3,enum=mu.runtime.v1.LogSource" json:"source,omitempty"`
+	Time   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	Source LogSource              `protobuf:"varint,6,opt,name=source,proto3,enum=mu.runtime.v1.LogSource" json:"source,omitempty"`
+	// How many entries before this one the stream lost because its reader did not keep up (live
+	// entries only; 0 for recent ones).
+	Dropped uint64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// The name of the runtime node that produced the entry (as in its logs and Status.node_name).
+	Node          string `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1304,6 +1328,20 @@ func (x *LogEntry) GetSource() LogSource {
 	return LogSource_LOG_SOURCE_UNSPECIFIED
 }
 
+func (x *LogEntry) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *LogEntry) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 var File_mu_runtime_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
@@ -1378,19 +1416,23 @@ const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tbinary_id\x18\x02 \x01(\tR\bbinaryId\x12%\n" +
 	"\x0ewarm_instances\x18\x03 \x01(\rR\rwarmInstances\x12 \n" +
-	"\vinvocations\x18\x04 \x01(\x04R\vinvocations\"J\n" +
+	"\vinvocations\x18\x04 \x01(\x04R\vinvocations\"{\n" +
 	"\x11StreamLogsRequest\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
-	"\bfunction\x18\x02 \x01(\tR\bfunction\"C\n" +
+	"\bfunction\x18\x02 \x01(\tR\bfunction\x12\x12\n" +
+	"\x04tail\x18\x03 \x01(\rR\x04tail\x12\x1b\n" +
+	"\tno_follow\x18\x04 \x01(\bR\bnoFollow\"C\n" +
 	"\x12StreamLogsResponse\x12-\n" +
-	"\x05entry\x18\x01 \x01(\v2\x17.mu.runtime.v1.LogEntryR\x05entry\"\xe6\x01\n" +
+	"\x05entry\x18\x01 \x01(\v2\x17.mu.runtime.v1.LogEntryR\x05entry\"\x94\x02\n" +
 	"\bLogEntry\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\tR\bfunction\x12-\n" +
 	"\x05level\x18\x03 \x01(\x0e2\x17.mu.runtime.v1.LogLevelR\x05level\x12\x12\n" +
 	"\x04body\x18\x04 \x01(\tR\x04body\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x120\n" +
-	"\x06source\x18\x06 \x01(\x0e2\x18.mu.runtime.v1.LogSourceR\x06source*\x8c\x01\n" +
+	"\x06source\x18\x06 \x01(\x0e2\x18.mu.runtime.v1.LogSourceR\x06source\x12\x18\n" +
+	"\adropped\x18\a \x01(\x04R\adropped\x12\x12\n" +
+	"\x04node\x18\b \x01(\tR\x04node*\x8c\x01\n" +
 	"\bLogLevel\x12\x19\n" +
 	"\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOG_LEVEL_TRACE\x10\x01\x12\x13\n" +

@@ -51,8 +51,11 @@ type RuntimeServiceClient interface {
 	// Status reports the stacks deployed on this node, the region's runtime members as it sees them and
 	// which stacks it owns.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
-	// StreamLogs streams function logs (and the runtime's own messages about them) as they are
-	// produced, until the client cancels or the node shuts down.
+	// StreamLogs streams function logs (and the runtime's own messages about them): first up to
+	// `tail` recent entries the node keeps that match the filter (oldest first), then the entries as
+	// they are produced, until the client cancels or the node shuts down (UNAVAILABLE), or, with
+	// no_follow, right after the recent ones. The node sends the stream's header metadata as soon as
+	// it accepts the request, before any entry.
 	StreamLogs(ctx context.Context, in *StreamLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamLogsResponse], error)
 }
 
@@ -145,8 +148,11 @@ type RuntimeServiceServer interface {
 	// Status reports the stacks deployed on this node, the region's runtime members as it sees them and
 	// which stacks it owns.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
-	// StreamLogs streams function logs (and the runtime's own messages about them) as they are
-	// produced, until the client cancels or the node shuts down.
+	// StreamLogs streams function logs (and the runtime's own messages about them): first up to
+	// `tail` recent entries the node keeps that match the filter (oldest first), then the entries as
+	// they are produced, until the client cancels or the node shuts down (UNAVAILABLE), or, with
+	// no_follow, right after the recent ones. The node sends the stream's header metadata as soon as
+	// it accepts the request, before any entry.
 	StreamLogs(*StreamLogsRequest, grpc.ServerStreamingServer[StreamLogsResponse]) error
 	mustEmbedUnimplementedRuntimeServiceServer()
 }
