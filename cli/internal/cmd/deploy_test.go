@@ -192,7 +192,13 @@ func TestDeployFlow_ProviderToDeleteAgainstAClusterOfProcesses(t *testing.T) {
 		t.Fatalf("GET %s: %q", url, body)
 	}
 	m.deployWall = time.Since(start)
-	t.Logf("mu deploy → first request served: %s", m.deployWall.Round(time.Millisecond))
+	timing := ""
+	for _, l := range strings.Split(errs, "\n") {
+		if strings.HasPrefix(l, "served in ") || strings.HasPrefix(l, "uploaded ") {
+			timing += "; " + l
+		}
+	}
+	t.Logf("mu deploy → first request served: %s%s", m.deployWall.Round(time.Millisecond), timing)
 	for _, w := range []string{"uploading greeter: ", "uploading greeter: 50%", "uploaded greeter: ", "created in region local"} {
 		if !strings.Contains(errs, w) {
 			t.Fatalf("plain deploy output lacks %q:\n%s", w, errs)
