@@ -41,7 +41,7 @@ require (
 	github.com/mr-tron/base58 v1.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/muprotocol/mu/libs/fnproto v0.0.0 // indirect
-	github.com/muprotocol/mu/services/gateway v0.0.0 // indirect
+	github.com/muprotocol/mu/services/gateway v0.0.0
 	github.com/muprotocol/mu/services/mudb v0.0.0-00010101000000-000000000000 // indirect
 	github.com/muprotocol/mu/services/storage v0.0.0-00010101000000-000000000000 // indirect
 	github.com/opentracing/opentracing-go v1.2.0 // indirect

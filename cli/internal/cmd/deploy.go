@@ -21,6 +21,7 @@ import (
 	"github.com/muprotocol/mu/libs/manifest"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	"github.com/muprotocol/mu/region"
+	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/storage/upload"
 )
 
@@ -310,26 +311,12 @@ func (d *deployer) postErr(err error, r *chainindexerv1.Region) error {
 	return d.s.ledErr(err)
 }
 
-// stackStatus is the gateway's GET /_mu/stacks/{id}.
-type stackStatus struct {
-	Stack          string `json:"stack"`
-	Revision       uint64 `json:"revision"`
-	Enabled        bool   `json:"enabled"`
-	DisabledReason string `json:"disabled_reason"`
-	Owner          *struct {
-		Node     string `json:"node"`
-		Revision uint64 `json:"revision"`
-		Deployed bool   `json:"deployed"`
-		Error    string `json:"error"`
-	} `json:"owner"`
-}
-
 // gatewayStatus asks the gateway what it serves of stack id; found is
 // false when it does not know the stack.
-func (s *session) gatewayStatus(ctx context.Context, id ids.StackID) (st stackStatus, found bool, err error) {
+func (s *session) gatewayStatus(ctx context.Context, id ids.StackID) (st gateway.StackStatus, found bool, err error) {
 	cctx, cancel := s.c.ctx(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, strings.TrimSuffix(s.t.gateway.v, "/")+"/_mu/stacks/"+id.String(), nil)
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, strings.TrimSuffix(s.t.gateway.v, "/")+gateway.StacksPath+id.String(), nil)
 	if err != nil {
 		return st, false, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.t.gateway.where("the gateway"), err)}
 	}
@@ -368,7 +355,7 @@ func (d *deployer) waitServed(ctx context.Context, id ids.StackID, rev uint64) e
 				return &exitError{code: ExitUsage, err: fmt.Errorf("stack %s is disabled: %s", id, st.DisabledReason)}
 			case st.Revision < rev:
 				last = fmt.Sprintf("the gateway routes revision %d", st.Revision)
-			case st.Owner == nil || st.Owner.Node == "":
+			case st.Owner.Node == "":
 				last = "the gateway sees no runtime to own it"
 			case st.Owner.Error != "":
 				last = fmt.Sprintf("its owner %s answers: %s", st.Owner.Node, st.Owner.Error)

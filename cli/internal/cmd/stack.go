@@ -20,6 +20,7 @@ import (
 	"github.com/muprotocol/mu/libs/reqsign"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	"github.com/muprotocol/mu/region"
+	"github.com/muprotocol/mu/services/gateway"
 )
 
 // stackJSON is a stack in listings.
@@ -169,7 +170,7 @@ func newStackCommand() *cobra.Command {
 			v := stackView(x, names)
 			out := struct {
 				stackJSON
-				Served *stackStatus `json:"served,omitempty"`
+				Served *gateway.StackStatus `json:"served,omitempty"`
 				URLs   []string     `json:"urls,omitempty"`
 				Error  string       `json:"gateway_error,omitempty"`
 			}{stackJSON: v}
@@ -203,12 +204,10 @@ func newStackCommand() *cobra.Command {
 					fmt.Fprintf(w, " (%s)", st.DisabledReason)
 				}
 				fmt.Fprintln(w)
-				if o := st.Owner; o != nil {
-					if o.Error != "" {
-						fmt.Fprintf(w, "  owner      %s: %s\n", o.Node, o.Error)
-					} else {
-						fmt.Fprintf(w, "  owner      %s, revision %d installed %v\n", o.Node, o.Revision, o.Deployed)
-					}
+				if o := st.Owner; o.Error != "" {
+					fmt.Fprintf(w, "  owner      %s: %s\n", o.Node, o.Error)
+				} else {
+					fmt.Fprintf(w, "  owner      %s, revision %d installed %v\n", o.Node, o.Revision, o.Deployed)
 				}
 			case v.State != "deleted" && s.t.gateway.v != "":
 				fmt.Fprintln(w, "  served     not by the gateway yet")
@@ -291,18 +290,6 @@ func newStackCommand() *cobra.Command {
 	return c
 }
 
-// logLine is one line of the gateway's log stream.
-type logLine struct {
-	Time     time.Time `json:"time"`
-	Stack    string    `json:"stack"`
-	Function string    `json:"function"`
-	Level    string    `json:"level"`
-	Source   string    `json:"source"`
-	Body     string    `json:"body"`
-	Node     string    `json:"node"`
-	Dropped  uint64    `json:"dropped"`
-}
-
 func newLogsCommand() *cobra.Command {
 	var follow bool
 	var tail uint32
@@ -342,7 +329,7 @@ its logs.`,
 			if follow {
 				q.Set("follow", "1")
 			}
-			uri := "/_mu/stacks/" + ids.StackID(x.GetId()).String() + "/logs?" + q.Encode()
+			uri := gateway.StacksPath + ids.StackID(x.GetId()).String() + "/logs?" + q.Encode()
 			return streamLogs(cmd.Context(), cmd.OutOrStdout(), s, key, uri, s.t.output == "json")
 		},
 	}
@@ -388,15 +375,32 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 			fmt.Fprintf(w, "%s\n", sc.Bytes())
 			continue
 		}
-		var l logLine
+		var l struct {
+			gateway.LogLine
+			Error *struct {
+				Kind    string `json:"kind"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			fmt.Fprintf(w, "%s\n", sc.Bytes())
 			continue
 		}
+		if l.Error != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s ended: %s", s.t.gateway.where("the gateway"), l.Error.Message)}
+		}
 		if l.Dropped > 0 {
 			fmt.Fprintf(w, "(%d log lines dropped)\n", l.Dropped)
 		}
-		fmt.Fprintf(w, "%s %-5s %s: %s\n", l.Time.Local().Format("15:04:05.000"), strings.ToUpper(l.Level), l.Function, l.Body)
+		when := l.Time
+		if t, err := time.Parse(time.RFC3339Nano, l.Time); err == nil {
+			when = t.Local().Format("15:04:05.000")
+		}
+		fn := l.Function
+		if fn == "" {
+			fn = "runtime"
+		}
+		fmt.Fprintf(w, "%s %-5s %s: %s\n", when, strings.ToUpper(l.Level), fn, l.Body)
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s broke: %v", s.t.gateway.where("the gateway"), err)}
