@@ -171,8 +171,8 @@ func newStackCommand() *cobra.Command {
 			out := struct {
 				stackJSON
 				Served *gateway.StackStatus `json:"served,omitempty"`
-				URLs   []string     `json:"urls,omitempty"`
-				Error  string       `json:"gateway_error,omitempty"`
+				URLs   []string             `json:"urls,omitempty"`
+				Error  string               `json:"gateway_error,omitempty"`
 			}{stackJSON: v}
 			id := ids.StackID(x.GetId())
 			if s.t.gateway.v != "" && v.State != "deleted" {
