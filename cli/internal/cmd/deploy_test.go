@@ -242,6 +242,12 @@ func TestDeployFlow_ProviderToDeleteAgainstAClusterOfProcesses(t *testing.T) {
 	if !logs.waitFor("greeting", 20*time.Second) {
 		t.Fatalf("mu logs -f showed no request:\n%s", logs.String())
 	}
+	// The history without -f, of one function, by the stack's name; and
+	// only the owner reads it.
+	if out := m.ok("logs", "greeter", "greeter", "--tail", "5"); !strings.Contains(out, "greeting") || strings.Count(out, "\n") > 5 {
+		t.Fatalf("mu logs greeter greeter --tail 5:\n%s", out)
+	}
+	m.fails([]string{"403", "is owned by " + dev}, "logs", stackID, "--keypair", providerKey)
 
 	// Usage reaches billing.
 	deadline := time.Now().Add(60 * time.Second)
