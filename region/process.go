@@ -198,36 +198,77 @@ func buildCommand(ctx context.Context, repo, binDir, svc string, log *slog.Logge
 // optional ones, which stay off when empty), turns cfg (a pointer to the
 // service's Config, so the ports chosen reach it) into flags, adds extra,
 // and waits on the gRPC health of *grpcAddr.
+//
+// A port is free when it is chosen and taken only when the child binds
+// it, so another program may take it in between (tests start many
+// processes at once). A child that exits before it is ready saying a port
+// was in use is started again on fresh ports, up to portAttempts times;
+// a gossip address (cluster settings) is chosen afresh the same way.
 func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg any, grpcAddr *string, ports, optional []*string, extra ...string) (*Process, error) {
-	var err error
+	type spec struct {
+		p    *string
+		orig string
+	}
+	var specs []spec
 	for _, a := range ports {
-		if *a, err = freePort(*a); err != nil {
-			return nil, err
-		}
+		specs = append(specs, spec{a, *a})
 	}
 	for _, a := range optional {
 		if *a != "" {
-			if *a, err = freePort(*a); err != nil {
+			specs = append(specs, spec{a, *a})
+		}
+	}
+	gossip := gossipAddrOf(cfg)
+	for attempt := 1; ; attempt++ {
+		var err error
+		for _, sp := range specs {
+			if *sp.p, err = freePort(sp.orig); err != nil {
 				return nil, err
 			}
 		}
-	}
-	args, err := config.Args(cfg)
-	if err != nil {
-		return nil, err
-	}
-	args = append(args, extra...)
-	bin, addr := s.bins[svc], *grpcAddr
-	var launch func(ctx context.Context) (*Process, error)
-	launch = func(ctx context.Context) (*Process, error) {
-		p, err := s.spawn(name, bin, args)
+		if gossip != nil && *gossip != "" && attempt > 1 {
+			if *gossip, err = freeGossipPort(); err != nil {
+				return nil, err
+			}
+		}
+		args, err := config.Args(cfg)
 		if err != nil {
 			return nil, err
 		}
-		p.relaunch = launch
-		return p, s.waitReady(ctx, p, addr)
+		args = append(args, extra...)
+		bin, addr := s.bins[svc], *grpcAddr
+		var launch func(ctx context.Context) (*Process, error)
+		launch = func(ctx context.Context) (*Process, error) {
+			p, err := s.spawn(name, bin, args)
+			if err != nil {
+				return nil, err
+			}
+			p.relaunch = launch
+			return p, s.waitReady(ctx, p, addr)
+		}
+		p, err := launch(ctx)
+		if err != nil && p != nil && attempt < portAttempts && exited(p) && strings.Contains(p.output(), "address already in use") {
+			s.log.Warn("a port was taken before the child bound it; starting it on other ports", "node", name, "attempt", attempt)
+			continue
+		}
+		return p, err
 	}
-	return launch(ctx)
+}
+
+// portAttempts bounds how often startChild picks fresh ports for a child
+// that found one taken.
+const portAttempts = 3
+
+// gossipAddrOf is the gossip bind address in cfg (a *Config with a
+// Cluster membership.Config), or nil.
+func gossipAddrOf(cfg any) *string {
+	switch c := cfg.(type) {
+	case *runtime.Config:
+		return &c.Cluster.BindAddr
+	case *gateway.Config:
+		return &c.Cluster.BindAddr
+	}
+	return nil
 }
 
 // mudb starts a muDB node as a child process and waits until it serves.
@@ -471,10 +512,10 @@ func (s *processStarter) waitReady(ctx context.Context, p *Process, addr string)
 			t.Stop()
 			select {
 			case <-p.done:
-				return fmt.Errorf("region: %s exited before it was ready: %v%s", p.name, p.waitErr, p.tail.quote())
+				return fmt.Errorf("region: %s exited before it was ready: %v%s", p.name, p.waitErr, p.output())
 			default:
 			}
-			return fmt.Errorf("region: %s not serving on %s after %s (last answer: %v)%s", p.name, addr, time.Since(start).Round(time.Millisecond), err, p.tail.quote())
+			return fmt.Errorf("region: %s not serving on %s after %s (last answer: %v)%s", p.name, addr, time.Since(start).Round(time.Millisecond), err, p.output())
 		case <-t.C:
 		}
 	}
@@ -523,6 +564,25 @@ func (t *tail) Write(b []byte) (int, error) {
 		t.partial = t.partial[i+1:]
 	}
 	return len(b), nil
+}
+
+// output is the child's last output lines as a suffix for an error
+// message: what it wrote through this process, or, for a detached child
+// that writes to its log file itself, the end of that file.
+func (p *Process) output() string {
+	if q := p.tail.quote(); q != "" || p.logFile == "" {
+		return q
+	}
+	b, err := os.ReadFile(p.logFile)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 64<<10 {
+		b = b[len(b)-64<<10:]
+	}
+	var t tail
+	t.Write(b)
+	return t.quote()
 }
 
 // quote is the kept lines as a suffix for an error message.
