@@ -557,6 +557,9 @@ func TestConsolePage(t *testing.T) {
 		}
 		Do(t, ctx, "create an escrow with cirrus", chromedp.Click(chromedp.CSS(`#create-escrow button`)))
 		WaitFor(t, ctx, "the new card", `document.querySelector('`+card(provCirr)+`')`)
+		if got := Eval[string](t, ctx, `document.getElementById('create-escrow').innerText`); !strings.Contains(got, "every provider") || strings.Contains(got, "Create escrow") {
+			t.Errorf("the create form after the last provider: %q", got)
+		}
 
 		f.send("escrow", escrow{Provider: provBolt, ProviderName: "bolt", Balance: 9000, Minimum: 5000, TimeLeft: "20h", ActiveStacks: 1})
 		WaitFor(t, ctx, "bolt's card updated by the event", `document.querySelector('`+card(provBolt)+` [data-k="balance"] dd').textContent === '9,000'`)

@@ -135,7 +135,7 @@ function sortableTable({ id, caption, cols, rows, rowKey }) {
   const tbody = h('tbody');
   const ths = cols.map((c) => {
     const btn = h('button', { type: 'button', class: 'sort', 'data-sort': c.key },
-      c.label, c.unit ? h('span', { class: 'unit' }, c.unit) : null, h('span', { class: 'arrow', 'aria-hidden': 'true' }));
+      h('span', null, c.label, h('span', { class: 'arrow', 'aria-hidden': 'true' })), c.unit ? h('span', { class: 'unit' }, c.unit) : null);
     const th = h('th', { scope: 'col', class: c.text ? '' : 'num' }, btn);
     btn.addEventListener('click', () => {
       sort = sort.key === c.key ? { key: c.key, dir: -sort.dir } : { key: c.key, dir: 1 };
@@ -178,14 +178,18 @@ function sortableTable({ id, caption, cols, rows, rowKey }) {
 
 // ---------- Stacks ----------
 
-const urlList = (urls, live = true) => {
+// urlList shows a stack's endpoint URLs ("GET http://..."); with id, the
+// stack id inside each URL is shortened on screen (the full URL stays in the
+// link and its title).
+const urlList = (urls, live = true, id = '') => {
   if (!urls || !urls.length) return h('span', { class: 'muted' }, 'none');
   return h('ul', { class: 'urls' }, urls.map((u) => {
     const m = /^([A-Z]+)\s+(\S+)$/.exec(u);
     if (!m) return h('li', null, h('code', null, u));
+    const shown = id ? m[2].split(id).join(shortId(id)) : m[2];
     const link = live && m[1] === 'GET' && /^https?:\/\//.test(m[2]) && !m[2].includes('{');
     return h('li', null, h('span', { class: 'method' }, m[1]), ' ',
-      link ? h('a', { href: m[2], target: '_blank', rel: 'noopener' }, m[2]) : h('code', null, m[2]));
+      link ? h('a', { href: m[2], target: '_blank', rel: 'noopener', title: m[2] }, shown) : h('code', { title: m[2] }, shown));
   }));
 };
 
@@ -198,7 +202,7 @@ function fillStackRow(tr, s) {
   fill(cells[2], regionName(s.region));
   fill(cells[3], int(s.revision));
   fill(cells[4], badge(st));
-  fill(cells[5], urlList(s.urls, st === 'active'));
+  fill(cells[5], urlList(s.urls, st === 'active', s.id));
   if (!cells[6].firstChild) {
     const id = encodeURIComponent(s.id);
     const who = s.name || shortId(s.id);
@@ -397,15 +401,17 @@ function createForm(providers, grid) {
   const select = h('select', { id, name: 'provider', required: true });
   const btn = h('button', { type: 'submit' }, 'Create escrow');
   const msg = h('p', { class: 'formmsg', role: 'alert' });
+  const fields = h('div', null, h('label', { for: id }, 'Provider'), h('div', { class: 'row' }, select, btn));
+  const none = h('p', { class: 'muted' }, 'You have an escrow with every provider on the marketplace.');
   const refresh = () => {
     const free = providers.filter((p) => !store.escrows.has(p.id));
     fill(select, free.map((p) => h('option', { value: p.id }, `${p.name || shortId(p.id)}${p.authorized === false ? ' (not authorized yet)' : ''}`)));
-    select.disabled = btn.disabled = !free.length;
-    if (!free.length) fill(select, h('option', { value: '' }, 'You have an escrow with every provider'));
+    fields.hidden = !free.length;
+    none.hidden = !!free.length;
+    btn.disabled = false;
   };
   refresh();
-  const form = h('form', { id: 'create-escrow', novalidate: true },
-    h('label', { for: id }, 'Provider'), h('div', { class: 'row' }, select, btn), msg);
+  const form = h('form', { id: 'create-escrow', novalidate: true }, fields, none, msg);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!select.value) return;

@@ -57,7 +57,8 @@ export function chart(opts) {
     return { name: se.name, v, max, at };
   });
   const sumText = sums
-    .map((x) => `${x.name} ${summary === 'last' ? 'now' : 'total'} ${fmt(x.v)}` + (x.max > 0 ? `, peak ${fmt(x.max)} at ${time(starts[x.at])}` : ''))
+    .map((x) => `${series.length > 1 ? `${x.name} ` : ''}${summary === 'last' ? 'now' : 'total'} ${fmt(x.v)}` +
+      (x.max > 0 && summary !== 'last' ? `, peak ${fmt(x.max)} at ${time(starts[x.at])}` : ''))
     .join('; ');
   const label = `${title}, ${n} buckets from ${time(starts[0])} to ${time(ends[n - 1] || starts[n - 1])}: ${sumText}`;
   fig.append(h('figcaption', null, h('span', { class: 'ct' }, title), ' ', h('span', { class: 'cd' }, sumText)));
