@@ -31,7 +31,7 @@ CLUSTER_RUNTIMES ?= 3
 # instead of CLUSTER_RUNTIMES runtimes and a gateway.
 EXECUTORS ?=
 
-.PHONY: all build run cluster cluster-down test test-race vet versitygw helm chart test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run cluster cluster-down test test-race vet versitygw helm chromium chart test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
 
 all: build
 
@@ -51,7 +51,7 @@ cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtim
 cluster-down: ## Stop the processes `make cluster` started.
 	$(GO) run ./cli cluster down --dir $(CLUSTER_DIR)
 
-test: versitygw helm vet test-wasm chart test-race ## Vet and test every module (the README's test command; CI runs this).
+test: versitygw helm chromium vet test-wasm chart test-race ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...) || exit 1; \
@@ -76,6 +76,14 @@ helm: ## Install the pinned helm (the chart checks) into .tmp/bin.
 		echo "installing helm.sh/helm/v4@$(HELM_VERSION)"; \
 		mkdir -p .tmp/bin && cd .tmp && GOWORK=off GOFLAGS=-mod=mod GOBIN=$(CURDIR)/.tmp/bin \
 			$(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION); \
+	fi
+
+chromium: ## Install Debian's chromium for the console page's browser tests (cli/internal/consoleui), which skip without it.
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if command -v apt-get >/dev/null 2>&1 && echo "installing chromium (apt-get)" && \
+			apt-get update -qq >/dev/null 2>&1 && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; then :; \
+		else echo "chromium is not installed (no apt-get, or it failed): the browser tests of cli/internal/consoleui will skip"; fi; \
 	fi
 
 chart: helm ## helm lint --strict and helm template of helm/mu with each values file in helm/mu/ci.
