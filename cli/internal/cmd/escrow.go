@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -243,77 +244,39 @@ func (s *session) maxMinimum(cmd *cobra.Command, p *chainindexerv1.Provider) uin
 	return m
 }
 
-// escrowJSON is mu escrow view --output json.
+// escrowJSON is an escrow as mu escrow view --output json and the
+// console show it.
 type escrowJSON struct {
-	Developer   string         `json:"developer"`
-	Provider    string         `json:"provider"`
-	Balance     uint64         `json:"balance"`
-	Minimum     uint64         `json:"minimum"` // the highest minimum of the regions with your active stacks (else of all the provider's regions)
-	Regions     map[string]any `json:"regions"`
-	Stacks      int            `json:"active_stacks"`
-	BurnPerHour *uint64        `json:"burn_per_hour,omitempty"`
-	TimeLeft    string         `json:"time_left,omitempty"`
-	Billing     string         `json:"billing_error,omitempty"`
+	Developer     string         `json:"developer"`
+	Provider      string         `json:"provider"`
+	ProviderName  string         `json:"provider_name"`
+	Balance       uint64         `json:"balance"`
+	Minimum       uint64         `json:"minimum"` // the highest minimum of the regions with your active stacks (else of all the provider's regions)
+	Regions       map[string]any `json:"regions"`
+	Stacks        int            `json:"active_stacks"`
+	BurnPerHour   *uint64        `json:"burn_per_hour"`
+	TimeLeft      string         `json:"time_left"`
+	Billing       string         `json:"billing_error,omitempty"`
+	Warning       bool           `json:"warning"`
+	WarningReason string         `json:"warning_reason,omitempty"`
+	timeLeft      *time.Duration
+}
+
+// warn sets Warning when the balance is under the minimum or lasts less
+// than within at the recent burn rate.
+func (v *escrowJSON) warn(within time.Duration) {
+	switch {
+	case v.Balance < v.Minimum:
+		v.Warning, v.WarningReason = true, fmt.Sprintf("the balance is %d under the minimum: your stacks are paused until a top-up of at least %d", v.Minimum-v.Balance, v.Minimum-v.Balance)
+	case v.timeLeft != nil && *v.timeLeft < within:
+		v.Warning, v.WarningReason = true, fmt.Sprintf("at the recent burn rate the balance falls under the minimum in %s", v.TimeLeft)
+	}
 }
 
 func viewEscrow(cmd *cobra.Command, s *session, dev ledger.Pubkey, p *chainindexerv1.Provider) error {
-	ctx, cancel := s.c.ctx(cmd.Context())
-	defer cancel()
-	er, err := s.ix.ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: dev.Bytes(), ProviderId: p.GetId()})
-	if err != nil {
-		return s.ixErr(err)
-	}
-	if len(er.GetEscrows()) == 0 {
-		return noEscrow(p)
-	}
-	v := escrowJSON{Developer: dev.String(), Provider: ledger.Pubkey(p.GetId()).String(), Balance: er.GetEscrows()[0].GetBalance(), Regions: map[string]any{}}
-	rs, err := s.regions(cmd.Context(), p.GetId())
+	v, err := s.escrowStatus(cmd.Context(), dev, p)
 	if err != nil {
 		return err
-	}
-	st, err := s.ix.ListStacks(ctx, &chainindexerv1.ListStacksRequest{Owner: dev.Bytes()})
-	if err != nil {
-		return s.ixErr(err)
-	}
-	inRegion := map[string]int{}
-	var sample []byte // a stack of dev at p, for billing's projection
-	for _, x := range st.GetStacks() {
-		inRegion[string(x.GetRegionId())]++
-	}
-	var anyMin, usedMin uint64
-	for _, r := range rs {
-		anyMin = max(anyMin, r.GetMinEscrowBalance())
-		if n := inRegion[string(r.GetId())]; n > 0 {
-			usedMin = max(usedMin, r.GetMinEscrowBalance())
-			v.Stacks += n
-			v.Regions[r.GetName()] = map[string]any{"id": ledger.Pubkey(r.GetId()).String(), "minimum": r.GetMinEscrowBalance(), "stacks": n}
-		}
-	}
-	for _, x := range st.GetStacks() {
-		for _, r := range rs {
-			if string(x.GetRegionId()) == string(r.GetId()) && sample == nil {
-				sample = x.GetId()
-			}
-		}
-	}
-	v.Minimum = usedMin
-	if v.Stacks == 0 {
-		v.Minimum = anyMin
-	}
-	if sample != nil && s.t.billing.v != "" {
-		cc, err := s.c.dial(s.t.billing, "billing")
-		if err == nil {
-			resp, err := billingv1.NewBillingServiceClient(cc).GetUsage(ctx, &billingv1.GetUsageRequest{StackId: sample})
-			if err != nil {
-				v.Billing = remoteErr(s.t.billing, "billing", err).Error()
-			} else if es := resp.GetEscrow(); es != nil {
-				b := es.GetBurnPerHour()
-				v.BurnPerHour = &b
-				if es.TimeLeft != nil {
-					v.TimeLeft = es.GetTimeLeft().AsDuration().Round(time.Minute).String()
-				}
-			}
-		}
 	}
 	if s.t.output == "json" {
 		return printJSON(cmd.OutOrStdout(), v)
@@ -340,10 +303,74 @@ func viewEscrow(cmd *cobra.Command, s *session, dev ledger.Pubkey, p *chainindex
 		}
 	case v.Billing != "":
 		fmt.Fprintf(out, "  burn         unknown: %s\n", v.Billing)
-	case sample == nil:
+	case v.Stacks == 0:
 		fmt.Fprintln(out, "  burn         0: no stacks")
 	default:
 		fmt.Fprintln(out, "  burn         unknown: no billing address (pass --billing)")
 	}
 	return nil
+}
+
+// escrowStatus is dev's escrow with p: the balance from the indexer, the
+// minimum of the regions dev has stacks in, and billing's burn rate and
+// time left when billing is known.
+func (s *session) escrowStatus(ctx context.Context, dev ledger.Pubkey, p *chainindexerv1.Provider) (escrowJSON, error) {
+	cctx, cancel := s.c.ctx(ctx)
+	defer cancel()
+	er, err := s.ix.ListEscrows(cctx, &chainindexerv1.ListEscrowsRequest{Developer: dev.Bytes(), ProviderId: p.GetId()})
+	if err != nil {
+		return escrowJSON{}, s.ixErr(err)
+	}
+	if len(er.GetEscrows()) == 0 {
+		return escrowJSON{}, noEscrow(p)
+	}
+	v := escrowJSON{Developer: dev.String(), Provider: ledger.Pubkey(p.GetId()).String(), ProviderName: p.GetName(), Balance: er.GetEscrows()[0].GetBalance(), Regions: map[string]any{}}
+	rs, err := s.regions(ctx, p.GetId())
+	if err != nil {
+		return escrowJSON{}, err
+	}
+	st, err := s.ix.ListStacks(cctx, &chainindexerv1.ListStacksRequest{Owner: dev.Bytes()})
+	if err != nil {
+		return escrowJSON{}, s.ixErr(err)
+	}
+	inRegion := map[string]int{}
+	for _, x := range st.GetStacks() {
+		inRegion[string(x.GetRegionId())]++
+	}
+	var sample []byte // a stack of dev at p, for billing's projection
+	var anyMin, usedMin uint64
+	for _, r := range rs {
+		anyMin = max(anyMin, r.GetMinEscrowBalance())
+		if n := inRegion[string(r.GetId())]; n > 0 {
+			usedMin = max(usedMin, r.GetMinEscrowBalance())
+			v.Stacks += n
+			v.Regions[r.GetName()] = map[string]any{"id": ledger.Pubkey(r.GetId()).String(), "minimum": r.GetMinEscrowBalance(), "stacks": n}
+		}
+		for _, x := range st.GetStacks() {
+			if sample == nil && string(x.GetRegionId()) == string(r.GetId()) {
+				sample = x.GetId()
+			}
+		}
+	}
+	v.Minimum = usedMin
+	if v.Stacks == 0 {
+		v.Minimum = anyMin
+	}
+	if sample != nil && s.t.billing.v != "" {
+		cc, err := s.c.dial(s.t.billing, "billing")
+		if err == nil {
+			resp, err := billingv1.NewBillingServiceClient(cc).GetUsage(cctx, &billingv1.GetUsageRequest{StackId: sample})
+			if err != nil {
+				v.Billing = remoteErr(s.t.billing, "billing", err).Error()
+			} else if es := resp.GetEscrow(); es != nil {
+				b := es.GetBurnPerHour()
+				v.BurnPerHour = &b
+				if es.TimeLeft != nil {
+					d := es.GetTimeLeft().AsDuration()
+					v.timeLeft, v.TimeLeft = &d, d.Round(time.Minute).String()
+				}
+			}
+		}
+	}
+	return v, nil
 }

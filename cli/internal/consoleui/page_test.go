@@ -469,7 +469,7 @@ func TestConsolePage(t *testing.T) {
 
 	t.Run("stack detail", func(t *testing.T) {
 		show(t, ctx, "#/stacks/"+stackGree, "stack")
-		if got := f.query("usage"); got != "buckets=24&minutes=60" {
+		if got := f.query("usage"); got != "buckets=24&minutes=1440" {
 			t.Errorf("usage query = %q", got)
 		}
 		if n := Eval[int](t, ctx, `document.querySelectorAll('#charts svg').length`); n != 5 {

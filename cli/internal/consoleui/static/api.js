@@ -50,7 +50,7 @@ export const api = {
   regions: () => get('/api/regions'),
   stacks: () => get('/api/stacks'),
   stack: (id) => get(`/api/stacks/${enc(id)}`),
-  usage: (id, buckets = 24, minutes = 60) => get(`/api/stacks/${enc(id)}/usage?buckets=${buckets}&minutes=${minutes}`),
+  usage: (id, buckets = 24, minutes = 1440) => get(`/api/stacks/${enc(id)}/usage?buckets=${buckets}&minutes=${minutes}`),
   logs: (id, tail = 50) => get(`/api/stacks/${enc(id)}/logs?tail=${tail}`),
   escrows: () => get('/api/escrows'),
   createEscrow: (provider) => post('/api/escrows', { provider }),

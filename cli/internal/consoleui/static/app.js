@@ -22,7 +22,8 @@ const METRICS = [
   { key: 'db_writes', label: 'DB writes', fmt: int },
   { key: 'storage_bytes', label: 'Storage', fmt: bytes, binary: true },
 ];
-const USAGE_BUCKETS = 24, USAGE_MINUTES = 60, LOG_TAIL = 50;
+// Billing keeps usage by the hour: 24 hourly buckets.
+const USAGE_BUCKETS = 24, USAGE_MINUTES = 24 * 60, LOG_TAIL = 50;
 
 const main = document.getElementById('main');
 const announcer = document.getElementById('announce');
@@ -287,7 +288,7 @@ function usageSection(u) {
       h('th', { scope: 'row' }, dateTime(x.time)), h('td', null, h('code', { title: x.seed }, shortId(x.seed))), h('td', { class: 'num' }, int(x.charged)),
       METRICS.map((m) => h('td', { class: 'num' }, m.fmt((x.units || {})[m.key] ?? 0)))))));
   return h('div', null,
-    section(`Usage, last ${mins} minutes`,
+    section(mins >= 120 && mins % 60 === 0 ? `Usage, last ${mins / 60} hours` : `Usage, last ${mins} minutes`,
       h('p', { class: 'lead' }, METRICS.map((m, i) => [i ? ' · ' : '', `${m.label} ${m.fmt(totals[m.key] ?? 0)}`]),
         h('br'), h('strong', null, `Cost ${dec(u.cost)}`), ' base units over the window, at the region\'s prices.'),
       charts),

@@ -1,0 +1,339 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/muprotocol/mu/libs/ids"
+	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/project"
+	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
+	"github.com/muprotocol/mu/region"
+	billing "github.com/muprotocol/mu/services/billing"
+)
+
+// consoleRegion is a local region with one served stack and a console
+// for its developer.
+type consoleRegion struct {
+	r       *region.Region
+	console *httptest.Server
+	stack   ids.StackID
+	url     string // the stack's greet endpoint, for name "dev"
+}
+
+// startConsoleRegion starts a region like mu run's, with a hello stack
+// whose requests cost 1,000 base units each (settlement only when the
+// test asks), and a console signed by the stack's developer.
+func startConsoleRegion(t *testing.T) *consoleRegion {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "greeter")
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	if code := Run(ctx, []string{"init", dir, "--sdk-dir", sdk}, nil, io.Discard, io.Discard); code != ExitOK {
+		t.Fatalf("init: exit %d", code)
+	}
+	p, err := project.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := buildProject(ctx, io.Discard, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := region.Start(ctx, region.Options{
+		DataDir: t.TempDir(),
+		Mudb:    &region.MudbOptions{},
+		Storage: &region.StorageOptions{},
+		Ledger: &region.LedgerOptions{Market: func(s *region.MarketSettings) {
+			s.Region.Rates.GatewayPerMillionRequests = 1_000_000_000 // 1,000 a request
+			s.Region.MinEscrowBalance = 1_000
+			s.Escrow = 5_500
+		}},
+		Billing: &region.BillingOptions{Config: func(c *billing.Config) { c.SettleInterval = time.Hour }},
+		Runtime: &region.RuntimeOptions{},
+		Gateway: &region.GatewayOptions{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	mk := r.Market()
+	st, err := r.Post(ctx, mk.Keys.Developer, 1, b.Manifest, b.Binaries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ids.StackID(st.ID)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := r.WaitServed(wctx, id, st.Revision); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "dev.json")
+	if err := ledger.SaveKeypair(keyFile, mk.Keys.Developer); err != nil {
+		t.Fatal(err)
+	}
+	cmd := &cobra.Command{}
+	f := addRegionFlags(cmd, false)
+	f.gateway, f.storage, f.indexer, f.billing, f.keypair = "http://"+r.Gateway().Addr(), r.Storage().URL(), r.ChainIndexer().Addr(), r.Billing().Addr(), keyFile
+	cmd.SetContext(ctx)
+	s, err := openSession(cmd, f, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	c := newConsole(s, mk.Keys.Developer, 24*time.Hour)
+	srv := httptest.NewServer(c)
+	t.Cleanup(func() { c.stop(); srv.Close() })
+	var url string
+	for _, e := range r.URLs(id, b.Manifest) {
+		url = strings.Replace(e.URL, "{name}", "dev", 1)
+	}
+	return &consoleRegion{r: r, console: srv, stack: id, url: url}
+}
+
+// getJSON GETs the console's path into v.
+func (cr *consoleRegion) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(cr.console.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v\n%s", path, err, b)
+	}
+}
+
+// post POSTs a JSON body as the page does and returns status and body.
+func (cr *consoleRegion) post(t *testing.T, path, body, origin string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, cr.console.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// settle sends every request so far to billing and settles it on the
+// ledger.
+func (cr *consoleRegion) settle(t *testing.T, requests int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cr.r.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := cr.r.Billing().Client().GetUsage(ctx, &billingv1.GetUsageRequest{StackId: cr.stack.Bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p usagePoint
+		for _, x := range resp.GetTotals() {
+			p.add(x)
+		}
+		if p.Requests >= uint64(requests) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("billing has %d requests, want %d", p.Requests, requests)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := cr.r.Billing().Client().Settle(ctx, &billingv1.SettleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sse reads a server-sent event stream.
+type sse struct {
+	events chan [2]string // name, data
+}
+
+func openSSE(t *testing.T, url string) *sse {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, ct)
+	}
+	s := &sse{events: make(chan [2]string, 256)}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var name string
+		for sc.Scan() {
+			l := sc.Text()
+			switch {
+			case strings.HasPrefix(l, "event: "):
+				name = strings.TrimPrefix(l, "event: ")
+			case strings.HasPrefix(l, "data: "):
+				s.events <- [2]string{name, strings.TrimPrefix(l, "data: ")}
+			}
+		}
+	}()
+	return s
+}
+
+// waitEvent waits for an event named name whose data satisfies ok.
+func (s *sse) waitEvent(t *testing.T, name string, ok func(data string) bool) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case e := <-s.events:
+			if e[0] == name && ok(e[1]) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %s event as wanted within 30 s", name)
+		}
+	}
+}
+
+// TestConsole_APIServesTheMarketStacksUsageAndEscrowLive drives the
+// console's API against a local region: the market, the stack, its usage
+// after requests, its logs; a settlement that drains the escrow pauses
+// the stack (seen live), and a top-up through the API resumes it.
+func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm and starts a region")
+	}
+	cr := startConsoleRegion(t)
+	mk := cr.r.Market()
+
+	var sess map[string]any
+	cr.getJSON(t, "/api/session", &sess)
+	if sess["address"] != mk.Keys.Developer.Pubkey().String() {
+		t.Fatalf("session %v", sess)
+	}
+	var regions []regionJSON
+	cr.getJSON(t, "/api/regions", &regions)
+	if len(regions) != 1 || regions[0].ProviderName != "local" || regions[0].Rates["gateway_requests"] != 1_000_000_000 || regions[0].MinEscrow != 1000 {
+		t.Fatalf("regions %+v", regions)
+	}
+	var stacks []consoleStack
+	cr.getJSON(t, "/api/stacks", &stacks)
+	if len(stacks) != 1 || stacks[0].ID != cr.stack.String() || stacks[0].State != "active" || !stacks[0].Enabled || len(stacks[0].URLs) != 1 {
+		t.Fatalf("stacks %+v", stacks)
+	}
+	events := openSSE(t, cr.console.URL+"/api/events")
+
+	for range 5 {
+		if body := getBody(t, cr.url); body != "Hello, dev!" {
+			t.Fatalf("GET: %q", body)
+		}
+	}
+	cr.settle(t, 5) // 5,000 of 5,500: under the minimum of 1,000
+	events.waitEvent(t, "stack", func(d string) bool { return strings.Contains(d, `"enabled":false`) })
+	var esc []escrowJSON
+	cr.getJSON(t, "/api/escrows", &esc)
+	if len(esc) != 1 || esc[0].Balance != 500 || esc[0].Minimum != 1000 || !esc[0].Warning || !strings.Contains(esc[0].WarningReason, "top-up of at least 500") {
+		t.Fatalf("escrows %+v", esc)
+	}
+	var u struct {
+		Buckets     []usagePoint   `json:"buckets"`
+		Totals      usagePoint     `json:"totals"`
+		Cost        string         `json:"cost"`
+		Settlements []settlementUI `json:"settlements"`
+	}
+	cr.getJSON(t, "/api/stacks/"+cr.stack.String()+"/usage?buckets=12&minutes=720", &u)
+	var sum uint64
+	for _, b := range u.Buckets {
+		sum += b.Requests
+	}
+	if len(u.Buckets) != 12 || u.Totals.Requests != 5 || sum != 5 || u.Totals.MBInstructions == 0 || u.Cost == "0" {
+		t.Fatalf("usage %+v", u)
+	}
+	if len(u.Settlements) != 1 || u.Settlements[0].Units.Requests != 5 || u.Settlements[0].Charged != 5000 {
+		t.Fatalf("settlements %+v", u.Settlements)
+	}
+	resp, err := http.Get(cr.console.URL + "/api/stacks/" + cr.stack.String() + "/logs?tail=20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(logs), "greeting") {
+		t.Fatalf("logs: %d %s", resp.StatusCode, logs)
+	}
+
+	// Writes: not from another origin; a top-up through the API.
+	path := "/api/escrows/" + mk.Provider.ID.String() + "/recharge"
+	if code, body := cr.post(t, path, `{"amount":1000}`, "http://evil.example"); code != http.StatusForbidden {
+		t.Fatalf("cross-origin top-up: %d %s", code, body)
+	}
+	if code, body := cr.post(t, path, `{"amount":1000}`, ""); code != http.StatusBadRequest || !strings.Contains(body, "holds 0") {
+		t.Fatalf("top-up from an empty wallet: %d %s", code, body)
+	}
+	ctx := waitCtxFor(t)
+	if err := cr.r.Ledger().Mint(ctx, mk.Keys.Authority, mk.Keys.Developer.Pubkey(), 100_000); err != nil {
+		t.Fatal(err)
+	}
+	code, body := cr.post(t, path, `{"amount":100000}`, cr.console.URL)
+	if code != 200 {
+		t.Fatalf("top-up: %d %s", code, body)
+	}
+	var after escrowJSON
+	// 5,000 burned in the last hour: 100,500 lasts under a day, which the
+	// console's 24 h threshold warns about.
+	if err := json.Unmarshal([]byte(body), &after); err != nil || after.Balance != 100_500 || !after.Warning || !strings.Contains(after.WarningReason, "at the recent burn rate") || after.BurnPerHour == nil || *after.BurnPerHour != 5000 {
+		t.Fatalf("after the top-up %s (%v)", body, err)
+	}
+	if e, err := cr.r.Ledger().Escrow(ctx, mk.Keys.Developer.Pubkey(), mk.Provider.ID); err != nil || e.Balance != 100_500 {
+		t.Fatalf("the ledger's escrow %+v %v", e, err)
+	}
+	events.waitEvent(t, "stack", func(d string) bool { return strings.Contains(d, `"enabled":true`) })
+	events.waitEvent(t, "escrow", func(d string) bool { return strings.Contains(d, `"balance":100500`) })
+	if code, body := cr.post(t, path, `{"amount":0}`, ""); code != http.StatusBadRequest || !strings.Contains(body, "amount") {
+		t.Fatalf("zero top-up: %d %s", code, body)
+	}
+	var prov map[string]any
+	cr.getJSON(t, "/api/provider", &prov)
+	if prov["provider"] != nil {
+		t.Fatalf("a developer key owns no provider: %v", prov)
+	}
+	// The page itself is served.
+	resp, err = http.Get(cr.console.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<") {
+		t.Fatalf("page: %d %s", resp.StatusCode, page)
+	}
+}
+
+func waitCtxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
