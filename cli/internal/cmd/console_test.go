@@ -16,6 +16,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/project"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	"github.com/muprotocol/mu/region"
@@ -37,19 +38,7 @@ type consoleRegion struct {
 func startConsoleRegion(t *testing.T) *consoleRegion {
 	t.Helper()
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "greeter")
-	sdk, _ := filepath.Abs("../../../sdk/go")
-	if code := Run(ctx, []string{"init", dir, "--sdk-dir", sdk}, nil, io.Discard, io.Discard); code != ExitOK {
-		t.Fatalf("init: exit %d", code)
-	}
-	p, err := project.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := buildProject(ctx, io.Discard, p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, bins := buildInit(t, t.TempDir(), "greeter")
 	r, err := region.Start(ctx, region.Options{
 		DataDir: t.TempDir(),
 		Mudb:    &region.MudbOptions{},
@@ -68,7 +57,7 @@ func startConsoleRegion(t *testing.T) *consoleRegion {
 	}
 	t.Cleanup(func() { r.Close() })
 	mk := r.Market()
-	st, err := r.Post(ctx, mk.Keys.Developer, 1, b.Manifest, b.Binaries)
+	st, err := r.Post(ctx, mk.Keys.Developer, 1, m, bins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +84,30 @@ func startConsoleRegion(t *testing.T) *consoleRegion {
 	srv := httptest.NewServer(c)
 	t.Cleanup(func() { c.stop(); srv.Close() })
 	var url string
-	for _, e := range r.URLs(id, b.Manifest) {
+	for _, e := range r.URLs(id, m) {
 		url = strings.Replace(e.URL, "{name}", "dev", 1)
 	}
 	return &consoleRegion{r: r, console: srv, stack: id, url: url}
+}
+
+// buildInit makes a project named name with mu init under parent and
+// builds it.
+func buildInit(t *testing.T, parent, name string) (*manifest.Manifest, map[string][]byte) {
+	t.Helper()
+	dir := filepath.Join(parent, name)
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	if code := Run(context.Background(), []string{"init", dir, "--sdk-dir", sdk}, nil, io.Discard, io.Discard); code != ExitOK {
+		t.Fatalf("init: exit %d", code)
+	}
+	p, err := project.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := buildProject(context.Background(), io.Discard, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Manifest, b.Binaries
 }
 
 // getJSON GETs the console's path into v.

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/muprotocol/mu/cli/internal/consoleui"
+	"github.com/muprotocol/mu/cli/internal/consoleui/browsertest"
 )
 
 // The page's files are embedded, reference each other, and stay small.
@@ -370,31 +371,31 @@ func usage(n, minutes int) map[string]any {
 // show routes the page to hash (no reload) and waits for the view to render.
 func show(t *testing.T, ctx context.Context, hash, view string) {
 	t.Helper()
-	Eval[chromedp.Void](t, ctx, `location.hash = `+strconv.Quote(hash))
-	WaitFor(t, ctx, "view "+view, `document.getElementById('main').dataset.view === `+strconv.Quote(view)+
+	browsertest.Eval[chromedp.Void](t, ctx, `location.hash = `+strconv.Quote(hash))
+	browsertest.WaitFor(t, ctx, "view "+view, `document.getElementById('main').dataset.view === `+strconv.Quote(view)+
 		` && !document.getElementById('main').hasAttribute('aria-busy')`)
 }
 
 func keys(t *testing.T, ctx context.Context, sel string) []string {
 	t.Helper()
-	return Eval[[]string](t, ctx, `[...document.querySelectorAll(`+strconv.Quote(sel)+`)].map(e => e.dataset.key || e.dataset.id)`)
+	return browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll(`+strconv.Quote(sel)+`)].map(e => e.dataset.key || e.dataset.id)`)
 }
 
 func equal(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
 
 func TestConsolePage(t *testing.T) {
 	f := newFakeAPI(t)
-	ctx := StartBrowser(t)
-	Do(t, ctx, "open the console", chromedp.Navigate(f.srv.URL+"/#/market"))
-	WaitFor(t, ctx, "the market table", `document.querySelectorAll('#market tbody tr').length === 3`)
-	Eval[chromedp.Void](t, ctx, `window.__sameDocument = 'yes'`)
+	ctx := browsertest.StartBrowser(t)
+	browsertest.Do(t, ctx, "open the console", chromedp.Navigate(f.srv.URL+"/#/market"))
+	browsertest.WaitFor(t, ctx, "the market table", `document.querySelectorAll('#market tbody tr').length === 3`)
+	browsertest.Eval[chromedp.Void](t, ctx, `window.__sameDocument = 'yes'`)
 
 	t.Run("header", func(t *testing.T) {
-		WaitFor(t, ctx, "the session", `document.getElementById('profile').textContent === 'dev'`)
-		if got := Eval[string](t, ctx, `document.getElementById('address').title`); got != addrDev {
+		browsertest.WaitFor(t, ctx, "the session", `document.getElementById('profile').textContent === 'dev'`)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById('address').title`); got != addrDev {
 			t.Errorf("address title = %q, want %q", got, addrDev)
 		}
-		if got := Eval[[]string](t, ctx, `[...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))`); !equal(got, []string{"#/market", "#/stacks", "#/escrow", "#/provider"}) {
+		if got := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))`); !equal(got, []string{"#/market", "#/stacks", "#/escrow", "#/provider"}) {
 			t.Errorf("nav links = %v", got)
 		}
 	})
@@ -403,68 +404,68 @@ func TestConsolePage(t *testing.T) {
 		if got := keys(t, ctx, "#market tbody tr"); !equal(got, []string{regEast, regWest, regNorth}) {
 			t.Errorf("rows before sorting = %v", got)
 		}
-		text := Eval[string](t, ctx, `document.getElementById('market').innerText`)
+		text := browsertest.Eval[string](t, ctx, `document.getElementById('market').innerText`)
 		for _, want := range []string{"east", "acme", "bolt", "per 1T MB-instructions", "per GiB-month", "1M hello requests", "3,410.77", "5,000"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("market table lacks %q:\n%s", want, text)
 			}
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#market thead th button.sort').length`); n != 12 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#market thead th button.sort').length`); n != 12 {
 			t.Errorf("%d sortable headers, want 12 (provider, region, min escrow, 8 rates, sample cost)", n)
 		}
-		Do(t, ctx, "sort by sample cost", chromedp.Click(chromedp.CSS(`#market button[data-sort="sample_cost"]`)))
+		browsertest.Do(t, ctx, "sort by sample cost", chromedp.Click(chromedp.CSS(`#market button[data-sort="sample_cost"]`)))
 		if got := keys(t, ctx, "#market tbody tr"); !equal(got, []string{regWest, regNorth, regEast}) {
 			t.Errorf("rows by sample cost, ascending = %v, want west, north, east", got)
 		}
-		if got := Eval[string](t, ctx, `document.querySelector('#market button[data-sort="sample_cost"]').closest('th').getAttribute('aria-sort')`); got != "ascending" {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('#market button[data-sort="sample_cost"]').closest('th').getAttribute('aria-sort')`); got != "ascending" {
 			t.Errorf("aria-sort = %q, want ascending", got)
 		}
 		// The header is a button: Enter on it sorts too, the other way.
-		Do(t, ctx, "sort again with the keyboard",
+		browsertest.Do(t, ctx, "sort again with the keyboard",
 			chromedp.Focus(chromedp.CSS(`#market button[data-sort="sample_cost"]`)), chromedp.KeyEvent(kb.Enter))
 		if got := keys(t, ctx, "#market tbody tr"); !equal(got, []string{regEast, regNorth, regWest}) {
 			t.Errorf("rows by sample cost, descending = %v, want east, north, west", got)
 		}
-		if got := Eval[string](t, ctx, `document.querySelector('#market th[aria-sort]').getAttribute('aria-sort')`); got != "descending" {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('#market th[aria-sort]').getAttribute('aria-sort')`); got != "descending" {
 			t.Errorf("aria-sort = %q, want descending", got)
 		}
-		Screenshot(t, ctx, "market")
+		browsertest.Screenshot(t, ctx, "market")
 	})
 
 	t.Run("stacks live", func(t *testing.T) {
-		WaitFor(t, ctx, "the event stream", `document.getElementById('conn').dataset.state === 'live'`)
+		browsertest.WaitFor(t, ctx, "the event stream", `document.getElementById('conn').dataset.state === 'live'`)
 		show(t, ctx, "#/stacks", "stacks")
 		row := func(id string) string { return `#stacks tr[data-id="` + id + `"]` }
 		for id, state := range map[string]string{stackGree: "active", stackTodo: "paused", stackOld: "deleted"} {
-			if got := Eval[string](t, ctx, `document.querySelector('`+row(id)+` .badge').textContent`); got != state {
+			if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+row(id)+` .badge').textContent`); got != state {
 				t.Errorf("stack %s shows %q, want %q", id, got, state)
 			}
 		}
-		text := Eval[string](t, ctx, `document.getElementById('stacks').innerText`)
+		text := browsertest.Eval[string](t, ctx, `document.getElementById('stacks').innerText`)
 		for _, want := range []string{"greeter", "7xKXtg…gAsU", "acme / east", "/api/hello/{name}", "Details", "Logs"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("stacks table lacks %q:\n%s", want, text)
 			}
 		}
-		if got := Eval[string](t, ctx, `document.querySelector('`+row(stackGree)+` code').title`); got != stackGree {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+row(stackGree)+` code').title`); got != stackGree {
 			t.Errorf("the short id's title = %q, want the full id", got)
 		}
-		Screenshot(t, ctx, "stacks")
+		browsertest.Screenshot(t, ctx, "stacks")
 
 		paused := stack(stackGree, "greeter", regEast, 4, "active", false)
 		f.send("stack", paused)
-		WaitFor(t, ctx, "greeter paused by the event", `document.querySelector('`+row(stackGree)+` .badge.paused')`)
-		if got := Eval[string](t, ctx, `document.querySelector('`+row(stackGree)+` td.num').textContent`); got != "4" {
+		browsertest.WaitFor(t, ctx, "greeter paused by the event", `document.querySelector('`+row(stackGree)+` .badge.paused')`)
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+row(stackGree)+` td.num').textContent`); got != "4" {
 			t.Errorf("revision after the event = %q, want 4", got)
 		}
-		if got := Eval[string](t, ctx, `window.__sameDocument || 'reloaded'`); got != "yes" {
+		if got := browsertest.Eval[string](t, ctx, `window.__sameDocument || 'reloaded'`); got != "yes" {
 			t.Errorf("the page reloaded")
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#stacks tbody tr').length`); n != 3 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#stacks tbody tr').length`); n != 3 {
 			t.Errorf("%d rows after the event, want 3", n)
 		}
-		WaitFor(t, ctx, "the announcement", `document.getElementById('announce').textContent.includes('greeter is now paused')`)
-		Screenshot(t, ctx, "stacks-after-event")
+		browsertest.WaitFor(t, ctx, "the announcement", `document.getElementById('announce').textContent.includes('greeter is now paused')`)
+		browsertest.Screenshot(t, ctx, "stacks-after-event")
 	})
 
 	t.Run("stack detail", func(t *testing.T) {
@@ -472,151 +473,151 @@ func TestConsolePage(t *testing.T) {
 		if got := f.query("usage"); got != "buckets=24&minutes=1440" {
 			t.Errorf("usage query = %q", got)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#charts svg').length`); n != 5 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts svg').length`); n != 5 {
 			t.Errorf("%d charts, want 5", n)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="requests"] svg .pt').length`); n != 24 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="requests"] svg .pt').length`); n != 24 {
 			t.Errorf("requests chart has %d data points, want 24", n)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="db"] svg circle.pt').length`); n != 48 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="db"] svg circle.pt').length`); n != 48 {
 			t.Errorf("db chart has %d data points, want 48 (reads and writes)", n)
 		}
-		label := Eval[string](t, ctx, `(() => { const s = document.querySelector('#charts [data-chart="requests"] svg'); return s.getAttribute('role') + ' ' + document.getElementById(s.getAttribute('aria-labelledby')).textContent })()`)
+		label := browsertest.Eval[string](t, ctx, `(() => { const s = document.querySelector('#charts [data-chart="requests"] svg'); return s.getAttribute('role') + ' ' + document.getElementById(s.getAttribute('aria-labelledby')).textContent })()`)
 		if !strings.HasPrefix(label, "img Requests, 24 buckets") || !strings.Contains(label, "total 2,760") {
 			t.Errorf("requests chart label = %q", label)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="traffic"] table.vh tbody tr').length`); n != 24 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="traffic"] table.vh tbody tr').length`); n != 24 {
 			t.Errorf("the traffic chart's data table has %d rows, want 24", n)
 		}
-		if got := Eval[string](t, ctx, `[...document.querySelectorAll('#charts [data-chart="traffic"] .lbl')].map(e => e.textContent).join('|')`); !strings.Contains(got, "KiB") {
+		if got := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#charts [data-chart="traffic"] .lbl')].map(e => e.textContent).join('|')`); !strings.Contains(got, "KiB") {
 			t.Errorf("traffic axis labels %q have no byte unit", got)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#settlements tbody tr').length`); n != 2 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#settlements tbody tr').length`); n != 2 {
 			t.Errorf("%d settlement rows, want 2", n)
 		}
-		set := Eval[string](t, ctx, `document.getElementById('settlements').innerText`)
+		set := browsertest.Eval[string](t, ctx, `document.getElementById('settlements').innerText`)
 		for _, want := range []string{"1,234", "567", "1,200", "1.7 MiB", "9,000"} {
 			if !strings.Contains(set, want) {
 				t.Errorf("settlements lack %q:\n%s", want, set)
 			}
 		}
-		WaitFor(t, ctx, "the logs", `document.querySelector('pre.logs').textContent.includes('hello 1')`)
+		browsertest.WaitFor(t, ctx, "the logs", `document.querySelector('pre.logs').textContent.includes('hello 1')`)
 		if got := f.query("logs"); got != "tail=50" {
 			t.Errorf("logs query = %q", got)
 		}
-		Do(t, ctx, "refresh the logs", chromedp.Click(chromedp.CSS(`#logs button`)))
-		WaitFor(t, ctx, "the refreshed logs", `document.querySelector('pre.logs').textContent.trim().endsWith('hello 2 <b>not html</b>')`)
-		if n := Eval[int](t, ctx, `document.querySelectorAll('pre.logs b').length`); n != 0 {
+		browsertest.Do(t, ctx, "refresh the logs", chromedp.Click(chromedp.CSS(`#logs button`)))
+		browsertest.WaitFor(t, ctx, "the refreshed logs", `document.querySelector('pre.logs').textContent.trim().endsWith('hello 2 <b>not html</b>')`)
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('pre.logs b').length`); n != 0 {
 			t.Errorf("log text was parsed as HTML")
 		}
-		Screenshot(t, ctx, "stack-detail")
+		browsertest.Screenshot(t, ctx, "stack-detail")
 	})
 
 	t.Run("escrow", func(t *testing.T) {
 		show(t, ctx, "#/escrow", "escrow")
 		card := func(p string) string { return `.card[data-provider="` + p + `"]` }
-		if got := Eval[string](t, ctx, `document.querySelector('`+card(provBolt)+` .warn').innerText`); !strings.Contains(got, "under the region minimum") {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+card(provBolt)+` .warn').innerText`); !strings.Contains(got, "under the region minimum") {
 			t.Errorf("bolt's warning = %q", got)
 		}
-		if n := Eval[int](t, ctx, `document.querySelectorAll('`+card(provAcme)+` .warn').length`); n != 0 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('`+card(provAcme)+` .warn').length`); n != 0 {
 			t.Errorf("acme shows a warning")
 		}
-		stats := Eval[string](t, ctx, `document.querySelector('`+card(provAcme)+` .stats').innerText`)
+		stats := browsertest.Eval[string](t, ctx, `document.querySelector('`+card(provAcme)+` .stats').innerText`)
 		for _, want := range []string{"10,000", "5,000", "400", "12h30m"} {
 			if !strings.Contains(stats, want) {
 				t.Errorf("acme's card lacks %q:\n%s", want, stats)
 			}
 		}
-		Do(t, ctx, "top up acme",
+		browsertest.Do(t, ctx, "top up acme",
 			chromedp.SendKeys(chromedp.CSS(card(provAcme)+` form[data-op="recharge"] input`), "2500"),
 			chromedp.Click(chromedp.CSS(card(provAcme)+` form[data-op="recharge"] button`)))
-		WaitFor(t, ctx, "the new balance", `document.querySelector('`+card(provAcme)+` [data-k="balance"] dd').textContent === '12,500'`)
+		browsertest.WaitFor(t, ctx, "the new balance", `document.querySelector('`+card(provAcme)+` [data-k="balance"] dd').textContent === '12,500'`)
 		f.mu.Lock()
 		bodies := append([]string(nil), f.bodies...)
 		f.mu.Unlock()
 		if !equal(bodies, []string{`recharge {"amount":2500}`}) {
 			t.Errorf("the fake received %q, want one recharge of 2500", bodies)
 		}
-		if got := Eval[string](t, ctx, `document.querySelector('`+card(provAcme)+` form[data-op="recharge"] [role=alert]').textContent`); !strings.Contains(got, "12,500") {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+card(provAcme)+` form[data-op="recharge"] [role=alert]').textContent`); !strings.Contains(got, "12,500") {
 			t.Errorf("top-up message = %q", got)
 		}
 
 		// Enter in the field submits the form.
-		Do(t, ctx, "withdraw too much",
+		browsertest.Do(t, ctx, "withdraw too much",
 			chromedp.SendKeys(chromedp.CSS(card(provAcme)+` form[data-op="withdraw"] input`), "999999\r"))
-		WaitFor(t, ctx, "the server's error", `document.querySelector('`+card(provAcme)+` form[data-op="withdraw"] [role=alert]').textContent === 'insufficient escrow: the balance is 12500'`)
+		browsertest.WaitFor(t, ctx, "the server's error", `document.querySelector('`+card(provAcme)+` form[data-op="withdraw"] [role=alert]').textContent === 'insufficient escrow: the balance is 12500'`)
 
-		Do(t, ctx, "a bad amount", chromedp.SetValue(chromedp.CSS(card(provBolt)+` form[data-op="recharge"] input`), "12x"),
+		browsertest.Do(t, ctx, "a bad amount", chromedp.SetValue(chromedp.CSS(card(provBolt)+` form[data-op="recharge"] input`), "12x"),
 			chromedp.Click(chromedp.CSS(card(provBolt)+` form[data-op="recharge"] button`)))
-		if got := Eval[string](t, ctx, `document.querySelector('`+card(provBolt)+` form[data-op="recharge"] [role=alert]').textContent`); !strings.Contains(got, "whole number") {
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+card(provBolt)+` form[data-op="recharge"] [role=alert]').textContent`); !strings.Contains(got, "whole number") {
 			t.Errorf("bad amount message = %q", got)
 		}
 
-		if got := Eval[[]string](t, ctx, `[...document.querySelectorAll('#create-escrow option')].map(o => o.value)`); !equal(got, []string{provCirr}) {
+		if got := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#create-escrow option')].map(o => o.value)`); !equal(got, []string{provCirr}) {
 			t.Errorf("providers offered for a new escrow = %v, want only cirrus", got)
 		}
-		Do(t, ctx, "create an escrow with cirrus", chromedp.Click(chromedp.CSS(`#create-escrow button`)))
-		WaitFor(t, ctx, "the new card", `document.querySelector('`+card(provCirr)+`')`)
-		if got := Eval[string](t, ctx, `document.getElementById('create-escrow').innerText`); !strings.Contains(got, "every provider") || strings.Contains(got, "Create escrow") {
+		browsertest.Do(t, ctx, "create an escrow with cirrus", chromedp.Click(chromedp.CSS(`#create-escrow button`)))
+		browsertest.WaitFor(t, ctx, "the new card", `document.querySelector('`+card(provCirr)+`')`)
+		if got := browsertest.Eval[string](t, ctx, `document.getElementById('create-escrow').innerText`); !strings.Contains(got, "every provider") || strings.Contains(got, "Create escrow") {
 			t.Errorf("the create form after the last provider: %q", got)
 		}
 
 		f.send("escrow", escrow{Provider: provBolt, ProviderName: "bolt", Balance: 9000, Minimum: 5000, TimeLeft: "20h", ActiveStacks: 1})
-		WaitFor(t, ctx, "bolt's card updated by the event", `document.querySelector('`+card(provBolt)+` [data-k="balance"] dd').textContent === '9,000'`)
-		if n := Eval[int](t, ctx, `document.querySelectorAll('`+card(provBolt)+` .warn').length`); n != 0 {
+		browsertest.WaitFor(t, ctx, "bolt's card updated by the event", `document.querySelector('`+card(provBolt)+` [data-k="balance"] dd').textContent === '9,000'`)
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('`+card(provBolt)+` .warn').length`); n != 0 {
 			t.Errorf("bolt's warning is still there after the top-up event")
 		}
-		Screenshot(t, ctx, "escrow")
+		browsertest.Screenshot(t, ctx, "escrow")
 	})
 
 	t.Run("provider", func(t *testing.T) {
 		show(t, ctx, "#/provider", "provider")
-		if n := Eval[int](t, ctx, `document.querySelectorAll('#provider-regions tbody tr').length`); n != 2 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#provider-regions tbody tr').length`); n != 2 {
 			t.Errorf("%d provider regions, want 2", n)
 		}
-		text := Eval[string](t, ctx, `document.getElementById('main').innerText`)
+		text := browsertest.Eval[string](t, ctx, `document.getElementById('main').innerText`)
 		for _, want := range []string{"Provider acme", "authorized", "east", "123,456", "98,765"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("provider view lacks %q:\n%s", want, text)
 			}
 		}
-		Screenshot(t, ctx, "provider")
+		browsertest.Screenshot(t, ctx, "provider")
 		f.mu.Lock()
 		f.ownProvider = false
 		f.mu.Unlock()
 		show(t, ctx, "#/market", "market")
 		show(t, ctx, "#/provider", "provider")
-		WaitFor(t, ctx, "the no-provider note", `document.getElementById('no-provider')`)
+		browsertest.WaitFor(t, ctx, "the no-provider note", `document.getElementById('no-provider')`)
 		f.mu.Lock()
 		f.ownProvider = true
 		f.mu.Unlock()
 	})
 
 	t.Run("phone width", func(t *testing.T) {
-		Do(t, ctx, "a 375 px viewport", chromedp.EmulateViewport(375, 812))
+		browsertest.Do(t, ctx, "a 375 px viewport", chromedp.EmulateViewport(375, 812))
 		for _, v := range []struct{ hash, view string }{
 			{"#/market", "market"}, {"#/stacks", "stacks"}, {"#/stacks/" + stackGree, "stack"}, {"#/escrow", "escrow"}, {"#/provider", "provider"},
 		} {
 			show(t, ctx, v.hash, v.view)
-			if w := Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
+			if w := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
 				t.Errorf("%s at 375 px: the page is %d px wide", v.hash, w)
 			}
-			Screenshot(t, ctx, "phone-"+v.view)
+			browsertest.Screenshot(t, ctx, "phone-"+v.view)
 		}
 	})
 
 	t.Run("dark", func(t *testing.T) {
-		Do(t, ctx, "the desktop viewport", chromedp.EmulateViewport(1280, 900))
+		browsertest.Do(t, ctx, "the desktop viewport", chromedp.EmulateViewport(1280, 900))
 		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
 			t.Fatalf("prefer dark: %v", err)
 		}
 		show(t, ctx, "#/stacks/"+stackGree, "stack")
-		if got := Eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); got != "rgb(17, 19, 24)" {
+		if got := browsertest.Eval[string](t, ctx, `getComputedStyle(document.body).backgroundColor`); got != "rgb(17, 19, 24)" {
 			t.Errorf("dark background = %q", got)
 		}
-		Screenshot(t, ctx, "dark-stack-detail")
+		browsertest.Screenshot(t, ctx, "dark-stack-detail")
 		show(t, ctx, "#/escrow", "escrow")
-		Screenshot(t, ctx, "dark-escrow")
+		browsertest.Screenshot(t, ctx, "dark-escrow")
 	})
 }

@@ -1,8 +1,6 @@
-package consoleui_test
-
-// The browser-test harness: headless Chromium through chromedp, for the tests
-// of the console page (this package's fake-API test, and tests against a real
-// local region).
+// Package browsertest drives a headless Chromium for the console's tests:
+// StartBrowser, Screenshot, Do, Eval and WaitFor, through chromedp.
+package browsertest
 
 import (
 	"context"
