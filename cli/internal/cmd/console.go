@@ -648,8 +648,13 @@ func (c *console) provider(w http.ResponseWriter, r *http.Request) {
 	type regionUse struct {
 		Region   regionJSON `json:"region"`
 		Stacks   int        `json:"stacks"`
-		Earnings uint64     `json:"earnings"`
+		Earnings uint64     `json:"earnings"` // settled charges less the marketplace's commission, base units
 		Requests uint64     `json:"requests"`
+	}
+	state, err := c.s.l.State(ctx)
+	if err != nil {
+		apiFail(w, c.s.ledErr(err))
+		return
 	}
 	views := regionViews(rs, map[string]*chainindexerv1.Provider{string(p.GetId()): p})
 	out := []regionUse{}
@@ -680,7 +685,9 @@ func (c *console) provider(w http.ResponseWriter, r *http.Request) {
 			}
 			if sr, err := bc.ListSettlements(ctx, &billingv1.ListSettlementsRequest{StackId: x.GetId(), PageSize: 1000}); err == nil {
 				for _, s := range sr.GetSettlements() {
-					u.Earnings += s.GetCharged()
+					// What reached the provider: the charge less the
+					// marketplace's commission, as the ledger splits it.
+					u.Earnings += s.GetCharged() - ledger.Commission(s.GetCharged(), state.CommissionMicros)
 				}
 			}
 		}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,6 +113,24 @@ func TestConsoleBrowser_AgainstALocalRegion(t *testing.T) {
 	if body := getBody(t, cr.url); body != "Hello, dev!" {
 		t.Fatalf("GET after the top-up: %q", body)
 	}
+	// The provider's own view, in a console for the provider's key: its
+	// region, its stacks, the requests served and what it earned (5,000
+	// charged less the marketplace's 5%).
+	pc := newConsole(cr.s, mk.Keys.Provider, 24*time.Hour)
+	psrv := httptest.NewServer(pc)
+	defer func() { pc.stop(); psrv.Close() }()
+	browsertest.Do(t, ctx, "open the provider's console", chromedp.Navigate(psrv.URL+"/#/provider"))
+	browsertest.WaitFor(t, ctx, "the provider view", `document.getElementById('main').dataset.view === 'provider' && !document.getElementById('main').hasAttribute('aria-busy')`)
+	pv := browsertest.Eval[string](t, ctx, `document.getElementById('main').innerText`)
+	for _, want := range []string{"local", "4,750"} {
+		if !strings.Contains(pv, want) {
+			t.Fatalf("the provider view lacks %q:\n%s", want, pv)
+		}
+	}
+	browsertest.Screenshot(t, ctx, "region-provider")
+	browsertest.Do(t, ctx, "back to the developer's console", chromedp.Navigate(cr.console.URL+"/#/stacks"))
+	browsertest.WaitFor(t, ctx, "the stacks", `document.getElementById('main').dataset.view === 'stacks'`)
+
 	page := browsertest.Eval[int](t, ctx, `performance.getEntriesByType('resource').filter(e => !e.name.includes('/api/')).reduce((n, e) => n + e.transferSize, 0) + performance.getEntriesByType('navigation')[0].transferSize`)
 	t.Logf("console page weight: %d bytes transferred (HTML, CSS, JS modules)", page)
 }

@@ -27,6 +27,7 @@ import (
 // for its developer.
 type consoleRegion struct {
 	r       *region.Region
+	s       *session
 	console *httptest.Server
 	stack   ids.StackID
 	url     string // the stack's greet endpoint, for name "dev"
@@ -87,7 +88,7 @@ func startConsoleRegion(t *testing.T) *consoleRegion {
 	for _, e := range r.URLs(id, m) {
 		url = strings.Replace(e.URL, "{name}", "dev", 1)
 	}
-	return &consoleRegion{r: r, console: srv, stack: id, url: url}
+	return &consoleRegion{r: r, s: s, console: srv, stack: id, url: url}
 }
 
 // buildInit makes a project named name with mu init under parent and
