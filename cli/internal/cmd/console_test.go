@@ -347,3 +347,56 @@ func waitCtxFor(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// TestConsoleCommand_ServesOnLoopbackOnlyAndStopsOnCancel runs mu console
+// as a person does: it prints the page's URL, the page and the API answer
+// there, and it refuses to listen beyond loopback.
+func TestConsoleCommand_ServesOnLoopbackOnlyAndStopsOnCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wasm and starts a region")
+	}
+	cr := startConsoleRegion(t)
+	keyFile := filepath.Join(t.TempDir(), "dev.json")
+	if err := ledger.SaveKeypair(keyFile, cr.r.Market().Keys.Developer); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--gateway", "http://" + cr.r.Gateway().Addr(), "--indexer", cr.r.ChainIndexer().Addr(), "--billing", cr.r.Billing().Addr(), "--keypair", keyFile}
+	var out, errb strings.Builder
+	if code := Run(context.Background(), append([]string{"console", "--addr", "0.0.0.0:0"}, flags...), nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "loopback only") {
+		t.Fatalf("--addr 0.0.0.0:0: exit %d %s", code, errb.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, append([]string{"console", "--addr", "127.0.0.1:0"}, flags...), nil, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
+		t.Fatalf("console printed %q (%v)", line, err)
+	}
+	base := strings.TrimSpace(line)
+	var sess map[string]any
+	resp, err := http.Get(base + "api/session")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	if sess["address"] != cr.r.Market().Keys.Developer.Pubkey().String() {
+		t.Fatalf("session %v", sess)
+	}
+	if page := getBody(t, base); !strings.Contains(page, `type="module"`) {
+		t.Fatalf("the page: %.200s", page)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != ExitOK {
+			t.Fatalf("console exit %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("console did not stop after cancel")
+	}
+}
