@@ -20,7 +20,7 @@ const METRICS = [
   { key: 'mb_instructions', label: 'MB-instructions', fmt: int },
   { key: 'db_reads', label: 'DB reads', fmt: int },
   { key: 'db_writes', label: 'DB writes', fmt: int },
-  { key: 'storage_bytes', label: 'Storage', fmt: bytes, binary: true },
+  { key: 'storage_bytes', label: 'Storage traffic', fmt: bytes, binary: true },
 ];
 // Billing keeps usage by the hour: 24 hourly buckets.
 const USAGE_BUCKETS = 24, USAGE_MINUTES = 24 * 60, LOG_TAIL = 50;
@@ -278,7 +278,7 @@ function usageSection(u) {
     chart({ key: 'traffic', title: 'Traffic', starts, ends, series: [{ name: 'Traffic', values: col('traffic_bytes') }], binary: true, fmt: bytes }),
     chart({ key: 'mb_instructions', title: 'MB-instructions', starts, ends, series: [{ name: 'MB-instructions', values: col('mb_instructions') }], fmt: int }),
     chart({ key: 'db', title: 'Database reads and writes', starts, ends, series: [{ name: 'Reads', values: col('db_reads') }, { name: 'Writes', values: col('db_writes') }], fmt: int }),
-    chart({ key: 'storage', title: 'Storage', starts, ends, series: [{ name: 'Stored', values: col('storage_bytes') }], binary: true, fmt: bytes, summary: 'last' }));
+    chart({ key: 'storage', title: 'Storage traffic', starts, ends, series: [{ name: 'Bytes moved', values: col('storage_bytes') }], binary: true, fmt: bytes }));
   const set = u.settlements || [];
   const table = h('table', { id: 'settlements', class: 'data' },
     h('caption', null, 'Metered units behind each settlement'),
