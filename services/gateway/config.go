@@ -99,6 +99,14 @@ type Config struct {
 	// GET /_mu/stacks/{stack_id} makes to the stack's owner runtime; past
 	// it the answer's owner.error says the runtime did not answer.
 	StatusTimeout time.Duration
+	// ResponseHistory is how long the gateway keeps each stack's count of
+	// answered requests by status class (2xx, 3xx, 4xx, 5xx), in hourly
+	// buckets aligned to the hour in UTC, for the responses of
+	// GET /_mu/stacks/{stack_id}: a whole number of hours, at most 168h
+	// (7 days). Counts live in the gateway's memory only (a restart
+	// starts them afresh), at most 40 bytes per hour and stack; a stack
+	// removed from the gateway loses its counts. 0 turns counting off.
+	ResponseHistory time.Duration
 	// LogsMaxTail is the largest tail a GET /_mu/stacks/{stack_id}/logs may
 	// ask for (more gets 400), and the tail of one that names none. The
 	// owner runtime sends at most its own log_history_lines.
@@ -200,6 +208,7 @@ func DefaultConfig() Config {
 		OverloadRetryAfter: time.Second, // Retry-After: 1
 
 		StatusTimeout:      2 * time.Second,        // the owner's Status, for /_mu/stacks/{id}
+		ResponseHistory:    24 * time.Hour,         // per-stack response counts, for /_mu/stacks/{id}
 		LogsMaxTail:        1000,                   // recent log lines a request may ask for
 		LogsMaxStreams:     256,                    // open log streams
 		LogsMaxSkew:        5 * time.Minute,        // signed log requests' clock skew
@@ -313,6 +322,14 @@ func (c Config) Validate() error {
 	}
 	p.PositiveDuration("invoke_timeout", c.InvokeTimeout)
 	p.PositiveDuration("status_timeout", c.StatusTimeout)
+	switch h := c.ResponseHistory; {
+	case h < 0:
+		bad("response_history", "must not be negative (0 turns counting off), got %v", h)
+	case h > maxResponseHistory:
+		bad("response_history", "must be at most %v, got %v", maxResponseHistory, h)
+	case h%time.Hour != 0:
+		bad("response_history", "must be a whole number of hours (its buckets are hours), got %v", h)
+	}
 	positive("logs_max_tail", int64(c.LogsMaxTail))
 	positive("logs_max_streams", int64(c.LogsMaxStreams))
 	p.PositiveDuration("logs_max_skew", c.LogsMaxSkew)

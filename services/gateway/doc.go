@@ -244,7 +244,8 @@
 // GET (or HEAD) /_mu/stacks/{stack_id} answers 200 with StackStatus:
 //
 //	{"stack":"<base58>","revision":3,"enabled":true,"disabled_reason":"",
-//	 "owner":{"node":"runtime-1","revision":3,"deployed":true,"error":""}}
+//	 "owner":{"node":"runtime-1","revision":3,"deployed":true,"error":""},
+//	 "responses":[{"start":"2026-01-02T03:00:00Z","2xx":120,"3xx":0,"4xx":4,"5xx":1}]}
 //
 // revision, enabled and disabled_reason are the gateway's own routing
 // state (as GatewayService.Routes); owner is what the stack's first
@@ -253,8 +254,20 @@
 // runtime that cannot be asked fills owner.error (the answer stays 200);
 // one that does not have the stack is deployed=false with no error. A
 // deploy of revision N is served once revision >= N, owner.deployed and
-// owner.revision >= N. Unknown or malformed stack: 404 stack_not_found;
-// other methods: 405.
+// owner.revision >= N. responses counts the stack's requests this gateway
+// answered, by status class, in hourly buckets aligned to the hour (UTC)
+// over the last Config.ResponseHistory (24h by default, the current hour
+// included; 0 turns counting off and responses is []): oldest first,
+// only the hours with any count. Every answer to the stack's URLs counts,
+// the gateway's own errors too (404 of an unknown gateway or path, 405,
+// 402 of a disabled stack, 503 with no runtime, 499 as 4xx); requests
+// refused before the stack is known (431, an unknown stack, shutting
+// down) and the /_mu/ endpoints are no stack's. The counts are this
+// gateway's and in memory only: behind several gateways each has its
+// share, and a restart or the stack's removal starts them afresh. Each
+// stack's counts are a fixed ring of ResponseHistory/1h buckets, counted
+// with atomic adds on the request path. Unknown or malformed stack: 404
+// stack_not_found; other methods: 405.
 //
 // GET /_mu/stacks/{stack_id}/logs streams the stack's function logs from
 // its owner runtime (RuntimeService.StreamLogs) as NDJSON

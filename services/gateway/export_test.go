@@ -1,6 +1,13 @@
 package gateway
 
-import "net"
+import (
+	"net"
+	"time"
+)
+
+// SetClock replaces the clock of the per-stack response counts; call it
+// before Start.
+func (s *Server) SetClock(now func() time.Time) { s.now = now }
 
 // LimitConnections exposes the public listener's connection cap to the
 // external tests until service.Runner can apply it.

@@ -198,6 +198,13 @@ type harnessOpt func(*gateway.Config, *gateway.Deps)
 
 func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	t.Helper()
+	return newHarnessClock(t, nil, opts...)
+}
+
+// newHarnessClock is newHarness with now, when not nil, as the clock of
+// the gateway's response counts (Server.SetClock, before Start).
+func newHarnessClock(t *testing.T, now func() time.Time, opts ...harnessOpt) *harness {
+	t.Helper()
 	rt := startRuntime(t)
 	conns := gateway.NewConns()
 	t.Cleanup(func() { conns.Close() })
@@ -214,6 +221,9 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	srv, err := gateway.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if now != nil {
+		srv.SetClock(now)
 	}
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {

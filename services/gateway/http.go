@@ -537,7 +537,9 @@ func (s *Server) finishError(x *exchange, e *httpError) {
 // (httphdr.Size of what the gateway set there); finish adds
 // Content-Length, in spare[0] when spare has room. Usage is queued before
 // the body is written, so a client that has the response can rely on
-// FlushUsage covering it.
+// FlushUsage covering it. Once the request is the stack's (x.stack set),
+// the answer counts in the stack's response history, metered or not (a
+// disabled stack's 402s count).
 func (s *Server) finish(x *exchange, status int, hdrBytes int64, body []byte, spare []string) {
 	sent := body
 	if x.r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
@@ -570,6 +572,9 @@ func (s *Server) finish(x *exchange, status int, hdrBytes int64, body []byte, sp
 		}
 	}
 	s.metrics.observe(status, time.Since(x.start))
+	if x.stack != nil && x.stack.responses != nil {
+		x.stack.responses.add(s.now(), status)
+	}
 	if x.stack != nil && s.log.Enabled(x.r.Context(), slog.LevelDebug) {
 		s.log.Debug("request", "stack", x.stack.id, "function", x.function, "method", x.r.Method,
 			"path", x.r.URL.Path, "status", status, "duration", time.Since(x.start))

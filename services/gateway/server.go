@@ -79,6 +79,9 @@ type Server struct {
 	retryAfter string
 	// logSlots holds a token per open log stream, up to LogsMaxStreams.
 	logSlots chan struct{}
+	// now is the clock of the per-stack response counts (responseRing):
+	// time.Now, replaced by tests before Start.
+	now func() time.Time
 }
 
 // grpcEnvelopeSlack is what an InvokeResponse may add on the wire to the
@@ -128,6 +131,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:       usage.NewKeys("gateway/" + cfg.NodeName),
 		retryAfter: retryAfterSeconds(cfg.OverloadRetryAfter),
 		logSlots:   make(chan struct{}, cfg.LogsMaxStreams),
+		now:        time.Now,
 		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
 			1<<31-1))),
 	}

@@ -44,6 +44,20 @@ type StackStatus struct {
 	Enabled        bool        `json:"enabled"`
 	DisabledReason string      `json:"disabled_reason"`
 	Owner          OwnerStatus `json:"owner"`
+	// Responses are the stack's requests this gateway answered, by status
+	// class, in hourly buckets (UTC) over the last Config.ResponseHistory
+	// (the current hour included): oldest first, only hours with any
+	// count (a chart fills the gaps with zeros), an empty array when
+	// counting is off. Every answer to a request for the stack's URLs
+	// counts, the gateway's own errors included (404 for an unknown
+	// gateway or path, 405, 402 of a disabled stack, 503 with no runtime,
+	// 499 when the client left, which counts as 4xx); requests refused
+	// before the stack is known (431, 404 of an unknown stack, 503 while
+	// shutting down) are no stack's, and the /_mu/ endpoints are not
+	// counted. The counts are this gateway's, kept in memory: a region
+	// with several gateways has a share on each, and a restart, or the
+	// stack's removal from this gateway, starts them afresh.
+	Responses []ResponseBucket `json:"responses"`
 }
 
 // OwnerStatus is what the stack's owner runtime (its first candidate)
@@ -127,7 +141,7 @@ func (s *Server) serveStack(w http.ResponseWriter, r *http.Request, rest string)
 	}
 	writeJSON(w, http.StatusOK, StackStatus{
 		Stack: id.String(), Revision: st.revision, Enabled: !disabled, DisabledReason: reason,
-		Owner: s.ownerStatus(r.Context(), id),
+		Owner: s.ownerStatus(r.Context(), id), Responses: st.responses.snapshot(s.now()),
 	})
 }
 

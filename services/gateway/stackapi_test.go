@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -172,8 +173,9 @@ func TestStackStatus_ServedStackReportsGatewayAndOwnerRevisions(t *testing.T) {
 	})
 	before := h.metered()
 	want := gateway.StackStatus{Stack: h.stack.String(), Revision: 1, Enabled: true,
-		Owner: gateway.OwnerStatus{Node: "runtime-1", Revision: 1, Deployed: true}}
-	if got := getStatus(t, h, h.stack); got != want {
+		Owner:     gateway.OwnerStatus{Node: "runtime-1", Revision: 1, Deployed: true},
+		Responses: []gateway.ResponseBucket{}} // nothing answered yet: [], not null
+	if got := getStatus(t, h, h.stack); !reflect.DeepEqual(got, want) {
 		t.Fatalf("status %+v, want %+v", got, want)
 	}
 	if resp, body := h.do("HEAD", h.statusURL(h.stack), nil, nil); resp.StatusCode != 200 || len(body) != 0 {

@@ -20,6 +20,10 @@ type stack struct {
 	id       ids.StackID
 	revision uint64
 	gateways map[string]*router.Router
+	// responses counts the stack's answers by status class (nil when
+	// Config.ResponseHistory is 0). Every revision of a stack shares the
+	// ring of the first; RemoveStack drops it with the stack.
+	responses *responseRing
 }
 
 // registry holds the stacks a gateway serves. Enabled state is kept apart
@@ -65,8 +69,9 @@ var ErrNilManifest = errors.New("gateway: nil manifest")
 // PutStack installs or replaces the routes of a stack from its manifest
 // (normally one accepted by manifest.Parse). A revision lower than the one
 // installed is ignored, as the ledger's higher revision wins; an equal one
-// replaces it. It returns an error, and keeps the installed revision, if the
-// manifest's routes cannot be compiled. Safe for concurrent use; requests
+// replaces it. A new revision keeps the stack's response counts. It returns
+// an error, and keeps the installed revision, if the manifest's routes
+// cannot be compiled. Safe for concurrent use; requests
 // already matched finish on the revision they matched.
 func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64) error {
 	if m == nil {
@@ -78,9 +83,15 @@ func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64)
 	}
 	s.stacks.mu.Lock()
 	defer s.stacks.mu.Unlock()
-	if old, ok := s.stacks.stacks[id]; ok && old.revision > revision {
+	old, ok := s.stacks.stacks[id]
+	if ok && old.revision > revision {
 		s.log.Debug("ignoring stale stack revision", "stack", id, "revision", revision, "installed", old.revision)
 		return nil
+	}
+	if ok {
+		st.responses = old.responses
+	} else {
+		st.responses = newResponseRing(s.cfg.ResponseHistory)
 	}
 	s.stacks.stacks[id] = st
 	if s.cluster != nil {
@@ -91,8 +102,9 @@ func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64)
 }
 
 // RemoveStack stops serving a stack: its URLs answer 404 from now on. Its
-// enabled state is forgotten too. Safe for concurrent use; removing an
-// unknown stack does nothing.
+// enabled state and its response counts (StackStatus.Responses) are
+// forgotten too. Safe for concurrent use; removing an unknown stack does
+// nothing.
 func (s *Server) RemoveStack(id ids.StackID) {
 	s.stacks.mu.Lock()
 	defer s.stacks.mu.Unlock()
