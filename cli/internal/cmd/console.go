@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mr-tron/base58"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -63,9 +66,14 @@ URL and serves until interrupted.`,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--addr: %w", err)}
 			}
+			if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+				ln.Close()
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--addr %q resolved to %s, not a loopback address", addr, ln.Addr())}
+			}
 			c := newConsole(s, key, warn)
+			c.allow(ln.Addr())
 			srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second}
-			fmt.Fprintf(cmd.OutOrStdout(), "http://%s/\n", ln.Addr())
+			fmt.Fprintln(cmd.OutOrStdout(), c.URL(ln.Addr()))
 			fmt.Fprintf(cmd.ErrOrStderr(), "console for %s (profile %q); press Ctrl-C to stop\n", key.Pubkey(), s.t.profile)
 			go func() {
 				<-cmd.Context().Done()
@@ -95,10 +103,19 @@ type console struct {
 	// done ends the event streams when the console stops.
 	done     chan struct{}
 	stopOnce sync.Once
+	// token is the session's secret (in the printed URL, then a cookie);
+	// hosts the Host values of the console's own address (allow).
+	token  string
+	hosts  map[string]bool
+	cookie string
 }
 
 func newConsole(s *session, key *ledger.Keypair, warn time.Duration) *console {
-	c := &console{s: s, key: key, warn: warn, mux: http.NewServeMux(), done: make(chan struct{})}
+	var tok [24]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	c := &console{s: s, key: key, warn: warn, mux: http.NewServeMux(), done: make(chan struct{}), token: base58.Encode(tok[:])}
 	static, err := fs.Sub(consoleui.Static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is part of the binary
@@ -121,12 +138,61 @@ func newConsole(s *session, key *ledger.Keypair, warn time.Duration) *console {
 
 func (c *console) stop() { c.stopOnce.Do(func() { close(c.done) }) }
 
-// ServeHTTP refuses requests from other origins (the page is same-origin;
-// a write from another site's page must not be signed with the key).
+// sessionCookie, with the console's port, names the cookie that carries
+// the console's token once the printed URL was opened (cookies do not tell
+// ports apart: two consoles on one machine keep one each).
+const sessionCookie = "mu_console_"
+
+// allow records the address the console serves on: requests must name it
+// in Host (a page of another site whose name was rebound to 127.0.0.1
+// names its own), and writes must come from a page of that origin.
+func (c *console) allow(addr net.Addr) {
+	_, port, _ := net.SplitHostPort(addr.String())
+	c.cookie = sessionCookie + port
+	c.hosts = map[string]bool{}
+	for _, h := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		c.hosts[h+":"+port] = true
+	}
+}
+
+// URL is where a person opens the console: it carries the token once,
+// which the console turns into a cookie.
+func (c *console) URL(addr net.Addr) string {
+	return "http://" + addr.String() + "/?token=" + c.token
+}
+
+// ServeHTTP checks every request before the API sees it: the Host must be
+// the console's own address (no DNS rebinding), the API needs the
+// session's cookie (no other local user or page without the printed URL),
+// and a write must be JSON from the console's own origin (no cross-site
+// form or fetch may sign with the key).
 func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !c.hosts[r.Host] {
+		writeAPIError(w, http.StatusMisdirectedRequest, fmt.Errorf("host %q is not this console's address", r.Host))
+		return
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+	if tok := r.URL.Query().Get("token"); tok != "" && r.URL.Path == "/" {
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(c.token)) != 1 {
+			writeAPIError(w, http.StatusUnauthorized, errors.New("this is not the token mu console printed; open the URL it printed"))
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: c.cookie, Value: c.token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		ck, err := r.Cookie(c.cookie)
+		if err != nil || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.token)) != 1 {
+			writeAPIError(w, http.StatusUnauthorized, errors.New("no console session: open the URL mu console printed (it carries the session's token)"))
+			return
+		}
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
-			writeAPIError(w, http.StatusForbidden, fmt.Errorf("requests from %s are refused: the console signs with your key", o))
+		if o := r.Header.Get("Origin"); !c.hosts[strings.TrimPrefix(o, "http://")] || !strings.HasPrefix(o, "http://") {
+			writeAPIError(w, http.StatusForbidden, fmt.Errorf("writes from origin %q are refused: the console signs with your key, for its own page only", o))
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
@@ -134,8 +200,6 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'")
 	c.mux.ServeHTTP(w, r)
 }
 
@@ -306,6 +370,10 @@ type usagePoint struct {
 	DBReads        uint64 `json:"db_reads"`
 	DBWrites       uint64 `json:"db_writes"`
 	StorageBytes   uint64 `json:"storage_bytes"`
+	// Answers by the gateway with a 5xx and a 4xx status (not billed: the
+	// gateway's own counts, since it started).
+	Errors       uint64 `json:"errors"`
+	ClientErrors uint64 `json:"client_errors"`
 }
 
 // add counts one usage total in p (amounts past 64 bits saturate).
@@ -417,6 +485,7 @@ func (c *console) writeUsage(w http.ResponseWriter, r *http.Request, x *chainind
 		}
 		out.Buckets = append(out.Buckets, p)
 	}
+	c.addResponses(r.Context(), ids.StackID(x.GetId()), out.Buckets, &out.Totals)
 	resp, err := bill(from, to)
 	if err != nil {
 		apiFail(w, err)
@@ -444,6 +513,35 @@ func (c *console) writeUsage(w http.ResponseWriter, r *http.Request, x *chainind
 		out.Settlements = append(out.Settlements, u)
 	}
 	writeAPIJSON(w, out)
+}
+
+// addResponses adds the gateway's hourly error counts of stack id to the
+// buckets (and totals) they fall in. A gateway that does not answer
+// leaves them 0: errors are not billed, and the rest of the page stands.
+func (c *console) addResponses(ctx context.Context, id ids.StackID, buckets []usagePoint, totals *usagePoint) {
+	if c.s.t.gateway.v == "" {
+		return
+	}
+	st, found, err := c.s.gatewayStatus(ctx, id)
+	if err != nil || !found {
+		return
+	}
+	for _, rb := range st.Responses {
+		at, err := time.Parse(time.RFC3339, rb.Start)
+		if err != nil {
+			continue
+		}
+		for i := range buckets {
+			a, _ := time.Parse(time.RFC3339, buckets[i].Start)
+			b, _ := time.Parse(time.RFC3339, buckets[i].End)
+			if !at.Before(a) && at.Before(b) {
+				buckets[i].Errors += rb.C5xx
+				buckets[i].ClientErrors += rb.C4xx
+				totals.Errors += rb.C5xx
+				totals.ClientErrors += rb.C4xx
+			}
+		}
+	}
 }
 
 // settlementUI is one settlement and the metered units it charged for.

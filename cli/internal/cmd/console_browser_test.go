@@ -36,7 +36,7 @@ func TestConsoleBrowser_AgainstALocalRegion(t *testing.T) {
 	cr := startConsoleRegion(t)
 	mk := cr.r.Market()
 	start := time.Now()
-	browsertest.Do(t, ctx, "open the console", chromedp.Navigate(cr.console.URL+"/#/market"))
+	browsertest.Do(t, ctx, "open the console", chromedp.Navigate(cr.c.URL(cr.console.Listener.Addr())+"#/market"))
 	browsertest.WaitFor(t, ctx, "the market table", `document.querySelectorAll('#market tbody tr').length === 1`)
 	t.Logf("console: first render of the market %s after navigating", time.Since(start).Round(time.Millisecond))
 	browsertest.Eval[chromedp.Void](t, ctx, `window.__sameDocument = 'yes'`)
@@ -118,8 +118,9 @@ func TestConsoleBrowser_AgainstALocalRegion(t *testing.T) {
 	// charged less the marketplace's 5%).
 	pc := newConsole(cr.s, mk.Keys.Provider, 24*time.Hour)
 	psrv := httptest.NewServer(pc)
+	pc.allow(psrv.Listener.Addr())
 	defer func() { pc.stop(); psrv.Close() }()
-	browsertest.Do(t, ctx, "open the provider's console", chromedp.Navigate(psrv.URL+"/#/provider"))
+	browsertest.Do(t, ctx, "open the provider's console", chromedp.Navigate(pc.URL(psrv.Listener.Addr())+"#/provider"))
 	browsertest.WaitFor(t, ctx, "the provider view", `document.getElementById('main').dataset.view === 'provider' && !document.getElementById('main').hasAttribute('aria-busy')`)
 	pv := browsertest.Eval[string](t, ctx, `document.getElementById('main').innerText`)
 	for _, want := range []string{"local", "4,750"} {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,8 @@ import (
 type consoleRegion struct {
 	r       *region.Region
 	s       *session
+	c       *console
+	client  *http.Client // holds the console's session cookie
 	console *httptest.Server
 	stack   ids.StackID
 	url     string // the stack's greet endpoint, for name "dev"
@@ -83,12 +86,31 @@ func startConsoleRegion(t *testing.T) *consoleRegion {
 	t.Cleanup(s.Close)
 	c := newConsole(s, mk.Keys.Developer, 24*time.Hour)
 	srv := httptest.NewServer(c)
+	c.allow(srv.Listener.Addr())
 	t.Cleanup(func() { c.stop(); srv.Close() })
+	client := consoleClient(t, c, srv)
 	var url string
 	for _, e := range r.URLs(id, m) {
 		url = strings.Replace(e.URL, "{name}", "dev", 1)
 	}
-	return &consoleRegion{r: r, s: s, console: srv, stack: id, url: url}
+	return &consoleRegion{r: r, s: s, c: c, client: client, console: srv, stack: id, url: url}
+}
+
+// consoleClient opens the console's URL with a cookie jar, as a browser
+// does, and returns the client holding the session.
+func consoleClient(t *testing.T, c *console, srv *httptest.Server) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(c.URL(srv.Listener.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" {
+		t.Fatalf("opening the console's URL: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	return client
 }
 
 // buildInit makes a project named name with mu init under parent and
@@ -114,7 +136,7 @@ func buildInit(t *testing.T, parent, name string) (*manifest.Manifest, map[strin
 // getJSON GETs the console's path into v.
 func (cr *consoleRegion) getJSON(t *testing.T, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(cr.console.URL + path)
+	resp, err := cr.client.Get(cr.console.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +158,7 @@ func (cr *consoleRegion) post(t *testing.T, path, body, origin string) (int, str
 	if origin != "" {
 		req.Header.Set("Origin", origin)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := cr.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,12 +203,12 @@ type sse struct {
 	events chan [2]string // name, data
 }
 
-func openSSE(t *testing.T, url string) *sse {
+func openSSE(t *testing.T, client *http.Client, url string) *sse {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +276,7 @@ func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
 	if len(stacks) != 1 || stacks[0].ID != cr.stack.String() || stacks[0].State != "active" || !stacks[0].Enabled || len(stacks[0].URLs) != 1 {
 		t.Fatalf("stacks %+v", stacks)
 	}
-	events := openSSE(t, cr.console.URL+"/api/events")
+	events := openSSE(t, cr.client, cr.console.URL+"/api/events")
 
 	for range 5 {
 		if body := getBody(t, cr.url); body != "Hello, dev!" {
@@ -263,6 +285,13 @@ func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
 	}
 	cr.settle(t, 5) // 5,000 of 5,500: under the minimum of 1,000
 	events.waitEvent(t, "stack", func(d string) bool { return strings.Contains(d, `"enabled":false`) })
+	// A paused stack answers 402, unbilled: the gateway counts it a client
+	// error, which the usage below shows beside the billed units.
+	if resp, err := http.Get(cr.url); err != nil || resp.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("GET of a paused stack: %v %v, want 402", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	var esc []escrowJSON
 	cr.getJSON(t, "/api/escrows", &esc)
 	if len(esc) != 1 || esc[0].Balance != 500 || esc[0].Minimum != 1000 || !esc[0].Warning || !strings.Contains(esc[0].WarningReason, "top-up of at least 500") {
@@ -279,13 +308,13 @@ func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
 	for _, b := range u.Buckets {
 		sum += b.Requests
 	}
-	if len(u.Buckets) != 12 || u.Totals.Requests != 5 || sum != 5 || u.Totals.MBInstructions == 0 || u.Cost == "0" {
+	if len(u.Buckets) != 12 || u.Totals.Requests != 5 || sum != 5 || u.Totals.MBInstructions == 0 || u.Cost == "0" || u.Totals.ClientErrors != 1 || u.Totals.Errors != 0 {
 		t.Fatalf("usage %+v", u)
 	}
 	if len(u.Settlements) != 1 || u.Settlements[0].Units.Requests != 5 || u.Settlements[0].Charged != 5000 {
 		t.Fatalf("settlements %+v", u.Settlements)
 	}
-	resp, err := http.Get(cr.console.URL + "/api/stacks/" + cr.stack.String() + "/logs?tail=20")
+	resp, err := cr.client.Get(cr.console.URL + "/api/stacks/" + cr.stack.String() + "/logs?tail=20")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,12 +324,32 @@ func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
 		t.Fatalf("logs: %d %s", resp.StatusCode, logs)
 	}
 
-	// Writes: not from another origin; a top-up through the API.
+	// Writes: only from the console's own page; a top-up through the API.
 	path := "/api/escrows/" + mk.Provider.ID.String() + "/recharge"
-	if code, body := cr.post(t, path, `{"amount":1000}`, "http://evil.example"); code != http.StatusForbidden {
-		t.Fatalf("cross-origin top-up: %d %s", code, body)
+	for _, origin := range []string{"http://evil.example", "", "null", "https://" + cr.console.Listener.Addr().String()} {
+		if code, body := cr.post(t, path, `{"amount":1000}`, origin); code != http.StatusForbidden || !strings.Contains(body, "refused") {
+			t.Fatalf("top-up from origin %q: %d %s", origin, code, body)
+		}
 	}
-	if code, body := cr.post(t, path, `{"amount":1000}`, ""); code != http.StatusBadRequest || !strings.Contains(body, "holds 0") {
+	// No session cookie, or another Host (a rebound name): refused.
+	if resp, err := http.Get(cr.console.URL + "/api/session"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the API without the session: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequest(http.MethodGet, cr.console.URL+"/api/session", nil)
+	req.Host = "evil.example:" + strings.Split(cr.console.Listener.Addr().String(), ":")[1]
+	if resp, err := cr.client.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("another Host: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, err := http.Get(cr.console.URL + "/?token=wrong"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if code, body := cr.post(t, path, `{"amount":1000}`, cr.console.URL); code != http.StatusBadRequest || !strings.Contains(body, "holds 0") {
 		t.Fatalf("top-up from an empty wallet: %d %s", code, body)
 	}
 	ctx := waitCtxFor(t)
@@ -322,7 +371,7 @@ func TestConsole_APIServesTheMarketStacksUsageAndEscrowLive(t *testing.T) {
 	}
 	events.waitEvent(t, "stack", func(d string) bool { return strings.Contains(d, `"enabled":true`) })
 	events.waitEvent(t, "escrow", func(d string) bool { return strings.Contains(d, `"balance":100500`) })
-	if code, body := cr.post(t, path, `{"amount":0}`, ""); code != http.StatusBadRequest || !strings.Contains(body, "amount") {
+	if code, body := cr.post(t, path, `{"amount":0}`, cr.console.URL); code != http.StatusBadRequest || !strings.Contains(body, "amount") {
 		t.Fatalf("zero top-up: %d %s", code, body)
 	}
 	var prov map[string]any
@@ -376,9 +425,19 @@ func TestConsoleCommand_ServesOnLoopbackOnlyAndStopsOnCancel(t *testing.T) {
 	if err != nil || !strings.HasPrefix(line, "http://127.0.0.1:") {
 		t.Fatalf("console printed %q (%v)", line, err)
 	}
-	base := strings.TrimSpace(line)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	opened, err := client.Get(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened.Body.Close()
+	base := strings.TrimSuffix(opened.Request.URL.String(), "/") + "/"
+	if !strings.Contains(line, "?token=") || opened.Request.URL.RawQuery != "" {
+		t.Fatalf("printed %q, landed on %s", line, opened.Request.URL)
+	}
 	var sess map[string]any
-	resp, err := http.Get(base + "api/session")
+	resp, err := client.Get(base + "api/session")
 	if err != nil {
 		t.Fatal(err)
 	}

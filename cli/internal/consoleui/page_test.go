@@ -473,8 +473,8 @@ func TestConsolePage(t *testing.T) {
 		if got := f.query("usage"); got != "buckets=24&minutes=1440" {
 			t.Errorf("usage query = %q", got)
 		}
-		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts svg').length`); n != 5 {
-			t.Errorf("%d charts, want 5", n)
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts svg').length`); n != 6 {
+			t.Errorf("%d charts, want 6", n)
 		}
 		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#charts [data-chart="requests"] svg .pt').length`); n != 24 {
 			t.Errorf("requests chart has %d data points, want 24", n)

@@ -275,6 +275,7 @@ function usageSection(u) {
   const mins = u.from && u.to ? Math.round((new Date(u.to) - new Date(u.from)) / 60000) : USAGE_MINUTES;
   const charts = h('div', { class: 'charts', id: 'charts' },
     chart({ key: 'requests', title: 'Requests', kind: 'bar', starts, ends, series: [{ name: 'Requests', values: col('requests') }], fmt: int }),
+    chart({ key: 'errors', title: 'Errors', starts, ends, series: [{ name: '5xx', values: col('errors') }, { name: '4xx', values: col('client_errors') }], fmt: int }),
     chart({ key: 'traffic', title: 'Traffic', starts, ends, series: [{ name: 'Traffic', values: col('traffic_bytes') }], binary: true, fmt: bytes }),
     chart({ key: 'mb_instructions', title: 'MB-instructions', starts, ends, series: [{ name: 'MB-instructions', values: col('mb_instructions') }], fmt: int }),
     chart({ key: 'db', title: 'Database reads and writes', starts, ends, series: [{ name: 'Reads', values: col('db_reads') }, { name: 'Writes', values: col('db_writes') }], fmt: int }),
