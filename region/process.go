@@ -218,7 +218,15 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 			specs = append(specs, spec{a, *a})
 		}
 	}
-	gossip := gossipAddrOf(cfg)
+	// Only ports this process chose may be chosen again; a port the
+	// caller fixed stays, and a child that finds it taken fails at once.
+	chosen := false
+	for _, sp := range specs {
+		if _, port, err := net.SplitHostPort(sp.orig); err == nil && port == "0" {
+			chosen = true
+		}
+	}
+	gossip := gossipAddrsOf(cfg)
 	for attempt := 1; ; attempt++ {
 		var err error
 		for _, sp := range specs {
@@ -226,9 +234,11 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 				return nil, err
 			}
 		}
-		if gossip != nil && *gossip != "" && attempt > 1 {
-			if *gossip, err = freeGossipPort(); err != nil {
-				return nil, err
+		for _, g := range gossip {
+			if *g != "" && attempt > 1 {
+				if *g, err = freeGossipPort(); err != nil {
+					return nil, err
+				}
 			}
 		}
 		args, err := config.Args(cfg)
@@ -247,8 +257,8 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 			return p, s.waitReady(ctx, p, addr)
 		}
 		p, err := launch(ctx)
-		if err != nil && p != nil && attempt < portAttempts && exited(p) && strings.Contains(p.output(), "address already in use") {
-			s.log.Warn("a port was taken before the child bound it; starting it on other ports", "node", name, "attempt", attempt)
+		if err != nil && p != nil && chosen && attempt < portAttempts && exited(p) && strings.Contains(p.output(), "address already in use") {
+			s.log.Warn("a port was taken before the child bound it; starting it on other ports", "node", name, "attempt", attempt, "output", p.output())
 			continue
 		}
 		return p, err
@@ -259,14 +269,17 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 // that found one taken.
 const portAttempts = 3
 
-// gossipAddrOf is the gossip bind address in cfg (a *Config with a
-// Cluster membership.Config), or nil.
-func gossipAddrOf(cfg any) *string {
+// gossipAddrsOf are the gossip bind addresses the region chose for cfg
+// (clusterConfig, startExecutor: they are picked like the other ports),
+// to pick again when a child found one taken.
+func gossipAddrsOf(cfg any) []*string {
 	switch c := cfg.(type) {
 	case *runtime.Config:
-		return &c.Cluster.BindAddr
+		return []*string{&c.Cluster.BindAddr}
 	case *gateway.Config:
-		return &c.Cluster.BindAddr
+		return []*string{&c.Cluster.BindAddr}
+	case *ExecutorConfig:
+		return []*string{&c.Cluster.BindAddr, &c.Cluster.GatewayBindAddr}
 	}
 	return nil
 }

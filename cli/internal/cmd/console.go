@@ -209,16 +209,22 @@ func writeAPIJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// writeAPIError answers {"error": message}; an exitError's status is 400
-// (the person can act on it), others 502 (the region did not answer).
+// writeAPIError answers {"error": message} with code.
 func writeAPIError(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
+// apiFail answers 502 for a region service that did not answer, 400 for
+// what the person can act on (an exitError), 502 otherwise.
 func apiFail(w http.ResponseWriter, err error) {
 	var xerr *exitError
+	var unreachable unreachableError
+	if errors.As(err, &unreachable) {
+		writeAPIError(w, http.StatusBadGateway, err)
+		return
+	}
 	if errors.As(err, &xerr) {
 		writeAPIError(w, http.StatusBadRequest, err)
 		return
@@ -323,7 +329,12 @@ func (c *console) ownStack(w http.ResponseWriter, r *http.Request) (*chainindexe
 	}
 	x, err := c.s.findStack(r.Context(), c.key.Pubkey(), id.String())
 	if err != nil {
-		writeAPIError(w, http.StatusNotFound, err)
+		var unreachable unreachableError
+		if errors.As(err, &unreachable) {
+			apiFail(w, err)
+		} else {
+			writeAPIError(w, http.StatusNotFound, err)
+		}
 		return nil, false
 	}
 	if string(x.GetOwner()) != string(c.key.Pubkey().Bytes()) {
@@ -467,6 +478,9 @@ func (c *console) writeUsage(w http.ResponseWriter, r *http.Request, x *chainind
 		Totals      usagePoint     `json:"totals"`
 		Cost        string         `json:"cost"`
 		Settlements []settlementUI `json:"settlements"`
+		// MoreSettlements: the window holds more than the newest
+		// maxConsoleSettlements listed.
+		MoreSettlements bool `json:"more_settlements"`
 	}{From: from.Format(time.RFC3339), To: to.Format(time.RFC3339), Buckets: []usagePoint{}, Settlements: []settlementUI{}}
 	bill := func(a, b time.Time) (*billingv1.GetUsageResponse, error) {
 		resp, err := bc.GetUsage(ctx, &billingv1.GetUsageRequest{StackId: x.GetId(), StartTime: timestamppb.New(a), EndTime: timestamppb.New(b)})
@@ -499,12 +513,13 @@ func (c *console) writeUsage(w http.ResponseWriter, r *http.Request, x *chainind
 		}
 	}
 	out.Cost = cost.String()
-	sr, err := bc.ListSettlements(ctx, &billingv1.ListSettlementsRequest{StackId: x.GetId(), StartTime: timestamppb.New(from)})
+	settled, more, err := listSettlements(ctx, bc, &billingv1.ListSettlementsRequest{StackId: x.GetId(), StartTime: timestamppb.New(from)}, maxConsoleSettlements)
 	if err != nil {
 		apiFail(w, remoteErr(c.s.t.billing, "billing", err))
 		return
 	}
-	for _, st := range sr.GetSettlements() {
+	out.MoreSettlements = more
+	for _, st := range settled {
 		u := settlementUI{Time: st.GetTime().AsTime().UTC().Format(time.RFC3339), Seed: fmt.Sprint(st.GetSeed()), Charged: st.GetCharged(),
 			Status: strings.ToLower(strings.TrimPrefix(st.GetStatus().String(), "SETTLEMENT_STATUS_")), Error: st.GetError()}
 		for _, t := range st.GetUsage() {
@@ -541,6 +556,28 @@ func (c *console) addResponses(ctx context.Context, id ids.StackID, buckets []us
 				totals.ClientErrors += rb.C4xx
 			}
 		}
+	}
+}
+
+// maxConsoleSettlements bounds the settlements a usage view lists.
+const maxConsoleSettlements = 500
+
+// listSettlements pages through billing's settlements for req, newest
+// first, up to limit of them (0: all); more says some were left out.
+func listSettlements(ctx context.Context, bc billingv1.BillingServiceClient, req *billingv1.ListSettlementsRequest, limit int) (out []*billingv1.Settlement, more bool, err error) {
+	for {
+		resp, err := bc.ListSettlements(ctx, req)
+		if err != nil {
+			return out, false, err
+		}
+		out = append(out, resp.GetSettlements()...)
+		if limit > 0 && len(out) >= limit {
+			return out[:limit], len(out) > limit || resp.GetNextPageToken() != "", nil
+		}
+		if resp.GetNextPageToken() == "" {
+			return out, false, nil
+		}
+		req.PageToken = resp.GetNextPageToken()
 	}
 }
 
@@ -620,11 +657,19 @@ func (c *console) escrows(w http.ResponseWriter, r *http.Request) {
 	writeAPIJSON(w, out)
 }
 
+// maxConsoleBody bounds a write's JSON body.
+const maxConsoleBody = 4 << 10
+
 // readBody decodes a small JSON body into v.
 func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4<<10))
+	r.Body = http.MaxBytesReader(w, r.Body, maxConsoleBody)
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			err = fmt.Errorf("more than the %d bytes a console request may have", maxConsoleBody)
+		}
 		writeAPIError(w, http.StatusBadRequest, fmt.Errorf("body: %v", err))
 		return false
 	}
@@ -643,17 +688,7 @@ func (c *console) createEscrow(w http.ResponseWriter, r *http.Request) {
 		apiFail(w, err)
 		return
 	}
-	ctx, cancel := c.s.c.ctx(r.Context())
-	defer cancel()
-	if _, err := c.s.l.CreateEscrow(ctx, c.key, ledger.Pubkey(p.GetId())); err != nil {
-		switch {
-		case errors.Is(err, ledger.ErrAlreadyExists):
-			err = &exitError{code: ExitUsage, err: fmt.Errorf("you already have an escrow with %s", p.GetName())}
-		case errors.Is(err, ledger.ErrUnauthorizedProvider):
-			err = &exitError{code: ExitUsage, err: fmt.Errorf("provider %s is not authorized yet", p.GetName())}
-		default:
-			err = c.s.ledErr(err)
-		}
+	if err := c.s.createEscrow(r.Context(), c.key, p); err != nil {
 		apiFail(w, err)
 		return
 	}
@@ -695,29 +730,11 @@ func (c *console) moveEscrow(w http.ResponseWriter, r *http.Request) {
 		apiFail(w, err)
 		return
 	}
-	ctx, cancel := c.s.c.ctx(r.Context())
-	defer cancel()
-	pid := ledger.Pubkey(p.GetId())
-	if action == "recharge" {
-		_, err = c.s.l.RechargeEscrow(ctx, c.key, pid, body.Amount)
-	} else {
-		_, err = c.s.l.WithdrawEscrow(ctx, c.key, pid, body.Amount)
-	}
-	switch {
-	case err == nil:
-		c.answerEscrow(w, r, p)
+	if _, err := c.s.moveEscrow(r.Context(), c.key, p, body.Amount, action == "withdraw"); err != nil {
+		apiFail(w, err)
 		return
-	case errors.Is(err, ledger.ErrNotFound):
-		err = noEscrow(p)
-	case errors.Is(err, ledger.ErrInsufficientFunds):
-		bal, _ := c.s.l.Balance(ctx, c.key.Pubkey())
-		err = &exitError{code: ExitUsage, err: fmt.Errorf("your wallet holds %d, less than %d", bal, body.Amount)}
-	case errors.Is(err, ledger.ErrBelowMinimum), errors.Is(err, ledger.ErrInsufficientEscrow):
-		err = &exitError{code: ExitUsage, err: fmt.Errorf("cannot withdraw %d: %v", body.Amount, err)}
-	default:
-		err = c.s.ledErr(err)
 	}
-	apiFail(w, err)
+	c.answerEscrow(w, r, p)
 }
 
 func (c *console) provider(w http.ResponseWriter, r *http.Request) {
@@ -748,6 +765,7 @@ func (c *console) provider(w http.ResponseWriter, r *http.Request) {
 		Stacks   int        `json:"stacks"`
 		Earnings uint64     `json:"earnings"` // settled charges less the marketplace's commission, base units
 		Requests uint64     `json:"requests"`
+		Error    string     `json:"billing_error,omitempty"`
 	}
 	state, err := c.s.l.State(ctx)
 	if err != nil {
@@ -774,15 +792,19 @@ func (c *console) provider(w http.ResponseWriter, r *http.Request) {
 			if bc == nil {
 				break
 			}
-			if resp, err := bc.GetUsage(ctx, &billingv1.GetUsageRequest{StackId: x.GetId()}); err == nil {
+			if resp, err := bc.GetUsage(ctx, &billingv1.GetUsageRequest{StackId: x.GetId()}); err != nil {
+				u.Error = remoteErr(c.s.t.billing, "billing", err).Error()
+			} else {
 				var pt usagePoint
 				for _, t := range resp.GetTotals() {
 					pt.add(t)
 				}
 				u.Requests += pt.Requests
 			}
-			if sr, err := bc.ListSettlements(ctx, &billingv1.ListSettlementsRequest{StackId: x.GetId(), PageSize: 1000}); err == nil {
-				for _, s := range sr.GetSettlements() {
+			if settled, _, err := listSettlements(ctx, bc, &billingv1.ListSettlementsRequest{StackId: x.GetId(), PageSize: 1000}, 0); err != nil {
+				u.Error = remoteErr(c.s.t.billing, "billing", err).Error()
+			} else {
+				for _, s := range settled {
 					// What reached the provider: the charge less the
 					// marketplace's commission, as the ledger splits it.
 					u.Earnings += s.GetCharged() - ledger.Commission(s.GetCharged(), state.CommissionMicros)
@@ -820,6 +842,9 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 		data any
 	}
 	ch := make(chan event, 64)
+	// A watch that ends (the indexer restarted, say) ends the stream: the
+	// page's EventSource reconnects and a new one starts both watches.
+	ended := make(chan struct{}, 2)
 	send := func(e event) {
 		select {
 		case ch <- e:
@@ -828,6 +853,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 	}
 	owner := c.key.Pubkey().Bytes()
 	go func() {
+		defer func() { ended <- struct{}{} }()
 		names := map[string]string{}
 		if rs, err := c.s.regions(ctx, nil); err == nil {
 			for _, x := range rs {
@@ -849,6 +875,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	go func() {
+		defer func() { ended <- struct{}{} }()
 		we, err := c.s.ix.WatchEscrows(ctx, &chainindexerv1.WatchEscrowsRequest{Developer: owner})
 		if err != nil {
 			return
@@ -883,6 +910,8 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-ended:
 			return
 		case <-ping.C:
 			io.WriteString(w, ": ping\n\n")

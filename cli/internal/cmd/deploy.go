@@ -112,7 +112,14 @@ func (s *session) pickRegion(ctx context.Context, providerArg, regionArg string)
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(rs) != 1 {
+		switch len(rs) {
+		case 0:
+			if p != nil {
+				return nil, nil, &exitError{code: ExitUsage, err: fmt.Errorf("provider %s has no region yet: its owner creates one with mu provider region create", p.GetName())}
+			}
+			return nil, nil, &exitError{code: ExitUsage, err: errors.New("the ledger lists no region yet: a provider creates one with mu provider region create (see mu list providers)")}
+		case 1:
+		default:
 			return nil, nil, &exitError{code: ExitUsage, err: fmt.Errorf("%d regions to choose from: pass --region (and --provider); see mu list regions", len(rs))}
 		}
 		r = rs[0]
@@ -237,9 +244,13 @@ func (d *deployer) upload(ctx context.Context, key *ledger.Keypair, m *manifest.
 		wasm := binaries[bin]
 		pr := newProgress(d.stderr, d.tty, names[bin], int64(len(wasm)))
 		c := upload.Client{BaseURL: d.s.t.storage.v, Progress: pr.update}
-		uctx, cancel := context.WithTimeout(ctx, d.s.t.timeout+time.Duration(len(wasm)>>20)*time.Second)
+		limit := d.s.t.timeout + time.Duration(len(wasm)>>20)*time.Second // --timeout plus a second per MiB
+		uctx, cancel := context.WithTimeout(ctx, limit)
 		res, err := c.Upload(uctx, key.PrivateKey(), wasm)
 		cancel()
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("upload %s to %s took more than %s (--timeout plus a second per MiB): raise --timeout for a slow link", names[bin], d.s.t.storage.where("storage"), limit)}
+		}
 		if err != nil {
 			if isConnErr(err) {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass --storage URL", d.s.t.storage.where("storage"), err)}

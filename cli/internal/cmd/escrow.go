@@ -165,18 +165,10 @@ id or name (mu list providers).`,
 		return cmd
 	}
 	create := act("create PROVIDER", "Open your escrow with a provider (balance 0)", func(cmd *cobra.Command, s *session, key *ledger.Keypair, p *chainindexerv1.Provider, _ []string) error {
-		ctx, cancel := s.c.ctx(cmd.Context())
-		defer cancel()
-		pid := ledger.Pubkey(p.GetId())
-		_, err := s.l.CreateEscrow(ctx, key, pid)
-		switch {
-		case errors.Is(err, ledger.ErrAlreadyExists):
-			return &exitError{code: ExitUsage, err: fmt.Errorf("you already have an escrow with %s: see mu escrow view %s", p.GetName(), p.GetName())}
-		case errors.Is(err, ledger.ErrUnauthorizedProvider):
-			return &exitError{code: ExitUsage, err: fmt.Errorf("provider %s is not authorized yet: the marketplace authority authorizes it with mu provider authorize %s", p.GetName(), pid)}
-		case err != nil:
-			return s.ledErr(err)
+		if err := s.createEscrow(cmd.Context(), key, p); err != nil {
+			return err
 		}
+		pid := ledger.Pubkey(p.GetId())
 		min := s.maxMinimum(cmd, p)
 		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s (%s) created, balance 0; fund it with: mu escrow recharge %s AMOUNT (its regions need at least %s)\n", p.GetName(), pid, p.GetName(), groupDigits(fmt.Sprint(min)))
 		return nil
@@ -186,17 +178,9 @@ id or name (mu list providers).`,
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.c.ctx(cmd.Context())
-		defer cancel()
-		e, err := s.l.RechargeEscrow(ctx, key, ledger.Pubkey(p.GetId()), amount)
-		switch {
-		case errors.Is(err, ledger.ErrNotFound):
-			return noEscrow(p)
-		case errors.Is(err, ledger.ErrInsufficientFunds):
-			bal, _ := s.l.Balance(ctx, key.Pubkey())
-			return &exitError{code: ExitUsage, err: fmt.Errorf("wallet %s holds %d, less than %d: %s", key.Pubkey(), bal, amount, fundsHint(key.Pubkey()))}
-		case err != nil:
-			return s.ledErr(err)
+		e, err := s.moveEscrow(cmd.Context(), key, p, amount, false)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s: balance %s\n", p.GetName(), groupDigits(fmt.Sprint(e.Balance)))
 		return nil
@@ -206,16 +190,9 @@ id or name (mu list providers).`,
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.c.ctx(cmd.Context())
-		defer cancel()
-		e, err := s.l.WithdrawEscrow(ctx, key, ledger.Pubkey(p.GetId()), amount)
-		switch {
-		case errors.Is(err, ledger.ErrNotFound):
-			return noEscrow(p)
-		case errors.Is(err, ledger.ErrBelowMinimum), errors.Is(err, ledger.ErrInsufficientEscrow):
-			return &exitError{code: ExitUsage, err: fmt.Errorf("cannot withdraw %d: %v; mu escrow view %s shows the balance and the minimum your active stacks need", amount, err, p.GetName())}
-		case err != nil:
-			return s.ledErr(err)
+		e, err := s.moveEscrow(cmd.Context(), key, p, amount, true)
+		if err != nil {
+			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "escrow with %s: balance %s\n", p.GetName(), groupDigits(fmt.Sprint(e.Balance)))
 		return nil
@@ -225,6 +202,51 @@ id or name (mu list providers).`,
 	}, 1)
 	c.AddCommand(create, recharge, withdraw, view)
 	return c
+}
+
+// createEscrow opens key's escrow with p, explaining what the ledger
+// refuses (the commands and the console share it).
+func (s *session) createEscrow(ctx context.Context, key *ledger.Keypair, p *chainindexerv1.Provider) error {
+	ctx, cancel := s.c.ctx(ctx)
+	defer cancel()
+	pid := ledger.Pubkey(p.GetId())
+	_, err := s.l.CreateEscrow(ctx, key, pid)
+	switch {
+	case errors.Is(err, ledger.ErrAlreadyExists):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("you already have an escrow with %s: see mu escrow view %s", p.GetName(), p.GetName())}
+	case errors.Is(err, ledger.ErrUnauthorizedProvider):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("provider %s is not authorized yet: the marketplace authority authorizes it with mu provider authorize %s", p.GetName(), pid)}
+	case err != nil:
+		return s.ledErr(err)
+	}
+	return nil
+}
+
+// moveEscrow recharges key's escrow with p by amount, or withdraws it,
+// explaining what the ledger refuses.
+func (s *session) moveEscrow(ctx context.Context, key *ledger.Keypair, p *chainindexerv1.Provider, amount uint64, withdraw bool) (ledger.Escrow, error) {
+	ctx, cancel := s.c.ctx(ctx)
+	defer cancel()
+	pid := ledger.Pubkey(p.GetId())
+	var e ledger.Escrow
+	var err error
+	if withdraw {
+		e, err = s.l.WithdrawEscrow(ctx, key, pid, amount)
+	} else {
+		e, err = s.l.RechargeEscrow(ctx, key, pid, amount)
+	}
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return e, noEscrow(p)
+	case errors.Is(err, ledger.ErrInsufficientFunds):
+		bal, _ := s.l.Balance(ctx, key.Pubkey())
+		return e, &exitError{code: ExitUsage, err: fmt.Errorf("wallet %s holds %d, less than %d: %s", key.Pubkey(), bal, amount, fundsHint(key.Pubkey()))}
+	case errors.Is(err, ledger.ErrBelowMinimum), errors.Is(err, ledger.ErrInsufficientEscrow):
+		return e, &exitError{code: ExitUsage, err: fmt.Errorf("cannot withdraw %d: %v; mu escrow view %s shows the balance and the minimum your active stacks need", amount, err, p.GetName())}
+	case err != nil:
+		return e, s.ledErr(err)
+	}
+	return e, nil
 }
 
 func noEscrow(p *chainindexerv1.Provider) error {
@@ -266,8 +288,10 @@ type escrowJSON struct {
 // than within at the recent burn rate.
 func (v *escrowJSON) warn(within time.Duration) {
 	switch {
-	case v.Balance < v.Minimum:
+	case v.Balance < v.Minimum && v.Stacks > 0:
 		v.Warning, v.WarningReason = true, fmt.Sprintf("the balance is %d under the minimum: your stacks are paused until a top-up of at least %d", v.Minimum-v.Balance, v.Minimum-v.Balance)
+	case v.Balance < v.Minimum:
+		v.Warning, v.WarningReason = true, fmt.Sprintf("the balance is %d under the minimum: a stack cannot be deployed here until a top-up of at least %d", v.Minimum-v.Balance, v.Minimum-v.Balance)
 	case v.timeLeft != nil && *v.timeLeft < within:
 		v.Warning, v.WarningReason = true, fmt.Sprintf("at the recent burn rate the balance falls under the minimum in %s", v.TimeLeft)
 	}

@@ -160,7 +160,7 @@ type regionJSON struct {
 	Rates        map[string]uint64 `json:"rates"`
 	RateUnits    map[string]string `json:"rate_units"`
 	Sample       string            `json:"sample"`
-	SampleCost   string            `json:"sample_cost"` // base units, exact decimal
+	SampleCost   string            `json:"sample_cost"` // base units, to two decimals
 }
 
 func regionViews(rs []*chainindexerv1.Region, providers map[string]*chainindexerv1.Provider) []regionJSON {

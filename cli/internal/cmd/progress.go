@@ -76,7 +76,7 @@ func (p *progress) draw(sent int64) {
 	}
 	eta := "--"
 	if rate > 0 && sent < p.total {
-		eta = (time.Duration(float64(p.total-sent)/rate) * time.Second / time.Second).Round(time.Second).String()
+		eta = etaOf(p.total-sent, rate).String()
 	} else if sent >= p.total {
 		eta = "0s"
 	}
@@ -98,4 +98,10 @@ func (p *progress) done(result string) {
 // sizeText is n bytes in KiB, MiB or GiB.
 func sizeText(n int64) string {
 	return binaryUnits(big.NewInt(n), "B")
+}
+
+// etaOf is how long left bytes take at rate bytes per second, to the
+// second.
+func etaOf(left int64, rate float64) time.Duration {
+	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second)
 }

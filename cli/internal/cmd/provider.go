@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/manifest"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
 
@@ -476,22 +477,17 @@ checking the rates mu prints.`,
 	return cmd
 }
 
-// parseSizeFlag reads a size such as 64MiB (empty: 0).
+// parseSizeFlag reads a size such as 64MiB, as manifests write them
+// (empty: 0).
 func parseSizeFlag(flag, v string) (uint64, error) {
 	if v == "" {
 		return 0, nil
 	}
-	num := strings.TrimRightFunc(v, func(r rune) bool { return r < '0' || r > '9' })
-	unit := strings.ToLower(strings.TrimSpace(v[len(num):]))
-	mult, ok := sizeUnits[unit]
-	if unit == "" {
-		mult, ok = 1, true
+	n, err := manifest.ParseByteSize(v)
+	if err != nil {
+		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--%s: %v", flag, err)}
 	}
-	var n uint64
-	if _, err := fmt.Sscan(num, &n); err != nil || !ok {
-		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("--%s %q: want a size such as 64MiB (B, KiB, MiB, GiB, TiB)", flag, v)}
-	}
-	return n * uint64(mult), nil
+	return uint64(n), nil
 }
 
 // confirm asks a yes/no question on a terminal; without one it refuses.

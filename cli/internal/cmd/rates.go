@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
 	"regexp"
 	"sort"
@@ -139,29 +138,29 @@ func (k rateKey) convert(v string) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%q: amount %q is not a number", v, m[1])
 	}
-	count := int64(1)
+	count := big.NewInt(1)
 	if m[2] != "" {
 		n, ok := new(big.Int).SetString(strings.NewReplacer("_", "", ",", "").Replace(m[2]), 10)
-		if !ok || !n.IsInt64() || n.Sign() == 0 {
+		if !ok || n.Sign() == 0 {
 			return 0, fmt.Errorf("%q: count %q is not a positive whole number", v, m[2])
 		}
-		count = n.Int64()
+		count = n
 	}
-	count *= siSuffix[strings.ToLower(m[3])]
+	count.Mul(count, big.NewInt(siSuffix[strings.ToLower(m[3])]))
 	unit := strings.ToLower(m[4])
-	var per int64 // how many of the ledger's base unit the quantity is
+	per := new(big.Int) // how many of the ledger's base unit the quantity is
 	switch k.family {
 	case "count":
 		if !contains(k.words, unit) {
 			return 0, fmt.Errorf("%q: unit %q, want %s", v, m[4], k.words[0])
 		}
-		per = count
+		per.Set(count)
 	case "bytes":
 		s, ok := sizeUnits[unit]
 		if !ok {
 			return 0, fmt.Errorf("%q: unit %q, want B, KiB, MiB, GiB or TiB", v, m[4])
 		}
-		per = count * s
+		per.Mul(count, big.NewInt(s))
 	case "stored":
 		size, span, ok := strings.Cut(unit, "-")
 		s, okS := sizeUnits[size]
@@ -169,12 +168,9 @@ func (k rateKey) convert(v string) (uint64, error) {
 		if !ok || !okS || !okT {
 			return 0, fmt.Errorf("%q: unit %q, want SIZE-TIME such as GiB-month (sizes B, KiB, MiB, GiB, TiB; times second, minute, hour, day, month of 30 days)", v, m[4])
 		}
-		if count > math.MaxInt64/s/t {
-			return 0, fmt.Errorf("%q: the quantity is too large", v)
-		}
-		per = count * s * t
+		per.Mul(count, big.NewInt(s*t))
 	}
-	q := new(big.Rat).SetFrac(new(big.Int).SetUint64(ledger.Quantity(k.unit)), big.NewInt(per))
+	q := new(big.Rat).SetFrac(new(big.Int).SetUint64(ledger.Quantity(k.unit)), per)
 	r := new(big.Rat).Mul(amount, q)
 	if !r.IsInt() {
 		return 0, fmt.Errorf("%q is %s base units per %s, not a whole number; the ledger keeps whole base units per %s", v, r.FloatString(4), k.label, k.label)
@@ -207,8 +203,9 @@ var sampleWorkload = struct {
 	bytesPerCall int64
 }{"1M hello requests", 1_000_000, 49_886, 64, 194}
 
-// sampleCost prices sampleWorkload at rates, in base units (rounded up:
-// the ledger carries remainders, so a long run pays the fraction).
+// sampleCost prices sampleWorkload at rates, in base units, exactly (the
+// ledger carries sub-unit remainders, so a long run pays the fraction);
+// listings show it to two decimals.
 func sampleCost(r ledger.Rates) *big.Rat {
 	w := sampleWorkload
 	cost := new(big.Rat)

@@ -3,6 +3,7 @@ package cmd
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/region"
@@ -98,5 +99,28 @@ func TestSampleCost_HelloAtTheDevRates(t *testing.T) {
 	// MB-instructions at 1000 per 1e12: 3192.70.
 	if got := sampleCost(r).FloatString(2); got != "3410.77" {
 		t.Fatalf("sample cost %s, want 3410.77", got)
+	}
+}
+
+func TestEtaOf_SecondsLeftAtTheRate(t *testing.T) {
+	for _, c := range []struct {
+		left int64
+		rate float64
+		want time.Duration
+	}{{90 << 20, 1 << 20, 90 * time.Second}, {1 << 20, 2 << 20, time.Second}, {3 << 20, 1 << 21, 2 * time.Second}} {
+		if got := etaOf(c.left, c.rate); got != c.want {
+			t.Errorf("etaOf(%d, %g) = %s, want %s", c.left, c.rate, got, c.want)
+		}
+	}
+}
+
+func TestParseSizeFlag_TakesTheManifestsSizes(t *testing.T) {
+	for in, want := range map[string]uint64{"": 0, "64MiB": 64 << 20, "1.5GiB": 3 << 29, "1GB": 1e9} {
+		if got, err := parseSizeFlag("max-memory", in); err != nil || got != want {
+			t.Errorf("%q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := parseSizeFlag("max-memory", "12 parsecs"); err == nil || !strings.Contains(err.Error(), "--max-memory") {
+		t.Errorf("a bad size: %v", err)
 	}
 }

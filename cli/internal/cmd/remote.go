@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -160,24 +161,38 @@ func (t *target) keypair() (*ledger.Keypair, error) {
 	return k, nil
 }
 
-// conns holds a command's connections to the region.
+// conns holds a command's connections to the region: one per address,
+// made on first use and shared after (the console asks from many
+// goroutines). Safe for concurrent use.
 type conns struct {
 	t   *target
-	ccs []*grpc.ClientConn
+	mu  sync.Mutex
+	ccs map[string]*grpc.ClientConn
 }
 
 func (c *conns) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cc := range c.ccs {
 		cc.Close()
 	}
+	c.ccs = nil
 }
 
 func (c *conns) dial(s setting, what string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.ccs[s.v]; cc != nil {
+		return cc, nil
+	}
 	cc, err := grpc.NewClient(s.v, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
 	}
-	c.ccs = append(c.ccs, cc)
+	if c.ccs == nil {
+		c.ccs = map[string]*grpc.ClientConn{}
+	}
+	c.ccs[s.v] = cc
 	return cc, nil
 }
 
@@ -230,13 +245,19 @@ func remoteErr(s setting, what string, err error) error {
 	}
 	code := status.Code(err)
 	if errors.Is(err, ledger.ErrUnavailable) || code == codes.Unavailable || code == codes.DeadlineExceeded {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass it with a flag", s.where(what), status.Convert(unwrapStatus(err)).Message())}
+		return &exitError{code: ExitUsage, err: unreachableError{fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass it with a flag", s.where(what), status.Convert(unwrapStatus(err)).Message())}}
 	}
 	if st, ok := status.FromError(err); ok && !errors.Is(err, ledger.ErrNotFound) {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %s", s.where(what), st.Message())}
 	}
 	return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
 }
+
+// unreachableError marks an error that says a region service did not
+// answer (the console answers 502 for it, 400 for the others).
+type unreachableError struct{ error }
+
+func (e unreachableError) Unwrap() error { return e.error }
 
 // unwrapStatus finds the gRPC status inside a wrapped error.
 func unwrapStatus(err error) error {

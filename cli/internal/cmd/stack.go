@@ -330,7 +330,13 @@ its logs.`,
 				q.Set("follow", "1")
 			}
 			uri := gateway.StacksPath + ids.StackID(x.GetId()).String() + "/logs?" + q.Encode()
-			return streamLogs(cmd.Context(), cmd.OutOrStdout(), s, key, uri, s.t.output == "json")
+			ctx := cmd.Context()
+			if !follow { // the history only: one answer, bounded as every other
+				var cancel context.CancelFunc
+				ctx, cancel = s.c.ctx(ctx)
+				defer cancel()
+			}
+			return streamLogs(ctx, cmd.OutOrStdout(), s, key, uri, s.t.output == "json")
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
@@ -347,9 +353,13 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 		return &exitError{code: ExitUsage, err: err}
 	}
 	reqsign.SignRequest(req, key.PrivateKey(), time.Now())
-	resp, err := http.DefaultClient.Do(req)
+	// The answer's headers come within the timeout even for a followed
+	// stream; its lines may take as long as they take.
+	hc := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: s.t.timeout, Proxy: http.ProxyFromEnvironment}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() == context.Canceled {
 			return nil
 		}
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass --gateway URL", s.t.gateway.where("the gateway"), err)}
@@ -371,10 +381,6 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		if raw {
-			fmt.Fprintf(w, "%s\n", sc.Bytes())
-			continue
-		}
 		var l struct {
 			gateway.LogLine
 			Error *struct {
@@ -382,12 +388,13 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 				Message string `json:"message"`
 			} `json:"error"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+		jerr := json.Unmarshal(sc.Bytes(), &l)
+		if jerr == nil && l.Error != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s ended: %s", s.t.gateway.where("the gateway"), l.Error.Message)}
+		}
+		if raw || jerr != nil {
 			fmt.Fprintf(w, "%s\n", sc.Bytes())
 			continue
-		}
-		if l.Error != nil {
-			return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s ended: %s", s.t.gateway.where("the gateway"), l.Error.Message)}
 		}
 		if l.Dropped > 0 {
 			fmt.Fprintf(w, "(%d log lines dropped)\n", l.Dropped)
@@ -402,7 +409,7 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 		}
 		fmt.Fprintf(w, "%s %-5s %s: %s\n", when, strings.ToUpper(l.Level), fn, l.Body)
 	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
+	if err := sc.Err(); err != nil && ctx.Err() != context.Canceled {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s broke: %v", s.t.gateway.where("the gateway"), err)}
 	}
 	return nil

@@ -210,15 +210,20 @@ func (c *Client) Upload(ctx context.Context, priv ed25519.PrivateKey, wasm []byt
 	if c.Now != nil {
 		now = c.Now
 	}
-	var send io.Reader = bytes.NewReader(wasm)
-	if c.Progress != nil {
-		send = &progressReader{r: send, total: int64(len(wasm)), report: c.Progress}
+	newBody := func() io.Reader {
+		var r io.Reader = bytes.NewReader(wasm)
+		if c.Progress != nil {
+			r = &progressReader{r: r, total: int64(len(wasm)), report: c.Progress}
+		}
+		return r
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+Path, send)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+Path, newBody())
 	if err != nil {
 		return Result{}, err
 	}
 	req.ContentLength = int64(len(wasm))
+	// A redirect (307/308) sends the body again from the start.
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(newBody()), nil }
 	for k, v := range SignHeaders(priv, wasm, now()) {
 		req.Header[k] = v
 	}
