@@ -31,7 +31,7 @@ CLUSTER_RUNTIMES ?= 3
 # instead of CLUSTER_RUNTIMES runtimes and a gateway.
 EXECUTORS ?=
 
-.PHONY: all build run cluster cluster-down test test-race vet versitygw helm chromium chart test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz clean help
+.PHONY: all build run cluster cluster-down test test-race vet versitygw helm chromium chart test-wasm bench bench-quick proto proto-lint checkgenerate lint fuzz fuzz-short clean help
 
 all: build
 
@@ -51,7 +51,7 @@ cluster: ## Start a region of separate processes on 127.0.0.1 (gateway, 3 runtim
 cluster-down: ## Stop the processes `make cluster` started.
 	$(GO) run ./cli cluster down --dir $(CLUSTER_DIR)
 
-test: versitygw helm chromium vet test-wasm chart test-race ## Vet and test every module (the README's test command; CI runs this).
+test: versitygw helm chromium vet test-wasm chart test-race fuzz-short ## Vet and test every module (the README's test command; CI runs this).
 	@set -o pipefail; for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test $(TEST_FLAGS) ./...) || exit 1; \
@@ -61,6 +61,16 @@ test-race: ## The concurrency-sensitive packages under the race detector.
 	cd libs && $(GO) test $(TEST_FLAGS) -race ./usage ./service
 	cd services/runtime && $(GO) test $(TEST_FLAGS) -race ./...
 	cd services/gateway && $(GO) test $(TEST_FLAGS) -race ./...
+
+# How long make fuzz runs each fuzz target, and make test's bounded run.
+FUZZTIME ?= 10s
+FUZZTIME_SHORT ?= 3s
+
+fuzz: ## Run every fuzz target for FUZZTIME (10s) each; a failing input lands in the package's testdata/fuzz.
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+fuzz-short: ## The bounded fuzz run of make test (FUZZTIME_SHORT, 3s, per target).
+	FUZZTIME=$(FUZZTIME_SHORT) GO=$(GO) bash scripts/fuzz.sh
 
 versitygw: ## Install the pinned versitygw (the storage tests' S3 server) into .tmp/bin.
 	@have=$$($(GO) version -m $(VERSITYGW) 2>/dev/null | awk '$$1 == "mod" && $$2 == "github.com/versity/versitygw" { print $$3 }'); \

@@ -85,7 +85,7 @@ func newMarket(t *testing.T) *market {
 
 // serve serves l's LedgerService on 127.0.0.1:0 and returns a client
 // connection and a function that stops the server.
-func serve(t *testing.T, l ledger.Writer, opts ...grpc.DialOption) (*grpc.ClientConn, func()) {
+func serve(t testing.TB, l ledger.Writer, opts ...grpc.DialOption) (*grpc.ClientConn, func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

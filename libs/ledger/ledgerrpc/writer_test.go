@@ -20,7 +20,7 @@ import (
 	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
 )
 
-func openLocal(t *testing.T) *local.Ledger {
+func openLocal(t testing.TB) *local.Ledger {
 	t.Helper()
 	l, err := local.Open(local.DefaultConfig())
 	if err != nil {

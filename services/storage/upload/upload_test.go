@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/mr-tron/base58"
 )
 
 func TestVerifyHeaders_AcceptsItsOwnSignatureOnly(t *testing.T) {
@@ -79,4 +81,40 @@ func TestClient_ProgressSeesEveryByteInOrder(t *testing.T) {
 			t.Fatalf("progress went from %d to %d", calls[i-1], calls[i])
 		}
 	}
+}
+
+// FuzzVerifyHeaders feeds arbitrary signature headers of an upload (what
+// any client can send) to VerifyHeaders: it never panics, and whatever it
+// accepts is a signature that verifies.
+func FuzzVerifyHeaders(f *testing.F) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Unix(1_800_000_000, 0)
+	good := SignHeaders(priv, []byte("wasm"), now)
+	f.Add(good.Get(HeaderPublicKey), good.Get(HeaderSHA256), good.Get(HeaderTimestamp), good.Get(HeaderSignature))
+	f.Add("", "", "", "")
+	f.Add("1111", "zz", "-1", "1")
+	f.Add(good.Get(HeaderPublicKey), good.Get(HeaderSHA256), "99999999999999999999", good.Get(HeaderSignature))
+	f.Fuzz(func(t *testing.T, key, sum, ts, sig string) {
+		h := http.Header{}
+		for k, v := range map[string]string{HeaderPublicKey: key, HeaderSHA256: sum, HeaderTimestamp: ts, HeaderSignature: sig} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		s, err := VerifyHeaders(h, now, 5*time.Minute)
+		if err != nil {
+			return
+		}
+		if !ed25519.Verify(s.PublicKey, Message(s.Digest, s.SignedAt), mustDecodeSig(t, sig)) {
+			t.Fatalf("accepted headers whose signature does not verify: %v", h)
+		}
+	})
+}
+
+func mustDecodeSig(t *testing.T, s string) []byte {
+	b, err := base58.Decode(s)
+	if err != nil {
+		t.Fatalf("accepted a signature that is not base58: %q", s)
+	}
+	return b
 }
