@@ -53,15 +53,11 @@ URL and serves until interrupted.`,
 			if err != nil || (host != "127.0.0.1" && host != "localhost" && host != "::1") {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--addr %q: the console signs with your key and listens on loopback only (127.0.0.1:PORT)", addr)}
 			}
-			s, err := openSession(cmd, f, true)
+			s, key, err := openKeyed(cmd, f, true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--addr: %w", err)}

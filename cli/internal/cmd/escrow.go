@@ -77,15 +77,11 @@ func newWalletCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				s, err := openSession(cmd, f, true)
+				s, key, err := openKeyed(cmd, f, true)
 				if err != nil {
 					return err
 				}
 				defer s.Close()
-				key, err := s.t.keypair()
-				if err != nil {
-					return err
-				}
 				ctx, cancel := s.c.ctx(cmd.Context())
 				defer cancel()
 				if mint {
@@ -145,15 +141,11 @@ id or name (mu list providers).`,
 			Short: short,
 			Args:  cobra.ExactArgs(nargs),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				s, err := openSession(cmd, f, true)
+				s, key, err := openKeyed(cmd, f, true)
 				if err != nil {
 					return err
 				}
 				defer s.Close()
-				key, err := s.t.keypair()
-				if err != nil {
-					return err
-				}
 				p, err := s.findProvider(cmd.Context(), args[0])
 				if err != nil {
 					return err

@@ -113,6 +113,21 @@ func (s *session) sync(ctx context.Context, required bool) error {
 
 func (s *session) Close() { s.c.Close() }
 
+// openKeyed is openSession for a command that signs: the session and the
+// signing key (the session is closed when the key cannot be loaded).
+func openKeyed(cmd *cobra.Command, f *regionFlags, writes bool) (*session, *ledger.Keypair, error) {
+	s, err := openSession(cmd, f, writes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := s.t.keypair()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, key, nil
+}
+
 // ixErr and ledErr explain failed calls to the indexer and the ledger.
 func (s *session) ixErr(err error) error { return remoteErr(s.t.indexer, "the chain-indexer", err) }
 func (s *session) ledErr(err error) error {
@@ -248,15 +263,11 @@ KYC, out of band) with mu provider authorize.`,
 			if !cmd.Flags().Changed("deposit") {
 				return &exitError{code: ExitUsage, err: errors.New("--deposit AMOUNT is required: the deposit (token base units) you agree to pay; mu provider status shows the marketplace's")}
 			}
-			s, err := openSession(cmd, f, true)
+			s, key, err := openKeyed(cmd, f, true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			ctx, cancel := s.c.ctx(cmd.Context())
 			defer cancel()
 			st, err := s.l.State(ctx)
@@ -419,15 +430,11 @@ checking the rates mu prints.`,
 			if cfg.MaxMemoryLimitBytes, err = parseSizeFlag("max-memory", maxMem); err != nil {
 				return err
 			}
-			s, err := openSession(cmd, f, true)
+			s, key, err := openKeyed(cmd, f, true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			p, err := s.providerOf(cmd.Context(), key.Pubkey())
 			if err != nil {
 				return err
@@ -555,15 +562,11 @@ create replaces it.`,
 			if regionArg == "" {
 				return &exitError{code: ExitUsage, err: errors.New("--region REGION is required (id, name or number; see mu provider region list)")}
 			}
-			s, err := openSession(cmd, f, true)
+			s, key, err := openKeyed(cmd, f, true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			p, err := s.providerOf(cmd.Context(), key.Pubkey())
 			if err != nil {
 				return err

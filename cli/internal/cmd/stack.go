@@ -109,15 +109,11 @@ func newStackCommand() *cobra.Command {
 		Short: "List the stacks your key owns",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSession(cmd, lf, false)
+			s, key, err := openKeyed(cmd, lf, false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			stacks, names, err := s.myStacks(cmd.Context(), key.Pubkey(), deleted)
 			if err != nil {
 				return err
@@ -150,15 +146,11 @@ func newStackCommand() *cobra.Command {
 		Short: "Show a stack: the ledger's revision, what the region serves, its URLs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd, sf, false)
+			s, key, err := openKeyed(cmd, sf, false)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			x, err := s.findStack(cmd.Context(), key.Pubkey(), args[0])
 			if err != nil {
 				return err
@@ -228,15 +220,11 @@ func newStackCommand() *cobra.Command {
 		Short: "Delete a stack: its URLs stop answering and the region removes its tables and boxes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd, df, true)
+			s, key, err := openKeyed(cmd, df, true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			key, err := s.t.keypair()
-			if err != nil {
-				return err
-			}
 			x, err := s.findStack(cmd.Context(), key.Pubkey(), args[0])
 			if err != nil {
 				return err
