@@ -203,11 +203,13 @@ func (l *stackLimiter) enter(id ids.StackID, now time.Time) (herr *httpError, re
 			if c > 0 {
 				l.inFlight.Add(-1)
 			}
-			// How long until a token is there: the delay of a reservation
-			// made now, which is then given back.
-			r := b.ReserveN(now, 1)
-			wait := r.DelayFrom(now)
-			r.CancelAt(now)
+			// How long until a token is there: the delay a reservation
+			// made now would have, computed as rate.Limiter does from the
+			// tokens at now, without making one. (A reservation given
+			// back at once restores nothing when another was made in
+			// between, so under a flood of refusals the bucket would sink
+			// into debt and hold the stack under its rate.)
+			wait := time.Duration(float64(time.Second) * (1 - b.TokensAt(now)) / l.limit.Rate)
 			secs := max(wholeSeconds(wait), 1)
 			e := errorf(http.StatusTooManyRequests, KindRateLimited,
 				"stack %s is over its limit of %s requests per second (bursts of %d) at this gateway; retry in %d s",
