@@ -2,6 +2,7 @@ package gateway
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -87,9 +88,37 @@ type Config struct {
 
 	// MaxConnections is the most client connections the public HTTP
 	// listener holds at once, idle keep-alive ones included; further
-	// clients wait in the kernel's accept queue (connected, not yet read
-	// from) until one closes.
+	// clients wait in the kernel's accept queue (the listen backlog:
+	// connected, not yet read from) until one closes, and once that
+	// backlog is full the kernel does not complete further handshakes.
+	// 0 means no cap.
 	MaxConnections int
+
+	// StackRate is how many requests per second each stack may make at
+	// this gateway: a token bucket per stack of StackBurst requests,
+	// refilled at StackRate a second (fractions allowed: 0.5 is one
+	// every 2 s). A request over it gets 429 rate_limited with a
+	// Retry-After of the whole seconds until a token is back (at least
+	// 1), and is not billed. 0 means no rate limit. The limits are per
+	// gateway: behind N gateways a stack may make up to N times this.
+	StackRate float64
+	// StackBurst is the size of each stack's token bucket: the requests a
+	// stack may make at once after a quiet spell. At least 1 when
+	// StackRate is set.
+	StackBurst int
+	// StackConcurrency is how many requests of one stack this gateway
+	// serves at once, from the limit check to the answer written; one
+	// more gets 429 too_many_requests_in_flight with Retry-After: 1, and
+	// is not billed. 0 means no limit.
+	StackConcurrency int
+	// StackLimits overrides StackRate, StackBurst and StackConcurrency
+	// for some stacks, one entry per stack:
+	// "BASE58_ID rate=R burst=B concurrency=C", fields separated by
+	// spaces; a key left out keeps the region's default for that stack
+	// (rate=0 or concurrency=0 lifts that limit). In YAML, a list of such
+	// strings; in the environment and flags, comma-separated. A stack's
+	// limits are fixed when it is first installed on the gateway.
+	StackLimits []string
 	// OverloadRetryAfter is what the Retry-After header of a 503
 	// runtime_overloaded or runtime_unavailable tells the client to wait,
 	// rounded up to whole seconds.
@@ -207,6 +236,10 @@ func DefaultConfig() Config {
 		MaxConnections:     10_000,      // open client connections
 		OverloadRetryAfter: time.Second, // Retry-After: 1
 
+		StackRate:        1000, // requests per second per stack
+		StackBurst:       2000, // a stack's bucket: 2 s of its rate at once
+		StackConcurrency: 256,  // requests per stack in flight
+
 		StatusTimeout:      2 * time.Second,        // the owner's Status, for /_mu/stacks/{id}
 		ResponseHistory:    24 * time.Hour,         // per-stack response counts, for /_mu/stacks/{id}
 		LogsMaxTail:        1000,                   // recent log lines a request may ask for
@@ -303,7 +336,16 @@ func (c Config) Validate() error {
 	positive("max_query_params", int64(c.MaxQueryParams))
 	positive("max_response_bytes", c.MaxResponseBytes)
 	positive("max_response_header_bytes", int64(c.MaxResponseHeaderBytes))
-	positive("max_connections", int64(c.MaxConnections))
+	if c.MaxConnections < 0 {
+		bad("max_connections", "must not be negative (0: no cap), got %d", c.MaxConnections)
+	}
+	for _, msg := range c.defaultStackLimit().problems("stack_rate", "stack_burst", "stack_concurrency") {
+		p.Add(errors.New(msg))
+	}
+	_, errs := c.stackLimitsOf()
+	for _, err := range errs {
+		bad("stack_limits", "%v", err)
+	}
 	if c.RuntimeMaxFrameSize < minRuntimeFrame {
 		bad("runtime_max_frame_size", "must be at least %d bytes (as the runtime's max_frame_size), got %d", minRuntimeFrame, c.RuntimeMaxFrameSize)
 	} else if c.MaxRequestBodyBytes > 0 && c.MaxHeaderBytes > 0 && c.MaxQueryParams > 0 {

@@ -104,22 +104,24 @@
 //  1. Request line plus headers over Config.MaxHeaderBytes: 431.
 //  2. Path not /{stack_id}/...: 404 not_found. Unknown or malformed stack
 //     id: 404 stack_not_found.
-//  3. Unknown gateway name: 404 gateway_not_found.
-//  4. No endpoint path matches: 404 route_not_found. Paths match but none
+//  3. The stack's own limits (below, "Per-stack limits"): 429
+//     too_many_requests_in_flight, then 429 rate_limited.
+//  4. Unknown gateway name: 404 gateway_not_found.
+//  5. No endpoint path matches: 404 route_not_found. Paths match but none
 //     has the method: 405 method_not_allowed with an Allow header listing
 //     the methods of every matching path.
-//  5. Stack disabled (SetStackEnabled false; escrow below the region
+//  6. Stack disabled (SetStackEnabled false; escrow below the region
 //     minimum): 402 stack_disabled, the message naming the reason.
-//  6. A query string the function cannot be given: 400 bad_request, before
+//  7. A query string the function cannot be given: 400 bad_request, before
 //     the body is read, the message naming the problem — more than
 //     Config.MaxQueryParams parameters ("query: more than 10000
 //     parameters"), a ';' separator ("query: invalid semicolon separator
 //     …"), a bad escape ("query: invalid URL escape \"%zz\""), or a key or
 //     value that is not UTF-8. Likewise a path parameter or header that is
 //     not UTF-8.
-//  7. Body over Config.MaxRequestBodyBytes: 413 body_too_large (from
+//  8. Body over Config.MaxRequestBodyBytes: 413 body_too_large (from
 //     Content-Length at once, or while reading a chunked body).
-//  8. The request would not fit one function protocol frame of
+//  9. The request would not fit one function protocol frame of
 //     Config.RuntimeMaxFrameSize: 413 body_too_large, naming the largest
 //     body that would fit. Validate keeps MaxRequestBodyBytes within the
 //     frame beside the largest request line and headers, so this only
@@ -196,6 +198,10 @@
 //	any other gRPC code                              502 runtime_error
 //	client disconnected                              499 client_closed (metrics and logs only)
 //
+// The stack's own limits (see Per-stack limits) answer 429 rate_limited
+// with Retry-After in whole seconds until the stack's next token (at
+// least 1), and 429 too_many_requests_in_flight with Retry-After: 1.
+//
 // The 503s runtime_unavailable and runtime_overloaded (the node's instance
 // slots or its memory budget for active instances are full) carry a
 // Retry-After header of Config.OverloadRetryAfter in whole seconds, rounded
@@ -203,6 +209,48 @@
 //
 // W3C trace context (traceparent, tracestate) is forwarded to the runtime
 // as gRPC metadata, besides reaching the function as headers.
+//
+// # Per-stack limits
+//
+// Once the URL names an installed stack, and before anything else is done
+// for it (no route matched, no runtime called), the request is checked
+// against the stack's limits at this gateway:
+//
+//   - Config.StackConcurrency (stack_concurrency, default 256): the
+//     stack's requests in flight, from this check until the answer is
+//     written. One more gets 429 too_many_requests_in_flight with
+//     Retry-After: 1.
+//   - Config.StackRate and Config.StackBurst (stack_rate, default 1000
+//     per second; stack_burst, default 2000): a token bucket per stack
+//     (golang.org/x/time/rate), one token per request. A request that
+//     finds it empty gets 429 rate_limited, the message naming the
+//     stack's rate and burst, with a Retry-After of the whole seconds
+//     until the next token, rounded up, at least 1. A refusal takes no
+//     token.
+//
+// A request refused for concurrency spends no token. 0 turns either limit
+// off. Config.StackLimits (stack_limits) overrides them for some stacks,
+// each entry "BASE58_ID rate=R burst=B concurrency=C" (keys left out keep
+// the defaults; rate=0 or concurrency=0 lifts that limit for the stack).
+// Validate refuses a negative value, a burst of 0 with a rate, an id that
+// does not parse, an unknown key and a stack given twice, naming the
+// setting and the stack.
+//
+// These settings are the region's: a region's operators set them in the
+// configuration of all its gateways alike (the Helm chart passes
+// gateway.config through as the gateway's YAML), and each gateway keeps
+// its own buckets, so behind N gateways a stack may make up to N times
+// stack_rate in the region, and N times stack_concurrency at once.
+//
+// The state lives on the stack like its response counts (one small struct
+// made when the stack is first installed, shared by its later revisions;
+// the bucket itself made by its first request) and goes with it:
+// RemoveStack drops it, and a stack installed again starts with a full
+// bucket. A stack's limits are those in force when it was first
+// installed. Admitting a request takes an atomic add and the stack's own
+// bucket mutex, no lock shared between stacks, and allocates nothing.
+// mu_gateway_rate_limited_total counts the refusals by reason (rate,
+// concurrency).
 //
 // # Metering (design §8)
 //
@@ -223,7 +271,14 @@
 // line and headers count —, 413 and 5xx included; a Retry-After the
 // gateway sets counts as a response header). A disabled stack is billed
 // for nothing (its 402s and 404s
-// included). A request whose client disconnects before the answer is billed
+// included). A request refused by the stack's limits (429 rate_limited or
+// too_many_requests_in_flight) is billed nothing either, neither a
+// request nor traffic: it is refused to protect the region from the
+// stack's traffic, costs the gateway next to nothing, and is typically
+// sent by someone other than the stack's owner, who cannot prevent it;
+// billing it would let anyone drain a stack's escrow at the gateway's
+// full speed rather than at the stack's rate. It still counts in the
+// stack's responses (4xx). A request whose client disconnects before the answer is billed
 // its request bytes only. Requests refused before the stack is known (431, unknown stack)
 // are not billed. Records carry idempotency keys from usage.Keys
 // ("gateway/<node>/<start>/<seq>") and are queued before the response body
@@ -233,8 +288,14 @@
 //
 // # Connections
 //
-// Config.MaxConnections caps the client connections the public listener
-// holds open (limit.go): further clients wait in the accept queue.
+// Config.MaxConnections (max_connections, default 10000; 0: no cap) caps
+// the client connections the public listener holds open, idle keep-alive
+// ones included (limit.go): further clients are not accepted but wait in
+// the kernel's accept queue, the listen backlog (connected, nothing read
+// or answered, no goroutine or buffer spent on them), until an open one
+// closes; once the backlog is full the kernel completes no further
+// handshakes. Every gRPC server (this gateway's admin API included) bounds
+// the messages it receives and sends to max_message_bytes (libs/service).
 //
 // # Stack status and logs
 //
@@ -315,7 +376,7 @@
 // by code_class, mu_gateway_errors_total by kind, mu_gateway_stacks,
 // mu_gateway_stacks_disabled, mu_gateway_log_streams, mu_gateway_usage_pending_records,
 // mu_gateway_usage_report_failures_total, mu_gateway_invoke_retries_total
-// by method, mu_gateway_owner_changes_total, mu_gateway_cluster_members
+// by method, mu_gateway_rate_limited_total by reason (rate, concurrency), mu_gateway_owner_changes_total, mu_gateway_cluster_members
 // (live members of the list, every role, this gateway included) and
 // mu_gateway_cluster_runtimes (the runtimes stacks are placed on; both 0
 // when not clustered), mu_gateway_chain_synced (1 once

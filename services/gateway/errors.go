@@ -17,27 +17,29 @@ import (
 // {"error": {"kind": ..., "message": ...}} that every response the gateway
 // makes itself carries. They are a stable part of the HTTP API.
 const (
-	KindNotFound           = "not_found"            // 404: the URL is not /{stack_id}/{gateway}/...
-	KindStackNotFound      = "stack_not_found"      // 404: no such stack on this gateway
-	KindGatewayNotFound    = "gateway_not_found"    // 404: the stack has no gateway of that name
-	KindRouteNotFound      = "route_not_found"      // 404: no endpoint path matches
-	KindMethodNotAllowed   = "method_not_allowed"   // 405: paths match, the method does not (Allow header)
-	KindStackDisabled      = "stack_disabled"       // 402: escrow below the region minimum
-	KindBadRequest         = "bad_request"          // 400: malformed path encoding or query, invalid UTF-8, broken body
-	KindBodyTooLarge       = "body_too_large"       // 413: body over MaxRequestBodyBytes, or request over the runtime's frame
-	KindHeadersTooLarge    = "headers_too_large"    // 431: request line + headers over MaxHeaderBytes
-	KindFunctionNotFound   = "function_not_found"   // 404: the runtime does not know the stack or function
-	KindRuntimeUnavailable = "runtime_unavailable"  // 503: no runtime reachable for the stack
-	KindRuntimeOverloaded  = "runtime_overloaded"   // 503: the runtime is out of capacity
-	KindRuntimeError       = "runtime_error"        // 502: the runtime failed the call otherwise
-	KindMessageTooLarge    = "message_too_large"    // 502: a gRPC message exceeded a size limit
-	KindInvalidResponse    = "invalid_response"     // 502: the function's response is not valid HTTP
-	KindResponseTooLarge   = "response_too_large"   // 502: response body/headers over the limits
-	KindClientClosed       = "client_closed"        // 499 (logged only): the client went away
-	KindShuttingDown       = "shutting_down"        // 503: the gateway is closing
-	KindUnauthorized       = "unauthorized"         // 401: a signed endpoint's signature is missing, malformed, wrong or stale
-	KindForbidden          = "forbidden"            // 403: signed by a key that may not, or the owner is unknown
-	KindTooManyLogStreams  = "too_many_log_streams" // 429: Config.LogsMaxStreams log streams are open
+	KindNotFound           = "not_found"                   // 404: the URL is not /{stack_id}/{gateway}/...
+	KindStackNotFound      = "stack_not_found"             // 404: no such stack on this gateway
+	KindGatewayNotFound    = "gateway_not_found"           // 404: the stack has no gateway of that name
+	KindRouteNotFound      = "route_not_found"             // 404: no endpoint path matches
+	KindMethodNotAllowed   = "method_not_allowed"          // 405: paths match, the method does not (Allow header)
+	KindStackDisabled      = "stack_disabled"              // 402: escrow below the region minimum
+	KindBadRequest         = "bad_request"                 // 400: malformed path encoding or query, invalid UTF-8, broken body
+	KindBodyTooLarge       = "body_too_large"              // 413: body over MaxRequestBodyBytes, or request over the runtime's frame
+	KindHeadersTooLarge    = "headers_too_large"           // 431: request line + headers over MaxHeaderBytes
+	KindFunctionNotFound   = "function_not_found"          // 404: the runtime does not know the stack or function
+	KindRuntimeUnavailable = "runtime_unavailable"         // 503: no runtime reachable for the stack
+	KindRuntimeOverloaded  = "runtime_overloaded"          // 503: the runtime is out of capacity
+	KindRuntimeError       = "runtime_error"               // 502: the runtime failed the call otherwise
+	KindMessageTooLarge    = "message_too_large"           // 502: a gRPC message exceeded a size limit
+	KindInvalidResponse    = "invalid_response"            // 502: the function's response is not valid HTTP
+	KindResponseTooLarge   = "response_too_large"          // 502: response body/headers over the limits
+	KindClientClosed       = "client_closed"               // 499 (logged only): the client went away
+	KindShuttingDown       = "shutting_down"               // 503: the gateway is closing
+	KindUnauthorized       = "unauthorized"                // 401: a signed endpoint's signature is missing, malformed, wrong or stale
+	KindForbidden          = "forbidden"                   // 403: signed by a key that may not, or the owner is unknown
+	KindTooManyLogStreams  = "too_many_log_streams"        // 429: Config.LogsMaxStreams log streams are open
+	KindRateLimited        = "rate_limited"                // 429: the stack is over its request rate (Retry-After)
+	KindTooManyInFlight    = "too_many_requests_in_flight" // 429: the stack has its limit of requests in flight (Retry-After: 1)
 
 	// The InvokeError kinds of mu.runtime.v1, lower-cased.
 	KindFuelExhausted    = "fuel_exhausted"    // 500
@@ -61,6 +63,9 @@ type httpError struct {
 	msg    string
 	allow  []string // for 405
 	retry  bool     // a 503 the client may retry: Retry-After is set
+	// retryAfter, when set, is the Retry-After value to send (a 429 of
+	// the stack's limits), instead of OverloadRetryAfter's.
+	retryAfter string
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.kind, e.msg) }

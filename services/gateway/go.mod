@@ -8,6 +8,7 @@ require (
 	github.com/muprotocol/mu/libs/fnproto v0.0.0
 	github.com/muprotocol/mu/proto v0.0.0
 	github.com/prometheus/client_golang v1.25.0
+	golang.org/x/time v0.15.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

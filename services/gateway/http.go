@@ -171,6 +171,18 @@ func (s *Server) serve(c *call) *httpError {
 	// stack is disabled (a disabled stack is billed for nothing).
 	x.stack, x.metered = st, !disabled
 	x.reqBytes = int64(len(esc)+len(r.URL.RawQuery)) + hs.metered
+	// The stack's own limits (stack_rate, stack_concurrency and its
+	// stack_limits entry), before anything else is done for it. A 429 of
+	// them is not billed: see the package documentation's Metering.
+	if lim := st.limits; lim != nil {
+		herr, reason := lim.enter(id, s.now())
+		if herr != nil {
+			x.metered = false
+			s.metrics.rateLimitedBy[reason].Inc()
+			return herr
+		}
+		defer lim.leave()
+	}
 
 	gwName, err := url.PathUnescape(gwSeg)
 	if err != nil {
@@ -524,7 +536,10 @@ func (s *Server) finishError(x *exchange, e *httpError) {
 	if len(e.allow) > 0 {
 		set("Allow", strings.Join(e.allow, ", "))
 	}
-	if e.retry {
+	switch {
+	case e.retryAfter != "":
+		set("Retry-After", e.retryAfter)
+	case e.retry:
 		set("Retry-After", s.retryAfter)
 	}
 	s.metrics.errors.WithLabelValues(e.kind).Inc()

@@ -17,7 +17,12 @@ import (
 // that matters here: the connections it returns keep CloseWrite, which
 // net/http uses to half-close after answering a request it will not read
 // (431, 413), so the client reads the answer instead of a reset.
+//
+// With MaxConnections 0 (no cap) it returns ln as it is.
 func (s *Server) limitConnections(ln net.Listener) net.Listener {
+	if s.cfg.MaxConnections == 0 {
+		return ln
+	}
 	return &limitListener{Listener: ln, slots: make(chan struct{}, s.cfg.MaxConnections), done: make(chan struct{})}
 }
 

@@ -25,6 +25,11 @@ type metrics struct {
 	ownerChanges prometheus.Counter
 	// invokes counts Invoke calls by transport: in_process or grpc.
 	invokes *prometheus.CounterVec
+	// rateLimited counts the 429s of the stacks' limits, by reason;
+	// rateLimitedBy are its children, indexed by limitedRate and
+	// limitedConcurrency.
+	rateLimited   *prometheus.CounterVec
+	rateLimitedBy [len(limitedReasons)]prometheus.Counter
 	// classes are requests' and duration's children for 1xx..5xx, looked
 	// up once so observe neither formats nor hashes a label.
 	classes [5]struct {
@@ -65,6 +70,14 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			Help: "Invoke calls sent to runtimes, retries included, by transport: in_process for a runtime in the gateway's own process " +
 				"(Deps.Local, NewLocalStaticRuntime), grpc for one over the network. Not counted for a Deps.Runtimes other than a StaticRuntime.",
 		}, []string{"transport"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mu", Subsystem: "gateway", Name: "rate_limited_total",
+			Help: "Stack requests refused with 429 by the stack's own limits, by reason: rate (over stack_rate, kind rate_limited) " +
+				"or concurrency (stack_concurrency requests in flight, kind too_many_requests_in_flight).",
+		}, []string{"reason"}),
+	}
+	for i, r := range limitedReasons {
+		m.rateLimitedBy[i] = m.rateLimited.WithLabelValues(r)
 	}
 	for i, c := range statusClasses {
 		m.classes[i].requests = m.requests.WithLabelValues(c)
@@ -76,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	m.invokes.WithLabelValues(transportInProcess)
 	m.invokes.WithLabelValues(transportGRPC)
 	cs := []prometheus.Collector{
-		m.requests, m.duration, m.errors, m.retries, m.ownerChanges, m.invokes,
+		m.requests, m.duration, m.errors, m.retries, m.ownerChanges, m.invokes, m.rateLimited,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "mu", Subsystem: "gateway", Name: "cluster_members",
 			Help: "Live members of the gateway's member list, every role and this gateway included (0 when not clustered).",

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -79,8 +80,13 @@ type Server struct {
 	retryAfter string
 	// logSlots holds a token per open log stream, up to LogsMaxStreams.
 	logSlots chan struct{}
-	// now is the clock of the per-stack response counts (responseRing):
-	// time.Now, replaced by tests before Start.
+	// stackLimits are the stack_limits entries by stack (parsed from
+	// Config.StackLimits); other stacks get the stack_rate, stack_burst
+	// and stack_concurrency defaults.
+	stackLimits map[ids.StackID]StackLimit
+	// now is the clock of the per-stack response counts (responseRing)
+	// and token buckets (stackLimiter): time.Now, replaced by tests
+	// before Start.
 	now func() time.Time
 }
 
@@ -91,11 +97,16 @@ const grpcEnvelopeSlack = 64 << 10
 
 // retryAfterSeconds is d as a Retry-After value: whole seconds, rounded up.
 func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(wholeSeconds(d), 10)
+}
+
+// wholeSeconds is d in seconds, rounded up.
+func wholeSeconds(d time.Duration) int64 {
 	s := d / time.Second
 	if d%time.Second > 0 {
 		s++
 	}
-	return strconv.FormatInt(int64(s), 10)
+	return int64(s)
 }
 
 // New checks cfg and deps and returns a Server that is not yet listening.
@@ -131,7 +142,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		keys:       usage.NewKeys("gateway/" + cfg.NodeName),
 		retryAfter: retryAfterSeconds(cfg.OverloadRetryAfter),
 		logSlots:   make(chan struct{}, cfg.LogsMaxStreams),
-		now:        time.Now,
+		stackLimits: func() map[ids.StackID]StackLimit {
+			m, _ := cfg.stackLimitsOf() // checked by Validate
+			return m
+		}(),
+		now: time.Now,
 		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
 			1<<31-1))),
 	}

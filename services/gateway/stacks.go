@@ -24,6 +24,10 @@ type stack struct {
 	// Config.ResponseHistory is 0). Every revision of a stack shares the
 	// ring of the first; RemoveStack drops it with the stack.
 	responses *responseRing
+	// limits holds the stack's rate and concurrency limit state (nil when
+	// the stack has no limits). Shared by every revision like responses,
+	// dropped with the stack by RemoveStack.
+	limits *stackLimiter
 }
 
 // registry holds the stacks a gateway serves. Enabled state is kept apart
@@ -69,7 +73,8 @@ var ErrNilManifest = errors.New("gateway: nil manifest")
 // PutStack installs or replaces the routes of a stack from its manifest
 // (normally one accepted by manifest.Parse). A revision lower than the one
 // installed is ignored, as the ledger's higher revision wins; an equal one
-// replaces it. A new revision keeps the stack's response counts. It returns
+// replaces it. A new revision keeps the stack's response counts and its
+// limit state (requests in flight, the token bucket). It returns
 // an error, and keeps the installed revision, if the manifest's routes
 // cannot be compiled. Safe for concurrent use; requests
 // already matched finish on the revision they matched.
@@ -89,9 +94,10 @@ func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64)
 		return nil
 	}
 	if ok {
-		st.responses = old.responses
+		st.responses, st.limits = old.responses, old.limits
 	} else {
 		st.responses = newResponseRing(s.cfg.ResponseHistory)
+		st.limits = newStackLimiter(s.limitFor(id))
 	}
 	s.stacks.stacks[id] = st
 	if s.cluster != nil {
@@ -102,8 +108,9 @@ func (s *Server) PutStack(id ids.StackID, m *manifest.Manifest, revision uint64)
 }
 
 // RemoveStack stops serving a stack: its URLs answer 404 from now on. Its
-// enabled state and its response counts (StackStatus.Responses) are
-// forgotten too. Safe for concurrent use; removing an unknown stack does
+// enabled state, its response counts (StackStatus.Responses) and its limit
+// state (token bucket, requests in flight) are forgotten too: installed
+// again, it starts with a full bucket. Safe for concurrent use; removing an unknown stack does
 // nothing.
 func (s *Server) RemoveStack(id ids.StackID) {
 	s.stacks.mu.Lock()
