@@ -129,6 +129,7 @@ func (r *Region) AddExecutor(ctx context.Context) (*ExecutorNode, error) {
 func (r *Region) startExecutor(ctx context.Context, i int) (*ExecutorNode, error) {
 	name := executorName(i)
 	cfg := DefaultExecutorConfig()
+	localGatewayLimits(&cfg.Gateway)
 	cfg.NodeName = name
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.HTTPAddr, cfg.Gateway.GRPCAddr, cfg.Gateway.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"

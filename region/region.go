@@ -505,6 +505,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			runtimeAddr = r.runtimes[0].addr
 		}
 		cfg := gateway.DefaultConfig()
+		localGatewayLimits(&cfg)
 		cfg.HTTPAddr = "127.0.0.1:0"
 		if gopts.HTTPAddr != "" {
 			cfg.HTTPAddr = gopts.HTTPAddr
@@ -940,3 +941,12 @@ const (
 	defaultStopTimeout  = 10 * time.Second // SIGTERM to SIGKILL
 	defaultReadyTimeout = 60 * time.Second // process start to SERVING
 )
+
+// localGatewayLimits turns off a gateway's per-stack rate and concurrency
+// limits in the regions this package starts (mu run, make cluster, the
+// tests and the benchmarks): their load tests drive one stack at several
+// thousand requests a second, and the gateway's own tests cover the
+// limits. The binaries and the chart keep the gateway's defaults.
+func localGatewayLimits(c *gateway.Config) {
+	c.StackRate, c.StackConcurrency = 0, 0
+}
