@@ -24,11 +24,9 @@ import (
 	"github.com/muprotocol/mu/cli/internal/consoleui"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
-	"github.com/muprotocol/mu/libs/manifest"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
-	"github.com/muprotocol/mu/region"
 )
 
 func newConsoleCommand() *cobra.Command {
@@ -260,21 +258,8 @@ func (c *console) providers(w http.ResponseWriter, r *http.Request) {
 	writeAPIJSON(w, out)
 }
 
-// byID indexes providers by id.
-func (c *console) byID(ctx context.Context) (map[string]*chainindexerv1.Provider, error) {
-	ps, err := c.s.providers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]*chainindexerv1.Provider{}
-	for _, p := range ps {
-		m[string(p.GetId())] = p
-	}
-	return m, nil
-}
-
 func (c *console) regions(w http.ResponseWriter, r *http.Request) {
-	byID, err := c.byID(r.Context())
+	byID, err := c.s.providersByID(r.Context())
 	if err != nil {
 		apiFail(w, err)
 		return
@@ -295,10 +280,8 @@ type consoleStack struct {
 
 func (c *console) stackEntry(x *chainindexerv1.Stack, names map[string]string) consoleStack {
 	v := consoleStack{stackJSON: stackView(x, names), URLs: []string{}}
-	if m, err := manifest.Parse(x.GetManifest()); err == nil && c.s.t.gateway.v != "" && v.State != "deleted" {
-		for _, e := range region.StackEndpoints(c.s.t.gateway.v, ids.StackID(x.GetId()), m) {
-			v.URLs = append(v.URLs, e.Method+" "+e.URL)
-		}
+	if c.s.t.gateway.v != "" && v.State != "deleted" {
+		v.URLs = stackURLs(c.s.t.gateway.v, x)
 	}
 	return v
 }
@@ -345,7 +328,7 @@ func (c *console) stack(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, names, err := c.s.myStacks(r.Context(), c.key.Pubkey(), false)
+	names, err := c.s.regionNames(r.Context())
 	if err != nil {
 		apiFail(w, err)
 		return
@@ -632,7 +615,7 @@ func (c *console) escrows(w http.ResponseWriter, r *http.Request) {
 		apiFail(w, c.s.ixErr(err))
 		return
 	}
-	byID, err := c.byID(r.Context())
+	byID, err := c.s.providersByID(r.Context())
 	if err != nil {
 		apiFail(w, err)
 		return
@@ -888,7 +871,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request) {
 			}
 			p := byID[string(e.GetProviderId())]
 			if p == nil {
-				if all, err := c.byID(ctx); err == nil {
+				if all, err := c.s.providersByID(ctx); err == nil {
 					byID = all
 					p = byID[string(e.GetProviderId())]
 				}

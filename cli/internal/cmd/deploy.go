@@ -125,16 +125,11 @@ func (s *session) pickRegion(ctx context.Context, providerArg, regionArg string)
 		r = rs[0]
 	}
 	if p == nil {
-		ps, err := s.providers(ctx)
+		byID, err := s.providersByID(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, x := range ps {
-			if string(x.GetId()) == string(r.GetProviderId()) {
-				p = x
-			}
-		}
-		if p == nil {
+		if p = byID[string(r.GetProviderId())]; p == nil {
 			return nil, nil, &exitError{code: ExitUsage, err: fmt.Errorf("region %s names provider %s, which the indexer does not list", ledger.Pubkey(r.GetId()), ledger.Pubkey(r.GetProviderId()))}
 		}
 	}
@@ -215,14 +210,7 @@ func (d *deployer) deploy(ctx context.Context, dir, providerArg, regionArg strin
 		}
 		fmt.Fprintf(d.stderr, "served in %s (%s after the ledger write)\n", time.Since(start).Round(time.Millisecond), time.Since(posted).Round(time.Millisecond))
 	}
-	printed := map[string]bool{}
-	for _, e := range region.StackEndpoints(s.t.gateway.v, id, b.Manifest) {
-		if !printed[e.URL] {
-			printed[e.URL] = true
-			fmt.Fprintln(d.stdout, e.URL)
-		}
-		fmt.Fprintf(d.stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
-	}
+	printEndpoints(d.stdout, d.stderr, region.StackEndpoints(s.t.gateway.v, id, b.Manifest), map[string]bool{})
 	return nil
 }
 

@@ -85,12 +85,8 @@ func newWalletCommand() *cobra.Command {
 				ctx, cancel := s.c.ctx(cmd.Context())
 				defer cancel()
 				if mint {
-					st, err := s.l.State(ctx)
-					if err != nil {
-						return s.ledErr(err)
-					}
-					if st.Authority != key.Pubkey() {
-						return &exitError{code: ExitUsage, err: fmt.Errorf("only the marketplace authority %s mints; %s (from %s) is not it: pass --keypair AUTHORITY_KEY", st.Authority, key.Pubkey(), s.t.kp.from)}
+					if err := s.requireAuthority(ctx, key, "mints"); err != nil {
+						return err
 					}
 					err = s.l.Mint(ctx, key, to, amount)
 				} else {

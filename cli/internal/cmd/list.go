@@ -88,13 +88,9 @@ and 49,886 instructions at 64 MiB.`,
 				return err
 			}
 			defer s.Close()
-			ps, err := s.providers(cmd.Context())
+			byID, err := s.providersByID(cmd.Context())
 			if err != nil {
 				return err
-			}
-			byID := map[string]*chainindexerv1.Provider{}
-			for _, p := range ps {
-				byID[string(p.GetId())] = p
 			}
 			var pid []byte
 			if provider != "" {

@@ -156,6 +156,32 @@ func (s *session) regions(ctx context.Context, provider []byte) ([]*chainindexer
 	return resp.GetRegions(), nil
 }
 
+// providersByID indexes every provider by id.
+func (s *session) providersByID(ctx context.Context) (map[string]*chainindexerv1.Provider, error) {
+	ps, err := s.providers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]*chainindexerv1.Provider{}
+	for _, p := range ps {
+		m[string(p.GetId())] = p
+	}
+	return m, nil
+}
+
+// requireAuthority fails unless key is the marketplace authority, which
+// alone may do what (mint, authorize providers).
+func (s *session) requireAuthority(ctx context.Context, key *ledger.Keypair, what string) error {
+	st, err := s.l.State(ctx)
+	if err != nil {
+		return s.ledErr(err)
+	}
+	if st.Authority != key.Pubkey() {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("only the marketplace authority %s %s; %s (from %s) is not it: pass --keypair AUTHORITY_KEY", st.Authority, what, key.Pubkey(), s.t.kp.from)}
+	}
+	return nil
+}
+
 // providerOf finds the provider owned by owner.
 func (s *session) providerOf(ctx context.Context, owner ledger.Pubkey) (*chainindexerv1.Provider, error) {
 	ps, err := s.providers(ctx)
@@ -367,12 +393,8 @@ func newProviderAuthorizeCommand() *cobra.Command {
 			}
 			ctx, cancel := s.c.ctx(cmd.Context())
 			defer cancel()
-			st, err := s.l.State(ctx)
-			if err != nil {
-				return s.ledErr(err)
-			}
-			if st.Authority != key.Pubkey() {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("only the marketplace authority %s authorizes providers; %s (from %s) is not it: pass --keypair AUTHORITY_KEY", st.Authority, key.Pubkey(), s.t.kp.from)}
+			if err := s.requireAuthority(ctx, key, "authorizes providers"); err != nil {
+				return err
 			}
 			id := ledger.Pubkey(p.GetId())
 			if err := s.l.AuthorizeProvider(ctx, key, id); err != nil {

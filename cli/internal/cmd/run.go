@@ -176,15 +176,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		fmt.Fprintf(stderr, "  addresses recorded in %s (removed on exit)\n", path)
 	}
 	printed := map[string]bool{}
-	printURLs := func(m *manifest.Manifest) {
-		for _, e := range local.URLs(id, m) {
-			if !printed[e.URL] { // one line per URL, whatever its methods
-				printed[e.URL] = true
-				fmt.Fprintf(stdout, "%s\n", e.URL)
-			}
-			fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
-		}
-	}
+	printURLs := func(m *manifest.Manifest) { printEndpoints(stdout, stderr, local.URLs(id, m), printed) }
 	printURLs(b.Manifest)
 	if st := local.Storage(); st != nil {
 		fmt.Fprintf(stdout, "%s\n", st.URL())
@@ -271,6 +263,19 @@ func redeploy(ctx context.Context, stderr io.Writer, local *region.Region, dev *
 	}
 	fmt.Fprintf(stderr, "revision %d served in %s\n", st.Revision, time.Since(start).Round(time.Millisecond))
 	return b.Manifest, st.Revision, true
+}
+
+// printEndpoints prints each URL of eps on stdout once (one line per URL,
+// whatever its methods; printed remembers them across calls) and every
+// method, URL and function on stderr.
+func printEndpoints(stdout, stderr io.Writer, eps []region.Endpoint, printed map[string]bool) {
+	for _, e := range eps {
+		if !printed[e.URL] {
+			printed[e.URL] = true
+			fmt.Fprintln(stdout, e.URL)
+		}
+		fmt.Fprintf(stderr, "  %s %s → %s\n", e.Method, e.URL, e.Function)
+	}
 }
 
 // devSettleInterval is how often `mu run`'s billing settles on the local

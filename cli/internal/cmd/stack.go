@@ -56,15 +56,36 @@ func (s *session) myStacks(ctx context.Context, owner ledger.Pubkey, deleted boo
 	if err != nil {
 		return nil, nil, s.ixErr(err)
 	}
-	rs, err := s.regions(ctx, nil)
+	names, err := s.regionNames(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	return resp.GetStacks(), names, nil
+}
+
+// regionNames maps every region's id to its name.
+func (s *session) regionNames(ctx context.Context) (map[string]string, error) {
+	rs, err := s.regions(ctx, nil)
+	if err != nil {
+		return nil, err
 	}
 	names := map[string]string{}
 	for _, r := range rs {
 		names[string(r.GetId())] = r.GetName()
 	}
-	return resp.GetStacks(), names, nil
+	return names, nil
+}
+
+// stackURLs lists stack x's endpoints on the gateway at base as
+// "METHOD URL" (none for a manifest that does not parse).
+func stackURLs(base string, x *chainindexerv1.Stack) []string {
+	urls := []string{}
+	if m, err := manifest.Parse(x.GetManifest()); err == nil {
+		for _, e := range region.StackEndpoints(base, ids.StackID(x.GetId()), m) {
+			urls = append(urls, e.Method+" "+e.URL)
+		}
+	}
+	return urls
 }
 
 // findStack resolves STACK (an id, or the name of one of your stacks).
@@ -155,7 +176,7 @@ func newStackCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, names, err := s.myStacks(cmd.Context(), key.Pubkey(), false)
+			names, err := s.regionNames(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -175,11 +196,7 @@ func newStackCommand() *cobra.Command {
 				case found:
 					out.Served = &st
 				}
-				if m, err := manifest.Parse(x.GetManifest()); err == nil {
-					for _, e := range region.StackEndpoints(s.t.gateway.v, id, m) {
-						out.URLs = append(out.URLs, e.Method+" "+e.URL)
-					}
-				}
+				out.URLs = stackURLs(s.t.gateway.v, x)
 			}
 			if s.t.output == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
