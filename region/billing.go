@@ -74,9 +74,23 @@ func (r *Region) spoolDir(name string) string {
 	return filepath.Join(r.opts.DataDir, name, "usage-spool")
 }
 
+// releaseBillingPort lets go of billingAddr's port, for the billing node
+// to bind; safe to call twice.
+func (r *Region) releaseBillingPort() error {
+	if r.billingHold == nil {
+		return nil
+	}
+	err := r.billingHold.Close()
+	r.billingHold = nil
+	return err
+}
+
 // startBilling starts the billing node on r.billingAddr, after the ledger
 // and the chain-indexer (when the region has them).
 func (r *Region) startBilling(ctx context.Context) error {
+	if err := r.releaseBillingPort(); err != nil {
+		return fmt.Errorf("region: billing: %w", err)
+	}
 	cfg := billingsvc.DefaultConfig()
 	cfg.GRPCAddr = r.billingAddr
 	cfg.AdminAddr = "127.0.0.1:0"

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"sort"
@@ -205,6 +206,10 @@ type Region struct {
 	// billingAddr is the billing node's gRPC address, chosen at Start
 	// before any sender starts; "" without Options.Billing.
 	billingAddr string
+	// billingHold keeps billingAddr's port bound from the time it is
+	// chosen until the billing node binds it (startBilling), so that no
+	// other listener started meanwhile, here or elsewhere, can take it.
+	billingHold net.Listener
 	// closers run in reverse order on Close, after the nodes have stopped.
 	closers []func() error
 
@@ -389,9 +394,11 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if addr == "" {
 			addr = "127.0.0.1:0"
 		}
-		if r.billingAddr, err = freePort(addr); err != nil {
-			return nil, err
+		if r.billingHold, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("region: billing address %s: %w", addr, err)
 		}
+		r.billingAddr = r.billingHold.Addr().String()
+		r.closers = append(r.closers, r.releaseBillingPort)
 	}
 	var procs *processStarter
 	if opts.Mode == Processes {
