@@ -54,6 +54,10 @@ spec:
             secretKeyRef:
               name: {{ include "mu.gossipSecretName" $root }}
               key: key
+        {{- else }}
+        # gossip.encryption.enabled is false: the binaries refuse unencrypted gossip unless told.
+        - name: MU_{{ $env }}_CLUSTER_PLAINTEXT
+          value: "true"
         {{- end }}
         {{- end }}
         {{- if eq $c "storage" }}
