@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -244,11 +243,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			if fn == "" {
 				fn = "runtime"
 			}
-			if e.TraceID != "" {
-				fmt.Fprintf(stdout, "%s %-5s %s [trace %.8s]: %s\n", e.Time.Format("15:04:05.000"), strings.ToUpper(e.Level.String()), fn, e.TraceID, e.Body)
-			} else {
-				fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), strings.ToUpper(e.Level.String()), fn, e.Body)
-			}
+			writeLogLine(stdout, e.Time.Format("15:04:05.000"), e.Level.String(), fn, e.TraceID, e.Body)
 		}
 	}
 }
