@@ -58,16 +58,15 @@ type Base struct {
 	// LogFormat is how the binary writes its log to stderr: text or json.
 	LogFormat string
 	// OTLPEndpoint is the OpenTelemetry collector the service sends its
-	// trace spans to: host:port, or a URL (http:// or https://, with the
-	// path for otlp_protocol http). Empty, the default, turns tracing off:
-	// no spans, no trace context propagated, nothing on the hot path.
+	// trace spans to, over OTLP/HTTP (protobuf; a collector's port 4318
+	// by convention): host:port (spans go to /v1/traces), or a URL with
+	// its path (http:// or https://). Empty, the default, turns tracing
+	// off: no spans, no trace context propagated, nothing on the hot path.
 	OTLPEndpoint string
-	// OTLPInsecure sends spans to otlp_endpoint in plaintext (no TLS);
-	// for a collector on the same host or pod.
+	// OTLPInsecure sends spans to a host:port otlp_endpoint in plaintext
+	// (http, not https); for a collector on the same host or pod. A URL's
+	// scheme says it already.
 	OTLPInsecure bool
-	// OTLPProtocol is how spans reach otlp_endpoint: grpc (OTLP/gRPC,
-	// port 4317 by convention) or http (OTLP/HTTP protobuf, port 4318).
-	OTLPProtocol string
 	// TraceSampleRatio is the share of the traces starting at this service
 	// (a request at a gateway without a sampled traceparent) that are
 	// recorded, 0..1. A call that arrives with trace context follows its
@@ -101,7 +100,6 @@ func DefaultBase(grpcAddr, adminAddr string) Base {
 		ShutdownTimeout:  30 * time.Second, // drain on Close
 		LogLevel:         "info",
 		LogFormat:        "text",
-		OTLPProtocol:     OTLPProtocolGRPC,
 		TraceSampleRatio: 1, // every trace, once otlp_endpoint turns tracing on
 	}
 }

@@ -132,8 +132,7 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		tp:       opts.TracerProvider,
 	}
 	if r.tp == nil {
-		// No context to give: the exporter connects lazily.
-		if tp, err := base.NewTracerProvider(context.Background(), name); err != nil {
+		if tp, err := base.NewTracerProvider(name); err != nil {
 			r.traceErr = err
 		} else if tp != nil {
 			r.ownTP, r.tp = tp, tp

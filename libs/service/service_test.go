@@ -227,7 +227,7 @@ func TestBase_ValidateNamesEveryField(t *testing.T) {
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("not ErrInvalidConfig: %v", err)
 	}
-	for _, want := range []string{"svc config:", "node_name", "grpc_addr", "admin_addr", "max_message_bytes", "shutdown_timeout", "log_level", "log_format", "otlp_protocol",
+	for _, want := range []string{"svc config:", "node_name", "grpc_addr", "admin_addr", "max_message_bytes", "shutdown_timeout", "log_level", "log_format",
 		"grpc_stream_window: 0 must be in 65536..2147483647 bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
@@ -12,9 +11,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -39,19 +35,10 @@ import (
 // the gateway's public HTTP port).
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
-// The OTLP protocols of Base.OTLPProtocol.
-const (
-	OTLPProtocolGRPC = "grpc"
-	OTLPProtocolHTTP = "http"
-)
-
 // validateTracing adds the problems of the otlp_* and trace_* settings.
 func (b Base) validateTracing(p *Problems) {
 	if b.TraceSampleRatio < 0 || b.TraceSampleRatio > 1 || b.TraceSampleRatio != b.TraceSampleRatio {
 		p.Addf("trace_sample_ratio", "%v must be in 0..1", b.TraceSampleRatio)
-	}
-	if b.OTLPProtocol != OTLPProtocolGRPC && b.OTLPProtocol != OTLPProtocolHTTP {
-		p.Addf("otlp_protocol", "%q: want grpc or http", b.OTLPProtocol)
 	}
 	if b.OTLPEndpoint == "" {
 		return
@@ -75,14 +62,14 @@ func (b Base) validateTracing(p *Problems) {
 
 // NewTracerProvider builds the tracer provider that Base's settings ask
 // for: nil (tracing off) without otlp_endpoint; otherwise an SDK provider
-// that batches spans to the OTLP collector at otlp_endpoint over
-// otlp_protocol, samples trace_sample_ratio of the traces that start here
+// that batches spans to the collector at otlp_endpoint over OTLP/HTTP
+// (protobuf), samples trace_sample_ratio of the traces that start here
 // and follows the caller's decision for the others (parent-based), and
 // names the process service (service.name) and NodeName
 // (service.instance.id). The exporter connects lazily: an unreachable
 // collector loses spans, it does not fail this. The caller shuts the
 // provider down, which flushes what is buffered.
-func (b Base) NewTracerProvider(ctx context.Context, service string) (*sdktrace.TracerProvider, error) {
+func (b Base) NewTracerProvider(service string) (*sdktrace.TracerProvider, error) {
 	if b.OTLPEndpoint == "" {
 		return nil, nil
 	}
@@ -91,10 +78,7 @@ func (b Base) NewTracerProvider(ctx context.Context, service string) (*sdktrace.
 	if err := p.Err(service); err != nil {
 		return nil, err
 	}
-	exp, err := b.newOTLPExporter(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: otlp exporter for %s: %w", service, b.OTLPEndpoint, err)
-	}
+	exp := newOTLPExporter(b.OTLPEndpoint, b.OTLPInsecure)
 	res := resource.NewSchemaless(
 		attribute.String("service.name", "mu-"+service),
 		attribute.String("service.instance.id", b.NodeName),
@@ -104,28 +88,6 @@ func (b Base) NewTracerProvider(ctx context.Context, service string) (*sdktrace.
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(b.TraceSampleRatio))),
 	), nil
-}
-
-func (b Base) newOTLPExporter(ctx context.Context) (*otlptrace.Exporter, error) {
-	isURL := strings.Contains(b.OTLPEndpoint, "://")
-	if b.OTLPProtocol == OTLPProtocolHTTP {
-		opts := []otlptracehttp.Option{otlptracehttp.WithEndpoint(b.OTLPEndpoint)}
-		if isURL {
-			opts = []otlptracehttp.Option{otlptracehttp.WithEndpointURL(b.OTLPEndpoint)}
-		}
-		if b.OTLPInsecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		}
-		return otlptracehttp.New(ctx, opts...)
-	}
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(b.OTLPEndpoint)}
-	if isURL {
-		opts = []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(b.OTLPEndpoint)}
-	}
-	if b.OTLPInsecure {
-		opts = append(opts, otlptracegrpc.WithInsecure())
-	}
-	return otlptracegrpc.New(ctx, opts...)
 }
 
 // Tracing reports whether tp records anything: false for nil and for

@@ -25,11 +25,10 @@ func TestBase_TracingSettingsAreCheckedAndNamed(t *testing.T) {
 	}{
 		{"off by default", func(*Base) {}, ""},
 		{"host:port", func(b *Base) { b.OTLPEndpoint = "collector:4317" }, ""},
-		{"http URL", func(b *Base) { b.OTLPEndpoint, b.OTLPProtocol = "http://collector:4318/v1/traces", OTLPProtocolHTTP }, ""},
+		{"http URL", func(b *Base) { b.OTLPEndpoint = "http://collector:4318/v1/traces" }, ""},
 		{"no port", func(b *Base) { b.OTLPEndpoint = "collector" }, `otlp_endpoint: "collector" is neither host:port nor a URL`},
 		{"other scheme", func(b *Base) { b.OTLPEndpoint = "grpc://collector:4317" }, "otlp_endpoint: \"grpc://collector:4317\": the scheme must be http or https"},
 		{"URL without host", func(b *Base) { b.OTLPEndpoint = "http:///v1/traces" }, "otlp_endpoint: \"http:///v1/traces\" has no host"},
-		{"protocol", func(b *Base) { b.OTLPProtocol = "thrift" }, `otlp_protocol: "thrift": want grpc or http`},
 		{"ratio over 1", func(b *Base) { b.TraceSampleRatio = 1.5 }, "trace_sample_ratio: 1.5 must be in 0..1"},
 		{"negative ratio", func(b *Base) { b.TraceSampleRatio = -0.1 }, "trace_sample_ratio: -0.1 must be in 0..1"},
 	} {
@@ -43,21 +42,21 @@ func TestBase_TracingSettingsAreCheckedAndNamed(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", c.name, err, c.problem)
 		}
 	}
-	if b := DefaultBase("127.0.0.1:0", ""); b.OTLPEndpoint != "" || b.TraceSampleRatio != 1 || b.OTLPProtocol != OTLPProtocolGRPC {
-		t.Errorf("defaults: endpoint %q ratio %v protocol %q; want off, 1, grpc", b.OTLPEndpoint, b.TraceSampleRatio, b.OTLPProtocol)
+	if b := DefaultBase("127.0.0.1:0", ""); b.OTLPEndpoint != "" || b.TraceSampleRatio != 1 {
+		t.Errorf("defaults: endpoint %q ratio %v; want off, 1", b.OTLPEndpoint, b.TraceSampleRatio)
 	}
 }
 
 func TestBase_NewTracerProviderIsNilWithoutEndpointAndBuildsOneWithIt(t *testing.T) {
 	b := DefaultBase("127.0.0.1:0", "")
-	if tp, err := b.NewTracerProvider(context.Background(), "svc"); tp != nil || err != nil {
+	if tp, err := b.NewTracerProvider("svc"); tp != nil || err != nil {
 		t.Fatalf("without otlp_endpoint: %v, %v; want nil, nil", tp, err)
 	}
-	for _, proto := range []string{OTLPProtocolGRPC, OTLPProtocolHTTP} {
-		b.OTLPEndpoint, b.OTLPProtocol, b.OTLPInsecure = "127.0.0.1:1", proto, true
-		tp, err := b.NewTracerProvider(context.Background(), "svc")
+	for _, ep := range []string{"127.0.0.1:1", "http://127.0.0.1:1/v1/traces"} {
+		b.OTLPEndpoint, b.OTLPInsecure = ep, true
+		tp, err := b.NewTracerProvider("svc")
 		if err != nil || tp == nil {
-			t.Fatalf("%s: %v, %v", proto, tp, err)
+			t.Fatalf("%s: %v, %v", ep, tp, err)
 		}
 		// Nothing listens at the endpoint: spans are lost, Shutdown is
 		// bounded by its context, nothing fails the service.
@@ -66,7 +65,7 @@ func TestBase_NewTracerProviderIsNilWithoutEndpointAndBuildsOneWithIt(t *testing
 		_ = tp.Shutdown(ctx)
 	}
 	b.OTLPEndpoint = "nope"
-	if _, err := b.NewTracerProvider(context.Background(), "svc"); err == nil || !strings.Contains(err.Error(), "otlp_endpoint") {
+	if _, err := b.NewTracerProvider("svc"); err == nil || !strings.Contains(err.Error(), "otlp_endpoint") {
 		t.Fatalf("bad endpoint: %v", err)
 	}
 }

@@ -89,7 +89,7 @@ func checkMode(o options) error {
 	return nil
 }
 
-func newNode(ctx context.Context, o options, log *slog.Logger) (service.Service, error) {
+func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, error) {
 	if err := checkMode(o); err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func newNode(ctx context.Context, o options, log *slog.Logger) (service.Service,
 	}
 	// One provider for the gateway and the runtime connection dialled
 	// here (the gateway would build its own from the same settings).
-	tp, err := o.Base.NewTracerProvider(ctx, "gateway")
+	tp, err := o.Base.NewTracerProvider("gateway")
 	if err != nil {
 		return nil, err
 	}
