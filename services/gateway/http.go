@@ -77,13 +77,8 @@ type exchange struct {
 	// recs are the usage records of the exchange, handed to the batcher
 	// (which copies them) without a slice of their own.
 	recs [2]usage.Record
-	// span is the request's gateway route span, nil with tracing off;
-	// gateway and endpoint (the matched template) describe it, status is
-	// the answer's.
-	span     trace.Span
-	gateway  string
-	endpoint string
-	status   int
+	// span is the request's gateway route span, nil with tracing off.
+	span trace.Span
 }
 
 // replayable reports whether a request of method may be sent to another
@@ -222,7 +217,10 @@ func (s *Server) serve(c *call) *httpError {
 		e.allow = allow
 		return e
 	}
-	x.function, x.gateway, x.endpoint = m.Function, gwName, m.Path
+	x.function = m.Function
+	if x.span != nil {
+		routeSpanRouted(x.span, gwName, m.Path, m.Function)
+	}
 	if disabled {
 		if reason == "" {
 			reason = "escrow balance below the region minimum"
@@ -597,7 +595,9 @@ func (s *Server) finish(x *exchange, status int, hdrBytes int64, body []byte, sp
 		x.recs[1] = usage.Record{Stack: x.stack.id, Kind: usage.GatewayTrafficBytes, Amount: uint64(traffic), Key: s.keys.Next(), Time: now}
 		s.usage.Add(x.recs[:]...)
 	}
-	x.status = status
+	if x.span != nil {
+		routeSpanAnswered(x.span, status)
+	}
 	x.w.WriteHeader(status)
 	if len(sent) > 0 {
 		if _, err := x.w.Write(sent); err != nil {

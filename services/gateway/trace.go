@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -26,22 +25,25 @@ func (s *Server) startRouteSpan(x *exchange) {
 	x.r = x.r.WithContext(ctx)
 }
 
-// endRouteSpan ends x's span with what the request came to: the stack,
-// gateway, endpoint and function it was routed to (as far as it got) and
-// the HTTP status; a 5xx is an error.
+// routeSpanRouted records on a route span where the request was routed:
+// the gateway, the endpoint (its path template) and the function.
+func routeSpanRouted(span trace.Span, gw, endpoint, function string) {
+	span.SetAttributes(attribute.String("mu.gateway", gw), attribute.String("mu.endpoint", endpoint), attribute.String("mu.function", function))
+}
+
+// routeSpanAnswered records the answer's HTTP status; a 5xx is an error.
+func routeSpanAnswered(span trace.Span, status int) {
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+}
+
+// endRouteSpan ends x's span with the stack the request was for, when its
+// URL named one.
 func endRouteSpan(x *exchange) {
-	attrs := make([]attribute.KeyValue, 0, 5)
 	if x.stack != nil {
-		attrs = append(attrs, attribute.String("mu.stack", x.stack.id.String()))
-	}
-	if x.gateway != "" {
-		attrs = append(attrs, attribute.String("mu.gateway", x.gateway), attribute.String("mu.endpoint", x.endpoint),
-			attribute.String("mu.function", x.function))
-	}
-	attrs = append(attrs, attribute.Int("http.response.status_code", x.status))
-	x.span.SetAttributes(attrs...)
-	if x.status >= http.StatusInternalServerError {
-		x.span.SetStatus(codes.Error, strconv.Itoa(x.status))
+		x.span.SetAttributes(attribute.String("mu.stack", x.stack.id.String()))
 	}
 	x.span.End()
 }
