@@ -121,3 +121,13 @@ func TestRunTrace_PrintsTheSpanTreeOfEachRequest(t *testing.T) {
 		t.Fatalf("the tree has no %q under the spans before it:\n%s", want[i], strings.Join(tree, "\n"))
 	}
 }
+
+func TestWriteLogLine_ShowsTheShortTraceIDOfATracedCall(t *testing.T) {
+	var b strings.Builder
+	writeLogLine(&b, "10:00:00.000", "info", "todo.add", "4bf92f3577b34da6a3ce929d0e0e4736", "todo added")
+	writeLogLine(&b, "10:00:00.001", "warn", "runtime", "", "deployed")
+	want := "10:00:00.000 INFO  todo.add [trace 4bf92f35]: todo added\n10:00:00.001 WARN  runtime: deployed\n"
+	if b.String() != want {
+		t.Fatalf("lines:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
