@@ -98,6 +98,10 @@ type RunnerOptions struct {
 	// UnaryInterceptors run inside the Runner's own (metrics, recovery)
 	// on every unary call, over gRPC and in process alike.
 	UnaryInterceptors []grpc.UnaryServerInterceptor
+	// TraceInterceptors are unary interceptors installed after
+	// UnaryInterceptors only when tracing is on: spans of the service's
+	// own, which an untraced service then does not pay a chain link for.
+	TraceInterceptors []grpc.UnaryServerInterceptor
 	// TracerProvider records the service's spans: the gRPC server's (one
 	// per call, with trace context from the caller), the in-process calls'
 	// (NewUnary) and those the service starts from TracerProvider(). The
@@ -154,6 +158,9 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 	recover := recovery.WithRecoveryHandler(r.recovered)
 	r.unary = append([]grpc.UnaryServerInterceptor{r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)},
 		opts.UnaryInterceptors...)
+	if r.tracing {
+		r.unary = append(r.unary, opts.TraceInterceptors...)
+	}
 	sopts := append([]grpc.ServerOption{
 		// A Close that outlasts ShutdownTimeout cancels the RPCs still
 		// running and waits for their handlers, so a service's drain never

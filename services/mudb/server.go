@@ -54,8 +54,7 @@ type Server struct {
 	log     *slog.Logger
 	kv      *txnkv.Client
 	run     *service.Runner
-	tracing bool // data calls get spans, from tracer (traceOps)
-	tracer  trace.Tracer
+	tracer  trace.Tracer // of the data calls' spans (traceOps, with tracing on)
 	usage   *usage.Batcher
 	billing *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage or without BillingAddr
 	keys    *usage.Keys
@@ -108,10 +107,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		Logger:            log,
 		Registry:          deps.Registry,
 		GRPCOptions:       []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countOps)},
-		UnaryInterceptors: []grpc.UnaryServerInterceptor{s.traceOps},
+		TraceInterceptors: []grpc.UnaryServerInterceptor{s.traceOps},
 		TracerProvider:    deps.TracerProvider,
 	})
-	s.tracing = service.Tracing(s.run.TracerProvider())
 	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/mudb")
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		kv.Close()

@@ -13,13 +13,14 @@ import (
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 )
 
-// traceOps is a unary interceptor that, with tracing on, gives every data
-// call of MudbService (gRPC or in process) a span "mudb <Op>" inside the
-// call's server span, with the table (mu.db.table, for calls on one table),
-// the number of keys it named or returned (mu.db.keys) and the metered
-// reads and writes. Off, it only passes the call on.
+// traceOps is the unary interceptor, installed with tracing on only
+// (RunnerOptions.TraceInterceptors), that gives every data call of
+// MudbService (gRPC or in process) a span "mudb <Op>" inside the call's
+// server span, with the table (mu.db.table, for calls on one table), the
+// number of keys it named or returned (mu.db.keys) and the metered reads
+// and writes.
 func (s *Server) traceOps(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if !s.tracing || !strings.HasPrefix(info.FullMethod, "/"+mudbv1.MudbService_ServiceDesc.ServiceName+"/") {
+	if !strings.HasPrefix(info.FullMethod, "/"+mudbv1.MudbService_ServiceDesc.ServiceName+"/") {
 		return h(ctx, req)
 	}
 	op := path.Base(info.FullMethod)

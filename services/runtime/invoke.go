@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -202,7 +201,7 @@ func (inv *invocation) run() {
 	// A pooled instance may have died while idle; that call never ran, so
 	// it is retried once on a fresh instance.
 	for attempt := 0; attempt < 2; attempt++ {
-		wctx, wait := s.span(ctx, SpanInstanceWait)
+		wctx, wait := s.waitSpan(ctx, inv)
 		inst, err := s.pool.Get(wctx, f.poolKey, f.start)
 		if err != nil {
 			endWait(wait, nil, err)
@@ -235,7 +234,7 @@ func (inv *invocation) run() {
 		endWait(wait, inst, nil)
 		host := inv.d.newCall()
 		host.worker = inv.worker
-		cctx, span := s.span(ctx, SpanWasmCall, attribute.String("mu.function", inv.f.assembly+"."+inv.fnName))
+		cctx, span := s.callSpan(ctx, inv)
 		res, err := inst.Call(cctx, inv.fnName, &inv.req, host.handle, inv.lim)
 		endWasmCall(span, res, err)
 		host.end()

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -273,7 +272,7 @@ func outcomeOf(ce *wasm.CallError) string {
 // carry a tape. Its memory is reserved as any call's.
 func (inv *invocation) runSampled() {
 	s, ctx, f := inv.s, inv.ctx, inv.f
-	wctx, wait := s.span(ctx, SpanInstanceWait, attribute.Bool("mu.receipt", true))
+	wctx, wait := s.waitSpan(ctx, inv)
 	inst, err := s.engine.NewInstance(wctx, f.mod, s.instanceConfig(f, inv.sampled.tape))
 	if err != nil {
 		endWait(wait, nil, err)
@@ -298,7 +297,7 @@ func (inv *invocation) runSampled() {
 	host := inv.d.newCall()
 	host.worker = inv.worker
 	host.sampled = inv.sampled
-	cctx, span := s.span(ctx, SpanWasmCall, attribute.String("mu.function", inv.f.assembly+"."+inv.fnName), attribute.Bool("mu.receipt", true))
+	cctx, span := s.callSpan(ctx, inv)
 	res, err := inst.Call(cctx, inv.fnName, &inv.req, host.handle, inv.lim)
 	endWasmCall(span, res, err)
 	host.end()

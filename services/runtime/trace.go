@@ -22,14 +22,24 @@ const (
 	SpanWasmCall = "wasm call"
 )
 
-// span starts name under ctx when tracing is on; otherwise it returns ctx
-// and a nil span, which the end functions accept, so an untraced call
-// allocates nothing for its spans.
-func (s *Server) span(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// waitSpan starts the instance wait span of inv under ctx when tracing is
+// on; otherwise it returns ctx and a nil span, which the end functions
+// accept, so an untraced call allocates nothing for its spans.
+func (s *Server) waitSpan(ctx context.Context, inv *invocation) (context.Context, trace.Span) {
 	if !s.tracing {
 		return ctx, nil
 	}
-	return s.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+	return s.tracer.Start(ctx, SpanInstanceWait, trace.WithAttributes(attribute.Bool("mu.receipt", inv.sampled != nil)))
+}
+
+// callSpan starts the wasm call span of inv under ctx when tracing is on,
+// as waitSpan does.
+func (s *Server) callSpan(ctx context.Context, inv *invocation) (context.Context, trace.Span) {
+	if !s.tracing {
+		return ctx, nil
+	}
+	return s.tracer.Start(ctx, SpanWasmCall, trace.WithAttributes(attribute.String("mu.function", inv.f.assembly+"."+inv.fnName),
+		attribute.Bool("mu.receipt", inv.sampled != nil)))
 }
 
 // endWait ends an instance wait span; fresh says the call got a new
