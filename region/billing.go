@@ -96,7 +96,7 @@ func (r *Region) startBilling(ctx context.Context) error {
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = "billing"
 	cfg.DataDir = nodeDir(r.opts.DataDir, "billing")
-	deps := billingsvc.Deps{Logger: r.log}
+	deps := billingsvc.Deps{Logger: r.log, TracerProvider: r.opts.TracerProvider}
 	if r.market != nil {
 		cfg.RegionID = r.market.Region.ID.String()
 		cfg.ChainIndexerAddr = r.indexer.addr
@@ -151,7 +151,7 @@ func (r *Region) startBilling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cc, err := dialService("billing", n.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService("billing", n.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return err
 	}

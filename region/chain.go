@@ -169,7 +169,7 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	} else if err := r.indexerInProcess(ctx, cfg); err != nil {
 		return err
 	}
-	cc, err := dialService("chain-indexer", r.indexer.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService("chain-indexer", r.indexer.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 
 // indexerInProcess starts the chain-indexer in this process on r.ledger.
 func (r *Region) indexerInProcess(ctx context.Context, cfg chainindexer.Config) error {
-	s, err := chainindexer.New(cfg, chainindexer.Deps{Logger: r.log, Ledger: r.ledger})
+	s, err := chainindexer.New(cfg, chainindexer.Deps{Logger: r.log, Ledger: r.ledger, TracerProvider: r.opts.TracerProvider})
 	if err != nil {
 		return fmt.Errorf("region: chain-indexer: %w", err)
 	}

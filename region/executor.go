@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -389,9 +390,12 @@ func NewExecutor(cfg ExecutorConfig, deps ExecutorDeps) (*Executor, error) {
 func (e *Executor) options() Options {
 	gw, rt, db, st := e.cfg.parts()
 	o := Options{
-		Mode:    InProcess,
-		Logger:  e.log,
-		Runtime: &RuntimeOptions{Name: func(int) string { return rt.NodeName }, Config: func(_ int, c *runtime.Config) { *c = rt }},
+		Mode:   InProcess,
+		Logger: e.log,
+		// The parts share the executor's provider (from its otlp_*
+		// settings), nil when tracing is off.
+		TracerProvider: e.tracerProvider(),
+		Runtime:        &RuntimeOptions{Name: func(int) string { return rt.NodeName }, Config: func(_ int, c *runtime.Config) { *c = rt }},
 		Gateway: &GatewayOptions{HTTPAddr: gw.HTTPAddr, Config: func(c *gateway.Config) {
 			local := c.Cluster.Join // the members started before it in this process: its runtime
 			*c = gw
@@ -509,4 +513,13 @@ func (e *Executor) Close() error {
 		}
 		return r.Close()
 	})
+}
+
+// tracerProvider is the executor's tracer provider for its parts, nil
+// when tracing is off.
+func (e *Executor) tracerProvider() trace.TracerProvider {
+	if tp := e.run.TracerProvider(); service.Tracing(tp) {
+		return tp
+	}
+	return nil
 }

@@ -189,7 +189,7 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 			t.Errorf("executor admin %s: %d %s", path, code, body)
 		}
 	}
-	cc, err := dialService("executor", e.Addr(), cfg.MaxMessageBytes)
+	cc, err := (&Region{}).dialService("executor", e.Addr(), cfg.MaxMessageBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

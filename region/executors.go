@@ -193,7 +193,7 @@ func (r *Region) startExecutor(ctx context.Context, i int) (*ExecutorNode, error
 	}
 	r.joined(n.runtime.clusterAddr)
 	r.joined(n.gateway.clusterAddr)
-	rc, err := dialService("runtime", n.runtime.addr, cfg.Runtime.MaxMessageBytes)
+	rc, err := r.dialService("runtime", n.runtime.addr, cfg.Runtime.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}

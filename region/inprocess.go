@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
@@ -30,10 +31,12 @@ func nodeDir(dataDir, name string) string {
 }
 
 // dialService connects to a node's gRPC API with room for messages as
-// large as it accepts (deploys carry wasm inline; db batches are large).
-func dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(addr, plaintext,
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
+// large as it accepts (deploys carry wasm inline; db batches are large),
+// carrying the trace context of Options.TracerProvider.
+func (r *Region) dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(addr, append([]grpc.DialOption{plaintext,
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes))},
+		service.TraceDialOptions(r.opts.TracerProvider)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("region: %s %s: %w", name, addr, err)
 	}
@@ -42,7 +45,7 @@ func dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, erro
 
 // mudbInProcess starts a muDB node in this process.
 func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config) (*MudbNode, error) {
-	db, err := mudb.New(cfg, mudb.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log})
+	db, err := mudb.New(cfg, mudb.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log, TracerProvider: r.opts.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +58,7 @@ func (r *Region) mudbInProcess(ctx context.Context, name string, cfg mudb.Config
 
 // storageInProcess starts a storage node in this process.
 func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.Config) (*StorageNode, error) {
-	st, err := storage.New(cfg, storage.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log})
+	st, err := storage.New(cfg, storage.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log, TracerProvider: r.opts.TracerProvider})
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +71,7 @@ func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.
 
 // runtimeInProcess starts a runtime node in this process.
 func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
-	deps := runtime.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log}
+	deps := runtime.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log, TracerProvider: r.opts.TracerProvider}
 	if r.mudb != nil {
 		deps.Mudb = r.mudb.client
 	}
@@ -94,14 +97,14 @@ func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.
 // gateway.NewLocalStaticRuntime, cluster members through the gateway's
 // LocalRuntimes, keyed by the gRPC address each advertises.
 func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.Config, runtimeAddr string, viaGRPC bool) (*GatewayNode, error) {
-	deps := gateway.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log}
+	deps := gateway.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log, TracerProvider: r.opts.TracerProvider}
 	switch {
 	case runtimeAddr != "":
 		if n := r.localRuntime(runtimeAddr); n != nil && !viaGRPC {
 			deps.Runtimes = gateway.NewLocalStaticRuntime(n.server.InProcessClient(), runtimeAddr)
 			break
 		}
-		conns := gateway.NewConns(gateway.RuntimeDialOptions(cfg.Base)...)
+		conns := gateway.NewConns(append(gateway.RuntimeDialOptions(cfg.Base), service.TraceDialOptions(r.opts.TracerProvider)...)...)
 		r.closers = append(r.closers, conns.Close)
 		rt, err := gateway.DialRuntime(conns, runtimeAddr)
 		if err != nil {

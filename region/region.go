@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -115,6 +116,14 @@ type Options struct {
 	// (AddRuntime), killed and stopped under load. Without it the gateway
 	// sends every stack to the first runtime.
 	Cluster *ClusterOptions
+
+	// TracerProvider, if set, records the spans of every service the
+	// region starts in this process, and the region's connections to
+	// them and between them carry trace context; the caller owns it (and
+	// flushes it after Close). Nil leaves each service to its own otlp_*
+	// settings, off by default. Child processes trace by their own
+	// otlp_* settings (set them with each section's Config).
+	TracerProvider trace.TracerProvider
 
 	// Process configures process mode; InProcess ignores it.
 	Process ProcessOptions
@@ -430,7 +439,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cc, err := dialService("mudb", n.addr, cfg.MaxMessageBytes)
+		cc, err := r.dialService("mudb", n.addr, cfg.MaxMessageBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -469,7 +478,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cc, err := dialService("storage", n.addr, cfg.MaxMessageBytes)
+		cc, err := r.dialService("storage", n.addr, cfg.MaxMessageBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -607,7 +616,7 @@ func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) 
 		return nil, err
 	}
 	r.joined(n.clusterAddr)
-	cc, err := dialService("runtime", n.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService("runtime", n.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}

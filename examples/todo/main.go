@@ -151,6 +151,7 @@ func add(ctx *mu.Context, req *mu.Request) (*mu.Response, error) {
 	if !swapped {
 		return errorJSON(409, fmt.Sprintf("todo %q exists already", t.Title)), nil
 	}
+	ctx.Logger().Info("todo added", "title", t.Title, "attachments", len(t.Attachments))
 	return mu.Bytes(201, "application/json", value).WithHeader("Location", t.Title), nil
 }
 

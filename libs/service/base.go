@@ -57,6 +57,21 @@ type Base struct {
 	LogLevel string
 	// LogFormat is how the binary writes its log to stderr: text or json.
 	LogFormat string
+	// OTLPEndpoint is the OpenTelemetry collector the service sends its
+	// trace spans to, over OTLP/HTTP (protobuf; a collector's port 4318
+	// by convention): host:port (spans go to /v1/traces), or a URL with
+	// its path (http:// or https://). Empty, the default, turns tracing
+	// off: no spans, no trace context propagated, nothing on the hot path.
+	OTLPEndpoint string
+	// OTLPInsecure sends spans to a host:port otlp_endpoint in plaintext
+	// (http, not https); for a collector on the same host or pod. A URL's
+	// scheme says it already.
+	OTLPInsecure bool
+	// TraceSampleRatio is the share of the traces starting at this service
+	// (a request at a gateway without a sampled traceparent) that are
+	// recorded, 0..1. A call that arrives with trace context follows its
+	// caller's decision, so a sampled request is traced end to end.
+	TraceSampleRatio float64
 }
 
 // ServiceBase returns b; through embedding, every Config has it, which is
@@ -85,6 +100,7 @@ func DefaultBase(grpcAddr, adminAddr string) Base {
 		ShutdownTimeout:  30 * time.Second, // drain on Close
 		LogLevel:         "info",
 		LogFormat:        "text",
+		TraceSampleRatio: 1, // every trace, once otlp_endpoint turns tracing on
 	}
 }
 
@@ -127,6 +143,7 @@ func (b Base) Validate() []error {
 	if b.LogFormat != "text" && b.LogFormat != "json" {
 		p.Addf("log_format", "%q: want text or json", b.LogFormat)
 	}
+	b.validateTracing(&p)
 	return p.Errs()
 }
 
@@ -158,7 +175,8 @@ func (e *configError) Error() string {
 func (e *configError) Unwrap() []error { return append([]error{ErrInvalidConfig}, e.errs...) }
 
 // NewLogger makes the binary's logger from LogLevel and LogFormat, writing
-// to w.
+// to w. Records logged with a context that holds a recording span carry
+// its trace_id and span_id (TraceLogHandler).
 func (b Base) NewLogger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(b.LogLevel)); err != nil {
@@ -174,5 +192,5 @@ func (b Base) NewLogger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log_format %q: want text or json", b.LogFormat)
 	}
-	return slog.New(h), nil
+	return slog.New(TraceLogHandler(h)), nil
 }

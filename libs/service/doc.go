@@ -21,6 +21,10 @@
 // reflection, panic recovery, message-size limits, gRPC Prometheus metrics),
 // the admin HTTP listener (/metrics, /healthz, /readyz and, when enabled,
 // /debug/pprof/; never on a public port), the start-once and close-once
-// guards, the error channel and the bounded shutdown. Main is the whole of
+// guards, the error channel and the bounded shutdown, and traces: a
+// tracer provider (RunnerOptions.TracerProvider, or one built from Base's
+// otlp_endpoint, off by default), otelgrpc server spans and a span per
+// in-process call; TraceDialOptions is what every dial site adds, and
+// TraceLogHandler (in NewLogger) puts trace_id and span_id on log lines. Main is the whole of
 // a service binary's main function: config, logging, signals, exit codes.
 package service

@@ -2,8 +2,12 @@ package service
 
 import (
 	"context"
+	"strings"
 	"sync"
 
+	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -40,6 +44,10 @@ import (
 //     handlers to return (grpc.WaitForHandlers) and answers their callers
 //     UNAVAILABLE, as a gRPC client whose connection was cut.
 //
+//   - traces: with tracing on, the call is a server span named as
+//     otelgrpc names a gRPC one ("package.Service/Method"), child of the
+//     caller's span in ctx, so a trace nests the same on both paths.
+//
 // What it skips: encoding, decoding and copying the messages (the handler
 // gets the caller's request and the caller gets the handler's response, so
 // ownership rules are the service's to document), HTTP/2 framing, the
@@ -61,6 +69,10 @@ type Unary[Req, Resp proto.Message] struct {
 	// chain runs the Runner's interceptors around the handler; built once,
 	// so a call allocates nothing for it.
 	chain grpc.UnaryHandler
+	// span and spanOpts name and describe the call's server span (with
+	// tracing on).
+	span     string
+	spanOpts []trace.SpanStartOption
 }
 
 // NewUnary makes method (the full name, "/package.Service/Method", as in
@@ -77,6 +89,11 @@ func NewUnary[Req, Resp proto.Message](r *Runner, srv any, method string, h func
 		next = func(ctx context.Context, req any) (any, error) { return icpt(ctx, req, &u.info, inner) }
 	}
 	u.chain = next
+	u.span = strings.TrimPrefix(method, "/")
+	svc, m, _ := strings.Cut(u.span, "/")
+	u.spanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", svc), attribute.String("rpc.method", m),
+		attribute.Bool("mu.in_process", true))}
 	return u
 }
 
@@ -84,7 +101,7 @@ func NewUnary[Req, Resp proto.Message](r *Runner, srv any, method string, h func
 // on in-process calls for what it keeps of a gRPC call and what it skips.
 // The handler runs on the caller's goroutine with ctx's deadline and
 // cancellation. Errors are gRPC statuses.
-func (u *Unary[Req, Resp]) Call(ctx context.Context, req Req, opts ...grpc.CallOption) (Resp, error) {
+func (u *Unary[Req, Resp]) Call(ctx context.Context, req Req, opts ...grpc.CallOption) (_ Resp, err error) {
 	var zero Resp
 	// In the order a gRPC call fails: a context already done, a server
 	// that is not serving, then the request's size.
@@ -113,6 +130,11 @@ func (u *Unary[Req, Resp]) Call(ctx context.Context, req Req, opts ...grpc.CallO
 		hctx = metadata.NewOutgoingContext(metadata.NewIncomingContext(hctx, md), nil)
 	}
 
+	if u.r.tracing {
+		var span trace.Span
+		hctx, span = u.r.tracer.Start(hctx, u.span, u.spanOpts...)
+		defer func() { endCallSpan(span, err) }()
+	}
 	out, err := u.chain(hctx, req)
 	if cerr := ctx.Err(); cerr != nil {
 		// The caller gave up or ran out of time: over gRPC it sees its
@@ -134,6 +156,19 @@ func (u *Unary[Req, Resp]) Call(ctx context.Context, req Req, opts ...grpc.CallO
 		return zero, status.Errorf(codes.ResourceExhausted, "grpc: received message larger than max (%d vs. %d)", n, recvLimit)
 	}
 	return resp, nil
+}
+
+// endCallSpan ends an in-process call's span with its gRPC status, as
+// otelgrpc ends a server span: an error status for the server errors
+// (Unknown, Internal, Unavailable, …), not for the caller's.
+func endCallSpan(span trace.Span, err error) {
+	st, _ := status.FromError(err)
+	span.SetAttributes(attribute.Int64("rpc.grpc.status_code", int64(st.Code())))
+	switch st.Code() {
+	case codes.Unknown, codes.DeadlineExceeded, codes.Unimplemented, codes.Internal, codes.Unavailable, codes.DataLoss:
+		span.SetStatus(otelcodes.Error, st.Message())
+	}
+	span.End()
 }
 
 // callLimits are the caller's send and receive limits of a call: the last

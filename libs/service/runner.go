@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -45,6 +47,15 @@ type Runner struct {
 	// in-process calls (NewUnary) alike; calls counts the in-process ones.
 	unary []grpc.UnaryServerInterceptor
 	calls *inflight
+	// tp is the tracer provider of the service's spans: RunnerOptions'
+	// or, without one, ownTP built from Base (nil and tp a no-op provider
+	// when tracing is off); tracing says whether it records, traceErr why
+	// ownTP could not be built (Start returns it).
+	tp       trace.TracerProvider
+	ownTP    *sdktrace.TracerProvider
+	tracing  bool
+	tracer   trace.Tracer
+	traceErr error
 
 	mu        sync.Mutex
 	started   bool
@@ -87,6 +98,17 @@ type RunnerOptions struct {
 	// UnaryInterceptors run inside the Runner's own (metrics, recovery)
 	// on every unary call, over gRPC and in process alike.
 	UnaryInterceptors []grpc.UnaryServerInterceptor
+	// TraceInterceptors are unary interceptors installed after
+	// UnaryInterceptors only when tracing is on: spans of the service's
+	// own, which an untraced service then does not pay a chain link for.
+	TraceInterceptors []grpc.UnaryServerInterceptor
+	// TracerProvider records the service's spans: the gRPC server's (one
+	// per call, with trace context from the caller), the in-process calls'
+	// (NewUnary) and those the service starts from TracerProvider(). The
+	// caller owns it and shuts it down. Nil builds one from Base's otlp_*
+	// settings (Base.NewTracerProvider), which Close flushes and shuts
+	// down; without otlp_endpoint tracing is off.
+	TracerProvider trace.TracerProvider
 }
 
 // NewRunner builds the gRPC server and the admin handler of service name
@@ -111,7 +133,18 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		closing:  make(chan struct{}),
 		errc:     make(chan error, 4),
 		calls:    newInflight(),
+		tp:       opts.TracerProvider,
 	}
+	if r.tp == nil {
+		if tp, err := base.NewTracerProvider(name); err != nil {
+			r.traceErr = err
+		} else if tp != nil {
+			r.ownTP, r.tp = tp, tp
+		}
+	}
+	r.tracing = Tracing(r.tp)
+	r.tp = OrNoop(r.tp)
+	r.tracer = r.tp.Tracer(TracerName + "/service")
 	if err := reg.Register(r.metrics); err != nil {
 		// Several services may share a caller's registry (mu-executor):
 		// the first one's gRPC collector counts for all of them.
@@ -125,6 +158,9 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 	recover := recovery.WithRecoveryHandler(r.recovered)
 	r.unary = append([]grpc.UnaryServerInterceptor{r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)},
 		opts.UnaryInterceptors...)
+	if r.tracing {
+		r.unary = append(r.unary, opts.TraceInterceptors...)
+	}
 	sopts := append([]grpc.ServerOption{
 		// A Close that outlasts ShutdownTimeout cancels the RPCs still
 		// running and waits for their handlers, so a service's drain never
@@ -137,7 +173,8 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		grpc.InitialConnWindowSize(int32(base.GRPCConnWindow)),
 		grpc.ChainUnaryInterceptor(r.unary...),
 		grpc.ChainStreamInterceptor(r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
-	}, opts.GRPCOptions...)
+	}, traceServerOptions(r.tp)...)
+	sopts = append(sopts, opts.GRPCOptions...)
 	r.grpc = grpc.NewServer(sopts...)
 	healthpb.RegisterHealthServer(r.grpc, readyHealth{Server: r.health, r: r})
 	reflection.Register(r.grpc)
@@ -171,6 +208,11 @@ func (r *Runner) recovered(p any) error {
 
 // GRPC is the gRPC server; register the service's APIs on it before Start.
 func (r *Runner) GRPC() *grpc.Server { return r.grpc }
+
+// TracerProvider is where the service starts its own spans: a no-op
+// provider when tracing is off. Give it to TraceDialOptions at every dial
+// site of the service.
+func (r *Runner) TracerProvider() trace.TracerProvider { return r.tp }
 
 // Registry is where the service registers its metrics.
 func (r *Runner) Registry() *prometheus.Registry { return r.registry }
@@ -217,6 +259,8 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("%s: Start after Close", r.name)
 	case r.started:
 		return fmt.Errorf("%s: already started", r.name)
+	case r.traceErr != nil:
+		return r.traceErr
 	}
 	all := append([]*listener{{name: "grpc", addr: r.base.GRPCAddr}}, r.listeners...)
 	if r.base.AdminAddr != "" {
@@ -377,6 +421,14 @@ func (r *Runner) close(drain func() error) error {
 		if err := drain(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if r.ownTP != nil {
+		// Flush the spans of the drain too, within the shutdown timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), r.base.ShutdownTimeout)
+		if err := r.ownTP.Shutdown(ctx); err != nil {
+			r.log.Warn("traces not flushed to the collector", "otlp_endpoint", r.base.OTLPEndpoint, "err", err)
+		}
+		cancel()
 	}
 	if admin != nil {
 		if err := admin.http.Close(); err != nil {

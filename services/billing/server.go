@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/kvstore"
@@ -40,6 +41,11 @@ type Deps struct {
 	Indexer chainindexerv1.ChainIndexerServiceClient
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// TracerProvider records the node's spans (a server span per gRPC
+	// call: each ReportUsage batch is its own trace). The caller owns it.
+	// Nil builds one from the otlp_* settings, which are off by default
+	// (see service.RunnerOptions).
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a billing node: BillingService over one TiKV store, settling
@@ -120,8 +126,10 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		}
 		s.signer = k
 	}
+	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	traced := service.TraceDialOptions(s.run.TracerProvider())
 	if s.ledger == nil && cfg.LedgerAddr != "" {
-		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base)
+		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base, traced...)
 		if err != nil {
 			return nil, fmt.Errorf("billing: %w", err)
 		}
@@ -129,7 +137,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		s.closers = append(s.closers, c)
 	}
 	if s.indexer == nil && cfg.ChainIndexerAddr != "" {
-		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff())
+		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff(), traced...)
 		if err != nil {
 			return nil, fmt.Errorf("billing: chain_indexer_addr: %w", err)
 		}
@@ -140,7 +148,6 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
 	s.closers = append(s.closers, kvCloser{s.kv})
-	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
@@ -31,6 +32,10 @@ type Deps struct {
 	// Config.Ledger, and the node never closes it. Nil opens the backend
 	// Config.Ledger names, which Close then closes.
 	Ledger ledger.Ledger
+	// TracerProvider records the node's spans (a server span per gRPC
+	// call). The caller owns it. Nil builds one from the otlp_* settings,
+	// which are off by default (see service.RunnerOptions).
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a chain-indexer node: it follows the ledger into its view and
@@ -94,7 +99,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.ownsLed = true
 	}
-	s.run = service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
 	if s.m, err = newMetrics(s.run.Registry(), s); err != nil {
 		s.closeParts()
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/membership"
 	"github.com/muprotocol/mu/libs/placement"
+	"github.com/muprotocol/mu/libs/service"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
 
@@ -74,7 +75,7 @@ const candidateBuf = 8
 func newCluster(s *Server, local *LocalRuntimes) *cluster {
 	c := &cluster{
 		s:      s,
-		conns:  NewConns(RuntimeDialOptions(s.cfg.Base)...),
+		conns:  NewConns(append(RuntimeDialOptions(s.cfg.Base), service.TraceDialOptions(s.run.TracerProvider())...)...),
 		local:  local,
 		table:  placement.NewTable(),
 		nodes:  map[placement.NodeID]*clusterNode{},

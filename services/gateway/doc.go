@@ -207,8 +207,8 @@
 // Retry-After header of Config.OverloadRetryAfter in whole seconds, rounded
 // up. 503 shutting_down (this gateway is closing) has none.
 //
-// W3C trace context (traceparent, tracestate) is forwarded to the runtime
-// as gRPC metadata, besides reaching the function as headers.
+// W3C trace context (traceparent, tracestate) reaches the function as
+// headers; see Traces for how it reaches the runtime.
 //
 // # Per-stack limits
 //
@@ -336,7 +336,11 @@
 // line:
 //
 //	{"time":"2026-01-02T03:04:05.000000006Z","stack":"<base58>","function":"api.get",
-//	 "level":"info","source":"log","body":"...","node":"runtime-1","dropped":0}
+//	 "level":"info","source":"log","body":"...","node":"runtime-1","dropped":0,
+//	 "trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}
+//
+// trace_id is there when the call that wrote the line was traced (see
+// Traces).
 //
 // Query: function (an assembly, or assembly.function), tail (the recent
 // lines to send first, at most Config.LogsMaxTail, which is also the
@@ -365,6 +369,22 @@
 // streams already open 429 too_many_log_streams; no runtime for the stack
 // 503 runtime_unavailable with Retry-After. The gauge
 // mu_gateway_log_streams counts open streams.
+//
+// # Traces
+//
+// With tracing on (Deps.TracerProvider, or otlp_endpoint; off by default)
+// each stack request is a span "gateway route" (server kind) with the
+// attributes http.request.method, mu.stack, mu.gateway, mu.endpoint (the
+// matched template), mu.function and http.response.status_code; a 5xx is
+// an error. A request with a W3C traceparent header continues that trace
+// (its sampling decision too); without one it starts a trace, sampled at
+// trace_sample_ratio. The runtime call is a child: over gRPC through the
+// client stats handler (service.TraceDialOptions), in process through the
+// context, so the trace nests the same either way. /_mu/ requests get no
+// span. With tracing off nothing is started, and the traceparent and
+// tracestate headers are handed on to the runtime as gRPC metadata as
+// they came, so a traced runtime behind an untraced gateway continues
+// the client's trace.
 //
 // # Operations
 //

@@ -12,6 +12,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
 
@@ -54,7 +55,8 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 	f := &chainFollow{s: s, region: region, cc: conn, balances: map[string]uint64{}, owners: map[ids.StackID]stackOwner{}}
 	if conn == nil {
 		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
+			append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes))},
+				service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: chain_indexer_addr: %w", err)
 		}

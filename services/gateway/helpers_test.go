@@ -22,6 +22,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -217,6 +218,15 @@ func newHarnessClock(t *testing.T, now func() time.Time, opts ...harnessOpt) *ha
 	deps := gateway.Deps{Runtimes: res, Usage: sink, Logger: testLogger(t)}
 	for _, o := range opts {
 		o(&cfg, &deps)
+	}
+	if deps.TracerProvider != nil {
+		// Traced: the runtime connection carries the trace context, as
+		// the gateway's own (cluster) connections do.
+		tconns := gateway.NewConns(append(gateway.RuntimeDialOptions(cfg.Base), service.TraceDialOptions(deps.TracerProvider)...)...)
+		t.Cleanup(func() { tconns.Close() })
+		if deps.Runtimes, err = gateway.DialRuntime(tconns, rt.addr); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := gateway.New(cfg, deps)
 	if err != nil {

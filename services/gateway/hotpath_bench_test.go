@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -108,17 +110,17 @@ func (w *benchWriter) reset() {
 // service.Runner, the server the runtime serves Invoke from (same server
 // options and interceptors), and returns a connection to it from Conns,
 // as the gateway dials runtimes.
-func startHelloGRPC(b *testing.B) *grpc.ClientConn {
+func startHelloGRPC(b *testing.B, tp trace.TracerProvider) *grpc.ClientConn {
 	b.Helper()
 	base := service.DefaultBase("127.0.0.1:0", "")
 	base.MaxMessageBytes = 64 << 20 // the runtime's default max_message_bytes
-	run := service.NewRunner("runtime", base, service.RunnerOptions{})
+	run := service.NewRunner("runtime", base, service.RunnerOptions{TracerProvider: tp})
 	runtimev1.RegisterRuntimeServiceServer(run.GRPC(), newHelloRuntime())
 	if err := run.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { run.Close(nil) })
-	conns := gateway.NewConns()
+	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(base), service.TraceDialOptions(tp)...)...)
 	b.Cleanup(func() { conns.Close() })
 	cc, err := conns.Get(run.GRPCAddr())
 	if err != nil {
@@ -128,8 +130,9 @@ func startHelloGRPC(b *testing.B) *grpc.ClientConn {
 }
 
 // newHelloGateway is a gateway serving the hello stack through res, with
-// usage discarded; it returns the server and the request path.
-func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool) (*gateway.Server, string) {
+// usage discarded, traced by tp (nil: off); it returns the server and the
+// request path.
+func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool, tp trace.TracerProvider) (*gateway.Server, string) {
 	b.Helper()
 	cfg := gateway.DefaultConfig()
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -139,7 +142,7 @@ func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool) (*ga
 	// above what one process can send: the default 1000 requests a second
 	// would answer most of a benchmark with 429.
 	cfg.StackRate, cfg.StackBurst = 1e12, 1<<30
-	srv, err := gateway.New(cfg, gateway.Deps{Runtimes: res, Usage: usage.Discard{}})
+	srv, err := gateway.New(cfg, gateway.Deps{Runtimes: res, Usage: usage.Discard{}, TracerProvider: tp})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -266,11 +269,11 @@ func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 //     goroutine on a keep-alive connection of its own.
 func BenchmarkHotPath_HelloGET(b *testing.B) {
 	b.Run("handler/direct", func(b *testing.B) {
-		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false)
+		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false, nil)
 		serveHandler(b, srv, path)
 	})
 	b.Run("handler/grpc", func(b *testing.B) {
-		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), false)
+		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil)), false, nil)
 		serveHandler(b, srv, path)
 	})
 	b.Run("http/grpc", func(b *testing.B) {
@@ -305,7 +308,7 @@ func BenchmarkHotPath_HelloGET(b *testing.B) {
 // returns a function sending it one hello GET over HTTP, safe to call
 // from many goroutines (up to 64 keep-alive connections).
 func helloHTTP(b *testing.B) func() {
-	srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b)), true)
+	srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil)), true, nil)
 	url := "http://" + srv.Addr() + path
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.Cleanup(client.CloseIdleConnections)
@@ -321,4 +324,23 @@ func helloHTTP(b *testing.B) func() {
 			b.Errorf("got %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkHotPath_HelloGETTraced is BenchmarkHotPath_HelloGET's handler
+// cases with tracing on, every request sampled: the gateway route span,
+// and for handler/grpc the otelgrpc client and server spans and the trace
+// context in the call's metadata. The spans are recorded and dropped (a
+// provider with no span processor), so the figures are the tracing's own
+// cost without an exporter's.
+func BenchmarkHotPath_HelloGETTraced(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	b.Run("handler/direct", func(b *testing.B) {
+		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false, tp)
+		serveHandler(b, srv, path)
+	})
+	b.Run("handler/grpc", func(b *testing.B) {
+		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, tp)), false, tp)
+		serveHandler(b, srv, path)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -76,6 +77,8 @@ type exchange struct {
 	// recs are the usage records of the exchange, handed to the batcher
 	// (which copies them) without a slice of their own.
 	recs [2]usage.Record
+	// span is the request's gateway route span, nil with tracing off.
+	span trace.Span
 }
 
 // replayable reports whether a request of method may be sent to another
@@ -111,6 +114,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer putCall(c)
 	x := &c.x
 	x.w, x.r, x.start = w, r, time.Now()
+	if s.tracing {
+		s.startRouteSpan(x)
+		defer endRouteSpan(x)
+	}
 	if !s.flight.Enter() {
 		s.finishError(x, errorf(http.StatusServiceUnavailable, KindShuttingDown, "the gateway is shutting down"))
 		return
@@ -211,6 +218,9 @@ func (s *Server) serve(c *call) *httpError {
 		return e
 	}
 	x.function = m.Function
+	if x.span != nil {
+		routeSpanRouted(x.span, gwName, m.Path, m.Function)
+	}
 	if disabled {
 		if reason == "" {
 			reason = "escrow balance below the region minimum"
@@ -245,7 +255,12 @@ func (s *Server) serve(c *call) *httpError {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.InvokeTimeout)
 	defer cancel()
-	ctx = withTraceContext(ctx, r.Header)
+	if !s.tracing {
+		// Untraced, the gateway still hands the caller's trace context on
+		// (a traced runtime continues it); traced, the route span's
+		// context goes instead, through the runtime client.
+		ctx = withTraceContext(ctx, r.Header)
+	}
 	c.stackID = append(c.stackID[:0], st.id[:]...)
 	req := &c.req
 	req.StackId, req.Function, req.Request = c.stackID, m.Function, hreq
@@ -579,6 +594,9 @@ func (s *Server) finish(x *exchange, status int, hdrBytes int64, body []byte, sp
 		x.recs[0] = usage.Record{Stack: x.stack.id, Kind: usage.GatewayRequests, Amount: 1, Key: s.keys.Next(), Time: now}
 		x.recs[1] = usage.Record{Stack: x.stack.id, Kind: usage.GatewayTrafficBytes, Amount: uint64(traffic), Key: s.keys.Next(), Time: now}
 		s.usage.Add(x.recs[:]...)
+	}
+	if x.span != nil {
+		routeSpanAnswered(x.span, status)
 	}
 	x.w.WriteHeader(status)
 	if len(sent) > 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -53,6 +54,13 @@ type Deps struct {
 	// and may add and remove runtimes at any time. With Deps.Runtimes use
 	// NewLocalStaticRuntime instead.
 	Local *LocalRuntimes
+	// TracerProvider records the gateway's spans (a gateway route span
+	// per stack request; its gRPC calls'), and its context goes to the
+	// runtimes. The caller owns it. Nil builds one from the otlp_*
+	// settings, which are off by default (see service.RunnerOptions).
+	// Connections in Deps.Runtimes are the caller's: dial them with
+	// service.TraceDialOptions of the same provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a gateway node: the public HTTP edge of the stacks it is told
@@ -72,6 +80,9 @@ type Server struct {
 	flight   service.Flight // running handlers, so Close can wait for them
 	follow   *chainFollow   // nil when the gateway does not follow the chain
 	cluster  *cluster       // the resolver in cluster mode (also s.runtimes); nil otherwise
+	// tracing says whether requests get spans, from tracer.
+	tracing bool
+	tracer  trace.Tracer
 	// recvLimitOpt bounds an InvokeResponse on the wire: the response
 	// body and header limits plus grpcEnvelopeSlack.
 	recvLimitOpt grpc.CallOption
@@ -150,11 +161,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
 			1<<31-1))),
 	}
+	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.tracing = service.Tracing(s.run.TracerProvider())
+	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/gateway")
 	if s.runtimes == nil {
 		s.cluster = newCluster(s, deps.Local)
 		s.runtimes = s.cluster
 	}
-	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
 	m, err := newMetrics(s.run.Registry(), s)
 	if err != nil {
 		return nil, err
@@ -194,7 +207,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			region = pk[:]
 		}
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
 			s.stopSetup()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

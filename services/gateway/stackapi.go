@@ -88,6 +88,9 @@ type LogLine struct {
 	// Dropped is how many lines before this one the stream lost because it
 	// did not keep up.
 	Dropped uint64 `json:"dropped"`
+	// TraceID is the W3C trace id (hex) of the request whose call wrote
+	// the line, when it was traced; absent otherwise.
+	TraceID string `json:"trace_id,omitempty"`
 }
 
 // allowMethods answers 405 with an Allow header unless r's method is one
@@ -407,6 +410,7 @@ func logLine(e *runtimev1.LogEntry) LogLine {
 		Body:     e.GetBody(),
 		Node:     e.GetNode(),
 		Dropped:  e.GetDropped(),
+		TraceID:  e.GetTraceId(),
 	}
 	if id, err := ids.StackIDFromBytes(e.GetStackId()); err == nil {
 		l.Stack = id.String()

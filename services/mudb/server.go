@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/kvstore"
@@ -33,6 +34,11 @@ type Deps struct {
 	// Now is the node's clock for stored byte-seconds; nil means
 	// time.Now.
 	Now func() time.Time
+	// TracerProvider records the node's spans: a server span per call and
+	// a "mudb <Op>" span per data call (table, keys). The caller owns it.
+	// Nil builds one from the otlp_* settings, which are off by default
+	// (see service.RunnerOptions).
+	TracerProvider trace.TracerProvider
 }
 
 // keyLockStripes is how many queues keyLocks hashes keys onto.
@@ -48,6 +54,7 @@ type Server struct {
 	log     *slog.Logger
 	kv      *txnkv.Client
 	run     *service.Runner
+	tracer  trace.Tracer // of the data calls' spans (traceOps, with tracing on)
 	usage   *usage.Batcher
 	billing *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage or without BillingAddr
 	keys    *usage.Keys
@@ -97,10 +104,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.sweepCtx, s.sweepCancel = context.WithCancel(context.Background())
 	s.run = service.NewRunner("mudb", cfg.Base, service.RunnerOptions{
-		Logger:      log,
-		Registry:    deps.Registry,
-		GRPCOptions: []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countOps)},
+		Logger:            log,
+		Registry:          deps.Registry,
+		GRPCOptions:       []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countOps)},
+		TraceInterceptors: []grpc.UnaryServerInterceptor{s.traceOps},
+		TracerProvider:    deps.TracerProvider,
 	})
+	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/mudb")
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		kv.Close()
 		return nil, err
@@ -109,7 +119,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
 			kv.Close()
 			return nil, fmt.Errorf("mudb: %w", err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/rpcerr"
+	"github.com/muprotocol/mu/libs/service"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	storagev1 "github.com/muprotocol/mu/proto/mu/storage/v1"
 	"github.com/muprotocol/mu/services/runtime/internal/pool"
@@ -481,7 +482,8 @@ func (s *Server) instanceConfig(f *function, tape *wasm.Tape) wasm.InstanceConfi
 			if l.Source == wasm.SourceStderr {
 				src = logs.SourceStderr
 			}
-			s.logs.Publish(logs.Entry{Stack: f.stack, Function: f.assembly, Level: l.Level, Body: l.Body, Source: src})
+			s.logs.Publish(logs.Entry{Stack: f.stack, Function: f.assembly, Level: l.Level, Body: l.Body, Source: src,
+				TraceID: service.TraceID(l.Context)})
 		},
 	}
 }

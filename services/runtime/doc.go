@@ -14,6 +14,19 @@
 // stacks together, oldest first out), which StreamLogs sends first when
 // asked for a tail, and drops them when the stack leaves the node
 // (Undeploy, release, delete). With no_follow the stream ends after them.
+// A line written during a traced call carries the call's trace id
+// (LogEntry.trace_id).
+//
+// # Traces
+//
+// With tracing on (Deps.TracerProvider, or otlp_endpoint; off by default)
+// an Invoke's server span (gRPC, or in process from a gateway in the same
+// process) holds SpanInstanceWait (a warm instance from the pool or one
+// started for the call, and the node's memory for it; mu.instance.fresh)
+// and SpanWasmCall (mu.function, mu.fuel_used, mu.outcome as receipts name
+// it; an error status unless ok), and the wasm call holds the client spans
+// of the function's muDB and storage calls, whose trace context reaches
+// those services. Off, none is started.
 //
 // # Where stacks come from
 //

@@ -20,6 +20,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/rpcerr"
+	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -176,7 +177,8 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 		failures: s.metrics.chainDeployFailures, onDemand: semaphore.NewWeighted(int64(s.cfg.OnDemandDeploys))}
 	if conn == nil {
 		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
+			append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes))},
+				service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			return nil, fmt.Errorf("runtime: chain_indexer_addr: %w", err)
 		}

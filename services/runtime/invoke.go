@@ -15,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/rpcerr"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -89,7 +90,8 @@ func (s *Server) Invoke(ctx context.Context, req *runtimev1.InvokeRequest) (*run
 		resp.FuelUsed = ce.Fuel
 		resp.Error = &runtimev1.InvokeError{Kind: errorKind(ce.Kind), Message: ce.Message}
 		if ce.Kind != wasm.KindFunctionError {
-			s.logs.Publish(logs.Entry{Stack: id, Function: req.GetFunction(), Source: logs.SourceRuntime, Level: fnproto.LogLevelError, Body: ce.Error()})
+			s.logs.Publish(logs.Entry{Stack: id, Function: req.GetFunction(), Source: logs.SourceRuntime, Level: fnproto.LogLevelError, Body: ce.Error(),
+				TraceID: service.TraceID(ctx)})
 		}
 		s.metrics.invocationsBy(ce.Kind).Inc()
 	} else {
@@ -199,8 +201,10 @@ func (inv *invocation) run() {
 	// A pooled instance may have died while idle; that call never ran, so
 	// it is retried once on a fresh instance.
 	for attempt := 0; attempt < 2; attempt++ {
-		inst, err := s.pool.Get(ctx, f.poolKey, f.start)
+		wctx, wait := s.waitSpan(ctx, inv)
+		inst, err := s.pool.Get(wctx, f.poolKey, f.start)
 		if err != nil {
+			endWait(wait, nil, err)
 			if c, ok := wasm.AsCallError(err); ok {
 				inv.ce = c
 				inv.ce.Message = "instance failed to start: " + inv.ce.Message
@@ -219,16 +223,20 @@ func (inv *invocation) run() {
 			return
 		}
 		if !reserved {
-			if err := s.reserveMemory(ctx, f); err != nil {
+			if err := s.reserveMemory(wctx, f); err != nil {
+				endWait(wait, nil, err)
 				s.pool.Put(f.poolKey, inst)
 				inv.err = err
 				return
 			}
 			reserved = true
 		}
+		endWait(wait, inst, nil)
 		host := inv.d.newCall()
 		host.worker = inv.worker
-		res, err := inst.Call(ctx, inv.fnName, &inv.req, host.handle, inv.lim)
+		cctx, span := s.callSpan(ctx, inv)
+		res, err := inst.Call(cctx, inv.fnName, &inv.req, host.handle, inv.lim)
+		endWasmCall(span, res, err)
 		host.end()
 		s.pool.Put(f.poolKey, inst)
 		if !inv.finish(res, err) || ctx.Err() != nil {

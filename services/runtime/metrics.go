@@ -168,6 +168,7 @@ func (s *Server) toLogEntry(e *logs.Entry) *runtimev1.LogEntry {
 		Source:   src,
 		Dropped:  e.Dropped,
 		Node:     s.cfg.NodeName,
+		TraceId:  e.TraceID,
 	}
 }
 

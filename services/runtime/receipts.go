@@ -272,8 +272,10 @@ func outcomeOf(ce *wasm.CallError) string {
 // carry a tape. Its memory is reserved as any call's.
 func (inv *invocation) runSampled() {
 	s, ctx, f := inv.s, inv.ctx, inv.f
-	inst, err := s.engine.NewInstance(ctx, f.mod, s.instanceConfig(f, inv.sampled.tape))
+	wctx, wait := s.waitSpan(ctx, inv)
+	inst, err := s.engine.NewInstance(wctx, f.mod, s.instanceConfig(f, inv.sampled.tape))
 	if err != nil {
+		endWait(wait, nil, err)
 		if c, ok := wasm.AsCallError(err); ok {
 			inv.ce = c
 			inv.ce.Message = "instance failed to start: " + inv.ce.Message
@@ -285,15 +287,19 @@ func (inv *invocation) runSampled() {
 	defer inst.Close()
 	s.metrics.instancesStarted.Inc()
 	s.metrics.startupFuel.Add(float64(inst.StartupFuel))
-	if err := s.reserveMemory(ctx, f); err != nil {
+	if err := s.reserveMemory(wctx, f); err != nil {
+		endWait(wait, nil, err)
 		inv.err = err
 		return
 	}
+	endWait(wait, inst, nil)
 	defer s.releaseMemory(f)
 	host := inv.d.newCall()
 	host.worker = inv.worker
 	host.sampled = inv.sampled
-	res, err := inst.Call(ctx, inv.fnName, &inv.req, host.handle, inv.lim)
+	cctx, span := s.callSpan(ctx, inv)
+	res, err := inst.Call(cctx, inv.fnName, &inv.req, host.handle, inv.lim)
+	endWasmCall(span, res, err)
 	host.end()
 	inv.sampled.tape.Stop()
 	inv.finish(res, err)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
@@ -61,6 +62,14 @@ type Deps struct {
 	// it after the Server. Nil with ChainIndexerAddr set dials it; nil
 	// without it leaves the node to Deploy and Undeploy calls.
 	ChainIndexer grpc.ClientConnInterface
+	// TracerProvider records the node's spans (its gRPC server's, an
+	// instance wait and a wasm call per call, its muDB and storage
+	// calls'), and its context goes to muDB and storage. The caller owns
+	// it. Nil builds one from the otlp_* settings, which are off by
+	// default (see service.RunnerOptions). Clients in Deps.Mudb and
+	// Deps.Storage are the caller's: dial them with
+	// service.TraceDialOptions of the same provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a runtime node. Create it with New, start it with Start, stop it
@@ -83,6 +92,9 @@ type Server struct {
 	stconn  *grpc.ClientConn // dialled from StorageAddr; nil when Deps.Storage is used or none is configured
 	run     *service.Runner
 	inproc  *inProcessClient // InProcessClient
+	// tracing says whether calls get spans, from tracer.
+	tracing bool
+	tracer  trace.Tracer
 
 	// billing is dialled from BillingAddr; nil when Deps.Usage and
 	// Deps.Receipts are used or none is configured.
@@ -165,7 +177,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, fmt.Errorf("runtime: pool: %w", err)
 	}
-	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry})
+	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.tracing = service.Tracing(s.run.TracerProvider())
+	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/runtime")
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		s.pool.Close()
 		s.engine.Close()
@@ -175,9 +189,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.db.client == nil && cfg.MudbAddr != "" {
 		// grpc.NewClient connects lazily: an unreachable muDB fails the
 		// requests (Unavailable), not New.
-		s.mudb, err = grpc.NewClient(cfg.MudbAddr,
+		s.mudb, err = grpc.NewClient(cfg.MudbAddr, append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
+			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			s.pool.Close()
 			s.engine.Close()
@@ -190,9 +205,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.storage.client == nil && cfg.StorageAddr != "" {
 		// Lazy too: an unreachable storage service fails deploys that
 		// declare boxes (Unavailable) and the requests, not New.
-		s.stconn, err = grpc.NewClient(cfg.StorageAddr,
+		s.stconn, err = grpc.NewClient(cfg.StorageAddr, append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
+			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			if s.mudb != nil {
 				_ = s.mudb.Close()
@@ -263,8 +279,9 @@ func (s *Server) openUsage(cfg Config, deps Deps) error {
 			pk, _ := ledger.ParsePubkey(cfg.RegionID) // checked by Validate
 			region = pk[:]
 		}
-		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region,
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
+		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region, append([]grpc.DialOption{
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
+			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			return fmt.Errorf("runtime: %w", err)
 		}

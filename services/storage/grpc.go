@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mr-tron/base58"
+	"go.opentelemetry.io/otel/attribute"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -205,7 +206,7 @@ func (c *chunkReader[T]) Read(p []byte) (int, error) {
 }
 
 // Put implements StorageService.
-func (s *Server) Put(stream grpc.ClientStreamingServer[storagev1.PutRequest, storagev1.PutResponse]) error {
+func (s *Server) Put(stream grpc.ClientStreamingServer[storagev1.PutRequest, storagev1.PutResponse]) (err error) {
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -214,6 +215,9 @@ func (s *Server) Put(stream grpc.ClientStreamingServer[storagev1.PutRequest, sto
 	if h == nil {
 		return invalid("header: the first message must be a header")
 	}
+	ctx, span := s.opSpan(stream.Context(), "Put", h.GetBox(), 1)
+	var stored int64
+	defer func() { s.endOp(span, stored, err) }()
 	o, err := s.objectFrom(h.GetStackId(), h.GetBox(), h.GetKey())
 	if err != nil {
 		return err
@@ -236,20 +240,23 @@ func (s *Server) Put(stream grpc.ClientStreamingServer[storagev1.PutRequest, sto
 		}
 		return c.Chunk, true
 	}}
-	info, err := s.put(stream.Context(), o, body, size, s.cfg.MaxObjectBytes)
+	info, err := s.put(ctx, o, body, size, s.cfg.MaxObjectBytes)
 	if err != nil {
 		return err
 	}
+	stored = info.Size
 	return stream.SendAndClose(&storagev1.PutResponse{Object: objectInfo(info)})
 }
 
 // Get implements StorageService.
-func (s *Server) Get(req *storagev1.GetRequest, stream grpc.ServerStreamingServer[storagev1.GetResponse]) error {
+func (s *Server) Get(req *storagev1.GetRequest, stream grpc.ServerStreamingServer[storagev1.GetResponse]) (err error) {
+	ctx, span := s.opSpan(stream.Context(), "Get", req.GetBox(), 1)
+	var sent int64
+	defer func() { s.endOp(span, sent, err) }()
 	o, err := s.objectFrom(req.GetStackId(), req.GetBox(), req.GetKey())
 	if err != nil {
 		return err
 	}
-	ctx := stream.Context()
 	if _, err := s.needBox(ctx, o.stack, o.box); err != nil {
 		return err
 	}
@@ -274,7 +281,7 @@ func (s *Server) Get(req *storagev1.GetRequest, stream grpc.ServerStreamingServe
 		Object: objectInfo(info), Offset: req.GetOffset(), Length: uint64(n)}}}); err != nil {
 		return err
 	}
-	sent, err := sendChunks(rc, s.cfg.ChunkBytes, func(b []byte) error {
+	sent, err = sendChunks(rc, s.cfg.ChunkBytes, func(b []byte) error {
 		return stream.Send(&storagev1.GetResponse{Payload: &storagev1.GetResponse_Chunk{Chunk: b}})
 	})
 	s.traffic(o.stack, sent, false)
@@ -309,7 +316,9 @@ func sendChunks(r io.Reader, size int, send func([]byte) error) (int64, error) {
 }
 
 // Delete implements StorageService.
-func (s *Server) Delete(ctx context.Context, req *storagev1.DeleteRequest) (*storagev1.DeleteResponse, error) {
+func (s *Server) Delete(ctx context.Context, req *storagev1.DeleteRequest) (_ *storagev1.DeleteResponse, err error) {
+	ctx, span := s.opSpan(ctx, "Delete", req.GetBox(), 1)
+	defer func() { s.endOp(span, 0, err) }()
 	o, err := s.objectFrom(req.GetStackId(), req.GetBox(), req.GetKey())
 	if err != nil {
 		return nil, err
@@ -322,7 +331,15 @@ func (s *Server) Delete(ctx context.Context, req *storagev1.DeleteRequest) (*sto
 }
 
 // List implements StorageService.
-func (s *Server) List(ctx context.Context, req *storagev1.ListRequest) (*storagev1.ListResponse, error) {
+func (s *Server) List(ctx context.Context, req *storagev1.ListRequest) (_ *storagev1.ListResponse, err error) {
+	ctx, span := s.opSpan(ctx, "List", req.GetBox(), -1)
+	listed := -1
+	defer func() {
+		if span != nil && listed >= 0 {
+			span.SetAttributes(attribute.Int("mu.storage.keys", listed))
+		}
+		s.endOp(span, 0, err)
+	}()
 	stack, err := parseStack(req.GetStackId())
 	if err != nil {
 		return nil, err
@@ -338,6 +355,7 @@ func (s *Server) List(ctx context.Context, req *storagev1.ListRequest) (*storage
 	for _, o := range page {
 		resp.Objects = append(resp.Objects, objectInfo(o))
 	}
+	listed = len(page)
 	return resp, nil
 }
 

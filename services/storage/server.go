@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -41,6 +42,11 @@ type Deps struct {
 	// Now is the node's clock (upload signing times, signed URL expiry,
 	// byte-seconds); nil means time.Now.
 	Now func() time.Time
+	// TracerProvider records the node's spans: a server span per gRPC
+	// call and a "storage <Op>" span per object call (box, key count,
+	// bytes). The caller owns it. Nil builds one from the otlp_*
+	// settings, which are off by default (see service.RunnerOptions).
+	TracerProvider trace.TracerProvider
 }
 
 // Server is a storage node: mu.storage.v1.StorageService over gRPC and the
@@ -52,6 +58,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	run     *service.Runner
+	tracing bool // object calls get spans, from tracer (opSpan)
+	tracer  trace.Tracer
 	store   backend.Backend
 	now     func() time.Time
 	signKey []byte
@@ -121,7 +129,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.store, err = openBackend(cfg); err != nil {
 		return nil, err
 	}
-	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.tracing = service.Tracing(s.run.TracerProvider())
+	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/storage")
 	storagev1.RegisterStorageServiceServer(s.run.GRPC(), s)
 	s.run.AddHTTP("http", cfg.HTTPAddr, &http.Server{
 		Handler:           s.httpHandler(),
@@ -133,7 +143,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
 		sink = bs

@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -26,7 +26,7 @@ import (
 
 func newRunCommand() *cobra.Command {
 	var gatewayAddr, indexerAddr, billingAddr, dataDir string
-	var watch bool
+	var watch, traced bool
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
@@ -59,14 +59,22 @@ With --watch, a change to the project's Go files, go.mod, go.sum or mu.yaml
 rebuilds it and posts the new revision; the runtime starts the new
 revision's instances before it retires the old ones, so requests in flight
 finish on the old revision and none is dropped. A build that fails is
-reported and the last good revision keeps serving.`,
+reported and the last good revision keeps serving.
+
+With --trace, every request is traced across the services (OpenTelemetry,
+W3C trace context, in this process) and, when it has been answered, its
+span tree is printed to stderr: the gateway route, the runtime's Invoke,
+the instance wait, the wasm call (fuel, outcome) and each muDB and storage
+call (table, keys, bytes), indented under their parents with their
+durations. Function log lines then carry the first 8 hex digits of their
+request's trace id, as [trace 4bf92f35].`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir, watch)
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir, watch, traced)
 		},
 	}
 	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
@@ -74,6 +82,7 @@ reported and the last good revision keeps serving.`,
 	cmd.Flags().StringVar(&billingAddr, "billing-addr", "127.0.0.1:12050", "address of the local billing service's gRPC API (mu usage asks it)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where the local region keeps its data (default DIR/.mu/data)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "rebuild and redeploy when the project's sources change")
+	cmd.Flags().BoolVar(&traced, "trace", false, "trace each request and print its span tree to stderr")
 	return cmd
 }
 
@@ -109,7 +118,7 @@ func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*p
 // project, whose developer key lives in the project's DIR/.mu/keys.
 const devStackSeed = 1
 
-func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string, watch bool) error {
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string, watch, traced bool) error {
 	p, err := loadProject(stderr, dir)
 	if err != nil {
 		return err
@@ -127,7 +136,13 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	if dataDir == "" {
 		dataDir = filepath.Join(p.StateDir(), "data")
 	}
-	local, err := region.Start(ctx, region.Options{
+	var tp *sdktrace.TracerProvider
+	if traced {
+		// Every request sampled; the tree printed when its root ends.
+		tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(newSpanTree(stderr)))
+		defer tp.Shutdown(context.Background())
+	}
+	opts := region.Options{
 		DataDir:     dataDir,
 		Mudb:        &region.MudbOptions{},
 		Storage:     &region.StorageOptions{},
@@ -139,7 +154,11 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		Billing: &region.BillingOptions{Addr: billingAddr, Config: func(c *billing.Config) { c.SettleInterval = devSettleInterval }},
 		Runtime: &region.RuntimeOptions{},
 		Gateway: &region.GatewayOptions{HTTPAddr: gatewayAddr},
-	})
+	}
+	if tp != nil {
+		opts.TracerProvider = tp
+	}
+	local, err := region.Start(ctx, opts)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("start local region: %w", err)}
 	}
@@ -224,7 +243,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 			if fn == "" {
 				fn = "runtime"
 			}
-			fmt.Fprintf(stdout, "%s %-5s %s: %s\n", e.Time.Format("15:04:05.000"), strings.ToUpper(e.Level.String()), fn, e.Body)
+			writeLogLine(stdout, e.Time.Format("15:04:05.000"), e.Level.String(), fn, e.TraceID, e.Body)
 		}
 	}
 }

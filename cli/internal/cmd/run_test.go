@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,14 +133,16 @@ func TestRun_InvalidManifestNamesTheField(t *testing.T) {
 // startRun runs `mu run` on dir in the background until the returned stop
 // is called, and returns the first URL it printed and the chain-indexer's
 // address (the first printed line that is not a URL).
-func startRun(t *testing.T, dir, dataDir string) (url, indexer string, stop func() string) {
+func startRun(t *testing.T, dir, dataDir string, flags ...string) (url, indexer string, stop func() string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // --trace writes from the requests' goroutines
 	done := make(chan int, 1)
+	args := append([]string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", "--data-dir", dataDir},
+		append(flags, dir)...)
 	go func() {
-		done <- Run(ctx, []string{"run", "--gateway-addr", "127.0.0.1:0", "--chain-indexer-addr", "127.0.0.1:0", "--billing-addr", "127.0.0.1:0", "--data-dir", dataDir, dir}, nil, pw, &stderr)
+		done <- Run(ctx, args, nil, pw, &stderr)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -177,41 +180,31 @@ func startRun(t *testing.T, dir, dataDir string) (url, indexer string, stop func
 // TestRun_TodoKeepsItsDataAcrossRuns is examples/todo served by mu run,
 // stopped and run again: the todo written in the first run is there in
 // the second (muDB's embedded store under --data-dir).
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds wasm")
 	}
-	// A copy of the example outside the checkout, on the checkout's SDK.
-	dir := t.TempDir()
-	for _, f := range []string{"main.go", "mu.yaml"} {
-		b, err := os.ReadFile(filepath.Join("../../../examples/todo", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sdk, _ := filepath.Abs("../../../sdk/go")
-	fnproto, _ := filepath.Abs("../../../libs/fnproto")
-	goMod := "module todo\n\ngo 1.26\n\nrequire (\n\tgithub.com/muprotocol/mu/sdk/go v0.0.0\n\tgithub.com/muprotocol/mu/libs/fnproto v0.0.0\n)\n\n" +
-		"replace github.com/muprotocol/mu/sdk/go => " + sdk + "\n\nreplace github.com/muprotocol/mu/libs/fnproto => " + fnproto + "\n"
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := todoProject(t)
 	dataDir := t.TempDir()
-	do := func(method, url, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		req.Header.Set("x-user-id", "ann")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	do := func(method, url, body string) (int, string) { t.Helper(); return todoDo(t, method, url, body) }
 
 	url, indexer, stop := startRun(t, dir, dataDir)
 	checkIndexer(t, indexer)
@@ -236,6 +229,44 @@ func TestRun_TodoKeepsItsDataAcrossRuns(t *testing.T) {
 	if out := stop(); !strings.Contains(out, "revision 1 (unchanged on the ledger)") {
 		t.Fatalf("second run of the same code:\n%s", out)
 	}
+}
+
+// todoDo sends one request as user ann and returns the status and body.
+func todoDo(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("x-user-id", "ann")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// todoProject copies examples/todo outside the checkout, on the
+// checkout's SDK, and returns its directory.
+func todoProject(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"main.go", "mu.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../../examples/todo", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sdk, _ := filepath.Abs("../../../sdk/go")
+	fnproto, _ := filepath.Abs("../../../libs/fnproto")
+	goMod := "module todo\n\ngo 1.26\n\nrequire (\n\tgithub.com/muprotocol/mu/sdk/go v0.0.0\n\tgithub.com/muprotocol/mu/libs/fnproto v0.0.0\n)\n\n" +
+		"replace github.com/muprotocol/mu/sdk/go => " + sdk + "\n\nreplace github.com/muprotocol/mu/libs/fnproto => " + fnproto + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(goMod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // checkIndexer asks the chain-indexer mu run printed for the stacks it

@@ -412,10 +412,21 @@ func streamLogs(ctx context.Context, w io.Writer, s *session, key *ledger.Keypai
 		if fn == "" {
 			fn = "runtime"
 		}
-		fmt.Fprintf(w, "%s %-5s %s: %s\n", when, strings.ToUpper(l.Level), fn, l.Body)
+		writeLogLine(w, when, l.Level, fn, l.TraceID, l.Body)
 	}
 	if err := sc.Err(); err != nil && ctx.Err() != context.Canceled {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("the log stream from %s broke: %v", s.t.gateway.where("the gateway"), err)}
 	}
 	return nil
+}
+
+// writeLogLine writes one function log line as mu logs and mu run print
+// it: time, level, function, the request's trace id (its first 8 hex
+// digits, when the call was traced) and the body.
+func writeLogLine(w io.Writer, when, level, fn, traceID, body string) {
+	if traceID != "" {
+		fmt.Fprintf(w, "%s %-5s %s [trace %.8s]: %s\n", when, strings.ToUpper(level), fn, traceID, body)
+		return
+	}
+	fmt.Fprintf(w, "%s %-5s %s: %s\n", when, strings.ToUpper(level), fn, body)
 }

@@ -35,6 +35,9 @@ type Entry struct {
 	Body     string
 	Time     time.Time
 	Source   Source
+	// TraceID is the hex trace id of the call that wrote the line, when
+	// the call was traced; "" otherwise.
+	TraceID string
 	// Dropped is how many earlier lines this subscriber missed.
 	Dropped uint64
 }

@@ -1251,7 +1251,10 @@ type LogEntry struct {
 	// entries only; 0 for recent ones).
 	Dropped uint64 `protobuf:"varint,7,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	// The name of the runtime node that produced the entry (as in its logs and Status.node_name).
-	Node          string `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	Node string `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	// The W3C trace id (32 lowercase hex digits) of the call that wrote the entry, when the call was
+	// traced (otlp_endpoint set, the request sampled); empty otherwise.
+	TraceId       string `protobuf:"bytes,9,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1342,6 +1345,13 @@ func (x *LogEntry) GetNode() string {
 	return ""
 }
 
+func (x *LogEntry) GetTraceId() string {
+	if x != nil {
+		return x.TraceId
+	}
+	return ""
+}
+
 var File_mu_runtime_v1_runtime_proto protoreflect.FileDescriptor
 
 const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
@@ -1423,7 +1433,7 @@ const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x04tail\x18\x03 \x01(\rR\x04tail\x12\x1b\n" +
 	"\tno_follow\x18\x04 \x01(\bR\bnoFollow\"C\n" +
 	"\x12StreamLogsResponse\x12-\n" +
-	"\x05entry\x18\x01 \x01(\v2\x17.mu.runtime.v1.LogEntryR\x05entry\"\x94\x02\n" +
+	"\x05entry\x18\x01 \x01(\v2\x17.mu.runtime.v1.LogEntryR\x05entry\"\xaf\x02\n" +
 	"\bLogEntry\x12\x19\n" +
 	"\bstack_id\x18\x01 \x01(\fR\astackId\x12\x1a\n" +
 	"\bfunction\x18\x02 \x01(\tR\bfunction\x12-\n" +
@@ -1432,7 +1442,8 @@ const file_mu_runtime_v1_runtime_proto_rawDesc = "" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x120\n" +
 	"\x06source\x18\x06 \x01(\x0e2\x18.mu.runtime.v1.LogSourceR\x06source\x12\x18\n" +
 	"\adropped\x18\a \x01(\x04R\adropped\x12\x12\n" +
-	"\x04node\x18\b \x01(\tR\x04node*\x8c\x01\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x12\x19\n" +
+	"\btrace_id\x18\t \x01(\tR\atraceId*\x8c\x01\n" +
 	"\bLogLevel\x12\x19\n" +
 	"\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOG_LEVEL_TRACE\x10\x01\x12\x13\n" +

@@ -16,11 +16,14 @@ import (
 	_ "embed"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/gateway"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 func main() { service.Main(command()) }
@@ -52,13 +55,25 @@ func command() service.Command[options] {
 }
 
 // node is the gateway with the runtime connection it owns in static mode
-// (a clustered gateway owns its connections itself).
+// (a clustered gateway owns its connections itself) and the tracer
+// provider of both, nil with tracing off.
 type node struct {
 	*gateway.Server
 	conns *gateway.Conns
+	tp    *sdktrace.TracerProvider
+	// flush bounds the provider's last export: shutdown_timeout.
+	flush time.Duration
 }
 
-func (n *node) Close() error { return errors.Join(n.Server.Close(), n.conns.Close()) }
+func (n *node) Close() error {
+	err := errors.Join(n.Server.Close(), n.conns.Close())
+	if n.tp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), n.flush)
+		defer cancel()
+		err = errors.Join(err, n.tp.Shutdown(ctx))
+	}
+	return err
+}
 
 // checkMode requires exactly one of runtime_addr and cluster_bind_addr.
 func checkMode(o options) error {
@@ -83,11 +98,26 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 		log.Warn("no billing_addr: usage is discarded, nothing is billed")
 		deps.Usage = usage.Discard{}
 	}
-	conns := gateway.NewConns(gateway.RuntimeDialOptions(o.Base)...)
+	// One provider for the gateway and the runtime connection dialled
+	// here (the gateway would build its own from the same settings).
+	tp, err := o.Base.NewTracerProvider("gateway")
+	if err != nil {
+		return nil, err
+	}
+	shutdown := func() {
+		if tp != nil {
+			_ = tp.Shutdown(context.Background())
+		}
+	}
+	if tp != nil {
+		deps.TracerProvider = tp
+	}
+	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(o.Base), service.TraceDialOptions(deps.TracerProvider)...)...)
 	if o.RuntimeAddr != "" {
 		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 		if err != nil {
 			conns.Close()
+			shutdown()
 			return nil, err
 		}
 		deps.Runtimes = rt
@@ -95,9 +125,10 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 	srv, err := gateway.New(o.Config, deps)
 	if err != nil {
 		conns.Close()
+		shutdown()
 		return nil, err
 	}
-	n := &node{Server: srv, conns: conns}
+	n := &node{Server: srv, conns: conns, tp: tp, flush: o.ShutdownTimeout}
 	for _, spec := range o.Stacks {
 		if err := srv.PutStackSpec(spec); err != nil {
 			n.Close()

@@ -107,6 +107,7 @@ type Instance struct {
 	// Owned by the goroutine that is inside the guest (see mode), one at a time.
 	ready          bool // start-up is over
 	cur            *call
+	logCtx         context.Context // cur's context, until its last log line is out (endCall)
 	in             []byte
 	inOff          int
 	out            []byte
@@ -329,6 +330,7 @@ func executeFrameLen(function string, req *fnproto.Request) int {
 // inside the guest, before the guest reads the request.
 func (i *Instance) begin(c *call) *CallError {
 	i.cur = c
+	i.logCtx = c.ctx
 	i.in = append(i.in[:0], c.frame...)
 	i.inOff = 0
 	i.trapReason = nil
@@ -347,6 +349,7 @@ func (i *Instance) endCall(c *call, ce *CallError) {
 		i.dead.Store(true)
 		i.flushStderr()
 	}
+	i.logCtx = nil
 	if c.err != nil {
 		c.err.Fuel = c.fuel
 	}

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"context"
 
 	"github.com/muprotocol/mu/libs/fnproto"
 )
@@ -21,10 +22,14 @@ type Log struct {
 	Source LogSource
 	Level  fnproto.LogLevel
 	Body   string
+	// Context is the context of the call during which the line was
+	// written (its trace span), nil outside a call (start-up).
+	Context context.Context
 }
 
 func (i *Instance) emit(l Log) {
 	if i.cfg.Log != nil {
+		l.Context = i.logCtx
 		i.cfg.Log(l)
 	}
 }

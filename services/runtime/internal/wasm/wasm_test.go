@@ -363,12 +363,27 @@ func TestInstance_HostRequestsAndLogs(t *testing.T) {
 		var mu sync.Mutex
 		var logs []Log
 		inst = f.instance(t, mode, "log", InstanceConfig{Log: func(l Log) { mu.Lock(); logs = append(logs, l); mu.Unlock() }})
-		callOK(t, inst, "", nil)
+		// Each line carries the context of the call that wrote it (its
+		// trace span, in the runtime).
+		type callKey struct{}
+		ctx := context.WithValue(context.Background(), callKey{}, mode)
+		if _, err := inst.Call(ctx, "f", request(""), nil, defaultLimits); err != nil {
+			t.Fatal(err)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		want := []Log{{Source: SourceLog, Level: fnproto.LogLevelInfo, Body: "hello"}, {Source: SourceStderr, Level: fnproto.LogLevelError, Body: "oops"}}
-		if len(logs) != 2 || logs[0] != want[0] || logs[1] != want[1] {
+		if len(logs) != 2 {
 			t.Fatalf("logs %+v, want %+v", logs, want)
+		}
+		for i := range logs {
+			if logs[i].Context == nil || logs[i].Context.Value(callKey{}) != mode {
+				t.Errorf("log %d has context %v, not the call's", i, logs[i].Context)
+			}
+			logs[i].Context = nil
+			if logs[i] != want[i] {
+				t.Errorf("log %d: %+v, want %+v", i, logs[i], want[i])
+			}
 		}
 	})
 }
