@@ -71,7 +71,7 @@ func (r *Region) startTLS() error {
 	}
 	p.ca = ca
 	r.pki = p
-	var op service.Base
+	op := service.DefaultBase("127.0.0.1:0", "") // for its TLS settings' defaults
 	if err := r.secure(&op, certs.RoleOperator, "region"); err != nil {
 		return err
 	}
