@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -65,7 +67,13 @@ func (t *transport) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInf
 	m := t.r.current()
 	conn, info, err := m.server.ServerHandshake(raw)
 	if err != nil {
-		t.r.log.Warn("TLS handshake refused", "peer", raw.RemoteAddr().String(), "err", err)
+		// A peer that closes before a word (a TCP probe, a port scan) is
+		// not worth a warning.
+		level := slog.LevelWarn
+		if errors.Is(err, io.EOF) {
+			level = slog.LevelDebug
+		}
+		t.r.log.Log(context.Background(), level, "TLS handshake refused", "peer", raw.RemoteAddr().String(), "err", err)
 		return nil, nil, err
 	}
 	return conn, info, nil
