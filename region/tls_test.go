@@ -162,3 +162,51 @@ func getTodo(url string) error {
 	}
 	return nil
 }
+
+// TestProcesses_MTLSExecutorServesTodo runs a mu-executor child (gateway,
+// runtime and storage in one process, each part with a certificate of its
+// role) with the region's muDB in another, all over mTLS, and serves todo
+// through them.
+func TestProcesses_MTLSExecutorServesTodo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the service commands")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Start(ctx, Options{
+		Mode:      Processes,
+		DataDir:   t.TempDir(),
+		TLS:       &TLSOptions{},
+		Mudb:      &MudbOptions{},
+		Executors: &ExecutorOptions{Nodes: 1},
+		Process:   ProcessOptions{RepoDir: repo, LogDir: t.TempDir(), StopTimeout: 20 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	for _, f := range []string{"runtime-executor-1.crt", "gateway-executor-1-gateway.crt", "runtime-executor-1-runtime.crt", "storage-executor-1-storage.crt"} {
+		if _, err := os.Stat(filepath.Join(r.CertsDir(), f)); err != nil {
+			t.Errorf("executor certificate files: %v", err)
+		}
+	}
+	// The executor's parts refuse plaintext.
+	for _, addr := range []string{r.Gateway().grpcAddr, r.Runtime().Addr()} {
+		plain, err := grpc.NewClient(addr, plainRegion().tls.DialOption(certs.RoleRuntime))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := healthpb.NewHealthClient(plain).Check(ctx, &healthpb.HealthCheckRequest{}); err == nil {
+			t.Errorf("%s answered a plaintext health check", addr)
+		}
+		plain.Close()
+	}
+	id, _, _ := ids.NewStackID()
+	todo := deployTodo(t, r, id)
+	todo.want("POST", "/", "ann", `{"title":"milk"}`, 201, "")
+	todo.want("GET", "/", "ann", "", 200, `[{"title":"milk","done":false}]`)
+}
