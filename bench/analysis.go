@@ -142,6 +142,8 @@ func sideName(side string) string {
 	switch side {
 	case sideRemote:
 		return "gateway → gRPC → runtime"
+	case sideRemoteMTLS:
+		return "gateway → gRPC with mTLS → runtime"
 	case sideNative:
 		return "native net/http"
 	}

@@ -85,9 +85,10 @@ func (r *Results) WriteMarkdown(path string) error {
 	sec := r.section(w, "throughput")
 	if len(r.throughput) > 0 || len(r.wrk) > 0 {
 		w("\n## 1. Throughput and latency\n\n")
-		w("`GET /{stack}/greeting/greet/world` on the hello stack, three ways side by side, each served from the bench process: " +
+		w("`GET /{stack}/greeting/greet/world` on the hello stack, four ways side by side, each served from the bench process: " +
 			"**in process** — a local region whose gateway calls its runtime's `RuntimeService` in the same process, as `mu run` serves (region default); " +
 			"**remote** — a second local region with `GatewayOptions.ViaGRPC`: gateway → gRPC over loopback TCP → runtime; " +
+			"**remote, mTLS** — a third, remote too, with `Options.TLS`: every gRPC link TLS 1.3 with client certificates and the runtime authorizing the gateway's identity (the cost of mTLS on the remote hot path, beside plaintext remote); " +
 			"**native** — a `net/http` handler answering the same status, headers and 13-byte body. " +
 			"The load generator (package load: closed loop, each connection sends its next request when the previous answer is read) runs in a process of its own " +
 			"and tells the bench process when its measured phase starts (after the warm-up) and ends, so CPU (getrusage user + system), allocations " +
@@ -131,6 +132,9 @@ func (r *Results) WriteMarkdown(path string) error {
 		w("| through the gateway, in process (p50, c=1) | %.0f µs |\n", p50)
 		if rp, ok := r.value("p50_us_c1_remote"); ok {
 			w("| through the gateway, remote (p50, c=1) | %.0f µs |\n", rp)
+		}
+		if rp, ok := r.value("p50_us_c1_remote_mtls"); ok {
+			w("| through the gateway, remote with mTLS (p50, c=1) | %.0f µs |\n", rp)
 		}
 		w("\nOne hello call burns %.0f fuel.\n", b.fuelPerCall)
 	}
@@ -322,6 +326,8 @@ func sideLabel(side string) string {
 	switch side {
 	case sideRemote:
 		return "mu remote"
+	case sideRemoteMTLS:
+		return "mu remote, mTLS"
 	case sideNative:
 		return "native"
 	}

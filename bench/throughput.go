@@ -52,6 +52,8 @@ type throughputRow struct {
 	Concurrency        int
 	Gen                string // "mubench" (package load, in its own process) or "wrk"
 	Mu, Remote, Native *genResult
+	// RemoteMTLS is the remote path with mTLS on its gRPC hop.
+	RemoteMTLS *genResult `json:",omitempty"`
 }
 
 func (r *throughputRow) ratio() float64 { return ratioOf(r.Mu, r.Native) }
@@ -72,14 +74,20 @@ const (
 	sideNative = "native"
 	sideInProc = "inproc"
 	sideRemote = "remote"
+	// sideRemoteMTLS is sideRemote with mTLS on every gRPC link (the
+	// region's throwaway CA), measured in the same run: the latency cost
+	// of mTLS on the remote hot path.
+	sideRemoteMTLS = "remote_mtls"
 )
 
-var throughputSides = []string{sideInProc, sideRemote, sideNative}
+var throughputSides = []string{sideInProc, sideRemote, sideRemoteMTLS, sideNative}
 
 func sideSuffix(side string) string {
 	switch side {
 	case sideRemote:
 		return "_remote"
+	case sideRemoteMTLS:
+		return "_remote_mtls"
 	case sideNative:
 		return "_native"
 	}
@@ -87,9 +95,10 @@ func sideSuffix(side string) string {
 }
 
 var sideWhat = map[string]string{
-	sideInProc: "mu in process (gateway → runtime Invoke in the same process, as mu run serves)",
-	sideRemote: "mu remote (gateway → gRPC over loopback TCP → runtime)",
-	sideNative: "native net/http handler answering the same bytes",
+	sideInProc:     "mu in process (gateway → runtime Invoke in the same process, as mu run serves)",
+	sideRemote:     "mu remote (gateway → gRPC over loopback TCP → runtime)",
+	sideRemoteMTLS: "mu remote with mTLS (gateway → gRPC over TLS 1.3 with client certificates, loopback TCP → runtime authorizing the gateway's identity)",
+	sideNative:     "native net/http handler answering the same bytes",
 }
 
 // throughputPlan is how long and how often each side is driven.
@@ -108,7 +117,7 @@ func (s *Suite) throughputPlan() throughputPlan {
 	if s.opts.Quick {
 		// Only what bench-quick prints: in process at c=1 and 64, remote at 64.
 		return throughputPlan{concurrency: []int{1, 64}, rounds: 1, duration: 1500 * time.Millisecond, warmup: 500 * time.Millisecond,
-			skip: map[int][]string{1: {sideRemote}}}
+			skip: map[int][]string{1: {sideRemote, sideRemoteMTLS}}}
 	}
 	p := throughputPlan{concurrency: []int{1, 8, 64}, rounds: 2, duration: 4 * time.Second, warmup: time.Second,
 		wrk: 5 * time.Second, profile: 5 * time.Second, breakdown: 2000}
@@ -176,8 +185,9 @@ func (t *helloTarget) url(side string) string {
 	return t.paths[side].url
 }
 
-// startHello starts the two local regions (runtime and gateway in this
-// process, default configuration but for ViaGRPC), deploys
+// startHello starts the three local regions (runtime and gateway in this
+// process, default configuration but for ViaGRPC, and mTLS for the third),
+// deploys
 // examples/hello on each, asks each once for /greet/world and starts the
 // native twin of the answer.
 func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
@@ -194,16 +204,20 @@ func (s *Suite) startHello(ctx context.Context) (_ *helloTarget, err error) {
 	if t.dataDir, err = os.MkdirTemp("", "mubench-region-"); err != nil {
 		return nil, err
 	}
-	for _, side := range []string{sideInProc, sideRemote} {
+	for _, side := range []string{sideInProc, sideRemote, sideRemoteMTLS} {
 		p := &helloPath{side: side}
 		// Each runtime keeps its compiled artifacts across runs (like a
 		// deployed node), so the step does not pay two module compiles.
 		artifacts := filepath.Join(filepath.Dir(s.wasmCache), "mubench-throughput-"+side)
-		p.region, err = region.Start(ctx, region.Options{
+		opts := region.Options{
 			DataDir: filepath.Join(t.dataDir, side),
 			Runtime: &region.RuntimeOptions{Config: func(_ int, c *runtime.Config) { c.DataDir = artifacts }},
-			Gateway: &region.GatewayOptions{ViaGRPC: side == sideRemote},
-		})
+			Gateway: &region.GatewayOptions{ViaGRPC: side != sideInProc},
+		}
+		if side == sideRemoteMTLS {
+			opts.TLS = &region.TLSOptions{}
+		}
+		p.region, err = region.Start(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -324,7 +338,8 @@ func (s *Suite) runThroughput(ctx context.Context) error {
 			}
 		}
 		row := &throughputRow{Concurrency: c, Gen: "mubench",
-			Mu: runs[sideInProc].genResult(), Remote: runs[sideRemote].genResult(), Native: runs[sideNative].genResult()}
+			Mu: runs[sideInProc].genResult(), Remote: runs[sideRemote].genResult(), Native: runs[sideNative].genResult(),
+			RemoteMTLS: runs[sideRemoteMTLS].genResult()}
 		for _, side := range throughputSides {
 			if g := row.side(side); g != nil && g.Errors > 0 {
 				return fmt.Errorf("c=%d: %d errors from %s, first: %s", c, g.Errors, side, g.FirstError)
@@ -365,6 +380,8 @@ func (r *throughputRow) side(side string) *genResult {
 	switch side {
 	case sideRemote:
 		return r.Remote
+	case sideRemoteMTLS:
+		return r.RemoteMTLS
 	case sideNative:
 		return r.Native
 	}

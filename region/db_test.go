@@ -198,6 +198,7 @@ func testDBLimitsNameTheLimit(t *testing.T, path *path) {
 	r := path.start(t, Options{DataDir: t.TempDir(), Mudb: &MudbOptions{}, Storage: &StorageOptions{}})
 	p := deployProbe(t, r)
 	cfg := mudb.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cases := []struct {
 		what string
 		q    url.Values

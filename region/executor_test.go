@@ -11,29 +11,38 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/services/storage/upload"
 )
 
+// plainExecutorConfig is DefaultExecutorConfig with plaintext: true (for
+// every part: these tests run on loopback).
+func plainExecutorConfig() ExecutorConfig {
+	c := DefaultExecutorConfig()
+	c.Plaintext = true
+	return c
+}
+
 // testRegionID is a valid base58 region address for config tests.
 const testRegionID = "11111111111111111111111111111111"
 
 func TestExecutorConfig_ValidateNamesEachSettingAsTheFileSpellsIt(t *testing.T) {
-	if err := DefaultExecutorConfig().Validate(); err != nil {
+	if err := plainExecutorConfig().Validate(); err != nil {
 		t.Fatalf("the defaults are invalid: %v", err)
 	}
-	remote := DefaultExecutorConfig()
+	remote := plainExecutorConfig()
 	remote.MudbAddr, remote.StorageAddr = "mudb.internal:12020", "storage.internal:12030"
 	remote.Mudb.MaxTxnRetries = 0 // an invalid section that is not run is not checked, only refused when changed
 	if err := remote.Validate(); err == nil || !strings.Contains(err.Error(), "mudb_max_txn_retries: is set, but mudb_addr") {
 		t.Errorf("a changed mudb section with mudb_addr: got %v", err)
 	}
-	remote.Mudb = DefaultExecutorConfig().Mudb
+	remote.Mudb = DefaultExecutorConfig().Mudb // sections say nothing of plaintext: the top does
 	if err := remote.Validate(); err != nil {
 		t.Errorf("muDB and storage elsewhere: %v", err)
 	}
-	clustered := DefaultExecutorConfig()
+	clustered := plainExecutorConfig()
 	clustered.Cluster.BindAddr, clustered.Cluster.Join = "127.0.0.1:7946", []string{"10.0.0.2:7946"}
 	clustered.Cluster.Plaintext = true
 	clustered.ChainIndexerAddr, clustered.RegionID = "indexer:12040", testRegionID
@@ -74,7 +83,7 @@ func TestExecutorConfig_ValidateNamesEachSettingAsTheFileSpellsIt(t *testing.T) 
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultExecutorConfig()
+			c := plainExecutorConfig()
 			tc.edit(&c)
 			err := c.Validate()
 			if !errors.Is(err, service.ErrInvalidConfig) {
@@ -99,7 +108,7 @@ func TestExecutorConfig_ValidateNamesEachSettingAsTheFileSpellsIt(t *testing.T) 
 // testExecutorConfig is an executor on free loopback ports with its data
 // under dir.
 func testExecutorConfig(dir string) ExecutorConfig {
-	c := DefaultExecutorConfig()
+	c := plainExecutorConfig()
 	c.NodeName = "executor-test"
 	c.GRPCAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	c.Gateway.HTTPAddr, c.Gateway.GRPCAddr, c.Gateway.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -189,7 +198,7 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 			t.Errorf("executor admin %s: %d %s", path, code, body)
 		}
 	}
-	cc, err := (&Region{}).dialService("executor", e.Addr(), cfg.MaxMessageBytes)
+	cc, err := plainRegion().dialService(certs.RoleRuntime, e.Addr(), cfg.MaxMessageBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

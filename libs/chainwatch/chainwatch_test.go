@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -77,7 +79,7 @@ var testBackoff = Backoff{Initial: time.Millisecond, Max: 20 * time.Millisecond}
 // follow starts a stack follower of region on x; it runs until the test ends.
 func follow(t *testing.T, x *chainwatchtest.Indexer, region []byte, setup func(*Follower[*chainindexerv1.Stack])) (*Follower[*chainindexerv1.Stack], *recorder) {
 	t.Helper()
-	conn, err := Dial(x.Addr(), testBackoff)
+	conn, err := Dial(x.Addr(), testBackoff, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +340,7 @@ func TestFollower_BackoffGrowsToItsCapAndResetsAfterAnEvent(t *testing.T) {
 func TestFollower_RunReturnsOnlyWhenItsContextEnds(t *testing.T) {
 	x := chainwatchtest.New(t)
 	x.Stop() // never reachable
-	conn, err := Dial(x.Addr(), testBackoff)
+	conn, err := Dial(x.Addr(), testBackoff, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +389,7 @@ func TestFollower_CutOffSnapshotStartsOverWithoutRepeats(t *testing.T) {
 	x.CutNextStream(1, status.Error(codes.Unavailable, "connection reset"))
 	var once sync.Once
 	rec := &recorder{}
-	conn, err := Dial(x.Addr(), testBackoff)
+	conn, err := Dial(x.Addr(), testBackoff, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

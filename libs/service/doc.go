@@ -27,4 +27,10 @@
 // in-process call; TraceDialOptions is what every dial site adds, and
 // TraceLogHandler (in NewLogger) puts trace_id and span_id on log lines. Main is the whole of
 // a service binary's main function: config, logging, signals, exit codes.
+//
+// TLS is a node's mTLS on its internal gRPC links, from Base's tls_*
+// settings (or none with plaintext): the Runner's server requires a client
+// certificate of the region's CA and authorizes each call by the caller's
+// certificate role (Rules, Caller, RequireRole), and every connection a
+// service dials to another takes its credentials from TLS.DialOption(role).
 package service

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/muprotocol/mu/libs/ids"
@@ -169,7 +170,7 @@ func TestDialBilling_BatcherDeliversOverGRPC(t *testing.T) {
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	sink, conn, err := DialBilling(lis.Addr().String(), nil)
+	sink, conn, err := DialBilling(lis.Addr().String(), nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -92,6 +94,10 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,10 +132,10 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		}
 		s.signer = k
 	}
-	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider, TLS: tlsc, Rules: rules})
 	traced := service.TraceDialOptions(s.run.TracerProvider())
 	if s.ledger == nil && cfg.LedgerAddr != "" {
-		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base, traced...)
+		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base, tlsc, traced...)
 		if err != nil {
 			return nil, fmt.Errorf("billing: %w", err)
 		}
@@ -137,7 +143,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		s.closers = append(s.closers, c)
 	}
 	if s.indexer == nil && cfg.ChainIndexerAddr != "" {
-		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff(), traced...)
+		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff(), append([]grpc.DialOption{tlsc.DialOption(certs.RoleChainIndexer)}, traced...)...)
 		if err != nil {
 			return nil, fmt.Errorf("billing: chain_indexer_addr: %w", err)
 		}

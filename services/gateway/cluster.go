@@ -75,7 +75,7 @@ const candidateBuf = 8
 func newCluster(s *Server, local *LocalRuntimes) *cluster {
 	c := &cluster{
 		s:      s,
-		conns:  NewConns(append(RuntimeDialOptions(s.cfg.Base), service.TraceDialOptions(s.run.TracerProvider())...)...),
+		conns:  NewConns(append(RuntimeDialOptions(s.cfg.Base, s.tls), service.TraceDialOptions(s.run.TracerProvider())...)...),
 		local:  local,
 		table:  placement.NewTable(),
 		nodes:  map[placement.NodeID]*clusterNode{},

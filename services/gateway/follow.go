@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -55,7 +56,7 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 	f := &chainFollow{s: s, region: region, cc: conn, balances: map[string]uint64{}, owners: map[ids.StackID]stackOwner{}}
 	if conn == nil {
 		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
-			append([]grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes))},
+			append([]grpc.DialOption{s.tls.DialOption(certs.RoleChainIndexer), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes))},
 				service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: chain_indexer_addr: %w", err)

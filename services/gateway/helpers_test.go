@@ -177,6 +177,7 @@ type harness struct {
 
 func testConfig() gateway.Config {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
@@ -222,7 +223,11 @@ func newHarnessClock(t *testing.T, now func() time.Time, opts ...harnessOpt) *ha
 	if deps.TracerProvider != nil {
 		// Traced: the runtime connection carries the trace context, as
 		// the gateway's own (cluster) connections do.
-		tconns := gateway.NewConns(append(gateway.RuntimeDialOptions(cfg.Base), service.TraceDialOptions(deps.TracerProvider)...)...)
+		tlsc, err := service.NewTLS(cfg.Base, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tconns := gateway.NewConns(append(gateway.RuntimeDialOptions(cfg.Base, tlsc), service.TraceDialOptions(deps.TracerProvider)...)...)
 		t.Cleanup(func() { tconns.Close() })
 		if deps.Runtimes, err = gateway.DialRuntime(tconns, rt.addr); err != nil {
 			t.Fatal(err)

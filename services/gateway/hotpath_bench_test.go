@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
+	"github.com/muprotocol/mu/libs/certs/certstest"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
@@ -109,18 +111,33 @@ func (w *benchWriter) reset() {
 // startHelloGRPC serves a helloRuntime over loopback gRPC from a
 // service.Runner, the server the runtime serves Invoke from (same server
 // options and interceptors), and returns a connection to it from Conns,
-// as the gateway dials runtimes.
-func startHelloGRPC(b *testing.B, tp trace.TracerProvider) *grpc.ClientConn {
+// as the gateway dials runtimes, traced by tp (nil: off): plaintext, or
+// with mTLS (certificates of a throwaway CA, the runtime authorizing the
+// gateway's) when mtls.
+func startHelloGRPC(b *testing.B, tp trace.TracerProvider, mtls bool) *grpc.ClientConn {
 	b.Helper()
 	base := service.DefaultBase("127.0.0.1:0", "")
 	base.MaxMessageBytes = 64 << 20 // the runtime's default max_message_bytes
-	run := service.NewRunner("runtime", base, service.RunnerOptions{TracerProvider: tp})
+	base.Plaintext = true
+	gw := service.DefaultBase("127.0.0.1:0", "")
+	gw.Plaintext = true
+	if mtls {
+		p := certstest.New(b)
+		base.NodeName, gw.NodeName = "rt", "gw"
+		p.Secure(b, &base, certs.RoleRuntime)
+		p.Secure(b, &gw, certs.RoleGateway)
+	}
+	run := service.NewRunner("runtime", base, service.RunnerOptions{TracerProvider: tp, Rules: service.Rules{"/mu.runtime.v1.RuntimeService/*": {certs.RoleGateway}}})
 	runtimev1.RegisterRuntimeServiceServer(run.GRPC(), newHelloRuntime())
 	if err := run.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { run.Close(nil) })
-	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(base), service.TraceDialOptions(tp)...)...)
+	tlsc, err := service.NewTLS(gw, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(gw, tlsc), service.TraceDialOptions(tp)...)...)
 	b.Cleanup(func() { conns.Close() })
 	cc, err := conns.Get(run.GRPCAddr())
 	if err != nil {
@@ -135,6 +152,7 @@ func startHelloGRPC(b *testing.B, tp trace.TracerProvider) *grpc.ClientConn {
 func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool, tp trace.TracerProvider) (*gateway.Server, string) {
 	b.Helper()
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.NodeName = "bench"
 	cfg.ShutdownTimeout = 5 * time.Second
@@ -266,49 +284,58 @@ func serveHandler(b *testing.B, srv *gateway.Server, path string) {
 //     gRPC → the runtime: the whole request as a load generator sees it
 //     (net/http's client and server count too), one at a time;
 //   - http/grpc/c64: the same with 64 requests in flight, each client
-//     goroutine on a keep-alive connection of its own.
+//     goroutine on a keep-alive connection of its own;
+//   - handler/grpc-mtls, http/grpc-mtls, http/grpc-mtls/c64: the same
+//     three with mTLS on the gRPC hop (TLS 1.3, the runtime's server
+//     authorizing the gateway's certificate per call), side by side with
+//     plaintext: the latency cost of mTLS on the remote hot path.
 func BenchmarkHotPath_HelloGET(b *testing.B) {
 	b.Run("handler/direct", func(b *testing.B) {
 		srv, path := newHelloGateway(b, oneRuntime{directClient{srv: newHelloRuntime()}}, false, nil)
 		serveHandler(b, srv, path)
 	})
-	b.Run("handler/grpc", func(b *testing.B) {
-		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil)), false, nil)
-		serveHandler(b, srv, path)
-	})
-	b.Run("http/grpc", func(b *testing.B) {
-		get := helloHTTP(b)
-		get()
-		b.ReportAllocs()
-		m := startMeasure()
-		for b.Loop() {
+	for _, hop := range []struct {
+		name string
+		mtls bool
+	}{{"grpc", false}, {"grpc-mtls", true}} {
+		b.Run("handler/"+hop.name, func(b *testing.B) {
+			srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil, hop.mtls)), false, nil)
+			serveHandler(b, srv, path)
+		})
+		b.Run("http/"+hop.name, func(b *testing.B) {
+			get := helloHTTP(b, hop.mtls)
 			get()
-		}
-		m.report(b)
-	})
-	b.Run("http/grpc/c64", func(b *testing.B) {
-		const inFlight = 64
-		get := helloHTTP(b)
-		get()
-		b.SetParallelism(max(inFlight/runtime.GOMAXPROCS(0), 1))
-		b.ReportAllocs()
-		m := startMeasure()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
+			b.ReportAllocs()
+			m := startMeasure()
+			for b.Loop() {
 				get()
 			}
+			m.report(b)
 		})
-		b.StopTimer()
-		m.report(b)
-	})
+		b.Run("http/"+hop.name+"/c64", func(b *testing.B) {
+			const inFlight = 64
+			get := helloHTTP(b, hop.mtls)
+			get()
+			b.SetParallelism(max(inFlight/runtime.GOMAXPROCS(0), 1))
+			b.ReportAllocs()
+			m := startMeasure()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					get()
+				}
+			})
+			b.StopTimer()
+			m.report(b)
+		})
+	}
 }
 
-// helloHTTP starts a gateway over loopback gRPC to a hello runtime and
+// helloHTTP starts a gateway over loopback gRPC (mTLS when mtls) to a hello runtime and
 // returns a function sending it one hello GET over HTTP, safe to call
 // from many goroutines (up to 64 keep-alive connections).
-func helloHTTP(b *testing.B) func() {
-	srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil)), true, nil)
+func helloHTTP(b *testing.B, mtls bool) func() {
+	srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, nil, mtls)), true, nil)
 	url := "http://" + srv.Addr() + path
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.Cleanup(client.CloseIdleConnections)
@@ -340,7 +367,7 @@ func BenchmarkHotPath_HelloGETTraced(b *testing.B) {
 		serveHandler(b, srv, path)
 	})
 	b.Run("handler/grpc", func(b *testing.B) {
-		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, tp)), false, tp)
+		srv, path := newHelloGateway(b, gateway.NewStaticRuntime(startHelloGRPC(b, tp, false)), false, tp)
 		serveHandler(b, srv, path)
 	})
 }

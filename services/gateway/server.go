@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
@@ -76,6 +77,7 @@ type Server struct {
 	usage    *usage.Batcher
 	billing  *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage
 	run      *service.Runner
+	tls      *service.TLS // the gRPC links' credentials
 	metrics  *metrics
 	flight   service.Flight // running handlers, so Close can wait for them
 	follow   *chainFollow   // nil when the gateway does not follow the chain
@@ -145,8 +147,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "gateway", "node", cfg.NodeName)
+	tlsc, err := service.NewTLS(cfg.Base, log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s := &Server{
 		cfg:        cfg,
+		tls:        tlsc,
 		runtimes:   deps.Runtimes,
 		log:        log,
 		stacks:     newRegistry(),
@@ -161,7 +168,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		recvLimitOpt: grpc.MaxCallRecvMsgSize(int(min(cfg.MaxResponseBytes+int64(cfg.MaxResponseHeaderBytes)+grpcEnvelopeSlack,
 			1<<31-1))),
 	}
-	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider, TLS: tlsc, Rules: rules})
 	s.tracing = service.Tracing(s.run.TracerProvider())
 	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/gateway")
 	if s.runtimes == nil {
@@ -207,7 +214,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			region = pk[:]
 		}
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region, append([]grpc.DialOption{tlsc.DialOption(certs.RoleBilling)}, service.TraceDialOptions(s.run.TracerProvider())...)...); err != nil {
 			s.stopSetup()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -80,6 +81,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("mudb: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,6 +111,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.run = service.NewRunner("mudb", cfg.Base, service.RunnerOptions{
 		Logger:            log,
 		Registry:          deps.Registry,
+		TLS:               tlsc,
+		Rules:             rules,
 		GRPCOptions:       []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countOps)},
 		TraceInterceptors: []grpc.UnaryServerInterceptor{s.traceOps},
 		TracerProvider:    deps.TracerProvider,
@@ -119,7 +126,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, append([]grpc.DialOption{tlsc.DialOption(certs.RoleBilling)}, service.TraceDialOptions(s.run.TracerProvider())...)...); err != nil {
 			kv.Close()
 			return nil, fmt.Errorf("mudb: %w", err)
 		}

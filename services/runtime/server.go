@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
@@ -177,7 +177,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, fmt.Errorf("runtime: pool: %w", err)
 	}
-	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	tlsc, err := service.NewTLS(cfg.Base, s.log)
+	if err != nil {
+		s.pool.Close()
+		s.engine.Close()
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry, TracerProvider: deps.TracerProvider, TLS: tlsc, Rules: rules})
 	s.tracing = service.Tracing(s.run.TracerProvider())
 	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/runtime")
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
@@ -190,7 +196,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		// grpc.NewClient connects lazily: an unreachable muDB fails the
 		// requests (Unavailable), not New.
 		s.mudb, err = grpc.NewClient(cfg.MudbAddr, append([]grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			tlsc.DialOption(certs.RoleMudb),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
 			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
@@ -206,7 +212,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		// Lazy too: an unreachable storage service fails deploys that
 		// declare boxes (Unavailable) and the requests, not New.
 		s.stconn, err = grpc.NewClient(cfg.StorageAddr, append([]grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			tlsc.DialOption(certs.RoleStorage),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
 			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {
@@ -280,6 +286,7 @@ func (s *Server) openUsage(cfg Config, deps Deps) error {
 			region = pk[:]
 		}
 		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region, append([]grpc.DialOption{
+			s.run.TLS().DialOption(certs.RoleBilling),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes))},
 			service.TraceDialOptions(s.run.TracerProvider())...)...)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -103,6 +104,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,14 +127,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
-	var err error
 	if s.signKey, err = loadSigningKey(cfg); err != nil {
 		return nil, err
 	}
 	if s.store, err = openBackend(cfg); err != nil {
 		return nil, err
 	}
-	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider})
+	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider, TLS: tlsc, Rules: rules})
 	s.tracing = service.Tracing(s.run.TracerProvider())
 	s.tracer = s.run.TracerProvider().Tracer(service.TracerName + "/storage")
 	storagev1.RegisterStorageServiceServer(s.run.GRPC(), s)
@@ -143,7 +147,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, service.TraceDialOptions(s.run.TracerProvider())...); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, append([]grpc.DialOption{tlsc.DialOption(certs.RoleBilling)}, service.TraceDialOptions(s.run.TracerProvider())...)...); err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
 		sink = bs

@@ -54,6 +54,7 @@ func sampledHello(t *testing.T) (*billingv1.Receipt, []byte) {
 		t.Fatal(err)
 	}
 	cfg := runtime.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
 	cfg.ReceiptSampleRate = 1
 	sink := &receiptCollector{}

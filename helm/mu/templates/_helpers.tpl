@@ -126,5 +126,6 @@ Argument: dict "root" $ "component" name "base" dict.
 {{- define "mu.configFile" -}}
 {{- $v := index .root.Values (include "mu.valuesKey" .component) }}
 {{- $merged := mustMergeOverwrite (dict) .base (deepCopy (default (dict) $v.config)) }}
+{{- if $merged.plaintext }}{{ "# plaintext: true: b18-certs wires TLS\n" }}{{ end }}
 {{- toYaml $merged }}
 {{- end }}

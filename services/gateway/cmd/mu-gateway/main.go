@@ -15,6 +15,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -112,7 +113,12 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 	if tp != nil {
 		deps.TracerProvider = tp
 	}
-	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(o.Base), service.TraceDialOptions(deps.TracerProvider)...)...)
+	tlsc, err := service.NewTLS(o.Base, log)
+	if err != nil {
+		shutdown()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	conns := gateway.NewConns(append(gateway.RuntimeDialOptions(o.Base, tlsc), service.TraceDialOptions(deps.TracerProvider)...)...)
 	if o.RuntimeAddr != "" {
 		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 		if err != nil {
