@@ -33,6 +33,7 @@ func TestBase_TracingSettingsAreCheckedAndNamed(t *testing.T) {
 		{"negative ratio", func(b *Base) { b.TraceSampleRatio = -0.1 }, "trace_sample_ratio: -0.1 must be in 0..1"},
 	} {
 		b := DefaultBase("127.0.0.1:0", "")
+		b.Plaintext = true // the TLS settings are checked elsewhere
 		c.set(&b)
 		err := Invalid("svc", b.Validate())
 		switch {
