@@ -25,6 +25,10 @@ var (
 
 const gossipKeyFileSetting = "cluster_secret_key_file"
 
+// fileOfSetting is the Secret key (and `mu certs` file name) each file
+// setting reads.
+var fileOfSetting = map[string]string{"tls_cert_file": "tls.crt", "tls_key_file": "tls.key", "tls_ca_file": "ca.crt", gossipKeyFileSetting: "key"}
+
 var (
 	placeholderOnce sync.Once
 	placeholderCA   *certs.CA
