@@ -13,7 +13,8 @@ import (
 type ClusterOptions struct {
 	// Config, if set, adjusts every member's membership settings (probe
 	// and suspicion timings, secret key) after the region has set the
-	// bind address and the join list.
+	// bind address and the join list. The members gossip in plaintext
+	// unless it sets a key.
 	Config func(c *membership.Config)
 }
 
@@ -36,8 +37,15 @@ func (r *Region) clusterConfig(c *membership.Config) error {
 	r.mu.Lock()
 	c.Join = append([]string(nil), r.gossip...)
 	r.mu.Unlock()
+	// A region on one machine gossips in plaintext, said explicitly
+	// (membership refuses unencrypted gossip otherwise), unless Config
+	// gives a key.
+	c.Plaintext = true
 	if co.Config != nil {
 		co.Config(c)
+		if c.SecretKey != "" || c.SecretKeyFile != "" {
+			c.Plaintext = false
+		}
 	}
 	return nil
 }

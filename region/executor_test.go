@@ -35,6 +35,7 @@ func TestExecutorConfig_ValidateNamesEachSettingAsTheFileSpellsIt(t *testing.T) 
 	}
 	clustered := DefaultExecutorConfig()
 	clustered.Cluster.BindAddr, clustered.Cluster.Join = "127.0.0.1:7946", []string{"10.0.0.2:7946"}
+	clustered.Cluster.Plaintext = true
 	clustered.ChainIndexerAddr, clustered.RegionID = "indexer:12040", testRegionID
 	if err := clustered.Validate(); err != nil {
 		t.Errorf("a clustered executor following an indexer: %v", err)

@@ -126,7 +126,7 @@ func (r *rendered) secretFiles(t *testing.T, svc, mountPath string, v *corev1.Se
 // certificate, key and CA bundle, each a file the deployment mounts, and
 // is not plaintext; without, it says plaintext: true. The gateway and
 // runtimes read their gossip keys from a mounted file unless gossipOn is
-// false, when cluster_gossip_plaintext is true.
+// false, when cluster_plaintext is true.
 func transportFileProblems(where, svc string, cfg map[string]any, files map[string]string, tlsOn, gossipOn bool) []string {
 	var out []string
 	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -154,16 +154,16 @@ func transportFileProblems(where, svc string, cfg map[string]any, files map[stri
 		return out
 	}
 	p, _ := cfg[gossipKeyFileSetting].(string)
-	gossipPlain := cfg["cluster_gossip_plaintext"] == true
+	gossipPlain := cfg["cluster_plaintext"] == true
 	switch {
 	case gossipOn && (p == "" || gossipPlain):
-		bad("%s: gossip encryption is on but %s is %q and cluster_gossip_plaintext %v", where, gossipKeyFileSetting, p, cfg["cluster_gossip_plaintext"])
+		bad("%s: gossip encryption is on but %s is %q and cluster_plaintext %v", where, gossipKeyFileSetting, p, cfg["cluster_plaintext"])
 	case gossipOn:
 		if _, ok := files[p]; !ok {
 			bad("%s: %s %s is no mounted file", where, gossipKeyFileSetting, p)
 		}
 	case !gossipPlain:
-		bad("%s: gossip encryption is off but cluster_gossip_plaintext is %v", where, cfg["cluster_gossip_plaintext"])
+		bad("%s: gossip encryption is off but cluster_plaintext is %v", where, cfg["cluster_plaintext"])
 	}
 	return out
 }
@@ -306,11 +306,11 @@ func TestChart_TransportChecksCatchASharedCertificateAndPlaintext(t *testing.T) 
 		tlsOn, gossip bool
 		want          string
 	}{
-		{"TLS off without plaintext", map[string]any{"cluster_gossip_plaintext": true}, false, false, "plaintext is <nil>"},
+		{"TLS off without plaintext", map[string]any{"cluster_plaintext": true}, false, false, "plaintext is <nil>"},
 		{"plaintext with TLS on", map[string]any{"plaintext": true}, true, false, "plaintext: true, want mTLS"},
-		{"an unmounted certificate", map[string]any{"tls_cert_file": "/etc/tls.crt", "tls_key_file": "/var/run/mu/tls/tls.key", "tls_ca_file": "/var/run/mu/tls/ca.crt", "cluster_gossip_plaintext": true}, true, false, "tls_cert_file /etc/tls.crt is no mounted file"},
+		{"an unmounted certificate", map[string]any{"tls_cert_file": "/etc/tls.crt", "tls_key_file": "/var/run/mu/tls/tls.key", "tls_ca_file": "/var/run/mu/tls/ca.crt", "cluster_plaintext": true}, true, false, "tls_cert_file /etc/tls.crt is no mounted file"},
 		{"gossip on without a key file", map[string]any{"plaintext": true}, false, true, "gossip encryption is on but cluster_secret_key_file"},
-		{"gossip off without saying so", map[string]any{"plaintext": true}, false, false, "cluster_gossip_plaintext is <nil>"},
+		{"gossip off without saying so", map[string]any{"plaintext": true}, false, false, "cluster_plaintext is <nil>"},
 	} {
 		if ps := strings.Join(transportFileProblems(tc.name, "gateway", tc.cfg, files, tc.tlsOn, tc.gossip), "\n"); !strings.Contains(ps, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, ps, tc.want)

@@ -65,7 +65,28 @@ type Config struct {
 	JoinWait time.Duration
 	// SecretKey, if set, encrypts and authenticates gossip: 16, 24 or 32
 	// bytes, base64 (standard encoding). Every member needs the same key.
+	// Set at most one of SecretKey and SecretKeyFile.
 	SecretKey string
+	// SecretKeyFile names a file of gossip keys, one base64 key (16, 24 or
+	// 32 bytes) per line; blank lines and lines starting with # are
+	// skipped. The first key encrypts what this member sends; every key
+	// listed decrypts what it receives. The file is read again every
+	// KeyReloadInterval and a change takes effect without a restart, which
+	// is how keys rotate: add the new key as a second line on every
+	// member, then move it first everywhere, then remove the old one. A
+	// file that no longer parses keeps the keys in use (logged as an
+	// error). Kubernetes Secret volumes update in place, so a mounted
+	// Secret works.
+	SecretKeyFile string
+	// KeyReloadInterval is how often SecretKeyFile is read again for
+	// changes (a duration).
+	KeyReloadInterval time.Duration
+	// Plaintext allows gossip without encryption. With membership on,
+	// one of SecretKey, SecretKeyFile or Plaintext is required: gossip
+	// carries every member's address and readiness, and an unauthenticated
+	// packet could claim to be a runtime. Only regions on one machine (mu
+	// run, make cluster, tests) set it.
+	Plaintext bool
 	// ProbeInterval is how often a member probes a random other member (a
 	// duration).
 	ProbeInterval time.Duration
@@ -88,6 +109,13 @@ type Config struct {
 	// RetransmitMult scales how many times a message is gossiped:
 	// RetransmitMult × ceil(log10(members + 1)).
 	RetransmitMult int
+	// PushPullInterval is how often a member exchanges its whole state
+	// with a random other member over TCP (a duration; memberlist
+	// lengthens it past 32 members). Gossip reaches most members within a
+	// few GossipIntervals but gives up after RetransmitMult rounds, so a
+	// member that missed an update (a runtime turning Ready) learns it at
+	// the next push-pull: this bounds how stale a view can stay.
+	PushPullInterval time.Duration
 	// LeaveTimeout bounds a graceful leave's broadcast (a duration).
 	LeaveTimeout time.Duration
 }
@@ -134,7 +162,10 @@ func DefaultConfig() Config {
 		Join:                    nil,                    // first node of the region
 		JoinRetry:               1 * time.Second,        // a join attempt every second until one succeeds
 		JoinWait:                5 * time.Second,        // Start waits this long for the first join
-		SecretKey:               "",                     // plaintext gossip
+		SecretKey:               "",                     // no key: set one, a key file, or Plaintext
+		SecretKeyFile:           "",                     // no key file
+		KeyReloadInterval:       5 * time.Second,        // a rotated key file takes effect within 5 s
+		Plaintext:               false,                  // gossip must be encrypted when membership is on
 		ProbeInterval:           500 * time.Millisecond, // probe a member twice a second
 		ProbeTimeout:            250 * time.Millisecond, // an ack takes well under 1 ms on a LAN
 		SuspicionMult:           3,                      // suspect for 3 × max(1, log10 n) × ProbeInterval = 1.5 s
@@ -142,6 +173,7 @@ func DefaultConfig() Config {
 		GossipInterval:          100 * time.Millisecond, // gossip ten times a second
 		GossipNodes:             3,                      // to 3 members each time
 		RetransmitMult:          4,                      // each message 4 × ceil(log10(n + 1)) times
+		PushPullInterval:        2 * time.Second,        // a missed update arrives within a few seconds (memberlist's LAN default: 30 s)
 		LeaveTimeout:            2 * time.Second,        // a leave goes out within a few gossip intervals
 	}
 }
@@ -239,6 +271,12 @@ type List struct {
 
 	warnMu sync.Mutex
 	warned map[string]bool // members whose meta did not decode, warned about
+
+	// keyring holds the gossip keys (nil: plaintext); memberlist uses it
+	// and reloadKeys changes it. keysSeen is the key file's content last
+	// applied or refused (reloadKeys' goroutine only).
+	keyring  *memberlist.Keyring
+	keysSeen []byte
 }
 
 // Start creates the local member, binds BindAddr and starts joining Join
@@ -330,13 +368,20 @@ func Start(cfg Config, opts Options) (*List, error) {
 	mc.AdvertisePort = advPort
 	mc.Label = label(opts.Region)
 	mc.Logger = lg
-	if cfg.SecretKey != "" {
-		key, err := decodeKey(cfg.SecretKey)
-		if err != nil { // Validate checked it; keep the check beside its use
+	keys, err := cfg.loadKeys()
+	if err != nil {
+		_ = nt.Shutdown()
+		return nil, fmt.Errorf("membership: start %s: %w", name, err)
+	}
+	if len(keys.keys) > 0 {
+		kr, err := memberlist.NewKeyring(keys.keys, keys.keys[0])
+		if err != nil {
 			_ = nt.Shutdown()
-			return nil, fmt.Errorf("membership: start %s: cluster_secret_key: %w", name, err)
+			return nil, fmt.Errorf("membership: start %s: gossip keys: %w", name, err)
 		}
-		mc.SecretKey = key
+		mc.Keyring = kr
+		l.keyring = kr
+		l.keysSeen = keys.raw
 	}
 	mc.ProbeInterval = cfg.ProbeInterval
 	mc.ProbeTimeout = cfg.ProbeTimeout
@@ -345,6 +390,7 @@ func Start(cfg Config, opts Options) (*List, error) {
 	mc.GossipInterval = cfg.GossipInterval
 	mc.GossipNodes = cfg.GossipNodes
 	mc.RetransmitMult = cfg.RetransmitMult
+	mc.PushPullInterval = cfg.PushPullInterval
 	l.dlg = &delegate{meta: metaBytes, log: log}
 	mc.Delegate = l.dlg
 	l.evs = &events{wake: l.wake}
@@ -357,7 +403,10 @@ func Start(cfg Config, opts Options) (*List, error) {
 	}
 	l.ml = ml
 	log.Info("membership: started", "name", name, "bind", l.addr, "advertise", l.local.Addr,
-		"encrypted", cfg.SecretKey != "", "join", cfg.Join)
+		"encrypted", l.keyring != nil, "join", cfg.Join)
+	if cfg.SecretKeyFile != "" {
+		go l.reloadKeys()
+	}
 
 	last := []Member{l.local}
 	l.notify(last)

@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +38,15 @@ func testConfig() Config {
 	c.BindAddr = "127.0.0.1:0"
 	c.JoinRetry = 100 * time.Millisecond
 	c.JoinWait = 0 // TestStartWaitsForTheFirstJoin covers it
+	c.Plaintext = true
+	return c
+}
+
+// encrypted is testConfig with key instead of plaintext.
+func encrypted(k string) Config {
+	c := testConfig()
+	c.Plaintext = false
+	c.SecretKey = k
 	return c
 }
 
@@ -639,30 +650,20 @@ func refused(t *testing.T, members []*node, name string, cfg Config, region stri
 func TestEncryption(t *testing.T) {
 	t.Run("same key", func(t *testing.T) {
 		for _, n := range []int{16, 24, 32} {
-			cfg := testConfig()
-			cfg.SecretKey = key(1, n)
-			cluster(t, 3, cfg)
+			cluster(t, 3, encrypted(key(1, n)))
 		}
 	})
 	t.Run("other key", func(t *testing.T) {
-		cfg := testConfig()
-		cfg.SecretKey = key(1, 32)
-		nodes := cluster(t, 2, cfg)
-		other := testConfig()
-		other.SecretKey = key(2, 32)
-		refused(t, nodes, "intruder", other, testRegion)
+		nodes := cluster(t, 2, encrypted(key(1, 32)))
+		refused(t, nodes, "intruder", encrypted(key(2, 32)), testRegion)
 	})
 	t.Run("plaintext joins encrypted", func(t *testing.T) {
-		cfg := testConfig()
-		cfg.SecretKey = key(1, 16)
-		nodes := cluster(t, 2, cfg)
+		nodes := cluster(t, 2, encrypted(key(1, 16)))
 		refused(t, nodes, "plain", testConfig(), testRegion)
 	})
 	t.Run("encrypted joins plaintext", func(t *testing.T) {
 		nodes := cluster(t, 2, testConfig())
-		cfg := testConfig()
-		cfg.SecretKey = key(1, 16)
-		refused(t, nodes, "secret", cfg, testRegion)
+		refused(t, nodes, "secret", encrypted(key(1, 16)), testRegion)
 	})
 }
 
@@ -884,5 +885,104 @@ func TestRuntimes_PicksTheReadyRuntimesOfTheRegionAndSelf(t *testing.T) {
 	}
 	if len(bad) != 1 || bad["f"] == nil {
 		t.Fatalf("bad %v, want f", bad)
+	}
+}
+
+// TestGossipKeysRotateWithoutARestart rotates the key of a running
+// region through its key files (add the new key second, make it first,
+// drop the old one) and checks that the members stay one list, that a
+// newcomer with the new key alone joins and one with the old key alone is
+// refused, and that a key file that no longer parses keeps the keys in use.
+func TestGossipKeysRotateWithoutARestart(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := key(1, 32), key(2, 32)
+	files := []string{filepath.Join(dir, "n0.keys"), filepath.Join(dir, "n1.keys")}
+	write := func(lines ...string) {
+		for _, f := range files {
+			if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("# the region's gossip keys", oldKey)
+	cfg := testConfig()
+	cfg.Plaintext = false
+	cfg.KeyReloadInterval = 20 * time.Millisecond
+	cfg.SecretKeyFile = files[0]
+	first := start(t, "n0", cfg)
+	cfg.SecretKeyFile = files[1]
+	cfg.Join = []string{first.l.Addr()}
+	second := start(t, "n1", cfg)
+	nodes := []*node{first, second}
+	waitFor(t, converge, "the two members see each other", func() bool {
+		return len(first.seen()) == 2 && len(second.seen()) == 2
+	})
+	decoded := func(k string) []byte {
+		b, err := decodeKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	keysAre := func(primary string, n int) func() bool {
+		return func() bool {
+			for _, x := range nodes {
+				if len(x.l.keyring.GetKeys()) != n || !bytes.Equal(x.l.keyring.GetPrimaryKey(), decoded(primary)) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	write(oldKey, newKey)
+	waitFor(t, 5*time.Second, "both members hold the new key beside the old", keysAre(oldKey, 2))
+	write(newKey, oldKey)
+	waitFor(t, 5*time.Second, "both members encrypt with the new key", keysAre(newKey, 2))
+	write(newKey)
+	waitFor(t, 5*time.Second, "both members dropped the old key", keysAre(newKey, 1))
+
+	write("not a key")
+	time.Sleep(10 * cfg.KeyReloadInterval) // several reloads of the broken file
+	if !keysAre(newKey, 1)() {
+		t.Fatal("a key file that does not parse changed the keys in use")
+	}
+
+	refused(t, nodes, "old-key", encrypted(oldKey), testRegion)
+	late := encrypted(newKey)
+	late.Join = []string{first.l.Addr()}
+	x := start(t, "new-key", late)
+	waitFor(t, converge, "a newcomer with the new key alone joins both members", func() bool {
+		return len(x.seen()) == 3 && len(first.seen()) == 3 && len(second.seen()) == 3
+	})
+}
+
+func TestStartRefusesABadKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, c := range map[string]struct{ content, want string }{
+		"empty":     {"# nothing yet\n\n", "holds no key"},
+		"short key": {key(1, 16) + "\n" + key(1, 20) + "\n", "line 2: decodes to 20 bytes"},
+		"twice":     {key(1, 16) + "\n" + key(1, 16) + "\n", "line 2: the same key is listed twice"},
+		"missing":   {"", "no such file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+			if name != "missing" {
+				if err := os.WriteFile(f, []byte(c.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := testConfig()
+			cfg.Plaintext = false
+			cfg.SecretKeyFile = f
+			l, err := Start(cfg, Options{NodeName: "a", Role: RoleRuntime, Region: testRegion})
+			if err == nil {
+				l.Close()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), "cluster_secret_key_file") || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q: want cluster_secret_key_file and %q", err, c.want)
+			}
+		})
 	}
 }

@@ -60,6 +60,15 @@ func (c Config) Validate() error {
 		if _, err := decodeKey(c.SecretKey); err != nil {
 			bad("secret_key", "%v", err)
 		}
+		if c.SecretKeyFile != "" {
+			bad("secret_key_file", "set only one of cluster_secret_key and cluster_secret_key_file")
+		}
+	}
+	if on && c.SecretKey == "" && c.SecretKeyFile == "" && !c.Plaintext {
+		bad("secret_key", "gossip must be encrypted: set cluster_secret_key or cluster_secret_key_file, or cluster_plaintext: true (regions on one machine only)")
+	}
+	if c.Plaintext && (c.SecretKey != "" || c.SecretKeyFile != "") {
+		bad("plaintext", "is set together with a gossip key: choose one")
 	}
 
 	durations := []struct {
@@ -71,6 +80,10 @@ func (c Config) Validate() error {
 		{"probe_timeout", c.ProbeTimeout},
 		{"gossip_interval", c.GossipInterval},
 		{"leave_timeout", c.LeaveTimeout},
+		{"push_pull_interval", c.PushPullInterval},
+	}
+	if c.SecretKeyFile != "" && c.KeyReloadInterval <= 0 {
+		bad("key_reload_interval", "%v is not a positive duration", c.KeyReloadInterval)
 	}
 	if c.JoinWait < 0 {
 		bad("join_wait", "%v is negative", c.JoinWait)

@@ -18,8 +18,12 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("DefaultConfig: %v", err)
 	}
 	c.BindAddr = "0.0.0.0:7946"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "cluster_secret_key: gossip must be encrypted") {
+		t.Errorf("DefaultConfig with a BindAddr and no key: %v, want gossip must be encrypted", err)
+	}
+	c.SecretKeyFile = "/etc/mu/gossip/keys"
 	if err := c.Validate(); err != nil {
-		t.Errorf("DefaultConfig with a BindAddr: %v", err)
+		t.Errorf("DefaultConfig with a BindAddr and a key file: %v", err)
 	}
 	if err := (Config{}).Validate(); err != nil {
 		t.Errorf("zero Config (off): %v", err)
@@ -30,7 +34,7 @@ func TestDefaultConfig(t *testing.T) {
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
 		switch name {
-		case "AdvertiseAddr", "Join", "SecretKey":
+		case "AdvertiseAddr", "Join", "SecretKey", "Plaintext":
 			continue
 		}
 		if v.Field(i).IsZero() {
@@ -40,12 +44,18 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	// on is membership on, plaintext unless f sets a key.
 	on := func(f func(*Config)) Config {
 		c := DefaultConfig()
 		c.BindAddr = "127.0.0.1:0"
 		f(&c)
+		if c.SecretKey == "" && c.SecretKeyFile == "" {
+			c.Plaintext = true
+		}
 		return c
 	}
+	noKey := DefaultConfig()
+	noKey.BindAddr = "127.0.0.1:0"
 	valid := []Config{
 		on(func(c *Config) {}),
 		on(func(c *Config) { c.BindAddr = ":7946" }),
@@ -59,6 +69,7 @@ func TestValidate(t *testing.T) {
 		on(func(c *Config) { c.SecretKey = key(0, 16) }),
 		on(func(c *Config) { c.SecretKey = key(0, 24) }),
 		on(func(c *Config) { c.SecretKey = key(0, 32) }),
+		on(func(c *Config) { c.SecretKeyFile = "/etc/mu/gossip/keys" }),
 		{AdvertiseAddr: "10.0.0.1:7946", ProbeInterval: time.Second}, // off, only what is set
 	}
 	for _, c := range valid {
@@ -85,6 +96,11 @@ func TestValidate(t *testing.T) {
 		{on(func(c *Config) { c.Join = []string{""} }), []string{`cluster_join: entry 0 "": not host:port`}},
 		{on(func(c *Config) { c.SecretKey = "not base64!" }), []string{`cluster_secret_key: not standard base64`}},
 		{on(func(c *Config) { c.SecretKey = key(0, 20) }), []string{`cluster_secret_key: decodes to 20 bytes, want 16, 24 or 32`}},
+		{noKey, []string{`cluster_secret_key: gossip must be encrypted: set cluster_secret_key or cluster_secret_key_file, or cluster_plaintext: true`}},
+		{on(func(c *Config) { c.SecretKey = key(0, 16); c.SecretKeyFile = "keys" }), []string{`cluster_secret_key_file: set only one of cluster_secret_key and cluster_secret_key_file`}},
+		{on(func(c *Config) { c.SecretKey = key(0, 16); c.Plaintext = true }), []string{`cluster_plaintext: is set together with a gossip key`}},
+		{on(func(c *Config) { c.SecretKeyFile = "keys"; c.KeyReloadInterval = 0 }), []string{`cluster_key_reload_interval: 0s is not a positive duration`}},
+		{on(func(c *Config) { c.PushPullInterval = 0 }), []string{`cluster_push_pull_interval: 0s is not a positive duration`}},
 		{on(func(c *Config) { c.ProbeTimeout = c.ProbeInterval }), []string{`cluster_probe_timeout: 500ms is not below cluster_probe_interval 500ms`}},
 		{on(func(c *Config) { c.JoinRetry = 0 }), []string{`cluster_join_retry: 0s is not a positive duration`}},
 		{on(func(c *Config) { c.GossipNodes = 0 }), []string{`cluster_gossip_nodes: 0 is below 1`}},
@@ -118,6 +134,7 @@ func TestValidate(t *testing.T) {
 			`cluster_probe_interval: -1ns is not a positive duration`,
 			`cluster_probe_timeout: 0s is not a positive duration`,
 			`cluster_gossip_interval: 0s is not a positive duration`,
+			`cluster_push_pull_interval: 0s is not a positive duration`,
 			`cluster_leave_timeout: -1s is not a positive duration`,
 			`cluster_suspicion_mult: 0 is below 1`,
 			`cluster_suspicion_max_timeout_mult: -2 is below 1`,
@@ -154,6 +171,7 @@ func TestValidateNames(t *testing.T) {
 		BindAddr: "x", AdvertiseAddr: "x", Join: []string{"x"}, JoinRetry: -1, JoinWait: -1, SecretKey: "x",
 		ProbeInterval: -1, ProbeTimeout: -1, SuspicionMult: -1, SuspicionMaxTimeoutMult: -1,
 		GossipInterval: -1, GossipNodes: -1, RetransmitMult: -1, LeaveTimeout: -1,
+		SecretKeyFile: "keys", KeyReloadInterval: -1, Plaintext: true, PushPullInterval: -1,
 	}.Validate()
 	if err == nil {
 		t.Fatal("no error")

@@ -25,6 +25,7 @@ func newUnstartedCluster(t *testing.T, stacks int, edit func(*Config)) (*Server,
 	cfg.NodeName = "test"
 	cfg.RegionID = internalRegion
 	cfg.Cluster.BindAddr = "127.0.0.1:0"
+	cfg.Cluster.Plaintext = true
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -50,6 +50,7 @@ func newClusterHarness(t *testing.T, stacks int, opts ...harnessOpt) *clusterHar
 	cfg := testConfig()
 	cfg.RegionID = testRegion
 	cfg.Cluster.BindAddr = "127.0.0.1:0"
+	cfg.Cluster.Plaintext = true // one machine
 	deps := gateway.Deps{Usage: sink, Logger: testLogger(t)}
 	for _, o := range opts {
 		o(&cfg, &deps)
@@ -103,6 +104,7 @@ type runtimeMember struct {
 func memberConfig(join string) membership.Config {
 	cfg := membership.DefaultConfig()
 	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Plaintext = true // one machine
 	cfg.Join = []string{join}
 	return cfg
 }
@@ -584,6 +586,7 @@ func TestCluster_BadMemberListSettingsFailStart(t *testing.T) {
 	}
 	defer ln.Close()
 	cfg.Cluster.BindAddr = ln.Addr().String()
+	cfg.Cluster.Plaintext = true
 	srv, err := gateway.New(cfg, gateway.Deps{Usage: usage.Discard{}})
 	if err != nil {
 		t.Fatal(err)

@@ -168,6 +168,7 @@ func TestConfig_ClusterAndRetryDefaults(t *testing.T) {
 	}
 	cfg.InvokeAttempts = 1 // no retries: valid
 	cfg.Cluster.BindAddr = "127.0.0.1:7946"
+	cfg.Cluster.Plaintext = true
 	cfg.Cluster.Join = []string{"127.0.0.1:7947"}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -900,6 +900,7 @@ func TestNew_RequiresDeps(t *testing.T) {
 	}
 	both := testConfig()
 	both.Cluster.BindAddr = "127.0.0.1:0"
+	both.Cluster.Plaintext = true
 	_, err = gateway.New(both, gateway.Deps{Runtimes: rt, Usage: usage.Discard{}})
 	if err == nil || !strings.Contains(err.Error(), "exclude each other") {
 		t.Errorf("Runtimes and a cluster: %v, want an error", err)

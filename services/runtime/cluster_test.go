@@ -37,6 +37,7 @@ func clusterNode(t *testing.T, x *chainwatchtest.Indexer, mdb *fakeMudb, st *fak
 	cfg.MudbAddr = serveFakeMudb(t, mdb)
 	cfg.StorageAddr = serveFakeStorage(t, st)
 	cfg.Cluster.BindAddr = "127.0.0.1:0"
+	cfg.Cluster.Plaintext = true // one machine
 	cfg.Cluster.Join = join
 	cfg.LeaveDrain = 100 * time.Millisecond
 	// The first node owns every stack until the others join; it lets go

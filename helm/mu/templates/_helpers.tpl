@@ -122,7 +122,7 @@ plaintext: true
 {{- if .Values.gossip.encryption.enabled }}
 cluster_secret_key_file: {{ include "mu.gossipDir" . }}/key
 {{- else }}
-cluster_gossip_plaintext: true
+cluster_plaintext: true
 {{- end }}
 {{- end }}
 

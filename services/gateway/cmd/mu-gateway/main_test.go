@@ -84,6 +84,6 @@ func TestBinary_ServesAdminAndStopsOnSIGTERM(t *testing.T) {
 // TestBinary_ClusteredWithoutRuntimeAddr runs the binary with a member
 // list and no runtime_addr.
 func TestBinary_ClusteredWithoutRuntimeAddr(t *testing.T) {
-	servicetest.CheckBinary(t, ".", []string{"--cluster-bind-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0"},
+	servicetest.CheckBinary(t, ".", []string{"--cluster-bind-addr=127.0.0.1:0", "--cluster-plaintext", "--http-addr=127.0.0.1:0"},
 		"mu_gateway_cluster_members", "mu_gateway_owner_changes_total")
 }
