@@ -87,6 +87,7 @@ type rendered struct {
 	objects    []runtime.Object
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	certs      []*certificate // cert-manager Certificates
 	services   []*corev1.Service
 	workloads  []workload
 }
@@ -149,6 +150,13 @@ func decodeStrict(stream []byte) ([]runtime.Object, error) {
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
 			continue
 		}
+		if cert, ok, err := decodeCertificate(doc); ok || err != nil {
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w\n%s", sourceOf(doc), err, doc)
+			}
+			out = append(out, cert)
+			continue
+		}
 		obj, gvk, err := dec.Decode(doc, nil, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w\n%s", sourceOf(doc), err, doc)
@@ -208,6 +216,8 @@ func load(t *testing.T, values string) *rendered {
 			r.secrets[o.Name] = o
 		case *corev1.Service:
 			r.services = append(r.services, o)
+		case *certificate:
+			r.certs = append(r.certs, o)
 		case *appsv1.Deployment, *appsv1.StatefulSet:
 			w, _ := workloadOf(o)
 			if len(w.labels) == 0 {
@@ -258,6 +268,9 @@ func (r *rendered) documentedSecrets() map[string]bool {
 	walk(r.values)
 	for name := range r.requiredTLSSecrets() {
 		out[name] = true
+	}
+	for _, c := range r.certs {
+		out[c.Spec.SecretName] = true // written by cert-manager
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -11,6 +13,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/muprotocol/mu/libs/certs"
 )
@@ -261,7 +266,7 @@ func TestChart_TLSAndGossipKeysComeFromMountedSecrets(t *testing.T) {
 			r := load(t, values)
 			sawOn = sawOn || r.tlsEnabled()
 			sawOff = sawOff || !r.tlsEnabled()
-			for _, p := range r.transportProblems(t) {
+			for _, p := range append(r.transportProblems(t), r.certificateProblems(t)...) {
 				t.Error(p)
 			}
 		})
@@ -273,7 +278,8 @@ func TestChart_TLSAndGossipKeysComeFromMountedSecrets(t *testing.T) {
 
 // TestChart_TransportChecksCatchASharedCertificateAndPlaintext makes sure
 // the checks above can fail: two components given one certificate Secret,
-// TLS off without plaintext, a certificate file nothing mounts.
+// Certificates with another identity, Secret or usages, TLS off without
+// plaintext, a certificate file nothing mounts.
 func TestChart_TransportChecksCatchASharedCertificateAndPlaintext(t *testing.T) {
 	minimal := path.Join(repoRoot, chartDir, "ci", "minimal-values.yaml")
 	stream, err := render(t, minimal, "--set", "mudb.tls.existingSecret=mu-gateway-tls")
@@ -293,6 +299,23 @@ func TestChart_TransportChecksCatchASharedCertificateAndPlaintext(t *testing.T) 
 	}
 	if ps := strings.Join(r.transportProblems(t), "\n"); !strings.Contains(ps, "certificate Secret mu-gateway-tls is also") {
 		t.Errorf("a certificate Secret shared by the gateway and mudb: %q", ps)
+	}
+
+	cm := load(t, path.Join(repoRoot, chartDir, "ci", "cert-manager-values.yaml"))
+	if len(cm.certs) != 6 {
+		t.Fatalf("ci/cert-manager-values.yaml renders %d Certificates, want one per component", len(cm.certs))
+	}
+	if ps := cm.certificateProblems(t); len(ps) != 0 {
+		t.Errorf("the chart's Certificates: %v", ps)
+	}
+	cm.certs[0].Spec.URIs = []string{"spiffe://mu/runtime/x"}
+	cm.certs[1].Spec.SecretName = "elsewhere"
+	cm.certs[2].Spec.Usages = []string{"server auth"}
+	ps := strings.Join(cm.certificateProblems(t), "\n")
+	for _, want := range []string{"uris [spiffe://mu/runtime/x], want [spiffe://mu/" + cm.certs[0].Metadata.Labels["app.kubernetes.io/component"], `writes Secret "elsewhere"`, `lack "client auth"`, "no Certificate writes"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("broken Certificates: %q, want %q", ps, want)
+		}
 	}
 
 	files := map[string]string{"/var/run/mu/tls/tls.crt": "", "/var/run/mu/tls/tls.key": "", "/var/run/mu/tls/ca.crt": "", "/var/run/mu/gossip/key": ""}
@@ -316,4 +339,122 @@ func TestChart_TransportChecksCatchASharedCertificateAndPlaintext(t *testing.T) 
 			t.Errorf("%s: %q, want %q", tc.name, ps, tc.want)
 		}
 	}
+}
+
+// certificate is the part of a cert-manager.io/v1 Certificate the chart
+// renders. It is decoded strictly (an unknown field is an error), without
+// depending on cert-manager's module.
+type certificate struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		SecretName string   `json:"secretName"`
+		CommonName string   `json:"commonName"`
+		URIs       []string `json:"uris"`
+		DNSNames   []string `json:"dnsNames"`
+		Usages     []string `json:"usages"`
+		PrivateKey struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		Duration    string `json:"duration"`
+		RenewBefore string `json:"renewBefore"`
+		IssuerRef   struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// GetObjectKind and DeepCopyObject make a certificate a runtime.Object
+// beside the typed Kubernetes objects.
+func (c *certificate) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+func (c *certificate) DeepCopyObject() runtime.Object   { d := *c; return &d }
+
+// decodeCertificate decodes a cert-manager.io document; ok is false for a
+// document of any other group.
+func decodeCertificate(doc []byte) (*certificate, bool, error) {
+	js, err := utilyaml.ToJSON(doc)
+	if err != nil {
+		return nil, false, err
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil || !strings.HasPrefix(head.APIVersion, "cert-manager.io/") {
+		return nil, false, nil
+	}
+	if head.APIVersion != "cert-manager.io/v1" || head.Kind != "Certificate" {
+		return nil, true, fmt.Errorf("%s %s: the check knows cert-manager.io/v1 Certificate only", head.APIVersion, head.Kind)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	var c certificate
+	if err := dec.Decode(&c); err != nil {
+		return nil, true, fmt.Errorf("Certificate: %w", err)
+	}
+	return &c, true, nil
+}
+
+// certificateProblems: each Certificate writes the Secret its component
+// mounts for its certificate, with that component's identity as its one
+// URI SAN, for servers and clients; with tls.certManager on, every
+// component's Secret is written by one.
+func (r *rendered) certificateProblems(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	bad := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	mounted := map[string]string{} // component → Secret of its tls_cert_file
+	for _, w := range r.workloads {
+		for _, c := range w.pod.Spec.Containers {
+			if p, _ := r.serviceConfig(t, w, c)["tls_cert_file"].(string); p != "" {
+				if _, v := mountOf(w.pod.Spec, c, p); v != nil && v.Secret != nil {
+					mounted[c.Name] = v.Secret.SecretName
+				}
+			}
+		}
+	}
+	written := map[string]bool{}
+	for _, c := range r.certs {
+		where := "Certificate/" + c.Metadata.Name
+		comp := c.Metadata.Labels["app.kubernetes.io/component"]
+		want := certs.Identity{Role: comp, Name: comp}.String()
+		if len(c.Spec.URIs) != 1 || c.Spec.URIs[0] != want {
+			bad("%s: uris %v, want [%s]", where, c.Spec.URIs, want)
+		}
+		if mounted[comp] != c.Spec.SecretName {
+			bad("%s: writes Secret %q, but %s mounts its certificate from %q", where, c.Spec.SecretName, comp, mounted[comp])
+		} else {
+			written[comp] = true
+		}
+		for _, u := range []string{"server auth", "client auth"} {
+			if !slices.Contains(c.Spec.Usages, u) {
+				bad("%s: usages %v lack %q (a service's certificate is its server and its client certificate)", where, c.Spec.Usages, u)
+			}
+		}
+		if c.Spec.IssuerRef.Name == "" {
+			bad("%s: no issuerRef.name", where)
+		}
+	}
+	tls, _ := r.values["tls"].(map[string]any)
+	cm, _ := tls["certManager"].(map[string]any)
+	ref, _ := cm["issuerRef"].(map[string]any)
+	if name, _ := ref["name"].(string); name != "" && r.tlsEnabled() {
+		for comp := range mounted {
+			if !written[comp] {
+				bad("tls.certManager.issuerRef is set but no Certificate writes %s's Secret %s", comp, mounted[comp])
+			}
+		}
+	} else if len(r.certs) > 0 {
+		bad("%d Certificates rendered without tls.certManager.issuerRef.name", len(r.certs))
+	}
+	return out
 }
