@@ -55,6 +55,9 @@ const (
 	// the stack cannot be deployed (its manifest or binaries are refused);
 	// no other node would do better (FAILED_PRECONDITION).
 	NotDeployable Reason = "NOT_DEPLOYABLE"
+	// CallerNotAuthorized: the caller's certificate identity (or its
+	// absence) does not allow the method (PERMISSION_DENIED).
+	CallerNotAuthorized Reason = "CALLER_NOT_AUTHORIZED"
 
 	// Reasons of mu.ledger.v1.LedgerService, one per typed ledger error
 	// (package libs/ledger) a write can end with; the client maps them

@@ -57,6 +57,31 @@ type Base struct {
 	LogLevel string
 	// LogFormat is how the binary writes its log to stderr: text or json.
 	LogFormat string
+	// TLSCertFile is this node's certificate (PEM; intermediates may follow
+	// it): its gRPC server's certificate and its client certificate on the
+	// gRPC links it dials. Its URI SAN spiffe://mu/<role>/<name> is the
+	// identity its peers authorize (`mu certs` issues them). Required
+	// unless plaintext.
+	TLSCertFile string
+	// TLSKeyFile is the private key of tls_cert_file (PEM). Required unless
+	// plaintext.
+	TLSKeyFile string
+	// TLSCAFile is the bundle of CAs (PEM) that sign the region's
+	// certificates: servers and clients alike are verified against it. It
+	// may hold the old and the new CA while a CA is rotated. Required
+	// unless plaintext.
+	TLSCAFile string
+	// TLSReloadInterval is how often the three TLS files are read again; a
+	// change (a Kubernetes Secret update, a rewritten file) is used by the
+	// handshakes after it, connections already made keep theirs. Files that
+	// do not make a valid set are refused with an error in the log and the
+	// old ones stay in use.
+	TLSReloadInterval time.Duration
+	// Plaintext turns TLS off on the gRPC server and the links this node
+	// dials, and with it caller authorization: any client may call any
+	// method. Only for local regions (mu run, tests) on loopback; the
+	// services of a region must all agree on it.
+	Plaintext bool
 }
 
 // ServiceBase returns b; through embedding, every Config has it, which is
@@ -85,6 +110,8 @@ func DefaultBase(grpcAddr, adminAddr string) Base {
 		ShutdownTimeout:  30 * time.Second, // drain on Close
 		LogLevel:         "info",
 		LogFormat:        "text",
+		// TLS files have no default: a node has them, or says plaintext.
+		TLSReloadInterval: 5 * time.Second, // re-read the TLS files
 	}
 }
 
@@ -126,6 +153,14 @@ func (b Base) Validate() []error {
 	}
 	if b.LogFormat != "text" && b.LogFormat != "json" {
 		p.Addf("log_format", "%q: want text or json", b.LogFormat)
+	}
+	if !b.Plaintext {
+		for _, f := range []struct{ name, value string }{{"tls_cert_file", b.TLSCertFile}, {"tls_key_file", b.TLSKeyFile}, {"tls_ca_file", b.TLSCAFile}} {
+			if f.value == "" {
+				p.Addf(f.name, "is required for mTLS on the gRPC links, or set plaintext: true (local regions only)")
+			}
+		}
+		p.PositiveDuration("tls_reload_interval", b.TLSReloadInterval)
 	}
 	return p.Errs()
 }

@@ -29,6 +29,9 @@ func (e *echo) Echo(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb
 
 const echoMethod = "/test.Echo/Echo"
 
+// echoRules let any role call the echo service.
+var echoRules = Rules{"/test.Echo/*": AnyRole}
+
 var echoDesc = grpc.ServiceDesc{
 	ServiceName: "test.Echo",
 	HandlerType: (*any)(nil),
@@ -60,6 +63,9 @@ type echoRunner struct {
 func startEcho(t *testing.T, b Base, opts RunnerOptions) *echoRunner {
 	t.Helper()
 	b.AdminAddr = ""
+	if opts.Rules == nil {
+		opts.Rules = echoRules
+	}
 	r := NewRunner("svc", b, opts)
 	e := &echo{fn: func(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) { return in, nil }}
 	r.GRPC().RegisterService(&echoDesc, e)
@@ -338,7 +344,7 @@ func TestUnary_CloseCancelsCallsAtShutdownTimeout(t *testing.T) {
 func BenchmarkUnary_InProcess(b *testing.B) {
 	base := testBase()
 	base.AdminAddr = ""
-	r := NewRunner("svc", base, RunnerOptions{})
+	r := NewRunner("svc", base, RunnerOptions{Rules: echoRules})
 	e := &echo{fn: func(_ context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) { return in, nil }}
 	r.GRPC().RegisterService(&echoDesc, e)
 	u := NewUnary(r, e, echoMethod, e.Echo)

@@ -45,6 +45,11 @@ type Runner struct {
 	// in-process calls (NewUnary) alike; calls counts the in-process ones.
 	unary []grpc.UnaryServerInterceptor
 	calls *inflight
+	tls   *TLS
+	rules Rules
+	// setupErr is what NewRunner could not do (load the TLS files); Start
+	// returns it.
+	setupErr error
 
 	mu        sync.Mutex
 	started   bool
@@ -87,6 +92,13 @@ type RunnerOptions struct {
 	// UnaryInterceptors run inside the Runner's own (metrics, recovery)
 	// on every unary call, over gRPC and in process alike.
 	UnaryInterceptors []grpc.UnaryServerInterceptor
+	// TLS is the node's transport security, shared with the connections
+	// the service dials (TLS.DialOption); nil makes it from Base (Start
+	// fails if the files do not load).
+	TLS *TLS
+	// Rules say which certificate roles may call each of the service's
+	// gRPC methods (see Rules); every method registered must have one.
+	Rules Rules
 }
 
 // NewRunner builds the gRPC server and the admin handler of service name
@@ -122,10 +134,28 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 			log.Warn("grpc metrics not registered", "err", err)
 		}
 	}
+	r.tls, r.rules = opts.TLS, opts.Rules
+	if r.tls == nil {
+		if r.tls, r.setupErr = NewTLS(base, log); r.setupErr != nil {
+			r.setupErr = fmt.Errorf("%s: %w", name, r.setupErr)
+			r.tls = &TLS{} // never serves: Start fails
+		}
+	}
 	recover := recovery.WithRecoveryHandler(r.recovered)
 	r.unary = append([]grpc.UnaryServerInterceptor{r.metrics.UnaryServerInterceptor(), recovery.UnaryServerInterceptor(recover)},
 		opts.UnaryInterceptors...)
+	// gRPC calls pass the authorizer after recovery; in-process ones
+	// (r.unary) never crossed a network and skip it.
+	unary := append([]grpc.UnaryServerInterceptor{}, r.unary[:2]...)
+	stream := []grpc.StreamServerInterceptor{r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)}
+	if !r.tls.Plaintext() {
+		a := &authorizer{name: name, rules: opts.Rules}
+		unary = append(unary, a.unary)
+		stream = append(stream, a.stream)
+	}
+	unary = append(unary, opts.UnaryInterceptors...)
 	sopts := append([]grpc.ServerOption{
+		grpc.Creds(r.tls.serverCredentials()),
 		// A Close that outlasts ShutdownTimeout cancels the RPCs still
 		// running and waits for their handlers, so a service's drain never
 		// frees what a handler still uses.
@@ -135,8 +165,8 @@ func NewRunner(name string, base Base, opts RunnerOptions) *Runner {
 		// Fixed windows: no BDP ping and ack per call (see Base.GRPCStreamWindow).
 		grpc.InitialWindowSize(int32(base.GRPCStreamWindow)),
 		grpc.InitialConnWindowSize(int32(base.GRPCConnWindow)),
-		grpc.ChainUnaryInterceptor(r.unary...),
-		grpc.ChainStreamInterceptor(r.metrics.StreamServerInterceptor(), recovery.StreamServerInterceptor(recover)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}, opts.GRPCOptions...)
 	r.grpc = grpc.NewServer(sopts...)
 	healthpb.RegisterHealthServer(r.grpc, readyHealth{Server: r.health, r: r})
@@ -168,6 +198,10 @@ func (r *Runner) recovered(p any) error {
 	r.log.Error("panic in a gRPC handler", "panic", p, "stack", string(debug.Stack()))
 	return status.Errorf(codes.Internal, "%s: internal error", r.name)
 }
+
+// TLS is the node's transport security: dial other services with
+// TLS().DialOption(role).
+func (r *Runner) TLS() *TLS { return r.tls }
 
 // GRPC is the gRPC server; register the service's APIs on it before Start.
 func (r *Runner) GRPC() *grpc.Server { return r.grpc }
@@ -217,6 +251,11 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("%s: Start after Close", r.name)
 	case r.started:
 		return fmt.Errorf("%s: already started", r.name)
+	case r.setupErr != nil:
+		return r.setupErr
+	}
+	if missing := r.rules.missing(r.grpc); len(missing) > 0 {
+		return fmt.Errorf("%s: no authorization rule (RunnerOptions.Rules) for %s", r.name, strings.Join(missing, ", "))
 	}
 	all := append([]*listener{{name: "grpc", addr: r.base.GRPCAddr}}, r.listeners...)
 	if r.base.AdminAddr != "" {
@@ -246,6 +285,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.calls.start()
 	for _, l := range all {
 		go r.serve(l)
+	}
+	if rl := r.tls.Reloader(); rl != nil {
+		go rl.Watch(r.closing)
 	}
 	r.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	r.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)

@@ -22,6 +22,7 @@ import (
 func testBase() Base {
 	b := DefaultBase("127.0.0.1:0", "127.0.0.1:0")
 	b.ShutdownTimeout = 2 * time.Second
+	b.Plaintext = true
 	return b
 }
 
@@ -123,7 +124,7 @@ func TestRunner_PprofWhenEnabled(t *testing.T) {
 func TestRunner_PanicInHandlerIsInternalError(t *testing.T) {
 	b := testBase()
 	b.AdminAddr = ""
-	r := NewRunner("svc", b, RunnerOptions{})
+	r := NewRunner("svc", b, RunnerOptions{Rules: Rules{"/test.Panicky/*": AnyRole}})
 	// A second health service under another name, whose handler panics.
 	desc := healthpb.Health_ServiceDesc
 	desc.ServiceName = "test.Panicky"
@@ -233,10 +234,22 @@ func TestBase_ValidateNamesEveryField(t *testing.T) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if Invalid("svc", DefaultBase("127.0.0.1:1", "").Validate()) != nil {
-		t.Error("defaults invalid")
+	b = DefaultBase("127.0.0.1:1", "")
+	b.Plaintext = true
+	if err := Invalid("svc", b.Validate()); err != nil {
+		t.Errorf("defaults with plaintext invalid: %v", err)
 	}
 	b = DefaultBase("127.0.0.1:1", "")
+	b.TLSReloadInterval = 0
+	err = Invalid("svc", b.Validate())
+	for _, want := range []string{"tls_cert_file: is required", "tls_key_file: is required", "tls_ca_file: is required",
+		"or set plaintext: true (local regions only)", "tls_reload_interval: must be positive"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("defaults without plaintext: error lacks %q: %v", want, err)
+		}
+	}
+	b = DefaultBase("127.0.0.1:1", "")
+	b.Plaintext = true
 	b.GRPCConnWindow = b.GRPCStreamWindow - 1
 	if err := Invalid("svc", b.Validate()); err == nil || !strings.Contains(err.Error(), "grpc_conn_window: 4194303 must be in grpc_stream_window (4194304)") {
 		t.Errorf("a connection window under the stream window: %v", err)
