@@ -256,3 +256,22 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 	}
 	return out, nil
 }
+
+// WriteNode issues a certificate for id (see Issue) and writes the node's
+// files into dir: <role>-<name>.crt and .key, and the CA certificate as
+// ca.crt. It returns their paths, as a node's tls_* settings take them.
+func (ca *CA) WriteNode(dir string, id Identity, dnsNames []string, ips []net.IP, validity time.Duration) (Files, error) {
+	is, err := ca.Issue(id, dnsNames, ips, validity)
+	if err != nil {
+		return Files{}, err
+	}
+	base := filepath.Join(dir, string(id.Role)+"-"+id.Name)
+	f := Files{Cert: base + ".crt", Key: base + ".key", CA: filepath.Join(dir, "ca.crt")}
+	if err := WriteFile(f.CA, ca.pem, 0o644); err != nil {
+		return Files{}, err
+	}
+	if err := is.WriteFiles(f.Cert, f.Key); err != nil {
+		return Files{}, err
+	}
+	return f, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -129,24 +130,62 @@ func (m *material) verifyServer(cs tls.ConnectionState, role Role) error {
 	return nil
 }
 
+// alertWait bounds how long a failed write waits to read the alert that
+// explains it (the server's refusal arrives just before it closes).
+const alertWait = 200 * time.Millisecond
+
 // clientConn names the server's refusal of this node's certificate, which
-// a TLS 1.3 client learns only when it reads after the handshake.
+// a TLS 1.3 client learns only after the handshake: on its first read, or
+// as a failed write when the server has already closed, when it reads the
+// alert that came before.
 type clientConn struct {
 	net.Conn
 	m         *material
 	role      Role
 	authority string
+	refusal   atomic.Pointer[error]
 }
 
 func (c *clientConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "remote error" {
-			leaf := c.m.cert.Leaf
-			err = fmt.Errorf("certs: the %s at %s refused this node's certificate %s (%s, serial %s, valid until %s; is it signed by a CA the server trusts, and unexpired?): %w",
-				c.role, c.authority, c.m.files.Cert, c.m.id, serialOf(leaf), leaf.NotAfter.UTC().Format(time.RFC3339), err)
+		if r := c.refused(err); r != nil {
+			return n, r
 		}
 	}
 	return n, err
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		if r := c.refusal.Load(); r != nil {
+			return n, *r
+		}
+		c.Conn.SetReadDeadline(time.Now().Add(alertWait))
+		var b [1]byte
+		if _, rerr := c.Conn.Read(b[:]); rerr != nil {
+			if r := c.refused(rerr); r != nil {
+				return n, fmt.Errorf("%w (%v)", r, err)
+			}
+		}
+	}
+	return n, err
+}
+
+// refused returns the error saying the server refused this node's
+// certificate when err is a TLS alert from the server, and nil otherwise.
+func (c *clientConn) refused(err error) error {
+	if r := c.refusal.Load(); r != nil {
+		return *r
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" {
+		return nil
+	}
+	leaf := c.m.cert.Leaf
+	r := fmt.Errorf("certs: the %s at %s refused this node's certificate %s (%s, serial %s, valid until %s; is it signed by a CA the server trusts, and unexpired?): %w",
+		c.role, c.authority, c.m.files.Cert, c.m.id, serialOf(leaf), leaf.NotAfter.UTC().Format(time.RFC3339), err)
+	c.refusal.CompareAndSwap(nil, &r)
+	return *c.refusal.Load()
 }

@@ -65,3 +65,9 @@ func (t *TLS) serverCredentials() credentials.TransportCredentials {
 	}
 	return certs.ServerCredentials(t.reloader)
 }
+
+// SetTLSFiles makes b use mTLS with the files f (a node's certificate, key
+// and CA bundle, as certs.CA.WriteNode writes them).
+func (b *Base) SetTLSFiles(f certs.Files) {
+	b.TLSCertFile, b.TLSKeyFile, b.TLSCAFile, b.Plaintext = f.Cert, f.Key, f.CA, false
+}
