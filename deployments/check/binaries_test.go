@@ -175,12 +175,12 @@ func expand(s string, vars map[string]string) string {
 // misspelt environment variable are both refused by the binary.
 func TestCheckConfig_CatchesAMisspeltSetting(t *testing.T) {
 	base := invocation{where: "test", service: "mudb", args: []string{"--config", "/etc/mu/mudb.yaml"},
-		files: map[string]string{"/etc/mu/mudb.yaml": "pd_endpoints: [pd:2379]\n"}}
+		files: map[string]string{"/etc/mu/mudb.yaml": "pd_endpoints: [pd:2379]\nplaintext: true\n"}}
 	if err := checkConfig(t, base); err != nil {
 		t.Fatalf("a valid config: %v", err)
 	}
 	bad := base
-	bad.files = map[string]string{"/etc/mu/mudb.yaml": "pd_endpoint: [pd:2379]\n"}
+	bad.files = map[string]string{"/etc/mu/mudb.yaml": "pd_endpoint: [pd:2379]\nplaintext: true\n"}
 	if err := checkConfig(t, bad); err == nil || !strings.Contains(err.Error(), `unknown setting "pd_endpoint"`) {
 		t.Errorf("misspelt key: %v", err)
 	}

@@ -62,7 +62,7 @@ func placeholder(t *testing.T, svc, name string) (content string, ok bool) {
 		if iss := issued[role]; iss != nil {
 			return iss
 		}
-		iss, err := placeholderCA.Issue(certs.Request{Identity: certs.Identity{Role: role, Name: role}, DNSNames: []string{role}, Validity: 24 * time.Hour})
+		iss, err := placeholderCA.Issue(certs.Identity{Role: certs.Role(role), Name: role}, []string{role}, nil, 24*time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -426,7 +426,7 @@ func (r *rendered) certificateProblems(t *testing.T) []string {
 	for _, c := range r.certs {
 		where := "Certificate/" + c.Metadata.Name
 		comp := c.Metadata.Labels["app.kubernetes.io/component"]
-		want := certs.Identity{Role: comp, Name: comp}.String()
+		want := certs.Identity{Role: certs.Role(comp), Name: comp}.String()
 		if len(c.Spec.URIs) != 1 || c.Spec.URIs[0] != want {
 			bad("%s: uris %v, want [%s]", where, c.Spec.URIs, want)
 		}

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -29,13 +30,34 @@ const (
 
 const day = 24 * time.Hour
 
+// roleNames lists the roles a certificate may name.
+func roleNames() string {
+	names := make([]string, len(certs.Roles))
+	for i, r := range certs.Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
+
+// serviceRoles are the roles of the region's services (every role but
+// the operator's).
+func serviceRoles() []certs.Role {
+	var out []certs.Role
+	for _, r := range certs.Roles {
+		if r != certs.RoleOperator {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func newCertsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "certs",
 		Short: "Make a CA and the mTLS certificates of a region's services",
 		Long: `Certs makes the certificates mu's services present to each other (mTLS on every
 internal gRPC link). Each certificate carries an identity, the URI SAN
-spiffe://mu/<role>/<name>, where role is one of ` + strings.Join(certs.Roles, ", ") + `.
+spiffe://mu/<role>/<name>, where role is one of ` + roleNames() + `.
 
   mu certs ca      makes a CA (ca.crt, ca.key) in --dir
   mu certs issue   issues a certificate for one identity, signed by that CA
@@ -110,27 +132,48 @@ func (f *issueFlags) add(cmd *cobra.Command, daysDefault int) {
 	cmd.Flags().BoolVar(&f.force, "force", false, "overwrite existing certificate and key files")
 }
 
-func (f *issueFlags) request(id certs.Identity, extraDNS []string) (certs.Request, error) {
+// request is a certificate to issue.
+type request struct {
+	id       certs.Identity
+	dnsNames []string
+	ips      []net.IP
+	validity time.Duration
+}
+
+func (f *issueFlags) request(id certs.Identity, extraDNS []string) (request, error) {
 	if err := id.Validate(); err != nil {
-		return certs.Request{}, err
+		return request{}, err
 	}
 	if f.days < 1 {
-		return certs.Request{}, fmt.Errorf("--days %d: want at least 1", f.days)
+		return request{}, fmt.Errorf("--days %d: want at least 1", f.days)
 	}
-	req := certs.Request{Identity: id, Validity: time.Duration(f.days) * day}
+	req := request{id: id, validity: time.Duration(f.days) * day}
 	for _, d := range append(slices.Clone(extraDNS), f.dns...) {
-		if d = strings.TrimSpace(d); d != "" && !slices.Contains(req.DNSNames, d) {
-			req.DNSNames = append(req.DNSNames, d)
+		if d = strings.TrimSpace(d); d == "" || slices.Contains(req.dnsNames, d) {
+			continue
+		} else if strings.ContainsAny(d, " /:") {
+			return request{}, fmt.Errorf("--dns %q is not a host name", d)
 		}
+		req.dnsNames = append(req.dnsNames, d)
 	}
 	for _, s := range f.ips {
 		ip := net.ParseIP(strings.TrimSpace(s))
 		if ip == nil {
-			return certs.Request{}, fmt.Errorf("--ip %q is not an IP address", s)
+			return request{}, fmt.Errorf("--ip %q is not an IP address", s)
 		}
-		req.IPs = append(req.IPs, ip)
+		req.ips = append(req.ips, ip)
 	}
 	return req, nil
+}
+
+// issue signs req with the CA, refusing a certificate that would outlive
+// the CA (rather than cutting it short unannounced).
+func issue(ca *certs.CA, req request) (*certs.Issued, error) {
+	if end := time.Now().Add(req.validity); end.After(ca.Cert.NotAfter) {
+		return nil, fmt.Errorf("%s: a certificate of %d days would end %s, after the CA %q (valid until %s): ask for fewer --days or make a new CA",
+			req.id, int(req.validity/day), end.UTC().Format(time.RFC3339), ca.Cert.Subject.CommonName, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ca.Issue(req.id, req.dnsNames, req.ips, req.validity)
 }
 
 func newCertsIssueCommand() *cobra.Command {
@@ -145,16 +188,16 @@ ca), usable as server and client certificate. It writes DIR/NAME.crt and
 DIR/NAME.key (mode 0600), or, with --out, tls.crt, tls.key and ca.crt in that
 directory: the key names of a Kubernetes TLS Secret (and cert-manager's), so
   kubectl create secret generic SECRET --from-file=OUT
-makes the Secret a component mounts. Roles: ` + strings.Join(certs.Roles, ", ") + `.`,
+makes the Secret a component mounts. Roles: ` + roleNames() + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
 				return &exitError{code: ExitUsage, err: errors.New("--dir is required: the directory holding the CA (ca.crt, ca.key)")}
 			}
 			if role == "" || name == "" {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("--role and --name are required: the identity spiffe://mu/ROLE/NAME (roles: %s)", strings.Join(certs.Roles, ", "))}
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--role and --name are required: the identity spiffe://mu/ROLE/NAME (roles: %s)", roleNames())}
 			}
-			req, err := f.request(certs.Identity{Role: role, Name: name}, nil)
+			req, err := f.request(certs.Identity{Role: certs.Role(role), Name: name}, nil)
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
@@ -162,7 +205,7 @@ makes the Secret a component mounts. Roles: ` + strings.Join(certs.Roles, ", ") 
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
-			iss, err := ca.Issue(req)
+			iss, err := issue(ca, req)
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
@@ -179,12 +222,12 @@ makes the Secret a component mounts. Roles: ` + strings.Join(certs.Roles, ", ") 
 			for _, p := range paths {
 				fmt.Fprintf(w, "wrote %s\n", p)
 			}
-			fmt.Fprintf(w, "identity %s, valid until %s\n", req.Identity, iss.Cert.NotAfter.UTC().Format(time.RFC3339))
+			fmt.Fprintf(w, "identity %s, valid until %s\n", req.id, iss.Cert.NotAfter.UTC().Format(time.RFC3339))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory holding the CA (ca.crt, ca.key)")
-	cmd.Flags().StringVar(&role, "role", "", "the identity's role: "+strings.Join(certs.Roles, ", "))
+	cmd.Flags().StringVar(&role, "role", "", "the identity's role: "+roleNames())
 	cmd.Flags().StringVar(&name, "name", "", "the identity's name: the node's name")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write tls.crt, tls.key and ca.crt to (a Kubernetes Secret's keys) instead of DIR/NAME.crt and DIR/NAME.key")
 	f.add(cmd, 365)
@@ -198,7 +241,7 @@ func newCertsRegionCommand() *cobra.Command {
 		Use:   "region --dir DIR",
 		Short: "Make a CA (if missing) and one certificate per service and an operator's",
 		Long: `Region makes what a region's services need for mTLS: the CA in DIR (kept if
-ca.crt and ca.key exist), then for each role (` + strings.Join(certs.Roles, ", ") + `)
+ca.crt and ca.key exist), then for each role (` + roleNames() + `)
 DIR/ROLE/tls.crt, tls.key and ca.crt, the certificate's identity being
 spiffe://mu/ROLE/ROLE. A service's certificate is valid for the names its
 peers dial: ROLE, localhost, 127.0.0.1, the chart's Service names
@@ -233,32 +276,32 @@ For docker compose: mu certs region --dir deployments/certs`,
 			}
 			f.ips = append([]string{"127.0.0.1", "::1"}, f.ips...)
 			for _, role := range certs.Roles {
-				out := filepath.Join(dir, role)
+				out := filepath.Join(dir, string(role))
 				if !f.force && exists(filepath.Join(out, tlsCertFile)) {
 					fmt.Fprintf(w, "kept %s (--force makes a new one)\n", filepath.Join(out, tlsCertFile))
 					continue
 				}
-				names := []string{role, "localhost"}
-				if role != "operator" {
-					svc := fullname + "-" + role
+				names := []string{string(role), "localhost"}
+				if role != certs.RoleOperator {
+					svc := fullname + "-" + string(role)
 					names = append(names, svc, svc+"."+namespace+".svc", svc+"."+namespace+".svc.cluster.local")
 				}
-				req, err := f.request(certs.Identity{Role: role, Name: role}, names)
+				req, err := f.request(certs.Identity{Role: role, Name: string(role)}, names)
 				if err != nil {
 					return &exitError{code: ExitUsage, err: err}
 				}
-				iss, err := ca.Issue(req)
+				iss, err := issue(ca, req)
 				if err != nil {
 					return &exitError{code: ExitUsage, err: err}
 				}
 				if _, err := writeSecretDir(out, ca, iss, true); err != nil {
 					return &exitError{code: ExitUsage, err: err}
 				}
-				fmt.Fprintf(w, "wrote %s/{%s,%s,%s}: %s\n", out, tlsCertFile, tlsKeyFile, caCertFile, req.Identity)
+				fmt.Fprintf(w, "wrote %s/{%s,%s,%s}: %s\n", out, tlsCertFile, tlsKeyFile, caCertFile, req.id)
 			}
 			fmt.Fprintf(w, "\nKubernetes Secrets for the chart (release full name %s, namespace %s):\n", fullname, namespace)
-			for _, role := range certs.ServiceRoles {
-				fmt.Fprintf(w, "  kubectl create secret generic %s-%s-tls -n %s --from-file=%s\n", fullname, role, namespace, filepath.Join(dir, role))
+			for _, role := range serviceRoles() {
+				fmt.Fprintf(w, "  kubectl create secret generic %s-%s-tls -n %s --from-file=%s\n", fullname, role, namespace, filepath.Join(dir, string(role)))
 			}
 			fmt.Fprintf(w, "The operator's certificate (%s) is for grpcurl and mu's own calls to the services.\n", filepath.Join(dir, "operator"))
 			return nil
@@ -281,7 +324,7 @@ func newCertsShowCommand() *cobra.Command {
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
-			list, err := certs.ParseCertificates(b)
+			list, err := parseCertificates(b)
 			if err != nil {
 				return &exitError{code: ExitInvalid, err: fmt.Errorf("%s: %w", args[0], err)}
 			}
@@ -297,7 +340,7 @@ func newCertsShowCommand() *cobra.Command {
 }
 
 func showCertificate(w io.Writer, c *x509.Certificate, now time.Time) {
-	if id, err := certs.IdentityOf(c); err == nil {
+	if id, err := certs.ParseIdentity(c); err == nil {
 		fmt.Fprintf(w, "identity:   %s\n", id)
 	} else if c.IsCA {
 		fmt.Fprintf(w, "identity:   none (a CA)\n")
@@ -334,90 +377,94 @@ func showCertificate(w io.Writer, c *x509.Certificate, now time.Time) {
 	fmt.Fprintf(w, "serial:     %x\n", c.SerialNumber)
 }
 
+// parseCertificates reads every CERTIFICATE block of a PEM file (other
+// blocks, such as a key, are skipped); a file without one is an error.
+func parseCertificates(b []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(out)+1, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE block")
+	}
+	return out, nil
+}
+
 // loadCA reads DIR/ca.crt and DIR/ca.key. A missing file is an error
 // wrapping fs.ErrNotExist.
 func loadCA(dir string) (*certs.CA, error) {
-	crt, err := os.ReadFile(filepath.Join(dir, caCertFile))
-	if err != nil {
-		return nil, fmt.Errorf("read the CA: %w (make one with: mu certs ca --dir %s)", err, dir)
+	ca, err := certs.LoadCA(filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read the CA in %s: %w (make one with: mu certs ca --dir %s)", dir, err, dir)
 	}
-	key, err := os.ReadFile(filepath.Join(dir, caKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("read the CA key: %w", err)
-	}
-	ca, err := certs.LoadCA(crt, key)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	return ca, nil
+	return ca, err
 }
 
+// writeCA writes DIR/ca.crt and DIR/ca.key (0600), refusing to replace
+// either without force.
 func writeCA(dir string, ca *certs.CA, force bool) ([]string, error) {
-	key, err := ca.KeyPEM()
-	if err != nil {
+	crt, key := filepath.Join(dir, caCertFile), filepath.Join(dir, caKeyFile)
+	if err := prepare(dir, force, crt, key); err != nil {
 		return nil, err
 	}
-	return writeFiles(dir, force, file{caCertFile, ca.CertPEM(), 0o644}, file{caKeyFile, key, 0o600})
-}
-
-func writePair(certPath, keyPath string, iss *certs.Issued, force bool) ([]string, error) {
-	if filepath.Dir(certPath) != filepath.Dir(keyPath) {
-		return nil, fmt.Errorf("%s and %s: want one directory", certPath, keyPath)
+	if err := ca.WriteFiles(crt, key); err != nil {
+		return nil, err
 	}
-	return writeFiles(filepath.Dir(certPath), force, file{filepath.Base(certPath), iss.CertPEM, 0o644}, file{filepath.Base(keyPath), iss.KeyPEM, 0o600})
+	return []string{crt, key}, nil
 }
 
-// writeSecretDir writes tls.crt, tls.key and ca.crt to dir.
+// writePair writes a certificate and its key (0600) to dir.
+func writePair(certPath, keyPath string, iss *certs.Issued, force bool) ([]string, error) {
+	if err := prepare(filepath.Dir(certPath), force, certPath, keyPath); err != nil {
+		return nil, err
+	}
+	if err := iss.WriteFiles(certPath, keyPath); err != nil {
+		return nil, err
+	}
+	return []string{certPath, keyPath}, nil
+}
+
+// writeSecretDir writes tls.crt, tls.key and ca.crt to dir: the keys of
+// a Kubernetes TLS Secret with its CA.
 func writeSecretDir(dir string, ca *certs.CA, iss *certs.Issued, force bool) ([]string, error) {
-	return writeFiles(dir, force, file{tlsCertFile, iss.CertPEM, 0o644}, file{tlsKeyFile, iss.KeyPEM, 0o600}, file{caCertFile, ca.CertPEM(), 0o644})
+	crt, key, caPath := filepath.Join(dir, tlsCertFile), filepath.Join(dir, tlsKeyFile), filepath.Join(dir, caCertFile)
+	if err := prepare(dir, force, crt, key, caPath); err != nil {
+		return nil, err
+	}
+	if err := certs.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	if err := iss.WriteFiles(crt, key); err != nil {
+		return nil, err
+	}
+	return []string{crt, key, caPath}, nil
 }
 
-type file struct {
-	name string
-	data []byte
-	mode os.FileMode
-}
-
-// writeFiles writes the files to dir (made 0755 if missing). Without
-// force it first checks that none exists, and writes none if one does.
-func writeFiles(dir string, force bool, files ...file) ([]string, error) {
+// prepare makes dir (0755) and, without force, checks that none of the
+// files exists, so that nothing is written when one does. The writes
+// themselves replace files atomically (certs.WriteFile), so a service
+// reading them meanwhile sees the old file or the new.
+func prepare(dir string, force bool, files ...string) error {
 	if !force {
-		for _, f := range files {
-			if p := filepath.Join(dir, f.name); exists(p) {
-				return nil, fmt.Errorf("%s exists: mu certs never overwrites a certificate or key without --force", p)
+		for _, p := range files {
+			if exists(p) {
+				return fmt.Errorf("%s exists: mu certs never overwrites a certificate or key without --force", p)
 			}
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := writeFileMode(p, f.data, f.mode); err != nil {
-			return paths, err
-		}
-		paths = append(paths, p)
-	}
-	return paths, nil
-}
-
-// writeFileMode writes data to path with exactly mode (an existing file's
-// mode is changed too, before the data is written).
-func writeFileMode(path string, data []byte, mode os.FileMode) error {
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if err := fh.Chmod(mode); err != nil {
-		fh.Close()
-		return err
-	}
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return fh.Close()
+	return os.MkdirAll(dir, 0o755)
 }
 
 func exists(path string) bool {
