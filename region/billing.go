@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/muprotocol/mu/libs/certs"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	billingsvc "github.com/muprotocol/mu/services/billing"
 )
@@ -95,6 +96,9 @@ func (r *Region) startBilling(ctx context.Context) error {
 	cfg.GRPCAddr = r.billingAddr
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = "billing"
+	if err := r.secure(&cfg.Base, certs.RoleBilling, cfg.NodeName); err != nil {
+		return err
+	}
 	cfg.DataDir = nodeDir(r.opts.DataDir, "billing")
 	deps := billingsvc.Deps{Logger: r.log}
 	if r.market != nil {
@@ -151,7 +155,7 @@ func (r *Region) startBilling(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cc, err := dialService("billing", n.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService(certs.RoleBilling, n.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/ledger/local"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
@@ -148,6 +149,9 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = "chain-indexer"
+	if err := r.secure(&cfg.Base, certs.RoleChainIndexer, cfg.NodeName); err != nil {
+		return err
+	}
 	cfg.DataDir = nodeDir(opts.DataDir, "chain-indexer")
 	if lo.Indexer != nil {
 		lo.Indexer(&cfg)
@@ -169,7 +173,7 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	} else if err := r.indexerInProcess(ctx, cfg); err != nil {
 		return err
 	}
-	cc, err := dialService("chain-indexer", r.indexer.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService(certs.RoleChainIndexer, r.indexer.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,10 @@ type ExecutorConfig struct {
 	// (grpc.health.v1, SERVING while every part serves; reflection),
 	// admin_addr (/healthz, /readyz, /metrics of the executor; each part
 	// keeps its own admin_addr), shutdown_timeout, and log_level and
-	// log_format for every part.
+	// log_format for every part. Its tls_* files are the executor's own
+	// listener's and its connections' to its parts; each part has its own
+	// in its section (a certificate of the part's role). plaintext: true
+	// here turns TLS off for every part too.
 	service.Base
 
 	// ChainIndexerAddr is host:port of the chain-indexer's gRPC API; the
@@ -150,6 +153,9 @@ func (c ExecutorConfig) gatewayCluster() membership.Config {
 func (c ExecutorConfig) partBase(b service.Base, part string) service.Base {
 	b.NodeName = c.NodeName + "-" + part
 	b.LogLevel, b.LogFormat = c.LogLevel, c.LogFormat
+	if c.Plaintext {
+		b.Plaintext = true
+	}
 	return b
 }
 
@@ -361,6 +367,7 @@ type Executor struct {
 	cfg ExecutorConfig
 	log *slog.Logger
 	run *service.Runner
+	tls *service.TLS // the executor's own listener's and connections'
 
 	mu      sync.Mutex
 	started bool
@@ -377,10 +384,17 @@ func NewExecutor(cfg ExecutorConfig, deps ExecutorDeps) (*Executor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	tlsc, err := service.NewTLS(cfg.Base, log)
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
 	return &Executor{
-		cfg:  cfg,
-		log:  log,
-		run:  service.NewRunner("executor", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry}),
+		cfg: cfg,
+		log: log,
+		tls: tlsc,
+		// Its listener serves health and reflection only, open to any
+		// verified certificate.
+		run:  service.NewRunner("executor", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TLS: tlsc, Rules: service.Rules{}}),
 		errc: make(chan error, 1),
 	}, nil
 }
@@ -389,9 +403,10 @@ func NewExecutor(cfg ExecutorConfig, deps ExecutorDeps) (*Executor, error) {
 func (e *Executor) options() Options {
 	gw, rt, db, st := e.cfg.parts()
 	o := Options{
-		Mode:    InProcess,
-		Logger:  e.log,
-		Runtime: &RuntimeOptions{Name: func(int) string { return rt.NodeName }, Config: func(_ int, c *runtime.Config) { *c = rt }},
+		Mode:      InProcess,
+		Logger:    e.log,
+		ClientTLS: e.tls,
+		Runtime:   &RuntimeOptions{Name: func(int) string { return rt.NodeName }, Config: func(_ int, c *runtime.Config) { *c = rt }},
 		Gateway: &GatewayOptions{HTTPAddr: gw.HTTPAddr, Config: func(c *gateway.Config) {
 			local := c.Cluster.Join // the members started before it in this process: its runtime
 			*c = gw

@@ -11,6 +11,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/services/storage/upload"
@@ -189,7 +190,7 @@ func TestExecutor_ServesALedgerStackWithItsOwnMudbAndStorageAndStopsGracefully(t
 			t.Errorf("executor admin %s: %d %s", path, code, body)
 		}
 	}
-	cc, err := dialService("executor", e.Addr(), cfg.MaxMessageBytes)
+	cc, err := plainRegion().dialService(certs.RoleRuntime, e.Addr(), cfg.MaxMessageBytes)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
+	"github.com/muprotocol/mu/libs/service"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 )
@@ -131,6 +133,24 @@ func (r *Region) startExecutor(ctx context.Context, i int) (*ExecutorNode, error
 	cfg := DefaultExecutorConfig()
 	localGatewayLimits(&cfg.Gateway)
 	cfg.NodeName = name
+	// The executor's own listener and connections carry a runtime's
+	// certificate (it is a runtime node that also serves HTTP); each
+	// part gets one of its role.
+	for _, p := range []struct {
+		b    *service.Base
+		role certs.Role
+		name string
+	}{{&cfg.Base, certs.RoleRuntime, name}, {&cfg.Gateway.Base, certs.RoleGateway, name + "-gateway"},
+		{&cfg.Runtime.Base, certs.RoleRuntime, name + "-runtime"}, {&cfg.Mudb.Base, certs.RoleMudb, name + "-mudb"},
+		{&cfg.Storage.Base, certs.RoleStorage, name + "-storage"}} {
+		// muDB and storage elsewhere (the region's) leave their sections out.
+		if (p.role == certs.RoleMudb && r.mudb != nil) || (p.role == certs.RoleStorage && r.storage != nil) {
+			continue
+		}
+		if err := r.secure(p.b, p.role, p.name); err != nil {
+			return nil, err
+		}
+	}
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.HTTPAddr, cfg.Gateway.GRPCAddr, cfg.Gateway.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Runtime.GRPCAddr, cfg.Runtime.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -193,11 +213,11 @@ func (r *Region) startExecutor(ctx context.Context, i int) (*ExecutorNode, error
 	}
 	r.joined(n.runtime.clusterAddr)
 	r.joined(n.gateway.clusterAddr)
-	rc, err := dialService("runtime", n.runtime.addr, cfg.Runtime.MaxMessageBytes)
+	rc, err := r.dialService(certs.RoleRuntime, n.runtime.addr, cfg.Runtime.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}
-	gc, err := grpc.NewClient(n.gateway.grpcAddr, plaintext)
+	gc, err := grpc.NewClient(n.gateway.grpcAddr, r.tls.DialOption(certs.RoleGateway))
 	if err != nil {
 		rc.Close()
 		return nil, fmt.Errorf("region: gateway admin %s: %w", n.gateway.grpcAddr, err)

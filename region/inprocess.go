@@ -6,8 +6,9 @@ import (
 	"path/filepath"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/certs"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
@@ -18,9 +19,6 @@ import (
 // This file is where the region calls the services' constructors; the
 // process mode starts their commands instead (process.go).
 
-// plaintext is the transport between the region's nodes: loopback only.
-var plaintext = grpc.WithTransportCredentials(insecure.NewCredentials())
-
 // nodeDir is a node's data directory under the region's, or "" for none.
 func nodeDir(dataDir, name string) string {
 	if dataDir == "" {
@@ -29,10 +27,12 @@ func nodeDir(dataDir, name string) string {
 	return filepath.Join(dataDir, name)
 }
 
-// dialService connects to a node's gRPC API with room for messages as
-// large as it accepts (deploys carry wasm inline; db batches are large).
-func dialService(name, addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
-	cc, err := grpc.NewClient(addr, plaintext,
+// dialService connects to the gRPC API of a node of role with the region's
+// credentials and room for messages as large as it accepts (deploys carry
+// wasm inline; db batches are large).
+func (r *Region) dialService(role certs.Role, addr string, maxMessageBytes int) (*grpc.ClientConn, error) {
+	name := string(role)
+	cc, err := grpc.NewClient(addr, r.tls.DialOption(role),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMessageBytes), grpc.MaxCallRecvMsgSize(maxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("region: %s %s: %w", name, addr, err)
@@ -69,10 +69,13 @@ func (r *Region) storageInProcess(ctx context.Context, name string, cfg storage.
 // runtimeInProcess starts a runtime node in this process.
 func (r *Region) runtimeInProcess(ctx context.Context, name string, cfg runtime.Config) (*RuntimeNode, error) {
 	deps := runtime.Deps{Usage: r.usageSink(cfg.BillingAddr), Logger: r.log}
-	if r.mudb != nil {
+	// In plaintext the runtimes share the region's connections to muDB
+	// and storage; with mTLS each dials them with its own certificate,
+	// since they serve data calls to runtimes only.
+	if r.mudb != nil && r.tls.Plaintext() {
 		deps.Mudb = r.mudb.client
 	}
-	if r.storage != nil {
+	if r.storage != nil && r.tls.Plaintext() {
 		deps.Storage = r.storage.client
 	}
 	rt, err := runtime.New(cfg, deps)
@@ -101,7 +104,11 @@ func (r *Region) gatewayInProcess(ctx context.Context, name string, cfg gateway.
 			deps.Runtimes = gateway.NewLocalStaticRuntime(n.server.InProcessClient(), runtimeAddr)
 			break
 		}
-		conns := gateway.NewConns(gateway.RuntimeDialOptions(cfg.Base)...)
+		tlsc, err := service.NewTLS(cfg.Base, r.log)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		conns := gateway.NewConns(gateway.RuntimeDialOptions(cfg.Base, tlsc)...)
 		r.closers = append(r.closers, conns.Close)
 		rt, err := gateway.DialRuntime(conns, runtimeAddr)
 		if err != nil {

@@ -23,7 +23,9 @@ import (
 	"google.golang.org/grpc/backoff"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/service"
 	chainindexer "github.com/muprotocol/mu/services/chain-indexer"
 	"github.com/muprotocol/mu/services/gateway"
 	"github.com/muprotocol/mu/services/mudb"
@@ -87,6 +89,7 @@ const tailLines = 20
 type processStarter struct {
 	opts ProcessOptions
 	log  *slog.Logger
+	tls  *service.TLS      // the region's own connections
 	bins map[string]string // service → built command
 }
 
@@ -254,7 +257,7 @@ func (s *processStarter) startChild(ctx context.Context, name, svc string, cfg a
 				return nil, err
 			}
 			p.relaunch = launch
-			return p, s.waitReady(ctx, p, addr)
+			return p, s.waitReady(ctx, p, addr, svc)
 		}
 		p, err := launch(ctx)
 		if err != nil && p != nil && chosen && attempt < portAttempts && exited(p) && strings.Contains(p.output(), "address already in use") {
@@ -493,7 +496,7 @@ func (p *Process) Kill() error {
 
 // waitReady waits until the grpc.health.v1 service at addr answers
 // SERVING, the process exits, ReadyTimeout passes or ctx ends.
-func (s *processStarter) waitReady(ctx context.Context, p *Process, addr string) error {
+func (s *processStarter) waitReady(ctx context.Context, p *Process, addr, svc string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
 	defer cancel()
 	go func() {
@@ -503,7 +506,13 @@ func (s *processStarter) waitReady(ctx context.Context, p *Process, addr string)
 		case <-ctx.Done():
 		}
 	}()
-	cc, err := grpc.NewClient(addr, plaintext, grpc.WithConnectParams(grpc.ConnectParams{
+	// Health is open to any verified certificate; the server's role is
+	// the service's, or any region role for an executor's own listener.
+	role := certs.Role(svc)
+	if !role.Valid() {
+		role = certs.RoleAny
+	}
+	cc, err := grpc.NewClient(addr, s.tls.DialOption(role), grpc.WithConnectParams(grpc.ConnectParams{
 		Backoff:           backoff.Config{BaseDelay: readyRetryMin, Multiplier: 1.6, Jitter: 0.2, MaxDelay: readyRetryMax},
 		MinConnectTimeout: readyRetryMax,
 	}))

@@ -28,9 +28,11 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/manifest"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	gatewayv1 "github.com/muprotocol/mu/proto/mu/gateway/v1"
 	mudbv1 "github.com/muprotocol/mu/proto/mu/mudb/v1"
@@ -118,6 +120,16 @@ type Options struct {
 
 	// Process configures process mode; InProcess ignores it.
 	Process ProcessOptions
+
+	// TLS, if set, runs every gRPC link of the region with mTLS, from
+	// certificates the region issues (see TLSOptions). Without it and
+	// without ClientTLS, every node is set to plaintext.
+	TLS *TLSOptions
+	// ClientTLS, if set, is what the region's own connections to its
+	// nodes use, for nodes whose Config hooks set their TLS files (the
+	// region then sets neither certificates nor plaintext): mu-executor's
+	// parts. Exclusive with TLS.
+	ClientTLS *service.TLS
 }
 
 // RuntimeOptions configure the region's runtime nodes. They are named
@@ -219,6 +231,10 @@ type Region struct {
 
 	opts  Options
 	procs *processStarter // nil in process
+	// tls is what the region's own connections use; pki is the region's
+	// CA with Options.TLS, else nil.
+	tls *service.TLS
+	pki *regionPKI
 	// mu guards runtimes, executors, closers and gossip after Start; addMu
 	// serialises AddRuntime and AddExecutor.
 	mu    sync.Mutex
@@ -372,6 +388,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 	if opts.Mode != InProcess && opts.Mode != Processes {
 		return nil, fmt.Errorf("region: unknown mode %v", opts.Mode)
 	}
+	if opts.TLS != nil && opts.ClientTLS != nil {
+		return nil, errors.New("region: Options.TLS and Options.ClientTLS exclude each other")
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -387,6 +406,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			r.Close()
 		}
 	}()
+	if err := r.startTLS(); err != nil {
+		return nil, err
+	}
 	if opts.Billing != nil {
 		// Senders are told billing's address before it starts (it needs
 		// the ledger, which may need storage); they spool and retry.
@@ -405,6 +427,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if procs, err = newProcessStarter(ctx, opts, log); err != nil {
 			return nil, err
 		}
+		procs.tls = r.tls
 		r.procs = procs
 	}
 
@@ -413,6 +436,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.GRPCAddr = "127.0.0.1:0"
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "mudb"
+		if err := r.secure(&cfg.Base, certs.RoleMudb, cfg.NodeName); err != nil {
+			return nil, err
+		}
 		cfg.DataDir = nodeDir(opts.DataDir, "mudb")
 		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("mudb")
 		if mo.Config != nil {
@@ -430,7 +456,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cc, err := dialService("mudb", n.addr, cfg.MaxMessageBytes)
+		cc, err := r.dialService(certs.RoleMudb, n.addr, cfg.MaxMessageBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -444,6 +470,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.HTTPAddr = "127.0.0.1:0"
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "storage"
+		if err := r.secure(&cfg.Base, certs.RoleStorage, cfg.NodeName); err != nil {
+			return nil, err
+		}
 		cfg.DataDir = nodeDir(opts.DataDir, "storage")
 		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("storage")
 		if cfg.DataDir == "" {
@@ -469,7 +498,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		if err != nil {
 			return nil, err
 		}
-		cc, err := dialService("storage", n.addr, cfg.MaxMessageBytes)
+		cc, err := r.dialService(certs.RoleStorage, n.addr, cfg.MaxMessageBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -520,6 +549,9 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 		cfg.GRPCAddr = "127.0.0.1:0"
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.NodeName = "gateway"
+		if err := r.secure(&cfg.Base, certs.RoleGateway, cfg.NodeName); err != nil {
+			return nil, err
+		}
 		cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir("gateway")
 		if r.indexer != nil {
 			cfg.ChainIndexerAddr = r.indexer.addr
@@ -546,7 +578,7 @@ func Start(ctx context.Context, opts Options) (_ *Region, err error) {
 			return nil, err
 		}
 		r.joined(g.clusterAddr)
-		cc, err := grpc.NewClient(g.grpcAddr, plaintext)
+		cc, err := grpc.NewClient(g.grpcAddr, r.tls.DialOption(certs.RoleGateway))
 		if err != nil {
 			return nil, fmt.Errorf("region: gateway admin %s: %w", g.grpcAddr, err)
 		}
@@ -568,6 +600,9 @@ func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) 
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeName = name
+	if err := r.secure(&cfg.Base, certs.RoleRuntime, name); err != nil {
+		return nil, err
+	}
 	cfg.DataDir = nodeDir(r.opts.DataDir, name)
 	cfg.BillingAddr, cfg.Usage.SpoolDir = r.billingAddr, r.spoolDir(name)
 	if r.mudb != nil {
@@ -607,7 +642,7 @@ func (r *Region) startRuntime(ctx context.Context, i int) (*RuntimeNode, error) 
 		return nil, err
 	}
 	r.joined(n.clusterAddr)
-	cc, err := dialService("runtime", n.addr, cfg.MaxMessageBytes)
+	cc, err := r.dialService(certs.RoleRuntime, n.addr, cfg.MaxMessageBytes)
 	if err != nil {
 		return nil, err
 	}

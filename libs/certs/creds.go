@@ -25,7 +25,7 @@ func ServerCredentials(r *Reloader) credentials.TransportCredentials {
 // ClientCredentials are the gRPC transport credentials of a node's
 // connections to a server of role server: TLS 1.3 presenting the
 // Reloader's certificate, accepting a server whose certificate chains to
-// the CA bundle and whose identity has role server. Host names are not
+// the CA bundle and whose identity has role server (any role for RoleAny). Host names are not
 // checked (a pod is dialled by IP or by a Service name; the identity is
 // what says who answers). A handshake fails at once, with an error saying
 // so, when this node's certificate has expired; when the server refuses
@@ -124,7 +124,7 @@ func (m *material) verifyServer(cs tls.ConnectionState, role Role) error {
 	if err != nil {
 		return fmt.Errorf("certs: the server at %s: %w", cs.ServerName, err)
 	}
-	if id.Role != role {
+	if role != RoleAny && id.Role != role {
 		return fmt.Errorf("certs: the server at %s is %s, not a %s: refusing to use it as one", cs.ServerName, id, role)
 	}
 	return nil

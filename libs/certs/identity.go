@@ -33,6 +33,11 @@ const (
 	RoleOperator Role = "operator"
 )
 
+// RoleAny, as the server role of ClientCredentials, accepts a server of
+// any role of the region (a health check that only needs the server to be
+// one of the region's nodes). It is no certificate's role.
+const RoleAny Role = ""
+
 // Roles lists every role, services first.
 var Roles = []Role{RoleGateway, RoleRuntime, RoleMudb, RoleStorage, RoleChainIndexer, RoleBilling, RoleOperator}
 

@@ -51,7 +51,6 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -424,18 +423,18 @@ func (f *Follower[T]) remember(k string, t chainindexerv1.ChangeType, obj T) {
 // own default, which WithConnectParams would otherwise set to zero.
 const minConnectTimeout = 20 * time.Second
 
-// Dial returns a client connection to the chain indexer at addr (host:port,
-// without TLS, as the services dial each other) whose reconnection backoff
-// is b, so that after an outage the connection is retried as often as the
-// Follower retries its stream. It connects lazily: an unreachable indexer
-// fails the Watch calls, not Dial. extra options come last (message size
-// limits, interceptors).
+// Dial returns a client connection to the chain indexer at addr (host:port)
+// whose reconnection backoff is b, so that after an outage the connection
+// is retried as often as the Follower retries its stream. It connects
+// lazily: an unreachable indexer fails the Watch calls, not Dial. extra
+// options come last and must give the transport credentials (a service's
+// TLS.DialOption(certs.RoleChainIndexer)), then message size limits,
+// interceptors.
 func Dial(addr string, b Backoff, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if b == (Backoff{}) {
 		b = DefaultBackoff()
 	}
 	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: b.Initial, Multiplier: 2, Jitter: 0.25, MaxDelay: b.Max},
 			MinConnectTimeout: minConnectTimeout,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -103,13 +102,14 @@ func (s *BillingSink) ReportReceipts(ctx context.Context, receipts ...*billingv1
 	return nil
 }
 
-// DialBilling connects lazily to the billing service at addr (host:port,
-// without TLS, as the services dial each other; an unreachable billing
-// fails the reports, which the Batcher retries, not DialBilling) and
-// returns a BillingSink on the connection. The caller closes the
-// connection after the Batcher using the sink is closed.
+// DialBilling connects lazily to the billing service at addr (host:port; an
+// unreachable billing fails the reports, which the Batcher retries, not
+// DialBilling) and returns a BillingSink on the connection. opts must give
+// the transport credentials (a service's TLS.DialOption(certs.RoleBilling)).
+// The caller closes the connection after the Batcher using the sink is
+// closed.
 func DialBilling(addr string, regionID []byte, opts ...grpc.DialOption) (*BillingSink, *grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("usage: billing_addr %q: %w", addr, err)
 	}

@@ -5,8 +5,8 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
 	"github.com/muprotocol/mu/libs/service"
@@ -17,8 +17,9 @@ import (
 // local); the closer releases the connection. Connecting is lazy: an
 // unreachable ledger fails settlements with ledger.ErrUnavailable, which
 // keeps them pending, not New.
-func dialLedger(addr string, base service.Base) (ledger.UsageUpdater, io.Closer, error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+func dialLedger(addr string, base service.Base, tlsc *service.TLS) (ledger.UsageUpdater, io.Closer, error) {
+	// The ledger's host is a chain indexer (ledger_backend local).
+	cc, err := grpc.NewClient(addr, tlsc.DialOption(certs.RoleChainIndexer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(base.MaxMessageBytes), grpc.MaxCallSendMsgSize(base.MaxMessageBytes)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger_addr %q: %w", addr, err)

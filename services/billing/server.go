@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tikv/client-go/v2/txnkv"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -86,6 +87,10 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -121,7 +126,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		s.signer = k
 	}
 	if s.ledger == nil && cfg.LedgerAddr != "" {
-		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base)
+		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base, tlsc)
 		if err != nil {
 			return nil, fmt.Errorf("billing: %w", err)
 		}
@@ -129,7 +134,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		s.closers = append(s.closers, c)
 	}
 	if s.indexer == nil && cfg.ChainIndexerAddr != "" {
-		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff())
+		cc, err := chainwatch.Dial(cfg.ChainIndexerAddr, chainwatch.DefaultBackoff(), tlsc.DialOption(certs.RoleChainIndexer))
 		if err != nil {
 			return nil, fmt.Errorf("billing: chain_indexer_addr: %w", err)
 		}
@@ -140,7 +145,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
 	s.closers = append(s.closers, kvCloser{s.kv})
-	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TLS: tlsc, Rules: rules})
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		return nil, err
 	}

@@ -66,6 +66,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("chain-indexer: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,7 +98,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.ownsLed = true
 	}
-	s.run = service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("chain-indexer", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TLS: tlsc, Rules: rules})
 	if s.m, err = newMetrics(s.run.Registry(), s); err != nil {
 		s.closeParts()
 		return nil, err

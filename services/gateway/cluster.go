@@ -74,7 +74,7 @@ const candidateBuf = 8
 func newCluster(s *Server, local *LocalRuntimes) *cluster {
 	c := &cluster{
 		s:      s,
-		conns:  NewConns(RuntimeDialOptions(s.cfg.Base)...),
+		conns:  NewConns(RuntimeDialOptions(s.cfg.Base, s.tls)...),
 		local:  local,
 		table:  placement.NewTable(),
 		nodes:  map[placement.NodeID]*clusterNode{},

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -53,7 +54,7 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 	}
 	f := &chainFollow{s: s, region: region, cc: conn, balances: map[string]uint64{}, owners: map[ids.StackID]stackOwner{}}
 	if conn == nil {
-		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
+		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry, s.tls.DialOption(certs.RoleChainIndexer),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
 		if err != nil {
 			return nil, fmt.Errorf("gateway: chain_indexer_addr: %w", err)

@@ -201,11 +201,12 @@ type Conns struct {
 }
 
 // NewConns returns an empty pool. opts are passed to grpc.NewClient; with
-// none, RuntimeDialOptions of the default windows: plaintext (insecure
-// credentials), which suits loopback and a cluster-internal network.
+// none, RuntimeDialOptions of the default windows and plaintext (insecure
+// credentials), for tests and local regions on loopback.
 func NewConns(opts ...grpc.DialOption) *Conns {
 	if len(opts) == 0 {
-		opts = RuntimeDialOptions(service.Base{GRPCStreamWindow: service.DefaultGRPCStreamWindow, GRPCConnWindow: service.DefaultGRPCConnWindow})
+		plain, _ := service.NewTLS(service.Base{Plaintext: true}, nil) // plaintext loads nothing
+		opts = RuntimeDialOptions(service.Base{GRPCStreamWindow: service.DefaultGRPCStreamWindow, GRPCConnWindow: service.DefaultGRPCConnWindow}, plain)
 	}
 	return &Conns{opts: opts, conns: map[string]*grpc.ClientConn{}}
 }

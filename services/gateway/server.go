@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
@@ -68,6 +69,7 @@ type Server struct {
 	usage    *usage.Batcher
 	billing  *grpc.ClientConn // dialled from BillingAddr; nil with Deps.Usage
 	run      *service.Runner
+	tls      *service.TLS // the gRPC links' credentials
 	metrics  *metrics
 	flight   service.Flight // running handlers, so Close can wait for them
 	follow   *chainFollow   // nil when the gateway does not follow the chain
@@ -134,8 +136,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "gateway", "node", cfg.NodeName)
+	tlsc, err := service.NewTLS(cfg.Base, log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s := &Server{
 		cfg:        cfg,
+		tls:        tlsc,
 		runtimes:   deps.Runtimes,
 		log:        log,
 		stacks:     newRegistry(),
@@ -154,7 +161,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.cluster = newCluster(s, deps.Local)
 		s.runtimes = s.cluster
 	}
-	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("gateway", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TLS: tlsc, Rules: rules})
 	m, err := newMetrics(s.run.Registry(), s)
 	if err != nil {
 		return nil, err
@@ -194,7 +201,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			region = pk[:]
 		}
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, region, tlsc.DialOption(certs.RoleBilling)); err != nil {
 			s.stopSetup()
 			return nil, fmt.Errorf("gateway: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/tikv/client-go/v2/txnkv"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -73,6 +74,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("mudb: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -99,6 +104,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.run = service.NewRunner("mudb", cfg.Base, service.RunnerOptions{
 		Logger:      log,
 		Registry:    deps.Registry,
+		TLS:         tlsc,
+		Rules:       rules,
 		GRPCOptions: []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.countOps)},
 	})
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
@@ -109,7 +116,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, tlsc.DialOption(certs.RoleBilling)); err != nil {
 			kv.Close()
 			return nil, fmt.Errorf("mudb: %w", err)
 		}

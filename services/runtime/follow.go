@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
@@ -175,7 +176,7 @@ func newChainFollow(s *Server, conn grpc.ClientConnInterface) (*chainFollow, err
 		regionReady: make(chan struct{}), stacksReady: make(chan struct{}), want: map[ids.StackID]*wanted{},
 		failures: s.metrics.chainDeployFailures, onDemand: semaphore.NewWeighted(int64(s.cfg.OnDemandDeploys))}
 	if conn == nil {
-		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry,
+		c, err := chainwatch.Dial(s.cfg.ChainIndexerAddr, s.cfg.ChainRetry, s.run.TLS().DialOption(certs.RoleChainIndexer),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes)))
 		if err != nil {
 			return nil, fmt.Errorf("runtime: chain_indexer_addr: %w", err)

@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/rpcerr"
 	"github.com/muprotocol/mu/libs/service"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -107,7 +107,7 @@ func (c *inProcessClient) loopback() (*grpc.ClientConn, error) {
 	if c.closed || addr == "" {
 		return nil, rpcerr.Errorf(codes.Unavailable, rpcerr.ShuttingDown, "runtime: in-process StreamLogs: the node is not serving (before Start or after Close)")
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc, err := grpc.NewClient(addr, c.s.run.TLS().DialOption(certs.RoleRuntime),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.s.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(c.s.cfg.MaxMessageBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: in-process StreamLogs: %w", err)

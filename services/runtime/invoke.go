@@ -12,9 +12,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/fnproto"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/rpcerr"
+	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
@@ -443,7 +445,11 @@ func (h *callHost) end() { h.storage.end() }
 // accepted before any line exists.
 func (s *Server) StreamLogs(req *runtimev1.StreamLogsRequest, stream runtimev1.RuntimeService_StreamLogsServer) error {
 	var f logs.Filter
-	if len(req.GetStackId()) > 0 {
+	if len(req.GetStackId()) == 0 {
+		if err := service.RequireRole(stream.Context(), "StreamLogs of every stack (an empty stack_id)", certs.RoleOperator); err != nil {
+			return err
+		}
+	} else {
 		id, err := ids.StackIDFromBytes(req.GetStackId())
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "stack_id: %v", err)

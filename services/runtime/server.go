@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/service"
@@ -165,7 +165,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, fmt.Errorf("runtime: pool: %w", err)
 	}
-	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry})
+	tlsc, err := service.NewTLS(cfg.Base, s.log)
+	if err != nil {
+		s.pool.Close()
+		s.engine.Close()
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	s.run = service.NewRunner("runtime", cfg.Base, service.RunnerOptions{Logger: s.log, Registry: deps.Registry, TLS: tlsc, Rules: rules})
 	if s.metrics, err = newMetrics(s.run.Registry()); err != nil {
 		s.pool.Close()
 		s.engine.Close()
@@ -175,8 +181,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.db.client == nil && cfg.MudbAddr != "" {
 		// grpc.NewClient connects lazily: an unreachable muDB fails the
 		// requests (Unavailable), not New.
-		s.mudb, err = grpc.NewClient(cfg.MudbAddr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		s.mudb, err = grpc.NewClient(cfg.MudbAddr, tlsc.DialOption(certs.RoleMudb),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
 		if err != nil {
 			s.pool.Close()
@@ -190,8 +195,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.storage.client == nil && cfg.StorageAddr != "" {
 		// Lazy too: an unreachable storage service fails deploys that
 		// declare boxes (Unavailable) and the requests, not New.
-		s.stconn, err = grpc.NewClient(cfg.StorageAddr,
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		s.stconn, err = grpc.NewClient(cfg.StorageAddr, tlsc.DialOption(certs.RoleStorage),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
 		if err != nil {
 			if s.mudb != nil {
@@ -263,7 +267,7 @@ func (s *Server) openUsage(cfg Config, deps Deps) error {
 			pk, _ := ledger.ParsePubkey(cfg.RegionID) // checked by Validate
 			region = pk[:]
 		}
-		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region,
+		bs, conn, err := usage.DialBilling(cfg.BillingAddr, region, s.run.TLS().DialOption(certs.RoleBilling),
 			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)))
 		if err != nil {
 			return fmt.Errorf("runtime: %w", err)

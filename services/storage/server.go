@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -95,6 +96,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsc, err := service.NewTLS(cfg.Base, deps.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,14 +119,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
-	var err error
 	if s.signKey, err = loadSigningKey(cfg); err != nil {
 		return nil, err
 	}
 	if s.store, err = openBackend(cfg); err != nil {
 		return nil, err
 	}
-	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry})
+	s.run = service.NewRunner("storage", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TLS: tlsc, Rules: rules})
 	storagev1.RegisterStorageServiceServer(s.run.GRPC(), s)
 	s.run.AddHTTP("http", cfg.HTTPAddr, &http.Server{
 		Handler:           s.httpHandler(),
@@ -133,7 +137,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	sink := deps.Usage
 	if sink == nil && cfg.BillingAddr != "" {
 		var bs *usage.BillingSink
-		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil); err != nil {
+		if bs, s.billing, err = usage.DialBilling(cfg.BillingAddr, nil, tlsc.DialOption(certs.RoleBilling)); err != nil {
 			return nil, fmt.Errorf("storage: %w", err)
 		}
 		sink = bs

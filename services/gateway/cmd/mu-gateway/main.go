@@ -15,6 +15,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/muprotocol/mu/libs/config"
@@ -83,7 +84,11 @@ func newNode(_ context.Context, o options, log *slog.Logger) (service.Service, e
 		log.Warn("no billing_addr: usage is discarded, nothing is billed")
 		deps.Usage = usage.Discard{}
 	}
-	conns := gateway.NewConns(gateway.RuntimeDialOptions(o.Base)...)
+	tlsc, err := service.NewTLS(o.Base, log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	conns := gateway.NewConns(gateway.RuntimeDialOptions(o.Base, tlsc)...)
 	if o.RuntimeAddr != "" {
 		rt, err := gateway.DialRuntime(conns, o.RuntimeAddr)
 		if err != nil {
