@@ -17,6 +17,7 @@ import (
 // and a runtime's reports do.
 func BenchmarkReportUsage(b *testing.B) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = b.TempDir()
 	cfg.SettleInterval = time.Hour

@@ -11,13 +11,16 @@ import (
 )
 
 func TestConfig_DefaultsAreValid(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
+	def := DefaultConfig()
+	def.Plaintext = true // the defaults but for the TLS files, which have none
+	if err := def.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.RegionID = "not-base58-0OIl"
 	cfg.MaxBatchRecords = 999
 	cfg.MaxCommitRecords = 10
@@ -43,6 +46,7 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 	cfg = DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.MaxMessageBytes = 1 << 20
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_batch_records: 10000 records of up to 256 bytes do not fit max_message_bytes 1048576") {
 		t.Errorf("message size check: %v", err)
@@ -51,6 +55,7 @@ func TestConfig_ValidateReportsEveryProblem(t *testing.T) {
 
 func TestNew_BadSignerKeyFileNamesTheSettingAndLedgerAddrDialsLazily(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SignerKeyFile = t.TempDir() + "/missing.json"
 	if _, err := New(cfg, Deps{}); err == nil || !strings.Contains(err.Error(), "signer_key_file") {

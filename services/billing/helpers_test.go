@@ -231,6 +231,7 @@ type node struct {
 
 func testConfig(t testing.TB, m *testMarket) Config {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.SettleInterval = time.Hour // tests settle with Settle

@@ -13,6 +13,7 @@ import (
 
 func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	s, err := New(cfg, Deps{})
 	if err != nil {
@@ -40,6 +41,7 @@ func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 
 func TestConfig_InvalidNamesTheField(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "nope"
 	_, err := New(cfg, Deps{})
 	if !errors.Is(err, service.ErrInvalidConfig) || !strings.Contains(err.Error(), "grpc_addr") {

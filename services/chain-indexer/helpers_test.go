@@ -201,6 +201,7 @@ func (f *flaky) Wait(ctx context.Context, after uint64, poll time.Duration) erro
 // testConfig is a config for tests: random loopback ports, fast retries.
 func testConfig() Config {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.RetryMin, cfg.RetryMax = time.Millisecond, 20*time.Millisecond
 	cfg.PersistInterval = 10 * time.Millisecond

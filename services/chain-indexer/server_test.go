@@ -686,6 +686,7 @@ func TestServer_OpensItsOwnLedgerFromConfig(t *testing.T) {
 
 func TestConfig_InvalidNamesTheField(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "nope"
 	_, err := New(cfg, Deps{})
 	if !errors.Is(err, service.ErrInvalidConfig) || !strings.Contains(err.Error(), "grpc_addr") {

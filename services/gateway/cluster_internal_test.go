@@ -22,6 +22,7 @@ const internalRegion = "11111111111111111111111111111111"
 func newUnstartedCluster(t *testing.T, stacks int, edit func(*Config)) (*Server, []ids.StackID) {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.NodeName = "test"
 	cfg.RegionID = internalRegion
 	cfg.Cluster.BindAddr = "127.0.0.1:0"

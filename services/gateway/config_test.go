@@ -12,6 +12,7 @@ import (
 
 func TestConfig_DefaultsAreValid(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,7 @@ func TestConfig_DefaultsAreValid(t *testing.T) {
 
 func TestConfig_BodyMustFitTheRuntimeFrame(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.MaxRequestBodyBytes++
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "max_request_body_bytes:") ||
@@ -42,6 +44,7 @@ func TestConfig_BodyMustFitTheRuntimeFrame(t *testing.T) {
 
 	// Larger headers leave less room for the body.
 	cfg = gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.MaxHeaderBytes = 128 << 10
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_request_body_bytes:") {
 		t.Fatalf("default body with 128 KiB headers: %v", err)
@@ -53,6 +56,7 @@ func TestConfig_BodyMustFitTheRuntimeFrame(t *testing.T) {
 
 	// A larger runtime frame admits a larger body.
 	cfg = gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.RuntimeMaxFrameSize = 16 << 20
 	cfg.MaxRequestBodyBytes = 10 << 20
 	if err := cfg.Validate(); err != nil {
@@ -61,6 +65,7 @@ func TestConfig_BodyMustFitTheRuntimeFrame(t *testing.T) {
 
 	// Headers alone over the frame.
 	cfg = gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.RuntimeMaxFrameSize = 4 << 10
 	cfg.MaxRequestBodyBytes = 1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "not even an empty body fits") {
@@ -82,6 +87,7 @@ func TestConfig_FrameBoundCoversWorstRequests(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(c.headerBytes, "/", c.queryParams), func(t *testing.T) {
 			cfg := gateway.DefaultConfig()
+			cfg.Plaintext = true // tests run on loopback
 			cfg.MaxHeaderBytes, cfg.MaxQueryParams = c.headerBytes, c.queryParams
 			cfg.RuntimeMaxFrameSize = 1 << 20
 			bound := int64(cfg.RuntimeMaxFrameSize) - cfg.MaxBodyForFrame() // the frame of an empty body
@@ -126,6 +132,7 @@ func TestConfig_FrameBoundCoversWorstRequests(t *testing.T) {
 
 func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.HTTPAddr = "nope"
 	cfg.PublicURL = "ftp://x"
 	cfg.NodeName = ""
@@ -160,6 +167,7 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 
 func TestConfig_ClusterAndRetryDefaults(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	if cfg.InvokeAttempts != 3 {
 		t.Errorf("InvokeAttempts = %d, want 3", cfg.InvokeAttempts)
 	}
@@ -181,6 +189,7 @@ func TestConfig_ClusterAndRetryDefaults(t *testing.T) {
 
 func TestConfig_ZeroReadWriteTimeoutsMeanNoLimit(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.ReadTimeout, cfg.WriteTimeout = 0, 0
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -283,6 +283,7 @@ func TestConfig_ChainSettings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		cfg := gateway.DefaultConfig()
+		cfg.Plaintext = true // tests run on loopback
 		tc.set(&cfg)
 		err := cfg.Validate()
 		if tc.want == nil && err != nil {

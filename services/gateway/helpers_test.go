@@ -176,6 +176,7 @@ type harness struct {
 
 func testConfig() gateway.Config {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"

@@ -132,6 +132,7 @@ func startHelloGRPC(b *testing.B) *grpc.ClientConn {
 func newHelloGateway(b *testing.B, res gateway.RuntimeResolver, start bool) (*gateway.Server, string) {
 	b.Helper()
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.HTTPAddr, cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.NodeName = "bench"
 	cfg.ShutdownTimeout = 5 * time.Second

@@ -223,6 +223,7 @@ func frameOf(t *testing.T, req *runtimev1.InvokeRequest) []byte {
 func TestGateway_LargestAcceptedRequestFitsTheRuntimeFrame(t *testing.T) {
 	h := newHarness(t)
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	body := int(cfg.MaxRequestBodyBytes)
 	target := "/" + h.stack.String() + "/web/echo?" + strings.Join(shortKeys(cfg.MaxQueryParams), "&")
 	head := func(contentLength int) string {

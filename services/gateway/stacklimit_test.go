@@ -451,6 +451,7 @@ func TestConfig_StackLimitsFromYAML(t *testing.T) {
 
 func TestConfig_DefaultStackLimits(t *testing.T) {
 	cfg := gateway.DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	if cfg.StackRate != 1000 || cfg.StackBurst != 2000 || cfg.StackConcurrency != 256 || len(cfg.StackLimits) != 0 {
 		t.Errorf("defaults: rate %v burst %d concurrency %d limits %q", cfg.StackRate, cfg.StackBurst, cfg.StackConcurrency, cfg.StackLimits)
 	}

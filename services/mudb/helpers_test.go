@@ -22,6 +22,7 @@ import (
 // testConfig is DefaultConfig on free loopback ports with short waits.
 func testConfig() Config {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.MaxTxnDuration = time.Second // DeleteTable waits this long
 	cfg.TTLSweepInterval = 50 * time.Millisecond

@@ -148,6 +148,7 @@ func TestStored_DeletedDataStopsAccruingAtTheNextSample(t *testing.T) {
 
 func TestConfig_StoredIntervals(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.StoredSampleInterval = -time.Second
 	cfg.StoredReportInterval = 0
 	err := cfg.Validate()

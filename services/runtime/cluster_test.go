@@ -27,6 +27,7 @@ import (
 func clusterNode(t *testing.T, x *chainwatchtest.Indexer, mdb *fakeMudb, st *fakeStorage, name string, join []string, adjust func(*Config)) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.NodeName = name
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"

@@ -93,6 +93,7 @@ type dbHarness struct {
 func newDBHarness(t *testing.T, edit func(*Config), deps Deps) *dbHarness {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -531,6 +532,7 @@ func TestReplySize_MatchesTheEncoding(t *testing.T) {
 
 func TestConfig_MudbAddrIsHostPort(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	for addr, ok := range map[string]bool{"": true, "127.0.0.1:12020": true, "mudb:443": true, "mudb": false, ":12020": false} {
 		cfg.MudbAddr = addr
 		err := cfg.Validate()

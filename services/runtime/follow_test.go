@@ -87,6 +87,7 @@ func newChainHarness(t *testing.T, region *chainindexerv1.Region, bins ...[]byte
 		st.binaries[ids.BinaryID(b)] = b
 	}
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -485,6 +486,7 @@ func TestConfig_ChainSettings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		cfg := DefaultConfig()
+		cfg.Plaintext = true // tests run on loopback
 		tc.set(&cfg)
 		err := cfg.Validate()
 		if tc.want == nil {

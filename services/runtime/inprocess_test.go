@@ -111,6 +111,7 @@ func TestInProcessClient_AnswersAsGRPCDoes(t *testing.T) {
 
 func TestInProcessClient_UnavailableBeforeStartAndAfterClose(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = ""
 	cfg.DataDir = t.TempDir()

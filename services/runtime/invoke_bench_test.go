@@ -62,6 +62,7 @@ func newHelloServer(tb testing.TB, id ids.StackID, edit func(*Config)) *Server {
 	tb.Helper()
 	bin := helloFunc(tb)
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = ""
 	cfg.DataDir = tb.TempDir()

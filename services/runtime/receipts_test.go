@@ -47,6 +47,7 @@ func newReceiptServer(t *testing.T, id ids.StackID, sink usage.ReceiptSink, edit
 	t.Helper()
 	bin := helloFunc(t)
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = ""
 	cfg.DataDir = t.TempDir()
@@ -243,6 +244,7 @@ func TestReceipts_LargeRequestIsHashedNotKept(t *testing.T) {
 
 func TestConfig_ReceiptSettingsAreValidated(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.ReceiptSampleRate = 1.5
 	cfg.ReceiptQueueSize = 0
 	cfg.ReceiptBatchSize = -1
@@ -254,7 +256,9 @@ func TestConfig_ReceiptSettingsAreValidated(t *testing.T) {
 			t.Errorf("Validate: %v, want it to name %s", err, field)
 		}
 	}
-	if err := DefaultConfig().Validate(); err != nil {
+	def := DefaultConfig()
+	def.Plaintext = true // the defaults but for the TLS files, which have none
+	if err := def.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

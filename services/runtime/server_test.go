@@ -85,6 +85,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -309,6 +310,7 @@ func TestRuntime_AdminServesMetricsAndReadiness(t *testing.T) {
 
 func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.NodeName = ""
 	cfg.MaxFuelPerCall = 0
 	cfg.CallTimeout = 0
@@ -330,7 +332,9 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}
 	}
-	if err := DefaultConfig().Validate(); err != nil {
+	def := DefaultConfig()
+	def.Plaintext = true // the defaults but for the TLS files, which have none
+	if err := def.Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -477,6 +477,7 @@ func TestStorage_DepsStorageTakesPrecedence(t *testing.T) {
 
 func TestConfig_StorageSettings(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	for addr, ok := range map[string]bool{"": true, "127.0.0.1:12030": true, "storage": false} {
 		cfg.StorageAddr = addr
 		err := cfg.Validate()
@@ -485,6 +486,7 @@ func TestConfig_StorageSettings(t *testing.T) {
 		}
 	}
 	cfg = DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.MaxUploadsPerCall, cfg.MaxListPage = 0, 1001
 	err := cfg.Validate()
 	if err == nil || !strings.Contains(err.Error(), "max_uploads_per_call") || !strings.Contains(err.Error(), "max_list_page") {

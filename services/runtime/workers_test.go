@@ -22,6 +22,7 @@ import (
 func newWorkersHarness(t *testing.T, edit func(*Config)) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
@@ -340,6 +341,7 @@ func TestConfig_CallWorkersValidated(t *testing.T) {
 		t.Errorf("default call_workers %d, want 2 × GOMAXPROCS = %d", got, want)
 	}
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.CallWorkers = 0
 	cfg.CallWorkerWait = -time.Millisecond
 	err := cfg.Validate()

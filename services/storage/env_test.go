@@ -56,6 +56,7 @@ func s3Config(t testing.TB, cfg *Config) {
 
 func testConfig(t testing.TB, s3 bool) Config {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.BoxCacheTTL = 0

@@ -13,6 +13,7 @@ import (
 
 func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr, cfg.AdminAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	s, err := New(cfg, Deps{})
@@ -41,6 +42,7 @@ func TestServer_ServesAdminAndClosesTwice(t *testing.T) {
 
 func TestConfig_InvalidNamesTheField(t *testing.T) {
 	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "nope"
 	cfg.DataDir = ""
 	cfg.MaxKeyBytes = 2000
@@ -55,6 +57,7 @@ func TestConfig_InvalidNamesTheField(t *testing.T) {
 	// The defaults with only an endpoint given are valid: the default
 	// bucket name is one S3 accepts.
 	cfg = DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.S3Endpoint = "127.0.0.1:1"
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("the defaults with s3_endpoint set: %v", err)
@@ -64,6 +67,7 @@ func TestConfig_InvalidNamesTheField(t *testing.T) {
 		t.Errorf("a 2-character bucket: %v", err)
 	}
 	cfg = DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
 	cfg.S3Endpoint, cfg.S3PartSize = "127.0.0.1:1", 1<<20
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "s3_part_size") {
 		t.Errorf("part size: %v", err)

@@ -19,10 +19,11 @@ import (
 )
 
 // CheckBinary builds the main package in dir (relative to the test's
-// directory) and runs it with args plus --grpc-addr, --admin-addr and
-// --log-format flags of its own. It fails t unless the admin port answers
-// 200 on /healthz, /readyz and /metrics (whose body must contain every
-// string in wantMetrics) and the binary exits 0 after SIGTERM.
+// directory) and runs it with args plus --grpc-addr, --admin-addr,
+// --log-format and --plaintext (it runs on loopback) flags of its own. It
+// fails t unless the admin port answers 200 on /healthz, /readyz and
+// /metrics (whose body must contain every string in wantMetrics) and the
+// binary exits 0 after SIGTERM.
 func CheckBinary(t *testing.T, dir string, args []string, wantMetrics ...string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "service")
@@ -31,7 +32,7 @@ func CheckBinary(t *testing.T, dir string, args []string, wantMetrics ...string)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", dir, err, out)
 	}
-	cmd := exec.Command(bin, append(args, "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--log-format=json")...)
+	cmd := exec.Command(bin, append(args, "--grpc-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--log-format=json", "--plaintext")...)
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

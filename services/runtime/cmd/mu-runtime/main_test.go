@@ -10,9 +10,11 @@ import (
 	"github.com/muprotocol/mu/libs/service/servicetest"
 )
 
+// run runs the command with args and -plaintext (these tests are about
+// other settings).
 func run(args ...string) (int, string) {
 	var out bytes.Buffer
-	code := service.Run(context.Background(), command(), args, &out)
+	code := service.Run(context.Background(), command(), append([]string{"-plaintext"}, args...), &out)
 	return code, out.String()
 }
 
