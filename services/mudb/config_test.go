@@ -19,7 +19,7 @@ func TestConfig_DefaultIsValid(t *testing.T) {
 
 func TestConfig_ReportsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Plaintext = true // tests run on loopback
+	cfg.Plaintext = true                       // tests run on loopback
 	cfg.MaxResponseBytes = cfg.MaxMessageBytes // no room for a cursor
 	cfg.DefaultScanPage = cfg.MaxScanPage + 1
 	cfg.MaxTableNameBytes = 256
@@ -37,7 +37,7 @@ func TestConfig_ReportsEveryProblem(t *testing.T) {
 		}
 	}
 	cfg = DefaultConfig()
-	cfg.Plaintext = true // tests run on loopback
+	cfg.Plaintext = true                     // tests run on loopback
 	cfg.MaxValueBytes = cfg.MaxResponseBytes // one entry cannot fit a reply
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cannot hold one entry") {
 		t.Errorf("value above the response limit: %v", err)
