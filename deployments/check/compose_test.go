@@ -244,18 +244,37 @@ func TestExampleConfigs_PassTheBinariesOwnCheck(t *testing.T) {
 		if cluster, ok := cfg["cluster"].(map[string]any); ok && svc == "executor" {
 			cfg[gossipKeyFileSetting] = cluster["secret_key_file"]
 		}
-		for k, name := range fileOfSetting {
-			if p, ok := cfg[k].(string); ok {
-				c, _ := placeholder(t, svc, name)
-				inv.files[p] = c
+		// The executor's parts (its sections) have certificates of their
+		// own roles.
+		parts := map[string]map[string]any{svc: cfg}
+		if svc == "executor" {
+			for _, part := range []string{"gateway", "runtime", "mudb", "storage"} {
+				if sec, ok := cfg[part].(map[string]any); ok {
+					parts[part] = sec
+				}
 			}
 		}
-		gossipSvc := svc
-		if svc == "executor" {
-			gossipSvc = "gateway" // its cluster section keys both members' gossip
+		for part, c := range parts {
+			for k, name := range fileOfSetting {
+				if p, ok := c[k].(string); ok {
+					content, _ := placeholder(t, part, name)
+					inv.files[p] = content
+				}
+			}
 		}
-		for _, p := range transportFileProblems(inv.where, gossipSvc, cfg, inv.files, true, true) {
-			t.Error(p)
+		for part, c := range parts {
+			// The executor's cluster section keys both its members' gossip
+			// (checked as a gateway's); its parts' sections have none.
+			gossipSvc := "part " + part
+			switch {
+			case part == "executor":
+				gossipSvc = "gateway"
+			case svc != "executor":
+				gossipSvc = part
+			}
+			for _, p := range transportFileProblems(inv.where+" "+part, gossipSvc, c, inv.files, true, true) {
+				t.Error(p)
+			}
 		}
 		if err := checkConfig(t, inv); err != nil {
 			t.Error(err)

@@ -54,7 +54,7 @@ func placeholder(t *testing.T, svc, name string) (content string, ok bool) {
 	}
 	role := svc
 	if role == "executor" {
-		role = "runtime" // the executor serves the runtime's API
+		role = "operator" // the executor's own certificate (its parts have theirs)
 	}
 	cert := func() *certs.Issued {
 		issuedMu.Lock()
