@@ -95,12 +95,32 @@ func checkConfig(t *testing.T, inv invocation) error {
 		}
 		rewrite[path] = local
 	}
+	// The config files and the environment name the other files (TLS
+	// certificates, gossip keys) by their path in the container: point
+	// them at the copies, longest path first.
+	paths := make([]string, 0, len(rewrite))
+	for p := range rewrite {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
+	var pairs []string
+	for _, p := range paths {
+		pairs = append(pairs, p, rewrite[p])
+	}
+	relocate := strings.NewReplacer(pairs...).Replace
 	args := []string{"--check-config"}
 	for i, a := range inv.args {
 		if i > 0 && inv.args[i-1] == "--config" {
 			local, ok := rewrite[a]
 			if !ok {
 				return fmt.Errorf("%s: --config %s: no such file is mounted", inv.where, a)
+			}
+			b, err := os.ReadFile(local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(local, []byte(relocate(string(b))), 0o644); err != nil {
+				t.Fatal(err)
 			}
 			a = local
 		}
@@ -109,7 +129,7 @@ func checkConfig(t *testing.T, inv invocation) error {
 	cmd := exec.Command(filepath.Join(binaries(t), "mu-"+inv.service), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root}
 	for k, v := range inv.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		cmd.Env = append(cmd.Env, k+"="+relocate(v))
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

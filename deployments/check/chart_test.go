@@ -18,7 +18,6 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"gopkg.in/yaml.v3"
 
-	"github.com/muprotocol/mu/libs/service"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -88,6 +87,7 @@ type rendered struct {
 	objects    []runtime.Object
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
+	certs      []*certificate // cert-manager Certificates
 	services   []*corev1.Service
 	workloads  []workload
 }
@@ -102,6 +102,28 @@ type workload struct {
 }
 
 func (w workload) String() string { return w.kind + "/" + w.name }
+
+// workloadOf is a Deployment's or StatefulSet's workload.
+func workloadOf(o runtime.Object) (workload, bool) {
+	switch o := o.(type) {
+	case *appsv1.Deployment:
+		w := workload{kind: "Deployment", name: o.Name, pod: o.Spec.Template}
+		if o.Spec.Selector != nil {
+			w.labels = o.Spec.Selector.MatchLabels
+		}
+		return w, true
+	case *appsv1.StatefulSet:
+		w := workload{kind: "StatefulSet", name: o.Name, pod: o.Spec.Template, serviceName: o.Spec.ServiceName}
+		if o.Spec.Selector != nil {
+			w.labels = o.Spec.Selector.MatchLabels
+		}
+		for _, c := range o.Spec.VolumeClaimTemplates {
+			w.claims = append(w.claims, c.Name)
+		}
+		return w, true
+	}
+	return workload{}, false
+}
 
 // decodeStrict splits a multi-document YAML stream and decodes every
 // document into its typed Kubernetes object; an unknown field, kind or
@@ -126,6 +148,13 @@ func decodeStrict(stream []byte) ([]runtime.Object, error) {
 			return nil, err
 		}
 		if len(bytes.TrimSpace(stripComments(doc))) == 0 {
+			continue
+		}
+		if cert, ok, err := decodeCertificate(doc); ok || err != nil {
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w\n%s", sourceOf(doc), err, doc)
+			}
+			out = append(out, cert)
 			continue
 		}
 		obj, gvk, err := dec.Decode(doc, nil, nil)
@@ -187,15 +216,12 @@ func load(t *testing.T, values string) *rendered {
 			r.secrets[o.Name] = o
 		case *corev1.Service:
 			r.services = append(r.services, o)
-		case *appsv1.Deployment:
-			r.workloads = append(r.workloads, workload{kind: "Deployment", name: o.Name, labels: o.Spec.Selector.MatchLabels, pod: o.Spec.Template})
-			if o.Spec.Selector == nil || len(o.Spec.Selector.MatchLabels) == 0 {
-				t.Errorf("%s: Deployment/%s has no selector", r.name, o.Name)
-			}
-		case *appsv1.StatefulSet:
-			w := workload{kind: "StatefulSet", name: o.Name, labels: o.Spec.Selector.MatchLabels, pod: o.Spec.Template, serviceName: o.Spec.ServiceName}
-			for _, c := range o.Spec.VolumeClaimTemplates {
-				w.claims = append(w.claims, c.Name)
+		case *certificate:
+			r.certs = append(r.certs, o)
+		case *appsv1.Deployment, *appsv1.StatefulSet:
+			w, _ := workloadOf(o)
+			if len(w.labels) == 0 {
+				t.Errorf("%s: %s has no selector", r.name, w)
 			}
 			r.workloads = append(r.workloads, w)
 		}
@@ -209,8 +235,9 @@ func load(t *testing.T, values string) *rendered {
 }
 
 // documentedSecrets are the Secrets a values file names for the provider
-// to create: keys named existingSecret anywhere in it, and the
-// imagePullSecrets.
+// to create: keys named existingSecret (and tls.caSecret) anywhere in it,
+// the imagePullSecrets, and the certificate Secrets values.yaml documents
+// as required under their default names.
 func (r *rendered) documentedSecrets() map[string]bool {
 	out := map[string]bool{}
 	if ps, ok := r.values["imagePullSecrets"].([]any); ok {
@@ -227,7 +254,7 @@ func (r *rendered) documentedSecrets() map[string]bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if s, ok := x.(string); ok && k == "existingSecret" && s != "" {
+				if s, ok := x.(string); ok && (k == "existingSecret" || k == "caSecret") && s != "" {
 					out[s] = true
 				}
 				walk(x)
@@ -239,6 +266,60 @@ func (r *rendered) documentedSecrets() map[string]bool {
 		}
 	}
 	walk(r.values)
+	for name := range r.requiredTLSSecrets() {
+		out[name] = true
+	}
+	for _, c := range r.certs {
+		out[c.Spec.SecretName] = true // written by cert-manager
+	}
+	return out
+}
+
+// chartValues is the chart's own values.yaml: its comments document what a
+// provider must create.
+var chartValues = func() string {
+	b, err := os.ReadFile(filepath.Join(repoRoot, chartDir, "values.yaml"))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
+// tlsEnabled and gossipEncrypted are the values' tls.enabled and
+// gossip.encryption.enabled, both true by default.
+func (r *rendered) tlsEnabled() bool {
+	tls, _ := r.values["tls"].(map[string]any)
+	on, ok := tls["enabled"].(bool)
+	return !ok || on
+}
+
+func (r *rendered) gossipEncrypted() bool {
+	g, _ := r.values["gossip"].(map[string]any)
+	enc, _ := g["encryption"].(map[string]any)
+	on, ok := enc["enabled"].(bool)
+	return !ok || on
+}
+
+// requiredTLSSecrets are the certificate Secrets a provider creates under
+// the default names values.yaml documents (<fullname>-<component>-tls,
+// REQUIRED while tls.enabled), for the components whose
+// <component>.tls.existingSecret is not set.
+func (r *rendered) requiredTLSSecrets() map[string]bool {
+	out := map[string]bool{}
+	if !r.tlsEnabled() || !strings.Contains(chartValues, "<fullname>-<component>-tls (REQUIRED while") {
+		return out
+	}
+	for _, c := range []string{"gateway", "runtime", "mudb", "storage", "chain-indexer", "billing"} {
+		key := c
+		if c == "chain-indexer" {
+			key = "chainIndexer"
+		}
+		comp, _ := r.values[key].(map[string]any)
+		tls, _ := comp["tls"].(map[string]any)
+		if s, _ := tls["existingSecret"].(string); s == "" {
+			out[release+"-"+c+"-tls"] = true
+		}
+	}
 	return out
 }
 
@@ -501,25 +582,37 @@ func checkContainers(t *testing.T, r *rendered) {
 				continue
 			}
 			seen[c.Name] = true
-			grpc, ok := namedPort(c, "grpc")
-			if !ok {
+			if _, ok := namedPort(c, "grpc"); !ok {
 				t.Errorf("%s container %s: no port named grpc", w, c.Name)
 			}
+			// The probes ask the admin port (plain HTTP): the gRPC port
+			// requires a client certificate, which the kubelet's grpc
+			// probe cannot present.
+			admin, ok := namedPort(c, "admin")
+			if !ok {
+				t.Errorf("%s container %s: no port named admin", w, c.Name)
+			}
+			if cfg := r.serviceConfig(t, w, c); !strings.HasSuffix(fmt.Sprint(cfg["admin_addr"]), fmt.Sprintf(":%d", admin.ContainerPort)) {
+				t.Errorf("%s container %s: admin_addr %v does not bind the admin port %d the probes ask", w, c.Name, cfg["admin_addr"], admin.ContainerPort)
+			}
 			for _, p := range []struct {
-				name  string
-				probe *corev1.Probe
-			}{{"readiness", c.ReadinessProbe}, {"liveness", c.LivenessProbe}} {
+				name, path string
+				probe      *corev1.Probe
+				required   bool
+			}{{"readiness", "/readyz", c.ReadinessProbe, true}, {"liveness", "/healthz", c.LivenessProbe, true}, {"startup", "/healthz", c.StartupProbe, false}} {
 				switch {
 				case p.probe == nil:
-					t.Errorf("%s container %s: no %s probe", w, c.Name, p.name)
-				case p.probe.GRPC == nil:
-					t.Errorf("%s container %s: %s probe is not a native gRPC probe", w, c.Name, p.name)
-				case p.probe.GRPC.Port != grpc.ContainerPort:
-					t.Errorf("%s container %s: %s probe on port %d, gRPC is on %d", w, c.Name, p.name, p.probe.GRPC.Port, grpc.ContainerPort)
-				case p.name == "liveness" && (p.probe.GRPC.Service == nil || *p.probe.GRPC.Service != service.LivenessService):
-					t.Errorf("%s container %s: liveness probe asks for %v, want %q (\"\" is readiness: a service waiting on TiKV would be restarted)", w, c.Name, p.probe.GRPC.Service, service.LivenessService)
-				case p.name == "readiness" && p.probe.GRPC.Service != nil && *p.probe.GRPC.Service != "":
-					t.Errorf("%s container %s: readiness probe asks for %q, want \"\" (the readiness checks)", w, c.Name, *p.probe.GRPC.Service)
+					if p.required {
+						t.Errorf("%s container %s: no %s probe", w, c.Name, p.name)
+					}
+				case p.probe.HTTPGet == nil:
+					t.Errorf("%s container %s: %s probe is not an HTTP probe of the admin port (a grpc probe has no client certificate)", w, c.Name, p.name)
+				case p.probe.HTTPGet.Port.String() != "admin" && p.probe.HTTPGet.Port.IntVal != admin.ContainerPort:
+					t.Errorf("%s container %s: %s probe on port %s, the admin port is %d", w, c.Name, p.name, p.probe.HTTPGet.Port.String(), admin.ContainerPort)
+				case p.probe.HTTPGet.Path != p.path:
+					t.Errorf("%s container %s: %s probe asks %q, want %q (/readyz is readiness: a service waiting on TiKV would be restarted on it)", w, c.Name, p.name, p.probe.HTTPGet.Path, p.path)
+				case p.probe.HTTPGet.Scheme != "" && p.probe.HTTPGet.Scheme != corev1.URISchemeHTTP:
+					t.Errorf("%s container %s: %s probe scheme %s, the admin port is plain HTTP", w, c.Name, p.name, p.probe.HTTPGet.Scheme)
 				}
 			}
 			if c.Name == "gateway" || c.Name == "runtime" {
@@ -709,7 +802,7 @@ func dur(t *testing.T, cfg map[string]any, key string, def time.Duration) time.D
 // serviceConfig is the YAML a container's --config names, decoded.
 func (r *rendered) serviceConfig(t *testing.T, w workload, c corev1.Container) map[string]any {
 	t.Helper()
-	inv, err := r.invocation(w, c)
+	inv, err := r.invocation(t, w, c)
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -736,16 +829,15 @@ var (
 		"spec.nodeName":      "node-1",
 	}
 	secretPlaceholders = map[string]string{
-		"MU_STORAGE_URL_SIGNING_KEY":    strings.Repeat("ab", 32),
-		"MU_GATEWAY_CLUSTER_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-		"MU_RUNTIME_CLUSTER_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"MU_STORAGE_URL_SIGNING_KEY": strings.Repeat("ab", 32),
 	}
 )
 
 // invocation is how the kubelet would start the container: its args, its
 // environment resolved (fields, Secrets, $(VAR)) and the files of its
 // ConfigMap and Secret volumes.
-func (r *rendered) invocation(w workload, c corev1.Container) (invocation, error) {
+func (r *rendered) invocation(t *testing.T, w workload, c corev1.Container) (invocation, error) {
+	t.Helper()
 	where := fmt.Sprintf("%s %s container %s", r.name, w, c.Name)
 	inv := invocation{where: where, service: c.Name, args: append(append([]string{}, c.Command[min(len(c.Command), 1):]...), c.Args...), env: map[string]string{}, files: map[string]string{}}
 	for _, e := range c.Env {
@@ -786,6 +878,11 @@ func (r *rendered) invocation(w workload, c corev1.Container) (invocation, error
 	}
 	for _, m := range c.VolumeMounts {
 		for _, v := range w.pod.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				for p, content := range r.secretFiles(t, c.Name, m.MountPath, v.Secret) {
+					inv.files[p] = content
+				}
+			}
 			if v.Name != m.Name || v.ConfigMap == nil {
 				continue
 			}
@@ -827,7 +924,7 @@ func TestChart_EveryRenderedConfigPassesTheBinariesOwnCheck(t *testing.T) {
 		r := load(t, values)
 		for _, w := range r.workloads {
 			for _, c := range w.pod.Spec.Containers {
-				inv, err := r.invocation(w, c)
+				inv, err := r.invocation(t, w, c)
 				if err == nil {
 					err = checkConfig(t, inv)
 				}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 )
 
 const composeFile = "deployments/compose.yaml"
@@ -80,15 +81,23 @@ func TestCompose_EveryServiceConfigPassesTheBinariesOwnCheck(t *testing.T) {
 			if v.Type != types.VolumeTypeBind {
 				continue
 			}
-			b, err := os.ReadFile(v.Source)
-			if err != nil {
-				t.Errorf("%s: bind mount %s: %v", inv.where, v.Source, err)
-				continue
-			}
 			if !v.ReadOnly {
-				t.Errorf("%s: config %s is mounted writable", inv.where, v.Target)
+				t.Errorf("%s: bind mount %s is writable", inv.where, v.Target)
 			}
-			inv.files[v.Target] = string(b)
+			for p, content := range bindFiles(t, inv.where, svc, v) {
+				inv.files[p] = content
+			}
+		}
+		var cfg map[string]any
+		for i, a := range inv.args {
+			if i > 0 && inv.args[i-1] == "--config" {
+				if err := yaml.Unmarshal([]byte(inv.files[a]), &cfg); err != nil {
+					t.Errorf("%s: %s: %v", inv.where, a, err)
+				}
+			}
+		}
+		for _, p := range transportFileProblems(inv.where, svc, cfg, inv.files, true, true) {
+			t.Error(p)
 		}
 		if err := checkConfig(t, inv); err != nil {
 			t.Error(err)
@@ -100,6 +109,60 @@ func TestCompose_EveryServiceConfigPassesTheBinariesOwnCheck(t *testing.T) {
 			t.Errorf("%s runs no %s", composeFile, svc)
 		}
 	}
+}
+
+// certsDir is where `mu certs region --dir deployments/certs` writes the
+// compose region's certificates, one directory per role (not committed).
+var certsDir = filepath.Join(repoRoot, "deployments", "certs")
+
+// bindFiles are the files a bind mount shows in the container: a file's
+// content, every file of a directory, and, for a certificate directory
+// under deployments/certs (made by mu certs region, absent in a clean
+// checkout), placeholders of its tls.crt, tls.key and ca.crt. A service
+// mounts the certificate directory of its own role.
+func bindFiles(t *testing.T, where, svc string, v types.ServiceVolumeConfig) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if rel, err := filepath.Rel(certsDir, v.Source); err == nil && !strings.HasPrefix(rel, "..") {
+		if rel != svc {
+			t.Errorf("%s: mounts the certificates of %q (%s), want its own, certs/%s", where, rel, v.Source, svc)
+		}
+		if v.Bind == nil || v.Bind.CreateHostPath {
+			t.Errorf("%s: certificate directory %s: set bind.create_host_path: false, so that compose refuses to start without it (run mu certs region)", where, v.Source)
+		}
+		for _, name := range []string{"tls.crt", "tls.key", "ca.crt"} {
+			c, _ := placeholder(t, svc, name)
+			out[filepath.ToSlash(filepath.Join(v.Target, name))] = c
+		}
+		return out
+	}
+	fi, err := os.Stat(v.Source)
+	if err != nil {
+		t.Errorf("%s: bind mount %s: %v", where, v.Source, err)
+		return out
+	}
+	if !fi.IsDir() {
+		b, err := os.ReadFile(v.Source)
+		if err != nil {
+			t.Errorf("%s: bind mount %s: %v", where, v.Source, err)
+		}
+		out[v.Target] = string(b)
+		return out
+	}
+	entries, err := os.ReadDir(v.Source)
+	if err != nil {
+		t.Errorf("%s: bind mount %s: %v", where, v.Source, err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(v.Source, e.Name()))
+			if err != nil {
+				t.Errorf("%s: bind mount %s: %v", where, v.Source, err)
+			}
+			out[filepath.ToSlash(filepath.Join(v.Target, e.Name()))] = string(b)
+		}
+	}
+	return out
 }
 
 // checkDockerfileOf: the service builds from the service's own Dockerfile.
@@ -173,6 +236,46 @@ func TestExampleConfigs_PassTheBinariesOwnCheck(t *testing.T) {
 		}
 		inv := invocation{where: "deployments/config/" + filepath.Base(f), service: svc, args: []string{"--config", "/etc/mu/" + svc + ".yaml"},
 			files: map[string]string{"/etc/mu/" + svc + ".yaml": string(b)}}
+		// The files the config names are the provider's: placeholders.
+		var cfg map[string]any
+		if err := yaml.Unmarshal(b, &cfg); err != nil {
+			t.Fatalf("%s: %v", inv.where, err)
+		}
+		if cluster, ok := cfg["cluster"].(map[string]any); ok && svc == "executor" {
+			cfg[gossipKeyFileSetting] = cluster["secret_key_file"]
+		}
+		// The executor's parts (its sections) have certificates of their
+		// own roles.
+		parts := map[string]map[string]any{svc: cfg}
+		if svc == "executor" {
+			for _, part := range []string{"gateway", "runtime", "mudb", "storage"} {
+				if sec, ok := cfg[part].(map[string]any); ok {
+					parts[part] = sec
+				}
+			}
+		}
+		for part, c := range parts {
+			for k, name := range fileOfSetting {
+				if p, ok := c[k].(string); ok {
+					content, _ := placeholder(t, part, name)
+					inv.files[p] = content
+				}
+			}
+		}
+		for part, c := range parts {
+			// The executor's cluster section keys both its members' gossip
+			// (checked as a gateway's); its parts' sections have none.
+			gossipSvc := "part " + part
+			switch {
+			case part == "executor":
+				gossipSvc = "gateway"
+			case svc != "executor":
+				gossipSvc = part
+			}
+			for _, p := range transportFileProblems(inv.where+" "+part, gossipSvc, c, inv.files, true, true) {
+				t.Error(p)
+			}
+		}
 		if err := checkConfig(t, inv); err != nil {
 			t.Error(err)
 		}

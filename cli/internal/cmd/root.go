@@ -54,7 +54,7 @@ manifest, and runs the stack on any mu provider or on your own machine.`,
 	root.PersistentFlags().String("profile", "", "the profile (a region's endpoints, ledger and keypair; see mu config) to use instead of the current one")
 	root.AddCommand(newValidateCommand(), newRunCommand(), newBuildCommand(), newInitCommand(), newClusterCommand(), newUsageCommand(), newAuditCommand(),
 		newConfigCommand(), newKeygenCommand(), newProviderCommand(), newListCommand(), newWalletCommand(), newEscrowCommand(), newDeployCommand(),
-		newStackCommand(), newLogsCommand(), newConsoleCommand())
+		newStackCommand(), newLogsCommand(), newConsoleCommand(), newCertsCommand())
 	return root
 }
 

@@ -87,6 +87,45 @@ helm.sh/chart: {{ include "mu.chart" . }}
 {{- default (printf "%s-gossip" (include "mu.fullname" .)) .Values.gossip.encryption.existingSecret }}
 {{- end }}
 
+{{/* The Secret holding a component's certificate (tls.crt, tls.key, ca.crt). Argument: dict "root" $ "component" name. */}}
+{{- define "mu.tlsSecretName" -}}
+{{- $v := index .root.Values (include "mu.valuesKey" .component) }}
+{{- $existing := "" }}
+{{- with $v.tls }}{{ $existing = .existingSecret }}{{ end }}
+{{- default (printf "%s-%s-tls" (include "mu.fullname" .root) .component) $existing }}
+{{- end }}
+
+{{/* Where the pods mount their certificate, the CA bundle and the gossip keys. */}}
+{{- define "mu.tlsDir" -}}/var/run/mu/tls{{- end }}
+{{- define "mu.tlsCADir" -}}/var/run/mu/tls-ca{{- end }}
+{{- define "mu.gossipDir" -}}/var/run/mu/gossip{{- end }}
+
+{{/*
+The transport security settings every service shares: the certificate files (or plaintext: true
+with tls.enabled false).
+*/}}
+{{- define "mu.tlsSettings" -}}
+{{- if .Values.tls.enabled }}
+tls_cert_file: {{ include "mu.tlsDir" . }}/tls.crt
+tls_key_file: {{ include "mu.tlsDir" . }}/tls.key
+tls_ca_file: {{ ternary (include "mu.tlsCADir" .) (include "mu.tlsDir" .) (not (empty .Values.tls.caSecret)) }}/ca.crt
+{{- with .Values.tls.reloadInterval }}
+tls_reload_interval: {{ . }}
+{{- end }}
+{{- else }}
+plaintext: true
+{{- end }}
+{{- end }}
+
+{{/* The gossip encryption settings of the gateways and runtimes. */}}
+{{- define "mu.gossipSettings" -}}
+{{- if .Values.gossip.encryption.enabled }}
+cluster_secret_key_file: {{ include "mu.gossipDir" . }}/key
+{{- else }}
+cluster_plaintext: true
+{{- end }}
+{{- end }}
+
 {{- define "mu.urlKeySecretName" -}}
 {{- default (printf "%s-storage-url-key" (include "mu.fullname" .)) .Values.storage.urlSigningKey.existingSecret }}
 {{- end }}

@@ -48,17 +48,6 @@ spec:
         {{- if $gossip }}
         - name: MU_{{ $env }}_CLUSTER_ADVERTISE_ADDR
           value: "$(POD_IP):7946"
-        {{- if $root.Values.gossip.encryption.enabled }}
-        - name: MU_{{ $env }}_CLUSTER_SECRET_KEY
-          valueFrom:
-            secretKeyRef:
-              name: {{ include "mu.gossipSecretName" $root }}
-              key: key
-        {{- else }}
-        # gossip.encryption.enabled is false: the binaries refuse unencrypted gossip unless told.
-        - name: MU_{{ $env }}_CLUSTER_PLAINTEXT
-          value: "true"
-        {{- end }}
         {{- end }}
         {{- if eq $c "storage" }}
         - name: MU_STORAGE_S3_ACCESS_KEY
@@ -99,27 +88,30 @@ spec:
         {{- end }}
       {{- if eq $c "runtime" }}
       startupProbe:
-        grpc:
-          port: 9090
-          service: mu.liveness
+        httpGet:
+          port: admin
+          path: /healthz
         periodSeconds: {{ $v.startupProbe.periodSeconds }}
         failureThreshold: {{ $v.startupProbe.failureThreshold }}
         timeoutSeconds: 2
       {{- end }}
-      # grpc.health.v1 "" is SERVING when the service is ready (its
-      # readiness checks pass: what /readyz says); mu.liveness is SERVING
-      # from start to shutdown, so a service waiting on TiKV or the ledger is
-      # taken out of its Service, not restarted.
+      # On the admin port (plain HTTP, never public): the gRPC port requires
+      # a client certificate, which the kubelet's grpc probe cannot present.
+      # /readyz is 200 when the service is ready (its readiness checks pass:
+      # what grpc.health.v1 "" says); /healthz from start to shutdown, so a
+      # service waiting on TiKV or the ledger is taken out of its Service,
+      # not restarted.
       readinessProbe:
-        grpc:
-          port: 9090
+        httpGet:
+          port: admin
+          path: /readyz
         periodSeconds: 5
         timeoutSeconds: 2
         failureThreshold: 2
       livenessProbe:
-        grpc:
-          port: 9090
-          service: mu.liveness
+        httpGet:
+          port: admin
+          path: /healthz
         {{- if ne $c "runtime" }}
         initialDelaySeconds: 10
         {{- end }}
@@ -147,6 +139,21 @@ spec:
           mountPath: /var/run/mu/signer
           readOnly: true
         {{- end }}
+        {{- if $root.Values.tls.enabled }}
+        - name: tls
+          mountPath: {{ include "mu.tlsDir" $root }}
+          readOnly: true
+        {{- if $root.Values.tls.caSecret }}
+        - name: tls-ca
+          mountPath: {{ include "mu.tlsCADir" $root }}
+          readOnly: true
+        {{- end }}
+        {{- end }}
+        {{- if and $gossip $root.Values.gossip.encryption.enabled }}
+        - name: gossip
+          mountPath: {{ include "mu.gossipDir" $root }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -165,6 +172,40 @@ spec:
         items:
           - key: {{ $root.Values.ledger.signer.key }}
             path: {{ $root.Values.ledger.signer.key }}
+    {{- end }}
+    {{- /* Whole-Secret volumes (no subPath): the kubelet swaps updated files in, the services re-read them. */}}
+    {{- if $root.Values.tls.enabled }}
+    - name: tls
+      secret:
+        secretName: {{ include "mu.tlsSecretName" (dict "root" $root "component" $c) }}
+        defaultMode: 0440
+        items:
+          - key: tls.crt
+            path: tls.crt
+          - key: tls.key
+            path: tls.key
+          {{- if not $root.Values.tls.caSecret }}
+          - key: ca.crt
+            path: ca.crt
+          {{- end }}
+    {{- with $root.Values.tls.caSecret }}
+    - name: tls-ca
+      secret:
+        secretName: {{ . }}
+        defaultMode: 0440
+        items:
+          - key: ca.crt
+            path: ca.crt
+    {{- end }}
+    {{- end }}
+    {{- if and $gossip $root.Values.gossip.encryption.enabled }}
+    - name: gossip
+      secret:
+        secretName: {{ include "mu.gossipSecretName" $root }}
+        defaultMode: 0440
+        items:
+          - key: key
+            path: key
     {{- end }}
   {{- with $v.nodeSelector }}
   nodeSelector:
