@@ -70,6 +70,10 @@ type moduleShape struct {
 	MemoryMin uint64 `json:"memory_min"`
 	// TableGrow tells whether any function grows a table (table.grow).
 	TableGrow bool `json:"table_grow"`
+	// TableWrite tells whether any function changes a table (table.set,
+	// table.grow, table.fill, table.copy, table.init, elem.drop): a
+	// snapshot cannot capture tables (snapshot.go).
+	TableWrite bool `json:"table_write,omitempty"`
 	// Rewritten counts the operators turned into helper calls.
 	Rewritten int `json:"rewritten"`
 }
@@ -603,6 +607,7 @@ func (rw *rewriter) rewriteBody(out, src []byte) ([]byte, error) {
 			}
 		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || (op >= 0x20 && op <= 0x26) || op == 0x3f || op == 0xd2:
 			r.u32()
+			rw.shape.TableWrite = rw.shape.TableWrite || op == 0x26 // table.set
 		case op == 0x11 || op == 0x13:
 			r.u32()
 			r.u32()
@@ -640,6 +645,7 @@ func (rw *rewriter) rewriteBody(out, src []byte) ([]byte, error) {
 			}
 		case op == 0xfc:
 			sub := r.u32()
+			rw.shape.TableWrite = rw.shape.TableWrite || (sub >= 12 && sub <= 15) || sub == 17
 			switch {
 			case sub <= 7: // saturating conversions
 			case sub == 9 || sub == 13 || sub == 16: // data.drop, elem.drop, table.size
