@@ -64,6 +64,7 @@ type function struct {
 	binaryID    string
 	mod         *wasm.Module
 	snap        *wasm.Module // pre-initialized mod for this function's env and argv, or nil (snapshot.go)
+	snapKey     string       // its key in Server.snapshots
 	memoryLimit uint64
 	memoryMiB   uint64 // memory_limit in MiB rounded up: the billing multiplier
 	env         map[string]string
@@ -157,10 +158,12 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 		for _, b := range acquired {
 			s.releaseModuleLocked(b)
 		}
+		for _, f := range d.functions {
+			s.releaseSnapshotLocked(f)
+		}
 		s.mu.Unlock()
 		for _, f := range d.functions {
 			s.pool.Remove(f.poolKey)
-			f.closeSnapshot()
 		}
 	}
 	for _, fn := range m.Functions {
@@ -182,7 +185,7 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 		}
 	}
 	for _, f := range d.functions {
-		s.snapshotFunction(ctx, f, inline)
+		s.snapshotFunction(ctx, f, inline, !warmLater)
 	}
 	s.forgetFetched(acquired)
 	for _, f := range d.functions {
@@ -462,7 +465,7 @@ func (s *Server) finalizeLocked(d *deployment) {
 		for _, f := range d.functions {
 			s.pool.Remove(f.poolKey)
 			s.releaseModuleLocked(f.binaryID)
-			f.closeSnapshot()
+			s.releaseSnapshotLocked(f)
 		}
 	})
 }

@@ -113,3 +113,37 @@ func TestRuntime_SnapshotRefusedFallsBackToANormalStart(t *testing.T) {
 		t.Fatal("the stack's logs do not say why the function starts without a snapshot")
 	}
 }
+
+// TestRuntime_SnapshotSharedByFunctionsAlike: stacks whose functions get
+// the same binary, env and argv share one pre-initialized module (one
+// memory image, not one per stack), released with the last of them.
+func TestRuntime_SnapshotSharedByFunctionsAlike(t *testing.T) {
+	h := newDBHarness(t, nil, Deps{})
+	bin := wat(t, reactorWAT(""))
+	a, b := ids.StackID{21}, ids.StackID{22}
+	for _, id := range []ids.StackID{a, b} {
+		if err := h.deploy(t, id, 1, bin); err != nil {
+			t.Fatal(err)
+		}
+		invokeFuel(t, h.harness, id, 1)
+	}
+	shared := func() (n, refs int) {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		for _, ref := range h.srv.snapshots {
+			n, refs = n+1, refs+ref.refs
+		}
+		return n, refs
+	}
+	if n, refs := shared(); n != 1 || refs != 2 || testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("built")) != 1 {
+		t.Fatalf("%d snapshot modules with %d references for two stacks alike", n, refs)
+	}
+	for _, id := range []ids.StackID{a, b} {
+		if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: id.Bytes()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := shared(); n != 0 {
+		t.Fatalf("%d snapshot modules left after both stacks were undeployed", n)
+	}
+}

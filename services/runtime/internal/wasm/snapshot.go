@@ -121,9 +121,11 @@ func (m *Module) Snapshot() (SnapshotInfo, bool) {
 	return SnapshotInfo{StartupFuel: s.StartupFuel, RandomBytes: s.RandomBytes, MemoryPages: s.MemoryPages, DataBytes: s.DataBytes}, true
 }
 
-// snapshotKey names the snapshot of module id for instances started with
-// env and args: the start-up reads both, so they are part of the key.
-func snapshotKey(id string, env map[string]string, args []string) string {
+// SnapshotKey names the snapshot of module id for instances started with
+// env and args (InstanceConfig.Env, Args): the start-up reads both, so they
+// are part of the key. Instances whose configs have the same key can share
+// one pre-initialized module.
+func SnapshotKey(id string, env map[string]string, args []string) string {
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
@@ -156,7 +158,7 @@ func (e *Engine) LoadSnapshot(id string, cfg InstanceConfig) (*Module, bool) {
 		return nil, false
 	}
 	start := time.Now()
-	m, meta, ok := e.cache.load(e.engine, artifactKey(snapshotKey(id, cfg.Env, cfg.Args), e.fingerprint))
+	m, meta, ok := e.cache.load(e.engine, artifactKey(SnapshotKey(id, cfg.Env, cfg.Args), e.fingerprint))
 	if !ok {
 		return nil, false
 	}
@@ -181,7 +183,7 @@ func (e *Engine) Snapshot(ctx context.Context, wasm []byte, id string, cfg Insta
 	if cfg.Tape != nil {
 		return nil, errors.New("wasm: a snapshot is built without a tape")
 	}
-	key := artifactKey(snapshotKey(id, cfg.Env, cfg.Args), e.fingerprint)
+	key := artifactKey(SnapshotKey(id, cfg.Env, cfg.Args), e.fingerprint)
 	if e.cache != nil {
 		if mod, ok := e.LoadSnapshot(id, cfg); ok {
 			return mod, nil
