@@ -381,3 +381,38 @@ func TestSnapshot_GoExamplesServeAlikeWithTheSameFuel(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSnapshotRewrite: the snapshot rewrite reads a module's sections
+// itself (Snapshot validates first, but the reader must not trust that):
+// any bytes are read without a panic, and a module it can read is
+// rewritten, with a captured page, into one whose layout reads back alike.
+func FuzzSnapshotRewrite(f *testing.F) {
+	for _, src := range []string{watModule(modeReactor, ""), snapWAT(`(global $g (mut i64) (i64.const 5)) (global $k f32 (f32.const 1))`, "", "")} {
+		b, err := wasmtime.Wat2Wasm(src)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		l, err := readSnapLayout(wasm)
+		if err != nil || l.reason != "" {
+			return
+		}
+		globals := map[uint32][]byte{}
+		for _, g := range l.mutable {
+			globals[g] = []byte{0x41, 0x07, 0x0b}
+		}
+		mem := make([]byte, snapPage)
+		mem[100] = 1
+		segs, _ := memorySegments(mem)
+		out, err := emitSnapshot(wasm, l, globals, 1, segs)
+		if err != nil {
+			return
+		}
+		again, err := readSnapLayout(out)
+		if err != nil || len(again.globals) != len(l.globals) || len(again.mutable) != len(l.mutable) {
+			t.Fatalf("rewritten module reads back as %+v, %v (was %+v)", again, err, l)
+		}
+	})
+}
