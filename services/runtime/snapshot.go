@@ -73,7 +73,7 @@ func (s *Server) loadSnapshot(ctx context.Context, f *function, cfg wasm.Instanc
 			}
 		}
 		var err error
-		if m, err = s.engine.Snapshot(ctx, bin, f.binaryID, cfg); err != nil { // Deploy or fetchBinary checked binaryID against bin
+		if m, err = s.engine.Snapshot(ctx, f.mod, bin, cfg); err != nil { // Deploy or fetchBinary checked binaryID against bin, the bytes of f.mod
 			if errors.Is(err, wasm.ErrSnapshotRefused) {
 				return s.snapshotFallback(f, "refused", err)
 			}

@@ -37,7 +37,7 @@ import (
 
 // instrumentVersion changes whenever the rewrite changes; it is part of the
 // artifact key.
-const instrumentVersion = 1
+const instrumentVersion = 2 // 2: exports the mutable globals (snapGlobalExportFmt)
 
 // Names the rewrite exports. A module that exports a name with this prefix
 // itself is refused.
@@ -280,6 +280,7 @@ type rewriter struct {
 	order       []helperKey
 	chargeIdx   uint32
 	exports     map[string]bool
+	mutable     []uint32 // global indices of the mutable defined globals
 }
 
 // instrument checks wasm and rewrites its bulk operators (see above).
@@ -347,9 +348,7 @@ func (rw *rewriter) run(wasm []byte) ([]byte, error) {
 		case secMemory:
 			err = rw.readMemories(s.body)
 		case secGlobal:
-			sr := &reader{b: s.body}
-			rw.globals = sr.u32()
-			err = sr.err
+			err = rw.readGlobals(s.body)
 		case secExport:
 			err = rw.readExports(s.body)
 		}
@@ -379,6 +378,15 @@ func (rw *rewriter) run(wasm []byte) ([]byte, error) {
 		b = append(b, 0x03)
 		return appendLEB(b, uint64(refusedIdx))
 	})
+	// Every mutable global, so that a snapshot build can read them
+	// (snapshot.go) from the module compiled for normal starts.
+	for _, g := range rw.mutable {
+		secs = rw.extend(secs, secExport, func(b []byte) []byte {
+			b = appendName(b, fmt.Sprintf(snapGlobalExportFmt, g))
+			b = append(b, 0x03)
+			return appendLEB(b, uint64(g))
+		})
+	}
 	for t := range rw.tables {
 		secs = rw.extend(secs, secExport, func(b []byte) []byte {
 			b = appendName(b, fmt.Sprintf(tableExportFmt, t))
@@ -475,6 +483,21 @@ func (rw *rewriter) readImports(b []byte) error {
 		default:
 			return fmt.Errorf("%w: import kind 0x%02x", errUnsupported, kind)
 		}
+	}
+	return r.err
+}
+
+func (rw *rewriter) readGlobals(b []byte) error {
+	r := &reader{b: b}
+	rw.globals = r.u32()
+	for k := uint32(0); k < rw.globals && r.err == nil; k++ {
+		if c := r.byte(); !isValType(c) {
+			return fmt.Errorf("%w: global of type 0x%02x", errUnsupported, c)
+		}
+		if r.byte() == 1 {
+			rw.mutable = append(rw.mutable, rw.globImports+k)
+		}
+		r.constExprEnd()
 	}
 	return r.err
 }

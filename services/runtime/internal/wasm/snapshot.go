@@ -59,8 +59,9 @@ import (
 // of the snapshot's artifact key.
 const snapshotVersion = 1
 
-// snapGlobalExportFmt names the exports the build adds to read a module's
-// mutable globals (by global index); the "mu:" prefix is reserved.
+// snapGlobalExportFmt names the exports instrument adds so that a build can
+// read a module's mutable globals (by global index); the "mu:" prefix is
+// reserved.
 const snapGlobalExportFmt = "mu:snap:global:%d"
 
 // snapPage is the granularity of the captured memory: runs of pages that
@@ -171,39 +172,42 @@ func (e *Engine) LoadSnapshot(id string, cfg InstanceConfig) (*Module, bool) {
 	return mod, true
 }
 
-// Snapshot returns the pre-initialized module of the reactor module wasm
-// (content id id, verified by the caller) for instances started with cfg's
-// Env, Args and MemoryLimit: from the artifact cache, or built by running
-// the module's start-up once (within the engine's StartupFuel and
-// StartupTimeout) and cached. A module that cannot be snapshotted gets a
-// *SnapshotRefusedError (errors.Is ErrSnapshotRefused) saying why; a start-up
-// that fails gets its *CallError; an invalid module ErrInvalidModule. It
-// blocks for the start-up and the compile.
-func (e *Engine) Snapshot(ctx context.Context, wasm []byte, id string, cfg InstanceConfig) (*Module, error) {
+// Snapshot returns the pre-initialized module of mod, the compiled module
+// of wasm (content id mod.ID, verified by the caller), for instances
+// started with cfg's Env, Args and MemoryLimit: from the artifact cache, or
+// built by running mod's start-up once (within the engine's StartupFuel
+// and StartupTimeout) and cached. A module that cannot be snapshotted gets
+// a *SnapshotRefusedError (errors.Is ErrSnapshotRefused) saying why; a
+// start-up that fails gets its *CallError. It blocks for the start-up and
+// the compile of the snapshot module (the build runs mod itself: Compile
+// exports every mutable global for it).
+func (e *Engine) Snapshot(ctx context.Context, mod *Module, wasm []byte, cfg InstanceConfig) (*Module, error) {
 	if cfg.Tape != nil {
 		return nil, errors.New("wasm: a snapshot is built without a tape")
 	}
-	key := artifactKey(SnapshotKey(id, cfg.Env, cfg.Args), e.fingerprint)
-	if e.cache != nil {
-		if mod, ok := e.LoadSnapshot(id, cfg); ok {
-			return mod, nil
-		}
+	if mod.snapshot != nil {
+		return nil, errors.New("wasm: the module is a snapshot already")
 	}
-	snap, meta, err := e.buildSnapshot(ctx, wasm, id, cfg)
+	id := mod.ID
+	if m, ok := e.LoadSnapshot(id, cfg); ok {
+		return m, nil
+	}
+	snap, meta, err := e.buildSnapshot(ctx, mod, wasm, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return e.compile(snap, id, key, meta)
+	return e.compile(snap, id, artifactKey(SnapshotKey(id, cfg.Env, cfg.Args), e.fingerprint), meta)
 }
 
-// buildSnapshot runs the start-up of wasm and returns the pre-initialized
-// module's bytes and metadata.
-func (e *Engine) buildSnapshot(ctx context.Context, wasm []byte, id string, cfg InstanceConfig) ([]byte, *snapshotMeta, error) {
+// buildSnapshot runs the start-up of mod and returns the pre-initialized
+// module's bytes (wasm rewritten) and metadata.
+func (e *Engine) buildSnapshot(ctx context.Context, mod *Module, wasm []byte, cfg InstanceConfig) ([]byte, *snapshotMeta, error) {
+	id := mod.ID
 	refuse := func(format string, args ...any) error {
 		return &SnapshotRefusedError{ID: id, Reason: fmt.Sprintf(format, args...)}
 	}
-	if err := wasmtime.ModuleValidate(e.engine, wasm); err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %s", ErrInvalidModule, short(id), trapCause(err.Error()))
+	if !mod.reactor {
+		return nil, nil, refuse("only reactor modules (_initialize, mu_init, mu_serve) start from a snapshot; a command's start-up ends inside _start")
 	}
 	layout, err := readSnapLayout(wasm)
 	if err != nil {
@@ -212,31 +216,11 @@ func (e *Engine) buildSnapshot(ctx context.Context, wasm []byte, id string, cfg 
 	if layout.reason != "" {
 		return nil, nil, refuse("%s", layout.reason)
 	}
-	metered, shape, err := instrument(wasm, e.cfg.BulkBytesPerFuel)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
-	}
-	if shape.TableWrite {
+	if mod.shape.TableWrite {
 		return nil, nil, refuse("the module changes a table (table.set, table.grow, table.fill, table.copy, table.init or elem.drop) and tables are not captured")
-	}
-	run, err := exportMutableGlobals(metered, layout)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
-	}
-	m, err := wasmtime.NewModule(e.engine, run)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %s", ErrInvalidModule, short(id), trapCause(err.Error()))
-	}
-	defer m.Close()
-	if !isReactor(m) {
-		return nil, nil, refuse("only reactor modules (_initialize, mu_init, mu_serve) start from a snapshot; a command's start-up ends inside _start")
-	}
-	if err := checkCommand(m); err != nil {
-		return nil, nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
 	// The build is an instance like any other, with a recorder (snapRun)
 	// watching what its start-up reads and writes.
-	mod := &Module{ID: id, WasmSize: len(wasm), m: m, shape: shape, reactor: true}
 	inst, err := e.newRecordedInstance(ctx, mod, cfg)
 	if err != nil {
 		return nil, nil, err
@@ -249,7 +233,7 @@ func (e *Engine) buildSnapshot(ctx context.Context, wasm []byte, id string, cfg 
 	for _, g := range layout.mutable {
 		ex := inst.wi.GetExport(inst.store, fmt.Sprintf(snapGlobalExportFmt, g))
 		if ex == nil || ex.Global() == nil {
-			return nil, nil, fmt.Errorf("wasm: snapshot of %s: global %d was not exported", short(id), g)
+			return nil, nil, fmt.Errorf("wasm: snapshot of %s: global %d is not exported (is the module compiled from these bytes?)", short(id), g)
 		}
 		c, ok := constExpr(ex.Global().Get(inst.store))
 		if !ok {
@@ -536,24 +520,6 @@ func readSnapLayout(wasm []byte) (*snapLayout, error) {
 		}
 	}
 	return l, nil
-}
-
-// exportMutableGlobals adds an export of each mutable defined global of
-// the instrumented module metered, so the build can read them.
-func exportMutableGlobals(metered []byte, l *snapLayout) ([]byte, error) {
-	secs, err := splitSections(metered)
-	if err != nil {
-		return nil, err
-	}
-	rw := &rewriter{}
-	for _, g := range l.mutable {
-		secs = rw.extend(secs, secExport, func(b []byte) []byte {
-			b = appendName(b, fmt.Sprintf(snapGlobalExportFmt, g))
-			b = append(b, 0x03)
-			return appendLEB(b, uint64(g))
-		})
-	}
-	return joinSections(secs), nil
 }
 
 // constExpr is the constant expression of a captured value, false for a

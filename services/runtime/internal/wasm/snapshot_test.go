@@ -53,9 +53,15 @@ func wat(t *testing.T, src string) []byte {
 	return b
 }
 
+// snapshotOf compiles wasm and returns its snapshot for cfg.
 func snapshotOf(t *testing.T, e *Engine, wasm []byte, cfg InstanceConfig) *Module {
 	t.Helper()
-	m, err := e.Snapshot(context.Background(), wasm, ContentID(wasm), cfg)
+	mod, err := e.Compile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close()
+	m, err := e.Snapshot(context.Background(), mod, wasm, cfg)
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
@@ -176,16 +182,16 @@ func TestSnapshot_RefusesWhatItCannotReplay(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			wasm := wat(t, c.wat)
-			_, err := f.e.Snapshot(context.Background(), wasm, ContentID(wasm), InstanceConfig{})
-			var re *SnapshotRefusedError
-			if !errors.Is(err, ErrSnapshotRefused) || !errors.As(err, &re) || !strings.Contains(re.Reason, c.reason) {
-				t.Fatalf("got %v, want a refusal naming %q", err, c.reason)
-			}
 			mod, err := f.e.Compile(wasm)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer mod.Close()
+			_, err = f.e.Snapshot(context.Background(), mod, wasm, InstanceConfig{})
+			var re *SnapshotRefusedError
+			if !errors.Is(err, ErrSnapshotRefused) || !errors.As(err, &re) || !strings.Contains(re.Reason, c.reason) {
+				t.Fatalf("got %v, want a refusal naming %q", err, c.reason)
+			}
 			callOK(t, newInstance(t, f.e, mod, InstanceConfig{}), "", nil)
 		})
 	}
@@ -219,8 +225,12 @@ func TestSnapshot_CachedByBinaryEngineAndEnvironment(t *testing.T) {
 			t.Fatalf("snapshot for %+v served for env %v args %v", cfg, other.Env, other.Args)
 		}
 	}
-	if f2.e.HasCached(id) {
-		t.Fatal("the snapshot was cached under the binary's own key")
+	if plain, ok := f2.e.LoadCached(id); !ok {
+		t.Fatal("the binary's own artifact is gone")
+	} else if _, pre := plain.Snapshot(); pre {
+		t.Fatal("the binary's own artifact loads as the snapshot")
+	} else {
+		plain.Close()
 	}
 }
 
@@ -284,12 +294,14 @@ func (d memDB) handle(_ context.Context, m fnproto.Message) (fnproto.Message, er
 
 // TestSnapshot_GoExamplesServeAlikeWithTheSameFuel is the suite both start
 // paths pass: the functions of the examples and of the runtime's SDK test
-// modules, called in turn on a normal
-// instance and on a snapshot instance, gets the same responses and burns
-// the same fuel per request. The normal instance replays the random and
-// clock values the snapshot's start-up read (a replay tape), so both start
-// from the same seeds; without that a Go instance's fuel differs from
-// another normal instance's too (the map hash seed changes the work).
+// modules, called in turn on a normal instance and on a snapshot instance,
+// get the same responses and burn the same fuel per request. Both see the
+// same inputs, through tapes: the normal instance replays the random and
+// clock values the snapshot's start-up read, so both start from the same
+// seeds, then records what it reads in each call, which the snapshot
+// instance replays in the same call. Without that a Go instance's fuel
+// differs from another normal instance's too: the map hash seed changes
+// the work, and the GC paces itself by the clock.
 func TestSnapshot_GoExamplesServeAlikeWithTheSameFuel(t *testing.T) {
 	user := []fnproto.Header{{Name: "x-user-id", Value: "ann"}}
 	type step struct {
@@ -339,13 +351,15 @@ func TestSnapshot_GoExamplesServeAlikeWithTheSameFuel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mod.Close()
-			normalCfg := cfg
-			normalCfg.Tape = NewReplayTape(snapMod.snapshot.inputs)
+			normalCfg, snapCfg := cfg, cfg
+			normalTape, snapTape := NewReplayTape(snapMod.snapshot.inputs), NewReplayTape(nil)
+			normalCfg.Tape, snapCfg.Tape = normalTape, snapTape
 			normal := newInstance(t, f.e, mod, normalCfg)
-			// The tape has replayed the start-up's inputs: from here on the
-			// normal instance reads live values, as the snapshot one does.
-			normalCfg.Tape.replay, normalCfg.Tape.stopped = false, true
-			snap := newInstance(t, f.e, snapMod, cfg)
+			// The tape has replayed the start-up's inputs: from here on it
+			// records what the normal instance reads during each call, and
+			// the snapshot instance replays that in the same call.
+			normalTape.replay = false
+			snap := newInstance(t, f.e, snapMod, snapCfg)
 			if normal.StartupFuel != snap.StartupFuel {
 				t.Fatalf("start-up fuel: normal %d, snapshot instance billed %d", normal.StartupFuel, snap.StartupFuel)
 			}
@@ -353,7 +367,11 @@ func TestSnapshot_GoExamplesServeAlikeWithTheSameFuel(t *testing.T) {
 			for k, s := range ex.steps {
 				var res [2]*Result
 				var errs [2]*CallError
+				normalTape.entries = nil
 				for j, inst := range []*Instance{normal, snap} {
+					if j == 1 {
+						snapTape.entries, snapTape.pos = normalTape.entries, 0
+					}
 					r, err := inst.Call(context.Background(), s.function, &s.req, dbs[j].handle, defaultLimits)
 					if err != nil && !errors.As(err, &errs[j]) {
 						t.Fatalf("step %d %s (snapshot %v): %v", k, s.function, j == 1, err)
