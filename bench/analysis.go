@@ -41,6 +41,9 @@ func (s *Suite) annotate() {
 		m.target("≤", 20, "ms")
 		m.BoundBy = r.coldStartBound()
 	}
+	if m := r.Get("instance_start_us"); m != nil {
+		m.target("≤", 500, "µs")
+	}
 	if m := r.Get("mudb_get_ratio"); m != nil {
 		m.target("≤", 2, "×")
 		m.BoundBy = r.mudbBound()

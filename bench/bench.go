@@ -111,6 +111,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	steps := []suiteStep{
 		{"fuel", s.runFuel},
 		{"coldstart", s.runColdStart},
+		{"instancestart", s.runInstanceStart},
 		{"throughput", s.runThroughput},
 		{"mudb", s.runMudb},
 		{"storage64", s.runStorage64},

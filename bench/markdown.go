@@ -10,7 +10,7 @@ import (
 // targetOrder is the order of the targets in results.md.
 var targetOrder = []string{
 	"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "instance_starts_c64_steady", "instance_starts_c64_steady_remote",
-	"fuel_overhead_hello", "wrk_throughput_ratio_c64", "first_request_warm_cache_ms", "fuel_overhead_fib",
+	"fuel_overhead_hello", "wrk_throughput_ratio_c64", "first_request_warm_cache_ms", "instance_start_us", "fuel_overhead_fib",
 	"mudb_get_ratio", "mudb_put_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
 	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }

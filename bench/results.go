@@ -188,7 +188,7 @@ func writeFile(path string, b []byte) error {
 func (r *Results) QuickLines() []string {
 	var out []string
 	for _, name := range []string{"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "fuel_overhead_hello", "instance_starts_c64_steady",
-		"first_request_warm_cache_ms", "fuel_overhead_fib", "mudb_get_ratio", "deadline_overrun_8_pct"} {
+		"first_request_warm_cache_ms", "instance_start_us", "instance_start_us_no_snapshot", "fuel_overhead_fib", "mudb_get_ratio", "deadline_overrun_8_pct"} {
 		if m := r.Get(name); m != nil {
 			out = append(out, fmt.Sprintf("%s: %s", name, formatValue(m.Value)))
 		}

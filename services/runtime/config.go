@@ -113,6 +113,14 @@ type Config struct {
 	// PrewarmInstances is how many instances of each function are started
 	// at deploy, ahead of the first request.
 	PrewarmInstances int
+	// SnapshotStart starts the instances of each reactor function from a
+	// snapshot of its start-up, built once at deploy (and kept in the
+	// artifact cache): instances skip the Go runtime's initialisation and
+	// are billed the start-up fuel the snapshot build burnt. A function
+	// whose start-up cannot be snapshotted (it reads the realtime clock,
+	// writes logs, changes a table...) starts normally; the stack's logs
+	// say why.
+	SnapshotStart bool
 
 	// MinMemory is the least memory_limit a function may declare, in
 	// bytes.
@@ -294,6 +302,7 @@ func DefaultConfig() Config {
 		CallWorkers:          2 * goruntime.GOMAXPROCS(0), // hot goroutines running calls
 		CallWorkerWait:       5 * time.Millisecond,        // one epoch tick; then a call runs on its own goroutine
 		PrewarmInstances:     1,
+		SnapshotStart:        true,
 		MinMemory:            lim.MinMemory,
 		MaxMemory:            lim.MaxMemory,
 		LogBuffer:            1024,     // lines per log subscriber

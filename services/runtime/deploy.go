@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -63,6 +64,8 @@ type function struct {
 	assembly    string
 	binaryID    string
 	mod         *wasm.Module
+	snap        *wasm.Module // pre-initialized mod for this function's env and argv, or nil (snapshot.go)
+	snapKey     string       // its key in Server.snapshots
 	memoryLimit uint64
 	memoryMiB   uint64 // memory_limit in MiB rounded up: the billing multiplier
 	env         map[string]string
@@ -78,6 +81,9 @@ type function struct {
 type moduleRef struct {
 	mod  *wasm.Module
 	refs int
+	// wasm holds the bytes fetched from storage for the deploy that loaded
+	// the module, until its snapshots are built (snapshot.go).
+	wasm []byte
 }
 
 // Deploy installs (or replaces) a stack revision: it parses the manifest,
@@ -153,6 +159,9 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 		for _, b := range acquired {
 			s.releaseModuleLocked(b)
 		}
+		for _, f := range d.functions {
+			s.releaseSnapshotLocked(f)
+		}
 		s.mu.Unlock()
 		for _, f := range d.functions {
 			s.pool.Remove(f.poolKey)
@@ -176,6 +185,10 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 			poolKey:     fmt.Sprintf("%s/%d/%s#%d", id, st.GetRevision(), fn.Name, seq),
 		}
 	}
+	for _, f := range d.functions {
+		s.snapshotFunction(ctx, f, inline, !warmLater)
+	}
+	s.forgetFetched(acquired)
 	for _, f := range d.functions {
 		f.start = s.factory(f)
 		if warmLater {
@@ -332,6 +345,7 @@ func (s *Server) loadModule(ctx context.Context, binaryID string, inline map[str
 		return nil
 	}
 	var mod *wasm.Module
+	var fetched []byte
 	if bin, ok := inline[binaryID]; ok {
 		var err error
 		if mod, err = s.engine.CompileWithID(bin, binaryID); err != nil { // Deploy checked binaryID against bin
@@ -349,6 +363,9 @@ func (s *Server) loadModule(ctx context.Context, binaryID string, inline map[str
 			return err
 		}
 		s.metrics.binaries.WithLabelValues("storage").Inc()
+		if s.cfg.SnapshotStart && mod.Reactor() {
+			fetched = bin
+		}
 	}
 	if cerr := mod.CacheError(); cerr != nil {
 		s.log.Warn("artifact cache write failed", "binary", binaryID, "err", cerr)
@@ -360,7 +377,7 @@ func (s *Server) loadModule(ctx context.Context, binaryID string, inline map[str
 		mod.Close()
 		return nil
 	}
-	s.modules[binaryID] = &moduleRef{mod: mod}
+	s.modules[binaryID] = &moduleRef{mod: mod, wasm: fetched}
 	return nil
 }
 
@@ -449,6 +466,7 @@ func (s *Server) finalizeLocked(d *deployment) {
 		for _, f := range d.functions {
 			s.pool.Remove(f.poolKey)
 			s.releaseModuleLocked(f.binaryID)
+			s.releaseSnapshotLocked(f)
 		}
 	})
 }
@@ -456,11 +474,18 @@ func (s *Server) finalizeLocked(d *deployment) {
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
 func (s *Server) factory(f *function) pool.Factory {
 	cfg := s.instanceConfig(f, nil)
+	mod := f.mod
+	if f.snap != nil {
+		mod = f.snap
+	}
+	started := s.metrics.instanceStart.WithLabelValues(strconv.FormatBool(f.snap != nil))
 	return func(ctx context.Context) (*wasm.Instance, error) {
-		inst, err := s.engine.NewInstance(ctx, f.mod, cfg)
+		t0 := time.Now()
+		inst, err := s.engine.NewInstance(ctx, mod, cfg)
 		if err != nil {
 			return nil, err
 		}
+		started.Observe(time.Since(t0).Seconds())
 		s.metrics.instancesStarted.Inc()
 		s.metrics.startupFuel.Add(float64(inst.StartupFuel))
 		return inst, nil

@@ -31,6 +31,8 @@ type metrics struct {
 	storageRequests  *prometheus.CounterVec
 	uploadsAbandoned prometheus.Counter
 	binaries         *prometheus.CounterVec
+	snapshots        *prometheus.CounterVec
+	instanceStart    *prometheus.HistogramVec
 	// chainDeployFailures is registered with the other chain metrics
 	// (registerChainMetrics).
 	chainDeployFailures prometheus.Counter
@@ -91,6 +93,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.binaries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mu_runtime_binaries_loaded_total", Help: "Binaries not sent inline with a deploy, by where they came from (cache: a compiled artifact; storage: fetched and compiled).",
 	}, []string{"source"})
+	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mu_runtime_snapshots_total", Help: "Functions given a snapshot start at deploy, by result (built, cached: loaded from the artifact cache, refused: the start-up cannot be snapshotted, failed: the build failed; the last two start normally).",
+	}, []string{"result"})
+	m.instanceStart = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "mu_runtime_instance_start_seconds", Help: "Time to start an instance (instantiate and run its start-up, or instantiate a snapshot), by snapshot (true: from a snapshot).",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18),
+	}, []string{"snapshot"})
 	m.chainDeployFailures = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mu_runtime_chain_deploy_failures_total", Help: "Deploys of stacks from the chain indexer that failed (each is retried with backoff).",
 	})
@@ -113,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for k := wasm.KindFuelExhausted; k <= wasm.KindUnavailable; k++ {
 		m.invocationsKind[k] = m.invocations.WithLabelValues(k.String())
 	}
-	for _, c := range append(workerCollectors, m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries) {
+	for _, c := range append(workerCollectors, m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries, m.snapshots, m.instanceStart) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

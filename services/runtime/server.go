@@ -127,6 +127,7 @@ type Server struct {
 	stacks    map[[32]byte]*deployment
 	disabled  map[ids.StackID]string // reason; see SetStackEnabled
 	modules   map[string]*moduleRef  // binary id → compiled module shared by deployments
+	snapshots map[string]*moduleRef  // snapshot key → pre-initialized module shared by functions (snapshot.go)
 	loading   singleflight.Group     // one load per binary id at a time (acquireModule)
 	deploySeq atomic.Uint64
 }
@@ -151,14 +152,15 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		TotalBytes: cfg.LogHistoryBytes,
 	})
 	s := &Server{
-		cfg:      cfg,
-		log:      log.With("service", "runtime", "node", cfg.NodeName),
-		keys:     usage.NewKeys("runtime/" + cfg.NodeName),
-		logs:     hub,
-		stacks:   make(map[[32]byte]*deployment),
-		disabled: make(map[ids.StackID]string),
-		modules:  make(map[string]*moduleRef),
-		active:   semaphore.NewWeighted(cfg.ActiveMemoryBudget),
+		cfg:       cfg,
+		log:       log.With("service", "runtime", "node", cfg.NodeName),
+		keys:      usage.NewKeys("runtime/" + cfg.NodeName),
+		logs:      hub,
+		stacks:    make(map[[32]byte]*deployment),
+		disabled:  make(map[ids.StackID]string),
+		modules:   make(map[string]*moduleRef),
+		snapshots: make(map[string]*moduleRef),
+		active:    semaphore.NewWeighted(cfg.ActiveMemoryBudget),
 	}
 	s.cluster = newCluster(s)
 	s.bg, s.bgCancel = context.WithCancel(context.Background())

@@ -137,6 +137,7 @@ type Engine struct {
 	engine      *wasmtime.Engine
 	linker      *wasmtime.Linker
 	tapeLinker  *wasmtime.Linker // for instances with a Tape (tape.go)
+	snapLinker  *wasmtime.Linker // for snapshot builds and pre-initialized instances (snapshot.go)
 	fingerprint string
 	cache       *artifactCache
 
@@ -243,6 +244,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	e.linker = linker
 	if e.tapeLinker, err = newLinker(e.engine, true); err != nil {
+		return nil, err
+	}
+	if e.snapLinker, err = newSnapshotLinker(e.engine); err != nil {
 		return nil, err
 	}
 	if cfg.CacheDir != "" {

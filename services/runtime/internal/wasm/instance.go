@@ -119,6 +119,13 @@ type Instance struct {
 	refusedAtStart int32  // refusals() when the current call began
 	trapReason     *CallError
 	pendingStartup uint64
+
+	// Snapshots (snapshot.go): run records the start-up of a snapshot
+	// build; clock continues the monotonic clock of a pre-initialized
+	// module; wi is the wasmtime instance, read by the snapshot build.
+	run   *snapRun
+	clock snapClock
+	wi    *wasmtime.Instance
 }
 
 // mode is how an instance enters its guest: reactor (mode_reactor.go) or
@@ -173,11 +180,18 @@ func (c *call) outcome() (*Result, error) {
 // first reads stdin in command mode) within the engine's StartupFuel and
 // StartupTimeout. It blocks until the instance is ready.
 func (e *Engine) NewInstance(ctx context.Context, mod *Module, cfg InstanceConfig) (*Instance, error) {
+	return e.newInstance(ctx, mod, cfg, nil)
+}
+
+// newInstance is NewInstance; run, if not nil, records the start-up of a
+// snapshot build (snapshot.go).
+func (e *Engine) newInstance(ctx context.Context, mod *Module, cfg InstanceConfig, run *snapRun) (*Instance, error) {
 	i := &Instance{
 		e:    e,
 		mod:  mod,
 		cfg:  cfg,
 		quit: make(chan struct{}),
+		run:  run,
 	}
 	if mod.reactor {
 		i.mode = &reactor{i: i}
@@ -240,11 +254,15 @@ func (i *Instance) startup(enter func(*wasmtime.Instance) *CallError) *CallError
 	linker := i.e.linker
 	if i.cfg.Tape != nil {
 		linker = i.e.tapeLinker
+	} else if i.run != nil || i.mod.snapshot != nil {
+		linker = i.e.snapLinker
 	}
+	i.clock.start(i.mod.snapshot)
 	inst, err := linker.Instantiate(i.store, i.mod.m)
 	if err != nil {
 		return i.classify(err)
 	}
+	i.wi = inst
 	if ex := inst.GetExport(i.store, "memory"); ex != nil {
 		i.mem = ex.Memory()
 	}
@@ -275,6 +293,11 @@ func (i *Instance) endStartup(ce *CallError) {
 		return
 	}
 	i.StartupFuel = i.fuelUsed()
+	if s := i.mod.snapshot; s != nil {
+		// Billed what the start-up burnt when the snapshot was taken (see
+		// RATIONALE: "Snapshots bill the start-up they skip").
+		i.StartupFuel = s.StartupFuel
+	}
 	i.pendingStartup = i.StartupFuel
 	i.recordMemory()
 }

@@ -37,7 +37,7 @@ import (
 
 // instrumentVersion changes whenever the rewrite changes; it is part of the
 // artifact key.
-const instrumentVersion = 1
+const instrumentVersion = 2 // 2: exports the mutable globals (snapGlobalExportFmt)
 
 // Names the rewrite exports. A module that exports a name with this prefix
 // itself is refused.
@@ -70,6 +70,10 @@ type moduleShape struct {
 	MemoryMin uint64 `json:"memory_min"`
 	// TableGrow tells whether any function grows a table (table.grow).
 	TableGrow bool `json:"table_grow"`
+	// TableWrite tells whether any function changes a table (table.set,
+	// table.grow, table.fill, table.copy, table.init, elem.drop): a
+	// snapshot cannot capture tables (snapshot.go).
+	TableWrite bool `json:"table_write,omitempty"`
 	// Rewritten counts the operators turned into helper calls.
 	Rewritten int `json:"rewritten"`
 }
@@ -276,6 +280,7 @@ type rewriter struct {
 	order       []helperKey
 	chargeIdx   uint32
 	exports     map[string]bool
+	mutable     []uint32 // global indices of the mutable defined globals
 }
 
 // instrument checks wasm and rewrites its bulk operators (see above).
@@ -343,9 +348,7 @@ func (rw *rewriter) run(wasm []byte) ([]byte, error) {
 		case secMemory:
 			err = rw.readMemories(s.body)
 		case secGlobal:
-			sr := &reader{b: s.body}
-			rw.globals = sr.u32()
-			err = sr.err
+			err = rw.readGlobals(s.body)
 		case secExport:
 			err = rw.readExports(s.body)
 		}
@@ -375,6 +378,15 @@ func (rw *rewriter) run(wasm []byte) ([]byte, error) {
 		b = append(b, 0x03)
 		return appendLEB(b, uint64(refusedIdx))
 	})
+	// Every mutable global, so that a snapshot build can read them
+	// (snapshot.go) from the module compiled for normal starts.
+	for _, g := range rw.mutable {
+		secs = rw.extend(secs, secExport, func(b []byte) []byte {
+			b = appendName(b, fmt.Sprintf(snapGlobalExportFmt, g))
+			b = append(b, 0x03)
+			return appendLEB(b, uint64(g))
+		})
+	}
 	for t := range rw.tables {
 		secs = rw.extend(secs, secExport, func(b []byte) []byte {
 			b = appendName(b, fmt.Sprintf(tableExportFmt, t))
@@ -471,6 +483,21 @@ func (rw *rewriter) readImports(b []byte) error {
 		default:
 			return fmt.Errorf("%w: import kind 0x%02x", errUnsupported, kind)
 		}
+	}
+	return r.err
+}
+
+func (rw *rewriter) readGlobals(b []byte) error {
+	r := &reader{b: b}
+	rw.globals = r.u32()
+	for k := uint32(0); k < rw.globals && r.err == nil; k++ {
+		if c := r.byte(); !isValType(c) {
+			return fmt.Errorf("%w: global of type 0x%02x", errUnsupported, c)
+		}
+		if r.byte() == 1 {
+			rw.mutable = append(rw.mutable, rw.globImports+k)
+		}
+		r.constExprEnd()
 	}
 	return r.err
 }
@@ -603,6 +630,7 @@ func (rw *rewriter) rewriteBody(out, src []byte) ([]byte, error) {
 			}
 		case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || (op >= 0x20 && op <= 0x26) || op == 0x3f || op == 0xd2:
 			r.u32()
+			rw.shape.TableWrite = rw.shape.TableWrite || op == 0x26 // table.set
 		case op == 0x11 || op == 0x13:
 			r.u32()
 			r.u32()
@@ -640,6 +668,7 @@ func (rw *rewriter) rewriteBody(out, src []byte) ([]byte, error) {
 			}
 		case op == 0xfc:
 			sub := r.u32()
+			rw.shape.TableWrite = rw.shape.TableWrite || (sub >= 12 && sub <= 15) || sub == 17
 			switch {
 			case sub <= 7: // saturating conversions
 			case sub == 9 || sub == 13 || sub == 16: // data.drop, elem.drop, table.size

@@ -42,7 +42,11 @@ func (r *reactor) startup() (ce *CallError) {
 // enter runs _initialize and mu_init, which return once the guest is ready.
 func (r *reactor) enter(inst *wasmtime.Instance) *CallError {
 	i := r.i
-	for _, name := range []string{"_initialize", fnproto.ExportInit} {
+	entries := []string{"_initialize", fnproto.ExportInit}
+	if i.mod.snapshot != nil {
+		entries = nil // pre-initialized: its memory and globals hold their outcome
+	}
+	for _, name := range entries {
 		if _, err := inst.GetFunc(i.store, name).Call(i.store); err != nil {
 			ce := i.classify(err)
 			ce.Message = name + ": " + ce.Message

@@ -43,6 +43,9 @@ type Module struct {
 	// reactor is set for modules that export _initialize, mu_init and
 	// mu_serve (see Instance): each call then runs on the caller's goroutine.
 	reactor bool
+	// snapshot is set for a pre-initialized module (snapshot.go): its
+	// instances skip _initialize and mu_init.
+	snapshot *snapshotMeta
 }
 
 // Reactor reports whether the module is served in reactor mode.
@@ -66,11 +69,17 @@ func (e *Engine) Compile(wasm []byte) (*Module, error) {
 // content id of wasm (any string that names exactly these bytes, such as
 // the runtime's base58 binary id), so the bytes are not hashed again.
 func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
+	return e.compile(wasm, id, artifactKey(id, e.fingerprint), nil)
+}
+
+// compile is CompileWithID for the artifact key key; snap, if not nil,
+// marks the module pre-initialized (snapshot.go) and is kept in the
+// artifact's metadata.
+func (e *Engine) compile(wasm []byte, id, key string, snap *snapshotMeta) (*Module, error) {
 	start := time.Now()
-	key := artifactKey(id, e.fingerprint)
 	if e.cache != nil {
 		if m, meta, ok := e.cache.load(e.engine, key); ok {
-			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m, shape: meta.Shape, reactor: isReactor(m)}
+			mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: meta.CompileTime, FromCache: true, m: m, shape: meta.Shape, reactor: isReactor(m), snapshot: meta.Snapshot}
 			mod.LoadTime = time.Since(start)
 			return mod, nil
 		}
@@ -96,9 +105,9 @@ func (e *Engine) CompileWithID(wasm []byte, id string) (*Module, error) {
 		m.Close()
 		return nil, fmt.Errorf("%w %s: %v", ErrInvalidModule, short(id), err)
 	}
-	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, shape: shape, reactor: isReactor(m)}
+	mod := &Module{ID: id, WasmSize: len(wasm), CompileTime: time.Since(start), m: m, shape: shape, reactor: isReactor(m), snapshot: snap}
 	if e.cache != nil {
-		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm), Shape: shape}); err != nil {
+		if err := e.cache.store(key, m, artifactMeta{CompileTime: mod.CompileTime, WasmSize: len(wasm), Shape: shape, Snapshot: snap}); err != nil {
 			// A cache that cannot be written costs a recompile later, never a failed deploy.
 			mod.cacheErr = err
 		}
@@ -212,6 +221,8 @@ type artifactMeta struct {
 	// Shape is what instrument learnt about the module (its tables and
 	// memory), which the compiled artifact does not tell.
 	Shape moduleShape `json:"shape"`
+	// Snapshot is set for the artifact of a pre-initialized module.
+	Snapshot *snapshotMeta `json:"snapshot,omitempty"`
 	// Size and CRC32C of the artifact: checked before every load, because
 	// wasmtime trusts serialized code and a torn or corrupted file must be
 	// recompiled, never executed.

@@ -106,7 +106,7 @@ func (i *Instance) clockTimeGet(caller *wasmtime.Caller, id int32, _ int64, out 
 	case id == clockRealtime:
 		v = uint64(time.Now().UnixNano())
 	case id == clockMonotonic:
-		v = uint64(time.Since(i.e.start)) + 1
+		v = uint64(time.Since(i.e.start)) + 1 + i.clock.base
 	default:
 		return errnoBadf, nil
 	}
