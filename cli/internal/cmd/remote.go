@@ -20,8 +20,8 @@ import (
 
 	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
-	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
+	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
 
@@ -365,9 +365,11 @@ const certHelp = "issue one from the region's CA with mu certs issue --dir CADIR
 // nil for other failures: the service refused the client certificate or
 // its role (PermissionDenied from its authorization, naming the role), the
 // TLS handshake failed (libs/certs names the certificate and what is wrong:
-// expired, not of the region's CA, a server of another role), or a
-// plaintext call reached a server that wants TLS. where names the service
-// and its address.
+// expired or refused, a server of another role or not of the CA bundle),
+// or a plaintext call reached a server that wants TLS. Each says what to
+// do. where names the service and its address. (gRPC keeps only the text
+// of a failed connection's error, so the cases are told by libs/certs's
+// and gRPC's words.)
 func transportErr(where string, err error) error {
 	st, ok := status.FromError(unwrapStatus(err))
 	if !ok {
@@ -377,6 +379,10 @@ func transportErr(where string, err error) error {
 	switch {
 	case st.Code() == codes.PermissionDenied:
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%s refused the call: %s; use a certificate of an allowed role: %s", where, msg, certHelp)}
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "refusing to use it as one"):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; check the address (mu config show) or pass the right one with a flag", where, msg)}
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "is not valid under tls_ca_file"):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; --tls-ca (profile key tls_ca) must be the CA bundle that signs the region's service certificates", where, msg)}
 	case st.Code() == codes.Unavailable && strings.Contains(msg, "certs: "):
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; %s", where, msg, certHelp)}
 	case st.Code() == codes.Unavailable && plaintextRefused(msg):

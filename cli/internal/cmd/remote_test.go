@@ -2,9 +2,11 @@ package cmd
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/region"
@@ -133,7 +135,46 @@ func TestTLS_AServerOfAnotherRoleIsRefused(t *testing.T) {
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errOut)
 	}
-	wantIn(t, "the error", errOut, tr.billing, "spiffe://mu/billing/", "not a chain-indexer")
+	wantIn(t, "the error", errOut, tr.billing, "spiffe://mu/billing/", "not a chain-indexer", "check the address")
+}
+
+func TestTLS_ACertificateOfAnotherCAIsRefusedByTheServiceWithWhatToDo(t *testing.T) {
+	tr := startTLSRegion(t)
+	ca, err := certs.NewCA("another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f, err := ca.WriteNode(dir, certs.Identity{Role: certs.RoleOperator, Name: "stranger"}, nil, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A CA bundle of both CAs: the CLI trusts the region's services and
+	// loads its own certificate, which the services refuse.
+	regionCA, err := os.ReadFile(tr.ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := os.ReadFile(f.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := writeFile(t, dir, "both.crt", string(regionCA)+string(otherCA))
+	code, _, errOut := run(t, "", "usage", testStack.String(), "--billing", tr.billing, "--timeout", "5s", "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", both)
+	if code != ExitUsage {
+		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errOut)
+	}
+	wantIn(t, "the error", errOut, tr.billing, "refused", f.Cert, "spiffe://mu/operator/stranger", "mu certs issue")
+	if strings.Contains(errOut, "did not answer") {
+		t.Errorf("the error says billing did not answer: %s", errOut)
+	}
+	// A CA bundle that did not sign the CLI's certificate is refused
+	// before any dial, naming the flags.
+	code, _, errOut = run(t, "", "usage", testStack.String(), "--billing", tr.billing, "--tls-cert", tr.operator[0], "--tls-key", tr.operator[1], "--tls-ca", f.CA)
+	if code != ExitUsage {
+		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errOut)
+	}
+	wantIn(t, "the error", errOut, "--tls-ca "+f.CA, "is not signed by a CA of")
 }
 
 func TestTLS_APartialSetOfFlagsIsRefusedNamingWhatIsMissing(t *testing.T) {
