@@ -70,8 +70,7 @@ func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
 // client certificate, or plaintext (the local region of mu run and make
 // cluster).
 type clientTLS struct {
-	tls  *service.TLS
-	cert setting // the certificate file and where it came from; empty with plaintext
+	tls *service.TLS
 }
 
 // plaintextTLS dials without TLS.
@@ -129,10 +128,10 @@ func resolveTLS(f *tlsFlags, p *Profile, profName string) (*clientTLS, error) {
 	b.SetTLSFiles(certs.Files{Cert: parts[0].s.v, Key: parts[1].s.v, CA: parts[2].s.v})
 	t, err := service.NewTLS(b, nil)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("client certificate (--tls-cert %s from %s, --tls-key %s from %s, --tls-ca %s from %s): %w",
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the client certificate %s (from %s), its key %s (from %s) and the CA bundle %s (from %s): %w",
 			parts[0].s.v, parts[0].s.from, parts[1].s.v, parts[1].s.from, parts[2].s.v, parts[2].s.from, err)}
 	}
-	return &clientTLS{tls: t, cert: parts[0].s}, nil
+	return &clientTLS{tls: t}, nil
 }
 
 // dialOption is the transport of a connection to a service of role.

@@ -174,7 +174,7 @@ func TestTLS_ACertificateOfAnotherCAIsRefusedByTheServiceWithWhatToDo(t *testing
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want %d: %s", code, ExitUsage, errOut)
 	}
-	wantIn(t, "the error", errOut, "--tls-ca "+f.CA, "is not signed by a CA of")
+	wantIn(t, "the error", errOut, "CA bundle "+f.CA+" (from --tls-ca)", "is not signed by a CA of")
 }
 
 func TestTLS_APartialSetOfFlagsIsRefusedNamingWhatIsMissing(t *testing.T) {
