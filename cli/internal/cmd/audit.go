@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/usage"
@@ -32,6 +32,8 @@ type auditFlags struct {
 	chainIndexer  string
 	runtimeConfig string
 	env           []string
+	tls           *tlsFlags  // the client certificate (flags, else the profile's)
+	ctls          *clientTLS // resolved from tls by audit
 }
 
 func newAuditCommand() *cobra.Command {
@@ -71,6 +73,7 @@ or I/O error.`,
 	fl.StringVar(&f.chainIndexer, "chain-indexer", "", "host:port of the chain indexer: check the signer is the region's usage signer")
 	fl.StringVar(&f.runtimeConfig, "runtime-config", "", "YAML file of the runtime node's settings (the engine settings must be the receipt's)")
 	fl.StringArrayVar(&f.env, "env", nil, "KEY=VALUE of the function's environment as its manifest declares it (repeatable)")
+	f.tls = addTLSFlags(fl)
 	return cmd
 }
 
@@ -85,6 +88,13 @@ func refused(format string, args ...any) error {
 func audit(cmd *cobra.Command, id string, f auditFlags) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
+	sel, err := selectProfile(cmd)
+	if err != nil {
+		return err
+	}
+	if f.ctls, err = resolveTLS(f.tls, sel.profile, sel.name); err != nil {
+		return err
+	}
 	cfg := runtime.DefaultConfig()
 	if f.runtimeConfig != "" {
 		if err := config.LoadWithDocsTo("runtime", &cfg, []string{"--config", f.runtimeConfig}, nil, cmd.ErrOrStderr()); err != nil {
@@ -114,7 +124,7 @@ func audit(cmd *cobra.Command, id string, f auditFlags) error {
 	if id != "" && r.GetReceiptId() != id {
 		return refused("receipt refused: billing answered receipt %q for id %q", r.GetReceiptId(), id)
 	}
-	if err := checkSigner(ctx, f.chainIndexer, r, signer, cfg.MaxMessageBytes); err != nil {
+	if err := checkSigner(ctx, f.chainIndexer, f.ctls, r, signer, cfg.MaxMessageBytes); err != nil {
 		return err
 	}
 	if f.chainIndexer == "" {
@@ -152,9 +162,20 @@ func audit(cmd *cobra.Command, id string, f auditFlags) error {
 	return &exitError{code: ExitInvalid}
 }
 
-func dial(addr string, maxMsg int) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+// dial connects to the service of role at addr, with the client
+// certificate of ctls (plaintext without one).
+func dial(addr string, role certs.Role, ctls *clientTLS, maxMsg int) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, ctls.dialOption(role),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg)))
+}
+
+// fetchErr is a failed fetch from a service: the transport security's
+// error when it is one (transportErr), else a usage error.
+func fetchErr(where string, err error, format string, args ...any) error {
+	if terr := transportErr(where, err); terr != nil {
+		return terr
+	}
+	return usageErr(format, args...)
 }
 
 // loadReceipt reads the signed receipt from --file or billing.
@@ -177,14 +198,14 @@ func loadReceipt(ctx context.Context, id string, f auditFlags, maxMsg int) (*bil
 	case f.billing == "":
 		return nil, usageErr("RECEIPT_ID needs --billing ADDR (or give the receipt with --file)")
 	}
-	conn, err := dial(f.billing, maxMsg)
+	conn, err := dial(f.billing, certs.RoleBilling, f.ctls, maxMsg)
 	if err != nil {
 		return nil, usageErr("--billing %q: %v", f.billing, err)
 	}
 	defer conn.Close()
 	resp, err := billingv1.NewBillingServiceClient(conn).GetReceipt(ctx, &billingv1.GetReceiptRequest{ReceiptId: id})
 	if err != nil {
-		return nil, usageErr("get receipt %q from billing %s: %v", id, f.billing, err)
+		return nil, fetchErr("billing at "+f.billing, err, "get receipt %q from billing %s: %v", id, f.billing, err)
 	}
 	return resp.GetReceipt(), nil
 }
@@ -208,18 +229,18 @@ func readBounded(path string, limit int64) ([]byte, error) {
 
 // checkSigner refuses a receipt whose signer is not its region's usage
 // signer, as the chain indexer has it (when chainIndexer is set).
-func checkSigner(ctx context.Context, chainIndexer string, r *billingv1.Receipt, signer ledger.Pubkey, maxMsg int) error {
+func checkSigner(ctx context.Context, chainIndexer string, ctls *clientTLS, r *billingv1.Receipt, signer ledger.Pubkey, maxMsg int) error {
 	if chainIndexer == "" {
 		return nil
 	}
-	conn, err := dial(chainIndexer, maxMsg)
+	conn, err := dial(chainIndexer, certs.RoleChainIndexer, ctls, maxMsg)
 	if err != nil {
 		return usageErr("--chain-indexer %q: %v", chainIndexer, err)
 	}
 	defer conn.Close()
 	resp, err := chainindexerv1.NewChainIndexerServiceClient(conn).ListRegions(ctx, &chainindexerv1.ListRegionsRequest{})
 	if err != nil {
-		return usageErr("list regions from %s: %v", chainIndexer, err)
+		return fetchErr("the chain-indexer at "+chainIndexer, err, "list regions from %s: %v", chainIndexer, err)
 	}
 	for _, reg := range resp.GetRegions() {
 		if !bytes.Equal(reg.GetId(), r.GetRegionId()) {
@@ -248,14 +269,14 @@ func loadBinary(ctx context.Context, id string, f auditFlags, maxBytes int) ([]b
 	case f.storage == "":
 		return nil, usageErr("the binary %s is needed: give --storage ADDR or --binary FILE", id)
 	}
-	conn, err := dial(f.storage, maxBytes)
+	conn, err := dial(f.storage, certs.RoleStorage, f.ctls, maxBytes)
 	if err != nil {
 		return nil, usageErr("--storage %q: %v", f.storage, err)
 	}
 	defer conn.Close()
 	stream, err := storagev1.NewStorageServiceClient(conn).GetBinary(ctx, &storagev1.GetBinaryRequest{BinaryId: id})
 	if err != nil {
-		return nil, usageErr("get binary %s from storage %s: %v", id, f.storage, err)
+		return nil, fetchErr("storage at "+f.storage, err, "get binary %s from storage %s: %v", id, f.storage, err)
 	}
 	var buf []byte
 	for {
@@ -264,7 +285,7 @@ func loadBinary(ctx context.Context, id string, f auditFlags, maxBytes int) ([]b
 			return buf, nil
 		}
 		if err != nil {
-			return nil, usageErr("get binary %s from storage %s: %v", id, f.storage, err)
+			return nil, fetchErr("storage at "+f.storage, err, "get binary %s from storage %s: %v", id, f.storage, err)
 		}
 		if info := m.GetInfo(); info != nil && info.GetSize() > uint64(maxBytes) {
 			return nil, usageErr("binary %s is %d bytes, more than max_message_bytes %d", id, info.GetSize(), maxBytes)

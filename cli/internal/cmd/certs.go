@@ -303,7 +303,12 @@ For docker compose: mu certs region --dir deployments/certs`,
 			for _, role := range serviceRoles() {
 				fmt.Fprintf(w, "  kubectl create secret generic %s-%s-tls -n %s --from-file=%s\n", fullname, role, namespace, filepath.Join(dir, string(role)))
 			}
-			fmt.Fprintf(w, "The operator's certificate (%s) is for grpcurl and mu's own calls to the services.\n", filepath.Join(dir, "operator"))
+			op := filepath.Join(dir, string(certs.RoleOperator))
+			fmt.Fprintf(w, "The operator's certificate (%s) is for grpcurl and mu's own calls to the services; give it to mu in a profile:\n", op)
+			fmt.Fprintf(w, "  mu config set NAME tls_cert=%s tls_key=%s tls_ca=%s\n",
+				filepath.Join(op, tlsCertFile), filepath.Join(op, tlsKeyFile), filepath.Join(op, caCertFile))
+			fmt.Fprintf(w, "or per command: --tls-cert %s --tls-key %s --tls-ca %s\n",
+				filepath.Join(op, tlsCertFile), filepath.Join(op, tlsKeyFile), filepath.Join(op, caCertFile))
 			return nil
 		},
 	}

@@ -231,6 +231,11 @@ func TestCertsRegion_OneCertificatePerRoleFromOneCAAndTheKubectlCommands(t *test
 			t.Errorf("%s: key mode %v", role, m)
 		}
 	}
+	// It says how to give the operator's certificate to mu.
+	op := filepath.Join(dir, "operator")
+	if want := "mu config set NAME tls_cert=" + filepath.Join(op, "tls.crt") + " tls_key=" + filepath.Join(op, "tls.key") + " tls_ca=" + filepath.Join(op, "ca.crt"); !strings.Contains(out, want) {
+		t.Errorf("no %q in %q", want, out)
+	}
 	// A second run keeps the CA and the certificates.
 	gw, _ := os.ReadFile(filepath.Join(dir, "gateway", "tls.crt"))
 	code, out, errb = mu(t, "certs", "region", "--dir", dir)

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/muprotocol/mu/cli/internal/consoleui"
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
@@ -439,7 +440,7 @@ func (c *console) writeUsage(w http.ResponseWriter, r *http.Request, x *chainind
 		apiFail(w, c.s.t.need(c.s.t.billing, "billing address", "billing", "billing"))
 		return
 	}
-	cc, err := c.s.c.dial(c.s.t.billing, "billing")
+	cc, err := c.s.c.dial(c.s.t.billing, "billing", certs.RoleBilling)
 	if err != nil {
 		apiFail(w, err)
 		return
@@ -755,7 +756,7 @@ func (c *console) provider(w http.ResponseWriter, r *http.Request) {
 	out := []regionUse{}
 	var bc billingv1.BillingServiceClient
 	if c.s.t.billing.v != "" {
-		if cc, err := c.s.c.dial(c.s.t.billing, "billing"); err == nil {
+		if cc, err := c.s.c.dial(c.s.t.billing, "billing", certs.RoleBilling); err == nil {
 			bc = billingv1.NewBillingServiceClient(cc)
 		}
 	}

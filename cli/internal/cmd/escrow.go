@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
@@ -369,7 +370,7 @@ func (s *session) escrowStatus(ctx context.Context, dev ledger.Pubkey, p *chaini
 		v.Minimum = anyMin
 	}
 	if sample != nil && s.t.billing.v != "" {
-		cc, err := s.c.dial(s.t.billing, "billing")
+		cc, err := s.c.dial(s.t.billing, "billing", certs.RoleBilling)
 		if err == nil {
 			resp, err := billingv1.NewBillingServiceClient(cc).GetUsage(cctx, &billingv1.GetUsageRequest{StackId: sample})
 			if err != nil {

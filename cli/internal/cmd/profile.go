@@ -41,6 +41,12 @@ type Profile struct {
 	LedgerBackend string `yaml:"ledger_backend,omitempty" json:"ledger_backend,omitempty"` // "local" (served by the chain-indexer) or "solana"
 	LedgerAddr    string `yaml:"ledger_addr,omitempty" json:"ledger_addr,omitempty"`       // the ledger's address: mu.ledger.v1 gRPC for local, JSON-RPC URL for solana
 	Keypair       string `yaml:"keypair,omitempty" json:"keypair,omitempty"`               // path of the Solana JSON keypair that signs
+	// The client certificate for the region's gRPC services (mTLS): all
+	// three or none (plaintext). An operator's, from mu certs issue --role
+	// operator or mu certs region (operator/tls.crt, tls.key, ca.crt).
+	TLSCert string `yaml:"tls_cert,omitempty" json:"tls_cert,omitempty"` // path of the PEM certificate
+	TLSKey  string `yaml:"tls_key,omitempty" json:"tls_key,omitempty"`   // path of its PEM private key
+	TLSCA   string `yaml:"tls_ca,omitempty" json:"tls_ca,omitempty"`     // path of the PEM CA bundle of the region's services
 }
 
 // profileFields are the settable fields, by name (the yaml keys).
@@ -52,7 +58,14 @@ var profileFields = map[string]func(*Profile) *string{
 	"ledger_backend": func(p *Profile) *string { return &p.LedgerBackend },
 	"ledger_addr":    func(p *Profile) *string { return &p.LedgerAddr },
 	"keypair":        func(p *Profile) *string { return &p.Keypair },
+	"tls_cert":       func(p *Profile) *string { return &p.TLSCert },
+	"tls_key":        func(p *Profile) *string { return &p.TLSKey },
+	"tls_ca":         func(p *Profile) *string { return &p.TLSCA },
 }
+
+// pathKeys are the profile keys that name files: mu config set stores them
+// as absolute paths.
+var pathKeys = map[string]bool{"keypair": true, "tls_cert": true, "tls_key": true, "tls_ca": true}
 
 // userConfig is the file config.yaml in configDir.
 type userConfig struct {
@@ -190,8 +203,10 @@ func newConfigCommand() *cobra.Command {
 		Use:   "config",
 		Short: "Show and edit the profiles of regions mu talks to",
 		Long: `A profile names a region's endpoints (gateway, storage, indexer, billing), its
-ledger (ledger_backend, ledger_addr) and the keypair that signs for you
-(keypair). Profiles live in config.yaml under the user's config directory
+ledger (ledger_backend, ledger_addr), the keypair that signs for you
+(keypair) and the client certificate for the region's gRPC services when
+they use mTLS (tls_cert, tls_key, tls_ca: all three or none; an operator's,
+from mu certs issue --role operator or mu certs region). Profiles live in config.yaml under the user's config directory
 ($MU_CONFIG_DIR, else $XDG_CONFIG_HOME/mu, else ~/.config/mu); every command
 takes --profile NAME, and its own flags override the profile's values.`,
 	}
@@ -270,7 +285,7 @@ takes --profile NAME, and its own flags override the profile's values.`,
 					return &exitError{code: ExitUsage, err: fmt.Errorf("%q is not a profile key (keys: %s)", k, strings.Join(profileKeys(), ", "))}
 				case k == "ledger_backend" && v != "" && v != "local" && v != "solana":
 					return &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend %q: want local or solana", v)}
-				case k == "keypair" && v != "":
+				case pathKeys[k] && v != "":
 					abs, err := filepath.Abs(v)
 					if err != nil {
 						return &exitError{code: ExitUsage, err: err}

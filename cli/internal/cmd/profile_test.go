@@ -114,7 +114,7 @@ func TestConfig_ErrorsNameWhatIsWrong(t *testing.T) {
 	}{
 		{[]string{"config", "show", "--profile", "nope"}, `no profile "nope" (profiles: none yet); create it with: mu config set nope`},
 		{[]string{"config", "use", "nope"}, `no profile "nope"`},
-		{[]string{"config", "set", "eu", "gatway=x"}, `"gatway" is not a profile key (keys: billing, gateway, indexer, keypair, ledger_addr, ledger_backend, storage)`},
+		{[]string{"config", "set", "eu", "gatway=x"}, `"gatway" is not a profile key (keys: billing, gateway, indexer, keypair, ledger_addr, ledger_backend, storage, tls_ca, tls_cert, tls_key)`},
 		{[]string{"config", "set", "eu", "gateway"}, `"gateway": want KEY=VALUE`},
 		{[]string{"config", "set", "eu", "ledger_backend=eth"}, `ledger_backend "eth": want local or solana`},
 		{[]string{"config", "set", "a/b", "gateway=x"}, `profile name "a/b"`},

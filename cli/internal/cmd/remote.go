@@ -8,17 +8,20 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
+	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
 
@@ -28,6 +31,7 @@ type regionFlags struct {
 	gateway, storage, indexer, billing, ledgerAddr, keypair string
 	timeout                                                 time.Duration
 	output                                                  string // listings: text or json
+	tls                                                     *tlsFlags
 }
 
 // addRegionFlags gives cmd the region flags; listing commands also get
@@ -45,7 +49,97 @@ func addRegionFlags(cmd *cobra.Command, listing bool) *regionFlags {
 	if listing {
 		fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	}
+	f.tls = addTLSFlags(fs)
 	return f
+}
+
+// tlsFlags are the client certificate of every command that dials a
+// region's gRPC services: all three, or none (plaintext).
+type tlsFlags struct{ cert, key, ca string }
+
+// addTLSFlags gives fs --tls-cert, --tls-key and --tls-ca.
+func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
+	f := &tlsFlags{}
+	fs.StringVar(&f.cert, "tls-cert", "", "PEM client certificate for the region's gRPC services, e.g. an operator's from mu certs issue --role operator (with --tls-key and --tls-ca; overrides the profile's tls_cert; none of the three: plaintext)")
+	fs.StringVar(&f.key, "tls-key", "", "PEM private key of --tls-cert (overrides the profile's tls_key)")
+	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA bundle that signs the region's service certificates (overrides the profile's tls_ca)")
+	return f
+}
+
+// clientTLS is how a command dials a region's gRPC services: mTLS with a
+// client certificate, or plaintext (the local region of mu run and make
+// cluster).
+type clientTLS struct {
+	tls *service.TLS
+}
+
+// plaintextTLS dials without TLS.
+func plaintextTLS() *clientTLS {
+	t, _ := service.NewTLS(service.Base{Plaintext: true}, nil) // loads nothing
+	return &clientTLS{tls: t}
+}
+
+// resolveTLS picks the client certificate: each of the three files from
+// its flag, else from the profile (named profName). All three or none;
+// a partial set is a usage error naming what is missing and where the
+// others came from. Relative paths from flags are the working directory's.
+func resolveTLS(f *tlsFlags, p *Profile, profName string) (*clientTLS, error) {
+	if f == nil {
+		f = &tlsFlags{}
+	}
+	if p == nil {
+		p = &Profile{}
+	}
+	type part struct {
+		flag, key string
+		s         setting
+	}
+	pick := func(flag, key, flagV, profV string) part {
+		switch {
+		case flagV != "":
+			return part{flag, key, setting{flagV, "--" + flag}}
+		case profV != "":
+			return part{flag, key, setting{profV, "profile " + profName + " (" + key + ")"}}
+		}
+		return part{flag: flag, key: key}
+	}
+	parts := []part{
+		pick("tls-cert", "tls_cert", f.cert, p.TLSCert),
+		pick("tls-key", "tls_key", f.key, p.TLSKey),
+		pick("tls-ca", "tls_ca", f.ca, p.TLSCA),
+	}
+	var have, missing []string
+	for _, pt := range parts {
+		if pt.s.v == "" {
+			missing = append(missing, "--"+pt.flag+" (profile key "+pt.key+")")
+		} else {
+			have = append(have, pt.s.v+" from "+pt.s.from)
+		}
+	}
+	switch len(missing) {
+	case len(parts):
+		return plaintextTLS(), nil
+	case 0:
+	default:
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("a client certificate needs all of --tls-cert, --tls-key and --tls-ca (or the profile keys tls_cert, tls_key, tls_ca), or none for plaintext: missing %s (given: %s)",
+			strings.Join(missing, ", "), strings.Join(have, ", "))}
+	}
+	b := service.DefaultBase("", "") // for tls_reload_interval's default
+	b.SetTLSFiles(certs.Files{Cert: parts[0].s.v, Key: parts[1].s.v, CA: parts[2].s.v})
+	t, err := service.NewTLS(b, nil)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the client certificate %s (from %s), its key %s (from %s) and the CA bundle %s (from %s): %w",
+			parts[0].s.v, parts[0].s.from, parts[1].s.v, parts[1].s.from, parts[2].s.v, parts[2].s.from, err)}
+	}
+	return &clientTLS{tls: t}, nil
+}
+
+// dialOption is the transport of a connection to a service of role.
+func (c *clientTLS) dialOption(role certs.Role) grpc.DialOption {
+	if c == nil {
+		return plaintextTLS().tls.DialOption(role)
+	}
+	return c.tls.DialOption(role)
 }
 
 // setting is one endpoint or path a command uses, and where it came from
@@ -61,6 +155,7 @@ type target struct {
 	gateway, storage, indexer, billing, ledgerBackend, ledgerAddr, kp setting
 	timeout                                                           time.Duration
 	output                                                            string
+	tls                                                               *clientTLS
 }
 
 // resolveTarget picks every setting: a flag, else the profile (--profile,
@@ -96,6 +191,9 @@ func resolveTarget(cmd *cobra.Command, f *regionFlags) (*target, error) {
 	t.ledgerAddr = pick("ledger-addr", f.ledgerAddr, p.LedgerAddr)
 	t.ledgerBackend = pick("", "", p.LedgerBackend)
 	t.kp = pick("keypair", f.keypair, p.Keypair)
+	if t.tls, err = resolveTLS(f.tls, p, sel.name); err != nil {
+		return nil, err
+	}
 
 	// What neither gives comes from the local region, if one is recorded.
 	if t.gateway.v == "" || t.storage.v == "" || t.indexer.v == "" || t.billing.v == "" {
@@ -161,9 +259,9 @@ func (t *target) keypair() (*ledger.Keypair, error) {
 	return k, nil
 }
 
-// conns holds a command's connections to the region: one per address,
-// made on first use and shared after (the console asks from many
-// goroutines). Safe for concurrent use.
+// conns holds a command's connections to the region: one per address and
+// server role, made on first use and shared after (the console asks from
+// many goroutines). Safe for concurrent use.
 type conns struct {
 	t   *target
 	mu  sync.Mutex
@@ -179,20 +277,23 @@ func (c *conns) Close() {
 	c.ccs = nil
 }
 
-func (c *conns) dial(s setting, what string) (*grpc.ClientConn, error) {
+// dial connects to the service of role at s (mTLS with the target's
+// client certificate, else plaintext).
+func (c *conns) dial(s setting, what string, role certs.Role) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cc := c.ccs[s.v]; cc != nil {
+	key := string(role) + " " + s.v
+	if cc := c.ccs[key]; cc != nil {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(s.v, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.v, c.t.tls.dialOption(role))
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
 	}
 	if c.ccs == nil {
 		c.ccs = map[string]*grpc.ClientConn{}
 	}
-	c.ccs[s.v] = cc
+	c.ccs[key] = cc
 	return cc, nil
 }
 
@@ -201,7 +302,7 @@ func (c *conns) indexer() (chainindexerv1.ChainIndexerServiceClient, error) {
 	if err := c.t.need(c.t.indexer, "chain-indexer address", "indexer", "indexer"); err != nil {
 		return nil, err
 	}
-	cc, err := c.dial(c.t.indexer, "the chain-indexer")
+	cc, err := c.dial(c.t.indexer, "the chain-indexer", certs.RoleChainIndexer)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +321,7 @@ func (c *conns) ledger() (ledger.Writer, error) {
 	if err := c.t.need(c.t.ledgerAddr, "ledger address", "ledger-addr", "ledger_addr"); err != nil {
 		return nil, err
 	}
-	cc, err := c.dial(c.t.ledgerAddr, "the ledger")
+	cc, err := c.dial(c.t.ledgerAddr, "the ledger", certs.RoleChainIndexer)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +344,9 @@ func remoteErr(s setting, what string, err error) error {
 	if errors.As(err, &xerr) {
 		return err
 	}
+	if terr := transportErr(s.where(what), err); terr != nil {
+		return terr
+	}
 	code := status.Code(err)
 	if errors.Is(err, ledger.ErrUnavailable) || code == codes.Unavailable || code == codes.DeadlineExceeded {
 		return &exitError{code: ExitUsage, err: unreachableError{fmt.Errorf("%s is unreachable: %v; check the address (mu config show) or pass it with a flag", s.where(what), status.Convert(unwrapStatus(err)).Message())}}
@@ -251,6 +355,46 @@ func remoteErr(s setting, what string, err error) error {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %s", s.where(what), st.Message())}
 	}
 	return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", s.where(what), err)}
+}
+
+// certHelp says how to get and give a client certificate.
+const certHelp = "issue one from the region's CA with mu certs issue --dir CADIR --role operator --name NAME (or use operator/ of mu certs region) and give it with --tls-cert, --tls-key and --tls-ca, or the profile keys tls_cert, tls_key and tls_ca (mu config set)"
+
+// transportErr is the error for a call that failed on transport security,
+// nil for other failures: the service refused the client certificate or
+// its role (PermissionDenied from its authorization, naming the role), the
+// TLS handshake failed (libs/certs names the certificate and what is wrong:
+// expired or refused, a server of another role or not of the CA bundle),
+// or a plaintext call reached a server that wants TLS. Each says what to
+// do. where names the service and its address. (gRPC keeps only the text
+// of a failed connection's error, so the cases are told by libs/certs's
+// and gRPC's words.)
+func transportErr(where string, err error) error {
+	st, ok := status.FromError(unwrapStatus(err))
+	if !ok {
+		return nil
+	}
+	msg := st.Message()
+	switch {
+	case st.Code() == codes.PermissionDenied:
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s refused the call: %s; use a certificate of an allowed role: %s", where, msg, certHelp)}
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "refusing to use it as one"):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; check the address (mu config show) or pass the right one with a flag", where, msg)}
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "is not valid under tls_ca_file"):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; --tls-ca (profile key tls_ca) must be the CA bundle that signs the region's service certificates", where, msg)}
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "certs: "):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s: the TLS connection failed: %s; %s", where, msg, certHelp)}
+	case st.Code() == codes.Unavailable && plaintextRefused(msg):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%s closed the connection before answering (%s): if the region uses mTLS, it needs a client certificate: %s", where, msg, certHelp)}
+	}
+	return nil
+}
+
+// plaintextRefused reports whether msg is gRPC's error for a plaintext
+// connection that a TLS server closed: the server never sent HTTP/2's
+// preface.
+func plaintextRefused(msg string) bool {
+	return strings.Contains(msg, "server preface")
 }
 
 // unreachableError marks an error that says a region service did not

@@ -13,11 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
@@ -28,6 +28,7 @@ func newUsageCommand() *cobra.Command {
 	var billing, from, to, output string
 	var asJSON bool
 	var timeout time.Duration
+	var tf *tlsFlags // set below, with the other flags
 	cmd := &cobra.Command{
 		Use:   "usage STACK",
 		Short: "Show a stack's usage, its cost and its escrow",
@@ -48,12 +49,16 @@ state directory). --json prints billing's answer as protojson, with exact
 amounts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sel, err := selectProfile(cmd)
+			if err != nil {
+				return err
+			}
 			if billing == "" {
-				sel, err := selectProfile(cmd)
-				if err != nil {
-					return err
-				}
 				billing = sel.profile.Billing
+			}
+			ctls, err := resolveTLS(tf, sel.profile, sel.name)
+			if err != nil {
+				return err
 			}
 			switch output {
 			case "json":
@@ -62,7 +67,7 @@ amounts.`,
 			default:
 				return &exitError{code: ExitUsage, err: fmt.Errorf("--output %q: want text or json", output)}
 			}
-			return showUsage(cmd.Context(), cmd.OutOrStdout(), args[0], billing, from, to, asJSON, timeout, time.Now())
+			return showUsage(cmd.Context(), cmd.OutOrStdout(), args[0], billing, ctls, from, to, asJSON, timeout, time.Now())
 		},
 	}
 	cmd.Flags().StringVar(&billing, "billing", "", "gRPC address of the billing service (default: the local region's, from region.json)")
@@ -71,6 +76,7 @@ amounts.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print billing's GetUsage response as protojson (the same as --output json)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json (billing's GetUsage response as protojson)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for billing's answer")
+	tf = addTLSFlags(cmd.Flags())
 	return cmd
 }
 
@@ -93,7 +99,7 @@ func parseWhen(flag, v string, now time.Time) (*timestamppb.Timestamp, error) {
 	return timestamppb.New(now.Add(-d)), nil
 }
 
-func showUsage(ctx context.Context, stdout io.Writer, stack, billing, from, to string, asJSON bool, timeout time.Duration, now time.Time) error {
+func showUsage(ctx context.Context, stdout io.Writer, stack, billing string, ctls *clientTLS, from, to string, asJSON bool, timeout time.Duration, now time.Time) error {
 	id, err := ids.ParseStackID(stack)
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("STACK %q is not a stack id (32 bytes in base58, as mu run prints): %v", stack, err)}
@@ -123,7 +129,7 @@ func showUsage(ctx context.Context, stdout io.Writer, stack, billing, from, to s
 		}
 		billing = rec.Billing
 	}
-	cc, err := grpc.NewClient(billing, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(billing, ctls.dialOption(certs.RoleBilling))
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--billing %q: %w", billing, err)}
 	}
@@ -132,6 +138,9 @@ func showUsage(ctx context.Context, stdout io.Writer, stack, billing, from, to s
 	defer cancel()
 	resp, err := billingv1.NewBillingServiceClient(cc).GetUsage(cctx, req)
 	if err != nil {
+		if terr := transportErr("billing at "+billing, err); terr != nil {
+			return terr
+		}
 		switch status.Code(err) {
 		case codes.Unavailable, codes.DeadlineExceeded:
 			return &exitError{code: ExitUsage, err: fmt.Errorf("billing at %s did not answer (is the region running?): %v", billing, status.Convert(err).Message())}
