@@ -235,7 +235,7 @@ func TestFixedAPI_FieldNumbers(t *testing.T) {
 		&runtimev1.FunctionStatus{}:     {"name": 1, "binary_id": 2, "warm_instances": 3, "invocations": 4},
 		&runtimev1.StreamLogsRequest{}:  {"stack_id": 1, "function": 2, "tail": 3, "no_follow": 4},
 		&runtimev1.StreamLogsResponse{}: {"entry": 1},
-		&runtimev1.LogEntry{}:           {"stack_id": 1, "function": 2, "level": 3, "body": 4, "time": 5, "source": 6, "dropped": 7, "node": 8},
+		&runtimev1.LogEntry{}:           {"stack_id": 1, "function": 2, "level": 3, "body": 4, "time": 5, "source": 6, "dropped": 7, "node": 8, "trace_id": 9},
 
 		&gatewayv1.RoutesRequest{}:  {"stack_id": 1},
 		&gatewayv1.RoutesResponse{}: {"routes": 1, "revision": 2, "enabled": 3, "disabled_reason": 4},
@@ -332,6 +332,7 @@ func sampleMessages() []proto.Message {
 		&runtimev1.StreamLogsResponse{Entry: &runtimev1.LogEntry{
 			StackId: stackID, Function: "f.g", Level: runtimev1.LogLevel_LOG_LEVEL_WARN, Body: "careful",
 			Time: when, Source: runtimev1.LogSource_LOG_SOURCE_STDERR, Dropped: 3, Node: "runtime-1",
+			TraceId: "4bf92f3577b34da6a3ce929d0e0e4736",
 		}},
 		&gatewayv1.RoutesResponse{Routes: []*gatewayv1.Route{{
 			Gateway: "greeting", Method: "GET", Path: "/greet/{name}",
