@@ -102,7 +102,10 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 // function that cannot start then fails its calls instead of the deploy).
 // The chain follower uses it for a stack the node does not serve yet, a
 // stack taken over from a node that died or left, where every moment
-// without the stack is a moment its calls wait.
+// without the stack is a moment its calls wait. Neither kind waits for a
+// snapshot: both queue its build once published (queueSnapshots), so a
+// takeover never waits for a compile, and its instances start normally
+// until the snapshot is ready.
 func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmLater bool) (*runtimev1.DeployResponse, error) {
 	st := req.GetStack()
 	if st == nil {
