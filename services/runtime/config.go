@@ -114,13 +114,19 @@ type Config struct {
 	// at deploy, ahead of the first request.
 	PrewarmInstances int
 	// SnapshotStart starts the instances of each reactor function from a
-	// snapshot of its start-up, built once at deploy (and kept in the
-	// artifact cache): instances skip the Go runtime's initialisation and
-	// are billed the start-up fuel the snapshot build burnt. A function
-	// whose start-up cannot be snapshotted (it reads the realtime clock,
-	// writes logs, changes a table...) starts normally; the stack's logs
-	// say why.
+	// snapshot of its start-up, built once per deploy in the background
+	// after the deploy completes (or loaded from the artifact cache):
+	// instances started once it is ready skip the Go runtime's
+	// initialisation and are billed the start-up fuel the snapshot build
+	// burnt; those started before start normally. A function whose
+	// start-up cannot be snapshotted (it reads the realtime clock, writes
+	// logs, changes a table...) starts normally; the stack's logs say why.
 	SnapshotStart bool
+	// SnapshotBuildConcurrency is how many deployed stacks have their
+	// snapshots built (or loaded from the artifact cache) at a time, in
+	// the background; the others queue, in deploy order. A stack
+	// undeployed or redeployed before its turn skips its build.
+	SnapshotBuildConcurrency int
 
 	// MinMemory is the least memory_limit a function may declare, in
 	// bytes.
@@ -280,46 +286,47 @@ func DefaultConfig() Config {
 	)
 	base.MaxMessageBytes = 64 << 20 // 64 MiB per gRPC message: deploys carry wasm inline
 	return Config{
-		Base:                 base,
-		MaxFuelPerCall:       5_000_000_000,    // 5 G instructions per call
-		CallTimeout:          10 * time.Second, // wall clock per call
-		EpochTick:            5 * time.Millisecond,
-		MaxFrameSize:         fnproto.DefaultMaxFrameSize, // 8 MiB per protocol frame, as the gateway assumes
-		StartupFuel:          500_000_000,                 // 0.5 G instructions of guest start-up
-		StartupTimeout:       10 * time.Second,
-		ArtifactCacheBytes:   2 << 30, // 2 GiB of compiled artifacts
-		BulkBytesPerFuel:     wasmDefaults.BulkBytesPerFuel,
-		RandomBytesPerFuel:   wasmDefaults.RandomBytesPerFuel,
-		MaxTables:            wasmDefaults.MaxTables,
-		MaxTableElements:     wasmDefaults.MaxTableElements,
-		MaxTrapFrames:        wasmDefaults.MaxTrapFrames,
-		MaxIdlePerFunction:   4,
-		MaxActivePerFunction: 64,
-		IdleMemoryBudget:     1 << 30, // 1 GiB of idle linear memory
-		IdleTimeout:          5 * time.Minute,
-		ActiveMemoryBudget:   8 << 30,                     // 8 GiB reserved by running calls: 128 calls of 64 MiB
-		ActiveMemoryWait:     500 * time.Millisecond,      // then 503 with Retry-After
-		CallWorkers:          2 * goruntime.GOMAXPROCS(0), // hot goroutines running calls
-		CallWorkerWait:       5 * time.Millisecond,        // one epoch tick; then a call runs on its own goroutine
-		PrewarmInstances:     1,
-		SnapshotStart:        true,
-		MinMemory:            lim.MinMemory,
-		MaxMemory:            lim.MaxMemory,
-		LogBuffer:            1024,     // lines per log subscriber
-		LogHistoryLines:      200,      // recent lines kept per stack
-		LogHistoryBytes:      64 << 20, // 64 MiB of recent lines on the node
-		MaxUploadsPerCall:    4,        // open uploads per call
-		MaxListPage:          1000,     // objects per StorageListPage
-		ChainRetry:           chainwatch.DefaultBackoff(),
-		ChainDeployWorkers:   2,               // stacks deployed at once
-		ChainDeployTimeout:   2 * time.Minute, // fetch, compile and prewarm one stack
-		Cluster:              membership.DefaultConfig(),
-		ReleaseGrace:         30 * time.Second, // a stack stays after its ownership moved
-		StandbyCompile:       true,
-		ChainSyncWait:        2 * time.Second, // a call waits this long for a node that is still catching up
-		OnDemandDeploys:      4,               // deploys started by calls at once
-		LeaveDrain:           2 * time.Second, // serving after leaving the ring, before the listeners close
-		Usage:                usage.DefaultBatchConfig(),
+		Base:                     base,
+		MaxFuelPerCall:           5_000_000_000,    // 5 G instructions per call
+		CallTimeout:              10 * time.Second, // wall clock per call
+		EpochTick:                5 * time.Millisecond,
+		MaxFrameSize:             fnproto.DefaultMaxFrameSize, // 8 MiB per protocol frame, as the gateway assumes
+		StartupFuel:              500_000_000,                 // 0.5 G instructions of guest start-up
+		StartupTimeout:           10 * time.Second,
+		ArtifactCacheBytes:       2 << 30, // 2 GiB of compiled artifacts
+		BulkBytesPerFuel:         wasmDefaults.BulkBytesPerFuel,
+		RandomBytesPerFuel:       wasmDefaults.RandomBytesPerFuel,
+		MaxTables:                wasmDefaults.MaxTables,
+		MaxTableElements:         wasmDefaults.MaxTableElements,
+		MaxTrapFrames:            wasmDefaults.MaxTrapFrames,
+		MaxIdlePerFunction:       4,
+		MaxActivePerFunction:     64,
+		IdleMemoryBudget:         1 << 30, // 1 GiB of idle linear memory
+		IdleTimeout:              5 * time.Minute,
+		ActiveMemoryBudget:       8 << 30,                     // 8 GiB reserved by running calls: 128 calls of 64 MiB
+		ActiveMemoryWait:         500 * time.Millisecond,      // then 503 with Retry-After
+		CallWorkers:              2 * goruntime.GOMAXPROCS(0), // hot goroutines running calls
+		CallWorkerWait:           5 * time.Millisecond,        // one epoch tick; then a call runs on its own goroutine
+		PrewarmInstances:         1,
+		SnapshotStart:            true,
+		SnapshotBuildConcurrency: 1, // one background snapshot build at a time: deploys and calls keep the other cores
+		MinMemory:                lim.MinMemory,
+		MaxMemory:                lim.MaxMemory,
+		LogBuffer:                1024,     // lines per log subscriber
+		LogHistoryLines:          200,      // recent lines kept per stack
+		LogHistoryBytes:          64 << 20, // 64 MiB of recent lines on the node
+		MaxUploadsPerCall:        4,        // open uploads per call
+		MaxListPage:              1000,     // objects per StorageListPage
+		ChainRetry:               chainwatch.DefaultBackoff(),
+		ChainDeployWorkers:       2,               // stacks deployed at once
+		ChainDeployTimeout:       2 * time.Minute, // fetch, compile and prewarm one stack
+		Cluster:                  membership.DefaultConfig(),
+		ReleaseGrace:             30 * time.Second, // a stack stays after its ownership moved
+		StandbyCompile:           true,
+		ChainSyncWait:            2 * time.Second, // a call waits this long for a node that is still catching up
+		OnDemandDeploys:          4,               // deploys started by calls at once
+		LeaveDrain:               2 * time.Second, // serving after leaving the ring, before the listeners close
+		Usage:                    usage.DefaultBatchConfig(),
 
 		ReceiptSampleRate:      0.01,     // one call in a hundred gets a receipt
 		ReceiptMaxRequestBytes: 64 << 10, // 64 KiB of request kept in a receipt
@@ -364,6 +371,7 @@ func (c Config) Validate() error {
 	p.Positive("call_workers", int64(c.CallWorkers))
 	p.NotNegativeDuration("call_worker_wait", c.CallWorkerWait)
 	p.NotNegative("prewarm_instances", int64(c.PrewarmInstances))
+	p.Positive("snapshot_build_concurrency", int64(c.SnapshotBuildConcurrency))
 	if c.MinMemory == 0 || c.MaxMemory < c.MinMemory {
 		p.Addf("min_memory", "[%d, %d] (min_memory, max_memory) is not a range", c.MinMemory, c.MaxMemory)
 	}

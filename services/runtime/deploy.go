@@ -60,12 +60,15 @@ func (s *Server) leave(d *deployment) {
 
 // function is a Function service of a deployed stack.
 type function struct {
-	stack       ids.StackID
-	assembly    string
-	binaryID    string
-	mod         *wasm.Module
-	snap        *wasm.Module // pre-initialized mod for this function's env and argv, or nil (snapshot.go)
-	snapKey     string       // its key in Server.snapshots
+	stack    ids.StackID
+	assembly string
+	binaryID string
+	mod      *wasm.Module
+	// snap is the pre-initialized mod for this function's env and argv
+	// once its background build is done, or nil (snapshot.go); the
+	// factory reads it at every start.
+	snap        atomic.Pointer[wasm.Module]
+	snapKey     string // its key in Server.snapshots, under Server.mu
 	memoryLimit uint64
 	memoryMiB   uint64 // memory_limit in MiB rounded up: the billing multiplier
 	env         map[string]string
@@ -82,7 +85,7 @@ type moduleRef struct {
 	mod  *wasm.Module
 	refs int
 	// wasm holds the bytes fetched from storage for the deploy that loaded
-	// the module, until its snapshots are built (snapshot.go).
+	// the module, until its snapshots are built (queueSnapshots).
 	wasm []byte
 }
 
@@ -99,7 +102,10 @@ func (s *Server) Deploy(ctx context.Context, req *runtimev1.DeployRequest) (*run
 // function that cannot start then fails its calls instead of the deploy).
 // The chain follower uses it for a stack the node does not serve yet, a
 // stack taken over from a node that died or left, where every moment
-// without the stack is a moment its calls wait.
+// without the stack is a moment its calls wait. Neither kind waits for a
+// snapshot: both queue its build once published (queueSnapshots), so a
+// takeover never waits for a compile, and its instances start normally
+// until the snapshot is ready.
 func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmLater bool) (*runtimev1.DeployResponse, error) {
 	st := req.GetStack()
 	if st == nil {
@@ -186,10 +192,6 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 		}
 	}
 	for _, f := range d.functions {
-		s.snapshotFunction(ctx, f, inline, !warmLater)
-	}
-	s.forgetFetched(acquired)
-	for _, f := range d.functions {
 		f.start = s.factory(f)
 		if warmLater {
 			if err := s.pool.Add(f.poolKey); err != nil {
@@ -226,6 +228,9 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 	if warmLater {
 		s.warmLater(d)
 	}
+	// Snapshots are built after the deploy, in the background: the deploy
+	// and its first calls are those of a node without snapshots.
+	s.queueSnapshots(d, inline, acquired)
 	return &runtimev1.DeployResponse{Revision: d.revision}, nil
 }
 
@@ -474,12 +479,14 @@ func (s *Server) finalizeLocked(d *deployment) {
 // factory starts instances of f; their logs go to the hub tagged with the stack and assembly.
 func (s *Server) factory(f *function) pool.Factory {
 	cfg := s.instanceConfig(f, nil)
-	mod := f.mod
-	if f.snap != nil {
-		mod = f.snap
-	}
-	started := s.metrics.instanceStart.WithLabelValues(strconv.FormatBool(f.snap != nil))
+	normal, fromSnap := s.metrics.instanceStart.WithLabelValues("false"), s.metrics.instanceStart.WithLabelValues("true")
 	return func(ctx context.Context) (*wasm.Instance, error) {
+		// f's snapshot may become ready while the deployment serves
+		// (queueSnapshots): instances started from then on use it.
+		mod, started := f.mod, normal
+		if snap := f.snap.Load(); snap != nil {
+			mod, started = snap, fromSnap
+		}
 		t0 := time.Now()
 		inst, err := s.engine.NewInstance(ctx, mod, cfg)
 		if err != nil {

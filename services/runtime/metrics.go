@@ -17,22 +17,23 @@ type metrics struct {
 	invocations *prometheus.CounterVec
 	// invocationsOK and invocationsKind are invocations' series, resolved
 	// once so that a call does not look its label up.
-	invocationsOK    prometheus.Counter
-	invocationsKind  map[wasm.ErrorKind]prometheus.Counter
-	workers          workerMetrics
-	fuel             prometheus.Counter
-	startupFuel      prometheus.Counter
-	instancesStarted prometheus.Counter
-	callSeconds      prometheus.Histogram
-	compileSeconds   *prometheus.HistogramVec
-	activeMemory     prometheus.Gauge
-	memoryRefused    prometheus.Counter
-	dbRequests       *prometheus.CounterVec
-	storageRequests  *prometheus.CounterVec
-	uploadsAbandoned prometheus.Counter
-	binaries         *prometheus.CounterVec
-	snapshots        *prometheus.CounterVec
-	instanceStart    *prometheus.HistogramVec
+	invocationsOK         prometheus.Counter
+	invocationsKind       map[wasm.ErrorKind]prometheus.Counter
+	workers               workerMetrics
+	fuel                  prometheus.Counter
+	startupFuel           prometheus.Counter
+	instancesStarted      prometheus.Counter
+	callSeconds           prometheus.Histogram
+	compileSeconds        *prometheus.HistogramVec
+	activeMemory          prometheus.Gauge
+	memoryRefused         prometheus.Counter
+	dbRequests            *prometheus.CounterVec
+	storageRequests       *prometheus.CounterVec
+	uploadsAbandoned      prometheus.Counter
+	binaries              *prometheus.CounterVec
+	snapshots             *prometheus.CounterVec
+	snapshotBuildsPending prometheus.Gauge
+	instanceStart         *prometheus.HistogramVec
 	// chainDeployFailures is registered with the other chain metrics
 	// (registerChainMetrics).
 	chainDeployFailures prometheus.Counter
@@ -94,8 +95,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "mu_runtime_binaries_loaded_total", Help: "Binaries not sent inline with a deploy, by where they came from (cache: a compiled artifact; storage: fetched and compiled).",
 	}, []string{"source"})
 	m.snapshots = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "mu_runtime_snapshots_total", Help: "Functions given a snapshot start at deploy, by result (built, cached: loaded from the artifact cache, refused: the start-up cannot be snapshotted, failed: the build failed; the last two start normally).",
+		Name: "mu_runtime_snapshots_total", Help: "Functions given a snapshot start after their deploy (in the background), by result (built, cached: loaded from the artifact cache, refused: the start-up cannot be snapshotted, failed: the build failed; the last two start normally).",
 	}, []string{"result"})
+	m.snapshotBuildsPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mu_runtime_snapshot_builds_pending", Help: "Functions of deployed stacks whose snapshot is queued or being built (or loaded from the artifact cache) in the background (snapshot_build_concurrency stacks at a time); they start normally meanwhile.",
+	})
 	m.instanceStart = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "mu_runtime_instance_start_seconds", Help: "Time to start an instance (instantiate and run its start-up, or instantiate a snapshot), by snapshot (true: from a snapshot).",
 		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18),
@@ -122,7 +126,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for k := wasm.KindFuelExhausted; k <= wasm.KindUnavailable; k++ {
 		m.invocationsKind[k] = m.invocations.WithLabelValues(k.String())
 	}
-	for _, c := range append(workerCollectors, m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries, m.snapshots, m.instanceStart) {
+	for _, c := range append(workerCollectors, m.ownershipMoves, m.onDemandDeploys, m.releases, m.standbyCompiles, m.invocations, m.fuel, m.startupFuel, m.instancesStarted, m.callSeconds, m.compileSeconds, m.activeMemory, m.memoryRefused, m.dbRequests, m.storageRequests, m.uploadsAbandoned, m.binaries, m.snapshots, m.snapshotBuildsPending, m.instanceStart) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("runtime: register metrics: %w", err)
 		}

@@ -130,6 +130,17 @@ type Server struct {
 	snapshots map[string]*moduleRef  // snapshot key → pre-initialized module shared by functions (snapshot.go)
 	loading   singleflight.Group     // one load per binary id at a time (acquireModule)
 	deploySeq atomic.Uint64
+
+	// snapBuilds bounds the background snapshot builds
+	// (snapshot_build_concurrency); building counts their goroutines, so
+	// Close waits for them (queueSnapshots).
+	snapBuilds *semaphore.Weighted
+	building   sync.WaitGroup
+	// snapPending counts the functions whose snapshot is queued or being
+	// built; snapIdle is closed while it is 0 (WaitSnapshots).
+	snapMu      sync.Mutex
+	snapPending int
+	snapIdle    chan struct{}
 }
 
 // New builds a runtime node: the wasm engine (with its artifact cache under
@@ -152,16 +163,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		TotalBytes: cfg.LogHistoryBytes,
 	})
 	s := &Server{
-		cfg:       cfg,
-		log:       log.With("service", "runtime", "node", cfg.NodeName),
-		keys:      usage.NewKeys("runtime/" + cfg.NodeName),
-		logs:      hub,
-		stacks:    make(map[[32]byte]*deployment),
-		disabled:  make(map[ids.StackID]string),
-		modules:   make(map[string]*moduleRef),
-		snapshots: make(map[string]*moduleRef),
-		active:    semaphore.NewWeighted(cfg.ActiveMemoryBudget),
+		cfg:        cfg,
+		log:        log.With("service", "runtime", "node", cfg.NodeName),
+		keys:       usage.NewKeys("runtime/" + cfg.NodeName),
+		logs:       hub,
+		stacks:     make(map[[32]byte]*deployment),
+		disabled:   make(map[ids.StackID]string),
+		modules:    make(map[string]*moduleRef),
+		snapshots:  make(map[string]*moduleRef),
+		active:     semaphore.NewWeighted(cfg.ActiveMemoryBudget),
+		snapBuilds: semaphore.NewWeighted(int64(cfg.SnapshotBuildConcurrency)),
+		snapIdle:   make(chan struct{}),
 	}
+	close(s.snapIdle) // no build pending
 	s.cluster = newCluster(s)
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	var err error
@@ -390,6 +404,7 @@ func (s *Server) Close() error {
 		}
 		s.bgCancel()
 		s.warming.Wait()
+		s.building.Wait()  // the queued snapshot builds gave up; the running one ended
 		s.workers.stop()   // the calls have drained; a straggler runs on its own goroutine
 		s.receipts.close() // sends what sampled calls left queued
 		s.pool.Close()
@@ -398,6 +413,10 @@ func (s *Server) Close() error {
 			m.mod.Close()
 		}
 		s.modules = map[string]*moduleRef{}
+		for _, m := range s.snapshots {
+			m.mod.Close()
+		}
+		s.snapshots = map[string]*moduleRef{}
 		s.stacks = map[[32]byte]*deployment{}
 		s.mu.Unlock()
 		s.engine.Close()

@@ -317,6 +317,7 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 	cfg.MaxFrameSize = 1
 	cfg.MaxMessageBytes = 1
 	cfg.PrewarmInstances = -1
+	cfg.SnapshotBuildConcurrency = 0
 	cfg.MaxActivePerFunction = 0
 	cfg.LogBuffer = 0
 	cfg.LogHistoryLines = -1
@@ -327,7 +328,7 @@ func TestConfig_ValidateNamesEveryBadField(t *testing.T) {
 		t.Fatalf("not ErrInvalidConfig: %v", err)
 	}
 	for _, field := range []string{"node_name", "max_fuel_per_call", "call_timeout", "max_frame_size", "max_message_bytes",
-		"prewarm_instances", "max_active_per_function", "log_buffer", "log_history_lines", "log_history_bytes", "usage_batch_size"} {
+		"prewarm_instances", "snapshot_build_concurrency", "max_active_per_function", "log_buffer", "log_history_lines", "log_history_bytes", "usage_batch_size"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}

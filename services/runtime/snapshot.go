@@ -13,35 +13,124 @@ import (
 // normal start (the reason is logged by the load).
 var errNoSnapshot = errors.New("no snapshot")
 
-// snapshotFunction gives f a pre-initialized module (wasm.Engine.Snapshot)
-// when snapshot_start is on and f's module is a reactor. Functions whose
+// queueSnapshots gives the reactor functions of d, a deployment that has
+// just been published, their pre-initialized modules (wasm.Engine.Snapshot)
+// in the background when snapshot_start is on: the deploy has completed on
+// the normal compiled modules, exactly as without snapshots, and instances
+// started once a function's snapshot is ready start from it (factory);
+// those started before keep running, and both are billed their own
+// start-up exactly (the snapshot's first call the fuel its build burnt).
+// At most snapshot_build_concurrency deployments build at a time, the
+// others wait their turn in deploy order (semaphore.Weighted is FIFO); a
+// deployment retired (redeployed, undeployed) before its turn skips its
+// builds, and Close cancels the waiting ones and waits for the running
+// one (building). A takeover (deploy with warmLater) queues its build like
+// any deploy: it never waits for a compile, its calls start normally
+// until the snapshot is ready. binaries are the ones d acquired; the
+// bytes loadModule kept of them are dropped once d's builds are done.
+func (s *Server) queueSnapshots(d *deployment, inline map[string][]byte, binaries []string) {
+	var fs []*function
+	if s.cfg.SnapshotStart {
+		for _, f := range d.functions {
+			if f.mod.Reactor() {
+				fs = append(fs, f)
+			}
+		}
+	}
+	if len(fs) == 0 {
+		s.forgetFetched(binaries)
+		return
+	}
+	s.snapshotsPending(len(fs))
+	s.building.Add(1)
+	go func() {
+		defer s.building.Done()
+		left := len(fs)
+		defer func() { s.snapshotsPending(-left) }()
+		if err := s.snapBuilds.Acquire(s.bg, 1); err != nil {
+			return // the node is closing
+		}
+		defer s.snapBuilds.Release(1)
+		for _, f := range fs {
+			if s.bg.Err() != nil {
+				return
+			}
+			s.snapshotFunction(s.bg, d, f, inline)
+			left--
+			s.snapshotsPending(-1)
+		}
+		s.forgetFetched(binaries)
+	}()
+}
+
+// snapshotsPending adds n to the functions whose snapshot is queued or
+// being built (mu_runtime_snapshot_builds_pending), and wakes
+// WaitSnapshots when none is left.
+func (s *Server) snapshotsPending(n int) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snapPending == 0 && n > 0 {
+		s.snapIdle = make(chan struct{})
+	}
+	s.snapPending += n
+	s.metrics.snapshotBuildsPending.Set(float64(s.snapPending))
+	if s.snapPending == 0 && n < 0 {
+		close(s.snapIdle)
+	}
+}
+
+// WaitSnapshots blocks until no snapshot build is queued or running on the
+// node (every function deployed before it has its snapshot, or starts
+// normally for a reason its stack's logs give), or ctx ends. Instances
+// started after it returns use the snapshots. For tests and benchmarks:
+// a deploy does not wait for its snapshots.
+func (s *Server) WaitSnapshots(ctx context.Context) error {
+	s.snapMu.Lock()
+	idle := s.snapIdle
+	s.snapMu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// snapshotFunction gives f of d its pre-initialized module. Functions whose
 // instances get the same env and argv share one module (Server.snapshots,
 // counted like Server.modules), loaded once at a time: from the artifact
 // cache, else built from the binary (inline with the deploy, fetched by
-// this deploy's loadModule, or else fetched from storage by content id). A
-// start-up that cannot be snapshotted, or a build that fails, leaves
-// f.snap nil: f starts normally, and the stack's logs say why. Without
-// build only a loaded or cached snapshot is used: a takeover (deploy with
-// warmLater) must not wait for a compile the standby pass did not do
-// ahead. Sampled calls (receipts.go) always start f.mod normally, since an
+// the deploy's loadModule, or else fetched from storage by content id). A
+// start-up that cannot be snapshotted, or a build that fails, leaves f on
+// its normal start, and the stack's logs say why. A deployment retired
+// meanwhile takes no reference (finalizeLocked has released or will
+// release what it holds), and a module it loaded that no function holds is
+// closed. Sampled calls (receipts.go) always start f.mod normally, since an
 // audit replays a normal start.
-func (s *Server) snapshotFunction(ctx context.Context, f *function, inline map[string][]byte, build bool) {
-	if !s.cfg.SnapshotStart || !f.mod.Reactor() {
-		return
-	}
+func (s *Server) snapshotFunction(ctx context.Context, d *deployment, f *function, inline map[string][]byte) {
 	cfg := s.instanceConfig(f, nil)
 	key := wasm.SnapshotKey(f.binaryID, cfg.Env, cfg.Args)
 	for {
 		s.mu.Lock()
-		if ref := s.snapshots[key]; ref != nil {
+		ref := s.snapshots[key]
+		if d.retired.Load() {
+			if ref != nil && ref.refs <= 0 {
+				delete(s.snapshots, key)
+				ref.mod.Close()
+			}
+			s.mu.Unlock()
+			return
+		}
+		if ref != nil {
 			ref.refs++
-			f.snap, f.snapKey = ref.mod, key
+			f.snapKey = key
+			f.snap.Store(ref.mod)
 			s.mu.Unlock()
 			return
 		}
 		s.mu.Unlock()
 		_, err, _ := s.loading.Do("snapshot/"+key, func() (any, error) {
-			return nil, s.loadSnapshot(ctx, f, cfg, key, inline, build)
+			return nil, s.loadSnapshot(ctx, f, cfg, key, inline)
 		})
 		if err != nil {
 			return
@@ -51,13 +140,10 @@ func (s *Server) snapshotFunction(ctx context.Context, f *function, inline map[s
 
 // loadSnapshot puts the snapshot of f under key into s.snapshots with no
 // references, or returns errNoSnapshot having logged why there is none.
-func (s *Server) loadSnapshot(ctx context.Context, f *function, cfg wasm.InstanceConfig, key string, inline map[string][]byte, build bool) error {
+func (s *Server) loadSnapshot(ctx context.Context, f *function, cfg wasm.InstanceConfig, key string, inline map[string][]byte) error {
 	m, ok := s.engine.LoadSnapshot(f.binaryID, cfg)
 	result := "cached"
 	if !ok {
-		if !build {
-			return errNoSnapshot
-		}
 		bin, ok := inline[f.binaryID]
 		if !ok {
 			s.mu.RLock()
@@ -105,9 +191,10 @@ func (s *Server) snapshotFallback(f *function, result string, err error) error {
 
 // releaseSnapshotLocked drops f's reference to its pre-initialized module,
 // closing it with the last one (instances made from it keep its code
-// alive). Safe to call twice.
+// alive). Safe to call twice. The caller holds s.mu and no call holds f's
+// deployment (finalizeLocked), so no factory is starting an instance of it.
 func (s *Server) releaseSnapshotLocked(f *function) {
-	if f.snap == nil {
+	if f.snap.Load() == nil {
 		return
 	}
 	if ref := s.snapshots[f.snapKey]; ref != nil {
@@ -117,11 +204,12 @@ func (s *Server) releaseSnapshotLocked(f *function) {
 			ref.mod.Close()
 		}
 	}
-	f.snap, f.snapKey = nil, ""
+	f.snap.Store(nil)
+	f.snapKey = ""
 }
 
 // forgetFetched drops the bytes loadModule kept for the snapshots of a
-// deploy of binaries, once they are built.
+// deploy of binaries, once they are built (queueSnapshots).
 func (s *Server) forgetFetched(binaries []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -2,10 +2,14 @@ package runtime
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/muprotocol/mu/libs/ids"
 	runtimev1 "github.com/muprotocol/mu/proto/mu/runtime/v1"
@@ -44,6 +48,27 @@ func reactorWAT(init string) string {
     (i32.const 0)))`
 }
 
+// waitSnapshots waits for the snapshot builds the deploys so far queued.
+func waitSnapshots(t *testing.T, h *harness) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.srv.WaitSnapshots(ctx); err != nil {
+		t.Fatalf("snapshot builds still pending: %v", err)
+	}
+}
+
+// instanceStarts is how many instances started from a snapshot (true) or
+// normally (false).
+func instanceStarts(t *testing.T, h *harness, snapshot bool) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.srv.metrics.instanceStart.WithLabelValues(strconv.FormatBool(snapshot)).(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
 // invokeFuel calls fn.handler n times on fresh-enough instances and returns
 // the fuel of each call.
 func invokeFuel(t *testing.T, h *harness, id ids.StackID, n int) []uint64 {
@@ -72,10 +97,13 @@ func TestRuntime_SnapshotStartBillsWhatANormalStartBills(t *testing.T) {
 	id := ids.StackID{19}
 	var fuel [2][]uint64
 	for k, on := range []bool{false, true} {
-		h := newDBHarness(t, func(c *Config) { c.SnapshotStart = on }, Deps{})
+		h := newDBHarness(t, func(c *Config) { c.SnapshotStart = on; c.PrewarmInstances = 0 }, Deps{})
 		if err := h.deploy(t, id, 1, bin); err != nil {
 			t.Fatal(err)
 		}
+		// PrewarmInstances 0: the first call starts an instance, from
+		// the snapshot once it is ready.
+		waitSnapshots(t, h.harness)
 		built := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("built"))
 		if (built == 1) != on {
 			t.Fatalf("snapshot_start %v: %v snapshots built", on, built)
@@ -101,6 +129,7 @@ func TestRuntime_SnapshotRefusedFallsBackToANormalStart(t *testing.T) {
 	if err := h.deploy(t, id, 1, wat(t, reactorWAT(`(call $write (i32.const 2) (i32.const 440) (i32.const 5))`))); err != nil {
 		t.Fatal(err)
 	}
+	waitSnapshots(t, h.harness)
 	if got := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("refused")); got != 1 {
 		t.Fatalf("%v snapshots refused", got)
 	}
@@ -125,6 +154,7 @@ func TestRuntime_SnapshotSharedByFunctionsAlike(t *testing.T) {
 		if err := h.deploy(t, id, 1, bin); err != nil {
 			t.Fatal(err)
 		}
+		waitSnapshots(t, h.harness)
 		invokeFuel(t, h.harness, id, 1)
 	}
 	shared := func() (n, refs int) {
@@ -146,4 +176,131 @@ func TestRuntime_SnapshotSharedByFunctionsAlike(t *testing.T) {
 	if n, _ := shared(); n != 0 {
 		t.Fatalf("%d snapshot modules left after both stacks were undeployed", n)
 	}
+}
+
+// TestRuntime_DeployCompletesBeforeItsSnapshot: the deploy completes on
+// the normal module (its prewarmed instance starts normally) while the
+// snapshot build waits its turn; instances started once the snapshot is
+// ready use it, the one started before keeps serving, and every call is
+// billed exactly what it is without snapshots: each instance's first call
+// its own start-up (the snapshot's: the fuel its build burnt), the others
+// none.
+func TestRuntime_DeployCompletesBeforeItsSnapshot(t *testing.T) {
+	bin := wat(t, reactorWAT(""))
+	id := ids.StackID{23}
+	off := newDBHarness(t, func(c *Config) { c.SnapshotStart = false; c.PrewarmInstances = 0 }, Deps{})
+	if err := off.deploy(t, id, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	want := invokeFuel(t, off.harness, id, 2) // first call with the start-up, then without
+
+	h := newDBHarness(t, func(c *Config) { c.PrewarmInstances = 1 }, Deps{})
+	// Hold the only build slot: the deploy must not wait for it.
+	if err := h.srv.snapBuilds.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.deploy(t, id, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(h.srv.metrics.snapshotBuildsPending); got != 1 {
+		t.Fatalf("%v snapshot builds pending after the deploy, want 1", got)
+	}
+	if instanceStarts(t, h.harness, false) != 1 || instanceStarts(t, h.harness, true) != 0 {
+		t.Fatal("the deploy did not prewarm one normal instance")
+	}
+	h.srv.snapBuilds.Release(1)
+	waitSnapshots(t, h.harness)
+	if got := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("built")); got != 1 {
+		t.Fatalf("%v snapshots built", got)
+	}
+	if got := testutil.ToFloat64(h.srv.metrics.snapshotBuildsPending); got != 0 {
+		t.Fatalf("%v snapshot builds pending once built", got)
+	}
+	first := invokeFuel(t, h.harness, id, 1)[0] // the prewarmed normal instance
+	// Take that instance out of the pool, so the next call starts one.
+	h.srv.mu.RLock()
+	f := h.srv.stacks[id].functions["fn"]
+	h.srv.mu.RUnlock()
+	held, err := h.srv.pool.Get(context.Background(), f.poolKey, f.start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if instanceStarts(t, h.harness, true) != 0 {
+		t.Fatal("the pool started an instance instead of handing out the idle one")
+	}
+	snapFirst := invokeFuel(t, h.harness, id, 1)[0]
+	if instanceStarts(t, h.harness, true) != 1 || instanceStarts(t, h.harness, false) != 1 {
+		t.Fatal("the instance started after the snapshot was ready did not start from it")
+	}
+	h.srv.pool.Put(f.poolKey, held)
+	later := invokeFuel(t, h.harness, id, 2)
+	if first != want[0] || snapFirst != want[0] || later[0] != want[1] || later[1] != want[1] {
+		t.Fatalf("fuel: normal instance's first call %d, snapshot instance's first call %d, later calls %v; without snapshots %v",
+			first, snapFirst, later, want)
+	}
+}
+
+// TestRuntime_SnapshotBuildSkippedForARetiredDeployment: a stack
+// undeployed, or redeployed, while its build waits its turn builds nothing
+// for the revision that is gone, holds no snapshot, and the queue drains.
+func TestRuntime_SnapshotBuildSkippedForARetiredDeployment(t *testing.T) {
+	h := newDBHarness(t, nil, Deps{})
+	bin := wat(t, reactorWAT(""))
+	a, b := ids.StackID{24}, ids.StackID{25}
+	if err := h.srv.snapBuilds.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []ids.StackID{a, b} {
+		if err := h.deploy(t, id, 1, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.client.Undeploy(context.Background(), &runtimev1.UndeployRequest{StackId: a.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.deploy(t, b, 2, bin); err != nil { // revision 1 is retired before its turn
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(h.srv.metrics.snapshotBuildsPending); got != 3 {
+		t.Fatalf("%v snapshot builds pending, want 3", got)
+	}
+	h.srv.snapBuilds.Release(1)
+	waitSnapshots(t, h.harness)
+	h.srv.mu.Lock()
+	n, refs := len(h.srv.snapshots), 0
+	for _, ref := range h.srv.snapshots {
+		refs += ref.refs
+	}
+	h.srv.mu.Unlock()
+	built := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("built"))
+	cached := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("cached"))
+	if n != 1 || refs != 1 || built+cached != 1 {
+		t.Fatalf("%d snapshot modules with %d references, %v built and %v cached, for the one live revision", n, refs, built, cached)
+	}
+	if got := invokeFuel(t, h.harness, b, 1); len(got) != 1 {
+		t.Fatal("no call")
+	}
+}
+
+// TestRuntime_CloseEndsQueuedSnapshotBuilds: Close neither hangs on nor
+// leaves behind a build still waiting for its turn.
+func TestRuntime_CloseEndsQueuedSnapshotBuilds(t *testing.T) {
+	h := newDBHarness(t, nil, Deps{})
+	if err := h.srv.snapBuilds.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.deploy(t, ids.StackID{26}, 1, wat(t, reactorWAT(""))); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close waited for the build's goroutine (building), which gave up.
+	if got := testutil.ToFloat64(h.srv.metrics.snapshotBuildsPending); got != 0 {
+		t.Fatalf("%v snapshot builds pending after Close", got)
+	}
+	if got := testutil.ToFloat64(h.srv.metrics.snapshots.WithLabelValues("built")); got != 0 {
+		t.Fatalf("%v snapshots built by a closing node", got)
+	}
+	waitSnapshots(t, h.harness)
 }
