@@ -104,6 +104,16 @@ func deployed(h *harness, id ids.StackID) bool {
 	return h.srv.stacks[id] != nil
 }
 
+// wantsActive reports whether h's chain follower still holds id as an
+// active stack (it has not applied a delete of it yet).
+func wantsActive(h *harness, id ids.StackID) bool {
+	f := h.srv.follow
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.want[id]
+	return w != nil && w.stack.GetState() == chainindexerv1.StackState_STACK_STATE_ACTIVE
+}
+
 func TestCluster_LoneNodeOwnsEveryStackAndSaysWhoItIs(t *testing.T) {
 	h := newChainHarness(t, testRegionObject())
 	a, b := ids.StackID{0xa1}, ids.StackID{0xb2}
@@ -384,9 +394,12 @@ func TestCluster_ANonOwnerRefusesADisabledAnUndeployableAndADeletedStack(t *test
 	del.State = chainindexerv1.StackState_STACK_STATE_DELETED
 	x.PutStack(del)
 	h = nonOwner(gone)
+	// Known everywhere: no node wants it active any more (the non-owner
+	// never deployed it, so "not deployed" alone holds before it has
+	// heard of the delete, and a call then would deploy it on demand).
 	eventually(t, "the delete known everywhere", func() bool {
 		for _, n := range hs {
-			if deployed(n, gone) {
+			if deployed(n, gone) || wantsActive(n, gone) {
 				return false
 			}
 		}
