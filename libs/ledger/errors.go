@@ -40,6 +40,9 @@ var (
 	ErrOverflow = errors.New("ledger: amount overflows")
 	// ErrCompacted: Changes no longer holds the changes asked for.
 	ErrCompacted = errors.New("ledger: changes compacted")
+	// ErrUnsupported: the backend lacks the capability the call needs
+	// (the error names it; see Capability).
+	ErrUnsupported = errors.New("ledger: not supported by this backend")
 	// ErrUnavailable: the backend cannot be reached; the call may be
 	// retried.
 	ErrUnavailable = errors.New("ledger: unavailable")
