@@ -479,9 +479,10 @@ func InstructionAccounts(name string) []AccountSpec {
 }
 
 // DecodeInstruction reads instruction data: it returns the instruction's
-// name and its arguments (an *Args value: InitializeArgs, NoArgs,
-// StackArgs, ...; by value). Bytes after the arguments are ignored, as
-// Anchor ignores them.
+// name (an Instruction* constant) and its arguments as a value of the
+// builder's argument type (InitializeArgs, NoArgs, StackArgs, ...). Bytes
+// after the arguments are ignored, as Anchor ignores them. It does not
+// panic on any input and allocates no more than len(data).
 func DecodeInstruction(data []byte) (name string, args any, err error) {
 	if len(data) < len(Discriminator{}) {
 		return "", nil, fmt.Errorf("marketplace: decode instruction: %d bytes: %w", len(data), ErrInstructionMissing)
