@@ -74,6 +74,9 @@ func FuzzDecodeAccount(f *testing.F) {
 		if accepted > 1 {
 			t.Fatalf("%d decoders accepted %x", accepted, data)
 		}
+		if _, err := DecodeAccount(data); (err == nil) != (accepted == 1) {
+			t.Fatalf("DecodeAccount: %v, while %d decoders accepted %x", err, accepted, data)
+		}
 	})
 }
 
