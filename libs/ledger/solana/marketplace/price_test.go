@@ -1,6 +1,7 @@
 package marketplace
 
 import (
+	"math/big"
 	"testing"
 
 	"github.com/muprotocol/mu/libs/ledger"
@@ -68,4 +69,59 @@ func TestPrice_ReportsWhereTheProgramsArithmeticWraps(t *testing.T) {
 	if got.Total != 0 {
 		t.Errorf("2^80 mod 2^64 / 10^6 = %d, want 0", got.Total)
 	}
+}
+
+// FuzzPrice checks Price against the program's arithmetic written with
+// big integers: products reduced modulo 2^128 (function, database storage)
+// or 2^64 (the rest), quotients cut to 64 bits, sums and the commission
+// modulo 2^64; Wrapped exactly when a reduction changed a value.
+func FuzzPrice(f *testing.F) {
+	f.Add(uint64(3), uint64(5), uint64(7), uint64(11), uint64(13), uint64(17),
+		uint64(0), uint64(2_999_999_999_999), uint64(0), uint64(2_782_480_697_344_000),
+		uint64(142_858), uint64(90_909), uint64(1_000_000), uint64(126_322_567), uint32(250_000))
+	f.Add(uint64(1<<63), uint64(2), uint64(1<<40), uint64(1), uint64(1<<63), uint64(1<<63),
+		uint64(1<<63), uint64(0), uint64(1<<50), uint64(5),
+		uint64(1<<40), uint64(1), uint64(2_000_000), uint64(2<<30), uint32(1_000_000))
+	f.Fuzz(func(t *testing.T, rf, rdb, rr, rw, rq, rt, fHi, fLo, dHi, dLo, reads, writes, reqs, traffic uint64, micros uint32) {
+		rates := ServiceRates{rf, rdb, rr, rw, rq, rt}
+		usage := ServiceUsage{ledger.Uint128{Hi: fHi, Lo: fLo}, ledger.Uint128{Hi: dHi, Lo: dLo}, reads, writes, reqs, traffic}
+		got := Price(rates, usage, micros)
+
+		two64 := new(big.Int).Lsh(big.NewInt(1), 64)
+		two128 := new(big.Int).Lsh(big.NewInt(1), 128)
+		wrapped := false
+		mod := func(x, m *big.Int) *big.Int {
+			if x.Cmp(m) >= 0 {
+				wrapped = true
+				return new(big.Int).Mod(x, m)
+			}
+			return x
+		}
+		term := func(rate uint64, n *big.Int, width *big.Int, unit uint64) *big.Int {
+			p := mod(new(big.Int).Mul(new(big.Int).SetUint64(rate), n), width)
+			return mod(p.Quo(p, new(big.Int).SetUint64(unit)), two64)
+		}
+		u := func(x uint64) *big.Int { return new(big.Int).SetUint64(x) }
+		total := new(big.Int)
+		for _, x := range []*big.Int{
+			term(rf, usage.FunctionMBInstructions.Big(), two128, FunctionInstructionsUnit),
+			term(rdb, usage.DBBytesSeconds.Big(), two128, DBByteSecondsUnit),
+			term(rr, u(reads), two64, MillionUnit),
+			term(rw, u(writes), two64, MillionUnit),
+			term(rq, u(reqs), two64, MillionUnit),
+			term(rt, u(traffic), two64, GiBUnit),
+		} {
+			total = mod(total.Add(total, x), two64)
+		}
+		commission := term(total.Uint64(), u(uint64(micros)), two64, CommissionUnit)
+		provider := new(big.Int).Sub(total, commission)
+		if provider.Sign() < 0 {
+			wrapped = true
+			provider.Add(provider, two64)
+		}
+		want := Charge{Total: total.Uint64(), Commission: commission.Uint64(), Provider: provider.Uint64(), Wrapped: wrapped}
+		if got != want {
+			t.Fatalf("Price(%+v, %+v, %d) = %+v, want %+v", rates, usage, micros, got, want)
+		}
+	})
 }
