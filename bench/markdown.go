@@ -182,26 +182,30 @@ func (r *Results) WriteMarkdown(path string) error {
 	sec = r.section(w, "coldstart")
 	if c := r.coldStart; c != nil {
 		w("\n## 2. Cold start\n\n")
-		w("Each trial starts a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request), " +
-			"connects to the gateway, deploys hello as a new stack through the runtime's gRPC Deploy and sends the first request. " +
-			"Empty cache: a new data dir, so Deploy compiles with Cranelift and writes the artifact. Warm cache: a new region on a data dir " +
-			"whose artifact cache holds the module, so Deploy deserializes it. Trials alternate.\n\n")
+		w("Each region is a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request); a trial " +
+			"deploys hello as a new stack through the runtime's gRPC Deploy and sends the first request. " +
+			"Empty cache: a new data dir, so Deploy compiles with Cranelift (the wasm inline) and writes the artifact; the snapshot is then built and cached. " +
+			"Restarted node: a new region on a data dir whose cache holds hello and its snapshot, its first deploy (by binary id, as the chain follower deploys, " +
+			"or with the wasm inline). Warm cache: on that region, after the stack before is removed (nothing of hello stays loaded), a new stack deployed by binary id. Trials alternate.\n\n")
 		w("| trial | deploy | of which module load | first request | deploy + first request |\n|---|---|---|---|---|\n")
-		for i, t := range c.empty {
-			w("| empty cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+		rows := func(name string, ts []coldStartTrial) {
+			for i, t := range ts {
+				w("| %s #%d | %s | %s | %s | %s |\n", name, i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+			}
 		}
-		for i, t := range c.warm {
-			w("| warm cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
-		}
+		rows("empty cache", c.empty)
+		rows("restarted node, by id", c.restarted)
+		rows("restarted node, inline", c.restartedInline)
+		rows("warm cache", c.warm)
 		if d := c.deserialize; d != nil {
 			w("\nLoading hello's %.1f MiB artifact (wasm %.1f MiB) into an engine configured as the runtime's, median of 7:\n\n| how | time |\n|---|---|\n",
 				float64(d.artifactBytes)/(1<<20), float64(c.wasmBytes)/(1<<20))
-			w("| `os.ReadFile` + CRC32C + `NewModuleDeserialize` (the runtime's artifact cache) | %s |\n", dur(d.asRuntime))
-			w("| CRC32C streamed from the file + `NewModuleDeserializeFile` | %s |\n", dur(d.streamedFile))
-			w("| `NewModuleDeserializeFile` alone (mmap) | %s |\n", dur(d.file))
+			w("| `os.ReadFile` + CRC32C + `NewModuleDeserialize` (the runtime's cache before it mapped files) | %s |\n", dur(d.asRuntime))
+			w("| CRC32C streamed from the file + `NewModuleDeserializeFile` (a node's first load of an artifact it has not checked yet) | %s |\n", dur(d.streamedFile))
+			w("| `NewModuleDeserializeFile` alone (mmap; every later load of a checked artifact) | %s |\n", dur(d.file))
 		}
 		if len(c.instanceFirst) > 0 {
-			w("\nStarting one instance: on a region that has the module loaded, %d new stacks of the same binary were deployed "+
+			w("\nStarting one instance: on a region that has the module loaded, %d new stacks of the same binary were deployed by binary id "+
 				"(median deploy %s) and asked once each: median first request %s, against %s for a request to a warm instance, "+
 				"so starting an instance costs about **%s** (%.0f fuel of Go runtime start-up in the guest).\n",
 				len(c.instanceFirst), dur(median(c.instanceDeploy)), dur(median(c.instanceFirst)), dur(c.warmRequest), dur(c.instanceStart()), c.startupFuel)

@@ -191,6 +191,12 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 			poolKey:     fmt.Sprintf("%s/%d/%s#%d", id, st.GetRevision(), fn.Name, seq),
 		}
 	}
+	// A snapshot that is ready (another deployment holds it, or its
+	// artifact is cached and checked) is taken now, so that the first
+	// instances start from it; the others are built after the deploy.
+	for _, f := range d.functions {
+		s.takeReadySnapshot(f)
+	}
 	for _, f := range d.functions {
 		f.start = s.factory(f)
 		if warmLater {
