@@ -220,9 +220,15 @@ func (r *Results) coldStartBound() string {
 	if c == nil || len(c.warm) == 0 {
 		return ""
 	}
-	deploy := func(ts []coldStartTrial) time.Duration { return median(pick(ts, func(t coldStartTrial) time.Duration { return t.deploy })) }
-	load := func(ts []coldStartTrial) time.Duration { return median(pick(ts, func(t coldStartTrial) time.Duration { return t.moduleLoad })) }
-	first := func(ts []coldStartTrial) time.Duration { return median(pick(ts, func(t coldStartTrial) time.Duration { return t.first })) }
+	deploy := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.deploy }))
+	}
+	load := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.moduleLoad }))
+	}
+	first := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.first }))
+	}
 	parts := []string{fmt.Sprintf("a running node whose artifact cache holds hello and its snapshot (nothing of hello loaded): Deploy by binary id %s, of which mapping the checked artifact %s "+
 		"(NewModuleDeserializeFile; its CRC32C was read once, when the node started) and taking the snapshot (mapped the same way); the first request %s, "+
 		"its instance started from the snapshot", dur(deploy(c.warm)), dur(load(c.warm)), dur(first(c.warm)))}

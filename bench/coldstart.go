@@ -269,8 +269,12 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 	s.res.coldStart = res
 
 	e, w, rs, ri := res.empty, res.warm, res.restarted, res.restartedInline
-	deploys := func(ts []coldStartTrial) time.Duration { return median(pick(ts, func(t coldStartTrial) time.Duration { return t.deploy })) }
-	loads := func(ts []coldStartTrial) time.Duration { return median(pick(ts, func(t coldStartTrial) time.Duration { return t.moduleLoad })) }
+	deploys := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.deploy }))
+	}
+	loads := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.moduleLoad }))
+	}
 	s.res.add("first_request_empty_cache_ms", ms(median(totals(e))), "ms", "deploy (Cranelift compile, wasm inline) + first request, PrewarmInstances 0")
 	s.res.add("first_request_warm_cache_ms", ms(median(totals(w))), "ms", "on a running region whose artifact cache holds hello and its snapshot, nothing of hello loaded (the stack before removed): deploy of a new stack by binary id (as the chain follower deploys) + first request, PrewarmInstances 0")
 	s.res.add("first_request_restarted_node_ms", ms(median(totals(rs))), "ms", "a new region on a data dir whose cache holds hello and its snapshot: its first deploy, by binary id, + first request")

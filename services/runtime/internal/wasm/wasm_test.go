@@ -765,3 +765,48 @@ func TestArtifactCache_ChecksEachFileOnce(t *testing.T) {
 		t.Fatal("the check at start kept a corrupt artifact")
 	}
 }
+
+// TestInstance_ResidentBytesCountsWrittenPagesOnly: an instance holds of
+// its own the pages it wrote, not its whole linear memory: one that
+// touched a few pages holds less than its memory size, one whose call
+// filled its memory holds all of it, and neither more than MemorySize.
+func TestInstance_ResidentBytesCountsWrittenPagesOnly(t *testing.T) {
+	if _, ok := privatePages(0x1000, 1); !ok {
+		t.Skip("no /proc/self/pagemap")
+	}
+	f := newFixture(t, Config{})
+	inModes(t, func(t *testing.T, mode string) {
+		for _, tc := range []struct {
+			body string
+			full bool
+		}{
+			{"", false},
+			{"(memory.fill (i32.const 4096) (i32.const 7) (i32.const 61440))", true}, // pages 1-15; the call writes page 0
+
+		} {
+			wasm, err := wasmtime.Wat2Wasm(watModule(mode, tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := f.e.Compile(wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := f.e.NewInstance(context.Background(), m, InstanceConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close()
+			callOK(t, inst, "", nil)
+			size, held := inst.MemorySize(), inst.ResidentBytes()
+			switch {
+			case held > size:
+				t.Fatalf("fill %v: ResidentBytes %d over MemorySize %d", tc.full, held, size)
+			case tc.full && held != size:
+				t.Fatalf("a call that wrote all %d bytes of memory: ResidentBytes %d", size, held)
+			case !tc.full && held >= size:
+				t.Fatalf("a call that wrote a few pages: ResidentBytes %d, MemorySize %d", held, size)
+			}
+		}
+	})
+}
