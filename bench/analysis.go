@@ -65,6 +65,16 @@ func (s *Suite) annotate() {
 			m.BoundBy = r.deadlineBound()
 		}
 	}
+	for _, r0 := range r.idleStacks {
+		name := "idle_stacks_pss_mib_10000"
+		if r0.called {
+			name += "_called"
+		}
+		if m := r.Get(name); m != nil {
+			m.target("≤", 2048, "MiB")
+			m.BoundBy = r.idleStacksBound(r0)
+		}
+	}
 	for _, name := range []string{"density_rss_mib_prewarm1", "density_rss_mib_prewarm0"} {
 		if m := r.Get(name); m != nil {
 			m.target("≤", 2048, "MiB")
@@ -248,6 +258,36 @@ func (r *Results) coldStartBound() string {
 	}
 	parts = append(parts, fmt.Sprintf("with an empty cache Cranelift's compile (%s) dominates", dur(load(c.empty))))
 	return strings.Join(parts, "; ") + "."
+}
+
+// idleStacksBound says what the RSS of many idle stacks is made of.
+func (r *Results) idleStacksBound(d *idleStacksResult) string {
+	how := "prewarmed from the snapshot and never called"
+	if d.called {
+		how = "started from the snapshot, each having served one request"
+	}
+	s := fmt.Sprintf("%d stacks, %d idle instances kept (%s): %.0f MiB at start, %.0f MiB with the first stack (compiling hello, building its snapshot: the compiled code and images, shared by all), "+
+		"then %.1f KiB of VmRSS per stack: the pages each instance wrote (instantiation, %s) and the runtime's bookkeeping, %.0f MiB for the %d; "+
+		"the idle budget (%d MiB) counts written pages (ResidentBytes), so none was evicted",
+		d.stacks, d.warm, how, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS), d.perStackKiB(), map[bool]string{false: "nothing else", true: "and what the call wrote"}[d.called],
+		kbToMiB(d.rss-d.oneRSS), d.stacks-1, d.budget>>20)
+	if d.warm < d.stacks {
+		s = strings.Replace(s, "so none was evicted", fmt.Sprintf("and evicted %d", d.stacks-d.warm), 1)
+	}
+	s += fmt.Sprintf("; the pool counts %.1f KiB per idle instance (its written pages: ResidentBytes)", d.held/1024/float64(max(d.warm, 1)))
+	s += fmt.Sprintf("; Pss %.0f MiB: %.0f MiB written (the instances' own pages, the runtime's heap and compiled code) and %.0f MiB of shared memory images",
+		kbToMiB(d.pss), kbToMiB(d.pssAnon), kbToMiB(d.pssShmem))
+	if d.rss > d.pss+d.pss/10 {
+		s += fmt.Sprintf("; VmRSS reads %.0f MiB because it counts a shared page once per mapping of it, and every instance maps the snapshot's image and has read pages of it", kbToMiB(d.rss))
+	}
+	if held := d.held / 1024 / float64(max(d.warm, 1)); held > 0 {
+		s += fmt.Sprintf("; at %.1f KiB counted per instance the default idle_memory_budget of 1 GiB holds ≈ %d such instances", held, int(float64(1<<20)/held))
+	}
+	if d.stacks > 0 {
+		s += fmt.Sprintf("; the process has %d memory mappings (≈ %.1f per instance) against vm.max_map_count 65530, which, not memory, bounds one process at ≈ %d such instances",
+			d.mappings, float64(d.mappings)/float64(d.stacks), int(65530/(float64(d.mappings)/float64(d.stacks))))
+	}
+	return s + "."
 }
 
 func (r *Results) fuelBound() string {

@@ -11,7 +11,7 @@ import (
 var targetOrder = []string{
 	"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "instance_starts_c64_steady", "instance_starts_c64_steady_remote",
 	"fuel_overhead_hello", "wrk_throughput_ratio_c64", "first_request_warm_cache_ms", "instance_start_us", "fuel_overhead_fib",
-	"mudb_get_ratio", "mudb_put_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
+	"mudb_get_ratio", "mudb_put_ratio", "idle_stacks_pss_mib_10000", "idle_stacks_pss_mib_10000_called", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
 	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }
 
@@ -284,6 +284,41 @@ func (r *Results) WriteMarkdown(path string) error {
 					"the pool keeps %d of them (IdleMemoryBudget), so at this rate 1,000 warm instances would need ≈ %.0f MiB.\n",
 					d.prewarm, kbToMiB(d.rss-base.rss)/float64(d.warm), d.warm, kbToMiB(base.rss)+1000*kbToMiB(d.rss-base.rss)/float64(d.warm))
 			}
+		}
+	}
+	sec.end()
+	sec = r.section(w, "idlestacks")
+	if len(r.idleStacks) > 0 {
+		w("\n## 5b. Idle stacks\n\n")
+		w("`mu-runtime` as a child process (as in Density) with `--prewarm-instances 1`; hello deployed once with its wasm, "+
+			"then, once its snapshot is built (the runtime's metrics), %d more stacks of it (distinct ids, the binary named by id) over gRPC, two at a time, "+
+			"so every stack holds one idle instance started from the snapshot; in the second process each stack's instance also serves one request before it idles "+
+			"(with a 4 GiB `idle_memory_budget`, room for all of them; the targets' bound-by text says how many the default 1 GiB holds). "+
+			"VmRSS is read every 1,000 stacks and after 2 s of quiet, with Pss from `smaps_rollup`: VmRSS counts a shared page once per mapping of it, "+
+			"and each instance maps the snapshot's memory image, so it counts the image pages every instance read again per instance; "+
+			"Pss counts each page once, as the memory cgroup charges it.\n\n", idleStacksTarget-1)
+		w("| instances | stacks | idle instances | idle_memory_budget | VmRSS at start | with 1 stack | with all | per extra stack | Pss with all (written + images) | peak (VmHWM) | mappings | threads | deploy time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, d := range r.idleStacks {
+			how := "prewarmed"
+			if d.called {
+				how = "served one request"
+			}
+			w("| %s | %d | %d | %d MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.1f KiB | %.0f MiB (%.0f + %.0f) | %.0f MiB | %d | %d | %s |\n", how, d.stacks, d.warm, d.budget>>20, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS),
+				kbToMiB(d.rss), d.perStackKiB(), kbToMiB(d.pss), kbToMiB(d.pssAnon), kbToMiB(d.pssShmem), kbToMiB(d.hwm), d.mappings, d.threads, d.deployTime.Round(time.Millisecond))
+		}
+		for _, d := range r.idleStacks {
+			if len(d.curve) == 0 {
+				continue
+			}
+			how := "prewarmed"
+			if d.called {
+				how = "served one request"
+			}
+			var pts []string
+			for _, p := range d.curve {
+				pts = append(pts, fmt.Sprintf("%d: %.0f MiB", p.stacks, kbToMiB(p.rss)))
+			}
+			w("\nVmRSS as the stacks were deployed (%s): %s.\n", how, strings.Join(pts, ", "))
 		}
 	}
 	sec.end()
