@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"time"
 
 	"github.com/muprotocol/mu/bench/load"
@@ -20,6 +21,11 @@ type coldStartTrial struct {
 	deploy     time.Duration // Deploy RPC: compile or deserialize, then bookkeeping
 	first      time.Duration // first GET: instance start-up + the call
 	moduleLoad time.Duration // the runtime's own compile/deserialize time
+	// cpu and allocs are the bench process's CPU time and Go heap
+	// allocations over the deploy and the first request (the region runs
+	// in this process: runtime, gateway and the client).
+	cpu    time.Duration
+	allocs uint64
 }
 
 func (t coldStartTrial) total() time.Duration { return t.deploy + t.first }
@@ -137,6 +143,9 @@ func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion, inline bool) (
 	}
 	url := cr.base + "/" + id.String() + "/greeting/greet/world"
 	before := moduleLoadSeconds(cr.region.Runtime().Server())
+	var ms0, ms1 goruntime.MemStats
+	goruntime.ReadMemStats(&ms0)
+	cpu0 := snapshotCPU()
 	t0 := time.Now()
 	if err := cr.region.Deploy(ctx, id, 1, h.manifest, bins); err != nil {
 		return coldStartTrial{}, ids.StackID{}, "", err
@@ -146,8 +155,10 @@ func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion, inline bool) (
 		return coldStartTrial{}, ids.StackID{}, "", err
 	}
 	t2 := time.Now()
+	cpu := snapshotCPU().proc - cpu0.proc
+	goruntime.ReadMemStats(&ms1)
 	load := time.Duration((moduleLoadSeconds(cr.region.Runtime().Server()) - before) * float64(time.Second))
-	return coldStartTrial{deploy: t1.Sub(t0), first: t2.Sub(t1), moduleLoad: load}, id, url, nil
+	return coldStartTrial{deploy: t1.Sub(t0), first: t2.Sub(t1), moduleLoad: load, cpu: cpu, allocs: ms1.Mallocs - ms0.Mallocs}, id, url, nil
 }
 
 // emptyTrial runs one cold start on a new region over the empty dataDir
@@ -242,7 +253,7 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 		}
 		s.logf("coldstart: restarted node, %s: deploy %v (module load %v), first request %v", how, r.deploy, r.moduleLoad, r.first)
 		for _, t := range ws {
-			s.logf("coldstart: warm cache: deploy %v (module load %v), first request %v", t.deploy, t.moduleLoad, t.first)
+			s.logf("coldstart: warm cache: deploy %v (module load %v), first request %v; CPU %v, %d allocations", t.deploy, t.moduleLoad, t.first, t.cpu, t.allocs)
 		}
 		res.warm = append(res.warm, ws...)
 	}
@@ -277,6 +288,8 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 	}
 	s.res.add("first_request_empty_cache_ms", ms(median(totals(e))), "ms", "deploy (Cranelift compile, wasm inline) + first request, PrewarmInstances 0")
 	s.res.add("first_request_warm_cache_ms", ms(median(totals(w))), "ms", "on a running region whose artifact cache holds hello and its snapshot, nothing of hello loaded (the stack before removed): deploy of a new stack by binary id (as the chain follower deploys) + first request, PrewarmInstances 0")
+	s.res.add("first_request_warm_cache_cpu_ms", ms(median(pick(w, func(t coldStartTrial) time.Duration { return t.cpu }))), "ms", "CPU time of the bench process (runtime, gateway and client in it) over a warm-cache deploy + first request, median")
+	s.res.add("first_request_warm_cache_allocs", float64(median(pick(w, func(t coldStartTrial) time.Duration { return time.Duration(t.allocs) }))), "allocs", "Go heap allocations of the bench process over a warm-cache deploy + first request, median")
 	s.res.add("first_request_restarted_node_ms", ms(median(totals(rs))), "ms", "a new region on a data dir whose cache holds hello and its snapshot: its first deploy, by binary id, + first request")
 	s.res.add("first_request_restarted_inline_ms", ms(median(totals(ri))), "ms", "as first_request_restarted_node_ms with the wasm sent inline (the runtime hashes it against its id)")
 	s.res.add("deploy_empty_cache_ms", ms(deploys(e)), "ms", "Deploy RPC")

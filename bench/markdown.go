@@ -187,10 +187,10 @@ func (r *Results) WriteMarkdown(path string) error {
 			"Empty cache: a new data dir, so Deploy compiles with Cranelift (the wasm inline) and writes the artifact; the snapshot is then built and cached. " +
 			"Restarted node: a new region on a data dir whose cache holds hello and its snapshot, its first deploy (by binary id, as the chain follower deploys, " +
 			"or with the wasm inline). Warm cache: on that region, after the stack before is removed (nothing of hello stays loaded), a new stack deployed by binary id. Trials alternate.\n\n")
-		w("| trial | deploy | of which module load | first request | deploy + first request |\n|---|---|---|---|---|\n")
+		w("| trial | deploy | of which module load | first request | deploy + first request | CPU (bench process) | allocations |\n|---|---|---|---|---|---|---|\n")
 		rows := func(name string, ts []coldStartTrial) {
 			for i, t := range ts {
-				w("| %s #%d | %s | %s | %s | %s |\n", name, i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+				w("| %s #%d | %s | %s | %s | %s | %s | %d |\n", name, i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()), dur(t.cpu), t.allocs)
 			}
 		}
 		rows("empty cache", c.empty)
