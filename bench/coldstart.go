@@ -303,6 +303,11 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 	if nInstance > 0 {
 		s.res.add("instance_start_ms", ms(res.instanceStart()), "ms", "first request to a new stack of an already loaded module minus a warm request")
 		s.res.add("warm_request_us", us(res.warmRequest), "µs", "median of 200 sequential requests to a warm instance")
+		loaded := make([]time.Duration, len(res.instanceFirst))
+		for i := range loaded {
+			loaded[i] = res.instanceDeploy[i] + res.instanceFirst[i]
+		}
+		s.res.add("first_request_loaded_module_ms", ms(median(loaded)), "ms", "deploy by binary id of a stack whose module and snapshot another stack holds + first request")
 		s.res.add("deploy_loaded_module_ms", ms(median(res.instanceDeploy)), "ms", "Deploy RPC, by binary id, of a stack whose module another stack holds")
 		if res.startupFuel > 0 {
 			s.res.add("instance_startup_fuel", res.startupFuel, "fuel", "fuel one hello instance burns before its first request (Go runtime init)")

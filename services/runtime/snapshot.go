@@ -70,9 +70,12 @@ func (s *Server) queueSnapshots(d *deployment, inline map[string][]byte, binarie
 // already checked (wasm.Engine.SnapshotChecked), which is mapped. So a
 // deploy of a binary the node knows starts its first instances from the
 // snapshot; otherwise f waits for queueSnapshots like any function. The
-// deploy's release drops the reference if the deploy fails.
+// deploy's release drops the reference if the deploy fails. It reads
+// neither f.mod nor f.start, which the deploy sets meanwhile: a
+// pre-initialized module exists only for a reactor (LoadSnapshot checks
+// that), so a snapshot found is one f.mod can be started as.
 func (s *Server) takeReadySnapshot(f *function) {
-	if !s.cfg.SnapshotStart || !f.mod.Reactor() {
+	if !s.cfg.SnapshotStart {
 		return
 	}
 	cfg := s.instanceConfig(f, nil)
