@@ -312,10 +312,13 @@ func (r *Results) densityBound(prewarm bool) string {
 		}
 	}
 	if prewarm && with != nil {
-		s := fmt.Sprintf("warm instances: %d of the 1,000 stacks keep a prewarmed instance (the pool's IdleMemoryBudget, 1 GiB of linear memory, evicts the rest); reactor instances hold no OS thread of their own (%d threads in the whole process)",
-			with.warm, with.threads)
+		kept := "every stack keeps its prewarmed instance (the pool's IdleMemoryBudget counts what each has written)"
+		if with.warm < densityStacks {
+			kept = fmt.Sprintf("%d of the 1,000 stacks keep a prewarmed instance (the pool's IdleMemoryBudget evicts the rest)", with.warm)
+		}
+		s := fmt.Sprintf("warm instances: %s; reactor instances hold no OS thread of their own (%d threads in the whole process)", kept, with.threads)
 		if without != nil && with.warm > 0 {
-			s += fmt.Sprintf(" and ≈ %.1f MiB of RSS", kbToMiB(with.rss-without.rss)/float64(with.warm))
+			s += fmt.Sprintf(" and ≈ %.0f KiB of RSS each", (float64(with.rss-without.rss))/float64(with.warm))
 		}
 		return s + "; the compiled module is shared by all stacks."
 	}

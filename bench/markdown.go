@@ -279,7 +279,11 @@ func (r *Results) WriteMarkdown(path string) error {
 			}
 		}
 		for _, d := range r.density {
-			if d.prewarm > 0 && base != nil && d.warm > 0 {
+			if d.prewarm > 0 && base != nil && d.warm >= densityStacks {
+				w("\nWith --prewarm-instances %d each warm instance costs ≈ %.0f KiB of RSS (reactor instances hold no thread, and an instance started from the snapshot has written little); "+
+					"the pool keeps all %d (IdleMemoryBudget counts what each has written). The idle stacks step below goes to 10,000.\n",
+					d.prewarm, float64(d.rss-base.rss)/float64(d.warm), d.warm)
+			} else if d.prewarm > 0 && base != nil && d.warm > 0 {
 				w("\nWith --prewarm-instances %d each warm instance costs ≈ %.2f MiB of RSS (reactor instances hold no thread); "+
 					"the pool keeps %d of them (IdleMemoryBudget), so at this rate 1,000 warm instances would need ≈ %.0f MiB.\n",
 					d.prewarm, kbToMiB(d.rss-base.rss)/float64(d.warm), d.warm, kbToMiB(base.rss)+1000*kbToMiB(d.rss-base.rss)/float64(d.warm))
