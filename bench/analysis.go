@@ -75,7 +75,7 @@ func (s *Suite) annotate() {
 			m.BoundBy = r.idleStacksBound(r0)
 		}
 	}
-	for _, name := range []string{"density_rss_mib_prewarm1", "density_rss_mib_prewarm0"} {
+	for _, name := range []string{"density_pss_mib_prewarm1", "density_pss_mib_prewarm0"} {
 		if m := r.Get(name); m != nil {
 			m.target("≤", 2048, "MiB")
 			m.BoundBy = r.densityBound(strings.HasSuffix(name, "1"))
@@ -318,8 +318,12 @@ func (r *Results) densityBound(prewarm bool) string {
 		}
 		s := fmt.Sprintf("warm instances: %s; reactor instances hold no OS thread of their own (%d threads in the whole process)", kept, with.threads)
 		if without != nil && with.warm > 0 {
-			s += fmt.Sprintf(" and ≈ %.0f KiB of RSS each", (float64(with.rss-without.rss))/float64(with.warm))
+			s += fmt.Sprintf(" and ≈ %.0f KiB each (Pss; the pool counts %.0f KiB each)", float64(with.pss-without.pss)/float64(with.warm), with.held/1024/float64(with.warm))
 		}
+		if with.rss > with.pss+with.pss/10 {
+			s += fmt.Sprintf("; VmRSS reads %.0f MiB because it counts a shared page once per mapping of it, and each instance maps its module's memory image", kbToMiB(with.rss))
+		}
+		s += "; these stacks were deployed before hello's snapshot was ready, so their instances started normally (the Go runtime's start-up written into each): the idle stacks step measures instances started from the snapshot"
 		return s + "; the compiled module is shared by all stacks."
 	}
 	if without != nil {
