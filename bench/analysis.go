@@ -66,10 +66,7 @@ func (s *Suite) annotate() {
 		}
 	}
 	for _, r0 := range r.idleStacks {
-		name := "idle_stacks_pss_mib_10000"
-		if r0.called {
-			name += "_called"
-		}
+		name := "idle_stacks_pss_mib_10000" + r0.suffix()
 		if m := r.Get(name); m != nil {
 			m.target("≤", 2048, "MiB")
 			m.BoundBy = r.idleStacksBound(r0)

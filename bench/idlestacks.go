@@ -84,16 +84,32 @@ func (s *Suite) runIdleStacks(ctx context.Context) error {
 	if s.opts.Quick {
 		return nil
 	}
-	for _, called := range []bool{false, true} {
-		r, err := s.idleStacks(ctx, called)
+	def := runtime.DefaultConfig().IdleMemoryBudget
+	for _, v := range []struct {
+		called bool
+		budget int64
+		suffix string
+	}{
+		{false, def, ""},
+		// One call leaves ≈ 0.2 MiB written per instance: give 10,000
+		// room, to measure them rather than the budget's eviction.
+		{true, idleStacksCalledBudget, "_called"},
+		// And what a node on the defaults holds: the budget evicts the
+		// idle instances over it, whose stacks start from the snapshot
+		// again at their next request.
+		{true, def, "_called_default_budget"},
+	} {
+		called, suffix := v.called, v.suffix
+		r, err := s.idleStacks(ctx, called, v.budget)
 		if err != nil {
 			return err
 		}
 		s.res.idleStacks = append(s.res.idleStacks, r)
-		suffix, how := "", "started from hello's snapshot (prewarmed, never called)"
+		how := "started from hello's snapshot (prewarmed, never called)"
 		if called {
-			suffix, how = "_called", "started from hello's snapshot that served one request (Runtime.Invoke GET /greet/world) before it idled"
+			how = "started from hello's snapshot that served one request (Runtime.Invoke GET /greet/world) before it idled"
 		}
+		how += fmt.Sprintf(", idle_memory_budget %d MiB", v.budget>>20)
 		note := fmt.Sprintf("mu-runtime child process, --prewarm-instances 1, %d hello stacks deployed (same binary, distinct ids), each with one idle instance %s", r.stacks, how)
 		if r.timedOut {
 			note += fmt.Sprintf(" (stopped at the step's time limit of %s, short of %d)", idleStacksTimeLimit, idleStacksTarget)
@@ -117,7 +133,7 @@ func (s *Suite) runIdleStacks(ctx context.Context) error {
 	return nil
 }
 
-func (s *Suite) idleStacks(ctx context.Context, called bool) (*idleStacksResult, error) {
+func (s *Suite) idleStacks(ctx context.Context, called bool, budget int64) (*idleStacksResult, error) {
 	h, err := s.helloWasm(ctx)
 	if err != nil {
 		return nil, err
@@ -133,12 +149,6 @@ func (s *Suite) idleStacks(ctx context.Context, called bool) (*idleStacksResult,
 	defer os.RemoveAll(tmp)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	budget := runtime.DefaultConfig().IdleMemoryBudget
-	if called {
-		// One call leaves ≈ 0.2 MiB written per instance: give 10,000
-		// room, to measure them rather than the budget's eviction.
-		budget = idleStacksCalledBudget
-	}
 	s.logf("idlestacks: mu-runtime child process, --prewarm-instances 1, idle_memory_budget %d MiB, %d stacks, each called: %v", budget>>20, idleStacksTarget, called)
 	reg, err := region.Start(ctx, region.Options{
 		Mode:    region.Processes,
@@ -319,4 +329,17 @@ func countLines(path string) int {
 		return 0
 	}
 	return strings.Count(string(b), "\n")
+}
+
+// suffix is the name suffix of the run's figures: none for prewarmed
+// instances, _called for served ones with room for all of them, and
+// _called_default_budget for served ones on the default budget.
+func (r *idleStacksResult) suffix() string {
+	switch {
+	case !r.called:
+		return ""
+	case r.budget == runtime.DefaultConfig().IdleMemoryBudget:
+		return "_called_default_budget"
+	}
+	return "_called"
 }

@@ -298,7 +298,7 @@ func (r *Results) WriteMarkdown(path string) error {
 		w("`mu-runtime` as a child process (as in Density) with `--prewarm-instances 1`; hello deployed once with its wasm, "+
 			"then, once its snapshot is built (the runtime's metrics), %d more stacks of it (distinct ids, the binary named by id) over gRPC, two at a time, "+
 			"so every stack holds one idle instance started from the snapshot; in the second process each stack's instance also serves one request before it idles "+
-			"(with a 4 GiB `idle_memory_budget`, room for all of them; the targets' bound-by text says how many the default 1 GiB holds). "+
+			"(with a 4 GiB `idle_memory_budget`, room for all of them), and in the third the same on the default `idle_memory_budget`, which evicts the idle instances over it (their stacks start from the snapshot again at their next request). "+
 			"VmRSS is read every 1,000 stacks and after 2 s of quiet, with Pss from `smaps_rollup`: VmRSS counts a shared page once per mapping of it, "+
 			"and each instance maps the snapshot's memory image, so it counts the image pages every instance read again per instance; "+
 			"Pss counts each page once, as the memory cgroup charges it.\n\n", idleStacksTarget-1)
