@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	bin "github.com/gagliardetto/binary"
 	"github.com/gagliardetto/solana-go"
 	"github.com/gagliardetto/solana-go/programs/system"
 	"github.com/gagliardetto/solana-go/programs/token"
@@ -670,4 +672,132 @@ func TestDecodeTransaction_RefusesGarbage(t *testing.T) {
 	if _, err := base58.Decode("0"); err == nil {
 		t.Fatal("base58 accepted 0")
 	}
+}
+
+func TestConcurrentSends_EachLandsInItsOwnSlot(t *testing.T) {
+	e := newEnv(t)
+	const n = 16
+	keys := make([]solana.PrivateKey, n)
+	for i := range keys {
+		keys[i] = newKey(t)
+		e.airdrop(keys[i].PublicKey(), sol)
+	}
+	to := newKey(t).PublicKey()
+	cl := e.wsClient()
+	sub, err := cl.AccountSubscribe(to, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	if err := e.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	bh := e.chain.LatestBlockhash()
+	start := e.chain.Slot()
+	errs := make(chan error, n)
+	for i := range keys {
+		go func(k solana.PrivateKey) {
+			tx, err := solana.NewTransaction([]solana.Instruction{system.NewTransferInstruction(1, k.PublicKey(), to).Build()}, bh, solana.TransactionPayer(k.PublicKey()))
+			if err == nil {
+				_, err = tx.Sign(func(solana.PublicKey) *solana.PrivateKey { return &k })
+			}
+			if err == nil {
+				_, err = e.rpc.SendTransaction(ctx, tx)
+			}
+			errs <- err
+		}(keys[i])
+	}
+	for range keys {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.chain.Slot(); got != start+n {
+		t.Errorf("slot %d after %d transactions from %d, want %d", got, n, start, start+n)
+	}
+	// Notifications arrive in slot order with the balance of their slot.
+	last := uint64(0)
+	for i := 1; i <= n; i++ {
+		r, err := sub.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Value.Lamports != uint64(i) || r.Context.Slot <= last {
+			t.Errorf("notification %d: %d lamports at slot %d (previous %d)", i, r.Value.Lamports, r.Context.Slot, last)
+		}
+		last = r.Context.Slot
+	}
+}
+
+func FuzzDecodeTransaction(f *testing.F) {
+	payer, _ := solana.NewRandomPrivateKey()
+	tx, _ := solana.NewTransaction([]solana.Instruction{system.NewTransferInstruction(1, payer.PublicKey(), solana.SystemProgramID).Build()}, solana.Hash{1}, solana.TransactionPayer(payer.PublicKey()))
+	_, _ = tx.Sign(func(solana.PublicKey) *solana.PrivateKey { return &payer })
+	raw, _ := tx.MarshalBinary()
+	f.Add(raw)
+	f.Add([]byte{})
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := New(testProgramID)
+		// Whatever the bytes, processing must not panic, and a refusal
+		// changes nothing.
+		slot := c.Slot()
+		res := c.process(b, processOpts{commit: true, verifySigs: true})
+		if res.refused() != nil && c.Slot() != slot {
+			t.Fatalf("a refused transaction made a slot")
+		}
+	})
+}
+
+// FuzzExecute runs arbitrary instruction data against each program with
+// signatures unchecked: no input may panic the chain, and a failing
+// transaction changes nothing but the fee.
+func FuzzExecute(f *testing.F) {
+	f.Add(uint8(0), []byte{2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, uint8(3))
+	f.Add(uint8(1), []byte{3, 1, 0, 0, 0, 0, 0, 0, 0}, uint8(3))
+	f.Add(uint8(2), []byte{1}, uint8(6))
+	f.Add(uint8(3), bin.SighashInstruction("update_usage"), uint8(11))
+	f.Add(uint8(3), append(bin.SighashInstruction("create_region"), 1, 0, 0, 0, 2, 0, 0, 0, 'a'), uint8(4))
+	f.Fuzz(func(t *testing.T, prog uint8, data []byte, nAccounts uint8) {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				panic(fmt.Sprintf("slow input: prog %d data %x accounts %d", prog, data, nAccounts))
+			}
+		}()
+		c := New(testProgramID)
+		payer := solana.PublicKey{1}
+		if _, err := c.Airdrop(payer, sol); err != nil {
+			t.Fatal(err)
+		}
+		programs := []solana.PublicKey{solana.SystemProgramID, solana.TokenProgramID, solana.SPLAssociatedTokenAccountProgramID, testProgramID}
+		statePDA, _, _ := solana.FindProgramAddress([][]byte{[]byte("state")}, testProgramID)
+		pool := []solana.PublicKey{payer, statePDA, solana.SystemProgramID, solana.TokenProgramID, solana.SysVarRentPubkey, {2}, {3}}
+		var metas solana.AccountMetaSlice
+		for i := 0; i < int(nAccounts%12); i++ {
+			k := pool[i%len(pool)]
+			metas = append(metas, &solana.AccountMeta{PublicKey: k, IsWritable: i%3 != 2, IsSigner: k == payer})
+		}
+		ix := solana.NewInstruction(programs[int(prog)%len(programs)], metas, data)
+		tx, err := solana.NewTransaction([]solana.Instruction{ix}, c.LatestBlockhash(), solana.TransactionPayer(payer))
+		if err != nil {
+			return
+		}
+		tx.Signatures = make([]solana.Signature, tx.Message.Header.NumRequiredSignatures)
+		raw, err := tx.MarshalBinary()
+		if err != nil {
+			return
+		}
+		before := c.accounts[payer].Lamports
+		res := c.process(raw, processOpts{commit: true, commitFailed: true})
+		if res.err != nil {
+			if got := c.accounts[payer].Lamports; got != before-uint64(len(tx.Signatures))*FeePerSignature {
+				t.Fatalf("a failing transaction left the payer %d lamports (was %d)", got, before)
+			}
+		}
+	})
 }

@@ -1,13 +1,16 @@
 package solanatest
 
 import (
+	"context"
 	"encoding/json"
 	"math/big"
 	"testing"
+	"time"
 
 	bin "github.com/gagliardetto/binary"
 	"github.com/gagliardetto/solana-go"
 	"github.com/gagliardetto/solana-go/programs/token"
+	"github.com/gagliardetto/solana-go/rpc"
 )
 
 // These tests build the marketplace's instructions by hand from the program
@@ -420,5 +423,84 @@ func TestTransactionError_JSONIsTheValidatorsShape(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("%v marshals as %s (%v), want %s", tc.err, b, err, tc.want)
 		}
+	}
+}
+
+func TestMarketplace_ProviderDepositAndRequestSigners(t *testing.T) {
+	m := newMarket(t)
+	a := m.authority.PublicKey()
+	// update_provider_deposit: the program checks only that the authority
+	// signs, not that it is the state's (the backend keeps that rule).
+	stranger := newKey(t)
+	m.airdrop(stranger.PublicKey(), sol)
+	m.send([]solana.Instruction{mpIx(ixData("update_provider_deposit", func(w *borshWriter) { w.u64(77) }), w(m.state), wsg(stranger.PublicKey()))}, stranger)
+	st, _ := decodeState(m.decode(m.state, discState))
+	if st.ProviderDeposit != 77 || !st.Authority.Equals(a) {
+		t.Errorf("state after update_provider_deposit %+v", st)
+	}
+
+	u, sg := m.user.PublicKey(), newKey(t)
+	sk := sg.PublicKey()
+	rs, _ := pda(t, []byte("request_signer"), u[:], sk[:], m.region[:])
+	m.send([]solana.Instruction{mpIx(ixData("create_api_request_signer", nil), w(rs), wsg(u), s(sk), ro(m.region), ro(solana.SystemProgramID))}, m.user, sg)
+	check := func(active bool) {
+		t.Helper()
+		r, err := decodeRequestSigner(m.decode(rs, discRequestSigner))
+		if err != nil || r.Active != active || !r.Signer.Equals(sk) || !r.User.Equals(u) || !r.Region.Equals(m.region) {
+			t.Errorf("request signer %+v %v, want active=%v", r, err, active)
+		}
+	}
+	check(true)
+	// Deactivating needs only the user.
+	m.send([]solana.Instruction{mpIx(ixData("deactivate_api_request_signer", nil), w(rs), wsg(u), ro(sk), ro(m.region))}, m.user)
+	check(false)
+	// Activating needs the signer's signature too.
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{mpIx(ixData("activate_api_request_signer", nil), w(rs), wsg(u), ro(sk), ro(m.region))}, m.user)); got != customErrJSON(0, anchorAccountNotSigner) {
+		t.Errorf("activate without the signer: %s", got)
+	}
+	m.send([]solana.Instruction{mpIx(ixData("activate_api_request_signer", nil), w(rs), wsg(u), s(sk), ro(m.region))}, m.user, sg)
+	check(true)
+	// Another user cannot deactivate it.
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{mpIx(ixData("deactivate_api_request_signer", nil), w(rs), wsg(stranger.PublicKey()), ro(sk), ro(m.region))}, stranger)); got != customErrJSON(0, anchorConstraintHasOne) {
+		t.Errorf("deactivate by another user: %s", got)
+	}
+	check(true)
+}
+
+func TestMarketplace_ProgramSubscriptionWithADiscriminatorFilter(t *testing.T) {
+	m := newMarket(t)
+	cl := m.wsClient()
+	sub, err := cl.ProgramSubscribeWithOpts(testProgramID, "", solana.EncodingBase64,
+		[]rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: 0, Bytes: discStack}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	if err := m.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	stack := m.stackPDA(5)
+	// The usage update touches program accounts that are not stacks: only the
+	// stack's notifications arrive, in slot order.
+	m.send([]solana.Instruction{m.stackIx("create_stack", 5, []byte("v1"), "n")}, m.user)
+	m.send([]solana.Instruction{m.usageIx(stack, 1, 1, m.usageSigner.PublicKey())}, m.usageSigner)
+	m.send([]solana.Instruction{m.stackIx("update_stack", 5, []byte("v2"), "n")}, m.user)
+	for _, want := range []string{"v1", "v2"} {
+		r, err := sub.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := decodeStack(r.Value.Account.Data.GetBinary())
+		if err != nil || !r.Value.Pubkey.Equals(stack) || string(sk.StackData) != want {
+			t.Errorf("notification for %s: %+v %v, want the stack with %q", r.Value.Pubkey, sk, err, want)
+		}
+	}
+	// The same through getProgramAccounts, discriminator in base58.
+	got, err := m.rpc.GetProgramAccountsWithOpts(m.ctx, testProgramID, &rpc.GetProgramAccountsOpts{
+		Filters: []rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: 0, Bytes: discProvider}}},
+	})
+	if err != nil || len(got) != 1 || !got[0].Pubkey.Equals(m.provider) {
+		t.Errorf("providers by discriminator: %v %v", got, err)
 	}
 }
