@@ -22,7 +22,6 @@ package solana
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -134,6 +133,7 @@ func (l *Ledger) Close() error {
 	l.stop()
 	<-l.done
 	l.slots.close()
+	l.rpc.Close() // its idle connections
 	return nil
 }
 
@@ -267,6 +267,3 @@ func (l *Ledger) ata(owner, mint sol.PublicKey) sol.PublicKey {
 		return a
 	}, owner[:], mint[:])
 }
-
-// errClosed is returned by reads on a closed ledger.
-var errClosed = errors.New("closed")

@@ -3,6 +3,7 @@ package solana
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -245,5 +246,74 @@ func TestSolana_ChangesOlderThanTheRetentionAreCompacted(t *testing.T) {
 	cs, err := l.Changes(ctx, slot-2, 10)
 	if err != nil || len(cs) != 1 || cs[0].Provider == nil || !cs[0].Provider.Authorized || cs[0].Slot != slot {
 		t.Fatalf("changes within the retention: %+v, %v", cs, err)
+	}
+}
+
+// A usage charge that takes the escrow under the region's minimum
+// disables the owner's stacks (computed from the escrow on read), and the
+// feed emits the flip with the escrow's change; a recharge flips it back.
+func TestSolana_EscrowUnderTheMinimumDisablesStacksInTheFeed(t *testing.T) {
+	_, cfg := testChain(t)
+	l := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev, us := seeded("authority"), seeded("provider"), seeded("developer"), seeded("usage")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Initialize(ctx, auth, ledger.InitParams{ProviderDeposit: 10}))
+	must(l.Mint(ctx, auth, prov.Pubkey(), 10))
+	must(l.Mint(ctx, auth, dev.Pubkey(), 1000))
+	p, err := l.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(l.AuthorizeProvider(ctx, auth, p.ID))
+	g, err := l.CreateRegion(ctx, prov, 1, ledger.RegionConfig{Name: "eu1", BaseURL: "https://eu1.example.net",
+		Rates: ledger.Rates{DBPerMillionWrites: 60}, MinEscrowBalance: 100})
+	must(err)
+	must(l.CreateUsageSigner(ctx, prov, g.ID, us.Pubkey()))
+	_, err = l.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	_, err = l.RechargeEscrow(ctx, dev, p.ID, 150)
+	must(err)
+	s, err := l.CreateStack(ctx, dev, g.ID, 1, []byte("name: app\n"))
+	must(err)
+	if !s.Enabled {
+		t.Fatalf("new stack %+v not enabled", s)
+	}
+	flip := func(want bool) {
+		t.Helper()
+		slot, _ := l.Slot(ctx)
+		cs, err := l.Changes(ctx, slot-1, 10)
+		must(err)
+		var got []string
+		for _, c := range cs {
+			switch {
+			case c.Escrow != nil:
+				got = append(got, fmt.Sprintf("escrow %d", c.Escrow.Balance))
+			case c.Stack != nil:
+				got = append(got, fmt.Sprintf("stack enabled=%v", c.Stack.Enabled))
+			}
+		}
+		if len(got) != 2 || got[1] != fmt.Sprintf("stack enabled=%v", want) {
+			t.Fatalf("changes of the last write %v, want the escrow and the stack enabled=%v", got, want)
+		}
+		if st, _ := l.Stack(ctx, s.ID); st.Enabled != want {
+			t.Fatalf("Stack reads enabled=%v, want %v", st.Enabled, want)
+		}
+	}
+	r, err := l.UpdateUsage(ctx, us, s.ID, ledger.U128(1), ledger.Usage{DBWrites: ledger.U128(1_000_000)})
+	must(err)
+	if r.Charged != 60 {
+		t.Fatalf("charged %d, want 60", r.Charged)
+	}
+	flip(false)
+	_, err = l.RechargeEscrow(ctx, dev, p.ID, 10)
+	must(err)
+	flip(true)
+	// Under the minimum, a withdrawal is refused, off chain.
+	if _, err := l.WithdrawEscrow(ctx, dev, p.ID, 1); !errors.Is(err, ledger.ErrBelowMinimum) {
+		t.Fatalf("withdrawal under the minimum: %v, want ErrBelowMinimum", err)
 	}
 }

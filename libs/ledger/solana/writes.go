@@ -2,7 +2,6 @@ package solana
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -711,5 +710,3 @@ func (l *Ledger) UpdateUsage(ctx context.Context, signer ledger.Signer, stack le
 	}
 	return ledger.UsageResult{Due: ledger.U128(due), Charged: due, Commission: commission, Slot: at.slot}, nil
 }
-
-var _ = errors.Is
