@@ -120,10 +120,9 @@ func TestBlockhash_ExpiresAfterMaxAgeSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := c.LatestBlockhash()
-	for i := 0; i < MaxBlockhashAge; i++ {
-		if _, err := c.Airdrop(newKey(t).PublicKey(), 1); err != nil {
-			t.Fatal(err)
-		}
+	c.AdvanceSlots(MaxBlockhashAge - 1)
+	if _, err := c.Airdrop(newKey(t).PublicKey(), 1); err != nil {
+		t.Fatal(err)
 	}
 	tx, _ := solana.NewTransaction([]solana.Instruction{system.NewTransferInstruction(1, payer.PublicKey(), newKey(t).PublicKey()).Build()}, old, solana.TransactionPayer(payer.PublicKey()))
 	if _, err := tx.Sign(func(solana.PublicKey) *solana.PrivateKey { return &payer }); err != nil {
@@ -800,4 +799,47 @@ func FuzzExecute(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestToken_InitializeVariantsAndGetTransaction(t *testing.T) {
+	e := newEnv(t)
+	auth := newKey(t)
+	mint, acct1, acct3 := newKey(t), newKey(t), newKey(t)
+	owner := newKey(t).PublicKey()
+	p := e.payer.PublicKey()
+	sig := e.send([]solana.Instruction{
+		system.NewCreateAccountInstruction(RentExemptMinimum(MintSize), MintSize, solana.TokenProgramID, p, mint.PublicKey()).Build(),
+		token.NewInitializeMintInstruction(2, auth.PublicKey(), auth.PublicKey(), mint.PublicKey(), solana.SysVarRentPubkey).Build(),
+		system.NewCreateAccountInstruction(RentExemptMinimum(TokenAccountSize), TokenAccountSize, solana.TokenProgramID, p, acct1.PublicKey()).Build(),
+		token.NewInitializeAccountInstruction(acct1.PublicKey(), mint.PublicKey(), owner, solana.SysVarRentPubkey).Build(),
+		system.NewCreateAccountInstruction(RentExemptMinimum(TokenAccountSize), TokenAccountSize, solana.TokenProgramID, p, acct3.PublicKey()).Build(),
+		token.NewInitializeAccount3Instruction(owner, acct3.PublicKey(), mint.PublicKey()).Build(),
+	}, mint, acct1, acct3)
+	m, ok := DecodeMint(e.mustAccount(mint.PublicKey()).Data)
+	if !ok || m.Decimals != 2 || m.MintAuthority == nil || !m.MintAuthority.Equals(auth.PublicKey()) || m.FreezeAuthority == nil || !m.FreezeAuthority.Equals(auth.PublicKey()) {
+		t.Errorf("mint %+v", m)
+	}
+	for _, k := range []solana.PublicKey{acct1.PublicKey(), acct3.PublicKey()} {
+		ta, ok := DecodeTokenAccount(e.mustAccount(k).Data)
+		if !ok || !ta.Owner.Equals(owner) || !ta.Mint.Equals(mint.PublicKey()) {
+			t.Errorf("token account %s: %+v", k, ta)
+		}
+	}
+	if got, want := e.lamports(p), uint64(10*sol-RentExemptMinimum(MintSize)-2*RentExemptMinimum(TokenAccountSize)-4*FeePerSignature); got != want {
+		t.Errorf("payer %d, want %d (an explicit CreateAccount moves its lamports)", got, want)
+	}
+	// Initializing again is AlreadyInUse.
+	again := token.NewInitializeAccount3Instruction(owner, acct3.PublicKey(), mint.PublicKey()).Build()
+	if got := preflightErr(t, e.sendErr([]solana.Instruction{again})); got != customErrJSON(0, tokErrAlreadyInUse) {
+		t.Errorf("second InitializeAccount3: %s", got)
+	}
+	v := uint64(0)
+	got, err := e.rpc.GetTransaction(e.ctx, sig, &rpc.GetTransactionOpts{Encoding: solana.EncodingBase64, MaxSupportedTransactionVersion: &v})
+	if err != nil {
+		t.Fatalf("getTransaction: %v", err)
+	}
+	tx, err := got.Transaction.GetTransaction()
+	if err != nil || tx.Signatures[0] != sig || got.Meta == nil || got.Meta.Err != nil || got.Meta.Fee != 4*FeePerSignature || len(got.Meta.LogMessages) == 0 {
+		t.Errorf("getTransaction: %+v %v", got, err)
+	}
 }
