@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -315,5 +317,80 @@ func TestSolana_EscrowUnderTheMinimumDisablesStacksInTheFeed(t *testing.T) {
 	// Under the minimum, a withdrawal is refused, off chain.
 	if _, err := l.WithdrawEscrow(ctx, dev, p.ID, 1); !errors.Is(err, ledger.ErrBelowMinimum) {
 		t.Fatalf("withdrawal under the minimum: %v, want ErrBelowMinimum", err)
+	}
+}
+
+// BenchmarkSolana_Transfer is one write end to end against the in-process
+// chain: build, sign, preflight, confirm, read back (client and chain in
+// one process, so allocations count both).
+func BenchmarkSolana_Transfer(b *testing.B) {
+	c := solanatest.New(marketplace.DefaultProgramID)
+	if err := c.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	payer := seeded("fee-payer")
+	path := filepath.Join(b.TempDir(), "fee-payer.json")
+	if err := ledger.SaveKeypair(path, payer); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Airdrop(solKey(payer.Pubkey()), 1_000_000*sol.LAMPORTS_PER_SOL); err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.RPCURL, cfg.WSURL, cfg.FeePayerKeypair, cfg.ConfirmPoll = c.RPCURL(), c.WSURL(), path, time.Millisecond
+	l, err := Open(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	auth, dev := seeded("authority"), seeded("developer")
+	if err := l.Initialize(b.Context(), auth, ledger.InitParams{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Mint(b.Context(), auth, dev.Pubkey(), 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Transfer(b.Context(), dev, auth.Pubkey(), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The fee payer file is what solana-keygen writes: a JSON array of the 64
+// private key bytes; one whose public half does not match is refused,
+// naming the setting.
+func TestOpen_ReadsSolanaKeygenFiles(t *testing.T) {
+	c, cfg := testChain(t)
+	k := seeded("keygen")
+	if _, err := c.Airdrop(solKey(k.Pubkey()), sol.LAMPORTS_PER_SOL); err != nil {
+		t.Fatal(err)
+	}
+	ints := make([]string, 0, 64)
+	for _, b := range k.PrivateKey() {
+		ints = append(ints, fmt.Sprint(int(b)))
+	}
+	good := filepath.Join(t.TempDir(), "id.json")
+	if err := os.WriteFile(good, []byte("["+strings.Join(ints, ",")+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.FeePayerKeypair = good
+	l := openTest(t, cfg)
+	if solKey(l.payer.Pubkey()) != solKey(k.Pubkey()) {
+		t.Fatalf("fee payer %s, want %s", l.payer.Pubkey(), k.Pubkey())
+	}
+	if err := l.Initialize(t.Context(), seeded("authority"), ledger.InitParams{}); err != nil {
+		t.Fatalf("a write paid by the keygen file's key: %v", err)
+	}
+	ints[63] = fmt.Sprint((k.PrivateKey()[63] + 1) % 255)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("["+strings.Join(ints, ",")+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.FeePayerKeypair = bad
+	if _, err := Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "fee_payer_keypair") {
+		t.Fatalf("a keypair whose public half does not match: %v", err)
 	}
 }
