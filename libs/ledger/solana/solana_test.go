@@ -394,3 +394,58 @@ func TestOpen_ReadsSolanaKeygenFiles(t *testing.T) {
 		t.Fatalf("a keypair whose public half does not match: %v", err)
 	}
 }
+
+// A manifest travels in one transaction (1232 bytes): CreateStack takes
+// manifests up to what fits and refuses a larger one with
+// ErrInvalidArgument, changing nothing.
+func TestSolana_ManifestsUpToWhatATransactionCarries(t *testing.T) {
+	_, cfg := testChain(t)
+	l := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Initialize(ctx, auth, ledger.InitParams{}))
+	must(l.Mint(ctx, auth, dev.Pubkey(), 10))
+	p, err := l.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(l.AuthorizeProvider(ctx, auth, p.ID))
+	g, err := l.CreateRegion(ctx, prov, 1, ledger.RegionConfig{Name: "eu1", BaseURL: "https://eu1.example.net"})
+	must(err)
+	_, err = l.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	// The largest manifest that fits, found by bisection.
+	lo, hi := 1, maxTransactionBytes
+	for seed := uint64(1); lo < hi; seed++ {
+		mid := (lo + hi + 1) / 2
+		_, err := l.CreateStack(ctx, dev, g.ID, seed, make([]byte, mid))
+		switch {
+		case err == nil:
+			lo = mid
+		case errors.Is(err, ledger.ErrInvalidArgument):
+			hi = mid - 1
+		default:
+			t.Fatal(err)
+		}
+	}
+	t.Logf("the largest manifest one CreateStack carries is %d bytes", lo)
+	if lo < 700 {
+		t.Fatalf("only %d-byte manifests fit", lo)
+	}
+	s, err := l.CreateStack(ctx, dev, g.ID, 1000, make([]byte, lo))
+	must(err)
+	if _, err := l.UpdateStack(ctx, dev, s.ID, make([]byte, lo)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := l.Stack(ctx, s.ID)
+	if _, err := l.UpdateStack(ctx, dev, s.ID, make([]byte, lo+100)); !errors.Is(err, ledger.ErrInvalidArgument) {
+		t.Fatalf("UpdateStack 100 bytes over: %v, want ErrInvalidArgument", err)
+	}
+	if after, _ := l.Stack(ctx, s.ID); after.Revision != before.Revision {
+		t.Fatalf("a refused update moved the revision to %d", after.Revision)
+	}
+}
