@@ -449,3 +449,18 @@ func TestSolana_ManifestsUpToWhatATransactionCarries(t *testing.T) {
 		t.Fatalf("a refused update moved the revision to %d", after.Revision)
 	}
 }
+
+// BenchmarkEscrowAddress is one escrow address derivation (uncached), the
+// cost Escrows and the feed pay once per (wallet owner, provider) pair.
+func BenchmarkEscrowAddress(b *testing.B) {
+	p := marketplace.Default
+	provider := solKey(seeded("provider").Pubkey())
+	var user sol.PublicKey
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		user[0], user[1] = byte(i), byte(i>>8)
+		i++
+		p.Escrow(user, provider)
+	}
+}
