@@ -464,3 +464,39 @@ func BenchmarkEscrowAddress(b *testing.B) {
 		p.Escrow(user, provider)
 	}
 }
+
+// A Ledger opened before the marketplace exists learns the mint from the
+// state's notification and then follows the token accounts too.
+func TestSolana_FeedFollowsTheMintOnceInitialized(t *testing.T) {
+	_, cfg := testChain(t)
+	reader := openTest(t, cfg)
+	writer := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(writer.Initialize(ctx, auth, ledger.InitParams{}))
+	must(writer.Mint(ctx, auth, dev.Pubkey(), 10))
+	p, err := writer.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(writer.AuthorizeProvider(ctx, auth, p.ID))
+	_, err = writer.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	_, err = writer.RechargeEscrow(ctx, dev, p.ID, 5)
+	must(err)
+	for after := uint64(0); ; {
+		cs, err := reader.Changes(ctx, after, 100)
+		must(err)
+		for _, c := range cs {
+			if c.Escrow != nil && c.Escrow.Balance == 5 && c.Escrow.Developer == dev.Pubkey() {
+				return
+			}
+			after = c.Slot
+		}
+		must(reader.Wait(ctx, after, time.Second))
+	}
+}
