@@ -843,3 +843,36 @@ func TestToken_InitializeVariantsAndGetTransaction(t *testing.T) {
 		t.Errorf("getTransaction: %+v %v", got, err)
 	}
 }
+
+func TestWS_DisconnectWebsocketsEndsSubscriptionsAndAcceptsNewOnes(t *testing.T) {
+	e := newEnv(t)
+	cl := e.wsClient()
+	sub, err := cl.AccountSubscribe(e.payer.PublicKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	if err := e.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.chain.DisconnectWebsockets()
+	if n := e.chain.Subscriptions(); n != 0 {
+		t.Errorf("%d subscriptions after disconnecting", n)
+	}
+	if _, err := sub.Recv(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Recv after the disconnect: %v, want the connection's error", err)
+	}
+	cl2 := e.wsClient()
+	sub2, err := cl2.AccountSubscribe(e.payer.PublicKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.airdrop(e.payer.PublicKey(), 1)
+	if r, err := sub2.Recv(ctx); err != nil || r.Value.Lamports != 10*sol+1 {
+		t.Errorf("notification on a new connection: %+v %v", r, err)
+	}
+}

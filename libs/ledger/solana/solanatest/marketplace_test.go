@@ -56,7 +56,7 @@ const (
 	testEscrowTokens     = 10_000
 )
 
-func newMarket(t *testing.T) *market {
+func newMarket(t testing.TB) *market {
 	t.Helper()
 	m := &market{env: newEnv(t), authority: newKey(t), owner: newKey(t), user: newKey(t), usageSigner: newKey(t)}
 	for _, k := range []solana.PrivateKey{m.authority, m.owner, m.user, m.usageSigner} {
