@@ -56,6 +56,10 @@ const (
 	maxAccountDataLen = 10 * 1024 * 1024
 	// coreVersion is what getVersion reports.
 	coreVersion = "1.18.26-solanatest"
+	// readHeaderTimeout bounds a request's headers; shutdownTimeout bounds
+	// Close's wait for requests in flight.
+	readHeaderTimeout = 10 * time.Second
+	shutdownTimeout   = 5 * time.Second
 )
 
 // Account is one account of the bank.
@@ -183,7 +187,7 @@ func (c *Chain) Start() error {
 	c.started = true
 	c.rpcURL = "http://" + ln.Addr().String()
 	c.wsURL = "ws://" + ln.Addr().String()
-	c.srv = &http.Server{Handler: http.HandlerFunc(c.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	c.srv = &http.Server{Handler: http.HandlerFunc(c.serveHTTP), ReadHeaderTimeout: readHeaderTimeout}
 	c.serveWG.Add(1)
 	go func() {
 		defer c.serveWG.Done()
@@ -218,7 +222,7 @@ func (c *Chain) Close() error {
 	c.mu.Unlock()
 	c.subs.closeAll()
 	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
