@@ -500,3 +500,63 @@ func TestSolana_FeedFollowsTheMintOnceInitialized(t *testing.T) {
 		must(reader.Wait(ctx, after, time.Second))
 	}
 }
+
+// A cut websocket is noticed: the feed reconnects, subscribes again and
+// resyncs, so a write made while it was down still reaches Changes (the
+// periodic resync is an hour away here).
+func TestSolana_FeedRecoversFromACutWebsocket(t *testing.T) {
+	c, cfg := testChain(t)
+	cfg.ResyncInterval = time.Hour
+	writer := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov := seeded("authority"), seeded("provider")
+	if err := writer.Initialize(ctx, auth, ledger.InitParams{}); err != nil {
+		t.Fatal(err)
+	}
+	reader := openTest(t, cfg)
+	// Both ledgers subscribe to the program and the mint's token accounts.
+	if err := c.WaitSubscriptions(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	start, _ := reader.Slot(ctx)
+	c.DisconnectWebsockets()
+	p, err := writer.CreateProvider(ctx, prov, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cs, err := reader.Changes(ctx, start, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 {
+			if cs[0].Provider == nil || *cs[0].Provider != p {
+				t.Fatalf("changes %+v, want provider %+v", cs, p)
+			}
+			break
+		}
+		if err := reader.Wait(ctx, start, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And it is subscribed again: a later write arrives too.
+	if err := c.WaitSubscriptions(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.AuthorizeProvider(ctx, auth, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		slot, _ := reader.Slot(ctx)
+		cs, err := reader.Changes(ctx, start, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(cs); n > 1 && cs[n-1].Provider != nil && cs[n-1].Provider.Authorized {
+			return
+		}
+		if err := reader.Wait(ctx, slot, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
