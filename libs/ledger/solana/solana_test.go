@@ -560,3 +560,48 @@ func TestSolana_FeedRecoversFromACutWebsocket(t *testing.T) {
 		}
 	}
 }
+
+// The fee payer pays, in each transaction, the rent the program makes the
+// instruction's authority pay: the developer ends up with exactly the rent
+// of its escrow and stack (the test chain creates accounts without
+// debiting their payer).
+func TestSolana_TheFeePayerFundsTheAuthoritysRent(t *testing.T) {
+	c, cfg := testChain(t)
+	l := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Initialize(ctx, auth, ledger.InitParams{}))
+	must(l.Mint(ctx, auth, prov.Pubkey(), 1))
+	p, err := l.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(l.AuthorizeProvider(ctx, auth, p.ID))
+	g, err := l.CreateRegion(ctx, prov, 1, ledger.RegionConfig{Name: "eu1", BaseURL: "https://eu1.example.net"})
+	must(err)
+	_, err = l.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	manifest := []byte("name: app\n")
+	s, err := l.CreateStack(ctx, dev, g.ID, 1, manifest)
+	must(err)
+	want := solanatest.RentExemptMinimum(marketplace.TokenAccountSpace) +
+		solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(manifest))))
+	if got, _ := c.Account(solKey(dev.Pubkey())); got.Lamports != want {
+		t.Fatalf("the developer holds %d lamports, want %d", got.Lamports, want)
+	}
+	// Growing the stack pays the difference; shrinking it nothing.
+	bigger := make([]byte, 100)
+	_, err = l.UpdateStack(ctx, dev, s.ID, bigger)
+	must(err)
+	want += solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(bigger)))) -
+		solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(manifest))))
+	_, err = l.DeleteStack(ctx, dev, s.ID)
+	must(err)
+	if got, _ := c.Account(solKey(dev.Pubkey())); got.Lamports != want {
+		t.Fatalf("after growing and deleting the stack the developer holds %d lamports, want %d", got.Lamports, want)
+	}
+}
