@@ -112,6 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	l.commissionPDA, _ = l.prog.Commission()
 	l.feed = newFeed(l)
 	if err := l.feed.start(ctx); err != nil {
+		l.rpc.Close()
 		return nil, err
 	}
 	fctx, stop := context.WithCancel(context.Background())
