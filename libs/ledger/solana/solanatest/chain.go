@@ -17,10 +17,12 @@
 //     program changes an account's data or owner or debits its lamports;
 //   - one slot, and one new blockhash, per applied transaction (airdrops included).
 //
-// What it leaves out: rent. Accounts a program creates (Anchor's init, the
-// associated token account program) receive the rent-exempt minimum without
-// debiting the payer, so instruction payers need no SOL beyond what they move
-// explicitly; a system CreateAccount moves exactly the lamports it names. Address
+// What it leaves out by default: rent. Accounts a program creates (Anchor's
+// init, the associated token account program) receive the rent-exempt minimum
+// without debiting the payer, so instruction payers need no SOL beyond what
+// they move explicitly; a system CreateAccount moves exactly the lamports it
+// names. ChargeRent turns the payer's debit on. Rent exemption itself is never
+// checked. Address
 // lookup tables (v0 messages) are refused. Commitment levels are all the same:
 // every applied transaction is immediately finalized.
 //
@@ -113,6 +115,7 @@ type Chain struct {
 	statuses   map[solana.Signature]*txRecord
 	faults     []sendFault
 	sends      int
+	chargeRent bool
 	airdropSeq uint64
 
 	subs *subscriptions
@@ -163,6 +166,19 @@ func rentSysvarData() []byte {
 	binary.LittleEndian.PutUint64(b[8:], 0x4000000000000000) // 2.0
 	b[16] = 50
 	return b
+}
+
+// ChargeRent makes the accounts a program creates cost their payer, as on a
+// validator: Anchor's init and the associated token account program move the
+// rent-exempt minimum from the instruction's payer (one short of it fails in
+// the system program with ResultWithNegativeLamports, 1), and update_stack's
+// and delete_stack's realloc move a growth's difference from the user and
+// return a shrink's excess to it. Off (the default), such accounts get their
+// lamports without debiting anyone (see the package doc).
+func (c *Chain) ChargeRent(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.chargeRent = on
 }
 
 // ProgramID is the marketplace program's id.
