@@ -64,6 +64,18 @@ func TestSolana_ContractSuite(t *testing.T) {
 	})
 }
 
+// TestSolana_ContractSuiteChargingRent runs the suite on a chain that
+// charges rent as a validator does: every key but the fee payer starts
+// with no SOL, so each write that creates or grows an account must bring
+// its rent (the backend moves it from the fee payer).
+func TestSolana_ContractSuiteChargingRent(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledger.Ledger {
+		c, cfg := testChain(t)
+		c.ChargeRent(true)
+		return openTest(t, cfg)
+	})
+}
+
 func TestSolana_LacksWhatTheProgramCannotKeep(t *testing.T) {
 	_, cfg := testChain(t)
 	l := openTest(t, cfg)
