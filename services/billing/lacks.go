@@ -1,0 +1,91 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/ledgerpb"
+)
+
+// What billing keeps itself when its ledger lacks a rule (see
+// ledger.Capability and RATIONALE.md, "The Solana backend"):
+//   - without ledger.CapCarries the ledger truncates each unit's price in
+//     every update, so a settlement sends only the whole-token part of the
+//     stack's unsettled usage (ledger.WholeTokenUsage at the region's
+//     rates) and keeps the rest unsettled, in the same transaction that
+//     records the pending settlement;
+//   - without ledger.CapPartialCharge an update the escrow cannot pay
+//     fails with ledger.ErrInsufficientEscrow and charges nothing: its
+//     usage returns to unsettled and the stack is flagged under the
+//     minimum until a settlement goes through.
+
+// lacksFetcher is a ledger client that learns from its host what the
+// backend lacks (ledgerrpc.Client).
+type lacksFetcher interface {
+	FetchLacks(ctx context.Context) ([]ledger.Capability, error)
+}
+
+// regionReader is a ledger billing can read stacks and regions from when
+// it has no chain indexer (a ledger.Ledger in the same process).
+type regionReader interface {
+	Stack(ctx context.Context, id ledger.Pubkey) (ledger.Stack, error)
+	Region(ctx context.Context, id ledger.Pubkey) (ledger.Region, error)
+}
+
+// lacksCarries says whether the ledger lacks ledger.CapCarries, asking
+// its host first when it is a remote client (once: the client caches the
+// answer).
+func (s *Server) lacksCarries(ctx context.Context) (bool, error) {
+	if f, ok := s.ledger.(lacksFetcher); ok {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.SettleTimeout)
+		defer cancel()
+		lacks, err := f.FetchLacks(lctx)
+		if err != nil {
+			return false, fmt.Errorf("billing: asking the ledger (ledger_addr) what it lacks: %w", err)
+		}
+		return slices.Contains(lacks, ledger.CapCarries), nil
+	}
+	return ledger.Lacks(s.ledger, ledger.CapCarries), nil
+}
+
+// stackRates returns the rates of stack's region: from the chain
+// indexer, or, without one, from the ledger itself when it can be read.
+func (s *Server) stackRates(ctx context.Context, stack ledger.Pubkey) (ledger.Rates, error) {
+	m, err := s.lookup(ctx, stack)
+	if err == nil {
+		return ledgerpb.ParseRates(m.region.GetRates()), nil
+	}
+	r, ok := s.ledger.(regionReader)
+	if !errors.Is(err, errNoIndexer) || !ok {
+		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s, so a settlement needs the region's rates: %w", ledger.CapCarries, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.IndexerTimeout)
+	defer cancel()
+	st, err := r.Stack(lctx, stack)
+	if err != nil {
+		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s: reading stack %s for its region's rates: %w", ledger.CapCarries, stack, err)
+	}
+	reg, err := r.Region(lctx, st.Region)
+	if err != nil {
+		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s: reading region %s for its rates: %w", ledger.CapCarries, st.Region, err)
+	}
+	return reg.Rates, nil
+}
+
+// splitWhole splits a stack's unsettled usage into what a ledger without
+// carries can be sent and what stays unsettled.
+func splitWhole(r ledger.Rates, a amounts) (send, carry amounts) {
+	s, c := ledger.WholeTokenUsage(r, a.usage())
+	return amountsOf(s), amountsOf(c)
+}
+
+func amountsOf(u ledger.Usage) amounts {
+	var a amounts
+	for unit := ledger.Unit(0); unit < ledger.NumUnits; unit++ {
+		a[unit] = u.Amount(unit)
+	}
+	return a
+}
