@@ -17,6 +17,9 @@ import (
 //     stack's unsettled usage (ledger.WholeTokenUsage at the region's
 //     rates) and keeps the rest unsettled, in the same transaction that
 //     records the pending settlement;
+//   - without ledger.CapStorage the ledger has no storage rates or usage:
+//     storage usage is listed in the settlement but not sent (it costs
+//     nothing there);
 //   - without ledger.CapPartialCharge an update the escrow cannot pay
 //     fails with ledger.ErrInsufficientEscrow and charges nothing: its
 //     usage returns to unsettled and the stack is flagged under the
@@ -35,20 +38,39 @@ type regionReader interface {
 	Region(ctx context.Context, id ledger.Pubkey) (ledger.Region, error)
 }
 
-// lacksCarries says whether the ledger lacks ledger.CapCarries, asking
-// its host first when it is a remote client (once: the client caches the
-// answer).
-func (s *Server) lacksCarries(ctx context.Context) (bool, error) {
+// ledgerLacks returns what the ledger lacks, asking its host first when
+// it is a remote client (once: the client caches the answer).
+func (s *Server) ledgerLacks(ctx context.Context) ([]ledger.Capability, error) {
 	if f, ok := s.ledger.(lacksFetcher); ok {
 		lctx, cancel := context.WithTimeout(ctx, s.cfg.SettleTimeout)
 		defer cancel()
 		lacks, err := f.FetchLacks(lctx)
 		if err != nil {
-			return false, fmt.Errorf("billing: asking the ledger (ledger_addr) what it lacks: %w", err)
+			return nil, fmt.Errorf("billing: asking the ledger (ledger_addr) what it lacks: %w", err)
 		}
-		return slices.Contains(lacks, ledger.CapCarries), nil
+		return lacks, nil
 	}
-	return ledger.Lacks(s.ledger, ledger.CapCarries), nil
+	if l, ok := s.ledger.(ledger.Lacking); ok {
+		return l.Lacks(), nil
+	}
+	return nil, nil
+}
+
+// storageUnits are the units of storage boxes, which a ledger lacking
+// ledger.CapStorage has no rates or usage fields for.
+var storageUnits = []ledger.Unit{ledger.UnitStorageStoredByteSeconds, ledger.UnitStorageTrafficBytes}
+
+// sendable is the usage of a settlement as the ledger is sent it: without
+// the storage units when it lacks ledger.CapStorage (its regions price
+// them at nothing, so nothing is lost; the settlement still lists them).
+func sendable(a amounts, lacks []ledger.Capability) ledger.Usage {
+	u := a.usage()
+	if slices.Contains(lacks, ledger.CapStorage) {
+		for _, unit := range storageUnits {
+			u.Set(unit, ledger.Uint128{})
+		}
+	}
+	return u
 }
 
 // stackRates returns the rates of stack's region: from the chain

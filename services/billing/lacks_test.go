@@ -16,6 +16,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/local"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
+	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 )
 
 // programLedger is the local ledger behaving as the marketplace program
@@ -32,7 +33,7 @@ type programLedger struct {
 }
 
 func (p *programLedger) Lacks() []ledger.Capability {
-	return []ledger.Capability{ledger.CapCarries, ledger.CapPartialCharge}
+	return []ledger.Capability{ledger.CapCarries, ledger.CapPartialCharge, ledger.CapStorage}
 }
 
 func (p *programLedger) UpdateUsage(ctx context.Context, signer ledger.Signer, stack ledger.Pubkey, seed ledger.Uint128, u ledger.Usage) (ledger.UsageResult, error) {
@@ -43,6 +44,12 @@ func (p *programLedger) UpdateUsage(ctx context.Context, signer ledger.Signer, s
 	reg, err := p.Region(ctx, st.Region)
 	if err != nil {
 		return ledger.UsageResult{}, err
+	}
+	if !u.StorageStoredByteSeconds.IsZero() || !u.StorageTrafficBytes.IsZero() {
+		p.mu.Lock()
+		p.lost = append(p.lost, fmt.Sprintf("seed %s: storage usage sent", seed))
+		p.mu.Unlock()
+		return ledger.UsageResult{}, fmt.Errorf("%w: the program has no storage usage", ledger.ErrUnsupported)
 	}
 	due, rem, err := ledger.Charge(reg.Rates, u, ledger.Carry{})
 	if err != nil {
@@ -257,5 +264,30 @@ func TestSettle_LedgerWithoutCarriesAndNoIndexerReadsRatesFromTheLedger(t *testi
 	s := settleOnce(t, n)
 	if len(s) != 1 || s[0].Charged != 3 || amountOf(s[0].Usage, kindReq) != ledger.U128(100) {
 		t.Fatalf("settlement = %v, want 100 requests for 3 tokens", s)
+	}
+}
+
+// TestSettle_StorageUsageIsListedButNotSentToALedgerWithoutStorage: the
+// program has no storage rates or usage fields; storage usage is settled
+// (listed in the settlement, not left unsettled) without being sent.
+func TestSettle_StorageUsageIsListedButNotSentToALedgerWithoutStorage(t *testing.T) {
+	m := newTestMarket(t, 1_000_000, 1)
+	pl := &programLedger{Ledger: m.l}
+	n := startNode(t, testConfig(t, m), testDeps(m, pl))
+	stack := m.stacks[0].ID
+	const kindBoxTraffic = typesv1.UsageKind_USAGE_KIND_STORAGE_TRAFFIC_BYTES
+	_, err := n.c.ReportUsage(t.Context(), &billingv1.ReportUsageRequest{Records: []*billingv1.UsageRecord{
+		rec(stack, kindReq, 100, "q1"), rec(stack, kindBoxTraffic, 12_345, "b1")}})
+	must(t, err)
+	s := settleOnce(t, n)
+	if len(s) != 1 || s[0].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED || s[0].Charged != 3 ||
+		amountOf(s[0].Usage, kindBoxTraffic) != ledger.U128(12_345) {
+		t.Fatalf("settlement = %v, want SETTLED charging the 100 requests' 3 tokens, listing the storage traffic", s)
+	}
+	if left := unsettled(t, n, stack); len(left) != 0 {
+		t.Fatalf("unsettled %v, want none", left)
+	}
+	if lost := pl.lostUpdates(); len(lost) != 0 {
+		t.Fatalf("the ledger was sent what it lacks: %v", lost)
 	}
 }

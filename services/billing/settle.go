@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,7 +58,7 @@ func classify(err error) outcome {
 		return outcomeRetry
 	case errors.Is(err, ledger.ErrBadSigner), errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrOverflow),
 		errors.Is(err, ledger.ErrInvalidArgument), errors.Is(err, ledger.ErrStackDeleted), errors.Is(err, ledger.ErrUnknownRegion),
-		errors.Is(err, ledger.ErrNotInitialized):
+		errors.Is(err, ledger.ErrNotInitialized), errors.Is(err, ledger.ErrUnsupported):
 		return outcomeFailed
 	}
 	if st, ok := status.FromError(err); ok {
@@ -220,15 +221,21 @@ func (s *Server) storeCtx() (context.Context, context.CancelFunc) {
 // unsettled, recorded in the same transaction as the pending settlement.
 // When no part is whole yet, nothing is sent and nil is returned.
 func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billingv1.Settlement, error) {
-	lacks, err := s.lacksCarries(ctx)
+	lacking, err := s.ledgerLacks(ctx)
 	if err != nil {
 		return nil, err
 	}
+	lacks := slices.Contains(lacking, ledger.CapCarries)
 	var rates *ledger.Rates
 	if lacks && s.hasUnsettled(stack) {
 		r, err := s.stackRates(ctx, stack)
 		if err != nil {
 			return nil, err
+		}
+		if slices.Contains(lacking, ledger.CapStorage) {
+			for _, u := range storageUnits {
+				r.Set(u, 0) // not charged there: sent as nothing, never carried
+			}
 		}
 		rates = &r
 	}
@@ -277,7 +284,7 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 	}
 
 	lctx, lcancel := context.WithTimeout(ctx, s.cfg.SettleTimeout)
-	res, lerr := s.ledger.UpdateUsage(lctx, s.signer, stack, ledger.U128(p.Seed), p.Usage.usage())
+	res, lerr := s.ledger.UpdateUsage(lctx, s.signer, stack, ledger.U128(p.Seed), sendable(p.Usage, lacking))
 	lcancel()
 	out := classify(lerr)
 

@@ -60,6 +60,7 @@ var errorMap = []struct {
 	{ledger.ErrOverflow, codes.InvalidArgument, rpcerr.LedgerOverflow},
 	{ledger.ErrCompacted, codes.OutOfRange, rpcerr.ChangesCompacted},
 	{ledger.ErrUnavailable, codes.Unavailable, rpcerr.LedgerUnavailable},
+	{ledger.ErrUnsupported, codes.Unimplemented, rpcerr.LedgerUnsupported},
 	// Decoding only: UpdateUsage names a missing stack so (as it did
 	// before ACCOUNT_NOT_FOUND existed).
 	{ledger.ErrNotFound, codes.NotFound, rpcerr.StackNotFound},
