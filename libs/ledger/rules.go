@@ -185,7 +185,7 @@ func Commission(charged uint64, micros uint32) uint64 {
 // token is lost to truncation and none is charged twice.
 func WholeTokenUsage(r Rates, u Usage) (send, carry Usage) {
 	for unit := Unit(0); unit < NumUnits; unit++ {
-		step := wholeTokenStep(r.Rate(unit), quantities[unit])
+		step := WholeTokenStep(r.Rate(unit), quantities[unit])
 		_, rem := u.Amount(unit).DivMod64(step)
 		s, _ := u.Amount(unit).Sub(U128(rem))
 		send.Set(unit, s)
@@ -194,10 +194,11 @@ func WholeTokenUsage(r Rates, u Usage) (send, carry Usage) {
 	return send, carry
 }
 
-// wholeTokenStep is the least positive amount of a unit of the given
+// WholeTokenStep is the least positive amount of a unit of the given
 // quantity whose price at rate is a whole number of tokens: quantity /
-// gcd(rate, quantity), 1 for rate 0 (and for a quantity of 0).
-func wholeTokenStep(rate, quantity uint64) uint64 {
+// gcd(rate, quantity), 1 for rate 0 (and for a quantity of 0). Every
+// whole-token amount is a multiple of it.
+func WholeTokenStep(rate, quantity uint64) uint64 {
 	if rate == 0 || quantity == 0 {
 		return 1
 	}

@@ -361,7 +361,7 @@ func TestWholeTokenUsage_TruncatedSendsPlusCarryChargeWhatCarriesDo(t *testing.T
 			if sum, _ := send.Amount(unit).Add(next.Amount(unit)); sum != u.Amount(unit) {
 				t.Fatalf("round %d %s: send %s + carry %s != usage %s", i, unit, send.Amount(unit), next.Amount(unit), u.Amount(unit))
 			}
-			if next.Amount(unit).Cmp(U128(wholeTokenStep(r.Rate(unit), Quantity(unit)))) >= 0 {
+			if next.Amount(unit).Cmp(U128(WholeTokenStep(r.Rate(unit), Quantity(unit)))) >= 0 {
 				t.Fatalf("round %d %s: carry %s is a whole step or more", i, unit, next.Amount(unit))
 			}
 		}
@@ -417,8 +417,8 @@ func TestWholeTokenStep(t *testing.T) {
 		{5, 0, 1},
 	}
 	for _, c := range cases {
-		if got := wholeTokenStep(c.rate, c.q); got != c.want {
-			t.Errorf("wholeTokenStep(%d, %d) = %d, want %d", c.rate, c.q, got, c.want)
+		if got := WholeTokenStep(c.rate, c.q); got != c.want {
+			t.Errorf("WholeTokenStep(%d, %d) = %d, want %d", c.rate, c.q, got, c.want)
 		}
 	}
 }

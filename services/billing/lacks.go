@@ -20,6 +20,10 @@ import (
 //   - without ledger.CapStorage the ledger has no storage rates or usage:
 //     storage usage is listed in the settlement but not sent (it costs
 //     nothing there);
+//   - without both (the Solana program) the send is cut to what the
+//     escrow holds (fitBudget), the rest kept unsettled, so the escrow
+//     pays what it has and falls under the minimum, as a partial charge
+//     would leave it; the settlement is INSUFFICIENT_ESCROW;
 //   - without ledger.CapPartialCharge an update the escrow cannot pay
 //     fails with ledger.ErrInsufficientEscrow and charges nothing: its
 //     usage returns to unsettled and the stack is flagged under the
@@ -31,11 +35,12 @@ type lacksFetcher interface {
 	FetchLacks(ctx context.Context) ([]ledger.Capability, error)
 }
 
-// regionReader is a ledger billing can read stacks and regions from when
-// it has no chain indexer (a ledger.Ledger in the same process).
+// regionReader is a ledger billing can read stacks, regions and escrows
+// from when it has no chain indexer (a ledger.Ledger in the same process).
 type regionReader interface {
 	Stack(ctx context.Context, id ledger.Pubkey) (ledger.Stack, error)
 	Region(ctx context.Context, id ledger.Pubkey) (ledger.Region, error)
+	Escrow(ctx context.Context, developer, provider ledger.Pubkey) (ledger.Escrow, error)
 }
 
 // ledgerLacks returns what the ledger lacks, asking its host first when
@@ -73,28 +78,34 @@ func sendable(a amounts, lacks []ledger.Capability) ledger.Usage {
 	return u
 }
 
-// stackRates returns the rates of stack's region: from the chain
-// indexer, or, without one, from the ledger itself when it can be read.
-func (s *Server) stackRates(ctx context.Context, stack ledger.Pubkey) (ledger.Rates, error) {
+// stackRates returns the rates of stack's region and the balance of its
+// owner's escrow with the region's provider (0 without one): from the
+// chain indexer, or, without one, from the ledger itself when it can be
+// read.
+func (s *Server) stackRates(ctx context.Context, stack ledger.Pubkey) (ledger.Rates, uint64, error) {
 	m, err := s.lookup(ctx, stack)
 	if err == nil {
-		return ledgerpb.ParseRates(m.region.GetRates()), nil
+		return ledgerpb.ParseRates(m.region.GetRates()), m.escrow.GetBalance(), nil
 	}
 	r, ok := s.ledger.(regionReader)
 	if !errors.Is(err, errNoIndexer) || !ok {
-		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s, so a settlement needs the region's rates: %w", ledger.CapCarries, err)
+		return ledger.Rates{}, 0, fmt.Errorf("billing: the ledger lacks %s, so a settlement needs the region's rates: %w", ledger.CapCarries, err)
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.IndexerTimeout)
 	defer cancel()
 	st, err := r.Stack(lctx, stack)
 	if err != nil {
-		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s: reading stack %s for its region's rates: %w", ledger.CapCarries, stack, err)
+		return ledger.Rates{}, 0, fmt.Errorf("billing: the ledger lacks %s: reading stack %s for its region's rates: %w", ledger.CapCarries, stack, err)
 	}
 	reg, err := r.Region(lctx, st.Region)
 	if err != nil {
-		return ledger.Rates{}, fmt.Errorf("billing: the ledger lacks %s: reading region %s for its rates: %w", ledger.CapCarries, st.Region, err)
+		return ledger.Rates{}, 0, fmt.Errorf("billing: the ledger lacks %s: reading region %s for its rates: %w", ledger.CapCarries, st.Region, err)
 	}
-	return reg.Rates, nil
+	es, err := r.Escrow(lctx, st.Owner, reg.Provider)
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Rates{}, 0, fmt.Errorf("billing: reading the escrow of stack %s: %w", stack, err)
+	}
+	return reg.Rates, es.Balance, nil
 }
 
 // splitWhole splits a stack's unsettled usage into what a ledger without
@@ -110,4 +121,38 @@ func amountsOf(u ledger.Usage) amounts {
 		a[unit] = u.Amount(unit)
 	}
 	return a
+}
+
+// fitBudget splits whole-token usage (send of splitWhole) into the most
+// that costs at most budget tokens at r, unit by unit in unit order, and
+// the rest: what a ledger without partial charges is sent when the escrow
+// cannot pay for all of it, so the escrow pays what it holds (and falls
+// under the minimum, which disables the stacks) instead of the update
+// failing whole.
+func fitBudget(r ledger.Rates, send amounts, budget uint64) (fit, rest amounts) {
+	for unit := ledger.Unit(0); unit < ledger.NumUnits; unit++ {
+		rate, q := r.Rate(unit), ledger.Quantity(unit)
+		if rate == 0 {
+			fit[unit] = send[unit]
+			continue
+		}
+		step := ledger.WholeTokenStep(rate, q)
+		per, over := ledger.U128(step).Mul64(rate) // a step's price × q
+		perTokens, _ := per.DivMod64(q)            // exact: a step is whole tokens
+		steps, _ := send[unit].DivMod64(step)
+		k := ledger.U128(0)
+		if t, ok := perTokens.Uint64(); !over && ok && t > 0 {
+			k = ledger.U128(budget / t)
+		}
+		if steps.Cmp(k) < 0 {
+			k = steps
+		}
+		f, _ := k.Mul64(step)
+		fit[unit] = f
+		rest[unit], _ = send[unit].Sub(f)
+		if t, ok := perTokens.Uint64(); ok && k.Hi == 0 {
+			budget -= k.Lo * t
+		}
+	}
+	return fit, rest
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
 	"github.com/muprotocol/mu/libs/ledger/local"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	ledgerv1 "github.com/muprotocol/mu/proto/mu/ledger/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 )
@@ -160,15 +161,88 @@ func TestSettle_LedgerWithoutCarriesIsSentWholeTokensAndTheRestWaits(t *testing.
 	m.conserved()
 }
 
-// TestSettle_ShortEscrowOnALedgerWithoutPartialChargeReturnsUsageAndFlags:
-// the program refuses an update the escrow cannot pay in full; billing
-// keeps the usage unsettled (nothing is charged, nothing lost), flags the
-// stack under the minimum, and settles it all once the escrow is
-// recharged.
-func TestSettle_ShortEscrowOnALedgerWithoutPartialChargeReturnsUsageAndFlags(t *testing.T) {
+// TestSettle_ShortEscrowOnTheProgramPaysWhatItHoldsAndTheRestWaits: the
+// program refuses an update the escrow cannot pay in full, so billing
+// sends only what the escrow holds: 1,000,000 requests cost 30,000 tokens,
+// the escrow has 1,500, so 50,000 requests (500 whole-token steps of 100
+// at 3 tokens) are charged and 950,000 wait. The escrow is then empty and
+// the stack flagged; nothing more is sent until a recharge, after which
+// the rest settles: 28,500 tokens.
+func TestSettle_ShortEscrowOnTheProgramPaysWhatItHoldsAndTheRestWaits(t *testing.T) {
 	m := newTestMarket(t, minEscrow+500, 1)
 	pl := &programLedger{Ledger: m.l}
 	n := startNode(t, testConfig(t, m), testDeps(m, pl))
+	ctx := t.Context()
+	stack := m.stacks[0].ID
+	_, err := n.c.ReportUsage(ctx, &billingv1.ReportUsageRequest{Records: []*billingv1.UsageRecord{rec(stack, kindReq, 1_000_000, "g1")}})
+	must(t, err)
+	s1 := settleOnce(t, n)
+	if len(s1) != 1 || s1[0].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW || s1[0].Charged != 1_500 ||
+		amountOf(s1[0].Usage, kindReq) != ledger.U128(50_000) {
+		t.Fatalf("settlement = %v, want INSUFFICIENT_ESCROW charging the 1,500 held for 50,000 requests", s1)
+	}
+	if got := m.escrowBalance(); got != 0 {
+		t.Fatalf("escrow = %d, want 0", got)
+	}
+	if left := unsettled(t, n, stack); amountOf(left, kindReq) != ledger.U128(950_000) {
+		t.Fatalf("unsettled %v, want the other 950,000 requests", left)
+	}
+	if under := n.s.StacksUnderMinimum(); len(under) != 1 || under[0] != stack {
+		t.Errorf("StacksUnderMinimum = %v, want [%s]", under, stack)
+	}
+	// An empty escrow gets nothing sent; the stack stays flagged.
+	if s := settleOnce(t, n); len(s) != 0 {
+		t.Fatalf("settled %v against an empty escrow", s)
+	}
+	if got := testutil.ToFloat64(n.s.metrics.underMinimum); got != 1 {
+		t.Errorf("mu_billing_stacks_under_minimum = %v, want 1", got)
+	}
+
+	if _, err := m.l.RechargeEscrow(ctx, m.dev, m.provider.ID, 100_000); err != nil {
+		t.Fatal(err)
+	}
+	s2 := settleOnce(t, n)
+	if len(s2) != 1 || s2[0].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED || s2[0].Charged != 28_500 || s2[0].Seed <= s1[0].Seed {
+		t.Fatalf("after the recharge = %v, want SETTLED charging 28,500 with a new seed", s2)
+	}
+	if got := m.escrowBalance(); got != 100_000-28_500 {
+		t.Fatalf("escrow = %d, want %d", got, 100_000-28_500)
+	}
+	if got := testutil.ToFloat64(n.s.metrics.underMinimum); got != 0 {
+		t.Errorf("mu_billing_stacks_under_minimum = %v after the recharge, want 0", got)
+	}
+	if lost := pl.lostUpdates(); len(lost) != 0 {
+		t.Fatalf("billing sent updates the program truncates: %v", lost)
+	}
+	m.conserved()
+}
+
+// staleIndexer reports escrows holding more than they do (its view lags a
+// withdrawal or another region's charge).
+type staleIndexer struct {
+	indexer
+	extra uint64
+}
+
+func (x staleIndexer) ListEscrows(ctx context.Context, req *chainindexerv1.ListEscrowsRequest, opts ...grpc.CallOption) (*chainindexerv1.ListEscrowsResponse, error) {
+	resp, err := x.indexer.ListEscrows(ctx, req, opts...)
+	for _, e := range resp.GetEscrows() {
+		e.Balance += x.extra
+	}
+	return resp, err
+}
+
+// TestSettle_RefusedForShortEscrowReturnsTheUsageAndFlags: when the
+// escrow holds less than billing was told, the program refuses the update
+// (ErrInsufficientEscrow, nothing charged): the usage returns to
+// unsettled, the refusal is recorded INSUFFICIENT_ESCROW and the stack
+// flagged; the next round, told the truth, charges what is there.
+func TestSettle_RefusedForShortEscrowReturnsTheUsageAndFlags(t *testing.T) {
+	m := newTestMarket(t, minEscrow+500, 1)
+	pl := &programLedger{Ledger: m.l}
+	deps := testDeps(m, pl)
+	deps.Indexer = staleIndexer{indexer: indexer{l: m.l}, extra: 1_000_000}
+	n := startNode(t, testConfig(t, m), deps)
 	ctx := t.Context()
 	stack := m.stacks[0].ID
 	_, err := n.c.ReportUsage(ctx, &billingv1.ReportUsageRequest{Records: []*billingv1.UsageRecord{rec(stack, kindReq, 1_000_000, "g1")}})
@@ -184,29 +258,12 @@ func TestSettle_ShortEscrowOnALedgerWithoutPartialChargeReturnsUsageAndFlags(t *
 	if left := unsettled(t, n, stack); amountOf(left, kindReq) != ledger.U128(1_000_000) {
 		t.Fatalf("unsettled %v, want the 1,000,000 requests back", left)
 	}
-	if got := testutil.ToFloat64(n.s.metrics.underMinimum); got != 1 {
-		t.Errorf("mu_billing_stacks_under_minimum = %v, want 1", got)
-	}
 	if under := n.s.StacksUnderMinimum(); len(under) != 1 || under[0] != stack {
 		t.Errorf("StacksUnderMinimum = %v, want [%s]", under, stack)
 	}
-
-	if _, err := m.l.RechargeEscrow(ctx, m.dev, m.provider.ID, 100_000); err != nil {
-		t.Fatal(err)
-	}
-	s2 := settleOnce(t, n)
-	if len(s2) != 1 || s2[0].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED || s2[0].Charged != 30_000 || s2[0].Seed <= s1[0].Seed {
-		t.Fatalf("after the recharge = %v, want SETTLED charging 30,000 with a new seed", s2)
-	}
-	if got := m.escrowBalance(); got != minEscrow+500+100_000-30_000 {
-		t.Fatalf("escrow = %d, want %d", got, minEscrow+500+100_000-30_000)
-	}
-	if got := testutil.ToFloat64(n.s.metrics.underMinimum); got != 0 {
-		t.Errorf("mu_billing_stacks_under_minimum = %v after the recharge, want 0", got)
-	}
 	list, err := n.c.ListSettlements(ctx, &billingv1.ListSettlementsRequest{StackId: stack.Bytes()})
 	must(t, err)
-	if len(list.Settlements) != 2 || list.Settlements[1].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW {
+	if len(list.Settlements) != 1 || list.Settlements[0].Status != billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW {
 		t.Fatalf("history = %v, want the refused settlement kept", list.Settlements)
 	}
 	m.conserved()
@@ -289,5 +346,42 @@ func TestSettle_StorageUsageIsListedButNotSentToALedgerWithoutStorage(t *testing
 	}
 	if lost := pl.lostUpdates(); len(lost) != 0 {
 		t.Fatalf("the ledger was sent what it lacks: %v", lost)
+	}
+}
+
+func TestFitBudget_TakesWholeStepsInUnitOrderUpToTheBudget(t *testing.T) {
+	var send amounts
+	send[ledger.UnitDBReads] = ledger.U128(20_000)          // 2 steps of 10,000 at 7 tokens
+	send[ledger.UnitGatewayRequests] = ledger.U128(300)     // 3 steps of 100 at 3 tokens
+	send[ledger.UnitStorageTrafficBytes] = ledger.U128(999) // priced 0 below: always fits
+	r := testRates
+	r.StoragePerGiBTraffic = 0
+	cases := []struct {
+		budget          uint64
+		reads, requests uint64
+	}{
+		{0, 0, 0},
+		{6, 0, 200}, // the reads do not fit, two request steps do
+		{7, 10_000, 0},
+		{16, 20_000, 0},
+		{17, 20_000, 100},
+		{22, 20_000, 200},
+		{23, 20_000, 300},
+		{1 << 63, 20_000, 300},
+	}
+	for _, c := range cases {
+		fit, rest := fitBudget(r, send, c.budget)
+		if fit[ledger.UnitDBReads] != ledger.U128(c.reads) || fit[ledger.UnitGatewayRequests] != ledger.U128(c.requests) ||
+			fit[ledger.UnitStorageTrafficBytes] != ledger.U128(999) {
+			t.Errorf("budget %d: fit %v, want %d reads, %d requests and the free unit", c.budget, fit, c.reads, c.requests)
+		}
+		sum := fit
+		must(t, sum.add(rest))
+		if sum != send {
+			t.Errorf("budget %d: fit + rest = %v, want %v", c.budget, sum, send)
+		}
+		if due, _, _ := ledger.Charge(r, fit.usage(), ledger.Carry{}); due.Cmp(ledger.U128(c.budget)) > 0 {
+			t.Errorf("budget %d: the fit costs %s", c.budget, due)
+		}
 	}
 }

@@ -227,10 +227,14 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 	}
 	lacks := slices.Contains(lacking, ledger.CapCarries)
 	var rates *ledger.Rates
+	var budget *uint64 // what the escrow holds, for a ledger without partial charges
 	if lacks && s.hasUnsettled(stack) {
-		r, err := s.stackRates(ctx, stack)
+		r, balance, err := s.stackRates(ctx, stack)
 		if err != nil {
 			return nil, err
+		}
+		if slices.Contains(lacking, ledger.CapPartialCharge) {
+			budget = &balance
 		}
 		if slices.Contains(lacking, ledger.CapStorage) {
 			for _, u := range storageUnits {
@@ -243,9 +247,9 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 	defer cancel()
 	var p pendingRec
 	var region ledger.Pubkey
-	found := false
+	found, starved := false, false
 	err = s.update(sctx, func(txn *transaction.KVTxn) error {
-		found = false
+		found, starved = false, false
 		b, err := get(sctx, txn, stackKey(stack))
 		if err != nil || b == nil {
 			return err
@@ -262,11 +266,22 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 			case lacks:
 				return nil // its pending settlement was answered meanwhile: the next round splits
 			}
+			short := false
+			if budget != nil && !send.isZero() {
+				fit, rest := fitBudget(*rates, send, *budget)
+				if short = !rest.isZero(); short {
+					if err := carry.add(rest); err != nil {
+						return err
+					}
+					send = fit
+					starved = send.isZero()
+				}
+			}
 			if send.isZero() {
-				return nil // all below one whole token of its unit: wait for more
+				return nil // all below one whole token of its unit, or the escrow is empty: wait
 			}
 			seed := max(rec.LastSeed+1, uint64(s.now().UnixNano()))
-			rec.Pending = &pendingRec{Seed: seed, Usage: send, Oldest: rec.Oldest, Created: s.now().UnixNano()}
+			rec.Pending = &pendingRec{Seed: seed, Usage: send, Oldest: rec.Oldest, Created: s.now().UnixNano(), Short: short}
 			rec.Unsettled, rec.LastSeed = carry, seed
 			if carry.isZero() {
 				rec.Oldest = 0 // the carry keeps the oldest record's time
@@ -279,6 +294,9 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		p = *rec.Pending
 		return nil
 	})
+	if starved {
+		s.setUnder(stack, true, 0, 0)
+	}
 	if err != nil || !found {
 		return nil, err
 	}
@@ -298,7 +316,7 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		set.Charged = res.Charged
 		set.LedgerReference = strconv.FormatUint(res.Slot, 10)
 		set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED
-		if !res.Shortfall.IsZero() {
+		if !res.Shortfall.IsZero() || p.Short {
 			set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW
 		}
 	case outcomeReplayed:
