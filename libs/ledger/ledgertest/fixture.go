@@ -36,8 +36,11 @@ var rates = ledger.Rates{
 	StoragePerGiBTraffic:          80,
 }
 
-func regionConfig(name string) ledger.RegionConfig {
-	return ledger.RegionConfig{
+// regionConfig is the fixture region's settings as backend l can hold
+// them: without storage rates when it lacks CapStorage, without memory
+// bounds when it lacks CapMemoryBounds.
+func regionConfig(l ledger.Ledger, name string) ledger.RegionConfig {
+	c := ledger.RegionConfig{
 		Name:                       name,
 		BaseURL:                    "https://" + name + ".example.net",
 		Rates:                      rates,
@@ -46,7 +49,16 @@ func regionConfig(name string) ledger.RegionConfig {
 		MinMemoryLimitBytes:        1 << 20,
 		MaxMemoryLimitBytes:        1 << 30,
 	}
+	if ledger.Lacks(l, ledger.CapStorage) {
+		c.Rates.StoragePerGiBMonthStored, c.Rates.StoragePerGiBTraffic = 0, 0
+	}
+	if ledger.Lacks(l, ledger.CapMemoryBounds) {
+		c.MinMemoryLimitBytes, c.MaxMemoryLimitBytes = 0, 0
+	}
+	return c
 }
+
+func (w *world) regionConfig(name string) ledger.RegionConfig { return regionConfig(w.l, name) }
 
 // key derives a deterministic key pair from name, so failures reproduce.
 func key(name string) *ledger.Keypair {
@@ -90,7 +102,7 @@ func setup(t *testing.T, open func(t *testing.T) ledger.Ledger) *world {
 	w.provider = must(w.l.CreateProvider(w.ctx, w.prov, "acme"))(w)
 	w.ok(w.l.AuthorizeProvider(w.ctx, w.auth, w.provider.ID))
 	w.provider.Authorized = true
-	w.region = must(w.l.CreateRegion(w.ctx, w.prov, 1, regionConfig("eu1")))(w)
+	w.region = must(w.l.CreateRegion(w.ctx, w.prov, 1, w.regionConfig("eu1")))(w)
 	w.ok(w.l.CreateUsageSigner(w.ctx, w.prov, w.region.ID, w.usage.Pubkey()))
 	w.region.UsageSigner = w.usage.Pubkey()
 	must(w.l.CreateEscrow(w.ctx, w.dev, w.provider.ID))(w)
@@ -350,9 +362,10 @@ func (s short) Sign(msg []byte) ([]byte, error) {
 	return sig[:10], err
 }
 
-// usageOf is a usage of fixedUsage's shape scaled by n.
-func fixedUsage() ledger.Usage {
-	return ledger.Usage{
+// fixedUsage is a usage whose every unit costs whole tokens at rates;
+// without storage when the backend lacks CapStorage.
+func (w *world) fixedUsage() ledger.Usage {
+	u := ledger.Usage{
 		FunctionMBInstructions:   ledger.U128(3_000_000_000_000), // 3 × 10^12 → 3 × 1000 = 3000
 		DBReads:                  ledger.U128(2_000_000),         // 2 × 7 = 14
 		DBWrites:                 ledger.U128(1_000_000),         // 20
@@ -361,10 +374,46 @@ func fixedUsage() ledger.Usage {
 		StorageStoredByteSeconds: ledger.U128(ledger.GiBMonthByteSeconds),
 		StorageTrafficBytes:      ledger.U128(1 << 30), // 80
 	}
+	if w.lacks(ledger.CapStorage) {
+		u.StorageStoredByteSeconds, u.StorageTrafficBytes = ledger.Uint128{}, ledger.Uint128{}
+	}
+	return u
 }
 
-// fixedDue is what fixedUsage costs at rates: 3000+14+20+300+180+25+80.
-const fixedDue = 3619
+// fixedDue is what fixedUsage costs at rates: 3000+14+20+300+180+25+80,
+// without the last two when the backend lacks CapStorage.
+func (w *world) fixedDue() uint64 {
+	if w.lacks(ledger.CapStorage) {
+		return 3514
+	}
+	return 3619
+}
+
+// refusedUpdateRegion checks an UpdateRegion refusal: want, or
+// ErrUnsupported from a backend lacking CapUpdateRegion.
+func (w *world) refusedUpdateRegion(err, want error, before snapshot) {
+	w.t.Helper()
+	if w.lacks(ledger.CapUpdateRegion) {
+		w.unsupported(err, ledger.CapUpdateRegion, before)
+		return
+	}
+	w.refused(err, want, before)
+}
+
+// lacks says whether the backend lacks c.
+func (w *world) lacks(c ledger.Capability) bool { return ledger.Lacks(w.l, c) }
+
+// unsupported checks that err is the refusal of a backend lacking c
+// (ErrUnsupported, naming c) and that the ledger is unchanged, and logs
+// that the backend lacks c: the subtest ran as a "lacks" check.
+func (w *world) unsupported(err error, c ledger.Capability, before snapshot) {
+	w.t.Helper()
+	w.refused(err, ledger.ErrUnsupported, before)
+	if !strings.Contains(err.Error(), string(c)) {
+		w.t.Fatalf("refusal %q does not name the capability %s", err, c)
+	}
+	w.t.Logf("backend lacks %s: refused with %v", c, err)
+}
 
 // renderChanges writes changes with the accounts they point to.
 func renderChanges(cs []ledger.Change) string {

@@ -280,6 +280,18 @@ func (c *Chain) ExpireBlockhashes() {
 	c.mu.Unlock()
 }
 
+// AdvanceSlots makes n empty slots, each with a new blockhash, as a
+// validator does while no transaction arrives: blockhashes older than
+// MaxBlockhashAge slots expire.
+func (c *Chain) AdvanceSlots(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := 0; i < n; i++ {
+		c.newSlotLocked()
+		c.subs.slotDone(c.slot, nil)
+	}
+}
+
 // Account is the account at key as the bank holds it now; false if it does
 // not exist (no lamports).
 func (c *Chain) Account(key solana.PublicKey) (Account, bool) {
@@ -372,4 +384,16 @@ func (c *Chain) SubmitTransaction(tx *solana.Transaction) (solana.Signature, err
 		return res.sig, res.err
 	}
 	return res.sig, nil
+}
+
+// TransactionLogs are the program logs of a processed transaction (nil if
+// the chain has not processed sig), for a test to show why it failed.
+func (c *Chain) TransactionLogs(sig solana.Signature) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.statuses[sig]
+	if !ok {
+		return nil
+	}
+	return append([]string(nil), r.logs...)
 }

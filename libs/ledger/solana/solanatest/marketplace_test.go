@@ -266,7 +266,11 @@ func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 		t.Errorf("deleted stack %+v (%d bytes)", sk, len(m.mustAccount(stack).Data))
 	}
 	// The program lets usage be charged against a deleted stack.
-	m.send([]solana.Instruction{m.usageIx(stack, 2, 10, m.usageSigner.PublicKey())}, m.usageSigner)
+	sig := m.send([]solana.Instruction{m.usageIx(stack, 2, 10, m.usageSigner.PublicKey())}, m.usageSigner)
+	logs := m.chain.TransactionLogs(sig)
+	if len(logs) == 0 || logs[1] != "Program log: Instruction: UpdateUsage" || logs[len(logs)-1] != "Program "+testProgramID.String()+" success" {
+		t.Errorf("logs of update_usage: %q", logs)
+	}
 }
 
 func TestMarketplace_RefusalsCarryTheProgramsCodes(t *testing.T) {

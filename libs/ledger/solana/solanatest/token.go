@@ -339,6 +339,9 @@ func execATA(in *instr) *InstructionError {
 			return nil
 		}
 	}
+	if !payer.signer || !payer.writable {
+		return progErr("MissingRequiredSignature", "associated token account Create: the payer "+payer.key.String()+" must sign and be writable")
+	}
 	ma := in.t.get(mint.key)
 	if !ma.Owner.Equals(solana.TokenProgramID) {
 		return progErr("IllegalOwner", "associated token account Create: mint "+mint.key.String()+" is not owned by the token program")
