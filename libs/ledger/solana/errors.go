@@ -10,6 +10,7 @@ import (
 	"github.com/gagliardetto/solana-go/rpc/jsonrpc"
 
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/solana/marketplace"
 )
 
 // failure is why a transaction failed, as a node reports it: in the data
@@ -141,66 +142,17 @@ func rpcFailure(err error) (*failure, bool) {
 	return nil, false
 }
 
-// Custom error codes a failing instruction reports.
+// Custom error codes of SPL token's TokenError and the system program
+// that package marketplace does not name.
 const (
-	// The system program (and Anchor's init, which calls it).
-	sysAccountAlreadyInUse = 0
-	sysInsufficientLamport = 1 // ResultWithNegativeLamports
-
-	// SPL token's TokenError.
-	tokInsufficientFunds = 1
-	tokInvalidMint       = 2
-	tokMintMismatch      = 3
-	tokOwnerMismatch     = 4
-	tokFixedSupply       = 5
-	tokAlreadyInUse      = 6
-	tokUninitialized     = 9
-	tokOverflow          = 14
-	tokAccountFrozen     = 17
-
-	// Anchor's framework errors.
-	anchorInstructionMissing         = 100
-	anchorInstructionDidNotDecode    = 102
-	anchorConstraintMut              = 2000
-	anchorConstraintHasOne           = 2001
-	anchorConstraintSigner           = 2002
-	anchorConstraintSeeds            = 2006
-	anchorConstraintAddress          = 2012
-	anchorConstraintTokenMint        = 2014
-	anchorConstraintTokenOwner       = 2015
-	anchorDiscriminatorNotFound      = 3001
-	anchorDiscriminatorMismatch      = 3002
-	anchorAccountDidNotDeserialize   = 3003
-	anchorAccountOwnedByWrongProgram = 3007
-	anchorAccountNotInitialized      = 3012
-
-	// The marketplace program's own errors (Anchor numbers them from 6000).
-	progProviderNotAuthorized     = 6000
-	progCommissionRateOutOfBounds = 6001
-	progCannotOperateOnDeleted    = 6002
+	tokFixedSupply   = 5
+	tokAlreadyInUse  = 6
+	tokUninitialized = 9
+	tokOverflow      = 14
 )
 
-var errorNames = map[uint32]string{
-	anchorInstructionMissing:         "InstructionMissing",
-	anchorInstructionDidNotDecode:    "InstructionDidNotDeserialize",
-	anchorConstraintMut:              "ConstraintMut",
-	anchorConstraintHasOne:           "ConstraintHasOne",
-	anchorConstraintSigner:           "ConstraintSigner",
-	anchorConstraintSeeds:            "ConstraintSeeds",
-	anchorConstraintAddress:          "ConstraintAddress",
-	anchorConstraintTokenMint:        "ConstraintTokenMint",
-	anchorConstraintTokenOwner:       "ConstraintTokenOwner",
-	anchorDiscriminatorNotFound:      "AccountDiscriminatorNotFound",
-	anchorDiscriminatorMismatch:      "AccountDiscriminatorMismatch",
-	anchorAccountDidNotDeserialize:   "AccountDidNotDeserialize",
-	anchorAccountOwnedByWrongProgram: "AccountOwnedByWrongProgram",
-	anchorAccountNotInitialized:      "AccountNotInitialized",
-	progProviderNotAuthorized:        "ProviderNotAuthorized",
-	progCommissionRateOutOfBounds:    "CommissionRateOutOfBounds",
-	progCannotOperateOnDeleted:       "CannotOperateOnDeletedStack",
-}
-
-func errorName(code uint32) string { return errorNames[code] }
+// errorName names a marketplace program (or Anchor) error code.
+func errorName(code uint32) string { return marketplace.ErrorCode(code).Name() }
 
 // instrKind says which program an instruction of a transaction calls, so
 // its custom codes can be read: they are each program's own.
@@ -273,17 +225,17 @@ func (m errMap) sentinel(f *failure) error {
 	switch kind {
 	case kindSystem:
 		switch f.Custom {
-		case sysAccountAlreadyInUse:
+		case marketplace.SystemErrorAccountAlreadyInUse:
 			return or(m.exists, ledger.ErrAlreadyExists)
-		case sysInsufficientLamport:
+		case marketplace.SystemErrorResultWithNegativeLamports:
 			return ledger.ErrUnavailable // the fee payer's SOL
 		}
 		return ledger.ErrInvalidArgument
 	case kindToken, kindATA:
 		switch f.Custom {
-		case tokInsufficientFunds:
+		case marketplace.TokenErrorInsufficientFunds:
 			return or(m.short, ledger.ErrInsufficientFunds)
-		case tokOwnerMismatch:
+		case marketplace.TokenErrorOwnerMismatch:
 			return ledger.ErrBadSigner
 		case tokOverflow:
 			return ledger.ErrOverflow
@@ -300,23 +252,27 @@ func (m errMap) sentinel(f *failure) error {
 	// system and token programs it calls (a CPI's error is reported as the
 	// calling instruction's).
 	switch f.Custom {
-	case sysAccountAlreadyInUse:
+	case marketplace.SystemErrorAccountAlreadyInUse:
 		return or(m.exists, ledger.ErrAlreadyExists)
-	case tokInsufficientFunds:
+	case marketplace.TokenErrorInsufficientFunds:
 		return or(m.short, ledger.ErrInsufficientFunds)
-	case tokOwnerMismatch, anchorConstraintHasOne, anchorConstraintSigner, anchorConstraintSeeds,
-		anchorConstraintTokenOwner:
+	case marketplace.TokenErrorOwnerMismatch:
 		return ledger.ErrBadSigner
 	case tokOverflow:
 		return ledger.ErrOverflow
-	case anchorAccountNotInitialized, anchorDiscriminatorNotFound, anchorDiscriminatorMismatch,
-		anchorAccountOwnedByWrongProgram:
+	}
+	switch marketplace.ErrorCode(f.Custom) {
+	case marketplace.ErrorConstraintHasOne, marketplace.ErrorConstraintSigner, marketplace.ErrorConstraintSeeds,
+		marketplace.ErrorConstraintTokenOwner, marketplace.ErrorAccountNotSigner:
+		return ledger.ErrBadSigner
+	case marketplace.ErrorAccountNotInitialized, marketplace.ErrorAccountDiscriminatorNotFound,
+		marketplace.ErrorAccountDiscriminatorMismatch, marketplace.ErrorAccountOwnedByWrongProgram:
 		return or(m.missing, ledger.ErrNotFound)
-	case progProviderNotAuthorized:
+	case marketplace.ErrorProviderNotAuthorized:
 		return ledger.ErrUnauthorizedProvider
-	case progCommissionRateOutOfBounds:
+	case marketplace.ErrorCommissionRateOutOfBounds:
 		return ledger.ErrInvalidArgument
-	case progCannotOperateOnDeleted:
+	case marketplace.ErrorCannotOperateOnDeletedStack:
 		return ledger.ErrStackDeleted
 	}
 	return ledger.ErrInvalidArgument

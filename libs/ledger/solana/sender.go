@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	sol "github.com/gagliardetto/solana-go"
@@ -25,6 +26,31 @@ type sender struct {
 	payer      ledger.Signer
 	cfg        Config
 	commitment rpc.CommitmentType
+
+	mu      sync.Mutex
+	claimed map[sol.Signature]time.Time // signatures sent by a send of this sender
+}
+
+// claim records that a send owns sig; false if another send already
+// sent the same bytes (the same instructions and signers within one
+// blockhash), which the chain would take for one transaction.
+func (s *sender) claim(sig sol.Signature) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if s.claimed == nil {
+		s.claimed = map[sol.Signature]time.Time{}
+	}
+	if _, ok := s.claimed[sig]; ok {
+		return false
+	}
+	for k, at := range s.claimed { // a signature outlives its blockhash by far less
+		if now.Sub(at) > 2*s.cfg.ConfirmTimeout {
+			delete(s.claimed, k)
+		}
+	}
+	s.claimed[sig] = now
+	return true
 }
 
 // txn is one write's transaction before it is signed.
@@ -35,6 +61,11 @@ type txn struct {
 	// and keys the instructions need (the new mint).
 	signers []ledger.Signer
 	errs    errMap
+	// check, when set, runs after the transaction is signed and its
+	// signatures verified, before it is first sent: the rules the program
+	// lacks, kept off chain, in the order a chain keeps its own (signatures
+	// first).
+	check func(ctx context.Context) error
 }
 
 // add appends an instruction calling kind's program.
@@ -79,7 +110,22 @@ func (s *sender) send(ctx context.Context, t txn) (landed, error) {
 		if err != nil {
 			return landed{}, err
 		}
+		if t.check != nil {
+			if err := t.check(ctx); err != nil {
+				return landed{}, err
+			}
+			t.check = nil
+		}
 		sig := tx.Signatures[0]
+		if !s.claim(sig) {
+			// An identical write of this process is under way with this
+			// blockhash: wait for the next one, so each is its own
+			// transaction.
+			if err := s.nextBlockhash(ctx, t.op, bh.Value.Blockhash); err != nil {
+				return landed{}, s.ended(ctx, t.op, last, err)
+			}
+			continue
+		}
 		last = sig
 		err = s.call(ctx, t.op+": send transaction", func(ctx context.Context) error {
 			_, err := s.rpc.SendTransactionWithOpts(ctx, tx, rpc.TransactionOpts{PreflightCommitment: s.commitment})
@@ -107,6 +153,27 @@ func (s *sender) send(ctx context.Context, t txn) (landed, error) {
 		}
 		// The blockhash expired and the signature never landed: it cannot
 		// land any more, so a new signature cannot double the write.
+	}
+}
+
+// nextBlockhash waits until the node's latest blockhash is not bh.
+func (s *sender) nextBlockhash(ctx context.Context, op string, bh sol.Hash) error {
+	poll := s.cfg.ConfirmPoll
+	for {
+		var cur *rpc.GetLatestBlockhashResult
+		if err := s.call(ctx, op+": get latest blockhash", func(ctx context.Context) (err error) {
+			cur, err = s.rpc.GetLatestBlockhash(ctx, s.commitment)
+			return err
+		}); err != nil {
+			return err
+		}
+		if cur.Value.Blockhash != bh {
+			return nil
+		}
+		if err := sleep(ctx, poll); err != nil {
+			return err
+		}
+		poll = min(2*poll, s.cfg.RetryMax)
 	}
 }
 

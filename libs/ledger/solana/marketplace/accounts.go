@@ -441,3 +441,32 @@ func DecodeUsageUpdate(data []byte) (UsageUpdate, error) {
 	})
 	return u, err
 }
+
+// DecodeAccount reads the data of any of the program's accounts, chosen
+// by its discriminator, and returns the value (MuState, Provider, Stack,
+// ...). Data no account type's discriminator opens fails with
+// ErrDiscriminatorNotFound or ErrDiscriminatorMismatch.
+func DecodeAccount(data []byte) (any, error) {
+	if len(data) < len(Discriminator{}) {
+		return nil, fmt.Errorf("marketplace: decode account: %d bytes: %w", len(data), ErrDiscriminatorNotFound)
+	}
+	switch KindOf(data) {
+	case AccountMuState:
+		return DecodeMuState(data)
+	case AccountProviderAuthorizer:
+		return DecodeProviderAuthorizer(data)
+	case AccountProvider:
+		return DecodeProvider(data)
+	case AccountProviderRegion:
+		return DecodeProviderRegion(data)
+	case AccountStack:
+		return DecodeStack(data)
+	case AccountAPIRequestSigner:
+		return DecodeAPIRequestSigner(data)
+	case AccountAuthorizedUsageSigner:
+		return DecodeAuthorizedUsageSigner(data)
+	case AccountUsageUpdate:
+		return DecodeUsageUpdate(data)
+	}
+	return nil, fmt.Errorf("marketplace: decode account: discriminator %x is no marketplace account's: %w", data[:8], ErrDiscriminatorMismatch)
+}

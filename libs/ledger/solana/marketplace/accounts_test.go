@@ -135,3 +135,21 @@ func TestDecodedBytes_DoNotAliasTheInput(t *testing.T) {
 		t.Error("StackData changed with the account data it was read from")
 	}
 }
+
+func TestDecodeAccount_PicksTheTypeByDiscriminator(t *testing.T) {
+	for _, c := range decodeCases() {
+		got, err := DecodeAccount(c.data)
+		if err != nil || !reflect.DeepEqual(got, c.value) {
+			t.Errorf("%s: DecodeAccount = %#v, %v", c.name, got, err)
+		}
+	}
+	if _, err := DecodeAccount(make([]byte, 50)); !errors.Is(err, ErrDiscriminatorMismatch) {
+		t.Errorf("zeros: %v", err)
+	}
+	if _, err := DecodeAccount([]byte{1}); !errors.Is(err, ErrDiscriminatorNotFound) {
+		t.Errorf("one byte: %v", err)
+	}
+	if _, err := DecodeAccount(StackDiscriminator[:]); !errors.Is(err, ErrDidNotDeserialize) {
+		t.Errorf("a bare Stack discriminator: %v", err)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // spelled out field by field.
 
 // hexBytes decodes hex written with spaces and line breaks between fields.
-func hexBytes(t *testing.T, parts ...string) []byte {
+func hexBytes(t testing.TB, parts ...string) []byte {
 	t.Helper()
 	s := strings.Join(strings.Fields(strings.Join(parts, " ")), "")
 	b, err := hex.DecodeString(s)

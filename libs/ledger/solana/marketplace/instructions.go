@@ -51,26 +51,29 @@ var (
 
 // AccountSpec is one account of an instruction, in the program's order:
 // its name in the Accounts struct, whether the program needs it writable
-// (mut, init, or a payer) and a signer (Signer<'info>), and for a program
-// or sysvar account the id it must be (zero otherwise).
+// (mut, init, or a payer) and a signer (Signer<'info>), whether the
+// instruction creates it (init: it must not exist yet, and its address is
+// the PDA of its seeds with the canonical bump), and for a program or
+// sysvar account the id it must be (zero otherwise).
 type AccountSpec struct {
 	Name     string
 	Writable bool
 	Signer   bool
+	Init     bool
 	Fixed    solana.PublicKey
 }
 
 // The accounts of each instruction are a struct whose fields are the
 // program's Accounts struct in order; each field's tag gives the program's
-// name and its flags ("mut", "signer"), or "program" for a program or
+// name and its flags ("mut", "init", "signer"), or "program" for a program or
 // sysvar account, which the builders fill in when left zero.
 
 // InitializeAccounts are initialize's accounts.
 type InitializeAccounts struct {
-	State           solana.PublicKey `marketplace:"state,mut"`
+	State           solana.PublicKey `marketplace:"state,init"`
 	Mint            solana.PublicKey `marketplace:"mint"`
-	DepositToken    solana.PublicKey `marketplace:"deposit_token,mut"`
-	CommissionToken solana.PublicKey `marketplace:"commission_token,mut"`
+	DepositToken    solana.PublicKey `marketplace:"deposit_token,init"`
+	CommissionToken solana.PublicKey `marketplace:"commission_token,init"`
 	Authority       solana.PublicKey `marketplace:"authority,mut,signer"`
 	SystemProgram   solana.PublicKey `marketplace:"system_program,program"`
 	TokenProgram    solana.PublicKey `marketplace:"token_program,program"`
@@ -87,7 +90,7 @@ type UpdateProviderDepositAccounts struct {
 // accounts.
 type CreateProviderAuthorizerAccounts struct {
 	State              solana.PublicKey `marketplace:"state"`
-	ProviderAuthorizer solana.PublicKey `marketplace:"provider_authorizer,mut"`
+	ProviderAuthorizer solana.PublicKey `marketplace:"provider_authorizer,init"`
 	Authority          solana.PublicKey `marketplace:"authority,mut,signer"`
 	Authorizer         solana.PublicKey `marketplace:"authorizer,signer"`
 	SystemProgram      solana.PublicKey `marketplace:"system_program,program"`
@@ -97,7 +100,7 @@ type CreateProviderAuthorizerAccounts struct {
 // token account the deposit is moved from.
 type CreateProviderAccounts struct {
 	State         solana.PublicKey `marketplace:"state"`
-	Provider      solana.PublicKey `marketplace:"provider,mut"`
+	Provider      solana.PublicKey `marketplace:"provider,init"`
 	DepositToken  solana.PublicKey `marketplace:"deposit_token,mut"`
 	Owner         solana.PublicKey `marketplace:"owner,mut,signer"`
 	OwnerToken    solana.PublicKey `marketplace:"owner_token,mut"`
@@ -118,7 +121,7 @@ type AuthorizeProviderAccounts struct {
 // CreateRegionAccounts are create_region's accounts.
 type CreateRegionAccounts struct {
 	Provider      solana.PublicKey `marketplace:"provider"`
-	Region        solana.PublicKey `marketplace:"region,mut"`
+	Region        solana.PublicKey `marketplace:"region,init"`
 	Owner         solana.PublicKey `marketplace:"owner,mut,signer"`
 	SystemProgram solana.PublicKey `marketplace:"system_program,program"`
 }
@@ -127,7 +130,7 @@ type CreateRegionAccounts struct {
 type CreateStackAccounts struct {
 	Provider      solana.PublicKey `marketplace:"provider"`
 	Region        solana.PublicKey `marketplace:"region"`
-	Stack         solana.PublicKey `marketplace:"stack,mut"`
+	Stack         solana.PublicKey `marketplace:"stack,init"`
 	User          solana.PublicKey `marketplace:"user,mut,signer"`
 	SystemProgram solana.PublicKey `marketplace:"system_program,program"`
 }
@@ -150,7 +153,7 @@ type DeleteStackAccounts struct {
 
 // CreateAPIRequestSignerAccounts are create_api_request_signer's accounts.
 type CreateAPIRequestSignerAccounts struct {
-	RequestSigner solana.PublicKey `marketplace:"request_signer,mut"`
+	RequestSigner solana.PublicKey `marketplace:"request_signer,init"`
 	User          solana.PublicKey `marketplace:"user,mut,signer"`
 	Signer        solana.PublicKey `marketplace:"signer,signer"`
 	Region        solana.PublicKey `marketplace:"region"`
@@ -180,7 +183,7 @@ type DeactivateAPIRequestSignerAccounts struct {
 type CreateAuthorizedUsageSignerAccounts struct {
 	Provider         solana.PublicKey `marketplace:"provider"`
 	Region           solana.PublicKey `marketplace:"region"`
-	AuthorizedSigner solana.PublicKey `marketplace:"authorized_signer,mut"`
+	AuthorizedSigner solana.PublicKey `marketplace:"authorized_signer,init"`
 	Owner            solana.PublicKey `marketplace:"owner,mut,signer"`
 	SystemProgram    solana.PublicKey `marketplace:"system_program,program"`
 }
@@ -190,7 +193,7 @@ type CreateAuthorizedUsageSignerAccounts struct {
 type CreateProviderEscrowAccountAccounts struct {
 	State         solana.PublicKey `marketplace:"state"`
 	Mint          solana.PublicKey `marketplace:"mint"`
-	EscrowAccount solana.PublicKey `marketplace:"escrow_account,mut"`
+	EscrowAccount solana.PublicKey `marketplace:"escrow_account,init"`
 	Provider      solana.PublicKey `marketplace:"provider"`
 	User          solana.PublicKey `marketplace:"user,mut,signer"`
 	SystemProgram solana.PublicKey `marketplace:"system_program,program"`
@@ -218,7 +221,7 @@ type UpdateUsageAccounts struct {
 	AuthorizedSigner solana.PublicKey `marketplace:"authorized_signer"`
 	Region           solana.PublicKey `marketplace:"region"`
 	TokenAccount     solana.PublicKey `marketplace:"token_account,mut"`
-	UsageUpdate      solana.PublicKey `marketplace:"usage_update,mut"`
+	UsageUpdate      solana.PublicKey `marketplace:"usage_update,init"`
 	EscrowAccount    solana.PublicKey `marketplace:"escrow_account,mut"`
 	Stack            solana.PublicKey `marketplace:"stack"`
 	Signer           solana.PublicKey `marketplace:"signer,mut,signer"`
@@ -243,6 +246,8 @@ func specsOf(t reflect.Type) []AccountSpec {
 			switch flag {
 			case "mut":
 				s.Writable = true
+			case "init":
+				s.Writable, s.Init = true, true
 			case "signer":
 				s.Signer = true
 			case "program":
@@ -474,9 +479,10 @@ func InstructionAccounts(name string) []AccountSpec {
 }
 
 // DecodeInstruction reads instruction data: it returns the instruction's
-// name and its arguments (an *Args value: InitializeArgs, NoArgs,
-// StackArgs, ...; by value). Bytes after the arguments are ignored, as
-// Anchor ignores them.
+// name (an Instruction* constant) and its arguments as a value of the
+// builder's argument type (InitializeArgs, NoArgs, StackArgs, ...). Bytes
+// after the arguments are ignored, as Anchor ignores them. It does not
+// panic on any input and allocates no more than len(data).
 func DecodeInstruction(data []byte) (name string, args any, err error) {
 	if len(data) < len(Discriminator{}) {
 		return "", nil, fmt.Errorf("marketplace: decode instruction: %d bytes: %w", len(data), ErrInstructionMissing)

@@ -35,7 +35,7 @@ type instructionCase struct {
 	args  any // what DecodeInstruction returns
 }
 
-func instructionCases(t *testing.T) []instructionCase {
+func instructionCases(t testing.TB) []instructionCase {
 	p := Default
 	return []instructionCase{
 		{
@@ -232,6 +232,19 @@ func instructionCases(t *testing.T) []instructionCase {
 	}
 }
 
+// inits are the accounts the program's Accounts structs mark init.
+var inits = map[string]bool{
+	"initialize.state": true, "initialize.deposit_token": true, "initialize.commission_token": true,
+	"create_provider_authorizer.provider_authorizer":   true,
+	"create_provider.provider":                         true,
+	"create_region.region":                             true,
+	"create_stack.stack":                               true,
+	"create_api_request_signer.request_signer":         true,
+	"create_authorized_usage_signer.authorized_signer": true,
+	"create_provider_escrow_account.escrow_account":    true,
+	"update_usage.usage_update":                        true,
+}
+
 func TestInstructions_BuildTheProgramsBytesAndAccounts(t *testing.T) {
 	cases := instructionCases(t)
 	if len(cases) != len(InstructionNames()) {
@@ -255,7 +268,7 @@ func TestInstructions_BuildTheProgramsBytesAndAccounts(t *testing.T) {
 					t.Errorf("account %d (%s) = %s w=%v s=%v, want %s w=%v s=%v",
 						i, m.name, g.PublicKey, g.IsWritable, g.IsSigner, m.key, m.w, m.s)
 				}
-				if specs[i].Name != m.name || specs[i].Writable != m.w || specs[i].Signer != m.s {
+				if specs[i].Name != m.name || specs[i].Writable != m.w || specs[i].Signer != m.s || specs[i].Init != inits[c.name+"."+m.name] {
 					t.Errorf("spec %d = %+v, want %s w=%v s=%v", i, specs[i], m.name, m.w, m.s)
 				}
 			}

@@ -1,62 +1,39 @@
 package solanatest
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/gagliardetto/solana-go"
+
+	mp "github.com/muprotocol/mu/libs/ledger/solana/marketplace"
 )
 
-// Anchor 0.26's error codes, as the marketplace program reports them.
+// Anchor 0.26's error codes and the program's own, as the program client
+// names them.
 const (
-	anchorInstructionMissing           = 100
-	anchorInstructionFallbackNotFound  = 101
-	anchorInstructionDidNotDeserialize = 102
-	anchorConstraintMut                = 2000
-	anchorConstraintHasOne             = 2001
-	anchorConstraintSeeds              = 2006
-	anchorAccountDiscriminatorNotFound = 3001
-	anchorAccountDiscriminatorMismatch = 3002
-	anchorAccountDidNotDeserialize     = 3003
-	anchorAccountDidNotSerialize       = 3004
-	anchorAccountNotEnoughKeys         = 3005
-	anchorAccountOwnedByWrongProgram   = 3007
-	anchorInvalidProgramID             = 3008
-	anchorInvalidProgramExecutable     = 3009
-	anchorAccountNotSigner             = 3010
-	anchorAccountNotInitialized        = 3012
-	anchorAccountReallocExceedsLimit   = 3016
-)
+	anchorInstructionMissing           = uint32(mp.ErrorInstructionMissing)
+	anchorInstructionFallbackNotFound  = uint32(mp.ErrorInstructionFallbackNotFound)
+	anchorInstructionDidNotDeserialize = uint32(mp.ErrorInstructionDidNotDeserialize)
+	anchorConstraintMut                = uint32(mp.ErrorConstraintMut)
+	anchorConstraintHasOne             = uint32(mp.ErrorConstraintHasOne)
+	anchorConstraintSeeds              = uint32(mp.ErrorConstraintSeeds)
+	anchorAccountDiscriminatorNotFound = uint32(mp.ErrorAccountDiscriminatorNotFound)
+	anchorAccountDiscriminatorMismatch = uint32(mp.ErrorAccountDiscriminatorMismatch)
+	anchorAccountDidNotDeserialize     = uint32(mp.ErrorAccountDidNotDeserialize)
+	anchorAccountDidNotSerialize       = uint32(mp.ErrorAccountDidNotSerialize)
+	anchorAccountNotEnoughKeys         = uint32(mp.ErrorAccountNotEnoughKeys)
+	anchorAccountOwnedByWrongProgram   = uint32(mp.ErrorAccountOwnedByWrongProgram)
+	anchorInvalidProgramID             = uint32(mp.ErrorInvalidProgramID)
+	anchorInvalidProgramExecutable     = uint32(mp.ErrorInvalidProgramExecutable)
+	anchorAccountNotSigner             = uint32(mp.ErrorAccountNotSigner)
+	anchorAccountNotInitialized        = uint32(mp.ErrorAccountNotInitialized)
+	anchorAccountSysvarMismatch        = uint32(mp.ErrorAccountSysvarMismatch)
+	anchorAccountReallocExceedsLimit   = uint32(mp.ErrorAccountReallocExceedsLimit)
 
-// The marketplace program's own error codes (its #[error_code] enum, from 6000).
-const (
-	errProviderNotAuthorized       = 6000
-	errCommissionRateOutOfBounds   = 6001
-	errCannotOperateOnDeletedStack = 6002
+	errProviderNotAuthorized       = uint32(mp.ErrorProviderNotAuthorized)
+	errCommissionRateOutOfBounds   = uint32(mp.ErrorCommissionRateOutOfBounds)
+	errCannotOperateOnDeletedStack = uint32(mp.ErrorCannotOperateOnDeletedStack)
 )
-
-var anchorErrorText = map[uint32][2]string{
-	anchorInstructionMissing:           {"InstructionMissing", "8 byte instruction identifier not provided"},
-	anchorInstructionFallbackNotFound:  {"InstructionFallbackNotFound", "Fallback functions are not supported"},
-	anchorInstructionDidNotDeserialize: {"InstructionDidNotDeserialize", "The program could not deserialize the given instruction"},
-	anchorConstraintMut:                {"ConstraintMut", "A mut constraint was violated"},
-	anchorConstraintHasOne:             {"ConstraintHasOne", "A has one constraint was violated"},
-	anchorConstraintSeeds:              {"ConstraintSeeds", "A seeds constraint was violated"},
-	anchorAccountDiscriminatorNotFound: {"AccountDiscriminatorNotFound", "No 8 byte discriminator was found on the account"},
-	anchorAccountDiscriminatorMismatch: {"AccountDiscriminatorMismatch", "8 byte discriminator did not match what was expected"},
-	anchorAccountDidNotDeserialize:     {"AccountDidNotDeserialize", "Failed to deserialize the account"},
-	anchorAccountDidNotSerialize:       {"AccountDidNotSerialize", "Failed to serialize the account"},
-	anchorAccountNotEnoughKeys:         {"AccountNotEnoughKeys", "Not enough account keys given to the instruction"},
-	anchorAccountOwnedByWrongProgram:   {"AccountOwnedByWrongProgram", "The given account is owned by a different program than expected"},
-	anchorInvalidProgramID:             {"InvalidProgramId", "Program ID was not as expected"},
-	anchorInvalidProgramExecutable:     {"InvalidProgramExecutable", "Program account is not executable"},
-	anchorAccountNotSigner:             {"AccountNotSigner", "The given account did not sign"},
-	anchorAccountNotInitialized:        {"AccountNotInitialized", "The program expected this account to be already initialized"},
-	anchorAccountReallocExceedsLimit:   {"AccountReallocExceedsLimit", "The account reallocation exceeds the MAX_PERMITTED_DATA_INCREASE limit"},
-	errProviderNotAuthorized:           {"ProviderNotAuthorized", "Provider is not authorized"},
-	errCommissionRateOutOfBounds:       {"CommissionRateOutOfBounds", "Commission rate is out of bounds"},
-	errCannotOperateOnDeletedStack:     {"CannotOperateOnDeletedStack", "Cannot operate on a deleted stack"},
-}
 
 // maxPermittedDataIncrease is the runtime's limit on growing an account in one
 // instruction.
@@ -71,11 +48,11 @@ type anchor struct {
 // fail is an Anchor error caused by the named account (or by the program body
 // when account is "").
 func (a *anchor) fail(code uint32, account string) *InstructionError {
-	txt := anchorErrorText[code]
+	c := mp.ErrorCode(code)
 	if account != "" {
-		a.in.t.log("Program log: AnchorError caused by account: %s. Error Code: %s. Error Number: %d. Error Message: %s.", account, txt[0], code, txt[1])
+		a.in.t.log("Program log: AnchorError caused by account: %s. Error Code: %s. Error Number: %d. Error Message: %s.", account, c.Name(), code, c.Message())
 	} else {
-		a.in.t.log("Program log: AnchorError occurred. Error Code: %s. Error Number: %d. Error Message: %s.", txt[0], code, txt[1])
+		a.in.t.log("Program log: AnchorError occurred. Error Code: %s. Error Number: %d. Error Message: %s.", c.Name(), code, c.Message())
 	}
 	return customErr(code, "")
 }
@@ -114,8 +91,7 @@ func (a *anchor) program(i int, name string, id solana.PublicKey) *InstructionEr
 // rentSysvar is a Sysvar<'info, Rent> field.
 func (a *anchor) rentSysvar(i int) *InstructionError {
 	if !a.meta(i).key.Equals(solana.SysVarRentPubkey) {
-		a.in.t.log("Program log: the rent account is not the Rent sysvar")
-		return progErr("InvalidArgument", "")
+		return a.fail(anchorAccountSysvarMismatch, "rent")
 	}
 	return nil
 }
@@ -132,26 +108,6 @@ func (a *anchor) owned(i int, name string, owner solana.PublicKey) (solana.Publi
 		return m.key, nil, a.fail(anchorAccountOwnedByWrongProgram, name)
 	}
 	return m.key, acct.Data, nil
-}
-
-// programAccount loads an Account<'info, T> of the marketplace program whose
-// 8-byte discriminator is disc and decodes it with decode.
-func (a *anchor) programAccount(i int, name string, disc []byte, decode func([]byte) error) (solana.PublicKey, *InstructionError) {
-	k, data, ierr := a.owned(i, name, a.in.program)
-	if ierr != nil {
-		return k, ierr
-	}
-	if len(data) < 8 {
-		return k, a.fail(anchorAccountDiscriminatorNotFound, name)
-	}
-	if !bytes.Equal(data[:8], disc) {
-		return k, a.fail(anchorAccountDiscriminatorMismatch, name)
-	}
-	if err := decode(data); err != nil {
-		a.in.t.log("Program log: %s: %v", name, err)
-		return k, a.fail(anchorAccountDidNotDeserialize, name)
-	}
-	return k, nil
 }
 
 // tokenAccount is an Account<'info, TokenAccount> field.
@@ -291,8 +247,8 @@ func (a *anchor) realloc(name string, key solana.PublicKey, size int) *Instructi
 
 // programErr is one of the program's own errors, thrown by its body.
 func (a *anchor) programErr(code uint32) *InstructionError {
-	txt := anchorErrorText[code]
-	a.in.t.log("Program log: AnchorError thrown in programs/marketplace/src/lib.rs. Error Code: %s. Error Number: %d. Error Message: %s.", txt[0], code, txt[1])
+	c := mp.ErrorCode(code)
+	a.in.t.log("Program log: AnchorError thrown in programs/marketplace/src/lib.rs. Error Code: %s. Error Number: %d. Error Message: %s.", c.Name(), code, c.Message())
 	return customErr(code, "")
 }
 

@@ -1,113 +1,111 @@
 package solanatest
 
 import (
-	"encoding/binary"
-	"math/big"
+	"errors"
+	"strings"
 
-	bin "github.com/gagliardetto/binary"
 	"github.com/gagliardetto/solana-go"
+
+	mp "github.com/muprotocol/mu/libs/ledger/solana/marketplace"
 )
 
 // The marketplace program as deployed (marketplace/programs/marketplace/src/lib.rs
-// in muprotocol/mu, Anchor 0.26): every instruction checks its accounts the
-// way Anchor's generated try_accounts does (arguments first; then each
-// field's type: Signer, Program, Sysvar, Account<T> owned by the program with
-// T's discriminator; then every init field: the canonical PDA of its seeds,
-// created through the system program, which refuses an account in use; then
-// the other fields' constraints in order: mut, has_one, seeds with the stored
-// bump, realloc) and then runs the body. Arithmetic wraps as the program's
-// release build does (its overflow-checks setting sits in a member crate's
-// Cargo.toml, which Cargo ignores in a workspace).
+// in muprotocol/mu, Anchor 0.26), executed with the program client's types
+// (package marketplace: layouts, instruction decoding, seeds, the price rule):
+// every instruction checks its accounts the way Anchor's generated
+// try_accounts does (arguments first; then each field's type: Signer,
+// Program, Sysvar, Account<T> owned by the program with T's discriminator;
+// then every init field: the canonical PDA of its seeds, created through the
+// system program, which refuses an account in use; then the other fields'
+// constraints in order: mut, has_one, seeds with the stored bump, realloc)
+// and then runs the body. Arithmetic wraps as the program's release build
+// computes it (marketplace.Price).
 
-type mpHandler struct {
-	name     string // CamelCase, as Anchor logs it
-	accounts int
-	run      func(a *anchor, r *borshReader) *InstructionError
-}
+type mpHandler func(a *anchor, args any) *InstructionError
 
-var mpInstructions = map[[8]byte]mpHandler{}
+var mpInstructions map[string]mpHandler
 
 func init() {
-	for snake, h := range map[string]mpHandler{
-		"initialize":                     {"Initialize", 7, mpInitialize},
-		"update_provider_deposit":        {"UpdateProviderDeposit", 2, mpUpdateProviderDeposit},
-		"create_provider_authorizer":     {"CreateProviderAuthorizer", 5, mpCreateProviderAuthorizer},
-		"create_provider":                {"CreateProvider", 8, mpCreateProvider},
-		"authorize_provider":             {"AuthorizeProvider", 4, mpAuthorizeProvider},
-		"create_region":                  {"CreateRegion", 4, mpCreateRegion},
-		"create_stack":                   {"CreateStack", 5, mpCreateStack},
-		"update_stack":                   {"UpdateStack", 4, mpUpdateStack},
-		"delete_stack":                   {"DeleteStack", 4, mpDeleteStack},
-		"create_api_request_signer":      {"CreateApiRequestSigner", 5, mpCreateRequestSigner},
-		"activate_api_request_signer":    {"ActivateApiRequestSigner", 4, mpActivateRequestSigner(true)},
-		"deactivate_api_request_signer":  {"DeactivateApiRequestSigner", 4, mpActivateRequestSigner(false)},
-		"create_authorized_usage_signer": {"CreateAuthorizedUsageSigner", 5, mpCreateUsageSigner},
-		"create_provider_escrow_account": {"CreateProviderEscrowAccount", 8, mpCreateEscrow},
-		"withdraw_escrow_balance":        {"WithdrawEscrowBalance", 6, mpWithdrawEscrow},
-		"update_usage":                   {"UpdateUsage", 11, mpUpdateUsage},
-	} {
-		var d [8]byte
-		copy(d[:], bin.SighashInstruction(snake))
-		mpInstructions[d] = h
+	mpInstructions = map[string]mpHandler{
+		mp.InstructionInitialize:                  mpInitialize,
+		mp.InstructionUpdateProviderDeposit:       mpUpdateProviderDeposit,
+		mp.InstructionCreateProviderAuthorizer:    mpCreateProviderAuthorizer,
+		mp.InstructionCreateProvider:              mpCreateProvider,
+		mp.InstructionAuthorizeProvider:           mpAuthorizeProvider,
+		mp.InstructionCreateRegion:                mpCreateRegion,
+		mp.InstructionCreateStack:                 mpCreateStack,
+		mp.InstructionUpdateStack:                 mpUpdateStack,
+		mp.InstructionDeleteStack:                 mpDeleteStack,
+		mp.InstructionCreateAPIRequestSigner:      mpCreateRequestSigner,
+		mp.InstructionActivateAPIRequestSigner:    mpActivateRequestSigner(true),
+		mp.InstructionDeactivateAPIRequestSigner:  mpActivateRequestSigner(false),
+		mp.InstructionCreateAuthorizedUsageSigner: mpCreateUsageSigner,
+		mp.InstructionCreateProviderEscrowAccount: mpCreateEscrow,
+		mp.InstructionWithdrawEscrowBalance:       mpWithdrawEscrow,
+		mp.InstructionUpdateUsage:                 mpUpdateUsage,
 	}
+}
+
+// camel is a snake_case name in CamelCase, as Anchor logs instructions.
+func camel(snake string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(snake, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
 }
 
 func execMarketplace(in *instr) *InstructionError {
 	a := &anchor{in: in}
-	if len(in.data) < 8 {
+	name, args, err := mp.DecodeInstruction(in.data)
+	switch {
+	case errors.Is(err, mp.ErrInstructionMissing):
 		return a.fail(anchorInstructionMissing, "")
+	case errors.Is(err, mp.ErrInstructionFallbackNotFound):
+		return a.fail(anchorInstructionFallbackNotFound, "")
 	}
-	var d [8]byte
-	copy(d[:], in.data[:8])
-	h, ok := mpInstructions[d]
+	in.t.log("Program log: Instruction: %s", camel(name))
+	if err != nil {
+		in.t.log("Program log: %v", err)
+		return a.fail(anchorInstructionDidNotDeserialize, "")
+	}
+	h, ok := mpInstructions[name]
 	if !ok {
 		return a.fail(anchorInstructionFallbackNotFound, "")
 	}
-	in.t.log("Program log: Instruction: %s", h.name)
-	if ierr := a.need(h.accounts); ierr != nil {
+	if ierr := a.need(len(mp.InstructionAccounts(name))); ierr != nil {
 		return ierr
 	}
-	return h.run(a, newReader(in.data[8:]))
+	return h(a, args)
 }
 
-func le32(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
-func le64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
-func le128(v bin.Uint128) []byte {
-	return binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, v.Lo), v.Hi)
-}
-
-func (a *anchor) args(r *borshReader) *InstructionError {
-	if r.err != nil {
-		a.in.t.log("Program log: instruction arguments: %v", r.err)
-		return a.fail(anchorInstructionDidNotDeserialize, "")
+// decoded maps a program-client decode error to Anchor's code.
+func decodeCode(err error) uint32 {
+	switch {
+	case errors.Is(err, mp.ErrDiscriminatorNotFound):
+		return anchorAccountDiscriminatorNotFound
+	case errors.Is(err, mp.ErrDiscriminatorMismatch):
+		return anchorAccountDiscriminatorMismatch
 	}
-	return nil
+	return anchorAccountDidNotDeserialize
 }
 
-// loadState is the state: Account<MuState> field with seeds = [b"state"],
-// bump = state.bump.
-func (a *anchor) loadState(i int) (solana.PublicKey, mpState, *InstructionError) {
-	var s mpState
-	k, ierr := a.programAccount(i, "state", discState, func(d []byte) (err error) { s, err = decodeState(d); return })
-	return k, s, ierr
-}
-
-func (a *anchor) loadProvider(i int, name string) (solana.PublicKey, mpProvider, *InstructionError) {
-	var p mpProvider
-	k, ierr := a.programAccount(i, name, discProvider, func(d []byte) (err error) { p, err = decodeProvider(d); return })
-	return k, p, ierr
-}
-
-func (a *anchor) loadRegion(i int) (solana.PublicKey, mpRegion, *InstructionError) {
-	var g mpRegion
-	k, ierr := a.programAccount(i, "region", discRegion, func(d []byte) (err error) { g, err = decodeRegion(d); return })
-	return k, g, ierr
-}
-
-func (a *anchor) loadStack(i int) (solana.PublicKey, mpStack, *InstructionError) {
-	var s mpStack
-	k, ierr := a.programAccount(i, "stack", discStack, func(d []byte) (err error) { s, err = decodeStack(d); return })
-	return k, s, ierr
+// load is an Account<'info, T> field of the marketplace program, decoded with
+// decode (one of the program client's Decode functions).
+func load[T any](a *anchor, i int, name string, decode func([]byte) (T, error)) (solana.PublicKey, T, *InstructionError) {
+	var v T
+	k, data, ierr := a.owned(i, name, a.in.program)
+	if ierr != nil {
+		return k, v, ierr
+	}
+	v, err := decode(data)
+	if err != nil {
+		a.in.t.log("Program log: %s: %v", name, err)
+		return k, v, a.fail(decodeCode(err), name)
+	}
+	return k, v, nil
 }
 
 // first returns the first non-nil error.
@@ -120,11 +118,8 @@ func first(errs ...*InstructionError) *InstructionError {
 	return nil
 }
 
-func mpInitialize(a *anchor, r *borshReader) *InstructionError {
-	micros, deposit := r.u32(), r.u64()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
+func mpInitialize(a *anchor, args any) *InstructionError {
+	x := args.(mp.InitializeArgs)
 	mint, ierr := a.mint(1, "mint")
 	if ierr != nil {
 		return ierr
@@ -137,53 +132,47 @@ func mpInitialize(a *anchor, r *borshReader) *InstructionError {
 		return ierr
 	}
 	state, deposTok, commTok := a.meta(0).key, a.meta(2).key, a.meta(3).key
-	bump, ierr := a.initPDA(0, "state", authority, a.in.program, 8+32+32+32+32+4+8+1, []byte("state"))
+	bump, ierr := a.initPDA(0, "state", authority, a.in.program, mp.MuStateSpace, mp.StateSeeds()...)
 	if ierr != nil {
 		return ierr
 	}
-	if ierr := a.initTokenPDA(2, "deposit_token", authority, mint, state, []byte("deposit")); ierr != nil {
+	if ierr := a.initTokenPDA(2, "deposit_token", authority, mint, state, mp.DepositSeeds()...); ierr != nil {
 		return ierr
 	}
-	if ierr := a.initTokenPDA(3, "commission_token", authority, mint, authority, []byte("commission")); ierr != nil {
+	if ierr := a.initTokenPDA(3, "commission_token", authority, mint, authority, mp.CommissionSeeds()...); ierr != nil {
 		return ierr
 	}
 	if ierr := a.mut(4, "authority"); ierr != nil {
 		return ierr
 	}
-	if micros > 1_000_000 {
+	if x.CommissionRateMicros > mp.CommissionUnit {
 		return a.programErr(errCommissionRateOutOfBounds)
 	}
-	return a.write("state", state, encodeState(mpState{
+	return a.write("state", state, mp.MuState{
 		Authority: authority, Mint: mint, DepositToken: deposTok, CommissionToken: commTok,
-		CommissionRateMicros: micros, ProviderDeposit: deposit, Bump: bump,
-	}))
+		CommissionRateMicros: x.CommissionRateMicros, ProviderDeposit: x.ProviderDeposit, Bump: bump,
+	}.Encode())
 }
 
-func mpUpdateProviderDeposit(a *anchor, r *borshReader) *InstructionError {
-	deposit := r.u64()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func mpUpdateProviderDeposit(a *anchor, args any) *InstructionError {
+	x := args.(mp.UpdateProviderDepositArgs)
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
 	if _, ierr := a.signer(1, "authority"); ierr != nil {
 		return ierr
 	}
-	if ierr := first(a.mut(0, "state"), a.seedsBump("state", stateKey, state.Bump, []byte("state")), a.mut(1, "authority")); ierr != nil {
+	if ierr := first(a.mut(0, "state"), a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...), a.mut(1, "authority")); ierr != nil {
 		return ierr
 	}
 	// The program does not check that authority is the state's authority.
-	state.ProviderDeposit = deposit
-	return a.write("state", stateKey, encodeState(state))
+	state.ProviderDeposit = x.ProviderDeposit
+	return a.write("state", stateKey, state.Encode())
 }
 
-func mpCreateProviderAuthorizer(a *anchor, r *borshReader) *InstructionError {
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func mpCreateProviderAuthorizer(a *anchor, _ any) *InstructionError {
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
@@ -198,26 +187,23 @@ func mpCreateProviderAuthorizer(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.program(4, "system_program", solana.SystemProgramID); ierr != nil {
 		return ierr
 	}
-	bump, ierr := a.initPDA(1, "provider_authorizer", authority, a.in.program, 8+32+1, []byte("authorizer"), authorizer[:])
+	bump, ierr := a.initPDA(1, "provider_authorizer", authority, a.in.program, mp.ProviderAuthorizerSpace, mp.AuthorizerSeeds(authorizer)...)
 	if ierr != nil {
 		return ierr
 	}
 	if ierr := first(
-		a.seedsBump("state", stateKey, state.Bump, []byte("state")),
+		a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...),
 		a.hasOne("state", state.Authority, authority),
 		a.mut(2, "authority"),
 	); ierr != nil {
 		return ierr
 	}
-	return a.write("provider_authorizer", a.meta(1).key, encodeAuthorizer(mpAuthorizer{Authorizer: authorizer, Bump: bump}))
+	return a.write("provider_authorizer", a.meta(1).key, mp.ProviderAuthorizer{Authorizer: authorizer, Bump: bump}.Encode())
 }
 
-func mpCreateProvider(a *anchor, r *borshReader) *InstructionError {
-	name := r.str()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func mpCreateProvider(a *anchor, args any) *InstructionError {
+	x := args.(mp.CreateProviderArgs)
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
@@ -237,12 +223,12 @@ func mpCreateProvider(a *anchor, r *borshReader) *InstructionError {
 		return ierr
 	}
 	provider := a.meta(1).key
-	bump, ierr := a.initPDA(1, "provider", owner, a.in.program, uint64(8+32+1+4+len(name)+8+1), []byte("provider"), owner[:])
+	bump, ierr := a.initPDA(1, "provider", owner, a.in.program, uint64(mp.ProviderSpace(len(x.Name))), mp.ProviderSeeds(owner)...)
 	if ierr != nil {
 		return ierr
 	}
 	if ierr := first(
-		a.seedsBump("state", stateKey, state.Bump, []byte("state")),
+		a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...),
 		a.hasOne("state", state.DepositToken, depositTok),
 		a.mut(2, "deposit_token"),
 		a.mut(3, "owner"),
@@ -253,15 +239,11 @@ func mpCreateProvider(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.tokenTransfer(ownerTok, depositTok, owner, state.ProviderDeposit, nil); ierr != nil {
 		return ierr
 	}
-	return a.write("provider", provider, encodeProvider(mpProvider{Owner: owner, Name: name, Deposit: state.ProviderDeposit, Bump: bump}))
+	return a.write("provider", provider, mp.Provider{Owner: owner, Name: x.Name, Deposit: state.ProviderDeposit, Bump: bump}.Encode())
 }
 
-func mpAuthorizeProvider(a *anchor, r *borshReader) *InstructionError {
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	var pa mpAuthorizer
-	paKey, ierr := a.programAccount(0, "provider_authorizer", discAuthorizer, func(d []byte) (err error) { pa, err = decodeAuthorizer(d); return })
+func mpAuthorizeProvider(a *anchor, _ any) *InstructionError {
+	paKey, pa, ierr := load(a, 0, "provider_authorizer", mp.DecodeProviderAuthorizer)
 	if ierr != nil {
 		return ierr
 	}
@@ -269,29 +251,26 @@ func mpAuthorizeProvider(a *anchor, r *borshReader) *InstructionError {
 	if ierr != nil {
 		return ierr
 	}
-	providerKey, provider, ierr := a.loadProvider(2, "provider")
+	providerKey, provider, ierr := load(a, 2, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
 	owner := a.meta(3).key
 	if ierr := first(
-		a.seedsBump("provider_authorizer", paKey, pa.Bump, []byte("authorizer"), authorizer[:]),
+		a.seedsBump("provider_authorizer", paKey, pa.Bump, mp.AuthorizerSeeds(authorizer)...),
 		a.hasOne("provider_authorizer", pa.Authorizer, authorizer),
 		a.mut(2, "provider"),
-		a.seedsBump("provider", providerKey, provider.Bump, []byte("provider"), owner[:]),
+		a.seedsBump("provider", providerKey, provider.Bump, mp.ProviderSeeds(owner)...),
 	); ierr != nil {
 		return ierr
 	}
 	provider.Authorized = true
-	return a.write("provider", providerKey, encodeProvider(provider))
+	return a.write("provider", providerKey, provider.Encode())
 }
 
-func mpCreateRegion(a *anchor, r *borshReader) *InstructionError {
-	num, name, baseURL, rates, minEscrow, maxGiga := r.u32(), r.str(), r.str(), r.rates(), r.u64(), r.u32()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	providerKey, provider, ierr := a.loadProvider(0, "provider")
+func mpCreateRegion(a *anchor, args any) *InstructionError {
+	x := args.(mp.CreateRegionArgs)
+	providerKey, provider, ierr := load(a, 0, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
@@ -302,8 +281,8 @@ func mpCreateRegion(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.program(3, "system_program", solana.SystemProgramID); ierr != nil {
 		return ierr
 	}
-	space := 8 + 32 + 4 + 6*8 + 8 + 4 + 1 + 4 + len(name) + 4 + len(baseURL)
-	bump, ierr := a.initPDA(1, "region", owner, a.in.program, uint64(space), []byte("region"), owner[:], le32(num))
+	space := mp.RegionSpace(len(x.Name), len(x.BaseURL))
+	bump, ierr := a.initPDA(1, "region", owner, a.in.program, uint64(space), mp.RegionSeeds(owner, x.RegionNum)...)
 	if ierr != nil {
 		return ierr
 	}
@@ -313,22 +292,19 @@ func mpCreateRegion(a *anchor, r *borshReader) *InstructionError {
 	if !provider.Authorized {
 		return a.programErr(errProviderNotAuthorized)
 	}
-	return a.write("region", a.meta(1).key, encodeRegion(mpRegion{
-		Provider: providerKey, RegionNum: num, Rates: rates, MinEscrowBalance: minEscrow,
-		MaxGigaInstructionsPerCall: maxGiga, Bump: bump, Name: name, BaseURL: baseURL,
-	}))
+	return a.write("region", a.meta(1).key, mp.ProviderRegion{
+		Provider: providerKey, RegionNum: x.RegionNum, Rates: x.Rates, MinEscrowBalance: x.MinEscrowBalance,
+		MaxGigaInstructionsPerCall: x.MaxGigaInstructionsPerCall, Bump: bump, Name: x.Name, BaseURL: x.BaseURL,
+	}.Encode())
 }
 
-func mpCreateStack(a *anchor, r *borshReader) *InstructionError {
-	seed, data, name := r.u64(), r.bytes(), r.str()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	providerKey, provider, ierr := a.loadProvider(0, "provider")
+func mpCreateStack(a *anchor, args any) *InstructionError {
+	x := args.(mp.StackArgs)
+	providerKey, provider, ierr := load(a, 0, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
-	regionKey, region, ierr := a.loadRegion(1)
+	regionKey, region, ierr := load(a, 1, "region", mp.DecodeProviderRegion)
 	if ierr != nil {
 		return ierr
 	}
@@ -339,8 +315,8 @@ func mpCreateStack(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.program(4, "system_program", solana.SystemProgramID); ierr != nil {
 		return ierr
 	}
-	space := 8 + 32 + 32 + 8 + 1 + 1 + 4 + 4 + len(name) + 4 + len(data)
-	bump, ierr := a.initPDA(2, "stack", user, a.in.program, uint64(space), []byte("stack"), user[:], regionKey[:], le64(seed))
+	space := mp.StackSpace(len(x.Name), len(x.StackData))
+	bump, ierr := a.initPDA(2, "stack", user, a.in.program, uint64(space), mp.StackSeeds(user, regionKey, x.StackSeed)...)
 	if ierr != nil {
 		return ierr
 	}
@@ -350,19 +326,20 @@ func mpCreateStack(a *anchor, r *borshReader) *InstructionError {
 	if !provider.Authorized {
 		return a.programErr(errProviderNotAuthorized)
 	}
-	return a.write("stack", a.meta(2).key, encodeStack(mpStack{
-		User: user, Region: regionKey, Seed: seed, Bump: bump, Revision: 1, Name: name, StackData: data,
-	}))
+	return a.write("stack", a.meta(2).key, mp.Stack{
+		User: user, Region: regionKey, Seed: x.StackSeed, Bump: bump,
+		State: mp.StackState{Kind: mp.StackActive, Revision: 1, Name: x.Name, StackData: x.StackData},
+	}.Encode())
 }
 
 // stackAccounts checks UpdateStack's and DeleteStack's accounts (region,
 // stack, user, system_program) and reallocates the stack to size.
-func stackAccounts(a *anchor, seed uint64, size int) (solana.PublicKey, mpStack, *InstructionError) {
-	regionKey, _, ierr := a.loadRegion(0)
+func stackAccounts(a *anchor, seed uint64, size int) (solana.PublicKey, mp.Stack, *InstructionError) {
+	regionKey, _, ierr := load(a, 0, "region", mp.DecodeProviderRegion)
 	if ierr != nil {
-		return solana.PublicKey{}, mpStack{}, ierr
+		return solana.PublicKey{}, mp.Stack{}, ierr
 	}
-	stackKey, stack, ierr := a.loadStack(1)
+	stackKey, stack, ierr := load(a, 1, "stack", mp.DecodeStack)
 	if ierr != nil {
 		return stackKey, stack, ierr
 	}
@@ -376,7 +353,7 @@ func stackAccounts(a *anchor, seed uint64, size int) (solana.PublicKey, mpStack,
 	if ierr := first(
 		a.mut(1, "stack"),
 		a.hasOne("stack", stack.User, user),
-		a.seedsBump("stack", stackKey, stack.Bump, []byte("stack"), user[:], regionKey[:], le64(seed)),
+		a.seedsBump("stack", stackKey, stack.Bump, mp.StackSeeds(user, regionKey, seed)...),
 		a.realloc("stack", stackKey, size),
 		a.mut(2, "user"),
 	); ierr != nil {
@@ -385,43 +362,34 @@ func stackAccounts(a *anchor, seed uint64, size int) (solana.PublicKey, mpStack,
 	return stackKey, stack, nil
 }
 
-func mpUpdateStack(a *anchor, r *borshReader) *InstructionError {
-	seed, data, name := r.u64(), r.bytes(), r.str()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stackKey, stack, ierr := stackAccounts(a, seed, 8+32+32+8+1+1+4+4+len(name)+4+len(data))
+func mpUpdateStack(a *anchor, args any) *InstructionError {
+	x := args.(mp.StackArgs)
+	stackKey, stack, ierr := stackAccounts(a, x.StackSeed, mp.StackSpace(len(x.Name), len(x.StackData)))
 	if ierr != nil {
 		return ierr
 	}
-	if stack.Deleted {
+	if !stack.State.Active() {
 		return a.programErr(errCannotOperateOnDeletedStack)
 	}
-	stack.Name, stack.StackData = name, data
-	stack.Revision++
-	return a.write("stack", stackKey, encodeStack(stack))
+	stack.State.Name, stack.State.StackData = x.Name, x.StackData
+	stack.State.Revision++
+	return a.write("stack", stackKey, stack.Encode())
 }
 
-func mpDeleteStack(a *anchor, r *borshReader) *InstructionError {
-	seed := r.u64()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stackKey, stack, ierr := stackAccounts(a, seed, 8+32+32+8+1+1)
+func mpDeleteStack(a *anchor, args any) *InstructionError {
+	x := args.(mp.DeleteStackArgs)
+	stackKey, stack, ierr := stackAccounts(a, x.StackSeed, mp.StackDeletedSpace)
 	if ierr != nil {
 		return ierr
 	}
-	if stack.Deleted {
+	if !stack.State.Active() {
 		return a.programErr(errCannotOperateOnDeletedStack)
 	}
-	stack.Deleted, stack.Name, stack.StackData, stack.Revision = true, "", nil, 0
-	return a.write("stack", stackKey, encodeStack(stack))
+	stack.State = mp.StackState{Kind: mp.StackDeleted}
+	return a.write("stack", stackKey, stack.Encode())
 }
 
-func mpCreateRequestSigner(a *anchor, r *borshReader) *InstructionError {
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
+func mpCreateRequestSigner(a *anchor, _ any) *InstructionError {
 	user, ierr := a.signer(1, "user")
 	if ierr != nil {
 		return ierr
@@ -430,30 +398,26 @@ func mpCreateRequestSigner(a *anchor, r *borshReader) *InstructionError {
 	if ierr != nil {
 		return ierr
 	}
-	regionKey, _, ierr := a.loadRegion(3)
+	regionKey, _, ierr := load(a, 3, "region", mp.DecodeProviderRegion)
 	if ierr != nil {
 		return ierr
 	}
 	if ierr := a.program(4, "system_program", solana.SystemProgramID); ierr != nil {
 		return ierr
 	}
-	bump, ierr := a.initPDA(0, "request_signer", user, a.in.program, 8+32+32+32+1+1, []byte("request_signer"), user[:], signer[:], regionKey[:])
+	bump, ierr := a.initPDA(0, "request_signer", user, a.in.program, mp.APIRequestSignerSpace, mp.RequestSignerSeeds(user, signer, regionKey)...)
 	if ierr != nil {
 		return ierr
 	}
 	if ierr := a.mut(1, "user"); ierr != nil {
 		return ierr
 	}
-	return a.write("request_signer", a.meta(0).key, encodeRequestSigner(mpRequestSigner{Signer: signer, User: user, Region: regionKey, Bump: bump, Active: true}))
+	return a.write("request_signer", a.meta(0).key, mp.APIRequestSigner{Signer: signer, User: user, Region: regionKey, Bump: bump, Active: true}.Encode())
 }
 
-func mpActivateRequestSigner(active bool) func(a *anchor, r *borshReader) *InstructionError {
-	return func(a *anchor, r *borshReader) *InstructionError {
-		if ierr := a.args(r); ierr != nil {
-			return ierr
-		}
-		var rs mpRequestSigner
-		rsKey, ierr := a.programAccount(0, "request_signer", discRequestSigner, func(d []byte) (err error) { rs, err = decodeRequestSigner(d); return })
+func mpActivateRequestSigner(active bool) mpHandler {
+	return func(a *anchor, _ any) *InstructionError {
+		rsKey, rs, ierr := load(a, 0, "request_signer", mp.DecodeAPIRequestSigner)
 		if ierr != nil {
 			return ierr
 		}
@@ -467,7 +431,7 @@ func mpActivateRequestSigner(active bool) func(a *anchor, r *borshReader) *Instr
 				return ierr
 			}
 		}
-		regionKey, _, ierr := a.loadRegion(3)
+		regionKey, _, ierr := load(a, 3, "region", mp.DecodeProviderRegion)
 		if ierr != nil {
 			return ierr
 		}
@@ -476,26 +440,23 @@ func mpActivateRequestSigner(active bool) func(a *anchor, r *borshReader) *Instr
 			a.hasOne("request_signer", rs.User, user),
 			a.hasOne("request_signer", rs.Signer, signer),
 			a.hasOne("request_signer", rs.Region, regionKey),
-			a.seedsBump("request_signer", rsKey, rs.Bump, []byte("request_signer"), rs.User[:], rs.Signer[:], rs.Region[:]),
+			a.seedsBump("request_signer", rsKey, rs.Bump, mp.RequestSignerSeeds(rs.User, rs.Signer, rs.Region)...),
 			a.mut(1, "user"),
 		); ierr != nil {
 			return ierr
 		}
 		rs.Active = active
-		return a.write("request_signer", rsKey, encodeRequestSigner(rs))
+		return a.write("request_signer", rsKey, rs.Encode())
 	}
 }
 
-func mpCreateUsageSigner(a *anchor, r *borshReader) *InstructionError {
-	signer, tokenAccount := r.key(), r.key()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	providerKey, provider, ierr := a.loadProvider(0, "provider")
+func mpCreateUsageSigner(a *anchor, args any) *InstructionError {
+	x := args.(mp.CreateAuthorizedUsageSignerArgs)
+	providerKey, provider, ierr := load(a, 0, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
-	regionKey, region, ierr := a.loadRegion(1)
+	regionKey, region, ierr := load(a, 1, "region", mp.DecodeProviderRegion)
 	if ierr != nil {
 		return ierr
 	}
@@ -506,7 +467,7 @@ func mpCreateUsageSigner(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.program(4, "system_program", solana.SystemProgramID); ierr != nil {
 		return ierr
 	}
-	if _, ierr := a.initPDA(2, "authorized_signer", owner, a.in.program, 8+32+32, []byte("authorized_signer"), regionKey[:]); ierr != nil {
+	if _, ierr := a.initPDA(2, "authorized_signer", owner, a.in.program, mp.AuthorizedUsageSignerSpace, mp.AuthorizedSignerSeeds(regionKey)...); ierr != nil {
 		return ierr
 	}
 	if ierr := first(
@@ -516,14 +477,11 @@ func mpCreateUsageSigner(a *anchor, r *borshReader) *InstructionError {
 	); ierr != nil {
 		return ierr
 	}
-	return a.write("authorized_signer", a.meta(2).key, encodeUsageSigner(mpUsageSigner{Signer: signer, TokenAccount: tokenAccount}))
+	return a.write("authorized_signer", a.meta(2).key, mp.AuthorizedUsageSigner{Signer: x.Signer, TokenAccount: x.TokenAccount}.Encode())
 }
 
-func mpCreateEscrow(a *anchor, r *borshReader) *InstructionError {
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func mpCreateEscrow(a *anchor, _ any) *InstructionError {
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
@@ -531,7 +489,7 @@ func mpCreateEscrow(a *anchor, r *borshReader) *InstructionError {
 	if ierr != nil {
 		return ierr
 	}
-	providerKey, _, ierr := a.loadProvider(3, "provider")
+	providerKey, _, ierr := load(a, 3, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
@@ -542,22 +500,21 @@ func mpCreateEscrow(a *anchor, r *borshReader) *InstructionError {
 	if ierr := first(a.program(5, "system_program", solana.SystemProgramID), a.program(6, "token_program", solana.TokenProgramID), a.rentSysvar(7)); ierr != nil {
 		return ierr
 	}
-	if ierr := a.initTokenPDA(2, "escrow_account", user, mint, stateKey, []byte("escrow"), user[:], providerKey[:]); ierr != nil {
+	if ierr := a.initTokenPDA(2, "escrow_account", user, mint, stateKey, mp.EscrowSeeds(user, providerKey)...); ierr != nil {
 		return ierr
 	}
 	return first(
-		a.seedsBump("state", stateKey, state.Bump, []byte("state")),
+		a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...),
 		a.hasOne("state", state.Mint, mint),
 		a.mut(4, "user"),
 	)
 }
 
-func mpWithdrawEscrow(a *anchor, r *borshReader) *InstructionError {
-	amount := r.u64()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func stateSignerSeeds(bump uint8) [][]byte { return append(mp.StateSeeds(), []byte{bump}) }
+
+func mpWithdrawEscrow(a *anchor, args any) *InstructionError {
+	x := args.(mp.WithdrawEscrowBalanceArgs)
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
@@ -569,7 +526,7 @@ func mpWithdrawEscrow(a *anchor, r *borshReader) *InstructionError {
 	if ierr != nil {
 		return ierr
 	}
-	providerKey, _, ierr := a.loadProvider(3, "provider")
+	providerKey, _, ierr := load(a, 3, "provider", mp.DecodeProvider)
 	if ierr != nil {
 		return ierr
 	}
@@ -580,40 +537,36 @@ func mpWithdrawEscrow(a *anchor, r *borshReader) *InstructionError {
 	if ierr := a.program(5, "token_program", solana.TokenProgramID); ierr != nil {
 		return ierr
 	}
-	if ierr := a.seedsBump("state", stateKey, state.Bump, []byte("state")); ierr != nil {
+	if ierr := a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...); ierr != nil {
 		return ierr
 	}
-	if _, ierr := a.seedsFind("escrow_account", escrow, []byte("escrow"), user[:], providerKey[:]); ierr != nil {
+	if _, ierr := a.seedsFind("escrow_account", escrow, mp.EscrowSeeds(user, providerKey)...); ierr != nil {
 		return ierr
 	}
 	if ierr := first(a.mut(1, "escrow_account"), a.mut(2, "withdraw_to")); ierr != nil {
 		return ierr
 	}
-	return a.tokenTransfer(escrow, to, stateKey, amount, [][]byte{[]byte("state"), {state.Bump}})
+	return a.tokenTransfer(escrow, to, stateKey, x.Amount, stateSignerSeeds(state.Bump))
 }
 
-func mpUpdateUsage(a *anchor, r *borshReader) *InstructionError {
-	seed, escrowBump, usage := r.u128(), r.u8(), r.usage()
-	if ierr := a.args(r); ierr != nil {
-		return ierr
-	}
-	stateKey, state, ierr := a.loadState(0)
+func mpUpdateUsage(a *anchor, args any) *InstructionError {
+	x := args.(mp.UpdateUsageArgs)
+	stateKey, state, ierr := load(a, 0, "state", mp.DecodeMuState)
 	if ierr != nil {
 		return ierr
 	}
 	commission := a.meta(1).key
-	var us mpUsageSigner
-	usKey, ierr := a.programAccount(2, "authorized_signer", discUsageSigner, func(d []byte) (err error) { us, err = decodeUsageSigner(d); return })
+	usKey, us, ierr := load(a, 2, "authorized_signer", mp.DecodeAuthorizedUsageSigner)
 	if ierr != nil {
 		return ierr
 	}
-	regionKey, region, ierr := a.loadRegion(3)
+	regionKey, region, ierr := load(a, 3, "region", mp.DecodeProviderRegion)
 	if ierr != nil {
 		return ierr
 	}
 	tokenAccount := a.meta(4).key
 	escrow := a.meta(6).key
-	stackKey, stack, ierr := a.loadStack(7)
+	stackKey, stack, ierr := load(a, 7, "stack", mp.DecodeStack)
 	if ierr != nil {
 		return ierr
 	}
@@ -625,11 +578,11 @@ func mpUpdateUsage(a *anchor, r *borshReader) *InstructionError {
 		return ierr
 	}
 	// A replayed seed fails here: the update account exists.
-	if _, ierr := a.initPDA(5, "usage_update", signer, a.in.program, 8+32+32+16+(16+16+8+8+8+8), []byte("update"), stackKey[:], regionKey[:], le128(seed)); ierr != nil {
+	if _, ierr := a.initPDA(5, "usage_update", signer, a.in.program, mp.UsageUpdateSpace, mp.UpdateSeeds(stackKey, regionKey, x.UpdateSeed)...); ierr != nil {
 		return ierr
 	}
 	if ierr := first(
-		a.seedsBump("state", stateKey, state.Bump, []byte("state")),
+		a.seedsBump("state", stateKey, state.Bump, mp.StateSeeds()...),
 		a.hasOne("state", state.CommissionToken, commission),
 		a.mut(1, "commission_token"),
 		a.hasOne("authorized_signer", us.Signer, signer),
@@ -637,86 +590,26 @@ func mpUpdateUsage(a *anchor, r *borshReader) *InstructionError {
 	); ierr != nil {
 		return ierr
 	}
-	if _, ierr := a.seedsFind("authorized_signer", usKey, []byte("authorized_signer"), regionKey[:]); ierr != nil {
+	if _, ierr := a.seedsFind("authorized_signer", usKey, mp.AuthorizedSignerSeeds(regionKey)...); ierr != nil {
 		return ierr
 	}
 	if ierr := first(
 		a.mut(4, "token_account"),
 		a.mut(6, "escrow_account"),
-		a.seedsBump("escrow_account", escrow, escrowBump, []byte("escrow"), stack.User[:], region.Provider[:]),
+		a.seedsBump("escrow_account", escrow, x.EscrowBump, mp.EscrowSeeds(stack.User, region.Provider)...),
 		a.hasOne("stack", stack.Region, regionKey),
 		a.mut(8, "signer"),
 	); ierr != nil {
 		return ierr
 	}
-	total := calcUsage(region.Rates.array(), usage.array())
-	commissionTokens := total * uint64(state.CommissionRateMicros) / 1_000_000
-	providerTokens := total - commissionTokens
-	a.in.t.log("Program log: Calculated price: %d, commission: %d, provider's share: %d", total, commissionTokens, providerTokens)
-	seeds := [][]byte{[]byte("state"), {state.Bump}}
-	if ierr := a.tokenTransfer(escrow, tokenAccount, stateKey, providerTokens, seeds); ierr != nil {
+	c := mp.Price(region.Rates, x.Usage, state.CommissionRateMicros)
+	a.in.t.log("Program log: Calculated price: %d, commission: %d, provider's share: %d", c.Total, c.Commission, c.Provider)
+	seeds := stateSignerSeeds(state.Bump)
+	if ierr := a.tokenTransfer(escrow, tokenAccount, stateKey, c.Provider, seeds); ierr != nil {
 		return ierr
 	}
-	if ierr := a.tokenTransfer(escrow, commission, stateKey, commissionTokens, seeds); ierr != nil {
+	if ierr := a.tokenTransfer(escrow, commission, stateKey, c.Commission, seeds); ierr != nil {
 		return ierr
 	}
-	return a.write("usage_update", a.meta(5).key, encodeUsageUpdate(mpUsageUpdate{Region: regionKey, Stack: stackKey, Seed: seed, Usage: usage}))
-}
-
-func (r mpRates) array() [6]uint64 {
-	return [6]uint64{r.FunctionMBTeraInstructions, r.DBGigabyteMonths, r.MillionDBReads, r.MillionDBWrites, r.MillionGatewayRequests, r.GigabytesGatewayTraffic}
-}
-
-// usageAmounts is a ServiceUsage: the two u128 counters and the four u64 ones.
-type usageAmounts struct {
-	FunctionMBInstructions, DBBytesSeconds           *big.Int
-	DBReads, DBWrites, GatewayRequests, TrafficBytes uint64
-}
-
-func (u mpUsage) array() usageAmounts {
-	return usageAmounts{u128Big(u.FunctionMBInstructions), u128Big(u.DBBytesSeconds), u.DBReads, u.DBWrites, u.GatewayRequests, u.GatewayTrafficBytes}
-}
-
-func u128Big(v bin.Uint128) *big.Int {
-	b := new(big.Int).SetUint64(v.Hi)
-	b.Lsh(b, 64)
-	return b.Or(b, new(big.Int).SetUint64(v.Lo))
-}
-
-var (
-	two64  = new(big.Int).Lsh(big.NewInt(1), 64)
-	two128 = new(big.Int).Lsh(big.NewInt(1), 128)
-	// dbDivisor is 1024^3 * 60*60*24*30 (a GiB-month in byte-seconds).
-	dbDivisor = new(big.Int).SetUint64(1024 * 1024 * 1024 * 60 * 60 * 24 * 30)
-	tera      = big.NewInt(1_000_000_000_000)
-)
-
-// u128Term is (rate as u128 * n / div) as u64, with the u128 product
-// wrapping and the cast truncating, as the program's release build computes it.
-func u128Term(rate uint64, n *big.Int, div *big.Int) uint64 {
-	p := new(big.Int).Mul(new(big.Int).SetUint64(rate), n)
-	p.Mod(p, two128)
-	p.Quo(p, div)
-	return p.Mod(p, two64).Uint64()
-}
-
-// calcUsage is the program's calc_usage: the price in token units of usage
-// at rates (function_mb_tera_instructions, db_gigabyte_months,
-// million_db_reads, million_db_writes, million_gateway_requests,
-// gigabytes_gateway_traffic), each unit's cost truncated separately, with the
-// program's wrapping arithmetic.
-func calcUsage(rates [6]uint64, u usageAmounts) uint64 {
-	fn, db := u.FunctionMBInstructions, u.DBBytesSeconds
-	if fn == nil {
-		fn = new(big.Int)
-	}
-	if db == nil {
-		db = new(big.Int)
-	}
-	return u128Term(rates[0], fn, tera) +
-		u128Term(rates[1], db, dbDivisor) +
-		rates[2]*u.DBReads/1_000_000 +
-		rates[3]*u.DBWrites/1_000_000 +
-		rates[4]*u.GatewayRequests/1_000_000 +
-		rates[5]*u.TrafficBytes/(1024*1024*1024)
+	return a.write("usage_update", a.meta(5).key, mp.UsageUpdate{Region: regionKey, Stack: stackKey, Seed: x.UpdateSeed, Usage: x.Usage}.Encode())
 }

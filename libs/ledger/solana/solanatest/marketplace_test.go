@@ -3,45 +3,39 @@ package solanatest
 import (
 	"context"
 	"encoding/json"
-	"math/big"
 	"testing"
 	"time"
 
-	bin "github.com/gagliardetto/binary"
 	"github.com/gagliardetto/solana-go"
 	"github.com/gagliardetto/solana-go/programs/token"
 	"github.com/gagliardetto/solana-go/rpc"
+
+	"github.com/muprotocol/mu/libs/ledger"
+	mp "github.com/muprotocol/mu/libs/ledger/solana/marketplace"
 )
 
-// These tests build the marketplace's instructions by hand from the program
-// source (sighash of the snake-case name, Borsh arguments, account metas in
-// the Accounts struct's order), independently of the program client.
+// These tests drive the marketplace program through the program client's
+// builders (what the backend sends) and read its accounts with the client's
+// decoders; malformed variants are the builders' instructions with an
+// account or flag changed.
 
-func pda(t *testing.T, seeds ...[]byte) (solana.PublicKey, uint8) {
-	t.Helper()
-	k, b, err := solana.FindProgramAddress(seeds, testProgramID)
-	if err != nil {
-		t.Fatal(err)
+var prog = mp.Program{ID: testProgramID}
+
+// changed is ix with account i replaced by key and its flags set.
+func changed(ix *solana.GenericInstruction, i int, key solana.PublicKey, writable, signer bool) solana.Instruction {
+	metas := make(solana.AccountMetaSlice, len(ix.AccountValues))
+	for j, m := range ix.AccountValues {
+		c := *m
+		metas[j] = &c
 	}
-	return k, b
+	metas[i] = &solana.AccountMeta{PublicKey: key, IsWritable: writable, IsSigner: signer}
+	return solana.NewInstruction(ix.ProgID, metas, ix.DataBytes)
 }
 
-func ixData(name string, args func(w *borshWriter)) []byte {
-	w := newWriter(bin.SighashInstruction(name))
-	if args != nil {
-		args(w)
-	}
-	return w.b.Bytes()
+// flagged is ix with account i's flags set.
+func flagged(ix *solana.GenericInstruction, i int, writable, signer bool) solana.Instruction {
+	return changed(ix, i, ix.AccountValues[i].PublicKey, writable, signer)
 }
-
-func mpIx(data []byte, metas ...*solana.AccountMeta) solana.Instruction {
-	return solana.NewInstruction(testProgramID, metas, data)
-}
-
-func ro(k solana.PublicKey) *solana.AccountMeta  { return solana.Meta(k) }
-func w(k solana.PublicKey) *solana.AccountMeta   { return solana.Meta(k).WRITE() }
-func s(k solana.PublicKey) *solana.AccountMeta   { return solana.Meta(k).SIGNER() }
-func wsg(k solana.PublicKey) *solana.AccountMeta { return solana.Meta(k).WRITE().SIGNER() }
 
 // market is a deployed, initialized marketplace with one authorized provider,
 // its region and usage signer, and a user with an escrow holding tokens.
@@ -52,7 +46,7 @@ type market struct {
 	provider, region, usageSignerPDA, escrow     solana.PublicKey
 	ownerATA, userATA                            solana.PublicKey
 	escrowBump                                   uint8
-	rates                                        mpRates
+	rates                                        mp.ServiceRates
 }
 
 const (
@@ -69,129 +63,138 @@ func newMarket(t *testing.T) *market {
 		m.airdrop(k.PublicKey(), sol)
 	}
 	m.mint = m.newMint(m.authority.PublicKey(), 6)
-	m.state, _ = pda(t, []byte("state"))
-	m.deposit, _ = pda(t, []byte("deposit"))
-	m.commission, _ = pda(t, []byte("commission"))
+	m.state, _ = prog.State()
+	m.deposit, _ = prog.Deposit()
+	m.commission, _ = prog.Commission()
 	a := m.authority.PublicKey()
 	m.send([]solana.Instruction{m.initializeIx(testCommissionMicros, testDeposit)}, m.authority)
-	m.authorizer, _ = pda(t, []byte("authorizer"), a[:])
-	m.send([]solana.Instruction{mpIx(ixData("create_provider_authorizer", nil),
-		ro(m.state), w(m.authorizer), wsg(a), s(a), ro(solana.SystemProgramID))}, m.authority)
+	m.authorizer, _ = prog.Authorizer(a)
+	m.send([]solana.Instruction{m.authorizerIx(m.authority)}, m.authority)
 
 	o := m.owner.PublicKey()
 	m.ownerATA = m.newATA(o, m.mint)
 	m.send([]solana.Instruction{token.NewMintToInstruction(testOwnerTokens, m.mint, m.ownerATA, a, nil).Build()}, m.authority)
-	m.provider, _ = pda(t, []byte("provider"), o[:])
-	m.send([]solana.Instruction{m.createProviderIx(m.owner, m.provider, "prov")}, m.owner)
-	m.send([]solana.Instruction{m.authorizeIx(m.authority, m.provider, o)}, m.authority)
+	m.provider, _ = prog.Provider(o)
+	m.send([]solana.Instruction{m.createProviderIx(m.owner, "prov")}, m.owner)
+	m.send([]solana.Instruction{m.authorizeIx(m.authority, o)}, m.authority)
 
-	m.rates = mpRates{FunctionMBTeraInstructions: 3, DBGigabyteMonths: 5, MillionDBReads: 7, MillionDBWrites: 11, MillionGatewayRequests: 1_000_000, GigabytesGatewayTraffic: 13}
-	m.region, _ = pda(t, []byte("region"), o[:], le32(1))
-	m.send([]solana.Instruction{m.createRegionIx(m.owner, m.provider, m.region, 1)}, m.owner)
-	m.usageSignerPDA, _ = pda(t, []byte("authorized_signer"), m.region[:])
-	m.send([]solana.Instruction{mpIx(ixData("create_authorized_usage_signer", func(w *borshWriter) {
-		w.key(m.usageSigner.PublicKey())
-		w.key(m.ownerATA)
-	}), ro(m.provider), ro(m.region), w(m.usageSignerPDA), wsg(o), ro(solana.SystemProgramID))}, m.owner)
+	m.rates = mp.ServiceRates{FunctionMBTeraInstructions: 3, DBGigabyteMonths: 5, MillionDBReads: 7, MillionDBWrites: 11, MillionGatewayRequests: 1_000_000, GigabytesGatewayTraffic: 13}
+	m.region, _ = prog.Region(o, 1)
+	m.send([]solana.Instruction{m.createRegionIx(m.owner, m.provider, 1)}, m.owner)
+	m.usageSignerPDA, _ = prog.AuthorizedSigner(m.region)
+	m.send([]solana.Instruction{prog.CreateAuthorizedUsageSigner(mp.CreateAuthorizedUsageSignerAccounts{
+		Provider: m.provider, Region: m.region, AuthorizedSigner: m.usageSignerPDA, Owner: o, SystemProgram: solana.SystemProgramID,
+	}, mp.CreateAuthorizedUsageSignerArgs{Signer: m.usageSigner.PublicKey(), TokenAccount: m.ownerATA})}, m.owner)
 
 	u := m.user.PublicKey()
 	m.userATA = m.newATA(u, m.mint)
-	m.escrow, m.escrowBump = pda(t, []byte("escrow"), u[:], m.provider[:])
-	m.send([]solana.Instruction{mpIx(ixData("create_provider_escrow_account", nil),
-		ro(m.state), ro(m.mint), w(m.escrow), ro(m.provider), wsg(u), ro(solana.SystemProgramID), ro(solana.TokenProgramID), ro(solana.SysVarRentPubkey))}, m.user)
+	m.escrow, m.escrowBump = prog.Escrow(u, m.provider)
+	m.send([]solana.Instruction{prog.CreateProviderEscrowAccount(mp.CreateProviderEscrowAccountAccounts{
+		State: m.state, Mint: m.mint, EscrowAccount: m.escrow, Provider: m.provider, User: u,
+		SystemProgram: solana.SystemProgramID, TokenProgram: solana.TokenProgramID, Rent: solana.SysVarRentPubkey,
+	})}, m.user)
 	m.send([]solana.Instruction{token.NewMintToInstruction(testEscrowTokens, m.mint, m.escrow, a, nil).Build()}, m.authority)
 	return m
 }
 
-func (m *market) initializeIx(micros uint32, deposit uint64) solana.Instruction {
-	a := m.authority.PublicKey()
-	return mpIx(ixData("initialize", func(w *borshWriter) { w.u32(micros); w.u64(deposit) }),
-		w(m.state), ro(m.mint), w(m.deposit), w(m.commission), wsg(a), ro(solana.SystemProgramID), ro(solana.TokenProgramID))
+func (m *market) initializeIx(micros uint32, deposit uint64) *solana.GenericInstruction {
+	return prog.Initialize(mp.InitializeAccounts{
+		State: m.state, Mint: m.mint, DepositToken: m.deposit, CommissionToken: m.commission, Authority: m.authority.PublicKey(),
+		SystemProgram: solana.SystemProgramID, TokenProgram: solana.TokenProgramID,
+	}, mp.InitializeArgs{CommissionRateMicros: micros, ProviderDeposit: deposit})
 }
 
-func (m *market) createProviderIx(owner solana.PrivateKey, provider solana.PublicKey, name string) solana.Instruction {
+func (m *market) authorizerIx(k solana.PrivateKey) *solana.GenericInstruction {
+	pa, _ := prog.Authorizer(k.PublicKey())
+	return prog.CreateProviderAuthorizer(mp.CreateProviderAuthorizerAccounts{
+		State: m.state, ProviderAuthorizer: pa, Authority: k.PublicKey(), Authorizer: k.PublicKey(), SystemProgram: solana.SystemProgramID,
+	})
+}
+
+func (m *market) createProviderIx(owner solana.PrivateKey, name string) *solana.GenericInstruction {
 	o := owner.PublicKey()
 	ata, _, _ := solana.FindAssociatedTokenAddress(o, m.mint)
-	return mpIx(ixData("create_provider", func(w *borshWriter) { w.str(name) }),
-		ro(m.state), w(provider), w(m.deposit), wsg(o), w(ata), ro(solana.SystemProgramID), ro(solana.TokenProgramID), ro(solana.SysVarRentPubkey))
+	provider, _ := prog.Provider(o)
+	return prog.CreateProvider(mp.CreateProviderAccounts{
+		State: m.state, Provider: provider, DepositToken: m.deposit, Owner: o, OwnerToken: ata,
+		SystemProgram: solana.SystemProgramID, TokenProgram: solana.TokenProgramID, Rent: solana.SysVarRentPubkey,
+	}, mp.CreateProviderArgs{Name: name})
 }
 
-func (m *market) authorizeIx(authorizer solana.PrivateKey, provider, owner solana.PublicKey) solana.Instruction {
-	a := authorizer.PublicKey()
-	paKey, _ := pda(m.t, []byte("authorizer"), a[:])
-	return mpIx(ixData("authorize_provider", nil), ro(paKey), s(a), w(provider), ro(owner))
+func (m *market) authorizeIx(authorizer solana.PrivateKey, owner solana.PublicKey) *solana.GenericInstruction {
+	pa, _ := prog.Authorizer(authorizer.PublicKey())
+	provider, _ := prog.Provider(owner)
+	return prog.AuthorizeProvider(mp.AuthorizeProviderAccounts{ProviderAuthorizer: pa, Authorizer: authorizer.PublicKey(), Provider: provider, Owner: owner})
 }
 
-func (m *market) createRegionIx(owner solana.PrivateKey, provider, region solana.PublicKey, num uint32) solana.Instruction {
-	return mpIx(ixData("create_region", func(w *borshWriter) {
-		w.u32(num)
-		w.str("region one")
-		w.str("https://r1.example")
-		w.rates(m.rates)
-		w.u64(500)
-		w.u32(7)
-	}), ro(provider), w(region), wsg(owner.PublicKey()), ro(solana.SystemProgramID))
+func (m *market) createRegionIx(owner solana.PrivateKey, provider solana.PublicKey, num uint32) *solana.GenericInstruction {
+	region, _ := prog.Region(owner.PublicKey(), num)
+	return prog.CreateRegion(mp.CreateRegionAccounts{Provider: provider, Region: region, Owner: owner.PublicKey(), SystemProgram: solana.SystemProgramID},
+		mp.CreateRegionArgs{RegionNum: num, Name: "region one", BaseURL: "https://r1.example", Rates: m.rates, MinEscrowBalance: 500, MaxGigaInstructionsPerCall: 7})
 }
 
 func (m *market) stackPDA(seed uint64) solana.PublicKey {
-	u := m.user.PublicKey()
-	k, _ := pda(m.t, []byte("stack"), u[:], m.region[:], le64(seed))
+	k, _ := prog.Stack(m.user.PublicKey(), m.region, seed)
 	return k
 }
 
-func (m *market) stackIx(name string, seed uint64, data []byte, stackName string) solana.Instruction {
-	u := m.user.PublicKey()
-	args := func(w *borshWriter) { w.u64(seed); w.bytes(data); w.str(stackName) }
-	switch name {
-	case "create_stack":
-		return mpIx(ixData(name, args), ro(m.provider), ro(m.region), w(m.stackPDA(seed)), wsg(u), ro(solana.SystemProgramID))
-	case "update_stack":
-		return mpIx(ixData(name, args), ro(m.region), w(m.stackPDA(seed)), wsg(u), ro(solana.SystemProgramID))
-	default: // delete_stack
-		return mpIx(ixData(name, func(w *borshWriter) { w.u64(seed) }), ro(m.region), w(m.stackPDA(seed)), wsg(u), ro(solana.SystemProgramID))
-	}
+func (m *market) createStackIx(seed uint64, data []byte, name string) *solana.GenericInstruction {
+	return prog.CreateStack(mp.CreateStackAccounts{Provider: m.provider, Region: m.region, Stack: m.stackPDA(seed), User: m.user.PublicKey(), SystemProgram: solana.SystemProgramID},
+		mp.StackArgs{StackSeed: seed, StackData: data, Name: name})
+}
+
+func (m *market) updateStackIx(seed uint64, data []byte, name string) *solana.GenericInstruction {
+	return prog.UpdateStack(mp.UpdateStackAccounts{Region: m.region, Stack: m.stackPDA(seed), User: m.user.PublicKey(), SystemProgram: solana.SystemProgramID},
+		mp.StackArgs{StackSeed: seed, StackData: data, Name: name})
+}
+
+func (m *market) deleteStackIx(seed uint64) *solana.GenericInstruction {
+	return prog.DeleteStack(mp.DeleteStackAccounts{Region: m.region, Stack: m.stackPDA(seed), User: m.user.PublicKey(), SystemProgram: solana.SystemProgramID},
+		mp.DeleteStackArgs{StackSeed: seed})
 }
 
 func (m *market) updatePDA(stack solana.PublicKey, seed uint64) solana.PublicKey {
-	k, _ := pda(m.t, []byte("update"), stack[:], m.region[:], le128(bin.Uint128{Lo: seed}))
+	k, _ := prog.Update(stack, m.region, ledger.U128(seed))
 	return k
 }
 
-func (m *market) usageIx(stack solana.PublicKey, seed uint64, requests uint64, signer solana.PublicKey) solana.Instruction {
-	return mpIx(ixData("update_usage", func(w *borshWriter) {
-		w.u128(bin.Uint128{Lo: seed})
-		w.u8(m.escrowBump)
-		w.usage(mpUsage{GatewayRequests: requests})
-	}), ro(m.state), w(m.commission), ro(m.usageSignerPDA), ro(m.region), w(m.ownerATA), w(m.updatePDA(stack, seed)),
-		w(m.escrow), ro(stack), wsg(signer), ro(solana.SystemProgramID), ro(solana.TokenProgramID))
+func (m *market) usageIx(stack solana.PublicKey, seed uint64, requests uint64, signer solana.PublicKey) *solana.GenericInstruction {
+	return prog.UpdateUsage(mp.UpdateUsageAccounts{
+		State: m.state, CommissionToken: m.commission, AuthorizedSigner: m.usageSignerPDA, Region: m.region, TokenAccount: m.ownerATA,
+		UsageUpdate: m.updatePDA(stack, seed), EscrowAccount: m.escrow, Stack: stack, Signer: signer,
+		SystemProgram: solana.SystemProgramID, TokenProgram: solana.TokenProgramID,
+	}, mp.UpdateUsageArgs{UpdateSeed: ledger.U128(seed), EscrowBump: m.escrowBump, Usage: mp.ServiceUsage{GatewayRequests: requests}})
 }
 
-func (m *market) withdrawIx(user solana.PrivateKey, escrow, to solana.PublicKey, amount uint64) solana.Instruction {
-	return mpIx(ixData("withdraw_escrow_balance", func(w *borshWriter) { w.u64(amount) }),
-		ro(m.state), w(escrow), w(to), ro(m.provider), s(user.PublicKey()), ro(solana.TokenProgramID))
+func (m *market) withdrawIx(user solana.PrivateKey, to solana.PublicKey, amount uint64) *solana.GenericInstruction {
+	return prog.WithdrawEscrowBalance(mp.WithdrawEscrowBalanceAccounts{
+		State: m.state, EscrowAccount: m.escrow, WithdrawTo: to, Provider: m.provider, User: user.PublicKey(), TokenProgram: solana.TokenProgramID,
+	}, mp.WithdrawEscrowBalanceArgs{Amount: amount})
 }
 
-func (m *market) decode(k solana.PublicKey, disc []byte) []byte {
+// data is the program account at k, checked to be owned by the program and
+// of the account type kind.
+func (m *market) data(k solana.PublicKey, kind string) []byte {
 	m.t.Helper()
 	a := m.mustAccount(k)
-	if !a.Owner.Equals(testProgramID) || string(a.Data[:8]) != string(disc) {
-		m.t.Fatalf("%s: owner %s, discriminator %x, want %x", k, a.Owner, a.Data[:8], disc)
+	if !a.Owner.Equals(testProgramID) || mp.KindOf(a.Data) != kind {
+		m.t.Fatalf("%s: owner %s, kind %q, want %s", k, a.Owner, mp.KindOf(a.Data), kind)
 	}
 	return a.Data
 }
 
 func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 	m := newMarket(t)
-	st, err := decodeState(m.decode(m.state, discState))
+	st, err := mp.DecodeMuState(m.data(m.state, mp.AccountMuState))
 	if err != nil || !st.Authority.Equals(m.authority.PublicKey()) || !st.Mint.Equals(m.mint) || !st.DepositToken.Equals(m.deposit) ||
 		!st.CommissionToken.Equals(m.commission) || st.CommissionRateMicros != testCommissionMicros || st.ProviderDeposit != testDeposit {
 		t.Errorf("state %+v %v", st, err)
 	}
-	if _, b := pda(t, []byte("state")); st.Bump != b {
+	if _, b := prog.State(); st.Bump != b {
 		t.Errorf("state bump %d, want %d", st.Bump, b)
 	}
-	if got := len(m.mustAccount(m.state).Data); got != 149 {
-		t.Errorf("state is %d bytes, want 149", got)
+	if got := len(m.mustAccount(m.state).Data); got != mp.MuStateSpace {
+		t.Errorf("state is %d bytes, want %d", got, mp.MuStateSpace)
 	}
 	dep, _ := DecodeTokenAccount(m.mustAccount(m.deposit).Data)
 	if !dep.Owner.Equals(m.state) || dep.Amount != testDeposit {
@@ -204,18 +207,18 @@ func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 	if got := m.tokenAmount(m.ownerATA); got != "4000" {
 		t.Errorf("owner has %s tokens after the deposit, want 4000", got)
 	}
-	p, err := decodeProvider(m.decode(m.provider, discProvider))
+	p, err := mp.DecodeProvider(m.data(m.provider, mp.AccountProvider))
 	if err != nil || !p.Authorized || p.Name != "prov" || p.Deposit != testDeposit || !p.Owner.Equals(m.owner.PublicKey()) {
 		t.Errorf("provider %+v %v", p, err)
 	}
-	if got := len(m.mustAccount(m.provider).Data); got != 8+32+1+4+4+8+1 {
-		t.Errorf("provider is %d bytes", got)
+	if got := len(m.mustAccount(m.provider).Data); got != mp.ProviderSpace(4) {
+		t.Errorf("provider is %d bytes, want %d", got, mp.ProviderSpace(4))
 	}
-	g, err := decodeRegion(m.decode(m.region, discRegion))
+	g, err := mp.DecodeProviderRegion(m.data(m.region, mp.AccountProviderRegion))
 	if err != nil || g.RegionNum != 1 || g.Rates != m.rates || g.MinEscrowBalance != 500 || g.MaxGigaInstructionsPerCall != 7 || g.Name != "region one" || g.BaseURL != "https://r1.example" || !g.Provider.Equals(m.provider) {
 		t.Errorf("region %+v %v", g, err)
 	}
-	us, err := decodeUsageSigner(m.decode(m.usageSignerPDA, discUsageSigner))
+	us, err := mp.DecodeAuthorizedUsageSigner(m.data(m.usageSignerPDA, mp.AccountAuthorizedUsageSigner))
 	if err != nil || !us.Signer.Equals(m.usageSigner.PublicKey()) || !us.TokenAccount.Equals(m.ownerATA) {
 		t.Errorf("usage signer %+v %v", us, err)
 	}
@@ -225,18 +228,18 @@ func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 	}
 
 	stack := m.stackPDA(42)
-	m.send([]solana.Instruction{m.stackIx("create_stack", 42, []byte{1, 2, 3}, "app")}, m.user)
-	sk, err := decodeStack(m.decode(stack, discStack))
-	if err != nil || sk.Deleted || sk.Revision != 1 || sk.Name != "app" || string(sk.StackData) != "\x01\x02\x03" || sk.Seed != 42 || !sk.Region.Equals(m.region) {
+	m.send([]solana.Instruction{m.createStackIx(42, []byte{1, 2, 3}, "app")}, m.user)
+	sk, err := mp.DecodeStack(m.data(stack, mp.AccountStack))
+	if err != nil || !sk.State.Active() || sk.State.Revision != 1 || sk.State.Name != "app" || string(sk.State.StackData) != "\x01\x02\x03" || sk.Seed != 42 || !sk.Region.Equals(m.region) {
 		t.Errorf("stack %+v %v", sk, err)
 	}
-	m.send([]solana.Instruction{m.stackIx("update_stack", 42, []byte("longer stack data"), "app2")}, m.user)
-	sk, _ = decodeStack(m.decode(stack, discStack))
-	if sk.Revision != 2 || sk.Name != "app2" || string(sk.StackData) != "longer stack data" {
+	m.send([]solana.Instruction{m.updateStackIx(42, []byte("longer stack data"), "app2")}, m.user)
+	sk, _ = mp.DecodeStack(m.data(stack, mp.AccountStack))
+	if sk.State.Revision != 2 || sk.State.Name != "app2" || string(sk.State.StackData) != "longer stack data" {
 		t.Errorf("updated stack %+v", sk)
 	}
-	if got := len(m.mustAccount(stack).Data); got != 8+32+32+8+1+1+4+4+4+4+17 {
-		t.Errorf("updated stack is %d bytes, want the realloc'd size", got)
+	if got := len(m.mustAccount(stack).Data); got != mp.StackSpace(4, 17) {
+		t.Errorf("updated stack is %d bytes, want the realloc'd %d", got, mp.StackSpace(4, 17))
 	}
 
 	// 1500 requests at 1_000_000 per million: 1500 tokens, 10% commission.
@@ -250,25 +253,28 @@ func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 	if got := m.tokenAmount(m.commission); got != "150" {
 		t.Errorf("commission %s, want 150", got)
 	}
-	upd := m.decode(m.updatePDA(stack, 1), discUsageUpdate)
-	if len(upd) != 152 {
-		t.Errorf("usage update is %d bytes, want 152", len(upd))
+	upd, err := mp.DecodeUsageUpdate(m.data(m.updatePDA(stack, 1), mp.AccountUsageUpdate))
+	if err != nil || upd.Usage.GatewayRequests != 1500 || !upd.Stack.Equals(stack) || upd.Seed != ledger.U128(1) {
+		t.Errorf("usage update %+v %v", upd, err)
+	}
+	if got := len(m.mustAccount(m.updatePDA(stack, 1)).Data); got != mp.UsageUpdateSpace {
+		t.Errorf("usage update is %d bytes, want %d", got, mp.UsageUpdateSpace)
 	}
 
-	m.send([]solana.Instruction{m.withdrawIx(m.user, m.escrow, m.userATA, 2500)}, m.user)
+	m.send([]solana.Instruction{m.withdrawIx(m.user, m.userATA, 2500)}, m.user)
 	if m.tokenAmount(m.escrow) != "6000" || m.tokenAmount(m.userATA) != "2500" {
 		t.Errorf("after withdrawing 2500: escrow %s, user %s", m.tokenAmount(m.escrow), m.tokenAmount(m.userATA))
 	}
 
-	m.send([]solana.Instruction{m.stackIx("delete_stack", 42, nil, "")}, m.user)
-	sk, _ = decodeStack(m.decode(stack, discStack))
-	if !sk.Deleted || len(m.mustAccount(stack).Data) != 82 {
+	m.send([]solana.Instruction{m.deleteStackIx(42)}, m.user)
+	sk, _ = mp.DecodeStack(m.data(stack, mp.AccountStack))
+	if sk.State.Active() || len(m.mustAccount(stack).Data) != mp.StackDeletedSpace {
 		t.Errorf("deleted stack %+v (%d bytes)", sk, len(m.mustAccount(stack).Data))
 	}
 	// The program lets usage be charged against a deleted stack.
 	sig := m.send([]solana.Instruction{m.usageIx(stack, 2, 10, m.usageSigner.PublicKey())}, m.usageSigner)
 	logs := m.chain.TransactionLogs(sig)
-	if len(logs) == 0 || logs[1] != "Program log: Instruction: UpdateUsage" || logs[len(logs)-1] != "Program "+testProgramID.String()+" success" {
+	if len(logs) < 2 || logs[1] != "Program log: Instruction: UpdateUsage" || logs[len(logs)-1] != "Program "+testProgramID.String()+" success" {
 		t.Errorf("logs of update_usage: %q", logs)
 	}
 }
@@ -276,69 +282,63 @@ func TestMarketplace_FlowMovesTokensAndWritesTheProgramsLayouts(t *testing.T) {
 func TestMarketplace_RefusalsCarryTheProgramsCodes(t *testing.T) {
 	m := newMarket(t)
 	stack := m.stackPDA(7)
-	m.send([]solana.Instruction{m.stackIx("create_stack", 7, []byte{9}, "s")}, m.user)
+	m.send([]solana.Instruction{m.createStackIx(7, []byte{9}, "s")}, m.user)
 	m.send([]solana.Instruction{m.usageIx(stack, 1, 10, m.usageSigner.PublicKey())}, m.usageSigner)
-
-	m.send([]solana.Instruction{m.stackIx("create_stack", 8, nil, "d")}, m.user)
-	m.send([]solana.Instruction{m.stackIx("delete_stack", 8, nil, "")}, m.user)
+	m.send([]solana.Instruction{m.createStackIx(8, nil, "d")}, m.user)
+	m.send([]solana.Instruction{m.deleteStackIx(8)}, m.user)
 
 	stranger := newKey(t)
 	m.airdrop(stranger.PublicKey(), sol)
 	so := stranger.PublicKey()
-	// An unauthorized provider owned by the stranger, with no tokens for a deposit first.
-	strangerProvider, _ := pda(t, []byte("provider"), so[:])
 	strangerATA := m.newATA(so, m.mint)
+	strangerRegion, _ := prog.Region(so, 1)
+	ownersRegion2, _ := prog.Region(m.owner.PublicKey(), 2)
 
-	wrongStack := m.stackPDA(99) // seeds of seed 99, used with seed 7
-	u := m.user.PublicKey()
 	cases := []struct {
 		name string
 		ix   solana.Instruction
 		sign []solana.PrivateKey
 		want string
 	}{
-		{"create_provider without tokens for the deposit", m.createProviderIx(stranger, strangerProvider, "x"), []solana.PrivateKey{stranger}, customErrJSON(0, tokErrInsufficientFunds)},
-		{"create_provider at an address not its PDA", m.createProviderIx(stranger, newKey(t).PublicKey(), "x"), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintSeeds)},
-		{"create_provider twice", m.createProviderIx(m.owner, m.provider, "again"), []solana.PrivateKey{m.owner}, customErrJSON(0, sysErrAccountAlreadyInUse)},
-		{"authorizer that is not the state's", mpIx(ixData("create_provider_authorizer", nil),
-			ro(m.state), w(func() solana.PublicKey { k, _ := pda(t, []byte("authorizer"), so[:]); return k }()), wsg(so), s(so), ro(solana.SystemProgramID)),
-			[]solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
-		{"authorize by a key with no authorizer account", m.authorizeIx(stranger, m.provider, m.owner.PublicKey()), []solana.PrivateKey{stranger}, customErrJSON(0, anchorAccountNotInitialized)},
-		{"region passed as provider", m.createRegionIx(m.owner, m.region, func() solana.PublicKey {
-			o := m.owner.PublicKey()
-			k, _ := pda(t, []byte("region"), o[:], le32(2))
-			return k
-		}(), 2), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorAccountDiscriminatorMismatch)},
-		{"region by a stranger for the owner's provider", m.createRegionIx(stranger, m.provider, func() solana.PublicKey {
-			k, _ := pda(t, []byte("region"), so[:], le32(1))
-			return k
-		}(), 1), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
-		{"update_stack with another seed's address", mpIx(ixData("update_stack", func(w *borshWriter) { w.u64(7); w.bytes(nil); w.str("x") }),
-			ro(m.region), w(wrongStack), wsg(u), ro(solana.SystemProgramID)), []solana.PrivateKey{m.user}, customErrJSON(0, anchorAccountNotInitialized)},
-		{"update_stack by another user", mpIx(ixData("update_stack", func(w *borshWriter) { w.u64(7); w.bytes(nil); w.str("x") }),
-			ro(m.region), w(stack), wsg(so), ro(solana.SystemProgramID)), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
-		{"update_stack with the wrong seed", mpIx(ixData("update_stack", func(w *borshWriter) { w.u64(8); w.bytes(nil); w.str("x") }),
-			ro(m.region), w(stack), wsg(u), ro(solana.SystemProgramID)), []solana.PrivateKey{m.user}, customErrJSON(0, anchorConstraintSeeds)},
-		{"update_stack of a deleted stack", m.stackIx("update_stack", 8, nil, "x"), []solana.PrivateKey{m.user}, customErrJSON(0, errCannotOperateOnDeletedStack)},
-		{"delete_stack twice", m.stackIx("delete_stack", 8, nil, ""), []solana.PrivateKey{m.user}, customErrJSON(0, errCannotOperateOnDeletedStack)},
-		{"update_stack with the stack read-only", mpIx(ixData("update_stack", func(w *borshWriter) { w.u64(7); w.bytes(nil); w.str("x") }),
-			ro(m.region), ro(stack), wsg(u), ro(solana.SystemProgramID)), []solana.PrivateKey{m.user}, customErrJSON(0, anchorConstraintMut)},
-		{"create_stack with the user not signing", mpIx(ixData("create_stack", func(w *borshWriter) { w.u64(9); w.bytes(nil); w.str("x") }),
-			ro(m.provider), ro(m.region), w(m.stackPDA(9)), w(u), ro(solana.SystemProgramID)), nil, customErrJSON(0, anchorAccountNotSigner)},
-		{"replayed usage update seed", m.usageIx(stack, 1, 10, m.usageSigner.PublicKey()), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, sysErrAccountAlreadyInUse)},
+		{"create_provider without tokens for the deposit", m.createProviderIx(stranger, "x"), []solana.PrivateKey{stranger}, customErrJSON(0, mp.TokenErrorInsufficientFunds)},
+		{"create_provider at an address not its PDA", changed(m.createProviderIx(stranger, "x"), 1, newKey(t).PublicKey(), true, false), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintSeeds)},
+		{"create_provider twice", m.createProviderIx(m.owner, "again"), []solana.PrivateKey{m.owner}, customErrJSON(0, mp.SystemErrorAccountAlreadyInUse)},
+		{"create_provider with another deposit account", changed(m.createProviderIx(stranger, "x"), 2, strangerATA, true, false), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
+		{"create_provider with the rent account wrong", changed(m.createProviderIx(stranger, "x"), 7, solana.SystemProgramID, false, false), []solana.PrivateKey{stranger}, customErrJSON(0, anchorAccountSysvarMismatch)},
+		{"create_provider with the token program wrong", changed(m.createProviderIx(stranger, "x"), 6, solana.SystemProgramID, false, false), []solana.PrivateKey{stranger}, customErrJSON(0, anchorInvalidProgramID)},
+		{"authorizer that is not the state's", m.authorizerIx(stranger), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
+		{"authorize by a key with no authorizer account", m.authorizeIx(stranger, m.owner.PublicKey()), []solana.PrivateKey{stranger}, customErrJSON(0, anchorAccountNotInitialized)},
+		{"authorize a provider whose owner is not given", changed(m.authorizeIx(m.authority, m.owner.PublicKey()), 3, so, false, false), []solana.PrivateKey{m.authority}, customErrJSON(0, anchorConstraintSeeds)},
+		{"region passed as provider", changed(m.createRegionIx(m.owner, m.region, 2), 0, m.region, false, false), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorAccountDiscriminatorMismatch)},
+		{"a token account passed as provider", changed(m.createRegionIx(m.owner, m.provider, 2), 0, m.ownerATA, false, false), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorAccountOwnedByWrongProgram)},
+		{"region at another number's address", changed(m.createRegionIx(m.owner, m.provider, 3), 1, ownersRegion2, true, false), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorConstraintSeeds)},
+		{"region by a stranger for the owner's provider", m.createRegionIx(stranger, m.provider, 1), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
+		{"stack under a region of no provider", changed(m.createStackIx(9, nil, "x"), 1, strangerRegion, false, false), []solana.PrivateKey{m.user}, customErrJSON(0, anchorAccountNotInitialized)},
+		{"create_stack with the user not signing", flagged(m.createStackIx(9, nil, "x"), 3, true, false), nil, customErrJSON(0, anchorAccountNotSigner)},
+		{"update_stack with another seed's address", changed(m.updateStackIx(7, nil, "x"), 1, m.stackPDA(99), true, false), []solana.PrivateKey{m.user}, customErrJSON(0, anchorAccountNotInitialized)},
+		{"update_stack by another user", changed(m.updateStackIx(7, nil, "x"), 2, so, true, true), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
+		{"update_stack with the wrong seed", changed(m.updateStackIx(8, nil, "x"), 1, stack, true, false), []solana.PrivateKey{m.user}, customErrJSON(0, anchorConstraintSeeds)},
+		{"update_stack of a deleted stack", m.updateStackIx(8, nil, "x"), []solana.PrivateKey{m.user}, customErrJSON(0, errCannotOperateOnDeletedStack)},
+		{"delete_stack twice", m.deleteStackIx(8), []solana.PrivateKey{m.user}, customErrJSON(0, errCannotOperateOnDeletedStack)},
+		{"update_stack with the stack read-only", flagged(m.updateStackIx(7, nil, "x"), 1, false, false), []solana.PrivateKey{m.user}, customErrJSON(0, anchorConstraintMut)},
+		{"replayed usage update seed", m.usageIx(stack, 1, 10, m.usageSigner.PublicKey()), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, mp.SystemErrorAccountAlreadyInUse)},
 		{"usage signed by another key", m.usageIx(stack, 2, 10, so), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintHasOne)},
-		{"usage the escrow cannot pay", m.usageIx(stack, 3, 20_000, m.usageSigner.PublicKey()), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, tokErrInsufficientFunds)},
-		{"withdraw by a stranger", m.withdrawIx(stranger, m.escrow, strangerATA, 1), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintSeeds)},
-		{"withdraw more than the escrow", m.withdrawIx(m.user, m.escrow, m.userATA, testEscrowTokens), []solana.PrivateKey{m.user}, customErrJSON(0, tokErrInsufficientFunds)},
-		{"unknown instruction", mpIx(ixData("no_such_instruction", nil), ro(m.state)), nil, customErrJSON(0, anchorInstructionFallbackNotFound)},
-		{"short instruction data", mpIx([]byte{1, 2}, ro(m.state)), nil, customErrJSON(0, anchorInstructionMissing)},
-		{"too few accounts", mpIx(ixData("authorize_provider", nil), ro(m.authorizer)), nil, customErrJSON(0, anchorAccountNotEnoughKeys)},
-		{"arguments cut short", mpIx(ixData("create_region", func(w *borshWriter) { w.u32(3) }), ro(m.provider), w(m.region), wsg(m.owner.PublicKey()), ro(solana.SystemProgramID)), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorInstructionDidNotDeserialize)},
+		{"usage paid to another token account", changed(m.usageIx(stack, 2, 10, m.usageSigner.PublicKey()), 4, strangerATA, true, false), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, anchorConstraintHasOne)},
+		{"usage with another escrow", changed(m.usageIx(stack, 2, 10, m.usageSigner.PublicKey()), 6, strangerATA, true, false), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, anchorConstraintSeeds)},
+		{"usage the escrow cannot pay", m.usageIx(stack, 3, 20_000, m.usageSigner.PublicKey()), []solana.PrivateKey{m.usageSigner}, customErrJSON(0, mp.TokenErrorInsufficientFunds)},
+		{"withdraw by a stranger", m.withdrawIx(stranger, strangerATA, 1), []solana.PrivateKey{stranger}, customErrJSON(0, anchorConstraintSeeds)},
+		{"withdraw more than the escrow", m.withdrawIx(m.user, m.userATA, testEscrowTokens), []solana.PrivateKey{m.user}, customErrJSON(0, mp.TokenErrorInsufficientFunds)},
+		{"unknown instruction", solana.NewInstruction(testProgramID, solana.AccountMetaSlice{solana.Meta(m.state)}, []byte("12345678")), nil, customErrJSON(0, anchorInstructionFallbackNotFound)},
+		{"short instruction data", solana.NewInstruction(testProgramID, solana.AccountMetaSlice{solana.Meta(m.state)}, []byte{1, 2}), nil, customErrJSON(0, anchorInstructionMissing)},
+		{"too few accounts", solana.NewInstruction(testProgramID, m.authorizeIx(m.authority, m.owner.PublicKey()).AccountValues[:1], m.authorizeIx(m.authority, m.owner.PublicKey()).DataBytes), nil, customErrJSON(0, anchorAccountNotEnoughKeys)},
+		{"arguments cut short", func() solana.Instruction {
+			ix := m.createRegionIx(m.owner, m.provider, 3)
+			return solana.NewInstruction(testProgramID, ix.AccountValues, ix.DataBytes[:12])
+		}(), []solana.PrivateKey{m.owner}, customErrJSON(0, anchorInstructionDidNotDeserialize)},
 	}
 	escrowBefore, ownerBefore := m.tokenAmount(m.escrow), m.tokenAmount(m.ownerATA)
 	for _, tc := range cases {
-		re := m.sendErr([]solana.Instruction{tc.ix}, tc.sign...)
-		if got := preflightErr(t, re); got != tc.want {
+		if got := preflightErr(t, m.sendErr([]solana.Instruction{tc.ix}, tc.sign...)); got != tc.want {
 			t.Errorf("%s: err %s, want %s", tc.name, got, tc.want)
 		}
 	}
@@ -357,20 +357,39 @@ func TestMarketplace_UnauthorizedProviderCannotCreateRegionsOrStacks(t *testing.
 	o2 := p2.PublicKey()
 	ata := m.newATA(o2, m.mint)
 	m.send([]solana.Instruction{token.NewMintToInstruction(testDeposit, m.mint, ata, m.authority.PublicKey(), nil).Build()}, m.authority)
-	prov2, _ := pda(t, []byte("provider"), o2[:])
-	m.send([]solana.Instruction{m.createProviderIx(p2, prov2, "second")}, p2)
-	reg2, _ := pda(t, []byte("region"), o2[:], le32(1))
-	if got := preflightErr(t, m.sendErr([]solana.Instruction{m.createRegionIx(p2, prov2, reg2, 1)}, p2)); got != customErrJSON(0, errProviderNotAuthorized) {
+	prov2, _ := prog.Provider(o2)
+	m.send([]solana.Instruction{m.createProviderIx(p2, "second")}, p2)
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{m.createRegionIx(p2, prov2, 1)}, p2)); got != customErrJSON(0, errProviderNotAuthorized) {
 		t.Errorf("region of an unauthorized provider: %s", got)
 	}
-	// A stack naming the unauthorized provider with the first provider's region
-	// fails has_one; with its own region it cannot exist. The program checks
-	// authorization in create_stack too: authorize, create the region, then
-	// a stack under it succeeds.
-	m.send([]solana.Instruction{m.authorizeIx(m.authority, prov2, o2)}, m.authority)
-	m.send([]solana.Instruction{m.createRegionIx(p2, prov2, reg2, 1)}, p2)
+	// Once authorized, the region is created; the provider's deposit was moved.
+	m.send([]solana.Instruction{m.authorizeIx(m.authority, o2)}, m.authority)
+	m.send([]solana.Instruction{m.createRegionIx(p2, prov2, 1)}, p2)
 	if got := m.tokenAmount(m.deposit); got != "2000" {
 		t.Errorf("deposit account %s after two providers, want 2000", got)
+	}
+	// A stack naming the second provider under the first one's region fails
+	// has_one; under its own region it is created.
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{changed(m.createStackIx(9, nil, "x"), 0, prov2, false, false)}, m.user)); got != customErrJSON(0, anchorConstraintHasOne) {
+		t.Errorf("stack naming another provider than its region's: %s", got)
+	}
+	reg2, _ := prog.Region(o2, 1)
+	s, _ := prog.Stack(m.user.PublicKey(), reg2, 1)
+	m.send([]solana.Instruction{prog.CreateStack(mp.CreateStackAccounts{Provider: prov2, Region: reg2, Stack: s, User: m.user.PublicKey(), SystemProgram: solana.SystemProgramID},
+		mp.StackArgs{StackSeed: 1, Name: "x"})}, m.user)
+}
+
+func TestMarketplace_CreateStackChecksTheProviderFlag(t *testing.T) {
+	m := newMarket(t)
+	// Clear the provider's authorized flag directly (no instruction does),
+	// keeping its region: create_stack must refuse with ProviderNotAuthorized.
+	a := m.mustAccount(m.provider)
+	p, _ := mp.DecodeProvider(a.Data)
+	p.Authorized = false
+	a.Data = p.Encode()
+	m.chain.SetAccount(m.provider, a)
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{m.createStackIx(1, nil, "x")}, m.user)); got != customErrJSON(0, errProviderNotAuthorized) {
+		t.Errorf("stack of an unauthorized provider: %s", got)
 	}
 }
 
@@ -379,9 +398,9 @@ func TestMarketplace_InitializeRefusesACommissionAboveOne(t *testing.T) {
 	m := &market{env: e, authority: newKey(t)}
 	e.airdrop(m.authority.PublicKey(), sol)
 	m.mint = e.newMint(m.authority.PublicKey(), 0)
-	m.state, _ = pda(t, []byte("state"))
-	m.deposit, _ = pda(t, []byte("deposit"))
-	m.commission, _ = pda(t, []byte("commission"))
+	m.state, _ = prog.State()
+	m.deposit, _ = prog.Deposit()
+	m.commission, _ = prog.Commission()
 	if got := preflightErr(t, e.sendErr([]solana.Instruction{m.initializeIx(1_000_001, 1)}, m.authority)); got != customErrJSON(0, errCommissionRateOutOfBounds) {
 		t.Errorf("commission 1000001 micros: %s", got)
 	}
@@ -389,28 +408,102 @@ func TestMarketplace_InitializeRefusesACommissionAboveOne(t *testing.T) {
 		t.Error("a refused initialize left the state account")
 	}
 	e.send([]solana.Instruction{m.initializeIx(1_000_000, 1)}, m.authority)
-	if got := preflightErr(t, e.sendErr([]solana.Instruction{m.initializeIx(0, 1)}, m.authority)); got != customErrJSON(0, sysErrAccountAlreadyInUse) {
+	if got := preflightErr(t, e.sendErr([]solana.Instruction{m.initializeIx(0, 1)}, m.authority)); got != customErrJSON(0, mp.SystemErrorAccountAlreadyInUse) {
 		t.Errorf("second initialize: %s", got)
 	}
 }
 
-func TestCalcUsage_TruncatesEachUnitAndWraps(t *testing.T) {
-	gib := uint64(1 << 30)
-	u := usageAmounts{
-		FunctionMBInstructions: big.NewInt(1_999_999_999_999), // 1.99 tera at rate 1: 1
-		DBBytesSeconds:         new(big.Int).SetUint64(gib * 86400 * 30 * 2),
-		DBReads:                999_999, // rate 1: 0
-		DBWrites:               2_000_000,
-		GatewayRequests:        1_500_000,
-		TrafficBytes:           3 * gib,
+func TestMarketplace_ProviderDepositAndRequestSigners(t *testing.T) {
+	m := newMarket(t)
+	a := m.authority.PublicKey()
+	// update_provider_deposit: the program checks only that the authority
+	// signs, not that it is the state's (the backend keeps that rule).
+	stranger := newKey(t)
+	m.airdrop(stranger.PublicKey(), sol)
+	m.send([]solana.Instruction{prog.UpdateProviderDeposit(mp.UpdateProviderDepositAccounts{State: m.state, Authority: stranger.PublicKey()}, mp.UpdateProviderDepositArgs{ProviderDeposit: 77})}, stranger)
+	st, _ := mp.DecodeMuState(m.data(m.state, mp.AccountMuState))
+	if st.ProviderDeposit != 77 || !st.Authority.Equals(a) {
+		t.Errorf("state after update_provider_deposit %+v", st)
 	}
-	if got := calcUsage([6]uint64{1, 1, 1, 1, 1, 1}, u); got != 1+2+0+2+1+3 {
-		t.Errorf("calcUsage = %d, want 9", got)
+
+	u, sg := m.user.PublicKey(), newKey(t)
+	sk := sg.PublicKey()
+	rs, _ := prog.RequestSigner(u, sk, m.region)
+	m.send([]solana.Instruction{prog.CreateAPIRequestSigner(mp.CreateAPIRequestSignerAccounts{RequestSigner: rs, User: u, Signer: sk, Region: m.region, SystemProgram: solana.SystemProgramID})}, m.user, sg)
+	check := func(active bool) {
+		t.Helper()
+		r, err := mp.DecodeAPIRequestSigner(m.data(rs, mp.AccountAPIRequestSigner))
+		if err != nil || r.Active != active || !r.Signer.Equals(sk) || !r.User.Equals(u) || !r.Region.Equals(m.region) {
+			t.Errorf("request signer %+v %v, want active=%v", r, err, active)
+		}
 	}
-	// A u64 product that overflows wraps (the release build has no overflow checks).
-	huge := usageAmounts{DBReads: 1 << 63}
-	if got := calcUsage([6]uint64{0, 0, 4, 0, 0, 0}, huge); got != 0 {
-		t.Errorf("wrapped product = %d, want 0", got)
+	check(true)
+	deactivate := func(user solana.PublicKey) *solana.GenericInstruction {
+		return prog.DeactivateAPIRequestSigner(mp.DeactivateAPIRequestSignerAccounts{RequestSigner: rs, User: user, Signer: sk, Region: m.region})
+	}
+	activate := prog.ActivateAPIRequestSigner(mp.ActivateAPIRequestSignerAccounts{RequestSigner: rs, User: u, Signer: sk, Region: m.region})
+	// Deactivating needs only the user.
+	m.send([]solana.Instruction{deactivate(u)}, m.user)
+	check(false)
+	// Activating needs the signer's signature too.
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{flagged(activate, 2, false, false)}, m.user)); got != customErrJSON(0, anchorAccountNotSigner) {
+		t.Errorf("activate without the signer: %s", got)
+	}
+	m.send([]solana.Instruction{activate}, m.user, sg)
+	check(true)
+	// Another user cannot deactivate it.
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{deactivate(stranger.PublicKey())}, stranger)); got != customErrJSON(0, anchorConstraintHasOne) {
+		t.Errorf("deactivate by another user: %s", got)
+	}
+	check(true)
+}
+
+func TestMarketplace_ProgramSubscriptionWithADiscriminatorFilter(t *testing.T) {
+	m := newMarket(t)
+	cl := m.wsClient()
+	sub, err := cl.ProgramSubscribeWithOpts(testProgramID, "", solana.EncodingBase64,
+		[]rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: mp.DiscriminatorOffset, Bytes: mp.StackDiscriminator[:]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+	defer cancel()
+	if err := m.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	stack := m.stackPDA(5)
+	// The usage update touches program accounts that are not stacks: only the
+	// stack's notifications arrive, in slot order.
+	m.send([]solana.Instruction{m.createStackIx(5, []byte("v1"), "n")}, m.user)
+	m.send([]solana.Instruction{m.usageIx(stack, 1, 1, m.usageSigner.PublicKey())}, m.usageSigner)
+	m.send([]solana.Instruction{m.updateStackIx(5, []byte("v2"), "n")}, m.user)
+	for _, want := range []string{"v1", "v2"} {
+		r, err := sub.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := mp.DecodeStack(r.Value.Account.Data.GetBinary())
+		if err != nil || !r.Value.Pubkey.Equals(stack) || string(sk.State.StackData) != want {
+			t.Errorf("notification for %s: %+v %v, want the stack with %q", r.Value.Pubkey, sk, err, want)
+		}
+	}
+	// The same through getProgramAccounts: providers by discriminator, stacks
+	// by user (base58 memcmp bytes, as solana-go sends them).
+	got, err := m.rpc.GetProgramAccountsWithOpts(m.ctx, testProgramID, &rpc.GetProgramAccountsOpts{
+		Filters: []rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: mp.DiscriminatorOffset, Bytes: mp.ProviderDiscriminator[:]}}},
+	})
+	if err != nil || len(got) != 1 || !got[0].Pubkey.Equals(m.provider) {
+		t.Errorf("providers by discriminator: %v %v", got, err)
+	}
+	u := m.user.PublicKey()
+	got, err = m.rpc.GetProgramAccountsWithOpts(m.ctx, testProgramID, &rpc.GetProgramAccountsOpts{
+		Filters: []rpc.RPCFilter{
+			{Memcmp: &rpc.RPCFilterMemcmp{Offset: mp.DiscriminatorOffset, Bytes: mp.StackDiscriminator[:]}},
+			{Memcmp: &rpc.RPCFilterMemcmp{Offset: mp.StackUserOffset, Bytes: u[:]}},
+		},
+	})
+	if err != nil || len(got) != 1 || !got[0].Pubkey.Equals(stack) {
+		t.Errorf("stacks by user: %v %v", got, err)
 	}
 }
 
@@ -427,84 +520,5 @@ func TestTransactionError_JSONIsTheValidatorsShape(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("%v marshals as %s (%v), want %s", tc.err, b, err, tc.want)
 		}
-	}
-}
-
-func TestMarketplace_ProviderDepositAndRequestSigners(t *testing.T) {
-	m := newMarket(t)
-	a := m.authority.PublicKey()
-	// update_provider_deposit: the program checks only that the authority
-	// signs, not that it is the state's (the backend keeps that rule).
-	stranger := newKey(t)
-	m.airdrop(stranger.PublicKey(), sol)
-	m.send([]solana.Instruction{mpIx(ixData("update_provider_deposit", func(w *borshWriter) { w.u64(77) }), w(m.state), wsg(stranger.PublicKey()))}, stranger)
-	st, _ := decodeState(m.decode(m.state, discState))
-	if st.ProviderDeposit != 77 || !st.Authority.Equals(a) {
-		t.Errorf("state after update_provider_deposit %+v", st)
-	}
-
-	u, sg := m.user.PublicKey(), newKey(t)
-	sk := sg.PublicKey()
-	rs, _ := pda(t, []byte("request_signer"), u[:], sk[:], m.region[:])
-	m.send([]solana.Instruction{mpIx(ixData("create_api_request_signer", nil), w(rs), wsg(u), s(sk), ro(m.region), ro(solana.SystemProgramID))}, m.user, sg)
-	check := func(active bool) {
-		t.Helper()
-		r, err := decodeRequestSigner(m.decode(rs, discRequestSigner))
-		if err != nil || r.Active != active || !r.Signer.Equals(sk) || !r.User.Equals(u) || !r.Region.Equals(m.region) {
-			t.Errorf("request signer %+v %v, want active=%v", r, err, active)
-		}
-	}
-	check(true)
-	// Deactivating needs only the user.
-	m.send([]solana.Instruction{mpIx(ixData("deactivate_api_request_signer", nil), w(rs), wsg(u), ro(sk), ro(m.region))}, m.user)
-	check(false)
-	// Activating needs the signer's signature too.
-	if got := preflightErr(t, m.sendErr([]solana.Instruction{mpIx(ixData("activate_api_request_signer", nil), w(rs), wsg(u), ro(sk), ro(m.region))}, m.user)); got != customErrJSON(0, anchorAccountNotSigner) {
-		t.Errorf("activate without the signer: %s", got)
-	}
-	m.send([]solana.Instruction{mpIx(ixData("activate_api_request_signer", nil), w(rs), wsg(u), s(sk), ro(m.region))}, m.user, sg)
-	check(true)
-	// Another user cannot deactivate it.
-	if got := preflightErr(t, m.sendErr([]solana.Instruction{mpIx(ixData("deactivate_api_request_signer", nil), w(rs), wsg(stranger.PublicKey()), ro(sk), ro(m.region))}, stranger)); got != customErrJSON(0, anchorConstraintHasOne) {
-		t.Errorf("deactivate by another user: %s", got)
-	}
-	check(true)
-}
-
-func TestMarketplace_ProgramSubscriptionWithADiscriminatorFilter(t *testing.T) {
-	m := newMarket(t)
-	cl := m.wsClient()
-	sub, err := cl.ProgramSubscribeWithOpts(testProgramID, "", solana.EncodingBase64,
-		[]rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: 0, Bytes: discStack}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
-	defer cancel()
-	if err := m.chain.WaitSubscriptions(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	stack := m.stackPDA(5)
-	// The usage update touches program accounts that are not stacks: only the
-	// stack's notifications arrive, in slot order.
-	m.send([]solana.Instruction{m.stackIx("create_stack", 5, []byte("v1"), "n")}, m.user)
-	m.send([]solana.Instruction{m.usageIx(stack, 1, 1, m.usageSigner.PublicKey())}, m.usageSigner)
-	m.send([]solana.Instruction{m.stackIx("update_stack", 5, []byte("v2"), "n")}, m.user)
-	for _, want := range []string{"v1", "v2"} {
-		r, err := sub.Recv(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sk, err := decodeStack(r.Value.Account.Data.GetBinary())
-		if err != nil || !r.Value.Pubkey.Equals(stack) || string(sk.StackData) != want {
-			t.Errorf("notification for %s: %+v %v, want the stack with %q", r.Value.Pubkey, sk, err, want)
-		}
-	}
-	// The same through getProgramAccounts, discriminator in base58.
-	got, err := m.rpc.GetProgramAccountsWithOpts(m.ctx, testProgramID, &rpc.GetProgramAccountsOpts{
-		Filters: []rpc.RPCFilter{{Memcmp: &rpc.RPCFilterMemcmp{Offset: 0, Bytes: discProvider}}},
-	})
-	if err != nil || len(got) != 1 || !got[0].Pubkey.Equals(m.provider) {
-		t.Errorf("providers by discriminator: %v %v", got, err)
 	}
 }
