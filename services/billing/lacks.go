@@ -36,7 +36,7 @@ type lacksFetcher interface {
 }
 
 // regionReader is a ledger billing can read stacks, regions and escrows
-// from when it has no chain indexer (a ledger.Ledger in the same process).
+// from (a ledger.Ledger in the same process, or the Solana backend).
 type regionReader interface {
 	Stack(ctx context.Context, id ledger.Pubkey) (ledger.Stack, error)
 	Region(ctx context.Context, id ledger.Pubkey) (ledger.Region, error)
@@ -79,17 +79,19 @@ func sendable(a amounts, lacks []ledger.Capability) ledger.Usage {
 }
 
 // stackRates returns the rates of stack's region and the balance of its
-// owner's escrow with the region's provider (0 without one): from the
-// chain indexer, or, without one, from the ledger itself when it can be
-// read.
+// owner's escrow with the region's provider (0 without one), the budget
+// of a settlement on a ledger without partial charges. A ledger billing
+// can read (one in this process, or the Solana backend billing opened)
+// answers itself: its escrow balance is the one the update will meet,
+// where the chain indexer's may lag. Otherwise the chain indexer answers.
 func (s *Server) stackRates(ctx context.Context, stack ledger.Pubkey) (ledger.Rates, uint64, error) {
-	m, err := s.lookup(ctx, stack)
-	if err == nil {
-		return ledgerpb.ParseRates(m.region.GetRates()), m.escrow.GetBalance(), nil
-	}
 	r, ok := s.ledger.(regionReader)
-	if !errors.Is(err, errNoIndexer) || !ok {
-		return ledger.Rates{}, 0, fmt.Errorf("billing: the ledger lacks %s, so a settlement needs the region's rates: %w", ledger.CapCarries, err)
+	if !ok {
+		m, err := s.lookup(ctx, stack)
+		if err != nil {
+			return ledger.Rates{}, 0, fmt.Errorf("billing: the ledger lacks %s, so a settlement needs the region's rates: %w", ledger.CapCarries, err)
+		}
+		return ledgerpb.ParseRates(m.region.GetRates()), m.escrow.GetBalance(), nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, s.cfg.IndexerTimeout)
 	defer cancel()

@@ -171,7 +171,11 @@ func TestSettle_LedgerWithoutCarriesIsSentWholeTokensAndTheRestWaits(t *testing.
 func TestSettle_ShortEscrowOnTheProgramPaysWhatItHoldsAndTheRestWaits(t *testing.T) {
 	m := newTestMarket(t, minEscrow+500, 1)
 	pl := &programLedger{Ledger: m.l}
-	n := startNode(t, testConfig(t, m), testDeps(m, pl))
+	deps := testDeps(m, pl)
+	// The ledger is readable: its balance is the budget, not the indexer's
+	// lagging one.
+	deps.Indexer = staleIndexer{indexer: indexer{l: m.l}, extra: 1_000_000}
+	n := startNode(t, testConfig(t, m), deps)
 	ctx := t.Context()
 	stack := m.stacks[0].ID
 	_, err := n.c.ReportUsage(ctx, &billingv1.ReportUsageRequest{Records: []*billingv1.UsageRecord{rec(stack, kindReq, 1_000_000, "g1")}})
@@ -232,15 +236,24 @@ func (x staleIndexer) ListEscrows(ctx context.Context, req *chainindexerv1.ListE
 	return resp, err
 }
 
+// updateOnly is a ledger billing can only send updates to (as through
+// ledgerrpc): the escrow balance then comes from the chain indexer.
+type updateOnly struct{ p *programLedger }
+
+func (u updateOnly) UpdateUsage(ctx context.Context, signer ledger.Signer, stack ledger.Pubkey, seed ledger.Uint128, us ledger.Usage) (ledger.UsageResult, error) {
+	return u.p.UpdateUsage(ctx, signer, stack, seed, us)
+}
+func (u updateOnly) Lacks() []ledger.Capability { return u.p.Lacks() }
+
 // TestSettle_RefusedForShortEscrowReturnsTheUsageAndFlags: when the
-// escrow holds less than billing was told, the program refuses the update
-// (ErrInsufficientEscrow, nothing charged): the usage returns to
-// unsettled, the refusal is recorded INSUFFICIENT_ESCROW and the stack
-// flagged; the next round, told the truth, charges what is there.
+// escrow holds less than the chain indexer told billing (its view lags),
+// the program refuses the update (ErrInsufficientEscrow, nothing
+// charged): the usage returns to unsettled, the refusal is recorded
+// INSUFFICIENT_ESCROW and the stack flagged.
 func TestSettle_RefusedForShortEscrowReturnsTheUsageAndFlags(t *testing.T) {
 	m := newTestMarket(t, minEscrow+500, 1)
 	pl := &programLedger{Ledger: m.l}
-	deps := testDeps(m, pl)
+	deps := testDeps(m, updateOnly{pl})
 	deps.Indexer = staleIndexer{indexer: indexer{l: m.l}, extra: 1_000_000}
 	n := startNode(t, testConfig(t, m), deps)
 	ctx := t.Context()
