@@ -179,6 +179,11 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 		return err
 	}
 	cfg.DataDir = nodeDir(opts.DataDir, "chain-indexer")
+	if r.solana != nil {
+		// A Solana write's signature covers a blockhash only its sender
+		// knows: the indexer cannot take signed writes for the program.
+		cfg.ServeLedger = false
+	}
 	if lo.Indexer != nil {
 		lo.Indexer(&cfg)
 	}
