@@ -158,3 +158,33 @@ func fitBudget(r ledger.Rates, send amounts, budget uint64) (fit, rest amounts) 
 	}
 	return fit, rest
 }
+
+// narrowUnits are the units the program keeps in 64-bit fields and prices
+// in 64-bit arithmetic (rate × amount must fit 64 bits).
+var narrowUnits = []ledger.Unit{ledger.UnitDBReads, ledger.UnitDBWrites, ledger.UnitGatewayRequests, ledger.UnitGatewayTrafficBytes}
+
+// maxProgramPrice bounds one update's price on the program: price ×
+// commission micros (up to 10^6) must fit its 64-bit arithmetic.
+const maxProgramPrice = ^uint64(0) / 1_000_000
+
+// fitProgram splits whole-token usage into what the program's wrapping
+// 64-bit arithmetic prices exactly (each narrow unit's rate × amount
+// within 64 bits, in whole steps) and the rest, which waits for the next
+// update; the update's total is bounded by fitBudget with
+// maxProgramPrice. Only usage far beyond any interval's reaches it.
+func fitProgram(r ledger.Rates, send amounts) (fit, rest amounts) {
+	fit = send
+	for _, unit := range narrowUnits {
+		limit := ^uint64(0)
+		if rate := r.Rate(unit); rate > 0 {
+			limit /= rate
+		}
+		step := ledger.WholeTokenStep(r.Rate(unit), ledger.Quantity(unit))
+		limit -= limit % step
+		if fit[unit].Cmp(ledger.U128(limit)) > 0 {
+			rest[unit], _ = fit[unit].Sub(ledger.U128(limit))
+			fit[unit] = ledger.U128(limit)
+		}
+	}
+	return fit, rest
+}

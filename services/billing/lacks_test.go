@@ -398,3 +398,35 @@ func TestFitBudget_TakesWholeStepsInUnitOrderUpToTheBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestFitProgram_KeepsEachNarrowUnitsProductWithin64Bits(t *testing.T) {
+	r := ledger.Rates{DBPerMillionReads: 7, GatewayPerGiBTraffic: 1 << 20}
+	var send amounts
+	send[ledger.UnitDBReads] = ledger.Uint128{Hi: 1}                      // 2^64 reads
+	send[ledger.UnitGatewayTrafficBytes] = ledger.U128(1 << 50)           // 2^70 at 2^20 per GiB
+	send[ledger.UnitFunctionMBInstructions] = ledger.Uint128{Hi: 1 << 10} // 128-bit in the program
+	fit, rest := fitProgram(r, send)
+	// Reads: (2^64-1)/7 = 2635249153387078802, down to a multiple of 10^6.
+	if fit[ledger.UnitDBReads] != ledger.U128(2_635_249_153_387_000_000) {
+		t.Errorf("reads fit %s", fit[ledger.UnitDBReads])
+	}
+	// Traffic: (2^64-1)/2^20 = 2^44-1, down to a multiple of the step 2^10.
+	if fit[ledger.UnitGatewayTrafficBytes] != ledger.U128(1<<44-1<<10) {
+		t.Errorf("traffic fit %s", fit[ledger.UnitGatewayTrafficBytes])
+	}
+	if fit[ledger.UnitFunctionMBInstructions] != send[ledger.UnitFunctionMBInstructions] {
+		t.Errorf("a wide unit was cut: %s", fit[ledger.UnitFunctionMBInstructions])
+	}
+	for _, u := range narrowUnits {
+		if _, over := fit[u].Mul64(r.Rate(u)); over || fit[u].Hi != 0 {
+			t.Errorf("%s: %s × %d leaves 64 bits", u, fit[u], r.Rate(u))
+		}
+		p, _ := fit[u].Mul64(r.Rate(u))
+		if p.Hi != 0 {
+			t.Errorf("%s: product %s leaves 64 bits", u, p)
+		}
+		if sum, _ := fit[u].Add(rest[u]); sum != send[u] {
+			t.Errorf("%s: fit + rest != send", u)
+		}
+	}
+}

@@ -268,14 +268,15 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 			}
 			short := false
 			if budget != nil && !send.isZero() {
-				fit, rest := fitBudget(*rates, send, *budget)
-				if short = !rest.isZero(); short {
-					if err := carry.add(rest); err != nil {
-						return err
-					}
-					send = fit
-					starved = send.isZero()
+				fit, over := fitProgram(*rates, send)
+				fit, rest := fitBudget(*rates, fit, min(*budget, maxProgramPrice))
+				// Short when the escrow, not the program's arithmetic, cut it.
+				short = !rest.isZero() && *budget < maxProgramPrice
+				if err := errors.Join(carry.add(over), carry.add(rest)); err != nil {
+					return err
 				}
+				send = fit
+				starved = short && send.isZero()
 			}
 			if send.isZero() {
 				return nil // all below one whole token of its unit, or the escrow is empty: wait
