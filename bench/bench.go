@@ -118,6 +118,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		{"ledger", s.runLedger},
 		{"deadline", s.runDeadline},
 		{"density", s.runDensity},
+		{"idlestacks", s.runIdleStacks},
 		{"placement", s.runPlacement},
 	}
 	for _, st := range steps {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	goruntime "runtime"
 	"time"
 
 	"github.com/muprotocol/mu/bench/load"
@@ -20,12 +21,24 @@ type coldStartTrial struct {
 	deploy     time.Duration // Deploy RPC: compile or deserialize, then bookkeeping
 	first      time.Duration // first GET: instance start-up + the call
 	moduleLoad time.Duration // the runtime's own compile/deserialize time
+	// cpu and allocs are the bench process's CPU time and Go heap
+	// allocations over the deploy and the first request (the region runs
+	// in this process: runtime, gateway and the client).
+	cpu    time.Duration
+	allocs uint64
 }
 
 func (t coldStartTrial) total() time.Duration { return t.deploy + t.first }
 
 type coldStartResult struct {
-	empty, warm []coldStartTrial
+	// empty: a new region on a new data dir (Deploy compiles, the wasm
+	// inline). restarted: a new region on a data dir whose artifact cache
+	// holds hello and its snapshot, its first deploy by binary id (as the
+	// chain follower deploys); restartedInline the same with the wasm sent
+	// inline, as the CLI's direct deploy does. warm: on a running region
+	// whose cache holds hello and its snapshot, nothing of hello loaded (the
+	// earlier stack that used it removed), a new stack deployed by id.
+	empty, restarted, restartedInline, warm []coldStartTrial
 	// warmRequest is the median latency of a request to a warm instance.
 	warmRequest time.Duration
 	// instanceFirst are first requests to new stacks whose module is
@@ -111,40 +124,85 @@ func (cr *coldRegion) get(url string) error {
 	return nil
 }
 
-// deployAndAsk deploys hello as a new stack and times the deploy and the first request.
-func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion) (coldStartTrial, string, error) {
+// deployAndAsk deploys hello as a new stack and times the deploy and the
+// first request. With inline the Deploy carries the wasm (the runtime
+// checks its content id); without, it names the binary id only, as the
+// chain follower's deploys do, and the runtime loads it from its cache.
+func (s *Suite) deployAndAsk(ctx context.Context, cr *coldRegion, inline bool) (coldStartTrial, ids.StackID, string, error) {
 	h, err := s.helloWasm(ctx)
 	if err != nil {
-		return coldStartTrial{}, "", err
+		return coldStartTrial{}, ids.StackID{}, "", err
 	}
 	id, err := newStackID()
 	if err != nil {
-		return coldStartTrial{}, "", err
+		return coldStartTrial{}, ids.StackID{}, "", err
+	}
+	var bins map[string][]byte
+	if inline {
+		bins = h.binaries()
 	}
 	url := cr.base + "/" + id.String() + "/greeting/greet/world"
 	before := moduleLoadSeconds(cr.region.Runtime().Server())
+	var ms0, ms1 goruntime.MemStats
+	goruntime.ReadMemStats(&ms0)
+	cpu0 := snapshotCPU()
 	t0 := time.Now()
-	if err := cr.region.Deploy(ctx, id, 1, h.manifest, h.binaries()); err != nil {
-		return coldStartTrial{}, "", err
+	if err := cr.region.Deploy(ctx, id, 1, h.manifest, bins); err != nil {
+		return coldStartTrial{}, ids.StackID{}, "", err
 	}
 	t1 := time.Now()
 	if err := cr.get(url); err != nil {
-		return coldStartTrial{}, "", err
+		return coldStartTrial{}, ids.StackID{}, "", err
 	}
 	t2 := time.Now()
+	cpu := snapshotCPU().proc - cpu0.proc
+	goruntime.ReadMemStats(&ms1)
 	load := time.Duration((moduleLoadSeconds(cr.region.Runtime().Server()) - before) * float64(time.Second))
-	return coldStartTrial{deploy: t1.Sub(t0), first: t2.Sub(t1), moduleLoad: load}, url, nil
+	return coldStartTrial{deploy: t1.Sub(t0), first: t2.Sub(t1), moduleLoad: load, cpu: cpu, allocs: ms1.Mallocs - ms0.Mallocs}, id, url, nil
 }
 
-// trial runs one cold start on a new region over dataDir.
-func (s *Suite) coldTrial(ctx context.Context, dataDir string) (coldStartTrial, error) {
+// emptyTrial runs one cold start on a new region over the empty dataDir
+// (Deploy compiles, with the wasm inline), then waits for the snapshot
+// build so that the data dir's cache holds hello and its snapshot.
+func (s *Suite) emptyTrial(ctx context.Context, dataDir string) (coldStartTrial, error) {
 	cr, err := s.startColdRegion(ctx, dataDir)
 	if err != nil {
 		return coldStartTrial{}, err
 	}
 	defer cr.close()
-	t, _, err := s.deployAndAsk(ctx, cr)
-	return t, err
+	t, _, _, err := s.deployAndAsk(ctx, cr, true)
+	if err != nil {
+		return t, err
+	}
+	return t, cr.region.Runtime().Server().WaitSnapshots(ctx)
+}
+
+// warmTrials starts a new region over dataDir, whose cache holds hello
+// and its snapshot, and runs on it: the restarted node's first deploy
+// (inline or by id), then warm deploys by id, each after the stack
+// before is removed (so the runtime holds nothing of hello: it maps the
+// cached artifacts again).
+func (s *Suite) warmTrials(ctx context.Context, dataDir string, inline bool, warm int) (restarted coldStartTrial, warmTs []coldStartTrial, err error) {
+	cr, err := s.startColdRegion(ctx, dataDir)
+	if err != nil {
+		return coldStartTrial{}, nil, err
+	}
+	defer cr.close()
+	restarted, id, _, err := s.deployAndAsk(ctx, cr, inline)
+	if err != nil {
+		return restarted, nil, err
+	}
+	for range warm {
+		if err := cr.region.Remove(ctx, id); err != nil {
+			return restarted, nil, err
+		}
+		var t coldStartTrial
+		if t, id, _, err = s.deployAndAsk(ctx, cr, false); err != nil {
+			return restarted, nil, err
+		}
+		warmTs = append(warmTs, t)
+	}
+	return restarted, warmTs, nil
 }
 
 func (s *Suite) runColdStart(ctx context.Context) error {
@@ -163,15 +221,17 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 		}
 	}()
 	// Empty- and warm-cache trials alternate: each empty trial fills a new
-	// data dir's artifact cache, which the warm trials after it read.
-	for i := 0; len(res.empty) < nEmpty || len(res.warm) < nWarm; i++ {
-		if len(res.empty) < nEmpty && (i == 0 || len(res.warm) >= len(res.empty)*nWarm/nEmpty) {
+	// data dir's artifact cache, which the restarted regions after it
+	// read; each restarted region runs warmPer warm trials.
+	const warmPer = 2
+	for i := 0; len(res.empty) < nEmpty || len(res.restarted)+len(res.restartedInline) < nWarm; i++ {
+		if len(res.empty) < nEmpty && (i == 0 || len(res.restarted)+len(res.restartedInline) >= len(res.empty)*nWarm/nEmpty) {
 			dir, err := os.MkdirTemp("", "mubench-cold-")
 			if err != nil {
 				return err
 			}
 			dirs = append(dirs, dir)
-			t, err := s.coldTrial(ctx, dir)
+			t, err := s.emptyTrial(ctx, dir)
 			if err != nil {
 				return err
 			}
@@ -179,12 +239,23 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 			res.empty = append(res.empty, t)
 			continue
 		}
-		t, err := s.coldTrial(ctx, dirs[len(dirs)-1])
+		inline := i%2 == 0 // restarted regions alternate: deploy inline, by binary id
+		r, ws, err := s.warmTrials(ctx, dirs[len(dirs)-1], inline, warmPer)
 		if err != nil {
 			return err
 		}
-		s.logf("coldstart: warm cache: deploy %v (module deserialize %v), first request %v", t.deploy, t.moduleLoad, t.first)
-		res.warm = append(res.warm, t)
+		how := "by binary id"
+		if inline {
+			how = "wasm inline"
+			res.restartedInline = append(res.restartedInline, r)
+		} else {
+			res.restarted = append(res.restarted, r)
+		}
+		s.logf("coldstart: restarted node, %s: deploy %v (module load %v), first request %v", how, r.deploy, r.moduleLoad, r.first)
+		for _, t := range ws {
+			s.logf("coldstart: warm cache: deploy %v (module load %v), first request %v; CPU %v, %d allocations", t.deploy, t.moduleLoad, t.first, t.cpu, t.allocs)
+		}
+		res.warm = append(res.warm, ws...)
 	}
 
 	if nInstance > 0 {
@@ -208,25 +279,43 @@ func (s *Suite) runColdStart(ctx context.Context) error {
 	}
 	s.res.coldStart = res
 
-	e, w := res.empty, res.warm
-	s.res.add("first_request_empty_cache_ms", ms(median(totals(e))), "ms", "deploy (Cranelift compile) + first request, PrewarmInstances 0")
-	s.res.add("first_request_warm_cache_ms", ms(median(totals(w))), "ms", "deploy (artifact deserialize) + first request, PrewarmInstances 0")
-	s.res.add("deploy_empty_cache_ms", ms(median(pick(e, func(t coldStartTrial) time.Duration { return t.deploy }))), "ms", "Deploy RPC")
-	s.res.add("deploy_warm_cache_ms", ms(median(pick(w, func(t coldStartTrial) time.Duration { return t.deploy }))), "ms", "Deploy RPC")
-	s.res.add("module_compile_ms", ms(median(pick(e, func(t coldStartTrial) time.Duration { return t.moduleLoad }))), "ms", "runtime's mu_runtime_module_load_seconds{from_cache=false}")
-	s.res.add("module_deserialize_ms", ms(median(pick(w, func(t coldStartTrial) time.Duration { return t.moduleLoad }))), "ms", "runtime's mu_runtime_module_load_seconds{from_cache=true}")
+	e, w, rs, ri := res.empty, res.warm, res.restarted, res.restartedInline
+	deploys := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.deploy }))
+	}
+	loads := func(ts []coldStartTrial) time.Duration {
+		return median(pick(ts, func(t coldStartTrial) time.Duration { return t.moduleLoad }))
+	}
+	s.res.add("first_request_empty_cache_ms", ms(median(totals(e))), "ms", "deploy (Cranelift compile, wasm inline) + first request, PrewarmInstances 0")
+	s.res.add("first_request_warm_cache_ms", ms(median(totals(w))), "ms", "on a running region whose artifact cache holds hello and its snapshot, nothing of hello loaded (the stack before removed): deploy of a new stack by binary id (as the chain follower deploys) + first request, PrewarmInstances 0")
+	s.res.add("first_request_warm_cache_cpu_ms", ms(median(pick(w, func(t coldStartTrial) time.Duration { return t.cpu }))), "ms", "CPU time of the bench process (runtime, gateway and client in it) over a warm-cache deploy + first request, median")
+	s.res.add("first_request_warm_cache_allocs", float64(median(pick(w, func(t coldStartTrial) time.Duration { return time.Duration(t.allocs) }))), "allocs", "Go heap allocations of the bench process over a warm-cache deploy + first request, median")
+	s.res.add("first_request_restarted_node_ms", ms(median(totals(rs))), "ms", "a new region on a data dir whose cache holds hello and its snapshot: its first deploy, by binary id, + first request")
+	s.res.add("first_request_restarted_inline_ms", ms(median(totals(ri))), "ms", "as first_request_restarted_node_ms with the wasm sent inline (the runtime hashes it against its id)")
+	s.res.add("deploy_empty_cache_ms", ms(deploys(e)), "ms", "Deploy RPC")
+	s.res.add("deploy_warm_cache_ms", ms(deploys(w)), "ms", "Deploy RPC (warm-cache trials)")
+	s.res.add("deploy_restarted_node_ms", ms(deploys(rs)), "ms", "Deploy RPC (restarted node, by binary id)")
+	s.res.add("deploy_restarted_inline_ms", ms(deploys(ri)), "ms", "Deploy RPC (restarted node, wasm inline)")
+	s.res.add("module_compile_ms", ms(loads(e)), "ms", "runtime's mu_runtime_module_load_seconds{from_cache=false}")
+	s.res.add("module_deserialize_ms", ms(loads(w)), "ms", "runtime's mu_runtime_module_load_seconds{from_cache=true}, warm-cache trials: the artifact checked since the node started, mapped")
+	s.res.add("module_deserialize_restarted_ms", ms(loads(rs)), "ms", "runtime's mu_runtime_module_load_seconds{from_cache=true}, a restarted node's first deploy (waits for or makes the artifact's CRC32C check)")
 	s.res.add("first_request_after_deploy_ms", ms(median(pick(w, func(t coldStartTrial) time.Duration { return t.first }))), "ms", "the GET alone: instance start + call (warm-cache trials)")
 	if nInstance > 0 {
 		s.res.add("instance_start_ms", ms(res.instanceStart()), "ms", "first request to a new stack of an already loaded module minus a warm request")
 		s.res.add("warm_request_us", us(res.warmRequest), "µs", "median of 200 sequential requests to a warm instance")
-		s.res.add("deploy_loaded_module_ms", ms(median(res.instanceDeploy)), "ms", "Deploy RPC of a stack whose module is already compiled")
+		loaded := make([]time.Duration, len(res.instanceFirst))
+		for i := range loaded {
+			loaded[i] = res.instanceDeploy[i] + res.instanceFirst[i]
+		}
+		s.res.add("first_request_loaded_module_ms", ms(median(loaded)), "ms", "deploy by binary id of a stack whose module and snapshot another stack holds + first request")
+		s.res.add("deploy_loaded_module_ms", ms(median(res.instanceDeploy)), "ms", "Deploy RPC, by binary id, of a stack whose module another stack holds")
 		if res.startupFuel > 0 {
 			s.res.add("instance_startup_fuel", res.startupFuel, "fuel", "fuel one hello instance burns before its first request (Go runtime init)")
 		}
 		if d := res.deserialize; d != nil {
 			note := fmt.Sprintf("hello's %.1f MiB artifact, engine as the runtime's, median of 7", float64(d.artifactBytes)/(1<<20))
 			s.res.add("artifact_load_as_runtime_ms", ms(d.asRuntime), "ms", note+"; os.ReadFile + CRC32C + NewModuleDeserialize (copying the artifact; the runtime's cache did this before it mapped files)")
-			s.res.add("artifact_load_streamed_crc_mmap_ms", ms(d.streamedFile), "ms", note+"; CRC32C streamed from the file + NewModuleDeserializeFile (the runtime's artifact cache)")
+			s.res.add("artifact_load_streamed_crc_mmap_ms", ms(d.streamedFile), "ms", note+"; CRC32C streamed from the file + NewModuleDeserializeFile (the runtime's first load of an artifact it has not checked since it started)")
 			s.res.add("artifact_load_mmap_ms", ms(d.file), "ms", note+"; NewModuleDeserializeFile alone")
 			s.res.add("wasm_sha256_ms", ms(res.sha256), "ms", fmt.Sprintf("one SHA-256 over hello's %.1f MiB wasm; Deploy computes it once (the ids.BinaryID check; Compile reuses the verified id)", float64(res.wasmBytes)/(1<<20)))
 		}
@@ -242,7 +331,7 @@ func (s *Suite) instanceStart(ctx context.Context, dataDir string, n int, res *c
 		return err
 	}
 	defer cr.close()
-	_, url, err := s.deployAndAsk(ctx, cr)
+	_, _, url, err := s.deployAndAsk(ctx, cr, true)
 	if err != nil {
 		return err
 	}
@@ -252,7 +341,7 @@ func (s *Suite) instanceStart(ctx context.Context, dataDir string, n int, res *c
 	}
 	res.warmRequest = r.Percentile(0.5)
 	for range n {
-		t, _, err := s.deployAndAsk(ctx, cr)
+		t, _, _, err := s.deployAndAsk(ctx, cr, false)
 		if err != nil {
 			return err
 		}

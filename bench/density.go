@@ -20,10 +20,12 @@ const densityStacks = 1000
 // densityResult is one runtime process with densityStacks idle stacks.
 type densityResult struct {
 	prewarm      int
-	baseRSS      int64 // kB, after start, before any deploy
-	oneRSS       int64 // kB, after the first deploy (module compiled)
-	rss          int64 // kB, after all deploys, settled
-	hwm          int64 // kB, peak
+	baseRSS      int64   // kB, after start, before any deploy
+	oneRSS       int64   // kB, after the first deploy (module compiled)
+	rss          int64   // kB, after all deploys, settled
+	hwm          int64   // kB, peak
+	pss          int64   // kB, Pss (smaps_rollup): shared pages counted once
+	held         float64 // bytes the pool counts for idle instances (mu_runtime_idle_instance_bytes)
 	threads      int64
 	warm         int // idle instances the runtime reports
 	deployTime   time.Duration
@@ -63,6 +65,8 @@ func (s *Suite) runDensity(ctx context.Context) error {
 		s.res.add("density_rss_delta_mib"+suffix, kbToMiB(r.rss-r.baseRSS), "MiB", "VmRSS after the deploys minus after start-up")
 		s.res.add("density_per_stack_kib"+suffix, r.perStackKiB(), "KiB", "(VmRSS after 1,000 − after 1) ÷ 999")
 		s.res.add("density_peak_rss_mib"+suffix, kbToMiB(r.hwm), "MiB", "VmHWM")
+		s.res.add("density_pss_mib"+suffix, kbToMiB(r.pss), "MiB", "Pss (smaps_rollup): each page once, where VmRSS counts a shared page once per mapping of it")
+		s.res.add("density_idle_counted_mib"+suffix, r.held/(1<<20), "MiB", "what the pool counts for the idle instances against idle_memory_budget (mu_runtime_idle_instance_bytes)")
 		s.res.add("density_threads"+suffix, float64(r.threads), "threads", "OS threads of the runtime process")
 		s.res.add("density_warm_instances"+suffix, float64(r.warm), "instances", "idle instances the runtime keeps (Status)")
 	}
@@ -159,8 +163,12 @@ func (s *Suite) density(ctx context.Context, dataDir string, prewarm int, h *hel
 	time.Sleep(2 * time.Second) // let the runtime settle (GC, released pages)
 	r.rss = procStatusField(status, "VmRSS")
 	r.hwm = procStatusField(status, "VmHWM")
+	r.pss = procStatusField(fmt.Sprintf("/proc/%d/smaps_rollup", rt.Process().Pid()), "Pss")
+	if m, err := scrapeMetrics(ctx, "http://"+rt.AdminAddr()+"/metrics"); err == nil {
+		r.held = m["mu_runtime_idle_instance_bytes"]
+	}
 	r.threads = procStatusField(status, "Threads")
-	s.logf("density: prewarm %d: VmRSS %.0f MiB at start, %.0f MiB with 1 stack, %.0f MiB with %d (peak %.0f MiB), %d threads, %d warm instances; deploys took %v",
-		prewarm, kbToMiB(r.baseRSS), kbToMiB(r.oneRSS), kbToMiB(r.rss), densityStacks, kbToMiB(r.hwm), r.threads, r.warm, r.deployTime.Round(time.Millisecond))
+	s.logf("density: prewarm %d: VmRSS %.0f MiB at start, %.0f MiB with 1 stack, %.0f MiB with %d (peak %.0f MiB), Pss %.0f MiB, pool counts %.0f MiB, %d threads, %d warm instances; deploys took %v",
+		prewarm, kbToMiB(r.baseRSS), kbToMiB(r.oneRSS), kbToMiB(r.rss), densityStacks, kbToMiB(r.hwm), kbToMiB(r.pss), r.held/(1<<20), r.threads, r.warm, r.deployTime.Round(time.Millisecond))
 	return r, nil
 }

@@ -11,7 +11,7 @@ import (
 var targetOrder = []string{
 	"throughput_ratio_c64", "p50_us_c1", "throughput_ratio_c64_remote", "instance_starts_c64_steady", "instance_starts_c64_steady_remote",
 	"fuel_overhead_hello", "wrk_throughput_ratio_c64", "first_request_warm_cache_ms", "instance_start_us", "fuel_overhead_fib",
-	"mudb_get_ratio", "mudb_put_ratio", "density_rss_mib_prewarm1", "density_rss_mib_prewarm0",
+	"mudb_get_ratio", "mudb_put_ratio", "idle_stacks_pss_mib_10000", "idle_stacks_pss_mib_10000_called", "density_pss_mib_prewarm1", "density_pss_mib_prewarm0",
 	"deadline_overrun_8_pct", "deadline_overrun_8_max_ms",
 }
 
@@ -182,26 +182,30 @@ func (r *Results) WriteMarkdown(path string) error {
 	sec = r.section(w, "coldstart")
 	if c := r.coldStart; c != nil {
 		w("\n## 2. Cold start\n\n")
-		w("Each trial starts a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request), " +
-			"connects to the gateway, deploys hello as a new stack through the runtime's gRPC Deploy and sends the first request. " +
-			"Empty cache: a new data dir, so Deploy compiles with Cranelift and writes the artifact. Warm cache: a new region on a data dir " +
-			"whose artifact cache holds the module, so Deploy deserializes it. Trials alternate.\n\n")
-		w("| trial | deploy | of which module load | first request | deploy + first request |\n|---|---|---|---|---|\n")
-		for i, t := range c.empty {
-			w("| empty cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
+		w("Each region is a new local region (runtime + gateway, `PrewarmInstances` 0 so nothing runs before the first request); a trial " +
+			"deploys hello as a new stack through the runtime's gRPC Deploy and sends the first request. " +
+			"Empty cache: a new data dir, so Deploy compiles with Cranelift (the wasm inline) and writes the artifact; the snapshot is then built and cached. " +
+			"Restarted node: a new region on a data dir whose cache holds hello and its snapshot, its first deploy (by binary id, as the chain follower deploys, " +
+			"or with the wasm inline). Warm cache: on that region, after the stack before is removed (nothing of hello stays loaded), a new stack deployed by binary id. Trials alternate.\n\n")
+		w("| trial | deploy | of which module load | first request | deploy + first request | CPU (bench process) | allocations |\n|---|---|---|---|---|---|---|\n")
+		rows := func(name string, ts []coldStartTrial) {
+			for i, t := range ts {
+				w("| %s #%d | %s | %s | %s | %s | %s | %d |\n", name, i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()), dur(t.cpu), t.allocs)
+			}
 		}
-		for i, t := range c.warm {
-			w("| warm cache #%d | %s | %s | %s | %s |\n", i+1, dur(t.deploy), dur(t.moduleLoad), dur(t.first), dur(t.total()))
-		}
+		rows("empty cache", c.empty)
+		rows("restarted node, by id", c.restarted)
+		rows("restarted node, inline", c.restartedInline)
+		rows("warm cache", c.warm)
 		if d := c.deserialize; d != nil {
 			w("\nLoading hello's %.1f MiB artifact (wasm %.1f MiB) into an engine configured as the runtime's, median of 7:\n\n| how | time |\n|---|---|\n",
 				float64(d.artifactBytes)/(1<<20), float64(c.wasmBytes)/(1<<20))
-			w("| `os.ReadFile` + CRC32C + `NewModuleDeserialize` (the runtime's artifact cache) | %s |\n", dur(d.asRuntime))
-			w("| CRC32C streamed from the file + `NewModuleDeserializeFile` | %s |\n", dur(d.streamedFile))
-			w("| `NewModuleDeserializeFile` alone (mmap) | %s |\n", dur(d.file))
+			w("| `os.ReadFile` + CRC32C + `NewModuleDeserialize` (the runtime's cache before it mapped files) | %s |\n", dur(d.asRuntime))
+			w("| CRC32C streamed from the file + `NewModuleDeserializeFile` (a node's first load of an artifact it has not checked yet) | %s |\n", dur(d.streamedFile))
+			w("| `NewModuleDeserializeFile` alone (mmap; every later load of a checked artifact) | %s |\n", dur(d.file))
 		}
 		if len(c.instanceFirst) > 0 {
-			w("\nStarting one instance: on a region that has the module loaded, %d new stacks of the same binary were deployed "+
+			w("\nStarting one instance: on a region that has the module loaded, %d new stacks of the same binary were deployed by binary id "+
 				"(median deploy %s) and asked once each: median first request %s, against %s for a request to a warm instance, "+
 				"so starting an instance costs about **%s** (%.0f fuel of Go runtime start-up in the guest).\n",
 				len(c.instanceFirst), dur(median(c.instanceDeploy)), dur(median(c.instanceFirst)), dur(c.warmRequest), dur(c.instanceStart()), c.startupFuel)
@@ -261,25 +265,65 @@ func (r *Results) WriteMarkdown(path string) error {
 		w("`mu-runtime` built from `services/runtime/cmd/mu-runtime` and started as a child process on 127.0.0.1 with a fresh data dir; " +
 			"1,000 stacks of hello (distinct ids, the same binary: the first Deploy carries the wasm, the rest name it) deployed over its gRPC API, " +
 			"two at a time; then 2 s of quiet and `/proc/<pid>/status` is read.\n\n")
-		w("| --prewarm-instances | VmRSS at start | with 1 stack | with 1,000 | per extra stack | peak (VmHWM) | threads | warm instances | deploy time |\n|---|---|---|---|---|---|---|---|---|\n")
+		w("| --prewarm-instances | VmRSS at start | with 1 stack | with 1,000 | per extra stack | Pss with 1,000 | peak (VmHWM) | threads | warm instances | deploy time |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		var base *densityResult
 		for _, d := range r.density {
 			per := "≈ 0 (RSS fell: GC)"
 			if k := d.perStackKiB(); k > 0 {
 				per = fmt.Sprintf("%.1f KiB", k)
 			}
-			w("| %d | %.0f MiB | %.0f MiB | %.0f MiB | %s | %.0f MiB | %d | %d | %s |\n", d.prewarm, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS),
-				kbToMiB(d.rss), per, kbToMiB(d.hwm), d.threads, d.warm, d.deployTime.Round(time.Millisecond))
+			w("| %d | %.0f MiB | %.0f MiB | %.0f MiB | %s | %.0f MiB | %.0f MiB | %d | %d | %s |\n", d.prewarm, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS),
+				kbToMiB(d.rss), per, kbToMiB(d.pss), kbToMiB(d.hwm), d.threads, d.warm, d.deployTime.Round(time.Millisecond))
 			if d.prewarm == 0 {
 				base = d
 			}
 		}
 		for _, d := range r.density {
-			if d.prewarm > 0 && base != nil && d.warm > 0 {
+			if d.prewarm > 0 && base != nil && d.warm >= densityStacks {
+				w("\nWith --prewarm-instances %d each warm instance costs ≈ %.0f KiB of Pss (reactor instances hold no thread); "+
+					"the pool keeps all %d (IdleMemoryBudget counts what each has written). These deploys come before hello's snapshot is ready (it is built in the background), "+
+					"so the instances start normally; the idle stacks step below waits for the snapshot and goes to 10,000.\n",
+					d.prewarm, float64(d.pss-base.pss)/float64(d.warm), d.warm)
+			} else if d.prewarm > 0 && base != nil && d.warm > 0 {
 				w("\nWith --prewarm-instances %d each warm instance costs ≈ %.2f MiB of RSS (reactor instances hold no thread); "+
 					"the pool keeps %d of them (IdleMemoryBudget), so at this rate 1,000 warm instances would need ≈ %.0f MiB.\n",
 					d.prewarm, kbToMiB(d.rss-base.rss)/float64(d.warm), d.warm, kbToMiB(base.rss)+1000*kbToMiB(d.rss-base.rss)/float64(d.warm))
 			}
+		}
+	}
+	sec.end()
+	sec = r.section(w, "idlestacks")
+	if len(r.idleStacks) > 0 {
+		w("\n## 5b. Idle stacks\n\n")
+		w("`mu-runtime` as a child process (as in Density) with `--prewarm-instances 1`; hello deployed once with its wasm, "+
+			"then, once its snapshot is built (the runtime's metrics), %d more stacks of it (distinct ids, the binary named by id) over gRPC, two at a time, "+
+			"so every stack holds one idle instance started from the snapshot; in the second process each stack's instance also serves one request before it idles "+
+			"(with a 4 GiB `idle_memory_budget`, room for all of them; the targets' bound-by text says how many the default 1 GiB holds). "+
+			"VmRSS is read every 1,000 stacks and after 2 s of quiet, with Pss from `smaps_rollup`: VmRSS counts a shared page once per mapping of it, "+
+			"and each instance maps the snapshot's memory image, so it counts the image pages every instance read again per instance; "+
+			"Pss counts each page once, as the memory cgroup charges it.\n\n", idleStacksTarget-1)
+		w("| instances | stacks | idle instances | idle_memory_budget | VmRSS at start | with 1 stack | with all | per extra stack | Pss with all (written + images) | peak (VmHWM) | mappings | threads | deploy time |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, d := range r.idleStacks {
+			how := "prewarmed"
+			if d.called {
+				how = "served one request"
+			}
+			w("| %s | %d | %d | %d MiB | %.0f MiB | %.0f MiB | %.0f MiB | %.1f KiB | %.0f MiB (%.0f + %.0f) | %.0f MiB | %d | %d | %s |\n", how, d.stacks, d.warm, d.budget>>20, kbToMiB(d.baseRSS), kbToMiB(d.oneRSS),
+				kbToMiB(d.rss), d.perStackKiB(), kbToMiB(d.pss), kbToMiB(d.pssAnon), kbToMiB(d.pssShmem), kbToMiB(d.hwm), d.mappings, d.threads, d.deployTime.Round(time.Millisecond))
+		}
+		for _, d := range r.idleStacks {
+			if len(d.curve) == 0 {
+				continue
+			}
+			how := "prewarmed"
+			if d.called {
+				how = "served one request"
+			}
+			var pts []string
+			for _, p := range d.curve {
+				pts = append(pts, fmt.Sprintf("%d: %.0f MiB", p.stacks, kbToMiB(p.rss)))
+			}
+			w("\nVmRSS as the stacks were deployed (%s): %s.\n", how, strings.Join(pts, ", "))
 		}
 	}
 	sec.end()

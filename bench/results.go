@@ -63,6 +63,7 @@ type Results struct {
 	// reactorFuel is fuel on and off for SDK functions served through mu_serve.
 	reactorFuel []*reactorFuelResult
 	density     []*densityResult
+	idleStacks  []*idleStacksResult
 	profile     *profileSummary // mu in process at c=64
 	// profileRemote is mu remote (gateway → gRPC → runtime) at c=64.
 	profileRemote *profileSummary

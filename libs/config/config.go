@@ -99,23 +99,64 @@ func supported(t reflect.Type) bool {
 }
 
 // SnakeCase turns a Go field name into snake_case, keeping initialisms
-// together: GRPCAddr → grpc_addr, MaxFuelPerCall → max_fuel_per_call.
+// together: GRPCAddr → grpc_addr, MaxFuelPerCall → max_fuel_per_call. A
+// run of capitals made of initialisms in splitInitialisms is split into
+// them, so adjacent initialisms stay readable: TLSCAFile → tls_ca_file,
+// RPCURL → rpc_url.
 func SnakeCase(s string) string {
 	r := []rune(s)
 	var b strings.Builder
-	for i, c := range r {
-		if unicode.IsUpper(c) {
-			prevLower := i > 0 && (unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]))
-			nextLower := i > 0 && i+1 < len(r) && unicode.IsUpper(r[i-1]) && unicode.IsLower(r[i+1])
-			if prevLower || nextLower {
-				b.WriteByte('_')
-			}
-			b.WriteRune(unicode.ToLower(c))
+	for i := 0; i < len(r); {
+		if !unicode.IsUpper(r[i]) {
+			b.WriteRune(r[i])
+			i++
 			continue
 		}
-		b.WriteRune(c)
+		// The run of capitals from i; its last capital starts
+		// the next word when a lower-case letter follows it.
+		j := i
+		for j < len(r) && unicode.IsUpper(r[j]) {
+			j++
+		}
+		if j < len(r) && unicode.IsLower(r[j]) && j-i > 1 {
+			j--
+		}
+		if i > 0 {
+			b.WriteByte('_')
+		}
+		words := splitRun(string(r[i:j]))
+		b.WriteString(strings.ToLower(strings.Join(words, "_")))
+		i = j
 	}
 	return b.String()
+}
+
+// splitInitialisms are the initialisms a run of capitals is split into
+// (longest first), when the whole run is made of them.
+var splitInitialisms = []string{"HTTP", "GRPC", "OTLP", "TLS", "RPC", "URL", "CA", "WS", "ID"}
+
+// splitRun splits run into initialisms of splitInitialisms, or returns it
+// whole when it is not made of them alone.
+func splitRun(run string) []string {
+	if words, ok := cover(run); ok {
+		return words
+	}
+	return []string{run}
+}
+
+// cover splits run into initialisms of splitInitialisms, if it can.
+func cover(run string) ([]string, bool) {
+	if run == "" {
+		return nil, true
+	}
+	for _, w := range splitInitialisms {
+		if strings.HasPrefix(run, w) {
+			if rest, ok := cover(run[len(w):]); ok {
+				return append([]string{w}, rest...), true
+			}
+		}
+	}
+	return nil, false
 }
 
 // set parses s into the field, naming the field in errors.

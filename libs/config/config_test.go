@@ -25,6 +25,9 @@ func TestSnakeCase(t *testing.T) {
 	for in, want := range map[string]string{
 		"GRPCAddr": "grpc_addr", "MaxFuelPerCall": "max_fuel_per_call", "DataDir": "data_dir",
 		"NodeID": "node_id", "HTTPAddr": "http_addr", "S3Endpoint": "s3_endpoint", "PDEndpoints": "pd_endpoints",
+		"TLSCAFile": "tls_ca_file", "RPCURL": "rpc_url", "WSURL": "ws_url", "OTLPEndpoint": "otlp_endpoint", "BaseURL": "base_url",
+		"TLSCertFile": "tls_cert_file", "S3UseSSL": "s3_use_ssl", "GRPCPort": "grpc_port", "X": "x", "A1B": "a1_b", "RegionID": "region_id",
+		"DBPerMillionReads": "db_per_million_reads", "FunctionPerTeraMBInstructions": "function_per_tera_mb_instructions",
 	} {
 		if got := SnakeCase(in); got != want {
 			t.Errorf("SnakeCase(%q) = %q, want %q", in, got, want)

@@ -81,11 +81,11 @@ type Base struct {
 	// TLSKeyFile is the private key of tls_cert_file (PEM). Required unless
 	// plaintext.
 	TLSKeyFile string
-	// TLSCaFile (tls_ca_file; "CA" would snake-case to tlsca_file) is the bundle of CAs (PEM) that sign the region's
+	// TLSCAFile is the bundle of CAs (PEM) that sign the region's
 	// certificates: servers and clients alike are verified against it. It
 	// may hold the old and the new CA while a CA is rotated. Required
 	// unless plaintext.
-	TLSCaFile string
+	TLSCAFile string
 	// TLSReloadInterval is how often the three TLS files are read again; a
 	// change (a Kubernetes Secret update, a rewritten file) is used by the
 	// handshakes after it, connections already made keep theirs. Files that
@@ -172,7 +172,7 @@ func (b Base) Validate() []error {
 	}
 	b.validateTracing(&p)
 	if !b.Plaintext {
-		for _, f := range []struct{ name, value string }{{"tls_cert_file", b.TLSCertFile}, {"tls_key_file", b.TLSKeyFile}, {"tls_ca_file", b.TLSCaFile}} {
+		for _, f := range []struct{ name, value string }{{"tls_cert_file", b.TLSCertFile}, {"tls_key_file", b.TLSKeyFile}, {"tls_ca_file", b.TLSCAFile}} {
 			if f.value == "" {
 				p.Addf(f.name, "is required for mTLS on the gRPC links, or set plaintext: true (local regions only)")
 			}

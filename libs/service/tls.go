@@ -27,7 +27,7 @@ func NewTLS(b Base, log *slog.Logger) (*TLS, error) {
 	if b.Plaintext {
 		return &TLS{}, nil
 	}
-	r, err := certs.NewReloader(certs.Files{Cert: b.TLSCertFile, Key: b.TLSKeyFile, CA: b.TLSCaFile}, b.TLSReloadInterval, log)
+	r, err := certs.NewReloader(certs.Files{Cert: b.TLSCertFile, Key: b.TLSKeyFile, CA: b.TLSCAFile}, b.TLSReloadInterval, log)
 	if err != nil {
 		return nil, err
 	}
@@ -69,5 +69,5 @@ func (t *TLS) serverCredentials() credentials.TransportCredentials {
 // SetTLSFiles makes b use mTLS with the files f (a node's certificate, key
 // and CA bundle, as certs.CA.WriteNode writes them).
 func (b *Base) SetTLSFiles(f certs.Files) {
-	b.TLSCertFile, b.TLSKeyFile, b.TLSCaFile, b.Plaintext = f.Cert, f.Key, f.CA, false
+	b.TLSCertFile, b.TLSKeyFile, b.TLSCAFile, b.Plaintext = f.Cert, f.Key, f.CA, false
 }

@@ -78,8 +78,14 @@ type Config struct {
 	// MaxActivePerFunction is how many calls of one function may run at
 	// once; more wait for a free slot.
 	MaxActivePerFunction int
-	// IdleMemoryBudget bounds the linear memory of all idle instances of
-	// the node, in bytes; past it the least valuable are closed.
+	// IdleMemoryBudget bounds the memory all idle instances of the node
+	// hold, in bytes; past it the least valuable are closed. An idle
+	// instance counts what it holds of its own: the pages of linear
+	// memory it has written and its tables, read from the page tables
+	// once the budget is near, not its declared memory (an instance
+	// started from a snapshot shares the snapshot's pages it only reads
+	// with every other instance, and pages it never touched hold nothing).
+	// memory_limit still bounds each instance's memory.
 	IdleMemoryBudget int64
 	// IdleTimeout is how long an idle instance is kept.
 	IdleTimeout time.Duration
@@ -301,7 +307,7 @@ func DefaultConfig() Config {
 		MaxTrapFrames:            wasmDefaults.MaxTrapFrames,
 		MaxIdlePerFunction:       4,
 		MaxActivePerFunction:     64,
-		IdleMemoryBudget:         1 << 30, // 1 GiB of idle linear memory
+		IdleMemoryBudget:         1 << 30, // 1 GiB held by idle instances (pages written, tables)
 		IdleTimeout:              5 * time.Minute,
 		ActiveMemoryBudget:       8 << 30,                     // 8 GiB reserved by running calls: 128 calls of 64 MiB
 		ActiveMemoryWait:         500 * time.Millisecond,      // then 503 with Retry-After

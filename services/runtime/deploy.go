@@ -174,23 +174,42 @@ func (s *Server) deploy(ctx context.Context, req *runtimev1.DeployRequest, warmL
 		}
 	}
 	for _, fn := range m.Functions {
-		mod, err := s.acquireModule(ctx, fn.Binary, inline)
-		if err != nil {
-			release()
-			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %v", id, fn.Name, err)
-		}
-		acquired = append(acquired, fn.Binary)
 		d.functions[fn.Name] = &function{
 			stack:       id,
 			assembly:    fn.Name,
 			binaryID:    fn.Binary,
-			mod:         mod,
 			memoryLimit: uint64(fn.MemoryLimit),
 			memoryMiB:   fn.MemoryLimit.MiBCeil(),
 			env:         fn.Env,
 			poolKey:     fmt.Sprintf("%s/%d/%s#%d", id, st.GetRevision(), fn.Name, seq),
 		}
 	}
+	// A snapshot that is ready (another deployment holds it, or its
+	// artifact is cached and checked) is taken now, beside the module
+	// loads (each a mapping of a checked artifact when the node knows the
+	// binary), so that the first instances start from it; the others are
+	// built after the deploy (queueSnapshots).
+	var snaps sync.WaitGroup
+	if s.cfg.SnapshotStart {
+		for _, f := range d.functions {
+			snaps.Add(1)
+			go func() {
+				defer snaps.Done()
+				s.takeReadySnapshot(f)
+			}()
+		}
+	}
+	for _, fn := range m.Functions {
+		mod, err := s.acquireModule(ctx, fn.Binary, inline)
+		if err != nil {
+			snaps.Wait()
+			release()
+			return nil, status.Errorf(codeOf(err), "stack %s: function %q: %v", id, fn.Name, err)
+		}
+		acquired = append(acquired, fn.Binary)
+		d.functions[fn.Name].mod = mod
+	}
+	snaps.Wait()
 	for _, f := range d.functions {
 		f.start = s.factory(f)
 		if warmLater {

@@ -207,6 +207,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.engine.Close()
 		return nil, err
 	}
+	if err := s.run.Registry().Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mu_runtime_idle_instance_bytes",
+		Help: "Memory counted for idle instances against idle_memory_budget: what each holds (linear memory pages written, tables) once measured, else its memory size.",
+	}, func() float64 { return float64(s.pool.IdleBytes()) })); err != nil {
+		s.pool.Close()
+		s.engine.Close()
+		return nil, fmt.Errorf("runtime: metrics: %w", err)
+	}
 	s.db = &dbBridge{client: deps.Mudb, maxFrame: cfg.MaxFrameSize, requests: s.metrics.dbRequests}
 	if s.db.client == nil && cfg.MudbAddr != "" {
 		// grpc.NewClient connects lazily: an unreachable muDB fails the

@@ -32,7 +32,7 @@ func (s *Server) queueSnapshots(d *deployment, inline map[string][]byte, binarie
 	var fs []*function
 	if s.cfg.SnapshotStart {
 		for _, f := range d.functions {
-			if f.mod.Reactor() {
+			if f.mod.Reactor() && f.snap.Load() == nil { // not taken by the deploy (takeReadySnapshot)
 				fs = append(fs, f)
 			}
 		}
@@ -61,6 +61,54 @@ func (s *Server) queueSnapshots(d *deployment, inline map[string][]byte, binarie
 		}
 		s.forgetFetched(binaries)
 	}()
+}
+
+// takeReadySnapshot gives f, a function of a deployment not yet
+// published, its pre-initialized module when that costs no build and no
+// read of an artifact: the one another deployment of the same binary, env
+// and argv holds (Server.snapshots), or one whose artifact the cache has
+// already checked (wasm.Engine.SnapshotChecked), which is mapped. So a
+// deploy of a binary the node knows starts its first instances from the
+// snapshot; otherwise f waits for queueSnapshots like any function. The
+// deploy's release drops the reference if the deploy fails. It reads
+// neither f.mod nor f.start, which the deploy sets meanwhile: a
+// pre-initialized module exists only for a reactor (LoadSnapshot checks
+// that), so a snapshot found is one f.mod can be started as.
+func (s *Server) takeReadySnapshot(f *function) {
+	if !s.cfg.SnapshotStart {
+		return
+	}
+	cfg := s.instanceConfig(f, nil)
+	key := wasm.SnapshotKey(f.binaryID, cfg.Env, cfg.Args)
+	s.mu.Lock()
+	if ref := s.snapshots[key]; ref != nil {
+		ref.refs++
+		f.snapKey = key
+		f.snap.Store(ref.mod)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if !s.engine.SnapshotChecked(f.binaryID, cfg) {
+		return
+	}
+	m, ok := s.engine.LoadSnapshot(f.binaryID, cfg)
+	if !ok {
+		return // queueSnapshots builds it
+	}
+	s.metrics.snapshots.WithLabelValues("cached").Inc()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ref := s.snapshots[key]
+	if ref != nil { // loaded meanwhile by another deploy or a build
+		m.Close()
+	} else {
+		ref = &moduleRef{mod: m}
+		s.snapshots[key] = ref
+	}
+	ref.refs++
+	f.snapKey = key
+	f.snap.Store(ref.mod)
 }
 
 // snapshotsPending adds n to the functions whose snapshot is queued or

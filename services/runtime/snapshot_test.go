@@ -304,3 +304,59 @@ func TestRuntime_CloseEndsQueuedSnapshotBuilds(t *testing.T) {
 	}
 	waitSnapshots(t, h.harness)
 }
+
+// TestRuntime_DeployOfAKnownBinaryStartsFromItsSnapshot: a deploy whose
+// snapshot is ready, held by another stack or cached and checked on a
+// restarted node, takes it at once, so that its first instances (here the
+// prewarmed one) start from it with no build queued; and every call is
+// billed exactly what it is without snapshots.
+func TestRuntime_DeployOfAKnownBinaryStartsFromItsSnapshot(t *testing.T) {
+	bin := wat(t, reactorWAT(""))
+	bid := ids.BinaryID(bin)
+	off := newDBHarness(t, func(c *Config) { c.SnapshotStart = false; c.PrewarmInstances = 0 }, Deps{})
+	if err := off.deploy(t, ids.StackID{27}, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	want := invokeFuel(t, off.harness, ids.StackID{27}, 2)
+
+	dir := t.TempDir()
+	edit := func(c *Config) { c.DataDir = dir; c.PrewarmInstances = 1 }
+	h := newDBHarness(t, edit, Deps{})
+	if err := h.deploy(t, ids.StackID{28}, 1, bin); err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshots(t, h.harness)
+	byID := func(h *dbHarness, id ids.StackID) {
+		t.Helper()
+		// Neither a build slot nor the binary's bytes: only a ready snapshot serves.
+		if err := h.srv.snapBuilds.Acquire(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		defer h.srv.snapBuilds.Release(1)
+		normal, snap := instanceStarts(t, h.harness, false), instanceStarts(t, h.harness, true)
+		if _, err := h.client.Deploy(context.Background(), &runtimev1.DeployRequest{
+			Stack: &runtimev1.Stack{Id: id.Bytes(), Revision: 1, Manifest: manifestFor(bid)}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(h.srv.metrics.snapshotBuildsPending); got != 0 {
+			t.Fatalf("%v snapshot builds queued by a deploy whose snapshot is ready", got)
+		}
+		if instanceStarts(t, h.harness, false) != normal || instanceStarts(t, h.harness, true) != snap+1 {
+			t.Fatal("the deploy's prewarmed instance did not start from the snapshot")
+		}
+		if got := invokeFuel(t, h.harness, id, 2); got[0] != want[0] || got[1] != want[1] {
+			t.Fatalf("fuel per call from the snapshot taken at deploy %v, without snapshots %v", got, want)
+		}
+	}
+	byID(h, ids.StackID{29}) // another stack holds the snapshot
+	if err := h.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := newDBHarness(t, edit, Deps{})
+	<-restarted.srv.engine.CacheChecked()
+	byID(restarted, ids.StackID{30}) // the artifact cache holds it, checked at start
+	if got := testutil.ToFloat64(restarted.srv.metrics.snapshots.WithLabelValues("cached")); got != 1 {
+		t.Fatalf("%v snapshots loaded from the cache, want 1", got)
+	}
+}

@@ -25,7 +25,7 @@ func main() {
 	bench.MaybeRunChild() // the load generator (throughput, muDB and storage64 steps) is this binary in a process of its own
 	out := flag.String("out", "bench", "directory for results.json, results.md and profiles/")
 	quick := flag.Bool("quick", false, "measure the key figures only and print them (under a minute)")
-	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, instancestart, throughput, wrk, profile, mudb, storage64, ledger, deadline, density, placement (default all; the others' figures are kept from DIR)")
+	only := flag.String("only", "", "comma-separated parts to run: fuel, coldstart, instancestart, throughput, wrk, profile, mudb, storage64, ledger, deadline, density, idlestacks, placement (default all; the others' figures are kept from DIR)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -7,8 +7,8 @@
 // keeps as many idle instances as it had calls running at once within the
 // last IdleTimeout (at least MaxIdlePerFunction), so a steady load starts
 // no instances. Across all functions, the
-// memory idle instances hold (linear memory and tables) is kept under a
-// budget: when it is exceeded, the function whose warm set is least valuable loses its idle
+// memory idle instances hold (the linear memory pages each wrote, and its
+// tables: wasm.Instance.ResidentBytes) is kept under a budget: when it is exceeded, the function whose warm set is least valuable loses its idle
 // instances, chosen by the GDSF policy of package evict with cost = the
 // function's start-up time and size = its idle memory, touched on every
 // call. Idle instances also expire after IdleTimeout.
@@ -36,7 +36,11 @@ type Config struct {
 	// concurrent calls wait for an instance to be returned.
 	MaxActivePerFunction int
 	// IdleMemoryBudget caps the memory all idle instances hold, in bytes:
-	// their linear memories and tables (wasm.Instance.MemorySize).
+	// what each holds of its own (wasm.Instance.ResidentBytes: the pages of
+	// linear memory it wrote, and its tables), not its declared memory,
+	// most of which an instance started from a snapshot shares with the
+	// others or never touches. Each instance counts its MemorySize (an
+	// upper bound) until the budget would be exceeded, then is measured.
 	IdleMemoryBudget int64
 	// IdleTimeout closes instances idle for longer.
 	IdleTimeout time.Duration
@@ -85,7 +89,10 @@ type Pool struct {
 	fns       map[string]*function
 	policy    *evict.Policy[string]
 	idleBytes int64
-	closed    bool
+	// unmeasured is how many idle instances count their memory size,
+	// not yet what they hold (measureLocked).
+	unmeasured int
+	closed     bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -121,7 +128,10 @@ func (f *function) inUseLocked() {
 type idle struct {
 	inst  *wasm.Instance
 	since time.Time
-	bytes int64
+	// bytes is what inst counts against IdleMemoryBudget: MemorySize
+	// until measured, then ResidentBytes.
+	bytes    int64
+	measured bool
 }
 
 // New returns an empty pool and starts its idle reaper.
@@ -193,8 +203,7 @@ func (p *Pool) Get(ctx context.Context, key string, factory Factory) (*wasm.Inst
 	for len(f.idle) > 0 {
 		it := f.idle[len(f.idle)-1]
 		f.idle = f.idle[:len(f.idle)-1]
-		f.idleBytes -= it.bytes
-		p.idleBytes -= it.bytes
+		p.leaveLocked(f, it)
 		if it.inst.Alive() {
 			p.touch(f)
 			f.active[it.inst] = struct{}{}
@@ -247,10 +256,19 @@ func (p *Pool) Put(key string, inst *wasm.Instance) {
 		go inst.Close()
 		return
 	}
-	b := int64(inst.MemorySize())
-	f.idle = append(f.idle, idle{inst: inst, since: time.Now(), bytes: b})
-	f.idleBytes += b
-	p.idleBytes += b
+	// An idle instance counts what it holds: its memory size is the
+	// bound (cheap, known), and only when that bound would take the pool
+	// over its budget are its pages counted (ResidentBytes reads the page
+	// tables), so a node with room pays nothing on the call path.
+	it := idle{inst: inst, since: time.Now(), bytes: int64(inst.MemorySize())}
+	if p.idleBytes+it.bytes > p.cfg.IdleMemoryBudget {
+		it.bytes, it.measured = int64(inst.ResidentBytes()), true
+	} else {
+		p.unmeasured++
+	}
+	f.idle = append(f.idle, it)
+	f.idleBytes += it.bytes
+	p.idleBytes += it.bytes
 	if p.policy.Contains(key) {
 		p.policy.Resize(key, max(f.idleBytes, 1))
 	}
@@ -296,6 +314,9 @@ func (p *Pool) Prewarm(ctx context.Context, key string, factory Factory, n int) 
 func (p *Pool) evictLocked() []*wasm.Instance {
 	var out []*wasm.Instance
 	for p.idleBytes > p.cfg.IdleMemoryBudget {
+		if p.measureLocked() {
+			continue
+		}
 		key, ok := p.policy.Victim()
 		if !ok {
 			break
@@ -307,6 +328,32 @@ func (p *Pool) evictLocked() []*wasm.Instance {
 		out = append(out, f.drainLocked(p)...)
 	}
 	return out
+}
+
+// measureLocked replaces the memory size of every idle instance counted by
+// it with what the instance holds (ResidentBytes), and reports whether
+// there was any: the pool measures before it evicts.
+func (p *Pool) measureLocked() bool {
+	if p.unmeasured == 0 {
+		return false
+	}
+	for _, f := range p.fns {
+		for k := range f.idle {
+			it := &f.idle[k]
+			if it.measured {
+				continue
+			}
+			b := int64(it.inst.ResidentBytes())
+			f.idleBytes += b - it.bytes
+			p.idleBytes += b - it.bytes
+			it.bytes, it.measured = b, true
+		}
+		if p.policy.Contains(f.key) {
+			p.policy.Resize(f.key, max(f.idleBytes, 1))
+		}
+	}
+	p.unmeasured = 0
+	return true
 }
 
 // handedOutLocked reports whether inst was handed out by f (nil: no) and
@@ -323,11 +370,19 @@ func (f *function) drainLocked(p *Pool) []*wasm.Instance {
 	out := make([]*wasm.Instance, 0, len(f.idle))
 	for _, it := range f.idle {
 		out = append(out, it.inst)
+		p.leaveLocked(f, it)
 	}
-	p.idleBytes -= f.idleBytes
 	f.idle = nil
-	f.idleBytes = 0
 	return out
+}
+
+// leaveLocked takes it, which has left f's idle list, off the idle counts.
+func (p *Pool) leaveLocked(f *function, it idle) {
+	f.idleBytes -= it.bytes
+	p.idleBytes -= it.bytes
+	if !it.measured {
+		p.unmeasured--
+	}
 }
 
 func closeAll(insts []*wasm.Instance) {
@@ -366,7 +421,9 @@ func (p *Pool) Stats(key string) (idleCount, active int) {
 	return len(f.idle), len(f.sem)
 }
 
-// IdleBytes is the memory held by idle instances (wasm.Instance.MemorySize).
+// IdleBytes is the memory counted for idle instances against
+// IdleMemoryBudget: each one's MemorySize, or what it holds
+// (ResidentBytes) once the pool has measured it.
 func (p *Pool) IdleBytes() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -398,8 +455,7 @@ func (p *Pool) expire(now time.Time) {
 		for _, it := range f.idle {
 			if now.Sub(it.since) > p.cfg.IdleTimeout || !it.inst.Alive() {
 				victims = append(victims, it.inst)
-				f.idleBytes -= it.bytes
-				p.idleBytes -= it.bytes
+				p.leaveLocked(f, it)
 				continue
 			}
 			kept = append(kept, it)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,15 +15,21 @@ import (
 	"github.com/muprotocol/mu/services/runtime/internal/wasm"
 )
 
-// serveWAT answers every request with status 200; "pages" extra 64 KiB pages
-// are grown at start-up so tests can give instances a known memory size.
-const serveWAT = `(module
+// serveWAT answers every request with status 200; 15 extra 64 KiB pages
+// are grown at start-up, and written, so tests can give instances a known
+// memory size that they also hold (ResidentBytes).
+var serveWAT = serveWATWriting(15 * 64 << 10)
+
+// serveWATWriting is serveWAT writing n bytes of the grown pages at start-up.
+func serveWATWriting(n int) string {
+	return `(module
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 256) "\0e\00\00\00\02\00\c8\00\00\00\00\00\02\00\00\00hi")
   (func (export "_start")
     (drop (memory.grow (i32.const 15)))
+    (memory.fill (i32.const 65536) (i32.const 1) (i32.const ` + fmt.Sprint(n) + `))
     (loop $serve
       (i32.store (i32.const 0) (i32.const 1024))
       (i32.store (i32.const 4) (i32.const 60000))
@@ -32,6 +39,7 @@ const serveWAT = `(module
       (i32.store (i32.const 12) (i32.const 18))
       (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 20)))
       (br $serve))))`
+}
 
 const instanceBytes = 16 * 64 << 10 // 1 MiB after the start-up grow
 
@@ -41,14 +49,16 @@ type env struct {
 	started atomic.Int32
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWAT(t, serveWAT) }
+
+func newEnvWAT(t *testing.T, wat string) *env {
 	t.Helper()
 	e, err := wasm.NewEngine(wasm.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
-	bin, err := wasmtime.Wat2Wasm(serveWAT)
+	bin, err := wasmtime.Wat2Wasm(wat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +214,43 @@ func TestPool_MemoryBudgetEvictsLeastValuableFunction(t *testing.T) {
 	}
 	if idle, _ := p.Stats("hot"); idle != 1 {
 		t.Fatal("the hottest function lost its warm instance")
+	}
+}
+
+// TestPool_MemoryBudgetCountsWhatIdleInstancesHold: instances that grew
+// 1 MiB of memory but wrote one page of it count that page against the
+// budget, not the 1 MiB, so a budget of two instances' memory sizes keeps
+// eight of them; instances that wrote all of it are evicted down to two.
+func TestPool_MemoryBudgetCountsWhatIdleInstancesHold(t *testing.T) {
+	if goruntime.GOOS != "linux" {
+		t.Skip("ResidentBytes reads Linux's page tables; elsewhere it is MemorySize")
+	}
+	for _, tc := range []struct {
+		wrote    int
+		wantIdle int
+	}{{4096, 8}, {15 * 64 << 10, 2}} {
+		v := newEnvWAT(t, serveWATWriting(tc.wrote))
+		cfg := DefaultConfig()
+		cfg.IdleMemoryBudget = 2 * instanceBytes
+		keys := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+		p := newPool(t, cfg, keys...)
+		for _, k := range keys {
+			inst, err := p.Get(context.Background(), k, v.factory)
+			if err != nil {
+				t.Fatal(err)
+			}
+			call(t, inst)
+			p.Put(k, inst)
+		}
+		idle := 0
+		for _, k := range keys {
+			n, _ := p.Stats(k)
+			idle += n
+		}
+		if idle != tc.wantIdle || p.IdleBytes() > cfg.IdleMemoryBudget {
+			t.Fatalf("instances that wrote %d bytes: %d kept idle (want %d), %d bytes counted against a budget of %d",
+				tc.wrote, idle, tc.wantIdle, p.IdleBytes(), cfg.IdleMemoryBudget)
+		}
 	}
 }
 

@@ -255,6 +255,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, err
 		}
 		e.cache = c
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			c.verifyAll(e.stop)
+		}()
 	}
 	e.wg.Add(1)
 	go e.tick()

@@ -92,6 +92,8 @@ type Instance struct {
 	dead      atomic.Bool
 	served    atomic.Uint64
 	memSize   atomic.Uint64
+	memBase   atomic.Uintptr // where the linear memory starts and its size, recorded with memSize
+	memLinear atomic.Uint64
 
 	// The memory bound (Engine.bounds) and what measures it.
 	memLimit    uint64            // memory_limit: linear memory and tables
@@ -379,7 +381,12 @@ func (i *Instance) endCall(c *call, ce *CallError) {
 }
 
 func (i *Instance) recordMemory() {
-	i.memSize.Store(i.linearSize() + i.tableBytes())
+	lin := i.linearSize()
+	i.memLinear.Store(lin)
+	i.memSize.Store(lin + i.tableBytes())
+	if i.mem != nil {
+		i.memBase.Store(uintptr(i.mem.Data(i.store)))
+	}
 }
 
 // linearSize is the size of the instance's linear memory, in bytes.
@@ -412,6 +419,27 @@ func (i *Instance) Module() *Module { return i.mod }
 // and its tables (TableElementBytes per element), as measured at start-up
 // and after each call. It is what counts against its memory limit.
 func (i *Instance) MemorySize() uint64 { return i.memSize.Load() }
+
+// ResidentBytes is the memory the instance holds of its own, in bytes:
+// the pages of its linear memory that are resident (or swapped out) and
+// private to it, which are the pages it has written since it started (the
+// pages of its module's memory image, a snapshot's, that it has only read
+// are shared by every instance of the module, and pages it never touched
+// hold nothing), read from the kernel's page tables (/proc/self/pagemap),
+// plus its tables. It is at most what MemorySize counts, and is
+// MemorySize where the page tables cannot be read. It reads the state
+// recorded at the end of the last call: call it on an idle instance (the
+// pool does), since a running call changes it. Its cost is one read of 8
+// bytes per page of linear memory.
+func (i *Instance) ResidentBytes() uint64 {
+	size, lin := i.memSize.Load(), i.memLinear.Load()
+	lin = min(lin, size)
+	b, ok := privatePages(i.memBase.Load(), lin)
+	if !ok {
+		return size
+	}
+	return min(b, lin) + size - lin
+}
 
 // Close ends the instance: a guest asleep in poll_oneoff wakes and fails; in
 // reactor mode Close waits for a call in progress and frees the store; in

@@ -172,6 +172,14 @@ func (e *Engine) LoadSnapshot(id string, cfg InstanceConfig) (*Module, bool) {
 	return mod, true
 }
 
+// SnapshotChecked reports whether the artifact cache holds the
+// pre-initialized module of content id id for cfg's Env and Args and has
+// checked its file since the engine started, so that LoadSnapshot maps it
+// without reading it (see artifactCache).
+func (e *Engine) SnapshotChecked(id string, cfg InstanceConfig) bool {
+	return e.cache != nil && e.cache.checked(artifactKey(SnapshotKey(id, cfg.Env, cfg.Args), e.fingerprint))
+}
+
 // Snapshot returns the pre-initialized module of mod, the compiled module
 // of wasm (content id mod.ID, verified by the caller), for instances
 // started with cfg's Env, Args and MemoryLimit: from the artifact cache, or

@@ -692,3 +692,121 @@ func TestReactor_CallsRunOnTheCallerWithExactFuel(t *testing.T) {
 		t.Error("a command call ran on the caller's goroutine (the check cannot tell them apart)")
 	}
 }
+
+// TestArtifactCache_ChecksEachFileOnce: an artifact's CRC32C is read once
+// per file (in the background when the cache opens), not at every load;
+// an artifact whose file is replaced is checked again, and a corrupt one
+// found by the background check is dropped before any load.
+func TestArtifactCache_ChecksEachFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	wasm, _ := wasmtime.Wat2Wasm(watModule(modeCommand, ""))
+	id := ContentID(wasm)
+	e1, err := NewEngine(Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e1.Compile(wasm); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := e1.LoadCached(id); !ok || e1.cache.reads.Load() != 0 {
+		t.Fatalf("loading the artifact this engine wrote: ok %v, %d reads", ok, e1.cache.reads.Load())
+	} else {
+		m.Close()
+	}
+	e1.Close()
+
+	e2, err := NewEngine(Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	<-e2.CacheChecked()
+	for range 3 {
+		m, ok := e2.LoadCached(id)
+		if !ok {
+			t.Fatal("the checked artifact did not load")
+		}
+		m.Close()
+	}
+	if got := e2.cache.reads.Load(); got != 1 {
+		t.Fatalf("%d reads of the artifact for a start-up check and three loads, want 1", got)
+	}
+
+	path := e2.cache.path(artifactKey(id, e2.fingerprint))
+	corrupt := func() {
+		tmp := dir + "/corrupt.tmp"
+		if err := os.WriteFile(tmp, []byte("corrupt"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	corrupt()
+	if m, ok := e2.LoadCached(id); ok {
+		m.Close()
+		t.Fatal("a replaced artifact loaded without being checked again")
+	}
+	if got := e2.cache.reads.Load(); got != 2 {
+		t.Fatalf("%d reads after the artifact was replaced, want 2", got)
+	}
+
+	if _, err := e2.Compile(wasm); err != nil { // written again
+		t.Fatal(err)
+	}
+	corrupt()
+	e3, err := NewEngine(Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e3.Close()
+	<-e3.CacheChecked()
+	if e3.HasCached(id) {
+		t.Fatal("the check at start kept a corrupt artifact")
+	}
+}
+
+// TestInstance_ResidentBytesCountsWrittenPagesOnly: an instance holds of
+// its own the pages it wrote, not its whole linear memory: one that
+// touched a few pages holds less than its memory size, one whose call
+// filled its memory holds all of it, and neither more than MemorySize.
+func TestInstance_ResidentBytesCountsWrittenPagesOnly(t *testing.T) {
+	if _, ok := privatePages(0x1000, 1); !ok {
+		t.Skip("no /proc/self/pagemap")
+	}
+	f := newFixture(t, Config{})
+	inModes(t, func(t *testing.T, mode string) {
+		for _, tc := range []struct {
+			body string
+			full bool
+		}{
+			{"", false},
+			{"(memory.fill (i32.const 4096) (i32.const 7) (i32.const 61440))", true}, // pages 1-15; the call writes page 0
+
+		} {
+			wasm, err := wasmtime.Wat2Wasm(watModule(mode, tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := f.e.Compile(wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := f.e.NewInstance(context.Background(), m, InstanceConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close()
+			callOK(t, inst, "", nil)
+			size, held := inst.MemorySize(), inst.ResidentBytes()
+			switch {
+			case held > size:
+				t.Fatalf("fill %v: ResidentBytes %d over MemorySize %d", tc.full, held, size)
+			case tc.full && held != size:
+				t.Fatalf("a call that wrote all %d bytes of memory: ResidentBytes %d", size, held)
+			case !tc.full && held >= size:
+				t.Fatalf("a call that wrote a few pages: ResidentBytes %d, MemorySize %d", held, size)
+			}
+		}
+	})
+}
