@@ -28,7 +28,7 @@ type LedgerOptions struct {
 	// Local, if set, adjusts the local backend's configuration.
 	Local func(c *local.Config)
 	// Solana, if set (and Ledger unset), selects the Solana backend: the
-	// marketplace program through the node at Solana.RpcURL instead of the
+	// marketplace program through the node at Solana.RPCURL instead of the
 	// local ledger. An empty fee_payer_keypair uses DataDir/ledger/
 	// fee-payer.json (made once; a temporary file without a DataDir); a
 	// fee payer without lamports is funded by an airdrop. The dev market

@@ -50,8 +50,8 @@ func (r *Region) openSolana(ctx context.Context, s backend.Solana, dir string) (
 	if err != nil {
 		return nil, s, fmt.Errorf("region: ledger: fee payer keypair %s: %w", s.FeePayerKeypair, err)
 	}
-	if err := fund(ctx, rpc.New(s.RpcURL), sol.PublicKey(payer.Pubkey()), s.Commitment); err != nil {
-		return nil, s, fmt.Errorf("region: ledger: fee payer %s at %s: %w", payer.Pubkey(), s.RpcURL, err)
+	if err := fund(ctx, rpc.New(s.RPCURL), sol.PublicKey(payer.Pubkey()), s); err != nil {
+		return nil, s, fmt.Errorf("region: ledger: fee payer %s at %s: %w", payer.Pubkey(), s.RPCURL, err)
 	}
 	l, err := backend.OpenSolana(ctx, s)
 	if err != nil {
@@ -83,9 +83,12 @@ func ensureKeypairFile(path string) error {
 }
 
 // fund makes sure payer holds lamports, asking for an airdrop when it has
-// none and waiting until it lands or ctx ends.
-func fund(ctx context.Context, c *rpc.Client, payer sol.PublicKey, commitment string) error {
-	ct := rpc.CommitmentType(commitment)
+// none and waiting until it lands, for up to the settings'
+// confirm_timeout.
+func fund(ctx context.Context, c *rpc.Client, payer sol.PublicKey, s backend.Solana) error {
+	ctx, cancel := context.WithTimeout(ctx, s.ConfirmTimeout)
+	defer cancel()
+	ct := rpc.CommitmentType(s.Commitment)
 	bal, err := c.GetBalance(ctx, payer, ct)
 	if err != nil {
 		return fmt.Errorf("balance: %w", err)
@@ -118,10 +121,10 @@ func fund(ctx context.Context, c *rpc.Client, payer sol.PublicKey, commitment st
 // when they have none): they pay the rent of the accounts the program
 // creates for them.
 func (r *Region) fundKeys(ctx context.Context, keys MarketKeys) error {
-	c := rpc.New(r.solana.RpcURL)
+	c := rpc.New(r.solana.RPCURL)
 	for name, k := range map[string]*ledger.Keypair{"authority": keys.Authority, "provider": keys.Provider, "developer": keys.Developer} {
-		if err := fund(ctx, c, sol.PublicKey(k.Pubkey()), r.solana.Commitment); err != nil {
-			return fmt.Errorf("region: ledger: the %s key %s at %s: %w", name, k.Pubkey(), r.solana.RpcURL, err)
+		if err := fund(ctx, c, sol.PublicKey(k.Pubkey()), *r.solana); err != nil {
+			return fmt.Errorf("region: ledger: the %s key %s at %s: %w", name, k.Pubkey(), r.solana.RPCURL, err)
 		}
 	}
 	return nil

@@ -36,7 +36,7 @@ func startChain(t *testing.T) *solanatest.Chain {
 // and websocket.
 func solanaSettings(c *solanatest.Chain) *backend.Solana {
 	s := backend.DefaultSolana()
-	s.RpcURL, s.WsURL, s.ProgramID = c.RPCURL(), c.WSURL(), c.ProgramID().String()
+	s.RPCURL, s.WSURL, s.ProgramID = c.RPCURL(), c.WSURL(), c.ProgramID().String()
 	return &s
 }
 

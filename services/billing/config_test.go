@@ -113,7 +113,7 @@ func TestConfig_LedgerBackendSolanaIsCheckedUnderItsSettings(t *testing.T) {
 
 func TestConfigDocs_DocumentTheLedgerSettings(t *testing.T) {
 	docs := ConfigDocs()
-	for _, k := range []string{"Config.LedgerBackend", "Config.LedgerSolana", "Solana.RpcURL", "Solana.FeePayerKeypair", "Solana.ResyncInterval"} {
+	for _, k := range []string{"Config.LedgerBackend", "Config.LedgerSolana", "Solana.RPCURL", "Solana.FeePayerKeypair", "Solana.ResyncInterval"} {
 		if docs[k] == "" {
 			t.Errorf("%s has no doc comment", k)
 		}

@@ -89,7 +89,7 @@ func TestConfig_SolanaSettingsLoadFromTheirNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := cfg.Ledger.Solana
-	if cfg.Ledger.Backend != BackendSolana || s.RpcURL != "http://127.0.0.1:18899" || s.WsURL != "ws://127.0.0.1:18900" ||
+	if cfg.Ledger.Backend != BackendSolana || s.RPCURL != "http://127.0.0.1:18899" || s.WSURL != "ws://127.0.0.1:18900" ||
 		s.FeePayerKeypair != "payer.json" || s.ProgramID != "11111111111111111111111111111111" || s.ResyncInterval.String() != "5s" {
 		t.Fatalf("loaded %+v", cfg.Ledger)
 	}

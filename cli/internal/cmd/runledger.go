@@ -46,7 +46,7 @@ func (f *ledgerFlags) solana() (*backend.Solana, error) {
 		return nil, fmt.Errorf("--ledger solana needs --rpc, the Solana node's JSON-RPC URL (solana-test-validator: http://127.0.0.1:8899)")
 	}
 	s := backend.DefaultSolana()
-	s.RpcURL, s.WsURL, s.ProgramID, s.FeePayerKeypair, s.Commitment = f.rpc, f.ws, f.programID, f.feePayer, f.commitment
+	s.RPCURL, s.WSURL, s.ProgramID, s.FeePayerKeypair, s.Commitment = f.rpc, f.ws, f.programID, f.feePayer, f.commitment
 	check := s
 	if check.FeePayerKeypair == "" {
 		check.FeePayerKeypair = "fee-payer.json" // made by the region
@@ -62,5 +62,5 @@ func ledgerName(s *backend.Solana) string {
 	if s == nil {
 		return "local ledger"
 	}
-	return "Solana program at " + s.RpcURL
+	return "Solana program at " + s.RPCURL
 }

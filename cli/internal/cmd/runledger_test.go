@@ -39,7 +39,7 @@ func TestLedgerFlags_SolanaSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.RpcURL != f.rpc || s.WsURL != f.ws || s.ProgramID != f.programID || s.FeePayerKeypair != "payer.json" || s.Commitment != "finalized" {
+	if s.RPCURL != f.rpc || s.WSURL != f.ws || s.ProgramID != f.programID || s.FeePayerKeypair != "payer.json" || s.Commitment != "finalized" {
 		t.Fatalf("settings %+v", s)
 	}
 	f = ledgerFlags{backend: "local"}

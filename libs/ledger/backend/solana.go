@@ -14,22 +14,21 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/solana"
 )
 
-// Solana is solana.Config field for field, named Solana so that its doc
-// comments do not collide with those of a service's own Config in --help
-// (docs are keyed Type.Field), and with RpcURL and WsURL spelt so that the
-// settings are rpc_url and ws_url (config.SnakeCase makes RPCURL
-// "rpcurl"). A service holds it as a field named Solana inside its
-// ledger settings or LedgerSolana (settings ledger_solana_*). A test
-// checks that every field of solana.Config has its counterpart here.
+// Solana is solana.Config field for field (a struct conversion: the two
+// cannot drift apart, a field added to one alone breaks the build), named
+// Solana so that its doc comments do not collide with those of a service's
+// own Config in --help (docs are keyed Type.Field: Config.RetryMax is the
+// chain indexer's too). A service holds it as a field named Solana inside
+// its ledger settings, or LedgerSolana: the settings ledger_solana_*.
 type Solana struct {
 	// ProgramID is the base58 address of the marketplace program.
 	ProgramID string
-	// RpcURL is the JSON-RPC endpoint of a Solana node (http or https).
-	RpcURL string
-	// WsURL is the node's websocket endpoint for the change feed (ws or
+	// RPCURL is the JSON-RPC endpoint of a Solana node (http or https).
+	RPCURL string
+	// WSURL is the node's websocket endpoint for the change feed (ws or
 	// wss); empty derives it from rpc_url: the same host with ws(s) and the
 	// port one above rpc_url's.
-	WsURL string
+	WSURL string
 	// FeePayerKeypair is the Solana JSON keypair file (a JSON array of the
 	// 64 bytes of the private key) of the account that pays every
 	// transaction's fees: the region operator's SOL account. Required.
@@ -87,28 +86,10 @@ type Solana struct {
 func DefaultSolana() Solana { return SolanaOf(solana.DefaultConfig()) }
 
 // SolanaOf is c as settings.
-func SolanaOf(c solana.Config) Solana {
-	return Solana{
-		ProgramID: c.ProgramID, RpcURL: c.RPCURL, WsURL: c.WSURL,
-		FeePayerKeypair: c.FeePayerKeypair, MintKeypair: c.MintKeypair, MintDecimals: c.MintDecimals,
-		Commitment: c.Commitment, RequestTimeout: c.RequestTimeout, ConfirmTimeout: c.ConfirmTimeout,
-		ConfirmPoll: c.ConfirmPoll, RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, MaxRetries: c.MaxRetries,
-		ResyncInterval: c.ResyncInterval, ChangeRetention: c.ChangeRetention, MaxChangesPage: c.MaxChangesPage,
-		MaxNameBytes: c.MaxNameBytes, MaxURLBytes: c.MaxURLBytes,
-	}
-}
+func SolanaOf(c solana.Config) Solana { return Solana(c) }
 
 // Config is s as the backend's own configuration.
-func (s Solana) Config() solana.Config {
-	return solana.Config{
-		ProgramID: s.ProgramID, RPCURL: s.RpcURL, WSURL: s.WsURL,
-		FeePayerKeypair: s.FeePayerKeypair, MintKeypair: s.MintKeypair, MintDecimals: s.MintDecimals,
-		Commitment: s.Commitment, RequestTimeout: s.RequestTimeout, ConfirmTimeout: s.ConfirmTimeout,
-		ConfirmPoll: s.ConfirmPoll, RetryInitial: s.RetryInitial, RetryMax: s.RetryMax, MaxRetries: s.MaxRetries,
-		ResyncInterval: s.ResyncInterval, ChangeRetention: s.ChangeRetention, MaxChangesPage: s.MaxChangesPage,
-		MaxNameBytes: s.MaxNameBytes, MaxURLBytes: s.MaxURLBytes,
-	}
-}
+func (s Solana) Config() solana.Config { return solana.Config(s) }
 
 // Validate reports every invalid setting (the backend's checks, which
 // name each setting), under prefix (e.g. "ledger_solana_"; "" for none).
