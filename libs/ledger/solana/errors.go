@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/gagliardetto/solana-go/rpc/jsonrpc"
@@ -292,12 +291,4 @@ func fail(op string, sentinel error, format string, args ...any) error {
 // unavailable wraps a transport or node error of op as ErrUnavailable.
 func unavailable(op string, err error) error {
 	return fmt.Errorf("ledger/solana: %s: %w: %w", op, ledger.ErrUnavailable, err)
-}
-
-// quote is strconv.Quote shortened for error texts.
-func quote(s string) string {
-	if len(s) > 40 {
-		return strconv.Quote(s[:40]) + "..."
-	}
-	return strconv.Quote(s)
 }

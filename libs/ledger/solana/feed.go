@@ -284,6 +284,13 @@ func (f *feed) index(addr sol.PublicKey, a *account, mark func(sol.PublicKey)) {
 		case marketplace.AccountStack:
 			if s, err := marketplace.DecodeStack(a.data); err == nil {
 				set(f.stacksIn, s.Region, addr)
+				if rt, ok := f.raw[s.Region]; ok {
+					if r, ok := decodeRegion(rt.acct, l.prog.ID); ok {
+						if _, known := f.escrows[l.escrowPDA(s.User, r.Provider)]; !known {
+							f.addEscrow(s.User, r.Provider, mark)
+						}
+					}
+				}
 			}
 			mark(addr)
 		}

@@ -1,6 +1,8 @@
 package solana
 
 import (
+	"context"
+
 	sol "github.com/gagliardetto/solana-go"
 	ata "github.com/gagliardetto/solana-go/programs/associated-token-account"
 	"github.com/gagliardetto/solana-go/programs/system"
@@ -29,6 +31,57 @@ func (l *Ledger) ixMintTo(mint, to, authority sol.PublicKey, amount uint64) sol.
 
 func (l *Ledger) ixTransfer(from, to, owner sol.PublicKey, amount uint64) sol.Instruction {
 	return token.NewTransferInstruction(amount, from, to, owner, nil).Build()
+}
+
+// fundRent adds a transfer of the rent of accounts of the given sizes
+// from the fee payer to payer, the key the program makes pay for them (the
+// instruction's authority: the developer for a stack or escrow, the usage
+// signer for every usage record), less the rent of grown bytes (what the
+// account already has: 0 for a new one). So the fee payer, the region's
+// operator, pays every SOL cost of a write, and the authorities need no
+// SOL of their own.
+func (l *Ledger) fundRent(ctx context.Context, t *txn, payer sol.PublicKey, grown int, sizes ...int) error {
+	if payer == solKey(l.payer.Pubkey()) {
+		return nil
+	}
+	var need uint64
+	for _, size := range sizes {
+		r, err := l.rent(ctx, t.op, size)
+		if err != nil {
+			return err
+		}
+		need += r
+	}
+	if grown > 0 {
+		r, err := l.rent(ctx, t.op, grown)
+		if err != nil {
+			return err
+		}
+		if r >= need {
+			return nil
+		}
+		need -= r
+	}
+	if need > 0 {
+		t.add(kindSystem, system.NewTransferInstruction(need, solKey(l.payer.Pubkey()), payer).Build())
+	}
+	return nil
+}
+
+// rent is the rent-exempt minimum of an account of size bytes (cached).
+func (l *Ledger) rent(ctx context.Context, op string, size int) (uint64, error) {
+	if v, ok := l.rents.Load(size); ok {
+		return v.(uint64), nil
+	}
+	var lamports uint64
+	if err := l.send.call(ctx, op+": rent", func(ctx context.Context) (err error) {
+		lamports, err = l.rpc.GetMinimumBalanceForRentExemption(ctx, uint64(size), l.commitment)
+		return err
+	}); err != nil {
+		return 0, readErr(op, err)
+	}
+	l.rents.Store(size, lamports)
+	return lamports, nil
 }
 
 func (l *Ledger) ixCreateMint(mint sol.PublicKey, lamports uint64) sol.Instruction {

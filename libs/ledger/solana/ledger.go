@@ -64,6 +64,7 @@ type Ledger struct {
 
 	mint  atomic.Pointer[sol.PublicKey] // known once the state is read
 	pdas  sync.Map                      // derived addresses, by derivation
+	rents sync.Map                      // rent-exempt minimums, by account size
 	feed  *feed
 	slots *slotHub
 
@@ -79,8 +80,9 @@ var (
 
 // Open connects to the node of cfg: it loads the keypair files, reads the
 // program's accounts once (the feed's starting point) and starts the
-// change feed. The fee payer must hold SOL for the fees (and, on a real
-// cluster, the rent of the accounts the writes create).
+// change feed. The fee payer must hold SOL for the fees and the rent of
+// the accounts the writes create, which it moves to the instruction's
+// authority in the same transaction.
 func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -110,6 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 	l.commissionPDA, _ = l.prog.Commission()
 	l.feed = newFeed(l)
 	if err := l.feed.start(ctx); err != nil {
+		l.rpc.Close()
 		return nil, err
 	}
 	fctx, stop := context.WithCancel(context.Background())

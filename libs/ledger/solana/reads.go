@@ -457,24 +457,65 @@ func (l *Ledger) TokenAccounts(ctx context.Context) ([]ledger.TokenAccount, uint
 }
 
 // Escrows returns every escrow, ordered by (developer, provider). An
-// escrow account names neither, so each is matched against the escrow
-// addresses of every (wallet owner, provider) pair: CreateEscrow makes the
-// developer's wallet, so every escrow made through a Ledger is found.
+// escrow account names neither, so each is matched against derived escrow
+// addresses: first those of the stacks' (owner, provider) pairs, then,
+// while some escrow is still unmatched, those of every (wallet owner,
+// provider) pair. CreateEscrow makes the developer's wallet, so every
+// escrow made through a Ledger is found.
 func (l *Ledger) Escrows(ctx context.Context) ([]ledger.Escrow, error) {
 	const op = "escrows"
 	h, err := l.holdings(ctx, op)
 	if err != nil {
 		return nil, err
 	}
-	ps, err := l.Providers(ctx)
-	if err != nil {
-		return nil, err
+	unmatched := map[sol.PublicKey]bool{}
+	for addr := range h.escrow {
+		if addr != l.depositPDA {
+			unmatched[addr] = true
+		}
 	}
 	out := []ledger.Escrow{}
-	for owner := range h.wallets {
-		for _, p := range ps {
-			if amount, ok := h.escrow[l.escrowPDA(owner, solKey(p.ID))]; ok {
-				out = append(out, ledger.Escrow{Developer: ledgerKey(owner), Provider: p.ID, Balance: amount})
+	match := func(user, provider sol.PublicKey) {
+		if a := l.escrowPDA(user, provider); unmatched[a] {
+			delete(unmatched, a)
+			out = append(out, ledger.Escrow{Developer: ledgerKey(user), Provider: ledgerKey(provider), Balance: h.escrow[a]})
+		}
+	}
+	if len(unmatched) > 0 {
+		ss, err := l.ofKind(ctx, op, marketplace.StackDiscriminator)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := l.ofKind(ctx, op, marketplace.ProviderRegionDiscriminator)
+		if err != nil {
+			return nil, err
+		}
+		providerOf := map[sol.PublicKey]sol.PublicKey{}
+		for i := range rs {
+			if r, ok := decodeRegion(&rs[i], l.prog.ID); ok {
+				providerOf[rs[i].addr] = r.Provider
+			}
+		}
+		for i := range ss {
+			if s, ok := decodeStack(&ss[i], l.prog.ID); ok {
+				if p, ok := providerOf[s.Region]; ok {
+					match(s.User, p)
+				}
+			}
+		}
+	}
+	if len(unmatched) > 0 {
+		ps, err := l.Providers(ctx)
+		if err != nil {
+			return nil, err
+		}
+	search:
+		for owner := range h.wallets {
+			for _, p := range ps {
+				match(owner, solKey(p.ID))
+				if len(unmatched) == 0 {
+					break search
+				}
 			}
 		}
 	}

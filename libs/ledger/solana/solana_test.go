@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +60,18 @@ func openTest(t *testing.T, cfg Config) *Ledger {
 func TestSolana_ContractSuite(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T) ledger.Ledger {
 		_, cfg := testChain(t)
+		return openTest(t, cfg)
+	})
+}
+
+// TestSolana_ContractSuiteChargingRent runs the suite on a chain that
+// charges rent as a validator does: every key but the fee payer starts
+// with no SOL, so each write that creates or grows an account must bring
+// its rent (the backend moves it from the fee payer).
+func TestSolana_ContractSuiteChargingRent(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T) ledger.Ledger {
+		c, cfg := testChain(t)
+		c.ChargeRent(true)
 		return openTest(t, cfg)
 	})
 }
@@ -315,5 +329,291 @@ func TestSolana_EscrowUnderTheMinimumDisablesStacksInTheFeed(t *testing.T) {
 	// Under the minimum, a withdrawal is refused, off chain.
 	if _, err := l.WithdrawEscrow(ctx, dev, p.ID, 1); !errors.Is(err, ledger.ErrBelowMinimum) {
 		t.Fatalf("withdrawal under the minimum: %v, want ErrBelowMinimum", err)
+	}
+}
+
+// BenchmarkSolana_Transfer is one write end to end against the in-process
+// chain: build, sign, preflight, confirm, read back (client and chain in
+// one process, so allocations count both).
+func BenchmarkSolana_Transfer(b *testing.B) {
+	c := solanatest.New(marketplace.DefaultProgramID)
+	if err := c.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	payer := seeded("fee-payer")
+	path := filepath.Join(b.TempDir(), "fee-payer.json")
+	if err := ledger.SaveKeypair(path, payer); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Airdrop(solKey(payer.Pubkey()), 1_000_000*sol.LAMPORTS_PER_SOL); err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.RPCURL, cfg.WSURL, cfg.FeePayerKeypair, cfg.ConfirmPoll = c.RPCURL(), c.WSURL(), path, time.Millisecond
+	l, err := Open(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	auth, dev := seeded("authority"), seeded("developer")
+	if err := l.Initialize(b.Context(), auth, ledger.InitParams{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Mint(b.Context(), auth, dev.Pubkey(), 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Transfer(b.Context(), dev, auth.Pubkey(), 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// The fee payer file is what solana-keygen writes: a JSON array of the 64
+// private key bytes; one whose public half does not match is refused,
+// naming the setting.
+func TestOpen_ReadsSolanaKeygenFiles(t *testing.T) {
+	c, cfg := testChain(t)
+	k := seeded("keygen")
+	if _, err := c.Airdrop(solKey(k.Pubkey()), sol.LAMPORTS_PER_SOL); err != nil {
+		t.Fatal(err)
+	}
+	ints := make([]string, 0, 64)
+	for _, b := range k.PrivateKey() {
+		ints = append(ints, fmt.Sprint(int(b)))
+	}
+	good := filepath.Join(t.TempDir(), "id.json")
+	if err := os.WriteFile(good, []byte("["+strings.Join(ints, ",")+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.FeePayerKeypair = good
+	l := openTest(t, cfg)
+	if solKey(l.payer.Pubkey()) != solKey(k.Pubkey()) {
+		t.Fatalf("fee payer %s, want %s", l.payer.Pubkey(), k.Pubkey())
+	}
+	if err := l.Initialize(t.Context(), seeded("authority"), ledger.InitParams{}); err != nil {
+		t.Fatalf("a write paid by the keygen file's key: %v", err)
+	}
+	ints[63] = fmt.Sprint((k.PrivateKey()[63] + 1) % 255)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("["+strings.Join(ints, ",")+"]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.FeePayerKeypair = bad
+	if _, err := Open(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "fee_payer_keypair") {
+		t.Fatalf("a keypair whose public half does not match: %v", err)
+	}
+}
+
+// A manifest travels in one transaction (1232 bytes): CreateStack takes
+// manifests up to what fits and refuses a larger one with
+// ErrInvalidArgument, changing nothing.
+func TestSolana_ManifestsUpToWhatATransactionCarries(t *testing.T) {
+	_, cfg := testChain(t)
+	l := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Initialize(ctx, auth, ledger.InitParams{}))
+	must(l.Mint(ctx, auth, dev.Pubkey(), 10))
+	p, err := l.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(l.AuthorizeProvider(ctx, auth, p.ID))
+	g, err := l.CreateRegion(ctx, prov, 1, ledger.RegionConfig{Name: "eu1", BaseURL: "https://eu1.example.net"})
+	must(err)
+	_, err = l.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	// The largest manifest that fits, found by bisection.
+	lo, hi := 1, maxTransactionBytes
+	for seed := uint64(1); lo < hi; seed++ {
+		mid := (lo + hi + 1) / 2
+		_, err := l.CreateStack(ctx, dev, g.ID, seed, make([]byte, mid))
+		switch {
+		case err == nil:
+			lo = mid
+		case errors.Is(err, ledger.ErrInvalidArgument):
+			hi = mid - 1
+		default:
+			t.Fatal(err)
+		}
+	}
+	t.Logf("the largest manifest one CreateStack carries is %d bytes", lo)
+	if lo < 700 {
+		t.Fatalf("only %d-byte manifests fit", lo)
+	}
+	s, err := l.CreateStack(ctx, dev, g.ID, 1000, make([]byte, lo))
+	must(err)
+	if _, err := l.UpdateStack(ctx, dev, s.ID, make([]byte, lo)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := l.Stack(ctx, s.ID)
+	if _, err := l.UpdateStack(ctx, dev, s.ID, make([]byte, lo+100)); !errors.Is(err, ledger.ErrInvalidArgument) {
+		t.Fatalf("UpdateStack 100 bytes over: %v, want ErrInvalidArgument", err)
+	}
+	if after, _ := l.Stack(ctx, s.ID); after.Revision != before.Revision {
+		t.Fatalf("a refused update moved the revision to %d", after.Revision)
+	}
+}
+
+// BenchmarkEscrowAddress is one escrow address derivation (uncached), the
+// cost Escrows and the feed pay once per (wallet owner, provider) pair.
+func BenchmarkEscrowAddress(b *testing.B) {
+	p := marketplace.Default
+	provider := solKey(seeded("provider").Pubkey())
+	var user sol.PublicKey
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		user[0], user[1] = byte(i), byte(i>>8)
+		i++
+		p.Escrow(user, provider)
+	}
+}
+
+// A Ledger opened before the marketplace exists learns the mint from the
+// state's notification and then follows the token accounts too.
+func TestSolana_FeedFollowsTheMintOnceInitialized(t *testing.T) {
+	_, cfg := testChain(t)
+	reader := openTest(t, cfg)
+	writer := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(writer.Initialize(ctx, auth, ledger.InitParams{}))
+	must(writer.Mint(ctx, auth, dev.Pubkey(), 10))
+	p, err := writer.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(writer.AuthorizeProvider(ctx, auth, p.ID))
+	_, err = writer.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	_, err = writer.RechargeEscrow(ctx, dev, p.ID, 5)
+	must(err)
+	for after := uint64(0); ; {
+		cs, err := reader.Changes(ctx, after, 100)
+		must(err)
+		for _, c := range cs {
+			if c.Escrow != nil && c.Escrow.Balance == 5 && c.Escrow.Developer == dev.Pubkey() {
+				return
+			}
+			after = c.Slot
+		}
+		must(reader.Wait(ctx, after, time.Second))
+	}
+}
+
+// A cut websocket is noticed: the feed reconnects, subscribes again and
+// resyncs, so a write made while it was down still reaches Changes (the
+// periodic resync is an hour away here).
+func TestSolana_FeedRecoversFromACutWebsocket(t *testing.T) {
+	c, cfg := testChain(t)
+	cfg.ResyncInterval = time.Hour
+	writer := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov := seeded("authority"), seeded("provider")
+	if err := writer.Initialize(ctx, auth, ledger.InitParams{}); err != nil {
+		t.Fatal(err)
+	}
+	reader := openTest(t, cfg)
+	// Both ledgers subscribe to the program and the mint's token accounts.
+	if err := c.WaitSubscriptions(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	start, _ := reader.Slot(ctx)
+	c.DisconnectWebsockets()
+	p, err := writer.CreateProvider(ctx, prov, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cs, err := reader.Changes(ctx, start, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) > 0 {
+			if cs[0].Provider == nil || *cs[0].Provider != p {
+				t.Fatalf("changes %+v, want provider %+v", cs, p)
+			}
+			break
+		}
+		if err := reader.Wait(ctx, start, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And it is subscribed again: a later write arrives too.
+	if err := c.WaitSubscriptions(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.AuthorizeProvider(ctx, auth, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		slot, _ := reader.Slot(ctx)
+		cs, err := reader.Changes(ctx, start, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(cs); n > 1 && cs[n-1].Provider != nil && cs[n-1].Provider.Authorized {
+			return
+		}
+		if err := reader.Wait(ctx, slot, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The fee payer pays, in each transaction, the rent the program makes the
+// instruction's authority pay: the developer ends up with exactly the rent
+// of its escrow and stack (the test chain creates accounts without
+// debiting their payer).
+func TestSolana_TheFeePayerFundsTheAuthoritysRent(t *testing.T) {
+	c, cfg := testChain(t)
+	l := openTest(t, cfg)
+	ctx := t.Context()
+	auth, prov, dev := seeded("authority"), seeded("provider"), seeded("developer")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Initialize(ctx, auth, ledger.InitParams{}))
+	must(l.Mint(ctx, auth, prov.Pubkey(), 1))
+	p, err := l.CreateProvider(ctx, prov, "acme")
+	must(err)
+	must(l.AuthorizeProvider(ctx, auth, p.ID))
+	g, err := l.CreateRegion(ctx, prov, 1, ledger.RegionConfig{Name: "eu1", BaseURL: "https://eu1.example.net"})
+	must(err)
+	_, err = l.CreateEscrow(ctx, dev, p.ID)
+	must(err)
+	manifest := []byte("name: app\n")
+	s, err := l.CreateStack(ctx, dev, g.ID, 1, manifest)
+	must(err)
+	want := solanatest.RentExemptMinimum(marketplace.TokenAccountSpace) +
+		solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(manifest))))
+	if got, _ := c.Account(solKey(dev.Pubkey())); got.Lamports != want {
+		t.Fatalf("the developer holds %d lamports, want %d", got.Lamports, want)
+	}
+	// Growing the stack pays the difference; shrinking it nothing.
+	bigger := make([]byte, 100)
+	_, err = l.UpdateStack(ctx, dev, s.ID, bigger)
+	must(err)
+	want += solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(bigger)))) -
+		solanatest.RentExemptMinimum(uint64(marketplace.StackSpace(0, len(manifest))))
+	_, err = l.DeleteStack(ctx, dev, s.ID)
+	must(err)
+	if got, _ := c.Account(solKey(dev.Pubkey())); got.Lamports != want {
+		t.Fatalf("after growing and deleting the stack the developer holds %d lamports, want %d", got.Lamports, want)
 	}
 }

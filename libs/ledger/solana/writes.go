@@ -74,6 +74,10 @@ func (l *Ledger) Initialize(ctx context.Context, authority ledger.Signer, p ledg
 	} else if leU32(existing.data) != 1 || sol.PublicKeyFromBytes(existing.data[4:36]) != auth {
 		return fail(op, ledger.ErrInvalidArgument, "mint %s (mint_keypair) exists and %s is not its mint authority", mint, auth)
 	}
+	if err := l.fundRent(ctx, &t, auth, 0, marketplace.MuStateSpace, marketplace.TokenAccountSpace, marketplace.TokenAccountSpace,
+		marketplace.ProviderAuthorizerSpace); err != nil {
+		return err
+	}
 	t.add(kindMarketplace, l.ixInitialize(auth, mint, p.CommissionMicros, p.ProviderDeposit))
 	t.add(kindMarketplace, l.ixCreateProviderAuthorizer(auth, auth))
 	_, err = l.write(ctx, t)
@@ -200,6 +204,9 @@ func (l *Ledger) CreateProvider(ctx context.Context, owner ledger.Signer, name s
 	id := l.providerPDA(o)
 	t := txn{op: op, signers: []ledger.Signer{owner}, errs: errMap{missing: ledger.ErrInsufficientFunds}}
 	t.add(kindATA, l.ixCreateATA(o, st.Mint))
+	if err := l.fundRent(ctx, &t, o, 0, marketplace.ProviderSpace(len(name))); err != nil {
+		return ledger.Provider{}, err
+	}
 	t.add(kindMarketplace, l.ixCreateProvider(o, wallet, name))
 	t.check = func(ctx context.Context) error {
 		as, _, err := l.getAccounts(ctx, op, id, wallet)
@@ -327,6 +334,9 @@ func (l *Ledger) CreateRegion(ctx context.Context, owner ledger.Signer, number u
 	}
 	id, _ := l.prog.Region(o, number)
 	t := txn{op: op, signers: []ledger.Signer{owner}}
+	if err := l.fundRent(ctx, &t, o, 0, marketplace.RegionSpace(len(cfg.Name), len(cfg.BaseURL))); err != nil {
+		return ledger.Region{}, err
+	}
 	t.add(kindMarketplace, l.ixCreateRegion(o, pid, number, cfg))
 	t.check = func(ctx context.Context) error {
 		if !p.Authorized {
@@ -385,6 +395,9 @@ func (l *Ledger) CreateUsageSigner(ctx context.Context, owner ledger.Signer, reg
 	}
 	t := txn{op: op, signers: []ledger.Signer{owner}}
 	t.add(kindATA, l.ixCreateATA(o, mint))
+	if err := l.fundRent(ctx, &t, o, 0, marketplace.AuthorizedUsageSignerSpace); err != nil {
+		return err
+	}
 	t.add(kindMarketplace, l.ixCreateUsageSigner(o, r.Provider, solKey(region), solKey(signer), l.ata(o, mint)))
 	t.check = func(context.Context) error {
 		if existing != nil {
@@ -416,6 +429,9 @@ func (l *Ledger) CreateEscrow(ctx context.Context, developer ledger.Signer, prov
 	}
 	t := txn{op: op, signers: []ledger.Signer{developer}}
 	t.add(kindATA, l.ixCreateATA(dev, mint))
+	if err := l.fundRent(ctx, &t, dev, 0, marketplace.TokenAccountSpace); err != nil {
+		return ledger.Escrow{}, err
+	}
 	t.add(kindMarketplace, l.ixCreateEscrow(dev, solKey(provider), mint))
 	t.check = func(context.Context) error {
 		if !p.Authorized {
@@ -530,25 +546,27 @@ func (l *Ledger) minimumOf(ctx context.Context, op string, developer, provider s
 
 // stackOf reads a stack for a write by owner: ErrNotFound, ErrBadSigner
 // for another owner, ErrStackDeleted.
-func (l *Ledger) stackOf(ctx context.Context, op string, owner, id sol.PublicKey) (marketplace.Stack, error) {
+// The size is the account's, in bytes.
+func (l *Ledger) stackOf(ctx context.Context, op string, owner, id sol.PublicKey) (marketplace.Stack, int, error) {
 	a, err := l.getAccount(ctx, op, id)
 	if err != nil {
-		return marketplace.Stack{}, err
+		return marketplace.Stack{}, 0, err
 	}
 	s, ok := decodeStack(a, l.prog.ID)
 	switch {
 	case !ok:
-		return s, fail(op, ledger.ErrNotFound, "no stack %s", id)
+		return s, 0, fail(op, ledger.ErrNotFound, "no stack %s", id)
 	case s.User != owner:
-		return s, fail(op, ledger.ErrBadSigner, "signed by %s, stack %s is owned by %s", owner, id, s.User)
+		return s, 0, fail(op, ledger.ErrBadSigner, "signed by %s, stack %s is owned by %s", owner, id, s.User)
 	case !s.State.Active():
-		return s, fail(op, ledger.ErrStackDeleted, "stack %s is deleted", id)
+		return s, 0, fail(op, ledger.ErrStackDeleted, "stack %s is deleted", id)
 	}
-	return s, nil
+	return s, len(a.data), nil
 }
 
 // checkManifest bounds a manifest: not empty, and within what one
-// transaction can carry (the sender checks the transaction's size).
+// transaction can carry (the sender checks the transaction's size: 792
+// bytes of manifest fit a create_stack, a little more an update).
 func checkManifest(op string, m []byte) error {
 	switch {
 	case len(m) == 0:
@@ -581,6 +599,9 @@ func (l *Ledger) CreateStack(ctx context.Context, owner ledger.Signer, region le
 	id, _ := l.prog.Stack(o, solKey(region), seed)
 	escrow := l.escrowPDA(o, r.Provider)
 	t := txn{op: op, signers: []ledger.Signer{owner}}
+	if err := l.fundRent(ctx, &t, o, 0, marketplace.StackSpace(len(stackName), len(manifest))); err != nil {
+		return ledger.Stack{}, err
+	}
 	t.add(kindMarketplace, l.ixCreateStack(o, r.Provider, solKey(region), seed, manifest))
 	t.check = func(ctx context.Context) error {
 		as, _, err := l.getAccounts(ctx, op, id, escrow)
@@ -615,11 +636,14 @@ func (l *Ledger) UpdateStack(ctx context.Context, owner ledger.Signer, stack led
 	if err != nil {
 		return ledger.Stack{}, err
 	}
-	s, err := l.stackOf(ctx, op, o, solKey(stack))
+	s, size, err := l.stackOf(ctx, op, o, solKey(stack))
 	if err != nil {
 		return ledger.Stack{}, err
 	}
 	t := txn{op: op, signers: []ledger.Signer{owner}}
+	if err := l.fundRent(ctx, &t, o, size, marketplace.StackSpace(len(stackName), len(manifest))); err != nil {
+		return ledger.Stack{}, err
+	}
 	t.add(kindMarketplace, l.ixUpdateStack(o, s.Region, solKey(stack), s.Seed, manifest))
 	if _, err := l.write(ctx, t); err != nil {
 		return ledger.Stack{}, err
@@ -635,7 +659,7 @@ func (l *Ledger) DeleteStack(ctx context.Context, owner ledger.Signer, stack led
 	if err != nil {
 		return ledger.Stack{}, err
 	}
-	s, err := l.stackOf(ctx, op, o, solKey(stack))
+	s, _, err := l.stackOf(ctx, op, o, solKey(stack)) // it shrinks: no rent to add
 	if err != nil {
 		return ledger.Stack{}, err
 	}
@@ -688,6 +712,9 @@ func (l *Ledger) UpdateUsage(ctx context.Context, signer ledger.Signer, stack le
 	escrow, bump := l.prog.Escrow(s.User, r.Provider)
 	update, _ := l.prog.Update(solKey(stack), s.Region, seed)
 	t := txn{op: op, signers: []ledger.Signer{signer}, errs: errMap{exists: ledger.ErrReplayedSeed, short: ledger.ErrInsufficientEscrow}}
+	if err := l.fundRent(ctx, &t, sk, 0, marketplace.UsageUpdateSpace); err != nil {
+		return ledger.UsageResult{}, err
+	}
 	t.add(kindMarketplace, l.ixUpdateUsage(sk, s.Region, solKey(stack), escrow, bump, us.TokenAccount, st.CommissionToken, seed, su))
 	t.check = func(ctx context.Context) error {
 		as, _, err := l.getAccounts(ctx, op, update, escrow)

@@ -188,15 +188,26 @@ func (a *anchor) initPDA(i int, name string, payer solana.PublicKey, owner solan
 		accounts:   []meta{{key: payer, signer: true, writable: true}, {key: m.key, signer: true, writable: true}},
 		pdaSigners: map[solana.PublicKey]bool{m.key: true}}
 	a.in.t.log("Program %s invoke [%d]", solana.SystemProgramID, a.in.depth+1)
+	rent, charge := RentExemptMinimum(space), a.in.t.c.chargeRent
+	var ierr2 *InstructionError
 	if cur.Lamports > 0 && len(cur.Data) == 0 && cur.Owner.Equals(solana.SystemProgramID) {
-		// Pre-funded: Anchor allocates and assigns instead of creating.
-		cur.Data = make([]byte, space)
-		cur.Owner = owner
-		a.in.t.changed[m.key] = cur
-	} else if ierr := sysCreateAccount(sysIn, payer, m.key, RentExemptMinimum(space), space, owner, false); ierr != nil {
-		a.in.t.log("Program log: %s", ierr.Msg)
-		a.in.t.log("Program %s failed: %s", solana.SystemProgramID, failText(ierr))
-		return 0, ierr
+		// Pre-funded: Anchor tops it up, allocates and assigns instead of creating.
+		if charge && cur.Lamports < rent {
+			ierr2 = sysTransfer(sysIn, payer, m.key, rent-cur.Lamports)
+		}
+		if ierr2 == nil {
+			cur = a.in.t.get(m.key)
+			cur.Data = make([]byte, space)
+			cur.Owner = owner
+			a.in.t.changed[m.key] = cur
+		}
+	} else {
+		ierr2 = sysCreateAccount(sysIn, payer, m.key, rent, space, owner, charge)
+	}
+	if ierr2 != nil {
+		a.in.t.log("Program log: %s", ierr2.Msg)
+		a.in.t.log("Program %s failed: %s", solana.SystemProgramID, failText(ierr2))
+		return 0, ierr2
 	}
 	a.in.t.log("Program %s success", solana.SystemProgramID)
 	return bump, nil
@@ -231,11 +242,38 @@ func (a *anchor) write(name string, key solana.PublicKey, enc []byte) *Instructi
 }
 
 // realloc resizes an account the program owns (realloc::zero = false keeps
-// the bytes it has).
-func (a *anchor) realloc(name string, key solana.PublicKey, size int) *InstructionError {
+// the bytes it has). With rent charged, a growth's rent comes from payer (a
+// system transfer) and a shrink's excess goes back to it.
+func (a *anchor) realloc(name string, key, payer solana.PublicKey, size int) *InstructionError {
 	acct := a.in.t.get(key)
 	if size > len(acct.Data)+maxPermittedDataIncrease {
 		return a.fail(anchorAccountReallocExceedsLimit, name)
+	}
+	if a.in.t.c.chargeRent && size != len(acct.Data) {
+		need := RentExemptMinimum(uint64(size))
+		switch {
+		case size > len(acct.Data) && need > acct.Lamports:
+			sysIn := &instr{t: a.in.t, program: solana.SystemProgramID, index: a.in.index, depth: a.in.depth + 1,
+				accounts: []meta{{key: payer, signer: true, writable: true}, {key: key, writable: true}}}
+			a.in.t.log("Program %s invoke [%d]", solana.SystemProgramID, a.in.depth+1)
+			if ierr := sysTransfer(sysIn, payer, key, need-acct.Lamports); ierr != nil {
+				a.in.t.log("Program %s failed: %s", solana.SystemProgramID, failText(ierr))
+				return ierr
+			}
+			a.in.t.log("Program %s success", solana.SystemProgramID)
+		case size < len(acct.Data) && acct.Lamports > need:
+			excess := acct.Lamports - need
+			acct.Lamports = need
+			if ierr := a.in.t.store(a.in.program, key, acct); ierr != nil {
+				return ierr
+			}
+			p := a.in.t.get(payer)
+			p.Lamports += excess
+			if ierr := a.in.t.store(a.in.program, payer, p); ierr != nil {
+				return ierr
+			}
+		}
+		acct = a.in.t.get(key)
 	}
 	if size <= len(acct.Data) {
 		acct.Data = acct.Data[:size]

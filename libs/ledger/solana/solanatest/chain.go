@@ -17,10 +17,12 @@
 //     program changes an account's data or owner or debits its lamports;
 //   - one slot, and one new blockhash, per applied transaction (airdrops included).
 //
-// What it leaves out: rent. Accounts a program creates (Anchor's init, the
-// associated token account program) receive the rent-exempt minimum without
-// debiting the payer, so instruction payers need no SOL beyond what they move
-// explicitly; a system CreateAccount moves exactly the lamports it names. Address
+// What it leaves out by default: rent. Accounts a program creates (Anchor's
+// init, the associated token account program) receive the rent-exempt minimum
+// without debiting the payer, so instruction payers need no SOL beyond what
+// they move explicitly; a system CreateAccount moves exactly the lamports it
+// names. ChargeRent turns the payer's debit on. Rent exemption itself is never
+// checked. Address
 // lookup tables (v0 messages) are refused. Commitment levels are all the same:
 // every applied transaction is immediately finalized.
 //
@@ -56,6 +58,10 @@ const (
 	maxAccountDataLen = 10 * 1024 * 1024
 	// coreVersion is what getVersion reports.
 	coreVersion = "1.18.26-solanatest"
+	// readHeaderTimeout bounds a request's headers; shutdownTimeout bounds
+	// Close's wait for requests in flight.
+	readHeaderTimeout = 10 * time.Second
+	shutdownTimeout   = 5 * time.Second
 )
 
 // Account is one account of the bank.
@@ -109,6 +115,7 @@ type Chain struct {
 	statuses   map[solana.Signature]*txRecord
 	faults     []sendFault
 	sends      int
+	chargeRent bool
 	airdropSeq uint64
 
 	subs *subscriptions
@@ -161,6 +168,19 @@ func rentSysvarData() []byte {
 	return b
 }
 
+// ChargeRent makes the accounts a program creates cost their payer, as on a
+// validator: Anchor's init and the associated token account program move the
+// rent-exempt minimum from the instruction's payer (one short of it fails in
+// the system program with ResultWithNegativeLamports, 1), and update_stack's
+// and delete_stack's realloc move a growth's difference from the user and
+// return a shrink's excess to it. Off (the default), such accounts get their
+// lamports without debiting anyone (see the package doc).
+func (c *Chain) ChargeRent(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.chargeRent = on
+}
+
 // ProgramID is the marketplace program's id.
 func (c *Chain) ProgramID() solana.PublicKey { return c.programID }
 
@@ -183,7 +203,7 @@ func (c *Chain) Start() error {
 	c.started = true
 	c.rpcURL = "http://" + ln.Addr().String()
 	c.wsURL = "ws://" + ln.Addr().String()
-	c.srv = &http.Server{Handler: http.HandlerFunc(c.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
+	c.srv = &http.Server{Handler: http.HandlerFunc(c.serveHTTP), ReadHeaderTimeout: readHeaderTimeout}
 	c.serveWG.Add(1)
 	go func() {
 		defer c.serveWG.Done()
@@ -218,7 +238,7 @@ func (c *Chain) Close() error {
 	c.mu.Unlock()
 	c.subs.closeAll()
 	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()

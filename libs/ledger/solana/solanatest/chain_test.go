@@ -843,3 +843,85 @@ func TestToken_InitializeVariantsAndGetTransaction(t *testing.T) {
 		t.Errorf("getTransaction: %+v %v", got, err)
 	}
 }
+
+func TestWS_DisconnectWebsocketsEndsSubscriptionsAndAcceptsNewOnes(t *testing.T) {
+	e := newEnv(t)
+	cl := e.wsClient()
+	sub, err := cl.AccountSubscribe(e.payer.PublicKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	defer cancel()
+	if err := e.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.chain.DisconnectWebsockets()
+	if n := e.chain.Subscriptions(); n != 0 {
+		t.Errorf("%d subscriptions after disconnecting", n)
+	}
+	if _, err := sub.Recv(ctx); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Recv after the disconnect: %v, want the connection's error", err)
+	}
+	cl2 := e.wsClient()
+	sub2, err := cl2.AccountSubscribe(e.payer.PublicKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.chain.WaitSubscriptions(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.airdrop(e.payer.PublicKey(), 1)
+	if r, err := sub2.Recv(ctx); err != nil || r.Value.Lamports != 10*sol+1 {
+		t.Errorf("notification on a new connection: %+v %v", r, err)
+	}
+}
+
+func TestRPC_Base58TransactionsAssignAndDataSlices(t *testing.T) {
+	e := newEnv(t)
+	k := newKey(t)
+	e.airdrop(k.PublicKey(), sol)
+	// Assign, sent base58-encoded (the validator's default encoding).
+	tx := e.tx([]solana.Instruction{system.NewAssignInstruction(solana.TokenProgramID, k.PublicKey()).Build()}, k)
+	raw, _ := tx.MarshalBinary()
+	var sig string
+	if err := e.rpc.RPCCallForInto(e.ctx, &sig, "sendTransaction", []any{base58.Encode(raw)}); err != nil {
+		t.Fatalf("base58 sendTransaction: %v", err)
+	}
+	if sig != tx.Signatures[0].String() {
+		t.Errorf("signature %s, want %s", sig, tx.Signatures[0])
+	}
+	if a := e.mustAccount(k.PublicKey()); !a.Owner.Equals(solana.TokenProgramID) || a.Lamports != sol {
+		t.Errorf("assigned account %+v", a)
+	}
+	// Assign without the account's signature fails in the system program.
+	other := newKey(t).PublicKey()
+	e.airdrop(other, sol)
+	assign := system.NewAssignInstruction(solana.TokenProgramID, other).Build()
+	data, _ := assign.Data()
+	if got := preflightErr(t, e.sendErr([]solana.Instruction{solana.NewInstruction(solana.SystemProgramID, solana.AccountMetaSlice{solana.Meta(other).WRITE()}, data)})); got != `{"InstructionError":[0,"MissingRequiredSignature"]}` {
+		t.Errorf("assign without the signature: %s", got)
+	}
+
+	// A token account read with a data slice, base58 and base64.
+	auth := newKey(t)
+	mint := e.newMint(auth.PublicKey(), 0)
+	w := newKey(t).PublicKey()
+	ata := e.newATA(w, mint)
+	off, n := uint64(32), uint64(32)
+	for _, enc := range []solana.EncodingType{solana.EncodingBase58, solana.EncodingBase64} {
+		ai, err := e.rpc.GetAccountInfoWithOpts(e.ctx, ata, &rpc.GetAccountInfoOpts{Encoding: enc, DataSlice: &rpc.DataSlice{Offset: &off, Length: &n}})
+		if err != nil {
+			t.Fatalf("%s: %v", enc, err)
+		}
+		if got := ai.Value.Data.GetBinary(); !bytes.Equal(got, w[:]) || ai.Value.Space != TokenAccountSize {
+			t.Errorf("%s slice [32:64] = %x (space %d), want the owner %x", enc, got, ai.Value.Space, w[:])
+		}
+	}
+	// 165 bytes do not go in base58.
+	var out any
+	var re *jsonrpc.RPCError
+	if err := e.rpc.RPCCallForInto(e.ctx, &out, "getAccountInfo", []any{ata.String(), map[string]any{"encoding": "base58"}}); !errors.As(err, &re) || re.Code != codeInvalidParams {
+		t.Errorf("base58 of 165 bytes: %v, want -32602", err)
+	}
+}

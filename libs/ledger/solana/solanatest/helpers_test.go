@@ -21,7 +21,7 @@ var testProgramID = solana.MustPublicKeyFromBase58("H7eDBkyrr5jLcjmNmyTbDo45sS6U
 const sol = 1_000_000_000
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	chain *Chain
 	rpc   *rpc.Client
 	ctx   context.Context
@@ -30,7 +30,7 @@ type env struct {
 
 // newEnv starts a chain on 127.0.0.1 and a solana-go HTTP client on it, with
 // a fee payer holding 10 SOL.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	c := New(testProgramID)
 	if err := c.Start(); err != nil {
@@ -57,7 +57,7 @@ func (e *env) wsClient() *ws.Client {
 	return cl
 }
 
-func newKey(t *testing.T) solana.PrivateKey {
+func newKey(t testing.TB) solana.PrivateKey {
 	t.Helper()
 	k, err := solana.NewRandomPrivateKey()
 	if err != nil {

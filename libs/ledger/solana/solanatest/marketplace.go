@@ -354,7 +354,7 @@ func stackAccounts(a *anchor, seed uint64, size int) (solana.PublicKey, mp.Stack
 		a.mut(1, "stack"),
 		a.hasOne("stack", stack.User, user),
 		a.seedsBump("stack", stackKey, stack.Bump, mp.StackSeeds(user, regionKey, seed)...),
-		a.realloc("stack", stackKey, size),
+		a.realloc("stack", stackKey, user, size),
 		a.mut(2, "user"),
 	); ierr != nil {
 		return stackKey, stack, ierr

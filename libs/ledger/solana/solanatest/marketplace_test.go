@@ -56,7 +56,7 @@ const (
 	testEscrowTokens     = 10_000
 )
 
-func newMarket(t *testing.T) *market {
+func newMarket(t testing.TB) *market {
 	t.Helper()
 	m := &market{env: newEnv(t), authority: newKey(t), owner: newKey(t), user: newKey(t), usageSigner: newKey(t)}
 	for _, k := range []solana.PrivateKey{m.authority, m.owner, m.user, m.usageSigner} {
@@ -520,5 +520,48 @@ func TestTransactionError_JSONIsTheValidatorsShape(t *testing.T) {
 		if err != nil || string(b) != tc.want {
 			t.Errorf("%v marshals as %s (%v), want %s", tc.err, b, err, tc.want)
 		}
+	}
+}
+
+func TestChargeRent_PayersPayForWhatProgramsCreate(t *testing.T) {
+	m := newMarket(t)
+	m.chain.ChargeRent(true)
+	u := m.user.PublicKey()
+	before := m.lamports(u)
+	stack := m.stackPDA(3)
+	m.send([]solana.Instruction{m.createStackIx(3, []byte("abc"), "n")}, m.user)
+	small := RentExemptMinimum(uint64(mp.StackSpace(1, 3)))
+	if got := m.lamports(u); got != before-small {
+		t.Errorf("user %d after create_stack, want %d (the stack's rent %d)", got, before-small, small)
+	}
+	if got := m.lamports(stack); got != small {
+		t.Errorf("stack holds %d lamports, want %d", got, small)
+	}
+	m.send([]solana.Instruction{m.updateStackIx(3, make([]byte, 300), "n")}, m.user)
+	big := RentExemptMinimum(uint64(mp.StackSpace(1, 300)))
+	if got := m.lamports(u); got != before-big {
+		t.Errorf("user %d after growing the stack, want %d", got, before-big)
+	}
+	m.send([]solana.Instruction{m.deleteStackIx(3)}, m.user)
+	deleted := RentExemptMinimum(mp.StackDeletedSpace)
+	if got := m.lamports(u); got != before-deleted || m.lamports(stack) != deleted {
+		t.Errorf("after delete_stack: user %d (want %d), stack %d (want %d)", got, before-deleted, m.lamports(stack), deleted)
+	}
+	// An associated token account costs its payer too.
+	payerBefore := m.lamports(m.payer.PublicKey())
+	m.newATA(newKey(t).PublicKey(), m.mint)
+	if got, want := m.lamports(m.payer.PublicKey()), payerBefore-RentExemptMinimum(TokenAccountSize)-FeePerSignature; got != want {
+		t.Errorf("payer %d after creating an ATA, want %d", got, want)
+	}
+	// A payer without the rent fails in the system program.
+	poor := newKey(t)
+	m.airdrop(poor.PublicKey(), 1)
+	esc, _ := prog.Escrow(poor.PublicKey(), m.provider)
+	ix := prog.CreateProviderEscrowAccount(mp.CreateProviderEscrowAccountAccounts{
+		State: m.state, Mint: m.mint, EscrowAccount: esc, Provider: m.provider, User: poor.PublicKey(),
+		SystemProgram: solana.SystemProgramID, TokenProgram: solana.TokenProgramID, Rent: solana.SysVarRentPubkey,
+	})
+	if got := preflightErr(t, m.sendErr([]solana.Instruction{ix}, poor)); got != customErrJSON(0, mp.SystemErrorResultWithNegativeLamports) {
+		t.Errorf("escrow by a payer without the rent: %s", got)
 	}
 }

@@ -351,7 +351,7 @@ func execATA(in *instr) *InstructionError {
 	_ = bump
 	pdaSign := &instr{t: in.t, program: solana.SPLAssociatedTokenAccountProgramID, index: in.index, depth: in.depth + 1,
 		accounts: []meta{payer, {key: ata.key, signer: true, writable: ata.writable}}, pdaSigners: map[solana.PublicKey]bool{ata.key: true}}
-	if ierr := sysCreateAccount(pdaSign, payer.key, ata.key, RentExemptMinimum(TokenAccountSize), TokenAccountSize, solana.TokenProgramID, false); ierr != nil {
+	if ierr := sysCreateAccount(pdaSign, payer.key, ata.key, RentExemptMinimum(TokenAccountSize), TokenAccountSize, solana.TokenProgramID, in.t.c.chargeRent); ierr != nil {
 		return ierr
 	}
 	return initTokenAccount(&instr{t: in.t, program: solana.TokenProgramID, index: in.index, depth: in.depth + 1}, ata.key, mint.key, wallet.key)

@@ -196,9 +196,19 @@ func (s *subscriptions) drop(conn *wsConn) {
 	}
 }
 
-func (s *subscriptions) closeAll() {
+// DisconnectWebsockets closes every websocket connection now open, dropping
+// their subscriptions, as a node restart or a network cut does; new
+// connections are accepted as before. It lets a test see a client notice the
+// loss and catch up.
+func (c *Chain) DisconnectWebsockets() { c.subs.disconnect(false) }
+
+func (s *subscriptions) closeAll() { s.disconnect(true) }
+
+func (s *subscriptions) disconnect(final bool) {
 	s.mu.Lock()
-	s.closed = true
+	if final {
+		s.closed = true
+	}
 	conns := make([]*wsConn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -206,6 +216,21 @@ func (s *subscriptions) closeAll() {
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.close()
+	}
+	// Forget the connections' subscriptions now, so Subscriptions and
+	// WaitSubscriptions see them gone when this returns.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.subs)
+	for id, sb := range s.subs {
+		for _, c := range conns {
+			if sb.conn == c {
+				delete(s.subs, id)
+			}
+		}
+	}
+	if len(s.subs) != n {
+		s.changedLocked()
 	}
 }
 
