@@ -21,10 +21,12 @@ import (
 )
 
 // startChain starts the in-process Solana endpoint with the marketplace
-// program at its deployed address.
+// program at its deployed address, charging rent as a cluster does (the
+// region must fund the keys that pay it).
 func startChain(t *testing.T) *solanatest.Chain {
 	t.Helper()
 	c := solanatest.New(sol.MustPublicKeyFromBase58(solana.DefaultProgramID))
+	c.ChargeRent(true)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

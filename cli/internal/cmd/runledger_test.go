@@ -58,6 +58,7 @@ func TestRun_LedgerSolanaServesTheProjectFromTheProgram(t *testing.T) {
 		t.Skip("builds wasm")
 	}
 	chain := solanatest.New(sol.MustPublicKeyFromBase58(solana.DefaultProgramID))
+	chain.ChargeRent(true) // as a test validator: the project's keys need SOL
 	if err := chain.Start(); err != nil {
 		t.Fatal(err)
 	}
