@@ -15,7 +15,6 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/solana"
 	"github.com/muprotocol/mu/libs/ledger/solana/solanatest"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
-	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	billingsvc "github.com/muprotocol/mu/services/billing"
 )
@@ -51,24 +50,6 @@ func usageOf(ts []*billingv1.UsageTotal) ledger.Usage {
 		}
 	}
 	return u
-}
-
-// waitIndexedEscrow waits until the chain-indexer (following the program
-// through its websocket feed) reports the developer's escrow at balance.
-func waitIndexedEscrow(ctx context.Context, t *testing.T, r *Region, balance uint64) {
-	t.Helper()
-	mk := r.Market()
-	for {
-		resp, err := r.ChainIndexer().Client().ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: mk.Keys.Developer.Pubkey().Bytes(), ProviderId: mk.Provider.ID.Bytes()})
-		if err == nil && len(resp.GetEscrows()) == 1 && resp.GetEscrows()[0].GetBalance() == balance {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the chain-indexer does not report the escrow at %d (last %v, %v)", balance, resp.GetEscrows(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // TestSolana_HelloIsServedAndBilledOnTheProgram runs a region like `mu
