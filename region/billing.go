@@ -108,30 +108,22 @@ func (r *Region) startBilling(ctx context.Context) error {
 		case r.procs == nil && r.ledger != nil:
 			deps.Ledger = r.ledger
 			deps.Signer = r.market.Keys.Provider
+		case r.solana != nil:
+			// A child settles on the program itself: a Solana write's
+			// signature covers a blockhash only its sender knows, so the
+			// chain-indexer cannot forward it.
+			cfg.LedgerBackend = billingsvc.LedgerSolana
+			cfg.LedgerSolana = *r.solana
+			if err := r.writeSigner(&cfg); err != nil {
+				return err
+			}
 		default:
 			// The chain-indexer hosts the ledger and takes signed writes
 			// (mu.ledger.v1.LedgerService); the child reads the signer's
 			// key from a file, as a provider's billing does.
 			cfg.LedgerAddr = r.indexer.addr
-			dir := cfg.DataDir
-			if dir == "" {
-				d, err := os.MkdirTemp("", "mu-region-billing-")
-				if err != nil {
-					return err
-				}
-				r.closers = append(r.closers, func() error { return os.RemoveAll(d) })
-				dir = d
-			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return fmt.Errorf("region: billing: %w", err)
-			}
-			b, err := json.Marshal(r.market.Keys.Provider)
-			if err != nil {
+			if err := r.writeSigner(&cfg); err != nil {
 				return err
-			}
-			cfg.SignerKeyFile = filepath.Join(dir, "usage-signer.json")
-			if err := os.WriteFile(cfg.SignerKeyFile, b, 0o600); err != nil {
-				return fmt.Errorf("region: billing: %w", err)
 			}
 			if r.procs == nil { // in this process, with the ledger in a child
 				kp := r.market.Keys.Provider
@@ -161,6 +153,33 @@ func (r *Region) startBilling(ctx context.Context) error {
 	}
 	r.closers = append(r.closers, cc.Close)
 	n.client = billingv1.NewBillingServiceClient(cc)
+	return nil
+}
+
+// writeSigner writes the dev market's usage signer (the provider's key)
+// to a file for a billing child, which reads it as a provider's billing
+// does (signer_key_file).
+func (r *Region) writeSigner(cfg *billingsvc.Config) error {
+	dir := cfg.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "mu-region-billing-")
+		if err != nil {
+			return err
+		}
+		r.closers = append(r.closers, func() error { return os.RemoveAll(d) })
+		dir = d
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("region: billing: %w", err)
+	}
+	b, err := json.Marshal(r.market.Keys.Provider)
+	if err != nil {
+		return err
+	}
+	cfg.SignerKeyFile = filepath.Join(dir, "usage-signer.json")
+	if err := os.WriteFile(cfg.SignerKeyFile, b, 0o600); err != nil {
+		return fmt.Errorf("region: billing: %w", err)
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/ledger/local"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	chainindexer "github.com/muprotocol/mu/services/chain-indexer"
@@ -26,6 +27,15 @@ type LedgerOptions struct {
 	Ledger ledger.Ledger
 	// Local, if set, adjusts the local backend's configuration.
 	Local func(c *local.Config)
+	// Solana, if set (and Ledger unset), selects the Solana backend: the
+	// marketplace program through the node at Solana.RPCURL instead of the
+	// local ledger. An empty fee_payer_keypair uses DataDir/ledger/
+	// fee-payer.json (made once; a temporary file without a DataDir); a
+	// fee payer without lamports is funded by an airdrop. The dev market
+	// leaves out what the program lacks (storage rates, memory bounds).
+	// Billing settles on the program directly (in process mode, as a child
+	// with ledger_backend solana). Not with IndexerProcess.
+	Solana *backend.Solana
 	// Keys are the market's keys; nil fields are generated for the life of
 	// the region.
 	Keys MarketKeys
@@ -94,10 +104,18 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 	lo := opts.Ledger
 	r.ledger = lo.Ledger
 	child := lo.IndexerProcess && r.procs != nil
-	if child && (lo.Ledger != nil || opts.DataDir == "") {
-		return errors.New("region: LedgerOptions.IndexerProcess needs Options.DataDir and the local ledger (LedgerOptions.Ledger unset)")
+	if child && (lo.Ledger != nil || lo.Solana != nil || opts.DataDir == "") {
+		return errors.New("region: LedgerOptions.IndexerProcess needs Options.DataDir and the local ledger (LedgerOptions.Ledger and Solana unset)")
 	}
 	var localCfg local.Config
+	if r.ledger == nil && lo.Solana != nil {
+		l, s, err := r.openSolana(ctx, *lo.Solana, nodeDir(opts.DataDir, "ledger"))
+		if err != nil {
+			return err
+		}
+		r.ledger, r.solana = l, &s
+		r.closers = append(r.closers, l.Close)
+	}
 	if r.ledger == nil {
 		localCfg = local.DefaultConfig()
 		localCfg.DataDir = nodeDir(opts.DataDir, "ledger")
@@ -130,6 +148,14 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 			*k = kp
 		}
 	}
+	if r.solana != nil {
+		// On a real cluster the program makes each instruction's authority
+		// pay the rent of what it creates (the state, the provider and
+		// region, a stack or escrow, every usage record): they need SOL.
+		if err := r.fundKeys(ctx, keys); err != nil {
+			return err
+		}
+	}
 	settings := DevMarketSettings()
 	if lo.Market != nil {
 		lo.Market(&settings)
@@ -153,6 +179,11 @@ func (r *Region) startLedger(ctx context.Context, opts Options) error {
 		return err
 	}
 	cfg.DataDir = nodeDir(opts.DataDir, "chain-indexer")
+	if r.solana != nil {
+		// A Solana write's signature covers a blockhash only its sender
+		// knows: the indexer cannot take signed writes for the program.
+		cfg.ServeLedger = false
+	}
 	if lo.Indexer != nil {
 		lo.Indexer(&cfg)
 	}

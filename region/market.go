@@ -86,6 +86,14 @@ func DevMarketSettings() MarketSettings {
 // holding at least s.Escrow. It is idempotent: run against a ledger that
 // has all this it changes nothing but a region whose settings differ
 // and an escrow under s.Escrow.
+//
+// On a backend that lacks some rules (ledger.Lacking: the Solana program)
+// the region leaves out what it cannot hold: no storage rates without
+// ledger.CapStorage, no memory bounds without ledger.CapMemoryBounds. A
+// region whose settings differ fails without ledger.CapUpdateRegion, and
+// one with another usage signer without ledger.CapReplaceUsageSigner:
+// the error says which setting to change (RegionNumber picks a new
+// region).
 func SetUpMarket(ctx context.Context, l ledger.Ledger, keys MarketKeys, s MarketSettings) (*Market, error) {
 	if keys.Authority == nil || keys.Provider == nil || keys.Developer == nil {
 		return nil, errors.New("region: market: the authority, provider and developer keys are all required")
@@ -126,18 +134,26 @@ func SetUpMarket(ctx context.Context, l ledger.Ledger, keys MarketKeys, s Market
 		m.Provider.Authorized = true
 	}
 
+	want := heldRegionConfig(l, s.Region)
 	m.Region, err = findRegion(ctx, l, m.Provider.ID, s.RegionNumber)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		if m.Region, err = l.CreateRegion(ctx, keys.Provider, s.RegionNumber, s.Region); err != nil {
+		if m.Region, err = l.CreateRegion(ctx, keys.Provider, s.RegionNumber, want); err != nil {
 			return nil, fmt.Errorf("region: market: create region: %w", err)
 		}
 	case err != nil:
 		return nil, err
-	case m.Region.RegionConfig != s.Region:
-		if m.Region, err = l.UpdateRegion(ctx, keys.Provider, m.Region.ID, s.Region); err != nil {
+	case m.Region.RegionConfig != want && ledger.Lacks(l, ledger.CapUpdateRegion):
+		return nil, fmt.Errorf("region: market: region %d (%s) of provider %s has other settings than asked (%+v, not %+v) and this ledger cannot update a region: use another region number",
+			s.RegionNumber, m.Region.ID, m.Provider.ID, m.Region.RegionConfig, want)
+	case m.Region.RegionConfig != want:
+		if m.Region, err = l.UpdateRegion(ctx, keys.Provider, m.Region.ID, want); err != nil {
 			return nil, fmt.Errorf("region: market: update region: %w", err)
 		}
+	}
+	if m.Region.UsageSigner != owner && m.Region.UsageSigner != (ledger.Pubkey{}) && ledger.Lacks(l, ledger.CapReplaceUsageSigner) {
+		return nil, fmt.Errorf("region: market: region %s signs usage with %s, not the provider key %s, and this ledger cannot replace a usage signer: use another region number",
+			m.Region.ID, m.Region.UsageSigner, owner)
 	}
 	if m.Region.UsageSigner != owner {
 		if err := l.CreateUsageSigner(ctx, keys.Provider, m.Region.ID, owner); err != nil {
@@ -167,6 +183,17 @@ func SetUpMarket(ctx context.Context, l ledger.Ledger, keys MarketKeys, s Market
 		}
 	}
 	return m, nil
+}
+
+// heldRegionConfig is c without what l cannot hold (see SetUpMarket).
+func heldRegionConfig(l ledger.Ledger, c ledger.RegionConfig) ledger.RegionConfig {
+	if ledger.Lacks(l, ledger.CapStorage) {
+		c.Rates.StoragePerGiBMonthStored, c.Rates.StoragePerGiBTraffic = 0, 0
+	}
+	if ledger.Lacks(l, ledger.CapMemoryBounds) {
+		c.MinMemoryLimitBytes, c.MaxMemoryLimitBytes = 0, 0
+	}
+	return c
 }
 
 // topUp mints what the wallet of to lacks of amount.

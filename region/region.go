@@ -32,6 +32,7 @@ import (
 	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/service"
 	"github.com/muprotocol/mu/libs/usage"
@@ -221,6 +222,7 @@ type Region struct {
 	// process, in cluster mode; nil otherwise (guarded by mu).
 	local   *gateway.LocalRuntimes
 	ledger  ledger.Ledger
+	solana  *backend.Solana // the Solana backend's settings as opened (LedgerOptions.Solana), or nil
 	market  *Market
 	indexer *ChainIndexerNode
 	billing *BillingNode

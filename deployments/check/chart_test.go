@@ -235,7 +235,8 @@ func load(t *testing.T, values string) *rendered {
 }
 
 // documentedSecrets are the Secrets a values file names for the provider
-// to create: keys named existingSecret (and tls.caSecret) anywhere in it,
+// to create: keys named existingSecret (and tls.caSecret,
+// ledger.solana.feePayerSecret) anywhere in it,
 // the imagePullSecrets, and the certificate Secrets values.yaml documents
 // as required under their default names.
 func (r *rendered) documentedSecrets() map[string]bool {
@@ -254,7 +255,7 @@ func (r *rendered) documentedSecrets() map[string]bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if s, ok := x.(string); ok && (k == "existingSecret" || k == "caSecret") && s != "" {
+				if s, ok := x.(string); ok && (k == "existingSecret" || k == "caSecret" || k == "feePayerSecret") && s != "" {
 					out[s] = true
 				}
 				walk(x)
@@ -951,6 +952,10 @@ func TestChart_BadValuesAreRefusedByName(t *testing.T) {
 		{"missing pd endpoints", []string{"--set", "tikv.pdEndpoints=null"}, "pdEndpoints"},
 		{"missing s3 secret", []string{"--set", "s3.existingSecret="}, "existingSecret"},
 		{"missing region", []string{"--set", "ledger.regionId="}, "regionId"},
+		{"unknown ledger backend", []string{"--set", "ledger.backend=ethereum"}, "backend"},
+		{"solana without a node", []string{"--set", "ledger.backend=solana", "--set", "ledger.solana.feePayerSecret=payer"}, "ledger.solana.rpcURL"},
+		{"solana without a fee payer", []string{"--set", "ledger.backend=solana", "--set", "ledger.solana.rpcURL=http://node:8899"}, "ledger.solana.feePayerSecret"},
+		{"solana with a websocket URL for its RPC", []string{"--set", "ledger.backend=solana", "--set", "ledger.solana.rpcURL=ws://node:8900", "--set", "ledger.solana.feePayerSecret=payer"}, "rpcURL"},
 	}
 	for _, tc := range cases {
 		_, err := render(t, minimal, tc.set...)
@@ -983,5 +988,77 @@ func TestChart_BadValuesAreRefusedByName(t *testing.T) {
 	}
 	if !found {
 		t.Error("no runtime.yaml in any ConfigMap")
+	}
+}
+
+// TestChart_SolanaBackendConfiguresTheIndexerAndBilling: with
+// ledger.backend solana both the chain indexer and billing get the
+// ledger_solana_* settings and the fee payer's Secret; billing settles on
+// the program itself (no ledger_addr) and the indexer serves no ledger
+// writes.
+func TestChart_SolanaBackendConfiguresTheIndexerAndBilling(t *testing.T) {
+	r := load(t, filepath.Join(repoRoot, chartDir, "ci", "solana-values.yaml"))
+	seen := map[string]bool{}
+	for _, w := range r.workloads {
+		for _, c := range w.pod.Spec.Containers {
+			if c.Name != "chain-indexer" && c.Name != "billing" {
+				continue
+			}
+			seen[c.Name] = true
+			cfg := r.serviceConfig(t, w, c)
+			want := map[string]any{
+				"ledger_backend":                  "solana",
+				"ledger_solana_rpc_url":           "https://api.devnet.solana.com",
+				"ledger_solana_ws_url":            "wss://api.devnet.solana.com",
+				"ledger_solana_program_id":        "H7eDBkyrr5jLcjmNmyTbDo45sS6U6MvHx6fFGiF9AL8r",
+				"ledger_solana_commitment":        "finalized",
+				"ledger_solana_fee_payer_keypair": "/var/run/mu/fee-payer/payer.json",
+			}
+			for k, v := range want {
+				if cfg[k] != v {
+					t.Errorf("%s: %s = %v, want %v", c.Name, k, cfg[k], v)
+				}
+			}
+			for _, k := range []string{"ledger_addr", "ledger_pd_endpoints"} {
+				if _, ok := cfg[k]; ok {
+					t.Errorf("%s: %s is set with the Solana backend", c.Name, k)
+				}
+			}
+			if c.Name == "chain-indexer" && cfg["serve_ledger"] != false {
+				t.Errorf("chain-indexer: serve_ledger = %v, want false", cfg["serve_ledger"])
+			}
+			mounted := false
+			for _, m := range c.VolumeMounts {
+				mounted = mounted || (m.Name == "fee-payer" && m.MountPath == "/var/run/mu/fee-payer" && m.ReadOnly)
+			}
+			fromSecret := false
+			for _, v := range w.pod.Spec.Volumes {
+				if v.Name == "fee-payer" && v.Secret != nil && v.Secret.SecretName == "mu-fee-payer" {
+					for _, it := range v.Secret.Items {
+						fromSecret = fromSecret || (it.Key == "payer.json" && it.Path == "payer.json")
+					}
+				}
+			}
+			if !mounted || !fromSecret {
+				t.Errorf("%s: the fee payer's keypair (Secret mu-fee-payer, key payer.json) is not mounted read-only at /var/run/mu/fee-payer: mount %v, volume %v", c.Name, mounted, fromSecret)
+			}
+		}
+	}
+	if !seen["chain-indexer"] || !seen["billing"] {
+		t.Fatalf("rendered containers %v, want chain-indexer and billing", seen)
+	}
+	// The local backend keeps its settings and mounts no fee payer.
+	r = load(t, filepath.Join(repoRoot, chartDir, "ci", "minimal-values.yaml"))
+	for _, w := range r.workloads {
+		for _, c := range w.pod.Spec.Containers {
+			if hasVolume(w.pod.Spec, "fee-payer") {
+				t.Errorf("%s: a fee payer is mounted with the local ledger", w)
+			}
+			if c.Name == "billing" {
+				if cfg := r.serviceConfig(t, w, c); cfg["ledger_addr"] == nil || cfg["ledger_backend"] != nil {
+					t.Errorf("billing with the local ledger: ledger_addr %v, ledger_backend %v", cfg["ledger_addr"], cfg["ledger_backend"])
+				}
+			}
+		}
 	}
 }

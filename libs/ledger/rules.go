@@ -169,3 +169,42 @@ func Commission(charged uint64, micros uint32) uint64 {
 	q, _ := bits.Div64(hi, lo, 1_000_000) // hi < 10^6 since micros ≤ 10^6
 	return q
 }
+
+// WholeTokenUsage splits u into what a backend that truncates each unit's
+// price separately (one without CapCarries) can be sent without losing a
+// sub-token remainder, and what must wait for the next update. Per unit,
+// send is the largest amount not above u whose price under r is a whole
+// number of tokens: a multiple of Quantity / gcd(rate, Quantity), so
+// send × rate / Quantity has no remainder. carry = u - send is below that
+// step; the caller adds it to the unit's next usage. A unit priced 0 costs
+// nothing whatever is sent, so all of it is sent (carrying it would only
+// keep usage unsettled that no update can ever charge).
+//
+// The sum of the whole-token prices of the sends then equals what Charge
+// (with carries) charges for the same usage, up to the final carry: no
+// token is lost to truncation and none is charged twice.
+func WholeTokenUsage(r Rates, u Usage) (send, carry Usage) {
+	for unit := Unit(0); unit < NumUnits; unit++ {
+		step := WholeTokenStep(r.Rate(unit), quantities[unit])
+		_, rem := u.Amount(unit).DivMod64(step)
+		s, _ := u.Amount(unit).Sub(U128(rem))
+		send.Set(unit, s)
+		carry.Set(unit, U128(rem))
+	}
+	return send, carry
+}
+
+// WholeTokenStep is the least positive amount of a unit of the given
+// quantity whose price at rate is a whole number of tokens: quantity /
+// gcd(rate, quantity), 1 for rate 0 (and for a quantity of 0). Every
+// whole-token amount is a multiple of it.
+func WholeTokenStep(rate, quantity uint64) uint64 {
+	if rate == 0 || quantity == 0 {
+		return 1
+	}
+	a, b := rate, quantity
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return quantity / a
+}

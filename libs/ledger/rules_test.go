@@ -241,3 +241,184 @@ func TestUnitOf_RoundTripsEveryUnit(t *testing.T) {
 		t.Fatal("UNSPECIFIED has a unit")
 	}
 }
+
+func TestWholeTokenUsage_SendsTheLargestWholeTokenAmountPerUnit(t *testing.T) {
+	r := Rates{
+		FunctionPerTeraMBInstructions: 1000,      // step 10^9
+		DBPerMillionReads:             7,         // step 10^6
+		DBPerMillionWrites:            20,        // step 50,000
+		DBPerGiBMonthStored:           50,        // step GiB-month / 50
+		GatewayPerMillionRequests:     2_000_000, // a multiple of the quantity: step 1
+		GatewayPerGiBTraffic:          90,        // step 2^29
+		StoragePerGiBMonthStored:      0,         // free: everything is sent
+		StoragePerGiBTraffic:          1,         // step GiB
+	}
+	const dbStoredStep = GiBMonthByteSeconds / 50 // 55,662,776,156,160
+	u := Usage{
+		FunctionMBInstructions:   Uint128{Hi: 1, Lo: 7}, // 2^64 + 7
+		DBReads:                  U128(2_500_000),
+		DBWrites:                 U128(123_456),
+		DBStoredByteSeconds:      U128(5*dbStoredStep + 12_345),
+		GatewayRequests:          U128(3),
+		GatewayTrafficBytes:      U128(GiB + 5),
+		StorageStoredByteSeconds: U128(12_345),
+		StorageTrafficBytes:      U128(GiB - 1),
+	}
+	wantSend := Usage{
+		FunctionMBInstructions:   U128(18_446_744_073_000_000_000),
+		DBReads:                  U128(2_000_000),
+		DBWrites:                 U128(100_000),
+		DBStoredByteSeconds:      U128(5 * dbStoredStep),
+		GatewayRequests:          U128(3),
+		GatewayTrafficBytes:      U128(GiB),
+		StorageStoredByteSeconds: U128(12_345),
+		StorageTrafficBytes:      U128(0),
+	}
+	wantCarry := Usage{
+		FunctionMBInstructions: U128(709_551_623),
+		DBReads:                U128(500_000),
+		DBWrites:               U128(23_456),
+		DBStoredByteSeconds:    U128(12_345),
+		GatewayTrafficBytes:    U128(5),
+		StorageTrafficBytes:    U128(GiB - 1),
+	}
+	send, carry := WholeTokenUsage(r, u)
+	for unit := Unit(0); unit < NumUnits; unit++ {
+		if send.Amount(unit) != wantSend.Amount(unit) || carry.Amount(unit) != wantCarry.Amount(unit) {
+			t.Errorf("%s: send %s carry %s, want send %s carry %s", unit,
+				send.Amount(unit), carry.Amount(unit), wantSend.Amount(unit), wantCarry.Amount(unit))
+		}
+	}
+	// Each unit's send is priced in whole tokens: a truncating backend
+	// drops nothing.
+	_, next, err := Charge(r, send, Carry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != (Carry{}) {
+		t.Fatalf("the sent usage leaves sub-token remainders %v", next)
+	}
+	// 100,000 writes at 20 per million cost 2 tokens; 5 steps of a
+	// GiB-month / 50 at 50 per GiB-month cost 5.
+	var writes, stored Usage
+	writes.DBWrites, stored.DBStoredByteSeconds = send.DBWrites, send.DBStoredByteSeconds
+	if due, _, _ := Charge(r, writes, Carry{}); due != U128(2) {
+		t.Errorf("100,000 writes at 20 per million cost %s, want 2", due)
+	}
+	if due, _, _ := Charge(r, stored, Carry{}); due != U128(5) {
+		t.Errorf("5 × GiB-month/50 byte-seconds at 50 per GiB-month cost %s, want 5", due)
+	}
+}
+
+func TestWholeTokenUsage_NothingBelowOneStepIsSent(t *testing.T) {
+	r := Rates{DBPerMillionReads: 7}
+	send, carry := WholeTokenUsage(r, Usage{DBReads: U128(999_999)})
+	if !send.IsZero() || carry.DBReads != U128(999_999) {
+		t.Fatalf("send %+v carry %+v, want nothing sent and all carried", send, carry)
+	}
+	send, carry = WholeTokenUsage(r, Usage{})
+	if !send.IsZero() || !carry.IsZero() {
+		t.Fatal("no usage splits into something")
+	}
+}
+
+// TestWholeTokenUsage_TruncatedSendsPlusCarryChargeWhatCarriesDo: billing
+// against a truncating backend (each update priced per unit with no
+// remainder kept) sends WholeTokenUsage's send and adds the carry to the
+// next round's usage. Over many rounds the truncated prices of the sends
+// plus the price (with carries) of the final carry equal Charge with
+// carries over the whole usage, and each round's send + carry is exactly
+// the usage it split.
+func TestWholeTokenUsage_TruncatedSendsPlusCarryChargeWhatCarriesDo(t *testing.T) {
+	r := Rates{3, 7, 20, 50, 17, 90, 0, 29}
+	round := Usage{
+		FunctionMBInstructions:   U128(987_654_321),
+		DBReads:                  U128(12_345),
+		DBWrites:                 U128(999),
+		DBStoredByteSeconds:      U128(1 << 41),
+		GatewayRequests:          U128(3),
+		GatewayTrafficBytes:      U128(12_345_678),
+		StorageStoredByteSeconds: U128(1 << 43),
+		StorageTrafficBytes:      U128(7_777_777),
+	}
+	const n = 5_000
+	var (
+		carry     Usage // billing's carried usage
+		truncated Uint128
+		ledgerC   Carry // what a carrying backend keeps
+		carried   Uint128
+	)
+	for i := range n {
+		var u Usage
+		for unit := Unit(0); unit < NumUnits; unit++ {
+			// Vary the rounds a little so remainders move.
+			a, _ := round.Amount(unit).Add(U128(uint64(i % 7)))
+			a, _ = a.Add(carry.Amount(unit))
+			u.Set(unit, a)
+		}
+		send, next := WholeTokenUsage(r, u)
+		for unit := Unit(0); unit < NumUnits; unit++ {
+			if sum, _ := send.Amount(unit).Add(next.Amount(unit)); sum != u.Amount(unit) {
+				t.Fatalf("round %d %s: send %s + carry %s != usage %s", i, unit, send.Amount(unit), next.Amount(unit), u.Amount(unit))
+			}
+			if next.Amount(unit).Cmp(U128(WholeTokenStep(r.Rate(unit), Quantity(unit)))) >= 0 {
+				t.Fatalf("round %d %s: carry %s is a whole step or more", i, unit, next.Amount(unit))
+			}
+		}
+		// The truncating backend: every unit priced separately, no carry.
+		due, rem, err := Charge(r, send, Carry{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rem != (Carry{}) {
+			t.Fatalf("round %d: the send truncates %v", i, rem)
+		}
+		truncated, _ = truncated.Add(due)
+		carry = next
+
+		// The carrying backend gets each round's fresh usage whole.
+		var fresh Usage
+		for unit := Unit(0); unit < NumUnits; unit++ {
+			a, _ := round.Amount(unit).Add(U128(uint64(i % 7)))
+			fresh.Set(unit, a)
+		}
+		due, ledgerC, err = Charge(r, fresh, ledgerC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		carried, _ = carried.Add(due)
+	}
+	// price(sends) + price_with_carry(final carry) == price(all usage).
+	rest, restCarry, err := Charge(r, carry, Carry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, _ := truncated.Add(rest)
+	if total != carried || restCarry != ledgerC {
+		t.Fatalf("sends %s + final carry %s (remainder %v) != carried charges %s (remainder %v)", truncated, rest, restCarry, carried, ledgerC)
+	}
+	if truncated.IsZero() || carry.IsZero() {
+		t.Fatal("nothing was sent or nothing carried: the test would prove nothing")
+	}
+}
+
+func TestWholeTokenStep(t *testing.T) {
+	cases := []struct{ rate, q, want uint64 }{
+		{0, 1_000_000, 1},
+		{1, 1_000_000, 1_000_000},
+		{7, 1_000_000, 1_000_000},
+		{20, 1_000_000, 50_000},
+		{1_000_000, 1_000_000, 1},
+		{3_000_000, 1_000_000, 1},
+		{1_500_000, 1_000_000, 2},
+		{^uint64(0), GiB, GiB},
+		{1 << 63, GiB, 1},
+		{50, GiBMonthByteSeconds, GiBMonthByteSeconds / 50},
+		{5, 0, 1},
+	}
+	for _, c := range cases {
+		if got := WholeTokenStep(c.rate, c.q); got != c.want {
+			t.Errorf("WholeTokenStep(%d, %d) = %d, want %d", c.rate, c.q, got, c.want)
+		}
+	}
+}

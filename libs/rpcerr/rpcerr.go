@@ -115,6 +115,10 @@ const (
 	// LedgerNotInitialized: the ledger's state account does not exist yet
 	// (FAILED_PRECONDITION; ErrNotInitialized).
 	LedgerNotInitialized Reason = "LEDGER_NOT_INITIALIZED"
+	// LedgerUnsupported: the hosted backend lacks the capability the call
+	// needs, such as storage rates on the Solana program
+	// (UNIMPLEMENTED; ErrUnsupported).
+	LedgerUnsupported Reason = "LEDGER_UNSUPPORTED"
 )
 
 // Errorf returns a status error with code, the formatted message and an

@@ -119,6 +119,7 @@ var services = []serviceSpec{
 			"CreateEscrow": unary, "RechargeEscrow": unary, "WithdrawEscrow": unary,
 			"CreateStack": unary, "UpdateStack": unary, "DeleteStack": unary,
 			"UpdateUsage": unary, "GetState": unary, "GetBalance": unary, "GetSlot": unary,
+			"GetCapabilities": unary,
 		},
 	},
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/config"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/service"
 )
 
@@ -41,10 +42,24 @@ type Config struct {
 	// program passes a signer in Deps).
 	SignerKeyFile string
 	// LedgerAddr is the gRPC address of the mu.ledger.v1.LedgerService
-	// that settlements are sent to (the process hosting the ledger).
-	// Empty: no settlement (unless the embedding program passes a ledger
-	// in Deps).
+	// that settlements are sent to (the process hosting the ledger), with
+	// ledger_backend remote. Empty: no settlement (unless the embedding
+	// program passes a ledger in Deps).
 	LedgerAddr string
+	// LedgerBackend is where settlements go: "remote" sends them to
+	// ledger_addr (a chain indexer hosting the local ledger); "solana"
+	// sends each update_usage as a transaction of its own to the
+	// marketplace program through a Solana node (the ledger_solana_*
+	// settings), signed by the usage signer, its fee paid by
+	// ledger_solana_fee_payer_keypair. A write's signature covers a recent
+	// blockhash that only its sender knows, so Solana writes cannot be
+	// forwarded through a chain indexer.
+	LedgerBackend string
+	// LedgerSolana configures the Solana backend (ledger_backend solana):
+	// ledger_solana_rpc_url, ledger_solana_ws_url,
+	// ledger_solana_program_id, ledger_solana_fee_payer_keypair, ...
+	// (the chain indexer's settings of the same names).
+	LedgerSolana backend.Solana
 	// ChainIndexerAddr is the gRPC address of the chain indexer billing
 	// asks for stacks (owner, region), regions (rates, min_escrow_balance)
 	// and escrow balances. Empty: costs, escrow status and the
@@ -105,6 +120,15 @@ type Config struct {
 	MaxPageSize int
 }
 
+// Ledger backends of ledger_backend.
+const (
+	// LedgerRemote settles through mu.ledger.v1.LedgerService at
+	// ledger_addr.
+	LedgerRemote = "remote"
+	// LedgerSolana settles on the marketplace program (ledger_solana_*).
+	LedgerSolana = "solana"
+)
+
 // maxRecordBytes bounds the protobuf encoding of one UsageRecord with a
 // 128-byte key (framing included), so that max_message_bytes can be
 // checked against max_batch_records.
@@ -120,6 +144,8 @@ func DefaultConfig() Config {
 	base.MaxMessageBytes = 8 << 20 // 8 MiB: holds max_batch_records records
 	return Config{
 		Base:             base,
+		LedgerBackend:    LedgerRemote,
+		LedgerSolana:     backend.DefaultSolana(),
 		IndexerTimeout:   5 * time.Second,
 		SettleInterval:   30 * time.Second,
 		SettleTimeout:    20 * time.Second,
@@ -153,6 +179,16 @@ func (c Config) Validate() error {
 		if _, err := ledger.ParsePubkey(c.RegionID); err != nil {
 			p.Addf("region_id", "%v", err)
 		}
+	}
+	switch c.LedgerBackend {
+	case LedgerRemote:
+	case LedgerSolana:
+		p.Add(c.LedgerSolana.Validate("ledger_solana_"))
+		if c.LedgerAddr != "" {
+			p.Addf("ledger_addr", "%q is set with ledger_backend solana, which settles on the program itself: leave it empty", c.LedgerAddr)
+		}
+	default:
+		p.Addf("ledger_backend", "%q: want %q or %q", c.LedgerBackend, LedgerRemote, LedgerSolana)
 	}
 	p.PositiveDuration("indexer_timeout", c.IndexerTimeout)
 	p.PositiveDuration("settle_interval", c.SettleInterval)
@@ -194,5 +230,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every setting, for --help.
 func ConfigDocs() config.Docs {
-	return config.Merge(service.ConfigDocs(), config.MustParseDocs(configSource))
+	return config.Merge(service.ConfigDocs(), backend.ConfigDocs(), config.MustParseDocs(configSource))
 }

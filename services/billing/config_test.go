@@ -89,3 +89,33 @@ func TestNew_BadSignerKeyFileNamesTheSettingAndLedgerAddrDialsLazily(t *testing.
 		t.Fatal(err)
 	}
 }
+
+func TestConfig_LedgerBackendSolanaIsCheckedUnderItsSettings(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
+	cfg.LedgerBackend = LedgerSolana
+	cfg.LedgerAddr = "chain-indexer:9090"
+	err := cfg.Validate()
+	for _, want := range []string{"ledger_solana_", "fee_payer_keypair", "ledger_addr"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("solana without a fee payer, with ledger_addr: %v, want %q named", err, want)
+		}
+	}
+	cfg.LedgerAddr, cfg.LedgerSolana.FeePayerKeypair = "", "/var/run/mu/fee-payer/payer.json"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("solana with its defaults and a fee payer: %v", err)
+	}
+	cfg.LedgerBackend = "ethereum"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ledger_backend") {
+		t.Fatalf("unknown backend: %v", err)
+	}
+}
+
+func TestConfigDocs_DocumentTheLedgerSettings(t *testing.T) {
+	docs := ConfigDocs()
+	for _, k := range []string{"Config.LedgerBackend", "Config.LedgerSolana", "Solana.RPCURL", "Solana.FeePayerKeypair", "Solana.ResyncInterval"} {
+		if docs[k] == "" {
+			t.Errorf("%s has no doc comment", k)
+		}
+	}
+}

@@ -33,7 +33,20 @@
 //     ledger holds the charge), ledger_reference says so;
 //   - refused for good (bad signer, unknown stack, overflow, invalid): the
 //     settlement is recorded FAILED with the error and its usage returns to
-//     unsettled, to be settled with a new seed at the next round.
+//     unsettled, to be settled with a new seed at the next round;
+//   - ledger.ErrInsufficientEscrow (a ledger lacking
+//     ledger.CapPartialCharge, such as the Solana program, charges nothing
+//     when the escrow cannot pay in full): recorded INSUFFICIENT_ESCROW,
+//     charged 0, the usage returns to unsettled and the stack is flagged
+//     under the minimum; the next round tries again with a new seed.
+//
+// A ledger lacking ledger.CapCarries (it truncates each unit's price in
+// every update) is sent only ledger.WholeTokenUsage's part of the
+// unsettled usage at the region's rates (from the chain indexer, or from
+// an in-process ledger without one); the sub-token rest stays unsettled,
+// written in the transaction that records the pending settlement, and
+// goes out once later usage makes it whole. A remote ledger (ledger_addr)
+// is asked what it lacks once (mu.ledger.v1 GetCapabilities).
 //
 // Usage is never dropped. After each settlement the owner's escrow is
 // checked against the region's min_escrow_balance through the chain

@@ -157,6 +157,9 @@ type pendingRec struct {
 	Created  int64   `json:"created"`
 	Attempts int     `json:"attempts"`
 	LastErr  string  `json:"last_error,omitempty"`
+	// Short: the usage was cut to what the owner's escrow held (a ledger
+	// without partial charges); the rest stayed unsettled.
+	Short bool `json:"short,omitempty"`
 }
 
 // hasUsage reports whether the stack has usage not settled on the ledger.

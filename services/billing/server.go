@@ -18,6 +18,7 @@ import (
 	"github.com/muprotocol/mu/libs/chainwatch"
 	"github.com/muprotocol/mu/libs/kvstore"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/service"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
@@ -33,7 +34,7 @@ type Deps struct {
 	// and process collectors.
 	Registry *prometheus.Registry
 	// Ledger receives the settlements (update_usage); it takes precedence
-	// over ledger_addr.
+	// over ledger_backend and ledger_addr.
 	Ledger ledger.UsageUpdater
 	// Signer is the region's usage signer; it takes precedence over
 	// signer_key_file.
@@ -134,6 +135,14 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 	}
 	s.run = service.NewRunner("billing", cfg.Base, service.RunnerOptions{Logger: log, Registry: deps.Registry, TracerProvider: deps.TracerProvider, TLS: tlsc, Rules: rules})
 	traced := service.TraceDialOptions(s.run.TracerProvider())
+	if s.ledger == nil && cfg.LedgerBackend == LedgerSolana {
+		l, err := backend.OpenSolana(context.Background(), cfg.LedgerSolana)
+		if err != nil {
+			return nil, fmt.Errorf("billing: %w", err)
+		}
+		s.ledger = l
+		s.closers = append(s.closers, l)
+	}
 	if s.ledger == nil && cfg.LedgerAddr != "" {
 		l, c, err := dialLedger(cfg.LedgerAddr, cfg.Base, tlsc, traced...)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -35,6 +36,11 @@ const (
 	// unknown stack, overflow, invalid); the usage returns to unsettled and
 	// is retried with a new seed at the next interval.
 	outcomeFailed
+	// outcomeShort: the escrow cannot pay the update and the ledger
+	// (lacking ledger.CapPartialCharge) charged nothing: the usage returns
+	// to unsettled, the stack is flagged under the minimum, and the next
+	// interval tries again with a new seed (a recharge lets it through).
+	outcomeShort
 )
 
 // classify sorts a ledger error. Only errors that prove the update was not
@@ -46,11 +52,13 @@ func classify(err error) outcome {
 		return outcomeApplied
 	case errors.Is(err, ledger.ErrReplayedSeed):
 		return outcomeReplayed
+	case errors.Is(err, ledger.ErrInsufficientEscrow):
+		return outcomeShort
 	case errors.Is(err, ledger.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return outcomeRetry
 	case errors.Is(err, ledger.ErrBadSigner), errors.Is(err, ledger.ErrNotFound), errors.Is(err, ledger.ErrOverflow),
 		errors.Is(err, ledger.ErrInvalidArgument), errors.Is(err, ledger.ErrStackDeleted), errors.Is(err, ledger.ErrUnknownRegion),
-		errors.Is(err, ledger.ErrNotInitialized):
+		errors.Is(err, ledger.ErrNotInitialized), errors.Is(err, ledger.ErrUnsupported):
 		return outcomeFailed
 	}
 	if st, ok := status.FromError(err); ok {
@@ -207,14 +215,41 @@ func (s *Server) storeCtx() (context.Context, context.CancelFunc) {
 // pending settlement with a fresh seed (unless one is pending already,
 // which is retried with its own seed), sends it to the ledger and records
 // the answer. It returns nil when the stack has nothing to settle.
+//
+// A ledger that lacks ledger.CapCarries is sent only the whole-token part
+// of the unsettled usage (splitWhole at the region's rates); the rest stays
+// unsettled, recorded in the same transaction as the pending settlement.
+// When no part is whole yet, nothing is sent and nil is returned.
 func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billingv1.Settlement, error) {
+	lacking, err := s.ledgerLacks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lacks := slices.Contains(lacking, ledger.CapCarries)
+	var rates *ledger.Rates
+	var budget *uint64 // what the escrow holds, for a ledger without partial charges
+	if lacks && s.hasUnsettled(stack) {
+		r, balance, err := s.stackRates(ctx, stack)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(lacking, ledger.CapPartialCharge) {
+			budget = &balance
+		}
+		if slices.Contains(lacking, ledger.CapStorage) {
+			for _, u := range storageUnits {
+				r.Set(u, 0) // not charged there: sent as nothing, never carried
+			}
+		}
+		rates = &r
+	}
 	sctx, cancel := s.storeCtx()
 	defer cancel()
 	var p pendingRec
 	var region ledger.Pubkey
-	found := false
-	err := s.update(sctx, func(txn *transaction.KVTxn) error {
-		found = false
+	found, starved := false, false
+	err = s.update(sctx, func(txn *transaction.KVTxn) error {
+		found, starved = false, false
 		b, err := get(sctx, txn, stackKey(stack))
 		if err != nil || b == nil {
 			return err
@@ -223,24 +258,52 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		if err != nil || !rec.hasUsage() {
 			return err
 		}
-		found, region = true, rec.Region
 		if rec.Pending == nil {
+			send, carry := rec.Unsettled, amounts{}
+			switch {
+			case rates != nil:
+				send, carry = splitWhole(*rates, rec.Unsettled)
+			case lacks:
+				return nil // its pending settlement was answered meanwhile: the next round splits
+			}
+			short := false
+			if budget != nil && !send.isZero() {
+				fit, over := fitProgram(*rates, send)
+				fit, rest := fitBudget(*rates, fit, min(*budget, maxProgramPrice))
+				// Short when the escrow, not the program's arithmetic, cut it.
+				short = !rest.isZero() && *budget < maxProgramPrice
+				if err := errors.Join(carry.add(over), carry.add(rest)); err != nil {
+					return err
+				}
+				send = fit
+				starved = short && send.isZero()
+			}
+			if send.isZero() {
+				return nil // all below one whole token of its unit, or the escrow is empty: wait
+			}
 			seed := max(rec.LastSeed+1, uint64(s.now().UnixNano()))
-			rec.Pending = &pendingRec{Seed: seed, Usage: rec.Unsettled, Oldest: rec.Oldest, Created: s.now().UnixNano()}
-			rec.Unsettled, rec.Oldest, rec.LastSeed = amounts{}, 0, seed
+			rec.Pending = &pendingRec{Seed: seed, Usage: send, Oldest: rec.Oldest, Created: s.now().UnixNano(), Short: short}
+			rec.Unsettled, rec.LastSeed = carry, seed
+			if carry.isZero() {
+				rec.Oldest = 0 // the carry keeps the oldest record's time
+			}
 			if err := txn.Set(stackKey(stack), rec.encode()); err != nil {
 				return fmt.Errorf("%w: %w", errStore, err)
 			}
 		}
+		found, region = true, rec.Region
 		p = *rec.Pending
 		return nil
 	})
+	if starved {
+		s.setUnder(stack, true, 0, 0)
+	}
 	if err != nil || !found {
 		return nil, err
 	}
 
 	lctx, lcancel := context.WithTimeout(ctx, s.cfg.SettleTimeout)
-	res, lerr := s.ledger.UpdateUsage(lctx, s.signer, stack, ledger.U128(p.Seed), p.Usage.usage())
+	res, lerr := s.ledger.UpdateUsage(lctx, s.signer, stack, ledger.U128(p.Seed), sendable(p.Usage, lacking))
 	lcancel()
 	out := classify(lerr)
 
@@ -254,7 +317,7 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		set.Charged = res.Charged
 		set.LedgerReference = strconv.FormatUint(res.Slot, 10)
 		set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_SETTLED
-		if !res.Shortfall.IsZero() {
+		if !res.Shortfall.IsZero() || p.Short {
 			set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW
 		}
 	case outcomeReplayed:
@@ -267,12 +330,16 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_FAILED
 		set.Error = lerr.Error()
 		s.log.Warn("settlement refused by the ledger; usage returns to unsettled", "stack", stack, "seed", p.Seed, "err", lerr)
+	case outcomeShort:
+		set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW
+		set.Error = "the escrow cannot pay this update and the ledger charges nothing then; the usage returns to unsettled: " + lerr.Error()
+		s.log.Warn("escrow cannot pay the settlement; usage returns to unsettled", "stack", stack, "seed", p.Seed, "err", lerr)
 	case outcomeRetry:
 		set.Status = billingv1.SettlementStatus_SETTLEMENT_STATUS_UNSPECIFIED
 		set.Error = "pending, retried with the same seed: " + lerr.Error()
 		s.log.Warn("settlement unanswered; stays pending", "stack", stack, "seed", p.Seed, "err", lerr)
 	}
-	if out == outcomeApplied || out == outcomeReplayed {
+	if out == outcomeApplied || out == outcomeReplayed || out == outcomeShort {
 		var ierr error
 		if m, ierr = s.lookup(ctx, stack); ierr != nil && !errors.Is(ierr, errNoIndexer) {
 			s.log.Warn("escrow check after settlement failed", "stack", stack, "err", ierr)
@@ -303,7 +370,7 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		case outcomeRetry:
 			rec.Pending.Attempts++
 			rec.Pending.LastErr = lerr.Error()
-		case outcomeFailed:
+		case outcomeFailed, outcomeShort:
 			if err := rec.Unsettled.add(p.Usage); err != nil {
 				return err
 			}
@@ -344,10 +411,33 @@ func (s *Server) settleStack(ctx context.Context, stack ledger.Pubkey) (*billing
 		return nil, nil
 	}
 	s.metrics.settlements.WithLabelValues(statusLabel(set.Status)).Inc()
-	if m != nil {
+	switch {
+	case m != nil:
 		s.checkMinimum(stack, m, set)
+	case out == outcomeShort:
+		s.setUnder(stack, true, 0, 0)
 	}
 	return set, nil
+}
+
+// hasUnsettled reports whether stack's record holds unsettled usage and
+// no pending settlement (a settlement would split it); a read error says
+// yes, and the settlement's own transaction reports it.
+func (s *Server) hasUnsettled(stack ledger.Pubkey) bool {
+	yes := true
+	s.view(func(txn *transaction.KVTxn) error {
+		b, err := get(context.Background(), txn, stackKey(stack))
+		if err != nil || b == nil {
+			yes = err != nil
+			return err
+		}
+		rec, err := decodeStack(b)
+		if err == nil {
+			yes = rec.Pending == nil && !rec.Unsettled.isZero()
+		}
+		return err
+	})
+	return yes
 }
 
 func statusLabel(st billingv1.SettlementStatus) string {
@@ -367,11 +457,17 @@ func statusLabel(st billingv1.SettlementStatus) string {
 func (s *Server) checkMinimum(stack ledger.Pubkey, m *market, set *billingv1.Settlement) {
 	under := m.escrow == nil || m.escrow.GetBalance() < m.region.GetMinEscrowBalance() ||
 		set.Status == billingv1.SettlementStatus_SETTLEMENT_STATUS_INSUFFICIENT_ESCROW
+	s.setUnder(stack, under, m.escrow.GetBalance(), m.region.GetMinEscrowBalance())
+}
+
+// setUnder records whether stack is under its region's minimum (balance
+// and min for the log line).
+func (s *Server) setUnder(stack ledger.Pubkey, under bool, balance, min uint64) {
 	s.underMu.Lock()
 	defer s.underMu.Unlock()
 	if under {
 		if !s.under[stack] {
-			s.log.Warn("escrow under the region minimum", "stack", stack, "balance", m.escrow.GetBalance(), "min_escrow_balance", m.region.GetMinEscrowBalance())
+			s.log.Warn("escrow under the region minimum", "stack", stack, "balance", balance, "min_escrow_balance", min)
 		}
 		s.under[stack] = true
 	} else {

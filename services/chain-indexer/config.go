@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/service"
 )
 
@@ -21,8 +22,8 @@ type Config struct {
 	service.Base
 
 	// Ledger is the ledger the indexer follows: ledger_backend,
-	// ledger_pd_endpoints, ledger_data_dir. A ledger given in Deps takes
-	// precedence over it.
+	// ledger_pd_endpoints, ledger_data_dir (local), ledger_solana_*
+	// (solana). A ledger given in Deps takes precedence over it.
 	Ledger LedgerConfig
 	// ServeLedger also serves the hosted local ledger's writes on
 	// grpc_addr as mu.ledger.v1.LedgerService: every write (update_usage,
@@ -34,7 +35,9 @@ type Config struct {
 	// or stack's owner, the region's usage signer), the node holds no
 	// key, and a forged, altered or replayed write is refused. Applies
 	// when the node hosts the ledger (ledger_backend local, or a ledger
-	// given in process).
+	// given in process); not with ledger_backend solana, whose writes are
+	// transactions their senders sign and send to the Solana node
+	// themselves.
 	ServeLedger bool
 
 	// DataDir is where the indexer keeps its view (the file view.bin:
@@ -89,12 +92,18 @@ const (
 	// BackendLocal is the local ledger (package libs/ledger/local): the
 	// marketplace rules in Go, persisted in a TiKV store.
 	BackendLocal = "local"
+	// BackendSolana is the marketplace program on a Solana cluster
+	// (package libs/ledger/solana), settings ledger_solana_*.
+	BackendSolana = "solana"
 )
 
 // LedgerConfig selects and configures the ledger backend.
 type LedgerConfig struct {
 	// Backend is the ledger backend: "local" (the marketplace rules in Go
-	// over a TiKV store: pd_endpoints or the embedded store in data_dir).
+	// over a TiKV store: pd_endpoints or the embedded store in data_dir)
+	// or "solana" (the marketplace program through a Solana node: the
+	// ledger_solana_* settings; the indexer follows its accounts with
+	// websocket subscriptions and a periodic full read).
 	Backend string
 	// PDEndpoints are the placement drivers of the TiKV cluster holding
 	// the local ledger (backend local). Empty uses the embedded store.
@@ -104,6 +113,10 @@ type LedgerConfig struct {
 	// makes sense for tests. Another process holding it open fails the
 	// start.
 	DataDir string
+	// Solana configures the Solana backend (backend solana): rpc_url,
+	// ws_url, program_id, fee_payer_keypair, commitment, timeouts and
+	// retries, resync_interval, each as ledger_solana_<name>.
+	Solana backend.Solana
 }
 
 // DefaultConfig returns the defaults, each with its unit: loopback
@@ -114,7 +127,7 @@ func DefaultConfig() Config {
 			"127.0.0.1:12040", // gRPC API
 			"127.0.0.1:12041", // /metrics, /healthz, /readyz
 		),
-		Ledger:           LedgerConfig{Backend: BackendLocal},
+		Ledger:           LedgerConfig{Backend: BackendLocal, Solana: backend.DefaultSolana()},
 		ServeLedger:      true,   // LedgerService on grpc_addr
 		HistoryEvents:    10_000, // events kept for resuming watches
 		PersistInterval:  time.Second,
@@ -142,8 +155,10 @@ func (c Config) Validate() error {
 				p.Addf("ledger_pd_endpoints", "entry %d is empty", i)
 			}
 		}
+	case BackendSolana:
+		p.Add(c.Ledger.Solana.Validate("ledger_solana_"))
 	default:
-		p.Addf("ledger_backend", "%q: want %q", c.Ledger.Backend, BackendLocal)
+		p.Addf("ledger_backend", "%q: want %q or %q", c.Ledger.Backend, BackendLocal, BackendSolana)
 	}
 	p.Positive("history_events", int64(c.HistoryEvents))
 	p.PositiveDuration("persist_interval", c.PersistInterval)
@@ -167,5 +182,5 @@ var configSource []byte
 
 // ConfigDocs returns the doc comments of every setting, for --help.
 func ConfigDocs() config.Docs {
-	return config.Merge(service.ConfigDocs(), config.MustParseDocs(configSource))
+	return config.Merge(service.ConfigDocs(), backend.ConfigDocs(), config.MustParseDocs(configSource))
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/muprotocol/mu/libs/config"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/service"
 )
 
@@ -21,7 +23,7 @@ func TestConfig_ReportsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Plaintext = true // tests run on loopback
 	cfg.GRPCAddr = "nope"
-	cfg.Ledger.Backend = "solana"
+	cfg.Ledger.Backend = "ethereum"
 	cfg.HistoryEvents = 0
 	cfg.PersistInterval = 0
 	cfg.PollInterval = -1
@@ -52,7 +54,7 @@ func TestConfig_ReportsEveryProblem(t *testing.T) {
 
 func TestConfigDocs_DocumentEveryField(t *testing.T) {
 	docs := ConfigDocs()
-	for _, typ := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[LedgerConfig]()} {
+	for _, typ := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[LedgerConfig](), reflect.TypeFor[backend.Solana]()} {
 		for i := range typ.NumField() {
 			if f := typ.Field(i); !f.Anonymous && docs[typ.Name()+"."+f.Name] == "" {
 				t.Errorf("%s.%s has no doc comment (--help shows none)", typ.Name(), f.Name)
@@ -61,5 +63,37 @@ func TestConfigDocs_DocumentEveryField(t *testing.T) {
 	}
 	if docs["Base.GRPCAddr"] == "" {
 		t.Error("Base.GRPCAddr has no doc")
+	}
+}
+
+func TestConfig_SolanaBackendIsCheckedUnderLedgerSolana(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Plaintext = true // tests run on loopback
+	cfg.Ledger.Backend = BackendSolana
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "ledger_solana_") || !strings.Contains(err.Error(), "fee_payer_keypair") {
+		t.Fatalf("solana without a fee payer: %v, want ledger_solana_* fee_payer_keypair named", err)
+	}
+	cfg.Ledger.Solana.FeePayerKeypair = "/var/run/mu/fee-payer/payer.json"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("solana with its defaults and a fee payer: %v", err)
+	}
+}
+
+func TestConfig_SolanaSettingsLoadFromTheirNames(t *testing.T) {
+	cfg := DefaultConfig()
+	args := []string{"--ledger-backend", "solana", "--ledger-solana-rpc-url", "http://127.0.0.1:18899",
+		"--ledger-solana-ws-url", "ws://127.0.0.1:18900", "--ledger-solana-fee-payer-keypair", "payer.json",
+		"--ledger-solana-program-id", "11111111111111111111111111111111", "--ledger-solana-resync-interval", "5s"}
+	if err := config.LoadWithDocs("chain-indexer", &cfg, args, ConfigDocs()); err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Ledger.Solana
+	if cfg.Ledger.Backend != BackendSolana || s.RPCURL != "http://127.0.0.1:18899" || s.WSURL != "ws://127.0.0.1:18900" ||
+		s.FeePayerKeypair != "payer.json" || s.ProgramID != "11111111111111111111111111111111" || s.ResyncInterval.String() != "5s" {
+		t.Fatalf("loaded %+v", cfg.Ledger)
+	}
+	if s.Commitment != "confirmed" {
+		t.Fatalf("commitment %q: the default was lost", s.Commitment)
 	}
 }

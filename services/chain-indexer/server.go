@@ -97,7 +97,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Ledger != nil {
 		s.led = deps.Ledger
 	} else {
-		if s.led, err = openLedger(cfg.Ledger); err != nil {
+		if s.led, err = openLedger(context.Background(), cfg.Ledger); err != nil {
 			idx.Close()
 			return nil, err
 		}

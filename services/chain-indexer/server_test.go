@@ -677,7 +677,7 @@ func TestServer_OpensItsOwnLedgerFromConfig(t *testing.T) {
 	// The ledger's store was released: another ledger can open it.
 	lc := DefaultConfig().Ledger
 	lc.DataDir = cfg.Ledger.DataDir
-	l, err := openLedger(lc)
+	l, err := openLedger(t.Context(), lc)
 	if err != nil {
 		t.Fatalf("the node did not close the ledger it opened: %v", err)
 	}

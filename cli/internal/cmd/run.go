@@ -14,6 +14,7 @@ import (
 
 	"github.com/muprotocol/mu/libs/ids"
 	"github.com/muprotocol/mu/libs/ledger"
+	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/manifest"
 	"github.com/muprotocol/mu/libs/project"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
@@ -27,6 +28,7 @@ import (
 func newRunCommand() *cobra.Command {
 	var gatewayAddr, indexerAddr, billingAddr, dataDir string
 	var watch, traced bool
+	var led ledgerFlags
 	cmd := &cobra.Command{
 		Use:   "run [DIR]",
 		Short: "Build a project and serve it on a local region",
@@ -67,16 +69,34 @@ span tree is printed to stderr: the gateway route, the runtime's Invoke,
 the instance wait, the wasm call (fuel, outcome) and each muDB and storage
 call (table, keys, bytes), indented under their parents with their
 durations. Function log lines then carry the first 8 hex digits of their
-request's trace id, as [trace 4bf92f35].`,
+request's trace id, as [trace 4bf92f35].
+
+With --ledger solana the region runs on the marketplace program on a
+Solana cluster instead of the local ledger: --rpc names the node's JSON-RPC
+URL (--ws its websocket URL, default the RPC port + 1), --program-id the
+program, --fee-payer the Solana JSON keypair that pays the transactions'
+fees (default DIR/.mu/data/ledger/fee-payer.json, made once). The fee
+payer and the project's keys, which pay the rent of what the program
+creates for them, are funded by an airdrop when they hold no lamports, as
+a test validator grants.
+The dev market (state, provider, region, escrow) is set up on the program
+the first time, with the project's keys; the program has no storage rates,
+so storage is free there, and billing keeps the program's missing rules
+itself (whole-token usage updates, the remainder carried to the next).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir, watch, traced)
+			sol, err := led.solana()
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			return runProject(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, gatewayAddr, indexerAddr, billingAddr, dataDir, watch, traced, sol)
 		},
 	}
+	led.register(cmd)
 	cmd.Flags().StringVar(&gatewayAddr, "gateway-addr", "127.0.0.1:12080", "address of the local gateway's HTTP listener")
 	cmd.Flags().StringVar(&indexerAddr, "chain-indexer-addr", "127.0.0.1:12040", "address of the local chain-indexer's gRPC API (reflection on)")
 	cmd.Flags().StringVar(&billingAddr, "billing-addr", "127.0.0.1:12050", "address of the local billing service's gRPC API (mu usage asks it)")
@@ -118,7 +138,7 @@ func buildProject(ctx context.Context, stderr io.Writer, p *project.Project) (*p
 // project, whose developer key lives in the project's DIR/.mu/keys.
 const devStackSeed = 1
 
-func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string, watch, traced bool) error {
+func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr, indexerAddr, billingAddr, dataDir string, watch, traced bool, sol *backend.Solana) error {
 	p, err := loadProject(stderr, dir)
 	if err != nil {
 		return err
@@ -149,6 +169,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 		UploaderKey: keys.Developer.PrivateKey(),
 		Ledger: &region.LedgerOptions{
 			Keys:    keys,
+			Solana:  sol,
 			Indexer: func(c *chainindexer.Config) { c.GRPCAddr = indexerAddr },
 		},
 		Billing: &region.BillingOptions{Addr: billingAddr, Config: func(c *billing.Config) { c.SettleInterval = devSettleInterval }},
@@ -169,7 +190,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	before, findErr := region.FindStack(ctx, local.Ledger(), keys.Developer.Pubkey(), local.Market().Region.ID, devStackSeed)
 	st, err := local.Post(ctx, keys.Developer, devStackSeed, b.Manifest, b.Binaries)
 	if err != nil {
-		return &exitError{code: ExitInvalid, err: fmt.Errorf("post the stack on the local ledger: %w", err)}
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("post the stack on the %s: %w", ledgerName(sol), err)}
 	}
 	posted := time.Now()
 	id := ids.StackID(st.ID)
@@ -204,7 +225,7 @@ func runProject(ctx context.Context, stdout, stderr io.Writer, dir, gatewayAddr,
 	ix := local.ChainIndexer()
 	fmt.Fprintf(stdout, "%s\n", ix.Addr())
 	fmt.Fprintf(stderr, "  chain-indexer: gRPC with reflection at %s (grpcurl -plaintext %s list)\n", ix.Addr(), ix.Addr())
-	fmt.Fprintf(stderr, "  billing: gRPC at %s, settling on the local ledger every %s (mu usage %s)\n", local.Billing().Addr(), devSettleInterval, id)
+	fmt.Fprintf(stderr, "  billing: gRPC at %s, settling on the %s every %s (mu usage %s)\n", local.Billing().Addr(), ledgerName(sol), devSettleInterval, id)
 	var changes <-chan struct{}
 	var watchErrs <-chan error
 	if watch {

@@ -153,8 +153,25 @@ cluster_plaintext: true
 {{- $_ = required "s3.existingSecret is required: a Secret with the S3 access key (key s3.accessKeyKey) and secret key (key s3.secretKeyKey)" .Values.s3.existingSecret }}
 {{- $_ = required "ledger.regionId is required: the base58 address of your region on the marketplace" .Values.ledger.regionId }}
 {{- $_ = required "ledger.signer.existingSecret is required: a Secret holding the region's usage signer keypair JSON (key ledger.signer.key)" .Values.ledger.signer.existingSecret }}
-{{- if ne .Values.ledger.backend "local" }}
-{{- fail (printf "ledger.backend %q is not supported: only \"local\" for now" .Values.ledger.backend) }}
+{{- if eq .Values.ledger.backend "solana" }}
+{{- $_ = required "ledger.solana.rpcURL is required with ledger.backend solana: the JSON-RPC endpoint of a Solana node" .Values.ledger.solana.rpcURL }}
+{{- $_ = required "ledger.solana.feePayerSecret is required with ledger.backend solana: a Secret holding the fee payer's keypair JSON (key ledger.solana.feePayerKey)" .Values.ledger.solana.feePayerSecret }}
+{{- else if ne .Values.ledger.backend "local" }}
+{{- fail (printf "ledger.backend %q is not supported: \"local\" or \"solana\"" .Values.ledger.backend) }}
+{{- end }}
+{{- end }}
+
+{{/* The ledger_* settings of the chain indexer and billing for the Solana backend (a dict). */}}
+{{- define "mu.solanaSettings" -}}
+{{- with .Values.ledger.solana }}
+ledger_backend: solana
+ledger_solana_rpc_url: {{ .rpcURL | quote }}
+{{- if .wsURL }}
+ledger_solana_ws_url: {{ .wsURL | quote }}
+{{- end }}
+ledger_solana_program_id: {{ .programID | quote }}
+ledger_solana_commitment: {{ .commitment | quote }}
+ledger_solana_fee_payer_keypair: {{ printf "/var/run/mu/fee-payer/%s" .feePayerKey | quote }}
 {{- end }}
 {{- end }}
 

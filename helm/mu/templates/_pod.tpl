@@ -139,6 +139,11 @@ spec:
           mountPath: /var/run/mu/signer
           readOnly: true
         {{- end }}
+        {{- if and (has $c (list "billing" "chain-indexer")) (eq $root.Values.ledger.backend "solana") }}
+        - name: fee-payer
+          mountPath: /var/run/mu/fee-payer
+          readOnly: true
+        {{- end }}
         {{- if $root.Values.tls.enabled }}
         - name: tls
           mountPath: {{ include "mu.tlsDir" $root }}
@@ -172,6 +177,15 @@ spec:
         items:
           - key: {{ $root.Values.ledger.signer.key }}
             path: {{ $root.Values.ledger.signer.key }}
+    {{- end }}
+    {{- if and (has $c (list "billing" "chain-indexer")) (eq $root.Values.ledger.backend "solana") }}
+    - name: fee-payer
+      secret:
+        secretName: {{ $root.Values.ledger.solana.feePayerSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ $root.Values.ledger.solana.feePayerKey }}
+            path: {{ $root.Values.ledger.solana.feePayerKey }}
     {{- end }}
     {{- /* Whole-Secret volumes (no subPath): the kubelet swaps updated files in, the services re-read them. */}}
     {{- if $root.Values.tls.enabled }}

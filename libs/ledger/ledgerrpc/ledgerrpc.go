@@ -25,6 +25,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -59,6 +60,7 @@ var errorMap = []struct {
 	{ledger.ErrOverflow, codes.InvalidArgument, rpcerr.LedgerOverflow},
 	{ledger.ErrCompacted, codes.OutOfRange, rpcerr.ChangesCompacted},
 	{ledger.ErrUnavailable, codes.Unavailable, rpcerr.LedgerUnavailable},
+	{ledger.ErrUnsupported, codes.Unimplemented, rpcerr.LedgerUnsupported},
 	// Decoding only: UpdateUsage names a missing stack so (as it did
 	// before ACCOUNT_NOT_FOUND existed).
 	{ledger.ErrNotFound, codes.NotFound, rpcerr.StackNotFound},
@@ -203,6 +205,10 @@ func (f *fields) invalid() error {
 // concurrent use.
 type Client struct {
 	c ledgerv1.LedgerServiceClient
+
+	capMu    sync.Mutex
+	capKnown bool // FetchLacks has answered
+	lacks    []ledger.Capability
 }
 
 // NewClient returns a Client over cc (a *grpc.ClientConn to the chain
@@ -214,6 +220,7 @@ func NewClient(cc grpc.ClientConnInterface) *Client {
 var (
 	_ ledger.Writer       = (*Client)(nil)
 	_ ledger.UsageUpdater = (*Client)(nil)
+	_ ledger.Lacking      = (*Client)(nil)
 )
 
 // sign has s sign the message msg builds for its key, checking what the

@@ -379,6 +379,7 @@ func TestClient_MapsEveryLedgerErrorBack(t *testing.T) {
 		{ledger.ErrOverflow, codes.InvalidArgument},
 		{ledger.ErrCompacted, codes.OutOfRange},
 		{ledger.ErrUnavailable, codes.Unavailable},
+		{ledger.ErrUnsupported, codes.Unimplemented},
 	} {
 		t.Run(tc.sentinel.Error(), func(t *testing.T) {
 			answer := fmt.Errorf("ledger: withdraw escrow: %w: escrow holds 10, region minimum 1000", tc.sentinel)
@@ -417,6 +418,7 @@ var allSentinels = []error{
 	ledger.ErrUnknownRegion, ledger.ErrUnauthorizedProvider, ledger.ErrBadSigner, ledger.ErrReplayedSeed,
 	ledger.ErrInsufficientFunds, ledger.ErrInsufficientEscrow, ledger.ErrBelowMinimum, ledger.ErrStackDeleted,
 	ledger.ErrInvalidArgument, ledger.ErrOverflow, ledger.ErrCompacted, ledger.ErrUnavailable,
+	ledger.ErrUnsupported,
 }
 
 // failing is a ledger whose UpdateUsage and WithdrawEscrow always fail

@@ -2383,6 +2383,91 @@ func (x *GetSlotResponse) GetSlot() uint64 {
 	return 0
 }
 
+// GetCapabilitiesRequest asks what the hosted backend lacks.
+type GetCapabilitiesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCapabilitiesRequest) Reset() {
+	*x = GetCapabilitiesRequest{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCapabilitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCapabilitiesRequest) ProtoMessage() {}
+
+func (x *GetCapabilitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCapabilitiesRequest.ProtoReflect.Descriptor instead.
+func (*GetCapabilitiesRequest) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{43}
+}
+
+// GetCapabilitiesResponse lists what the hosted backend lacks.
+type GetCapabilitiesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The capabilities the backend lacks, by name (libs/ledger.Capability: "carries_remainders",
+	// "partial_charge", ...); empty for a backend that keeps every rule. A client that does not know
+	// a name ignores it.
+	Lacks         []string `protobuf:"bytes,1,rep,name=lacks,proto3" json:"lacks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCapabilitiesResponse) Reset() {
+	*x = GetCapabilitiesResponse{}
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCapabilitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCapabilitiesResponse) ProtoMessage() {}
+
+func (x *GetCapabilitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mu_ledger_v1_ledger_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCapabilitiesResponse.ProtoReflect.Descriptor instead.
+func (*GetCapabilitiesResponse) Descriptor() ([]byte, []int) {
+	return file_mu_ledger_v1_ledger_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetCapabilitiesResponse) GetLacks() []string {
+	if x != nil {
+		return x.Lacks
+	}
+	return nil
+}
+
 var File_mu_ledger_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
@@ -2520,7 +2605,10 @@ const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"\abalance\x18\x01 \x01(\x04R\abalance\"\x10\n" +
 	"\x0eGetSlotRequest\"%\n" +
 	"\x0fGetSlotResponse\x12\x12\n" +
-	"\x04slot\x18\x01 \x01(\x04R\x04slot2\xf8\f\n" +
+	"\x04slot\x18\x01 \x01(\x04R\x04slot\"\x18\n" +
+	"\x16GetCapabilitiesRequest\"/\n" +
+	"\x17GetCapabilitiesResponse\x12\x14\n" +
+	"\x05lacks\x18\x01 \x03(\tR\x05lacks2\xd8\r\n" +
 	"\rLedgerService\x12O\n" +
 	"\n" +
 	"Initialize\x12\x1f.mu.ledger.v1.InitializeRequest\x1a .mu.ledger.v1.InitializeResponse\x12=\n" +
@@ -2542,7 +2630,8 @@ const file_mu_ledger_v1_ledger_proto_rawDesc = "" +
 	"\bGetState\x12\x1d.mu.ledger.v1.GetStateRequest\x1a\x1e.mu.ledger.v1.GetStateResponse\x12O\n" +
 	"\n" +
 	"GetBalance\x12\x1f.mu.ledger.v1.GetBalanceRequest\x1a .mu.ledger.v1.GetBalanceResponse\x12F\n" +
-	"\aGetSlot\x12\x1c.mu.ledger.v1.GetSlotRequest\x1a\x1d.mu.ledger.v1.GetSlotResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
+	"\aGetSlot\x12\x1c.mu.ledger.v1.GetSlotRequest\x1a\x1d.mu.ledger.v1.GetSlotResponse\x12^\n" +
+	"\x0fGetCapabilities\x12$.mu.ledger.v1.GetCapabilitiesRequest\x1a%.mu.ledger.v1.GetCapabilitiesResponseB6Z4github.com/muprotocol/mu/proto/mu/ledger/v1;ledgerv1b\x06proto3"
 
 var (
 	file_mu_ledger_v1_ledger_proto_rawDescOnce sync.Once
@@ -2556,7 +2645,7 @@ func file_mu_ledger_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_mu_ledger_v1_ledger_proto_rawDescData
 }
 
-var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_mu_ledger_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_mu_ledger_v1_ledger_proto_goTypes = []any{
 	(*Signature)(nil),                     // 0: mu.ledger.v1.Signature
 	(*InitializeRequest)(nil),             // 1: mu.ledger.v1.InitializeRequest
@@ -2601,28 +2690,30 @@ var file_mu_ledger_v1_ledger_proto_goTypes = []any{
 	(*GetBalanceResponse)(nil),            // 40: mu.ledger.v1.GetBalanceResponse
 	(*GetSlotRequest)(nil),                // 41: mu.ledger.v1.GetSlotRequest
 	(*GetSlotResponse)(nil),               // 42: mu.ledger.v1.GetSlotResponse
-	(*v1.Provider)(nil),                   // 43: mu.chainindexer.v1.Provider
-	(*v11.Rates)(nil),                     // 44: mu.types.v1.Rates
-	(*v1.Region)(nil),                     // 45: mu.chainindexer.v1.Region
-	(*v1.Stack)(nil),                      // 46: mu.chainindexer.v1.Stack
-	(*v11.Uint128)(nil),                   // 47: mu.types.v1.Uint128
-	(v11.UsageKind)(0),                    // 48: mu.types.v1.UsageKind
+	(*GetCapabilitiesRequest)(nil),        // 43: mu.ledger.v1.GetCapabilitiesRequest
+	(*GetCapabilitiesResponse)(nil),       // 44: mu.ledger.v1.GetCapabilitiesResponse
+	(*v1.Provider)(nil),                   // 45: mu.chainindexer.v1.Provider
+	(*v11.Rates)(nil),                     // 46: mu.types.v1.Rates
+	(*v1.Region)(nil),                     // 47: mu.chainindexer.v1.Region
+	(*v1.Stack)(nil),                      // 48: mu.chainindexer.v1.Stack
+	(*v11.Uint128)(nil),                   // 49: mu.types.v1.Uint128
+	(v11.UsageKind)(0),                    // 50: mu.types.v1.UsageKind
 }
 var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 0: mu.ledger.v1.InitializeRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 1: mu.ledger.v1.MintRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 2: mu.ledger.v1.TransferRequest.from:type_name -> mu.ledger.v1.Signature
 	0,  // 3: mu.ledger.v1.CreateProviderRequest.owner:type_name -> mu.ledger.v1.Signature
-	43, // 4: mu.ledger.v1.CreateProviderResponse.provider:type_name -> mu.chainindexer.v1.Provider
+	45, // 4: mu.ledger.v1.CreateProviderResponse.provider:type_name -> mu.chainindexer.v1.Provider
 	0,  // 5: mu.ledger.v1.AuthorizeProviderRequest.authority:type_name -> mu.ledger.v1.Signature
 	0,  // 6: mu.ledger.v1.UpdateProviderDepositRequest.authority:type_name -> mu.ledger.v1.Signature
-	44, // 7: mu.ledger.v1.RegionConfig.rates:type_name -> mu.types.v1.Rates
+	46, // 7: mu.ledger.v1.RegionConfig.rates:type_name -> mu.types.v1.Rates
 	13, // 8: mu.ledger.v1.CreateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
 	0,  // 9: mu.ledger.v1.CreateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
-	45, // 10: mu.ledger.v1.CreateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	47, // 10: mu.ledger.v1.CreateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
 	13, // 11: mu.ledger.v1.UpdateRegionRequest.config:type_name -> mu.ledger.v1.RegionConfig
 	0,  // 12: mu.ledger.v1.UpdateRegionRequest.owner:type_name -> mu.ledger.v1.Signature
-	45, // 13: mu.ledger.v1.UpdateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
+	47, // 13: mu.ledger.v1.UpdateRegionResponse.region:type_name -> mu.chainindexer.v1.Region
 	0,  // 14: mu.ledger.v1.CreateUsageSignerRequest.owner:type_name -> mu.ledger.v1.Signature
 	0,  // 15: mu.ledger.v1.CreateEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
 	20, // 16: mu.ledger.v1.CreateEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
@@ -2631,18 +2722,18 @@ var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	0,  // 19: mu.ledger.v1.WithdrawEscrowRequest.developer:type_name -> mu.ledger.v1.Signature
 	20, // 20: mu.ledger.v1.WithdrawEscrowResponse.escrow:type_name -> mu.ledger.v1.Escrow
 	0,  // 21: mu.ledger.v1.CreateStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	46, // 22: mu.ledger.v1.CreateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	48, // 22: mu.ledger.v1.CreateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
 	0,  // 23: mu.ledger.v1.UpdateStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	46, // 24: mu.ledger.v1.UpdateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	48, // 24: mu.ledger.v1.UpdateStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
 	0,  // 25: mu.ledger.v1.DeleteStackRequest.owner:type_name -> mu.ledger.v1.Signature
-	46, // 26: mu.ledger.v1.DeleteStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
-	47, // 27: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
+	48, // 26: mu.ledger.v1.DeleteStackResponse.stack:type_name -> mu.chainindexer.v1.Stack
+	49, // 27: mu.ledger.v1.UpdateUsageRequest.seed:type_name -> mu.types.v1.Uint128
 	34, // 28: mu.ledger.v1.UpdateUsageRequest.usage:type_name -> mu.ledger.v1.UsageAmount
 	0,  // 29: mu.ledger.v1.UpdateUsageRequest.signer:type_name -> mu.ledger.v1.Signature
-	48, // 30: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
-	47, // 31: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
-	47, // 32: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
-	47, // 33: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
+	50, // 30: mu.ledger.v1.UsageAmount.kind:type_name -> mu.types.v1.UsageKind
+	49, // 31: mu.ledger.v1.UsageAmount.amount:type_name -> mu.types.v1.Uint128
+	49, // 32: mu.ledger.v1.UpdateUsageResponse.due:type_name -> mu.types.v1.Uint128
+	49, // 33: mu.ledger.v1.UpdateUsageResponse.shortfall:type_name -> mu.types.v1.Uint128
 	37, // 34: mu.ledger.v1.GetStateResponse.state:type_name -> mu.ledger.v1.State
 	1,  // 35: mu.ledger.v1.LedgerService.Initialize:input_type -> mu.ledger.v1.InitializeRequest
 	3,  // 36: mu.ledger.v1.LedgerService.Mint:input_type -> mu.ledger.v1.MintRequest
@@ -2663,27 +2754,29 @@ var file_mu_ledger_v1_ledger_proto_depIdxs = []int32{
 	36, // 51: mu.ledger.v1.LedgerService.GetState:input_type -> mu.ledger.v1.GetStateRequest
 	39, // 52: mu.ledger.v1.LedgerService.GetBalance:input_type -> mu.ledger.v1.GetBalanceRequest
 	41, // 53: mu.ledger.v1.LedgerService.GetSlot:input_type -> mu.ledger.v1.GetSlotRequest
-	2,  // 54: mu.ledger.v1.LedgerService.Initialize:output_type -> mu.ledger.v1.InitializeResponse
-	4,  // 55: mu.ledger.v1.LedgerService.Mint:output_type -> mu.ledger.v1.MintResponse
-	6,  // 56: mu.ledger.v1.LedgerService.Transfer:output_type -> mu.ledger.v1.TransferResponse
-	8,  // 57: mu.ledger.v1.LedgerService.CreateProvider:output_type -> mu.ledger.v1.CreateProviderResponse
-	10, // 58: mu.ledger.v1.LedgerService.AuthorizeProvider:output_type -> mu.ledger.v1.AuthorizeProviderResponse
-	12, // 59: mu.ledger.v1.LedgerService.UpdateProviderDeposit:output_type -> mu.ledger.v1.UpdateProviderDepositResponse
-	15, // 60: mu.ledger.v1.LedgerService.CreateRegion:output_type -> mu.ledger.v1.CreateRegionResponse
-	17, // 61: mu.ledger.v1.LedgerService.UpdateRegion:output_type -> mu.ledger.v1.UpdateRegionResponse
-	19, // 62: mu.ledger.v1.LedgerService.CreateUsageSigner:output_type -> mu.ledger.v1.CreateUsageSignerResponse
-	22, // 63: mu.ledger.v1.LedgerService.CreateEscrow:output_type -> mu.ledger.v1.CreateEscrowResponse
-	24, // 64: mu.ledger.v1.LedgerService.RechargeEscrow:output_type -> mu.ledger.v1.RechargeEscrowResponse
-	26, // 65: mu.ledger.v1.LedgerService.WithdrawEscrow:output_type -> mu.ledger.v1.WithdrawEscrowResponse
-	28, // 66: mu.ledger.v1.LedgerService.CreateStack:output_type -> mu.ledger.v1.CreateStackResponse
-	30, // 67: mu.ledger.v1.LedgerService.UpdateStack:output_type -> mu.ledger.v1.UpdateStackResponse
-	32, // 68: mu.ledger.v1.LedgerService.DeleteStack:output_type -> mu.ledger.v1.DeleteStackResponse
-	35, // 69: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
-	38, // 70: mu.ledger.v1.LedgerService.GetState:output_type -> mu.ledger.v1.GetStateResponse
-	40, // 71: mu.ledger.v1.LedgerService.GetBalance:output_type -> mu.ledger.v1.GetBalanceResponse
-	42, // 72: mu.ledger.v1.LedgerService.GetSlot:output_type -> mu.ledger.v1.GetSlotResponse
-	54, // [54:73] is the sub-list for method output_type
-	35, // [35:54] is the sub-list for method input_type
+	43, // 54: mu.ledger.v1.LedgerService.GetCapabilities:input_type -> mu.ledger.v1.GetCapabilitiesRequest
+	2,  // 55: mu.ledger.v1.LedgerService.Initialize:output_type -> mu.ledger.v1.InitializeResponse
+	4,  // 56: mu.ledger.v1.LedgerService.Mint:output_type -> mu.ledger.v1.MintResponse
+	6,  // 57: mu.ledger.v1.LedgerService.Transfer:output_type -> mu.ledger.v1.TransferResponse
+	8,  // 58: mu.ledger.v1.LedgerService.CreateProvider:output_type -> mu.ledger.v1.CreateProviderResponse
+	10, // 59: mu.ledger.v1.LedgerService.AuthorizeProvider:output_type -> mu.ledger.v1.AuthorizeProviderResponse
+	12, // 60: mu.ledger.v1.LedgerService.UpdateProviderDeposit:output_type -> mu.ledger.v1.UpdateProviderDepositResponse
+	15, // 61: mu.ledger.v1.LedgerService.CreateRegion:output_type -> mu.ledger.v1.CreateRegionResponse
+	17, // 62: mu.ledger.v1.LedgerService.UpdateRegion:output_type -> mu.ledger.v1.UpdateRegionResponse
+	19, // 63: mu.ledger.v1.LedgerService.CreateUsageSigner:output_type -> mu.ledger.v1.CreateUsageSignerResponse
+	22, // 64: mu.ledger.v1.LedgerService.CreateEscrow:output_type -> mu.ledger.v1.CreateEscrowResponse
+	24, // 65: mu.ledger.v1.LedgerService.RechargeEscrow:output_type -> mu.ledger.v1.RechargeEscrowResponse
+	26, // 66: mu.ledger.v1.LedgerService.WithdrawEscrow:output_type -> mu.ledger.v1.WithdrawEscrowResponse
+	28, // 67: mu.ledger.v1.LedgerService.CreateStack:output_type -> mu.ledger.v1.CreateStackResponse
+	30, // 68: mu.ledger.v1.LedgerService.UpdateStack:output_type -> mu.ledger.v1.UpdateStackResponse
+	32, // 69: mu.ledger.v1.LedgerService.DeleteStack:output_type -> mu.ledger.v1.DeleteStackResponse
+	35, // 70: mu.ledger.v1.LedgerService.UpdateUsage:output_type -> mu.ledger.v1.UpdateUsageResponse
+	38, // 71: mu.ledger.v1.LedgerService.GetState:output_type -> mu.ledger.v1.GetStateResponse
+	40, // 72: mu.ledger.v1.LedgerService.GetBalance:output_type -> mu.ledger.v1.GetBalanceResponse
+	42, // 73: mu.ledger.v1.LedgerService.GetSlot:output_type -> mu.ledger.v1.GetSlotResponse
+	44, // 74: mu.ledger.v1.LedgerService.GetCapabilities:output_type -> mu.ledger.v1.GetCapabilitiesResponse
+	55, // [55:75] is the sub-list for method output_type
+	35, // [35:55] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -2700,7 +2793,7 @@ func file_mu_ledger_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mu_ledger_v1_ledger_proto_rawDesc), len(file_mu_ledger_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,7 @@ const (
 	LedgerService_GetState_FullMethodName              = "/mu.ledger.v1.LedgerService/GetState"
 	LedgerService_GetBalance_FullMethodName            = "/mu.ledger.v1.LedgerService/GetBalance"
 	LedgerService_GetSlot_FullMethodName               = "/mu.ledger.v1.LedgerService/GetSlot"
+	LedgerService_GetCapabilities_FullMethodName       = "/mu.ledger.v1.LedgerService/GetCapabilities"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -143,6 +144,12 @@ type LedgerServiceClient interface {
 	// A client that waits for the chain indexer's GetStatus.ledger_slot to reach it reads its own
 	// writes (and everyone's before them) from the indexer. Errors: only the common ones.
 	GetSlot(ctx context.Context, in *GetSlotRequest, opts ...grpc.CallOption) (*GetSlotResponse, error)
+	// GetCapabilities names the rules of design section 7 the hosted backend cannot keep
+	// (libs/ledger.Capability), so a client keeps them itself: billing carries sub-token remainders
+	// when the host lacks "carries_remainders" and holds usage an escrow cannot pay when it lacks
+	// "partial_charge". A host that does not implement it (UNIMPLEMENTED) lacks none. Errors: only
+	// the common ones.
+	GetCapabilities(ctx context.Context, in *GetCapabilitiesRequest, opts ...grpc.CallOption) (*GetCapabilitiesResponse, error)
 }
 
 type ledgerServiceClient struct {
@@ -343,6 +350,16 @@ func (c *ledgerServiceClient) GetSlot(ctx context.Context, in *GetSlotRequest, o
 	return out, nil
 }
 
+func (c *ledgerServiceClient) GetCapabilities(ctx context.Context, in *GetCapabilitiesRequest, opts ...grpc.CallOption) (*GetCapabilitiesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCapabilitiesResponse)
+	err := c.cc.Invoke(ctx, LedgerService_GetCapabilities_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -427,6 +444,12 @@ type LedgerServiceServer interface {
 	// A client that waits for the chain indexer's GetStatus.ledger_slot to reach it reads its own
 	// writes (and everyone's before them) from the indexer. Errors: only the common ones.
 	GetSlot(context.Context, *GetSlotRequest) (*GetSlotResponse, error)
+	// GetCapabilities names the rules of design section 7 the hosted backend cannot keep
+	// (libs/ledger.Capability), so a client keeps them itself: billing carries sub-token remainders
+	// when the host lacks "carries_remainders" and holds usage an escrow cannot pay when it lacks
+	// "partial_charge". A host that does not implement it (UNIMPLEMENTED) lacks none. Errors: only
+	// the common ones.
+	GetCapabilities(context.Context, *GetCapabilitiesRequest) (*GetCapabilitiesResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -493,6 +516,9 @@ func (UnimplementedLedgerServiceServer) GetBalance(context.Context, *GetBalanceR
 }
 func (UnimplementedLedgerServiceServer) GetSlot(context.Context, *GetSlotRequest) (*GetSlotResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSlot not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetCapabilities(context.Context, *GetCapabilitiesRequest) (*GetCapabilitiesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCapabilities not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -857,6 +883,24 @@ func _LedgerService_GetSlot_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_GetCapabilities_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCapabilitiesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetCapabilities(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetCapabilities_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetCapabilities(ctx, req.(*GetCapabilitiesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -939,6 +983,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSlot",
 			Handler:    _LedgerService_GetSlot_Handler,
+		},
+		{
+			MethodName: "GetCapabilities",
+			Handler:    _LedgerService_GetCapabilities_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
