@@ -205,6 +205,14 @@ func (f *feed) observe(batch []obs, slot, hi uint64, emit bool) {
 		f.index(o.addr, cur, mark)
 	}
 	stamp := max(slot, hi, f.logSlot)
+	if read := f.l.slots.lastRead(); emit && stamp <= read && f.emitsLocked(affected) {
+		// A late observation (a notification of an earlier slot arriving
+		// after a reader was given a later one) that changes what readers
+		// see: stamped after what they have taken as seen, or they would
+		// never read it. The feed's slots then run ahead of the chain's by
+		// the late observations.
+		stamp = read + 1
+	}
 	seen := map[sol.PublicKey]bool{}
 	for _, a := range affected {
 		if seen[a] {
@@ -234,6 +242,18 @@ func (f *feed) observe(batch []obs, slot, hi uint64, emit bool) {
 			f.l.slots.advance(stamp)
 		}
 	}
+}
+
+// emitsLocked says whether observe would emit a change for any of
+// affected: a ledger account whose view differs from the last emitted.
+func (f *feed) emitsLocked(affected []sol.PublicKey) bool {
+	for _, a := range affected {
+		_, view, ok := f.view(a)
+		if ok && f.views[a] != view {
+			return true
+		}
+	}
+	return false
 }
 
 // keeps says a is an account the feed tracks: a program account of a
@@ -444,6 +464,9 @@ func (l *Ledger) Changes(ctx context.Context, after uint64, limit int) ([]ledger
 	if after < f.compacted {
 		return nil, fail(op, ledger.ErrCompacted, "changes through slot %d are not kept, asked for those after %d; read the accounts again", f.compacted, after)
 	}
+	// The reader takes the changes through after, and through the last
+	// slot returned, as seen.
+	l.slots.readThrough(after)
 	i := sort.Search(len(f.log), func(i int) bool { return f.log[i].Slot > after })
 	out := []ledger.Change{}
 	for i < len(f.log) {
@@ -461,6 +484,9 @@ func (l *Ledger) Changes(ctx context.Context, after uint64, limit int) ([]ledger
 		if len(out) >= limit {
 			break
 		}
+	}
+	if len(out) > 0 {
+		l.slots.readThrough(out[len(out)-1].Slot)
 	}
 	return out, nil
 }
@@ -491,7 +517,10 @@ func cloneChange(c ledger.Change) ledger.Change {
 // observes them, so the write's changes are in the log when it returns.
 // A failed read leaves them to the subscriptions and the next resync.
 func (l *Ledger) observeWrite(ctx context.Context, op string, t txn, at landed) {
-	l.slots.advance(at.slot)
+	// The slot moves only once the write's changes are in the log: a
+	// reader woken by it (the chain indexer: Slot, then Changes) that
+	// found none would take the slot as seen and never read them.
+	defer l.slots.advance(at.slot)
 	seen := map[sol.PublicKey]bool{solKey(l.payer.Pubkey()): true}
 	var addrs []sol.PublicKey
 	for _, in := range t.instrs {

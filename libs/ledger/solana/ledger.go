@@ -153,7 +153,7 @@ func (l *Ledger) Slot(ctx context.Context) (uint64, error) {
 	if err := l.usable("slot"); err != nil {
 		return 0, err
 	}
-	return l.slots.get(), nil
+	return l.slots.got(), nil
 }
 
 // Wait blocks until the slot exceeds after, ctx ends (its error) or poll
@@ -193,6 +193,33 @@ type slotHub struct {
 	mu   sync.Mutex
 	slot uint64
 	next chan struct{}
+	// read is the highest slot a reader was given (Slot, and the slots
+	// Changes was asked after or returned): a reader may have taken every
+	// change through it as seen, so no change may be stamped at or under
+	// it (see feed.observe).
+	read uint64
+}
+
+// got returns the slot and records that a reader was given it.
+func (h *slotHub) got() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.read = max(h.read, h.slot)
+	return h.slot
+}
+
+// readThrough records that a reader took the changes through s as seen.
+func (h *slotHub) readThrough(s uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.read = max(h.read, s)
+}
+
+// lastRead is the highest slot a reader was given.
+func (h *slotHub) lastRead() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.read
 }
 
 func newSlotHub() *slotHub { return &slotHub{next: make(chan struct{})} }
