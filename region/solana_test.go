@@ -15,6 +15,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/solana"
 	"github.com/muprotocol/mu/libs/ledger/solana/solanatest"
 	billingv1 "github.com/muprotocol/mu/proto/mu/billing/v1"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	typesv1 "github.com/muprotocol/mu/proto/mu/types/v1"
 	billingsvc "github.com/muprotocol/mu/services/billing"
 )
@@ -133,6 +134,7 @@ func TestSolana_HelloIsServedAndBilledOnTheProgram(t *testing.T) {
 				round, before.escrow-after.escrow, after.provider-before.provider, after.commission-before.commission,
 				before.supply, after.supply, s.GetCharged(), s.GetCharged()-commission, commission)
 		}
+		indexedEscrow(ctx, t, r, mk, after.escrow)
 		if left := usageOf(getBilled(ctx, t, r, id).resp.GetUnsettled()); left != carry {
 			t.Fatalf("round %d: unsettled %+v, want the carry %+v", round, left, carry)
 		}
@@ -301,5 +303,40 @@ func TestSolana_BillingChildSettlesOnTheProgramItself(t *testing.T) {
 	}
 	if got := usageOf(u.GetUnsettled()); got != (ledger.Usage{GatewayRequests: ledger.U128(1)}) {
 		t.Fatalf("unsettled %+v, want the one request carried", got)
+	}
+}
+
+// indexedEscrow waits until the chain indexer has applied the ledger up to
+// its slot now, then requires it to serve the developer's escrow with the
+// provider at balance: a settlement's charge reaches the indexer (it once
+// kept the balance from before, taking the settlement's slot as seen
+// before the backend's feed held its changes).
+func indexedEscrow(ctx context.Context, t *testing.T, r *Region, mk *Market, balance uint64) {
+	t.Helper()
+	slot, err := r.Ledger().Slot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := r.ChainIndexer().Client()
+	for {
+		st, err := ix.GetStatus(ctx, &chainindexerv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetLedgerSlot() >= slot {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the chain indexer stayed at slot %d, the ledger is at %d", st.GetLedgerSlot(), slot)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	list, err := ix.ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: mk.Keys.Developer.Pubkey().Bytes(), ProviderId: mk.Provider.ID.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetEscrows()) != 1 || list.GetEscrows()[0].GetBalance() != balance {
+		t.Fatalf("the chain indexer serves escrows %v at slot %d, want one of balance %d", list.GetEscrows(), slot, balance)
 	}
 }
