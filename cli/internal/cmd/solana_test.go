@@ -17,6 +17,7 @@ import (
 	"github.com/muprotocol/mu/libs/ledger/backend"
 	"github.com/muprotocol/mu/libs/ledger/solana"
 	"github.com/muprotocol/mu/libs/ledger/solana/solanatest"
+	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 	"github.com/muprotocol/mu/region"
 	"github.com/muprotocol/mu/services/billing"
 )
@@ -154,6 +155,11 @@ func TestSolana_DeployAndEscrowSignTheirOwnTransactions(t *testing.T) {
 	}
 	if code, out, stderr := run(t, "", "escrow", "recharge", mk.Provider.Name, "2500", "--profile", "sol"); code != ExitOK {
 		t.Fatalf("escrow recharge: exit %d: %s%s", code, out, stderr)
+	}
+	// The command ended once the indexer had its write.
+	er, err := sr.r.ChainIndexer().Client().ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: dev.Bytes(), ProviderId: mk.Provider.ID.Bytes()})
+	if err != nil || len(er.GetEscrows()) != 1 || er.GetEscrows()[0].GetBalance() != e0.Balance+2500 {
+		t.Fatalf("the indexer's escrows when mu escrow recharge returned: %v, %v; want one of balance %d", er.GetEscrows(), err, e0.Balance+2500)
 	}
 	if e, err := sr.r.Ledger().Escrow(ctx, dev, mk.Provider.ID); err != nil || e.Balance != e0.Balance+2500 {
 		t.Fatalf("escrow on the program after the recharge: %+v, %v; want balance %d", e, err, e0.Balance+2500)
