@@ -175,6 +175,17 @@ func TestSolana_DeployAndEscrowSignTheirOwnTransactions(t *testing.T) {
 	if v.Balance != e0.Balance+2500 {
 		t.Fatalf("escrow view after the recharge: balance %d, want %d (the indexer had not applied the recharge)", v.Balance, e0.Balance+2500)
 	}
+
+	// mu stack delete: delete_stack on the program, and the gateway stops.
+	id := ids.StackID(mine[0].ID)
+	code, out, stderr = run(t, "", "stack", "delete", id.String(), "--yes", "--profile", "sol")
+	if code != ExitOK {
+		t.Fatalf("stack delete: exit %d: %s%s", code, out, stderr)
+	}
+	wantIn(t, "stack delete's output", out, "deleted on the ledger", "the gateway no longer serves it")
+	if st, err := sr.r.Ledger().Stack(ctx, mine[0].ID); err != nil || st.State != ledger.StackDeleted {
+		t.Fatalf("the stack on the program after mu stack delete: %+v, %v; want deleted", st, err)
+	}
 }
 
 // TestSolana_ProfileSettingsAreCheckedAndNamed: a Solana profile without
