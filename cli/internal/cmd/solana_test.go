@@ -41,6 +41,9 @@ func startSolanaRegion(t *testing.T) *solanaRegion {
 	t.Cleanup(func() { chain.Close() })
 	s := backend.DefaultSolana()
 	s.RPCURL, s.WSURL, s.ProgramID = chain.RPCURL(), chain.WSURL(), chain.ProgramID().String()
+	// A cut websocket is seen again only after this (the test makes the
+	// indexer lag with it).
+	s.RetryInitial, s.RetryMax = 3*time.Second, 3*time.Second
 	r, err := region.Start(context.Background(), region.Options{
 		DataDir: t.TempDir(),
 		Mudb:    &region.MudbOptions{},
@@ -81,9 +84,10 @@ func (sr *solanaRegion) profile(t *testing.T, name string, keys ...string) {
 // ledger is a Solana node, mu deploy creates the stack on the program with
 // a transaction the developer's key signs and pays for, the chain-indexer
 // serves it, and the gateway answers its endpoint; mu escrow recharge moves
-// tokens on the program and the next command (mu escrow view) already sees
-// the new balance through the indexer. The developer's airdrop is a slot
-// the indexer never sees: the commands do not wait for it.
+// tokens on the program and ends only once the indexer has it (its feed cut
+// off for seconds), so the next command (mu escrow view) sees the new
+// balance; mu stack delete deletes it on the program. The developer's
+// airdrop is a slot the indexer never sees: the commands do not wait for it.
 func TestSolana_DeployAndEscrowSignTheirOwnTransactions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds wasm")
@@ -153,6 +157,7 @@ func TestSolana_DeployAndEscrowSignTheirOwnTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sr.chain.DisconnectWebsockets() // the indexer's feed reconnects after retry_initial and resyncs
 	if code, out, stderr := run(t, "", "escrow", "recharge", mk.Provider.Name, "2500", "--profile", "sol"); code != ExitOK {
 		t.Fatalf("escrow recharge: exit %d: %s%s", code, out, stderr)
 	}
