@@ -84,7 +84,7 @@ func (sr *solanaRegion) profile(t *testing.T, name string, keys ...string) {
 // ledger is a Solana node, mu deploy creates the stack on the program with
 // a transaction the developer's key signs and pays for, the chain-indexer
 // serves it, and the gateway answers its endpoint; mu escrow recharge moves
-// tokens on the program and ends only once the indexer has it (its feed cut
+// tokens on the program (the fees paid by fee_payer's key) and ends only once the indexer has it (its feed cut
 // off for seconds), so the next command (mu escrow view) sees the new
 // balance; mu stack delete deletes it on the program. The developer's
 // airdrop is a slot the indexer never sees: the commands do not wait for it.
@@ -157,9 +157,30 @@ func TestSolana_DeployAndEscrowSignTheirOwnTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another key pays the fees when fee_payer names it.
+	payer, err := ledger.GenerateKeypair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payerFile := filepath.Join(sr.keyDir, "payer.json")
+	if err := ledger.SaveKeypair(payerFile, payer); err != nil {
+		t.Fatal(err)
+	}
+	payerKey := sol.PublicKeyFromBytes(payer.Pubkey().Bytes())
+	if _, err := sr.chain.Airdrop(payerKey, 1_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "config", "set", "sol", "fee_payer="+payerFile); code != ExitOK {
+		t.Fatal(stderr)
+	}
+	devBefore, _ := sr.chain.Account(sol.PublicKeyFromBytes(dev.Bytes()))
 	sr.chain.DisconnectWebsockets() // the indexer's feed reconnects after retry_initial and resyncs
 	if code, out, stderr := run(t, "", "escrow", "recharge", mk.Provider.Name, "2500", "--profile", "sol"); code != ExitOK {
 		t.Fatalf("escrow recharge: exit %d: %s%s", code, out, stderr)
+	}
+	devAfter, _ := sr.chain.Account(sol.PublicKeyFromBytes(dev.Bytes()))
+	if payerAfter, _ := sr.chain.Account(payerKey); payerAfter.Lamports >= 1_000_000_000 || devAfter.Lamports != devBefore.Lamports {
+		t.Fatalf("with fee_payer: the payer's lamports 1000000000 → %d, the developer's %d → %d; want the payer alone to pay", payerAfter.Lamports, devBefore.Lamports, devAfter.Lamports)
 	}
 	// The command ended once the indexer had its write.
 	er, err := sr.r.ChainIndexer().Client().ListEscrows(ctx, &chainindexerv1.ListEscrowsRequest{Developer: dev.Bytes(), ProviderId: mk.Provider.ID.Bytes()})
