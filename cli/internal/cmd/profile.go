@@ -41,6 +41,12 @@ type Profile struct {
 	LedgerBackend string `yaml:"ledger_backend,omitempty" json:"ledger_backend,omitempty"` // "local" (served by the chain-indexer) or "solana"
 	LedgerAddr    string `yaml:"ledger_addr,omitempty" json:"ledger_addr,omitempty"`       // the ledger's address: mu.ledger.v1 gRPC for local, JSON-RPC URL for solana
 	Keypair       string `yaml:"keypair,omitempty" json:"keypair,omitempty"`               // path of the Solana JSON keypair that signs
+	// The Solana ledger (ledger_backend solana): the CLI sends its writes
+	// to the node at ledger_addr itself, as transactions its keypair signs.
+	LedgerWSURL      string `yaml:"ledger_ws_url,omitempty" json:"ledger_ws_url,omitempty"`         // the node's websocket URL (default: derived from ledger_addr, the port one above)
+	LedgerProgramID  string `yaml:"ledger_program_id,omitempty" json:"ledger_program_id,omitempty"` // the marketplace program's address (default: the deployed program's)
+	LedgerCommitment string `yaml:"ledger_commitment,omitempty" json:"ledger_commitment,omitempty"` // processed, confirmed (the default) or finalized
+	FeePayer         string `yaml:"fee_payer,omitempty" json:"fee_payer,omitempty"`                 // path of the Solana JSON keypair that pays the fees (default: keypair)
 	// The client certificate for the region's gRPC services (mTLS): all
 	// three or none (plaintext). An operator's, from mu certs issue --role
 	// operator or mu certs region (operator/tls.crt, tls.key, ca.crt).
@@ -51,21 +57,25 @@ type Profile struct {
 
 // profileFields are the settable fields, by name (the yaml keys).
 var profileFields = map[string]func(*Profile) *string{
-	"gateway":        func(p *Profile) *string { return &p.Gateway },
-	"storage":        func(p *Profile) *string { return &p.Storage },
-	"indexer":        func(p *Profile) *string { return &p.Indexer },
-	"billing":        func(p *Profile) *string { return &p.Billing },
-	"ledger_backend": func(p *Profile) *string { return &p.LedgerBackend },
-	"ledger_addr":    func(p *Profile) *string { return &p.LedgerAddr },
-	"keypair":        func(p *Profile) *string { return &p.Keypair },
-	"tls_cert":       func(p *Profile) *string { return &p.TLSCert },
-	"tls_key":        func(p *Profile) *string { return &p.TLSKey },
-	"tls_ca":         func(p *Profile) *string { return &p.TLSCA },
+	"gateway":           func(p *Profile) *string { return &p.Gateway },
+	"storage":           func(p *Profile) *string { return &p.Storage },
+	"indexer":           func(p *Profile) *string { return &p.Indexer },
+	"billing":           func(p *Profile) *string { return &p.Billing },
+	"ledger_backend":    func(p *Profile) *string { return &p.LedgerBackend },
+	"ledger_addr":       func(p *Profile) *string { return &p.LedgerAddr },
+	"keypair":           func(p *Profile) *string { return &p.Keypair },
+	"ledger_ws_url":     func(p *Profile) *string { return &p.LedgerWSURL },
+	"ledger_program_id": func(p *Profile) *string { return &p.LedgerProgramID },
+	"ledger_commitment": func(p *Profile) *string { return &p.LedgerCommitment },
+	"fee_payer":         func(p *Profile) *string { return &p.FeePayer },
+	"tls_cert":          func(p *Profile) *string { return &p.TLSCert },
+	"tls_key":           func(p *Profile) *string { return &p.TLSKey },
+	"tls_ca":            func(p *Profile) *string { return &p.TLSCA },
 }
 
 // pathKeys are the profile keys that name files: mu config set stores them
 // as absolute paths.
-var pathKeys = map[string]bool{"keypair": true, "tls_cert": true, "tls_key": true, "tls_ca": true}
+var pathKeys = map[string]bool{"keypair": true, "fee_payer": true, "tls_cert": true, "tls_key": true, "tls_ca": true}
 
 // userConfig is the file config.yaml in configDir.
 type userConfig struct {
@@ -203,7 +213,9 @@ func newConfigCommand() *cobra.Command {
 		Use:   "config",
 		Short: "Show and edit the profiles of regions mu talks to",
 		Long: `A profile names a region's endpoints (gateway, storage, indexer, billing), its
-ledger (ledger_backend, ledger_addr), the keypair that signs for you
+ledger (ledger_backend, ledger_addr; for a Solana region also ledger_ws_url,
+ledger_program_id, ledger_commitment and fee_payer, the keypair that pays the
+transaction fees, by default keypair), the keypair that signs for you
 (keypair) and the client certificate for the region's gRPC services when
 they use mTLS (tls_cert, tls_key, tls_ca: all three or none; an operator's,
 from mu certs issue --role operator or mu certs region). Profiles live in config.yaml under the user's config directory
@@ -248,7 +260,7 @@ takes --profile NAME, and its own flags override the profile's values.`,
 				if v == "" {
 					v = "-"
 				}
-				fmt.Fprintf(out, "  %-15s %s\n", k, v)
+				fmt.Fprintf(out, "  %-17s %s\n", k, v)
 			}
 			if len(c.Profiles) > 1 {
 				fmt.Fprintf(out, "profiles: %s\n", strings.Join(c.names(), ", "))

@@ -74,7 +74,7 @@ func TestConfig_SetShowUseAndProfileFlag(t *testing.T) {
 		t.Fatalf("set: %s", errb)
 	}
 	code, out, _ := mu(t, "config", "show")
-	if code != ExitOK || !strings.Contains(out, "profile: eu (current)") || !strings.Contains(out, "gateway         https://gw.eu.example") || !strings.Contains(out, "profiles: eu, us") {
+	if code != ExitOK || !strings.Contains(out, "profile: eu (current)") || !strings.Contains(out, "gateway           https://gw.eu.example") || !strings.Contains(out, "profiles: eu, us") {
 		t.Fatalf("show: %d\n%s", code, out)
 	}
 	abs, _ := filepath.Abs("keys/me.json")
@@ -100,7 +100,7 @@ func TestConfig_SetShowUseAndProfileFlag(t *testing.T) {
 	if code, _, _ := mu(t, "config", "set", "eu", "billing="); code != ExitOK {
 		t.Fatal("clear")
 	}
-	if _, out, _ = mu(t, "config", "show", "--profile", "eu"); !strings.Contains(out, "billing         -") {
+	if _, out, _ = mu(t, "config", "show", "--profile", "eu"); !strings.Contains(out, "billing           -") {
 		t.Fatalf("billing not cleared:\n%s", out)
 	}
 }
@@ -114,7 +114,7 @@ func TestConfig_ErrorsNameWhatIsWrong(t *testing.T) {
 	}{
 		{[]string{"config", "show", "--profile", "nope"}, `no profile "nope" (profiles: none yet); create it with: mu config set nope`},
 		{[]string{"config", "use", "nope"}, `no profile "nope"`},
-		{[]string{"config", "set", "eu", "gatway=x"}, `"gatway" is not a profile key (keys: billing, gateway, indexer, keypair, ledger_addr, ledger_backend, storage, tls_ca, tls_cert, tls_key)`},
+		{[]string{"config", "set", "eu", "gatway=x"}, `"gatway" is not a profile key (keys: billing, fee_payer, gateway, indexer, keypair, ledger_addr, ledger_backend, ledger_commitment, ledger_program_id, ledger_ws_url, storage, tls_ca, tls_cert, tls_key)`},
 		{[]string{"config", "set", "eu", "gateway"}, `"gateway": want KEY=VALUE`},
 		{[]string{"config", "set", "eu", "ledger_backend=eth"}, `ledger_backend "eth": want local or solana`},
 		{[]string{"config", "set", "a/b", "gateway=x"}, `profile name "a/b"`},

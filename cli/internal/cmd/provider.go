@@ -47,6 +47,11 @@ type session struct {
 	c  *conns
 	ix chainindexerv1.ChainIndexerServiceClient
 	l  ledger.Writer
+	// opened is the Solana ledger's slot when the session opened it: the
+	// node's slot then, which counts transactions the chain-indexer never
+	// sees (airdrops, SOL transfers), so only a slot above it (a write
+	// this session made or saw) is one the indexer is waited for.
+	opened uint64
 }
 
 // openSession resolves the target and dials the indexer, and the ledger
@@ -66,6 +71,15 @@ func openSession(cmd *cobra.Command, f *regionFlags, writes bool) (*session, err
 			s.Close()
 			return nil, err
 		}
+		if s.solana() {
+			cctx, cancel := s.c.ctx(cmd.Context())
+			s.opened, err = s.l.Slot(cctx)
+			cancel()
+			if err != nil {
+				s.Close()
+				return nil, s.ledErr(err)
+			}
+		}
 	}
 	if err := s.sync(cmd.Context(), writes); err != nil {
 		s.Close()
@@ -78,9 +92,19 @@ func openSession(cmd *cobra.Command, f *regionFlags, writes bool) (*session, err
 // far, so that a command reads what earlier commands wrote. A command
 // that only reads does it when the ledger answers and goes on with the
 // indexer's view otherwise.
+//
+// With the Solana ledger the slots of the CLI's and the indexer's
+// backends agree only on the writes both saw (the slot of a write's
+// transaction), so a session waits for the writes it made or saw after
+// opening (s.opened), and Close waits for them before the command ends:
+// the next command then finds them indexed. A reading command opens no
+// Solana ledger (it would read every account of the program).
 func (s *session) sync(ctx context.Context, required bool) error {
 	l := s.l
 	if l == nil {
+		if s.solana() {
+			return nil
+		}
 		var err error
 		if l, err = s.c.ledger(); err != nil {
 			return nil
@@ -93,6 +117,9 @@ func (s *session) sync(ctx context.Context, required bool) error {
 		if required {
 			return s.ledErr(err)
 		}
+		return nil
+	}
+	if s.solana() && slot <= s.opened {
 		return nil
 	}
 	for {
@@ -111,7 +138,19 @@ func (s *session) sync(ctx context.Context, required bool) error {
 	}
 }
 
-func (s *session) Close() { s.c.Close() }
+// Close ends the session. With the Solana ledger it first waits (up to
+// --timeout) until the indexer has the writes the command made, as the
+// local ledger's next command does on opening; a command that failed
+// halfway still waits for what it wrote.
+func (s *session) Close() {
+	if s.l != nil && s.solana() {
+		_ = s.sync(context.Background(), false) // a lagging indexer: the next command's reads say so
+	}
+	s.c.Close()
+}
+
+// solana says the session's ledger is the Solana backend.
+func (s *session) solana() bool { return s.t.ledgerBackend.v == "solana" }
 
 // openKeyed is openSession for a command that signs: the session and the
 // signing key (the session is closed when the key cannot be loaded).

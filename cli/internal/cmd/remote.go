@@ -21,6 +21,7 @@ import (
 	"github.com/muprotocol/mu/libs/certs"
 	"github.com/muprotocol/mu/libs/ledger"
 	"github.com/muprotocol/mu/libs/ledger/ledgerrpc"
+	"github.com/muprotocol/mu/libs/ledger/solana"
 	"github.com/muprotocol/mu/libs/service"
 	chainindexerv1 "github.com/muprotocol/mu/proto/mu/chainindexer/v1"
 )
@@ -29,6 +30,7 @@ import (
 // one set overrides the profile.
 type regionFlags struct {
 	gateway, storage, indexer, billing, ledgerAddr, keypair string
+	ledgerWS, programID, commitment, feePayer               string // the Solana ledger's
 	timeout                                                 time.Duration
 	output                                                  string // listings: text or json
 	tls                                                     *tlsFlags
@@ -43,7 +45,11 @@ func addRegionFlags(cmd *cobra.Command, listing bool) *regionFlags {
 	fs.StringVar(&f.storage, "storage", "", "the region's storage HTTP URL, for uploads (overrides the profile)")
 	fs.StringVar(&f.indexer, "indexer", "", "gRPC address of the region's chain-indexer (overrides the profile)")
 	fs.StringVar(&f.billing, "billing", "", "gRPC address of the region's billing service (overrides the profile)")
-	fs.StringVar(&f.ledgerAddr, "ledger-addr", "", "the ledger's address: the mu.ledger.v1 gRPC address of the local ledger (default: the indexer's)")
+	fs.StringVar(&f.ledgerAddr, "ledger-addr", "", "the ledger's address: the mu.ledger.v1 gRPC address of the local ledger (default: the indexer's), or the JSON-RPC URL of the Solana node (ledger_backend solana)")
+	fs.StringVar(&f.ledgerWS, "ledger-ws-url", "", "ledger_backend solana: the node's websocket URL (overrides the profile; default: derived from the RPC URL, the port one above)")
+	fs.StringVar(&f.programID, "ledger-program-id", "", "ledger_backend solana: the marketplace program's address (overrides the profile; default: "+solana.DefaultProgramID+")")
+	fs.StringVar(&f.commitment, "ledger-commitment", "", "ledger_backend solana: the commitment writes are confirmed at: processed, confirmed or finalized (overrides the profile; default: confirmed)")
+	fs.StringVar(&f.feePayer, "fee-payer", "", "ledger_backend solana: the Solana JSON keypair that pays the transaction fees (overrides the profile; default: the signing keypair)")
 	fs.StringVar(&f.keypair, "keypair", "", "the Solana JSON keypair that signs (overrides the profile; default: keys/id.json under the user's config directory)")
 	fs.DurationVar(&f.timeout, "timeout", 15*time.Second, "how long to wait for each answer of the region")
 	if listing {
@@ -153,6 +159,7 @@ type setting struct {
 type target struct {
 	profile                                                           string
 	gateway, storage, indexer, billing, ledgerBackend, ledgerAddr, kp setting
+	ledgerWS, programID, commitment, feePayer                         setting // the Solana ledger's
 	timeout                                                           time.Duration
 	output                                                            string
 	tls                                                               *clientTLS
@@ -191,6 +198,10 @@ func resolveTarget(cmd *cobra.Command, f *regionFlags) (*target, error) {
 	t.ledgerAddr = pick("ledger-addr", f.ledgerAddr, p.LedgerAddr)
 	t.ledgerBackend = pick("", "", p.LedgerBackend)
 	t.kp = pick("keypair", f.keypair, p.Keypair)
+	t.ledgerWS = pick("ledger-ws-url", f.ledgerWS, p.LedgerWSURL)
+	t.programID = pick("ledger-program-id", f.programID, p.LedgerProgramID)
+	t.commitment = pick("ledger-commitment", f.commitment, p.LedgerCommitment)
+	t.feePayer = pick("fee-payer", f.feePayer, p.FeePayer)
 	if t.tls, err = resolveTLS(f.tls, p, sel.name); err != nil {
 		return nil, err
 	}
@@ -210,11 +221,13 @@ func resolveTarget(cmd *cobra.Command, f *regionFlags) (*target, error) {
 			fill(&t.billing, rec.Billing)
 		}
 	}
-	if t.ledgerAddr.v == "" && t.indexer.v != "" {
-		t.ledgerAddr = setting{t.indexer.v, t.indexer.from + ", the indexer's address"}
-	}
 	if t.ledgerBackend.v == "" {
 		t.ledgerBackend = setting{"local", "the default"}
+	}
+	// The local ledger is served by the chain-indexer; a Solana node's
+	// URL has no default.
+	if t.ledgerAddr.v == "" && t.indexer.v != "" && t.ledgerBackend.v == "local" {
+		t.ledgerAddr = setting{t.indexer.v, t.indexer.from + ", the indexer's address"}
 	}
 	if t.kp.v == "" {
 		d, err := configDir()
@@ -266,6 +279,7 @@ type conns struct {
 	t   *target
 	mu  sync.Mutex
 	ccs map[string]*grpc.ClientConn
+	sol *solana.Ledger // the Solana ledger, opened on first use
 }
 
 func (c *conns) Close() {
@@ -275,6 +289,10 @@ func (c *conns) Close() {
 		cc.Close()
 	}
 	c.ccs = nil
+	if c.sol != nil {
+		c.sol.Close()
+		c.sol = nil
+	}
 }
 
 // dial connects to the service of role at s (mTLS with the target's
@@ -314,7 +332,7 @@ func (c *conns) ledger() (ledger.Writer, error) {
 	switch c.t.ledgerBackend.v {
 	case "local":
 	case "solana":
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend solana (from %s): this mu cannot sign Solana transactions yet; use a region whose ledger is local", c.t.ledgerBackend.from)}
+		return c.solana()
 	default:
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend %q (from %s): want local or solana", c.t.ledgerBackend.v, c.t.ledgerBackend.from)}
 	}
@@ -326,6 +344,89 @@ func (c *conns) ledger() (ledger.Writer, error) {
 		return nil, err
 	}
 	return ledgerrpc.NewClient(cc), nil
+}
+
+// solana opens the Solana ledger of the target (once; Close closes it):
+// the CLI sends its writes to the node itself, since the chain-indexer
+// cannot forward a transaction it did not sign. Its own keypair pays the
+// fees unless fee_payer names another.
+func (c *conns) solana() (ledger.Writer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sol != nil {
+		return c.sol, nil
+	}
+	t := c.t
+	if t.ledgerAddr.v == "" {
+		prof := "NAME"
+		if t.profile != "" {
+			prof = t.profile
+		}
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("ledger_backend solana (from %s) needs the Solana node's JSON-RPC URL: pass --ledger-addr URL, or set it with mu config set %s ledger_addr=URL", t.ledgerBackend.from, prof)}
+	}
+	cfg, err := t.solanaConfig()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	l, err := solana.Open(ctx, cfg)
+	if err != nil {
+		rpc := t.ledgerAddr
+		if !strings.HasPrefix(rpc.from, "--") {
+			rpc.from += ", key ledger_addr"
+		}
+		return nil, remoteErr(rpc, "the Solana node", err)
+	}
+	c.sol = l
+	return l, nil
+}
+
+// solanaConfig is the Solana backend's settings from the target, each
+// problem naming the flag or profile key it came from.
+func (t *target) solanaConfig() (solana.Config, error) {
+	cfg := solana.DefaultConfig()
+	cfg.RPCURL = t.ledgerAddr.v
+	cfg.RequestTimeout = t.timeout
+	named := map[string]setting{"rpc_url": t.ledgerAddr}
+	for _, o := range []struct {
+		field string
+		dst   *string
+		s     setting
+	}{
+		{"ws_url", &cfg.WSURL, t.ledgerWS},
+		{"program_id", &cfg.ProgramID, t.programID},
+		{"commitment", &cfg.Commitment, t.commitment},
+	} {
+		if o.s.v != "" {
+			*o.dst = o.s.v
+			named[o.field] = o.s
+		}
+	}
+	payer := t.feePayer
+	if payer.v == "" {
+		if _, err := t.keypair(); err != nil { // its errors say how to make one
+			return cfg, err
+		}
+		payer = setting{t.kp.v, t.kp.from + ", the signing keypair"}
+	} else if _, err := ledger.LoadKeypair(payer.v); err != nil {
+		return cfg, &exitError{code: ExitUsage, err: fmt.Errorf("the fee payer %s (from %s): %w", payer.v, payer.from, err)}
+	}
+	cfg.FeePayerKeypair = payer.v // ledger.LoadKeypair reads the CLI's keypair files: they are Solana JSON
+	named["fee_payer_keypair"] = payer
+	if err := cfg.Validate(); err != nil {
+		var where []string
+		for _, k := range []string{"rpc_url", "ws_url", "program_id", "commitment", "fee_payer_keypair"} {
+			if s, ok := named[k]; ok && strings.Contains(err.Error(), k) {
+				where = append(where, fmt.Sprintf("%s is %s (from %s)", k, s.v, s.from))
+			}
+		}
+		if strings.Contains(err.Error(), "ws_url") && named["ws_url"].v == "" {
+			where = append(where, "ws_url is derived from ledger_addr: give it with --ledger-ws-url or the profile key ledger_ws_url")
+		}
+		return cfg, &exitError{code: ExitUsage, err: fmt.Errorf("the Solana ledger's settings (ledger_backend solana from %s): %w; %s", t.ledgerBackend.from, err, strings.Join(where, "; "))}
+	}
+	return cfg, nil
 }
 
 // ctx bounds one call to the region.
