@@ -373,15 +373,9 @@ func (c *Chain) rpcGetAccountInfo(_ context.Context, p params) (any, *rpcError) 
 const maxMultipleAccounts = 100
 
 func (c *Chain) rpcGetMultipleAccounts(_ context.Context, p params) (any, *rpcError) {
-	if len(p) == 0 {
-		return nil, invalidParams("missing the account list (parameter 0)")
-	}
-	var ks []string
-	if err := json.Unmarshal(p[0], &ks); err != nil {
-		return nil, invalidParams("the account list (parameter 0) must be an array of strings")
-	}
-	if len(ks) > maxMultipleAccounts {
-		return nil, invalidParams("Too many inputs provided; max %d", maxMultipleAccounts)
+	ks, rerr := p.list("account list", maxMultipleAccounts)
+	if rerr != nil {
+		return nil, rerr
 	}
 	keys := make([]solana.PublicKey, len(ks))
 	for i, s := range ks {
@@ -856,15 +850,9 @@ func statusValue(r *txRecord) map[string]any {
 }
 
 func (c *Chain) rpcGetSignatureStatuses(_ context.Context, p params) (any, *rpcError) {
-	if len(p) == 0 {
-		return nil, invalidParams("missing the signature list (parameter 0)")
-	}
-	var ss []string
-	if err := json.Unmarshal(p[0], &ss); err != nil {
-		return nil, invalidParams("the signature list (parameter 0) must be an array of strings")
-	}
-	if len(ss) > maxSignatureStatuses {
-		return nil, invalidParams("Too many inputs provided; max %d", maxSignatureStatuses)
+	ss, rerr := p.list("signature list", maxSignatureStatuses)
+	if rerr != nil {
+		return nil, rerr
 	}
 	sigs := make([]solana.Signature, len(ss))
 	for i, s := range ss {
@@ -943,4 +931,21 @@ func (c *Chain) rpcGetTransaction(_ context.Context, p params) (any, *rpcError) 
 			"computeUnitsConsumed": 0,
 		},
 	}, nil
+}
+
+// list reads parameter 0 as an array of at most max strings (what
+// names it in errors), as getMultipleAccounts and getSignatureStatuses take
+// their keys.
+func (p params) list(what string, max int) ([]string, *rpcError) {
+	if len(p) == 0 {
+		return nil, invalidParams("missing the %s (parameter 0)", what)
+	}
+	var l []string
+	if err := json.Unmarshal(p[0], &l); err != nil {
+		return nil, invalidParams("the %s (parameter 0) must be an array of strings", what)
+	}
+	if len(l) > max {
+		return nil, invalidParams("Too many inputs provided; max %d", max)
+	}
+	return l, nil
 }
